@@ -1,0 +1,105 @@
+"""Builds the whole bot from one Settings object. Nothing is created at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.catalog import Catalog, load_catalog
+from bot.notify import Notifier, OutboxDispatcher
+from bot.providers.base import ImageProvider
+from bot.providers.gemini import GeminiProvider
+from bot.service import ImagineService
+from bot.settings import Settings
+from bot.store.base import Store
+from bot.store.sqlite import SQLiteStore
+from bot.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """The configuration cannot work; the message says what to change."""
+
+
+def open_store(database_url: str, *, clock: Callable[[], float] = time.time) -> Store:
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        if not path:
+            raise ConfigError("DATABASE_URL sqlite:/// needs a file path, e.g. sqlite:///imagine.db")
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStore(str(Path(path).expanduser()), clock=clock)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("PostgreSQL is not supported by this version yet; use DATABASE_URL=sqlite:///imagine.db")
+    raise ConfigError("DATABASE_URL must be sqlite:///path/to/file.db or postgresql://...")
+
+
+def build_provider(settings: Settings) -> ImageProvider:
+    if not settings.gemini_configured:
+        raise ConfigError("No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables).")
+    return GeminiProvider.create(
+        api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
+        base_url=settings.gemini_base_url,
+        vertexai=settings.google_genai_use_vertexai,
+        timeout_seconds=settings.imagine_request_timeout,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    service: ImagineService
+    dispatcher: OutboxDispatcher
+    provider: ImageProvider | None = None
+    workers: list[Worker] = field(default_factory=list)
+
+    def wake(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    def add_worker(self, *, concurrency: int | None = None, only_job_id: int | None = None) -> Worker:
+        if self.provider is None:
+            self.provider = build_provider(self.settings)
+        worker = Worker(
+            self.store, self.provider, self.catalog,
+            concurrency=concurrency or self.settings.imagine_workers,
+            lease_seconds=self.settings.imagine_lease_seconds,
+            on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
+        )
+        self.workers.append(worker)
+        return worker
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the workers and the outbox dispatcher until `stop` is set."""
+        await asyncio.gather(self.dispatcher.run(stop), *(w.run(stop) for w in self.workers))
+
+    async def close(self) -> None:
+        if self.provider is not None:
+            await self.provider.close()
+        await self.store.close()
+
+
+async def build(
+    settings: Settings, *, notifiers: list[Notifier], provider: ImageProvider | None = None,
+) -> Runtime:
+    try:
+        catalog = load_catalog(settings.imagine_config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    store = open_store(settings.database_url)
+    await store.open()
+    dispatcher = OutboxDispatcher(store, notifiers)
+    runtime: Runtime
+    service = ImagineService(
+        store, catalog, max_attempts=settings.imagine_max_attempts,
+        on_submit=lambda: runtime.wake(),
+    )
+    runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,
+                      dispatcher=dispatcher, provider=provider)
+    return runtime

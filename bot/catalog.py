@@ -1,0 +1,140 @@
+"""The model catalog: aliases, capabilities and prices, loaded from TOML data.
+
+`bot/catalog.toml` holds the defaults; the operator's IMAGINE_CONFIG file is
+merged over it table by table, so overriding one price leaves the rest alone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bot.types import InvalidRequest
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    alias: str
+    model_id: str
+    names: frozenset[str]
+    aspect_ratios: tuple[str, ...]
+    sizes: tuple[str, ...]
+    default_size: str
+    send_image_size: bool
+    price: dict[str, Decimal] = field(default_factory=dict)
+    image_tokens: dict[str, int] = field(default_factory=dict)
+    image_output_per_million: Decimal | None = None
+    input_per_million: Decimal | None = None
+    text_output_per_million: Decimal | None = None
+    batch_discount: Decimal = Decimal("0.5")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: str
+    default_model: str
+    default_aspect_ratio: str
+    models: dict[str, ModelInfo]
+
+    def resolve(self, name: str | None) -> ModelInfo:
+        """Find a model by alias, id or legacy name, case-insensitively."""
+        wanted = (name or self.default_model).strip().lower()
+        for info in self.models.values():
+            if wanted in info.names:
+                return info
+        known = ", ".join(self.models)
+        raise InvalidRequest(f"Unknown model '{name}'. Choose one of: {known}.")
+
+    def validate(
+        self, model: str | None, aspect_ratio: str | None, size: str | None
+    ) -> tuple[ModelInfo, str, str]:
+        """Resolve a model and check the aspect ratio and size it is asked for.
+
+        Returns (model, aspect_ratio, size) with defaults filled in and the
+        size written as the API wants it (uppercase K).
+        """
+        info = self.resolve(model)
+        ratio = (aspect_ratio or self.default_aspect_ratio).strip()
+        if ratio not in info.aspect_ratios:
+            raise InvalidRequest(
+                f"{info.alias} does not do aspect ratio '{ratio}'. "
+                f"It takes: {', '.join(info.aspect_ratios)}."
+            )
+        wanted_size = normalize_size(size) if size else info.default_size
+        if wanted_size not in info.sizes:
+            raise InvalidRequest(
+                f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}."
+            )
+        return info, ratio, wanted_size
+
+
+def normalize_size(size: str) -> str:
+    # People type "2k"; the API only accepts "2K".
+    return size.strip().upper()
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _money(value: Any) -> Decimal:
+    # str() first: Decimal(0.134) would carry the float's binary error.
+    return Decimal(str(value))
+
+
+def _optional_money(raw: dict[str, Any], key: str) -> Decimal | None:
+    return _money(raw[key]) if raw.get(key) is not None else None
+
+
+def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
+    try:
+        model_id = raw["id"]
+        names = {alias, model_id, *raw.get("aliases", [])}
+        return ModelInfo(
+            alias=alias,
+            model_id=model_id,
+            names=frozenset(n.lower() for n in names),
+            aspect_ratios=tuple(raw["aspect_ratios"]),
+            sizes=tuple(normalize_size(s) for s in raw["sizes"]),
+            default_size=normalize_size(raw.get("default_size", raw["sizes"][0])),
+            send_image_size=bool(raw.get("send_image_size", True)),
+            price={normalize_size(k): _money(v) for k, v in raw.get("price", {}).items()},
+            image_tokens={normalize_size(k): int(v) for k, v in raw.get("image_tokens", {}).items()},
+            image_output_per_million=_optional_money(raw, "image_output_per_million"),
+            input_per_million=_optional_money(raw, "input_per_million"),
+            text_output_per_million=_optional_money(raw, "text_output_per_million"),
+            batch_discount=_money(raw.get("batch_discount", "0.5")),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
+
+
+def load_catalog(override_path: Path | None = None) -> Catalog:
+    data = tomllib.loads(resources.files("bot").joinpath("catalog.toml").read_text("utf-8"))
+    if override_path is not None:
+        try:
+            with open(override_path, "rb") as fh:
+                data = _merge(data, tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read IMAGINE_CONFIG {override_path}: {exc}") from exc
+    models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
+    defaults = data.get("defaults", {})
+    default_model = defaults.get("model", "pro")
+    if default_model not in models:
+        raise ValueError(f"default model '{default_model}' is not in the catalog")
+    return Catalog(
+        version=str(data.get("version", "unversioned")),
+        default_model=default_model,
+        default_aspect_ratio=defaults.get("aspect_ratio", "1:1"),
+        models=models,
+    )

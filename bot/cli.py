@@ -1,0 +1,205 @@
+"""`python -m bot ...`: run the bot, or render one image from the terminal.
+
+Every failure a user can cause or meet ends in one line on stderr and a
+non-zero exit code; traces go to the log only with --verbose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot import bootstrap, images
+from bot.providers.errors import user_message_for
+from bot.settings import Settings
+from bot.store.base import Store, StoreUnavailable
+from bot.types import Delivery, ImagineRequest, InputImage, InvalidRequest, Job, Refused
+
+log = logging.getLogger("bot")
+
+# Exit codes: scripts can tell "fix your input" from "try later" from "fix the config".
+EXIT_OK, EXIT_BUG, EXIT_INVALID, EXIT_BLOCKED, EXIT_CONFIG, EXIT_TRY_LATER, EXIT_FAILED = 0, 1, 2, 3, 4, 5, 6
+EXIT_BY_ERROR = {
+    "blocked": EXIT_BLOCKED, "bad_request": EXIT_INVALID, "auth": EXIT_CONFIG,
+    "permission": EXIT_CONFIG, "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
+}
+
+SETUP_GUIDE = """\
+imagine-bot has nothing to run yet. Set at least:
+
+  GEMINI_API_KEY=...          a Gemini API key (https://aistudio.google.com/apikey)
+  and one chat platform:
+  SLACK_BOT_TOKEN=xoxb-... with SLACK_SIGNING_SECRET=... (HTTP) or SLACK_APP_TOKEN=xapp-... (Socket Mode)
+  DISCORD_TOKEN=...
+
+Put them in the environment or in a .env file here. To try a render without
+a chat platform:  python -m bot imagine "a koi pond at dawn" --ar 16:9
+"""
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Finished:
+    delivery: Delivery
+    job: Job
+
+
+class FileNotifier:
+    """The CLI's notifier: writes the result where the job's delivery says."""
+
+    platform = "cli"
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.finished: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
+
+    async def deliver(self, delivery: Delivery, job: Job) -> None:
+        if delivery.kind == "started":
+            if job.attempt > 1 or sys.stderr.isatty():
+                print(f"generating (attempt {job.attempt} of {job.max_attempts})...", file=sys.stderr)
+            return
+        if delivery.kind == "result":
+            image = await self._store.get_image(delivery.payload["image_id"])
+            Path(job.delivery["out"]).write_bytes(image.data)
+        if not self.finished.done():
+            self.finished.set_result(Finished(delivery, job))
+
+
+async def imagine(settings: Settings, args: argparse.Namespace) -> int:
+    inputs = [read_image(path) for path in args.image]
+    # Check the provider's configuration before anything is written.
+    runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
+    try:
+        notifier = FileNotifier(runtime.store)
+        runtime.dispatcher.add(notifier)
+        out = Path(args.out or time.strftime("imagine-%Y%m%d-%H%M%S.png"))
+        request = ImagineRequest(
+            team="cli", channel="cli", user=getpass.getuser(), platform="cli", prompt=args.prompt,
+            aspect_ratio=args.ar, size=args.size, model=args.model, images=tuple(inputs),
+            delivery={"out": str(out.resolve())},
+        )
+        outcome = await runtime.service.submit(request)
+        if isinstance(outcome, Refused):
+            raise CliError(outcome.detail, EXIT_INVALID)
+        runtime.add_worker(concurrency=1, only_job_id=outcome.job_id)
+        stop = asyncio.Event()
+        running = asyncio.create_task(runtime.run(stop))
+        try:
+            done = await notifier.finished
+        finally:
+            stop.set()
+            await running
+    finally:
+        await runtime.close()
+    return report(done, out)
+
+
+def report(done: Finished, out: Path) -> int:
+    payload = done.delivery.payload
+    if done.delivery.kind == "result":
+        print(f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
+              f"model {payload['model_version']} cost ${payload['cost_usd']} "
+              f"in {payload['elapsed_s']:.1f}s")
+        return EXIT_OK
+    kind = payload.get("error_class")
+    print(f"error: {user_message_for(kind)} [{kind}: {payload.get('detail', 'no detail')}]", file=sys.stderr)
+    return EXIT_BY_ERROR.get(kind or "", EXIT_FAILED)
+
+
+def read_image(path: str) -> InputImage:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", EXIT_INVALID) from None
+    try:
+        checked = images.check(data)
+    except InvalidRequest as exc:
+        raise CliError(f"{path}: {exc}", EXIT_INVALID) from None
+    return InputImage(checked.data, checked.mime)
+
+
+async def run(settings: Settings, *, adapters_required: bool) -> int:
+    if adapters_required and not (settings.slack_configured or settings.discord_configured):
+        print(SETUP_GUIDE, file=sys.stderr)
+        return EXIT_CONFIG
+    if adapters_required:
+        # The Slack and Discord adapters plug in here as they land.
+        raise CliError("the Slack and Discord adapters are not part of this version yet", EXIT_CONFIG)
+    runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
+    runtime.add_worker()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started: %d slots on %s", settings.imagine_workers, settings.database_url.split("?")[0])
+    try:
+        await runtime.run(stop)
+    finally:
+        await runtime.close()
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bot", description="imagine-bot: team image generation")
+    top.add_argument("-v", "--verbose", action="store_true", help="log progress and traces to stderr")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run workers and every configured chat adapter")
+    sub.add_parser("worker", help="run generation workers only (scale-out)")
+    img = sub.add_parser("imagine", help="render one image from the terminal")
+    img.add_argument("prompt")
+    img.add_argument("--ar", help="aspect ratio, e.g. 16:9")
+    img.add_argument("--size", help="1K, 2K or 4K (512 on Flash)")
+    img.add_argument("--model", help="pro, flash, lite or legacy")
+    img.add_argument("--image", action="append", default=[], metavar="IN.png",
+                     help="an image to edit or use as reference (repeatable)")
+    img.add_argument("--out", metavar="OUT.png", help="where to write the image (default imagine-<date>-<time>.png)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "imagine" else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose and args.command == "imagine":
+        # One clear line on failure: the worker's own error log would repeat it.
+        logging.getLogger("bot").setLevel(logging.CRITICAL)
+    try:
+        settings = Settings()
+        if args.command == "imagine":
+            return asyncio.run(imagine(settings, args))
+        return asyncio.run(run(settings, adapters_required=args.command == "run"))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        return EXIT_CONFIG
+    except bootstrap.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreUnavailable as exc:
+        print(f"error: the database is unavailable: {exc}", file=sys.stderr)
+        return EXIT_TRY_LATER
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        log.debug("unexpected error", exc_info=True)
+        print("error: unexpected internal error (run with --verbose for the trace)", file=sys.stderr)
+        return EXIT_BUG

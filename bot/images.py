@@ -1,0 +1,45 @@
+"""Checking image bytes: is it really an image, which kind, how big.
+
+Anything a user uploads (or a provider returns) passes through `check`
+before it is stored or sent on: a Slack login page saved as "image.png"
+must fail here with a clear message, not later inside the model call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from PIL import Image, UnidentifiedImageError
+
+from bot.types import CheckedImage, InvalidRequest
+
+# What the Gemini image models accept as input.
+ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# Inline request data is capped at 20 MB by the API, base64 grows it by 4/3.
+MAX_INPUT_BYTES = 14 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+
+
+def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
+    if not data:
+        raise InvalidRequest("The attached file is empty.")
+    if len(data) > max_bytes:
+        raise InvalidRequest(
+            f"The attached image is {len(data) / 1_048_576:.1f} MB; the limit is "
+            f"{max_bytes / 1_048_576:.0f} MB."
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = img.format, img.size
+            if width * height > MAX_PIXELS:
+                raise InvalidRequest(f"The attached image is too large ({width}x{height} pixels).")
+            img.verify()  # catches truncated or corrupt files that open() accepts
+    except InvalidRequest:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InvalidRequest("The attached file is not an image I can read (PNG, JPEG or WebP).") from None
+    mime = ACCEPTED_FORMATS.get(fmt or "")
+    if mime is None:
+        raise InvalidRequest(f"{fmt} images are not supported; use PNG, JPEG or WebP.")
+    return CheckedImage(data=data, mime=mime, width=width, height=height,
+                        sha256=hashlib.sha256(data).hexdigest())

@@ -1,0 +1,95 @@
+"""The Notifier port and the outbox dispatcher that drives it.
+
+Workers never talk to Slack or Discord. They write outbox rows in the same
+transaction that changes the job; a dispatcher in whichever process runs
+the platform's adapter claims those rows and hands them to the adapter's
+Notifier. A crash between "job done" and "message posted" therefore loses
+nothing: the row is still there and is claimed again after its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from bot.store.base import Store, StoreUnavailable
+from bot.types import Delivery, Job
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    platform: str
+
+    async def deliver(self, delivery: Delivery, job: Job) -> None:
+        """Post one outbox message. Raise to have it retried later.
+
+        `delivery.kind` is "started" (a worker took the job), "result"
+        (payload has image_id, model, cost) or "failure" (payload has state
+        and error_class; render it with bot.providers.errors.user_message_for).
+        """
+
+
+class OutboxDispatcher:
+    def __init__(
+        self, store: Store, notifiers: list[Notifier], *, poll_interval: float = 1.0,
+        lease_seconds: float = 60.0, max_attempts: int = 8, batch: int = 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._notifiers = {n.platform: n for n in notifiers}
+        self._poll = poll_interval
+        self._lease = lease_seconds
+        self._max_attempts = max_attempts
+        self._batch = batch
+        self._wakeup = asyncio.Event()
+
+    def add(self, notifier: Notifier) -> None:
+        self._notifiers[notifier.platform] = notifier
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self._notifiers:
+            return
+        while not stop.is_set():
+            try:
+                sent = await self.dispatch_once()
+            except StoreUnavailable as exc:
+                log.warning("outbox: store unavailable, retrying: %s", exc)
+                sent = 0
+            if sent:
+                continue
+            self._wakeup.clear()
+            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def dispatch_once(self) -> int:
+        deliveries = await self._store.claim_deliveries(list(self._notifiers), self._batch, self._lease)
+        # In order: a job's "started" must not overwrite its "result".
+        for delivery in deliveries:
+            await self._deliver(delivery)
+        return len(deliveries)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        job = await self._store.get_job(delivery.job_id)
+        try:
+            if job is None:
+                raise LookupError(f"job {delivery.job_id} is gone")
+            await self._notifiers[delivery.platform].deliver(delivery, job)
+        except Exception as exc:
+            log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind,
+                          delivery.attempts)
+            backoff = min(300.0, 2.0 ** delivery.attempts) * random.random()
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + backoff,
+                                             self._max_attempts)
+            return
+        await self._store.mark_delivered(delivery.id)

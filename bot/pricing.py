@@ -1,0 +1,70 @@
+"""What an image costs: the worst-case estimate before, the settled cost after.
+
+All money is Decimal and rounded to the micro-dollar only at the end, so
+a price of $0.134 never turns into 0.13400000000000001.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+from bot.catalog import ModelInfo
+from bot.types import InvalidRequest, Lane, Usage
+
+MICRO = Decimal("0.000001")
+PER_MILLION = Decimal(1_000_000)
+# Input images cost about this many input tokens each (Google's figure for Flash).
+TOKENS_PER_INPUT_IMAGE = 1120
+# A generous prompt-token allowance for the estimate: 2,000 characters ~ 500 tokens.
+PROMPT_TOKEN_ALLOWANCE = 600
+
+
+class Unpriced(InvalidRequest):
+    """No price is configured: refuse rather than charge $0."""
+
+
+def _lane_factor(model: ModelInfo, lane: Lane) -> Decimal:
+    return model.batch_discount if lane is Lane.BATCH else Decimal(1)
+
+
+def image_price(model: ModelInfo, size: str, lane: Lane) -> Decimal:
+    price = model.price.get(size)
+    if price is None:
+        raise Unpriced(
+            f"No price is configured for {model.alias} at {size}, so it can't be used. "
+            "An operator can add one in the IMAGINE_CONFIG file."
+        )
+    return price * _lane_factor(model, lane)
+
+
+def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0) -> Decimal:
+    """The most this request should cost: what gets reserved against budgets."""
+    cost = image_price(model, size, lane)
+    if model.input_per_million is not None:
+        tokens = PROMPT_TOKEN_ALLOWANCE + input_images * TOKENS_PER_INPUT_IMAGE
+        cost += tokens * model.input_per_million / PER_MILLION * _lane_factor(model, lane)
+    return cost.quantize(MICRO, rounding=ROUND_CEILING)
+
+
+def settle(model: ModelInfo, size: str, lane: Lane, usage: Usage | None) -> Decimal:
+    """The cost of a finished call, from the usage the provider reported.
+
+    Falls back to the table's per-image price when the provider reported no
+    image tokens (some routes don't), so a success is never free.
+    """
+    if usage is None or model.image_output_per_million is None or not usage.image_tokens:
+        return image_price(model, size, lane).quantize(MICRO, rounding=ROUND_HALF_UP)
+    return tokens_cost(model, lane, usage)
+
+
+def tokens_cost(model: ModelInfo, lane: Lane, usage: Usage) -> Decimal:
+    """Cost of exactly the tokens reported (also for blocked calls that were billed)."""
+    cost = Decimal(0)
+    if model.image_output_per_million is not None:
+        cost += usage.image_tokens * model.image_output_per_million
+    if model.input_per_million is not None:
+        cost += usage.prompt_tokens * model.input_per_million
+    if model.text_output_per_million is not None:
+        cost += (usage.text_tokens + usage.thoughts_tokens) * model.text_output_per_million
+    cost = cost / PER_MILLION * _lane_factor(model, lane)
+    return cost.quantize(MICRO, rounding=ROUND_HALF_UP)

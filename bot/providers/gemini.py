@@ -1,0 +1,179 @@
+"""Gemini image models through the official google-genai async client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from bot.providers.errors import (
+    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
+    ProviderError, QuotaError,
+)
+from bot.types import GenerationResult, GenerationSpec, InputImage, Usage
+
+# Google's REST docs and the image models live on v1beta; the SDK defaults to v1.
+API_VERSION = "v1beta"
+_OVERLOADED_CODES = {500, 502, 503, 504}
+# The async client runs on aiohttp when it is installed (it is a dependency).
+_NETWORK_ERRORS = (TimeoutError, ConnectionError, aiohttp.ClientError)
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, client: genai.Client, *, timeout_seconds: float) -> None:
+        self._client = client
+        self._timeout = timeout_seconds
+
+    @classmethod
+    def create(
+        cls, *, api_key: str | None, base_url: str | None, vertexai: bool, timeout_seconds: float
+    ) -> GeminiProvider:
+        http_options = types.HttpOptions(
+            base_url=base_url,
+            # Vertex has its own versioning; the Developer API is pinned.
+            api_version=None if vertexai else API_VERSION,
+            timeout=int(timeout_seconds * 1000),  # the SDK takes milliseconds
+        )
+        client = genai.Client(api_key=api_key, vertexai=vertexai or None, http_options=http_options)
+        return cls(client, timeout_seconds=timeout_seconds)
+
+    async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        parts = [types.Part.from_bytes(data=img.data, mime_type=img.mime) for img in inputs]
+        parts.append(types.Part.from_text(text=spec.prompt))
+        config = types.GenerateContentConfig(
+            # TEXT too: when the model declines it says why in text.
+            response_modalities=["TEXT", "IMAGE"],
+            image_config=types.ImageConfig(
+                aspect_ratio=spec.aspect_ratio,
+                image_size=spec.size if spec.send_image_size else None,
+            ),
+        )
+        try:
+            # The SDK's own timeout covers one HTTP exchange; this one covers
+            # the whole call, so a hung connection cannot hold a worker forever.
+            response = await asyncio.wait_for(
+                self._client.aio.models.generate_content(
+                    model=spec.model_id,
+                    contents=[types.Content(role="user", parts=parts)],
+                    config=config,
+                ),
+                timeout=self._timeout + 5,
+            )
+        except genai_errors.APIError as exc:
+            raise map_api_error(exc) from exc
+        except _NETWORK_ERRORS as exc:
+            raise OverloadedError(f"network error or timeout talking to Gemini: {exc!r}") from exc
+        return parse_response(response, spec)
+
+    async def list_models(self) -> list[str]:
+        try:
+            return [m.name async for m in await self._client.aio.models.list()]
+        except genai_errors.APIError as exc:
+            raise map_api_error(exc) from exc
+        except _NETWORK_ERRORS as exc:
+            raise OverloadedError(f"cannot reach Gemini: {exc!r}") from exc
+
+    async def close(self) -> None:
+        await self._client.aio.aclose()
+
+
+def parse_response(response: types.GenerateContentResponse, spec: GenerationSpec) -> GenerationResult:
+    usage = usage_from(response.usage_metadata)
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        reason = _enum_name(feedback.block_reason)
+        raise BlockedError(f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip(),
+                           reason=reason, usage=usage)
+    if not response.candidates:
+        raise BlockedError("the model returned no candidates", reason="NO_IMAGE", usage=usage)
+    candidate = response.candidates[0]
+    parts = (candidate.content.parts if candidate.content else None) or []
+    answer = [p for p in parts if not p.thought]  # thought parts are drafts, not the answer
+    images = [p.inline_data for p in answer
+              if p.inline_data and p.inline_data.data and (p.inline_data.mime_type or "").startswith("image/")]
+    text = " ".join(p.text.strip() for p in answer if p.text and p.text.strip()) or None
+    if not images:
+        finish = _enum_name(candidate.finish_reason) if candidate.finish_reason else "STOP"
+        reason = "NO_IMAGE" if finish == "STOP" else finish
+        detail = f"no image in the response (finish_reason={finish})" + (f": {text}" if text else "")
+        raise BlockedError(detail[:1000], reason=reason, usage=usage)
+    final = images[-1]
+    return GenerationResult(
+        image=InputImage(data=final.data, mime=final.mime_type or "image/png"),
+        model_version=response.model_version or spec.model_id,
+        usage=usage,
+        text=text,
+        response_id=response.response_id,
+    )
+
+
+def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:
+    if meta is None:
+        return None
+    by_modality = {_enum_name(d.modality): d.token_count or 0
+                   for d in (meta.candidates_tokens_details or []) if d.modality is not None}
+    return Usage(
+        prompt_tokens=meta.prompt_token_count or 0,
+        output_tokens=meta.candidates_token_count or 0,
+        image_tokens=by_modality.get("IMAGE", 0),
+        text_tokens=by_modality.get("TEXT", 0),
+        thoughts_tokens=meta.thoughts_token_count or 0,
+        total_tokens=meta.total_token_count or 0,
+    )
+
+
+def map_api_error(exc: genai_errors.APIError) -> ProviderError:
+    code = exc.code or 0
+    message = (exc.message or str(exc))[:500]
+    reasons = {d.get("reason") for d in _details(exc) if isinstance(d, dict)}
+    kwargs: dict[str, Any] = {"status_code": code, "request_id": _header(exc, "x-request-id")}
+    detail = f"{exc.status or code}: {message}"
+    # Google answers a bad key with 400 INVALID_ARGUMENT, not 401.
+    if code == 401 or "API_KEY_INVALID" in reasons or "API key not valid" in message:
+        return AuthError(detail, **kwargs)
+    if code == 403 or exc.status == "FAILED_PRECONDITION":
+        return PermissionDeniedError(detail, **kwargs)
+    if code == 429:
+        return QuotaError(detail, retry_after=retry_delay(exc), **kwargs)
+    if code in _OVERLOADED_CODES or code >= 500:
+        return OverloadedError(detail, retry_after=retry_delay(exc), **kwargs)
+    return BadRequestError(detail, **kwargs)
+
+
+def retry_delay(exc: genai_errors.APIError) -> float | None:
+    """The server's requested delay: RetryInfo in the error details, else Retry-After."""
+    for detail in _details(exc):
+        if isinstance(detail, dict) and detail.get("@type", "").endswith("google.rpc.RetryInfo"):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    header = _header(exc, "retry-after")
+    if header and header.strip().isdigit():
+        return float(header)
+    return None
+
+
+def _details(exc: genai_errors.APIError) -> list[Any]:
+    body = exc.details if isinstance(exc.details, dict) else {}
+    found = body.get("error", body).get("details", [])
+    return found if isinstance(found, list) else []
+
+
+def _header(exc: genai_errors.APIError, name: str) -> str | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        return headers.get(name) if headers is not None else None
+    except Exception:  # an exotic response type must not hide the real error
+        return None
+
+
+def _enum_name(value: Any) -> str:
+    return getattr(value, "name", None) or str(value)

@@ -1,0 +1,72 @@
+"""Runtime configuration: one pydantic-settings object, built once at start-up.
+
+Environment names are the product's public contract (see DESIGN.md); a `.env`
+file in the working directory is read too. Secrets are `SecretStr`, so they
+print as '**********' in reprs, logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///imagine.db"
+
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    # Vertex AI: the SDK reads these itself; we only need to know they are set.
+    google_genai_use_vertexai: bool = False
+    google_cloud_project: str | None = None
+    google_cloud_location: str | None = None
+
+    openai_compat_base_url: str | None = None
+    openai_compat_api_key: SecretStr | None = None
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str | None = None
+
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+
+    port: int = Field(default=3000, ge=1, le=65535)
+    imagine_config: Path | None = None
+
+    # Operational knobs, not part of the public contract but named alike.
+    imagine_workers: int = Field(default=4, ge=1, le=256)
+    imagine_max_attempts: int = Field(default=3, ge=1, le=20)
+    imagine_lease_seconds: float = Field(default=120.0, gt=0)
+    imagine_request_timeout: float = Field(default=180.0, gt=0)
+    imagine_log_level: str = "INFO"
+
+    @field_validator(
+        "gemini_api_key", "openai_compat_api_key", "slack_bot_token",
+        "slack_signing_secret", "slack_app_token", "discord_token", mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # `GEMINI_API_KEY=` in a .env file means "not configured", not "empty key".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def gemini_configured(self) -> bool:
+        return self.gemini_api_key is not None or self.google_genai_use_vertexai
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
+
+    @property
+    def discord_configured(self) -> bool:
+        return self.discord_token is not None

@@ -1,0 +1,98 @@
+"""The Store port: durable jobs, images and the delivery outbox.
+
+Every method is a coroutine so the SQLite store (a worker thread) and a
+PostgreSQL store (a native async driver) satisfy the same Protocol and the
+same contract tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.types import CheckedImage, Delivery, Job, JobState, NewJob, StoredImage
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked past its timeout."""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    key: str
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    position: int
+    duplicate: bool
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
+        """Insert a queued job (and its input images) in one transaction.
+
+        A job whose idempotency key already exists is not inserted again;
+        the existing job is returned with duplicate=True.
+        """
+
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
+        """Atomically take the next job in fair order (or that one job), or None.
+
+        Expired leases are reclaimed first: back to the queue, or `dead` when
+        the job has used all its attempts (with a failure delivery).
+        """
+
+    async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool: ...
+
+    async def complete(
+        self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
+        result: dict[str, Any], delivery: NewDelivery,
+    ) -> int | None:
+        """Store the image, finish the job and queue its delivery, atomically.
+
+        Returns the image id, or None when this worker no longer holds the
+        lease (another worker owns the job now; nothing is written).
+        """
+
+    async def fail(
+        self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
+        detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
+        delivery: NewDelivery, result: dict[str, Any] | None = None,
+    ) -> JobState | None:
+        """Record a failed attempt: requeue, dead-letter or finish the job.
+
+        Returns the job's new state, or None when the lease was lost.
+        """
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a job that has not started. False if it is not queued."""
+
+    async def get_job(self, job_id: int) -> Job | None: ...
+
+    async def position(self, job_id: int) -> int | None:
+        """1 for the next job to run; None once the job has left the queue."""
+
+    async def get_image(self, image_id: int) -> StoredImage | None: ...
+
+    async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
+
+    async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]: ...
+
+    async def mark_delivered(self, delivery_id: int) -> None: ...
+
+    async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None: ...
+
+    async def counts_by_state(self) -> dict[str, int]: ...
+
+
+def final_delivery_key(job_id: int) -> str:
+    """The outbox key of a job's one final message (result or failure)."""
+    return f"job:{job_id}:final"

@@ -1,0 +1,391 @@
+"""SQLite Store: the single-process default, and safe across processes too.
+
+One connection per store, used from one dedicated thread so the event loop
+never blocks on disk or on another process's write lock. Every write runs
+in `BEGIN IMMEDIATE`: the write lock is taken up front, so two workers
+(threads or processes) can never both read the same queued job and lease
+it, and SQLite's busy timeout queues writers instead of failing them.
+
+Fair order: each job gets a `round` at submit. A team's next job goes one
+round after its last queued job, but never before the round being served
+now, so a team with one job waits at most one round behind a team with a
+hundred. Leasing takes the lowest (round, id): round-robin across teams,
+FIFO within a team, and a job's position is a single indexed count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from bot.store.base import NewDelivery, StoreUnavailable, Submitted, final_delivery_key
+from bot.store.sqlite_schema import migrations
+from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
+
+T = TypeVar("T")
+LEASE_EXPIRED = "lease_expired"
+
+
+class SQLiteStore:
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time, busy_timeout: float = 30.0):
+        self.path = path
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+        except sqlite3.OperationalError as exc:
+            # Locked past the busy timeout, disk full, file unreadable: the
+            # caller must treat the store as down (fail closed).
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    def _open_sync(self) -> None:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        self._conn = conn
+        # Several processes may open a new file at once: migrate under the write lock.
+        with self._write():
+            migrations.apply(Database(conn))
+
+    async def open(self) -> None:
+        await self._run(self._open_sync)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def applied_migrations(self) -> list[str]:
+        return await self._run(lambda: [m.name for m in migrations.applied(Database(self.conn))])
+
+    # -- queue ----------------------------------------------------------
+
+    async def submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
+        return await self._run(self._submit, job, inputs)
+
+    def _submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
+        now = self._clock()
+        with self._write() as c:
+            if job.idempotency_key is not None:
+                row = c.execute(
+                    "SELECT id FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    return Submitted(row["id"], self._position(c, row["id"]) or 0, duplicate=True)
+            served = c.execute("SELECT value FROM queue_meta WHERE key = 'served_round'").fetchone()[0]
+            last = c.execute(
+                "SELECT MAX(round) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)
+            ).fetchone()[0]
+            round_ = served if last is None else max(served, last + 1)
+            job_id = c.execute(
+                """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery,
+                       idempotency_key, state, round, max_attempts, available_at, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
+                (job.team, job.channel, job.user, job.platform, job.kind,
+                 json.dumps(job.spec.to_json()), json.dumps(job.delivery), job.idempotency_key,
+                 round_, job.max_attempts, now, now, now),
+            ).lastrowid
+            for image in inputs:
+                self._insert_image(c, job_id, "input", image, parent=None, now=now)
+            return Submitted(job_id, self._position(c, job_id) or 0, duplicate=False)
+
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
+        return await self._run(self._lease, worker_id, lease_seconds, only_job_id)
+
+    def _lease(self, worker_id: str, lease_seconds: float, only_job_id: int | None) -> Job | None:
+        now = self._clock()
+        with self._write() as c:
+            self._reclaim_expired(c, now)
+            row = c.execute(
+                """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
+                       lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
+                   WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND available_at <= :now
+                               AND (:only IS NULL OR id = :only) ORDER BY round, id LIMIT 1)
+                   RETURNING *""",
+                {"worker": worker_id, "until": now + lease_seconds, "now": now, "only": only_job_id},
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute(
+                "UPDATE queue_meta SET value = MAX(value, ?) WHERE key = 'served_round'", (row["round"],)
+            )
+            # Tells the adapter to show "generating" (one per attempt).
+            self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
+                key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
+                payload={"attempt": row["attempt"]}), now)
+            return _job(row)
+
+    def _reclaim_expired(self, c: sqlite3.Connection, now: float) -> None:
+        # A worker that died (or hung) past its lease gives the job back. The
+        # lost attempt counts, so a job that kills its worker every time
+        # ends up dead instead of looping forever.
+        dead = c.execute(
+            """UPDATE jobs SET state = 'dead', error_class = ?, worker_id = NULL, lease_until = NULL,
+                   error_detail = 'the worker stopped responding (lease expired) on every attempt',
+                   finished_at = ?, updated_at = ?
+               WHERE state = 'running' AND lease_until < ? AND attempt >= max_attempts
+               RETURNING id, platform""",
+            (LEASE_EXPIRED, now, now, now),
+        ).fetchall()
+        for row in dead:
+            self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
+                key=final_delivery_key(row["id"]), kind="failure",
+                payload={"state": JobState.DEAD.value, "error_class": LEASE_EXPIRED}), now)
+        c.execute(
+            """UPDATE jobs SET state = 'queued', worker_id = NULL, lease_until = NULL,
+                   available_at = ?, updated_at = ?
+               WHERE state = 'running' AND lease_until < ?""",
+            (now, now, now),
+        )
+
+    async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool:
+        def extend() -> bool:
+            now = self._clock()
+            with self._write() as c:
+                return c.execute(
+                    """UPDATE jobs SET lease_until = ?, updated_at = ?
+                       WHERE id = ? AND state = 'running' AND worker_id = ? AND attempt = ?""",
+                    (now + lease_seconds, now, job_id, worker_id, attempt),
+                ).rowcount == 1
+        return await self._run(extend)
+
+    def _take_back(self, c: sqlite3.Connection, job_id: int, worker_id: str, attempt: int) -> sqlite3.Row | None:
+        """The job row if this worker still holds its lease, else None."""
+        return c.execute(
+            "SELECT * FROM jobs WHERE id = ? AND state = 'running' AND worker_id = ? AND attempt = ?",
+            (job_id, worker_id, attempt),
+        ).fetchone()
+
+    async def complete(
+        self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
+        result: dict[str, Any], delivery: NewDelivery,
+    ) -> int | None:
+        def complete() -> int | None:
+            now = self._clock()
+            with self._write() as c:
+                row = self._take_back(c, job_id, worker_id, attempt)
+                if row is None:
+                    return None
+                parent = json.loads(row["request"]).get("parent_image_id")
+                image_id = self._insert_image(c, job_id, "output", image, parent=parent, now=now)
+                c.execute(
+                    """UPDATE jobs SET state = 'succeeded', result_image_id = ?, result = ?,
+                           lease_until = NULL, finished_at = ?, updated_at = ?,
+                           error_class = NULL, error_detail = NULL
+                       WHERE id = ?""",
+                    (image_id, json.dumps(result), now, now, job_id),
+                )
+                payload = {**delivery.payload, "image_id": image_id}
+                self._insert_delivery(c, job_id, row["platform"],
+                                      NewDelivery(delivery.key, delivery.kind, payload), now)
+                return image_id
+        return await self._run(complete)
+
+    async def fail(
+        self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
+        detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
+        delivery: NewDelivery, result: dict[str, Any] | None = None,
+    ) -> JobState | None:
+        def fail() -> JobState | None:
+            now = self._clock()
+            with self._write() as c:
+                row = self._take_back(c, job_id, worker_id, attempt)
+                if row is None:
+                    return None
+                if retryable and attempt < row["max_attempts"]:
+                    state = JobState.QUEUED
+                elif retryable:
+                    state = JobState.DEAD
+                else:
+                    state = final_state
+                c.execute(
+                    """UPDATE jobs SET state = ?, error_class = ?, error_detail = ?, result = ?,
+                           worker_id = NULL, lease_until = NULL, available_at = ?,
+                           finished_at = ?, updated_at = ?
+                       WHERE id = ?""",
+                    (state.value, error_class, detail[:2000],
+                     json.dumps(result) if result is not None else None,
+                     retry_at if retry_at is not None else now,
+                     None if state is JobState.QUEUED else now, now, job_id),
+                )
+                if state.terminal:
+                    payload = {**delivery.payload, "state": state.value}
+                    self._insert_delivery(c, job_id, row["platform"],
+                                          NewDelivery(delivery.key, delivery.kind, payload), now)
+                return state
+        return await self._run(fail)
+
+    async def cancel(self, job_id: int) -> bool:
+        def cancel() -> bool:
+            now = self._clock()
+            with self._write() as c:
+                return c.execute(
+                    """UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?
+                       WHERE id = ? AND state = 'queued'""",
+                    (now, now, job_id),
+                ).rowcount == 1
+        return await self._run(cancel)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        def get() -> Job | None:
+            row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _job(row) if row else None
+        return await self._run(get)
+
+    async def position(self, job_id: int) -> int | None:
+        return await self._run(self._position, self.conn, job_id)
+
+    @staticmethod
+    def _position(c: sqlite3.Connection, job_id: int) -> int | None:
+        row = c.execute(
+            """SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued'
+                           AND (o.round < j.round OR (o.round = j.round AND o.id < j.id)))
+               FROM jobs j WHERE j.id = ? AND j.state = 'queued'""",
+            (job_id,),
+        ).fetchone()
+        return row[0] if row else None
+
+    async def counts_by_state(self) -> dict[str, int]:
+        def counts() -> dict[str, int]:
+            rows = self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+            return {state: n for state, n in rows}
+        return await self._run(counts)
+
+    # -- images ---------------------------------------------------------
+
+    @staticmethod
+    def _insert_image(c: sqlite3.Connection, job_id: int, role: str, image: CheckedImage,
+                      *, parent: int | None, now: float) -> int:
+        return c.execute(
+            """INSERT INTO images (job_id, role, parent_image_id, mime, width, height, size_bytes,
+                   sha256, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (job_id, role, parent, image.mime, image.width, image.height, len(image.data),
+             image.sha256, image.data, now),
+        ).lastrowid
+
+    async def get_image(self, image_id: int) -> StoredImage | None:
+        def get() -> StoredImage | None:
+            row = self.conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+            return _image(row) if row else None
+        return await self._run(get)
+
+    async def job_inputs(self, job_id: int) -> list[StoredImage]:
+        def get() -> list[StoredImage]:
+            rows = self.conn.execute(
+                "SELECT * FROM images WHERE job_id = ? AND role = 'input' ORDER BY id", (job_id,)
+            ).fetchall()
+            return [_image(r) for r in rows]
+        return await self._run(get)
+
+    # -- outbox ---------------------------------------------------------
+
+    @staticmethod
+    def _insert_delivery(c: sqlite3.Connection, job_id: int, platform: str,
+                         delivery: NewDelivery, now: float) -> None:
+        # OR IGNORE on the unique key: a job finished twice (a retry racing a
+        # late worker) still posts once.
+        c.execute(
+            """INSERT OR IGNORE INTO outbox (key, job_id, platform, kind, payload, available_at, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (delivery.key, job_id, platform, delivery.kind, json.dumps(delivery.payload), now, now),
+        )
+
+    async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]:
+        def claim() -> list[Delivery]:
+            now = self._clock()
+            marks = ",".join("?" * len(platforms))
+            with self._write() as c:
+                # Claiming pushes available_at forward: a dispatcher that dies
+                # mid-send leaves the row to be picked up again after the lease.
+                rows = c.execute(
+                    f"""UPDATE outbox SET available_at = ?, attempts = attempts + 1
+                        WHERE id IN (SELECT id FROM outbox WHERE state = 'pending'
+                                     AND platform IN ({marks}) AND available_at <= ?
+                                     ORDER BY id LIMIT ?)
+                        RETURNING *""",
+                    (now + lease_seconds, *platforms, now, limit),
+                ).fetchall()
+            return [Delivery(r["id"], r["key"], r["job_id"], r["platform"], r["kind"],
+                             json.loads(r["payload"]), r["attempts"]) for r in sorted(rows, key=lambda r: r["id"])]
+        if not platforms:
+            return []
+        return await self._run(claim)
+
+    async def mark_delivered(self, delivery_id: int) -> None:
+        def mark() -> None:
+            now = self._clock()
+            with self._write() as c:
+                c.execute("UPDATE outbox SET state = 'delivered', delivered_at = ? WHERE id = ?",
+                          (now, delivery_id))
+        await self._run(mark)
+
+    async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None:
+        def retry() -> None:
+            with self._write() as c:
+                c.execute(
+                    """UPDATE outbox SET last_error = ?, available_at = ?,
+                           state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END
+                       WHERE id = ?""",
+                    (error[:2000], retry_at, max_attempts, delivery_id),
+                )
+        await self._run(retry)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], team=row["team"], channel=row["channel"], user=row["user"],
+        platform=row["platform"], kind=row["kind"],
+        spec=GenerationSpec.from_json(json.loads(row["request"])),
+        state=JobState(row["state"]), attempt=row["attempt"], max_attempts=row["max_attempts"],
+        delivery=json.loads(row["delivery"]), created_at=row["created_at"],
+        lease_until=row["lease_until"], worker_id=row["worker_id"], started_at=row["started_at"],
+        finished_at=row["finished_at"], result_image_id=row["result_image_id"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        error_class=row["error_class"], error_detail=row["error_detail"],
+    )
+
+
+def _image(row: sqlite3.Row) -> StoredImage:
+    return StoredImage(
+        id=row["id"], job_id=row["job_id"], role=row["role"], mime=row["mime"],
+        width=row["width"], height=row["height"], sha256=row["sha256"], data=bytes(row["data"]),
+        parent_image_id=row["parent_image_id"],
+    )

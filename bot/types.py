@@ -1,0 +1,233 @@
+"""Domain types shared by the core, the store and the adapters.
+
+Plain dataclasses: no platform or SDK types cross this line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class InvalidRequest(Exception):
+    """Bad input from a user; the message is safe to show them as is."""
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+class Lane(StrEnum):
+    STANDARD = "standard"
+    BATCH = "batch"
+
+
+@dataclass(frozen=True)
+class InputImage:
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """Image bytes that passed `bot.images.check`: real, readable, measured."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImagineRequest:
+    """What an adapter asks for on a user's behalf."""
+
+    team: str
+    channel: str
+    user: str
+    prompt: str
+    platform: str
+    aspect_ratio: str | None = None
+    size: str | None = None
+    model: str | None = None
+    relax: bool = False
+    images: tuple[InputImage, ...] = ()
+    # Opaque platform context the notifier needs to post the result
+    # (a Slack thread ts, a Discord interaction token...). The core never reads it.
+    delivery: dict[str, Any] = field(default_factory=dict)
+    # Set by adapters from the platform's event id, so a retried event
+    # never becomes a second job.
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """Edit an image the bot made: the parent image plus an instruction."""
+
+    team: str
+    channel: str
+    user: str
+    parent_image_id: int
+    instruction: str
+    platform: str
+    aspect_ratio: str | None = None
+    size: str | None = None
+    model: str | None = None
+    relax: bool = False
+    images: tuple[InputImage, ...] = ()
+    delivery: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Everything a provider needs for one call; stored on the job as JSON."""
+
+    prompt: str
+    model_alias: str
+    model_id: str
+    aspect_ratio: str
+    size: str
+    lane: Lane = Lane.STANDARD
+    send_image_size: bool = True
+    parent_image_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "model_alias": self.model_alias,
+            "model_id": self.model_id,
+            "aspect_ratio": self.aspect_ratio,
+            "size": self.size,
+            "lane": self.lane.value,
+            "send_image_size": self.send_image_size,
+            "parent_image_id": self.parent_image_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationSpec:
+        return cls(**{**data, "lane": Lane(data.get("lane", "standard"))})
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    image_tokens: int = 0
+    text_tokens: int = 0
+    thoughts_tokens: int = 0
+    total_tokens: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    image: InputImage
+    model_version: str
+    usage: Usage | None
+    text: str | None = None
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    team: str
+    channel: str
+    user: str
+    platform: str
+    kind: str
+    spec: GenerationSpec
+    max_attempts: int
+    delivery: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    team: str
+    channel: str
+    user: str
+    platform: str
+    kind: str
+    spec: GenerationSpec
+    state: JobState
+    attempt: int
+    max_attempts: int
+    delivery: dict[str, Any]
+    created_at: float
+    lease_until: float | None = None
+    worker_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result_image_id: int | None = None
+    result: dict[str, Any] | None = None
+    error_class: str | None = None
+    error_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: int
+    job_id: int | None
+    role: str
+    mime: str
+    width: int
+    height: int
+    sha256: str
+    data: bytes
+    parent_image_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: a durable message to a platform about a finished job."""
+
+    id: int
+    key: str
+    job_id: int
+    platform: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class RefusalReason(StrEnum):
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: int
+    position: int
+    model: str
+    size: str
+    aspect_ratio: str
+    estimate_usd: Decimal | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: RefusalReason
+    detail: str
+
+
+Outcome = Accepted | Refused

@@ -1,0 +1,184 @@
+"""The worker: leases jobs, calls the provider, stores the outcome.
+
+N slots run concurrently on one event loop (generation is I/O-bound). Each
+job is held by a lease that a heartbeat extends while the provider works;
+if this process dies, the lease runs out and another worker takes the job.
+Every state change goes through the store together with its outbox row,
+so a job is finished, charged and announced once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+
+from bot import images, pricing
+from bot.catalog import Catalog
+from bot.providers.base import ImageProvider
+from bot.providers.errors import BlockedError, ProviderError
+from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key
+from bot.types import GenerationResult, InputImage, Job, JobState
+
+log = logging.getLogger(__name__)
+# Providers return up to 4K PNGs; anything bigger is not an image we want.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+class InvalidProviderImage(ProviderError):
+    kind = "invalid_image"
+    retryable = True
+    user_message = "The image service sent back a broken image. Please try again."
+
+
+class Worker:
+    def __init__(
+        self, store: Store, provider: ImageProvider, catalog: Catalog, *,
+        concurrency: int = 4, lease_seconds: float = 120.0, poll_interval: float = 1.0,
+        retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
+        clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
+        only_job_id: int | None = None,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._catalog = catalog
+        self._concurrency = concurrency
+        self._lease = lease_seconds
+        self._poll = poll_interval
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._clock = clock
+        self._on_delivery = on_delivery or (lambda: None)
+        self._only_job_id = only_job_id
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wakeup = asyncio.Event()
+        self.jobs_done = 0
+
+    def wake(self) -> None:
+        """Called on submit in this process, so a new job starts without waiting for a poll."""
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        slots = [asyncio.create_task(self._slot(stop, n)) for n in range(self._concurrency)]
+        try:
+            await asyncio.gather(*slots)
+        finally:
+            for slot in slots:
+                slot.cancel()
+
+    async def _slot(self, stop: asyncio.Event, n: int) -> None:
+        slot_id = f"{self.worker_id}/{n}"
+        while not stop.is_set():
+            try:
+                job = await self._store.lease(slot_id, self._lease, only_job_id=self._only_job_id)
+            except StoreUnavailable as exc:
+                log.warning("worker %s: store unavailable: %s", slot_id, exc)
+                job = None
+            if job is None:
+                await self._idle(stop)
+                continue
+            self._on_delivery()  # the "started" row
+            await self.process(job, slot_id)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._wakeup.clear()
+        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def process(self, job: Job, slot_id: str) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job, slot_id))
+        started = time.monotonic()
+        try:
+            inputs = [InputImage(img.data, img.mime) for img in await self._store.job_inputs(job.id)]
+            result = await self._provider.generate(job.spec, inputs)
+            checked = self._check_output(result)
+        except ProviderError as exc:
+            await self._failed(job, slot_id, exc)
+            return
+        except Exception as exc:  # a bug: keep the trace, retry like any transient failure
+            log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
+            internal = ProviderError(f"internal error: {exc!r}")
+            await self._failed(job, slot_id, internal, retryable=True)
+            return
+        finally:
+            heartbeat.cancel()
+        elapsed = time.monotonic() - started
+        model = self._catalog.resolve(job.spec.model_alias)
+        cost = pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+        outcome = {
+            "model": job.spec.model_alias,
+            "model_id": job.spec.model_id,
+            "model_version": result.model_version,
+            "route": self._provider.name,
+            "size": job.spec.size,
+            "aspect_ratio": job.spec.aspect_ratio,
+            "usage": result.usage.to_json() if result.usage else None,
+            "cost_usd": str(cost),
+            "elapsed_s": round(elapsed, 3),
+            "text": result.text,
+            "response_id": result.response_id,
+        }
+        image_id = await self._store.complete(
+            job.id, slot_id, job.attempt, checked, outcome,
+            NewDelivery(final_delivery_key(job.id), "result", outcome),
+        )
+        if image_id is None:
+            log.warning("job %d: lease lost before completion; another worker owns it now", job.id)
+            return
+        self.jobs_done += 1
+        self._on_delivery()
+        log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
+                 result.model_version, job.spec.size, cost, elapsed)
+
+    def _check_output(self, result: GenerationResult):
+        try:
+            return images.check(result.image.data, max_bytes=MAX_OUTPUT_BYTES)
+        except Exception as exc:
+            raise InvalidProviderImage(f"provider returned an unreadable image: {exc}") from exc
+
+    async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None) -> None:
+        retryable = exc.retryable if retryable is None else retryable
+        now = self._clock()
+        delay = getattr(exc, "retry_after", None)
+        if delay is None:
+            # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
+            delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
+        final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
+        result = None
+        if isinstance(exc, BlockedError) and exc.usage is not None:
+            model = self._catalog.resolve(job.spec.model_alias)
+            result = {"usage": exc.usage.to_json(), "block_reason": exc.reason,
+                      "cost_usd": str(pricing.tokens_cost(model, job.spec.lane, exc.usage))}
+        state = await self._store.fail(
+            job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
+            retryable=retryable, final_state=final_state, retry_at=now + delay,
+            delivery=NewDelivery(final_delivery_key(job.id), "failure",
+                                 {"error_class": exc.kind, "detail": exc.detail[:500]}),
+            result=result,
+        )
+        if state is None:
+            log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)
+        elif state is JobState.QUEUED:
+            log.warning("job %d: attempt %d/%d failed (%s); retrying in %.1fs", job.id, job.attempt,
+                        job.max_attempts, exc, delay)
+        else:
+            log.error("job %d: %s after attempt %d: %s", job.id, state.value, job.attempt, exc)
+            self._on_delivery()
+
+    async def _heartbeat(self, job: Job, slot_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                held = await self._store.extend_lease(job.id, slot_id, job.attempt, self._lease)
+            except StoreUnavailable as exc:
+                log.warning("job %d: could not extend lease: %s", job.id, exc)
+                continue
+            if not held:
+                log.warning("job %d: lease was taken over; the result will be discarded", job.id)
+                return
