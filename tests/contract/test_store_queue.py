@@ -1,0 +1,241 @@
+"""The Store contract: leasing, expiry, dead letters, fairness, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from bot.store.base import NewDelivery, final_delivery_key
+from bot.types import CheckedImage, JobState
+from tests.conftest import new_job, png_bytes
+
+
+def output_image() -> CheckedImage:
+    data = png_bytes()
+    return CheckedImage(data=data, mime="image/png", width=8, height=8, sha256="0" * 64)
+
+
+async def fail(store, job, *, retryable=True, error="quota", retry_at=None, final=JobState.FAILED):
+    return await store.fail(
+        job.id, job.worker_id, job.attempt, error_class=error, detail=f"{error} detail",
+        retryable=retryable, final_state=final, retry_at=retry_at,
+        delivery=NewDelivery(final_delivery_key(job.id), "failure", {"error_class": error}),
+    )
+
+
+async def test_submit_then_lease_returns_the_job_running_with_attempt_one(store):
+    submitted = await store.submit(new_job(prompt="a fox"), [])
+    assert submitted.position == 1 and not submitted.duplicate
+    job = await store.lease("w1", 60)
+    assert job.id == submitted.job_id
+    assert job.state is JobState.RUNNING and job.attempt == 1 and job.worker_id == "w1"
+    assert job.spec.prompt == "a fox"
+    assert await store.lease("w2", 60) is None
+    assert await store.position(job.id) is None  # no longer queued
+
+
+async def test_idempotency_key_never_creates_a_second_job(store):
+    first = await store.submit(new_job(key="slack:Ev123"), [])
+    again = await store.submit(new_job(key="slack:Ev123"), [])
+    assert again.duplicate and again.job_id == first.job_id
+    assert (await store.counts_by_state()) == {"queued": 1}
+
+
+async def test_expired_lease_returns_the_job_and_the_old_worker_cannot_finish_it(store, clock):
+    await store.submit(new_job(), [])
+    first = await store.lease("w1", 30)
+    clock.advance(31)
+    second = await store.lease("w2", 30)
+    assert second.id == first.id and second.attempt == 2 and second.worker_id == "w2"
+    # The first worker wakes up late: nothing it writes may land.
+    assert await store.complete(first.id, "w1", first.attempt, output_image(), {}, NewDelivery(
+        final_delivery_key(first.id), "result", {})) is None
+    assert not await store.extend_lease(first.id, "w1", first.attempt, 30)
+    assert await store.complete(second.id, "w2", second.attempt, output_image(), {"cost_usd": "0.1"},
+                                NewDelivery(final_delivery_key(second.id), "result", {})) is not None
+    assert (await store.get_job(first.id)).state is JobState.SUCCEEDED
+
+
+async def test_heartbeat_keeps_the_lease(store, clock):
+    await store.submit(new_job(), [])
+    job = await store.lease("w1", 30)
+    for _ in range(5):
+        clock.advance(20)
+        assert await store.extend_lease(job.id, "w1", job.attempt, 30)
+    assert await store.lease("w2", 30) is None
+
+
+async def test_retryable_failures_requeue_with_backoff_then_dead_letter(store, clock):
+    submitted = await store.submit(new_job(max_attempts=3), [])
+    for attempt in (1, 2):
+        job = await store.lease("w", 60)
+        assert job.attempt == attempt
+        state = await fail(store, job, retry_at=clock.now + 10)
+        assert state is JobState.QUEUED
+        assert await store.lease("w", 60) is None  # not before retry_at
+        clock.advance(10)
+    job = await store.lease("w", 60)
+    assert await fail(store, job, error="overloaded") is JobState.DEAD
+    dead = await store.get_job(submitted.job_id)
+    assert dead.state is JobState.DEAD and dead.error_class == "overloaded" and dead.attempt == 3
+    assert await store.lease("w", 60) is None
+
+
+async def test_non_retryable_failure_ends_at_once(store):
+    await store.submit(new_job(), [])
+    job = await store.lease("w", 60)
+    assert await fail(store, job, retryable=False, error="blocked", final=JobState.BLOCKED) is JobState.BLOCKED
+    assert (await store.get_job(job.id)).state is JobState.BLOCKED
+
+
+async def test_a_job_that_keeps_killing_its_worker_is_dead_lettered_and_announced(store, clock):
+    submitted = await store.submit(new_job(max_attempts=2), [])
+    for _ in range(2):
+        assert (await store.lease("w", 30)) is not None
+        clock.advance(31)
+    assert await store.lease("w", 30) is None
+    job = await store.get_job(submitted.job_id)
+    assert job.state is JobState.DEAD and job.error_class == "lease_expired"
+    finals = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.kind == "failure"]
+    assert [d.payload["state"] for d in finals] == ["dead"]
+
+
+async def test_fair_order_is_round_robin_across_teams_and_fifo_within(store):
+    a = [(await store.submit(new_job("A", prompt=f"a{i}"), [])).job_id for i in range(100)]
+    b = (await store.submit(new_job("B", prompt="b0"), [])).job_id
+    assert await store.position(b) == 2  # behind A's first, not behind all 100
+    order = [(await store.lease("w", 60)).id for _ in range(4)]
+    assert order == [a[0], b, a[1], a[2]]
+
+
+async def test_interleaving_of_teams_submitting_in_bursts(store):
+    ids = {}
+    for team in ("A", "B", "C"):
+        for i in range(3):
+            ids[(await store.submit(new_job(team, prompt=f"{team}{i}"), [])).job_id] = f"{team}{i}"
+    leased = [ids[(await store.lease("w", 60)).id] for _ in range(9)]
+    assert leased == ["A0", "B0", "C0", "A1", "B1", "C1", "A2", "B2", "C2"]
+
+
+async def test_a_team_arriving_late_waits_at_most_one_round(store):
+    for i in range(10):
+        await store.submit(new_job("A", prompt=f"a{i}"), [])
+    for _ in range(5):
+        await store.lease("w", 60)
+    late = (await store.submit(new_job("B"), [])).job_id
+    # A's remaining five are each one round apart; B slots in at the current round.
+    assert await store.position(late) == 1
+    assert (await store.lease("w", 60)).id == late
+
+
+async def test_positions_count_only_jobs_ahead(store):
+    ids = [(await store.submit(new_job("A", prompt=str(i)), [])).job_id for i in range(5)]
+    assert [await store.position(i) for i in ids] == [1, 2, 3, 4, 5]
+    assert await store.cancel(ids[1])
+    assert not await store.cancel(ids[1])
+    assert [await store.position(i) for i in ids] == [1, None, 2, 3, 4]
+
+
+async def test_completion_stores_image_and_one_delivery_even_if_finished_twice(store):
+    await store.submit(new_job(), [])
+    job = await store.lease("w", 60)
+    delivery = NewDelivery(final_delivery_key(job.id), "result", {"cost_usd": "0.134"})
+    image_id = await store.complete(job.id, "w", job.attempt, output_image(), {"cost_usd": "0.134"}, delivery)
+    assert await store.complete(job.id, "w", job.attempt, output_image(), {}, delivery) is None
+    image = await store.get_image(image_id)
+    assert image.role == "output" and image.data == png_bytes() and image.job_id == job.id
+    claimed = await store.claim_deliveries(["cli"], 50, 60)
+    assert [d.kind for d in claimed] == ["started", "result"]
+    assert claimed[1].payload == {"cost_usd": "0.134", "image_id": image_id}
+    # Claimed rows are leased: a second dispatcher does not get them meanwhile.
+    assert await store.claim_deliveries(["cli"], 50, 60) == []
+    assert await store.claim_deliveries(["slack"], 50, 60) == []
+
+
+async def test_unacknowledged_delivery_comes_back_and_gives_up_after_max_attempts(store, clock):
+    await store.submit(new_job(), [])
+    job = await store.lease("w", 60)
+    started = (await store.claim_deliveries(["cli"], 1, 30))[0]
+    clock.advance(31)  # the dispatcher died mid-send
+    again = await store.claim_deliveries(["cli"], 1, 30)
+    assert [d.id for d in again] == [started.id] and again[0].attempts == 2
+    await store.retry_delivery(started.id, "boom", clock.now, max_attempts=2)
+    clock.advance(1)
+    assert await store.claim_deliveries(["cli"], 1, 30) == []
+    await store.mark_delivered(started.id)
+    assert job is not None
+
+
+async def test_input_images_are_kept_with_the_job(store):
+    data = png_bytes(4, 6)
+    image = CheckedImage(data=data, mime="image/png", width=4, height=6, sha256="ab" * 32)
+    submitted = await store.submit(new_job(), [image])
+    [stored] = await store.job_inputs(submitted.job_id)
+    assert (stored.data, stored.width, stored.height, stored.role) == (data, 4, 6, "input")
+
+
+async def test_eight_concurrent_workers_never_lease_a_job_twice(store_factory):
+    setup = await store_factory()
+    total = 240
+    for i in range(total):
+        await setup.submit(new_job(f"T{i % 7}", prompt=str(i)), [])
+    stores = [await store_factory() for _ in range(8)]
+
+    async def drain(n: int, s) -> list[int]:
+        got = []
+        while (job := await s.lease(f"w{n}", 60)) is not None:
+            got.append(job.id)
+            await asyncio.sleep(0)
+        return got
+
+    results = await asyncio.gather(*(drain(n, s) for n, s in enumerate(stores)))
+    leased = [job_id for r in results for job_id in r]
+    assert len(leased) == len(set(leased)) == total
+    assert sum(1 for r in results if r) > 1  # the work really was shared
+
+
+def test_workers_in_separate_threads_and_processes_never_share_a_job(tmp_path):
+    import multiprocessing
+
+    db = str(tmp_path / "shared.db")
+    total = 300
+    asyncio.run(_fill(db, total))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        async_results = [pool.apply_async(_drain_in_process, (db, f"p{n}")) for n in range(3)]
+        thread_results: list[list[int]] = []
+        threads = [threading.Thread(target=lambda n=n: thread_results.append(
+            asyncio.run(_drain(db, f"t{n}")))) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        process_results = [r.get(timeout=120) for r in async_results]
+    leased = [i for r in thread_results + process_results for i in r]
+    assert len(leased) == len(set(leased)) == total
+
+
+async def _fill(db: str, total: int) -> None:
+    from bot.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(db)
+    await store.open()
+    for i in range(total):
+        await store.submit(new_job(f"T{i % 5}", prompt=str(i)), [])
+    await store.close()
+
+
+async def _drain(db: str, worker: str) -> list[int]:
+    from bot.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(db)
+    await store.open()
+    got = []
+    while (job := await store.lease(worker, 60)) is not None:
+        got.append(job.id)
+    await store.close()
+    return got
+
+
+def _drain_in_process(db: str, worker: str) -> list[int]:
+    return asyncio.run(_drain(db, worker))

@@ -1,0 +1,346 @@
+"""A loopback fake of the Gemini REST API (generativelanguage.googleapis.com).
+
+It answers with the JSON the real service sends, so the unmodified google-genai
+SDK can be pointed at it through ``HttpOptions(base_url=fake.url)``. Replies are
+scripted per call (``fake.script(ok(), error(429, retry_delay="7s"), ...)``);
+every generateContent request is recorded in ``fake.requests``.
+
+Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+
+from aiohttp import web
+
+MODELS = {  # id -> displayName, as listed by GET /v1beta/models
+    "gemini-3-pro-image": "Nano Banana Pro",
+    "gemini-3.1-flash-image": "Nano Banana 2",
+    "gemini-3.1-flash-lite-image": "Nano Banana 2 Lite",
+    "gemini-2.5-flash-image": "Nano Banana",
+}
+# Google's published 1K output sizes per aspect ratio.
+ASPECTS = {"1:1": (1024, 1024), "2:3": (848, 1264), "3:2": (1264, 848), "3:4": (896, 1200),
+           "4:3": (1200, 896), "4:5": (928, 1152), "5:4": (1152, 928), "9:16": (768, 1376),
+           "16:9": (1376, 768), "21:9": (1584, 672), "1:4": (512, 2048), "4:1": (2048, 512),
+           "1:8": (384, 3072), "8:1": (3072, 384), "9:21": (672, 1584)}
+SIZES = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
+STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+            503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+MESSAGES = {
+    400: "Request contains an invalid argument.",
+    401: "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+         "cookie or other valid authentication credential. See "
+         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+    403: "The caller does not have permission",
+    404: "Requested entity was not found.",
+    429: "You exceeded your current quota, please check your plan and billing details. For more "
+         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
+         "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. ",
+    500: "An internal error has occurred. Please retry or report in "
+         "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}
+BAD_KEY = "API key not valid. Please pass a valid API key."
+IMAGE_INPUT_TOKENS = 560
+_dumps = partial(json.dumps, indent=2)  # Google pretty-prints its JSON
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer; the body is built per request (it echoes the model and sizes)."""
+    kind: str  # ok | error | blocked | finish | hang
+    text: str | None = None
+    images: int = 1
+    model_version: str | None = None
+    reason: str | None = None
+    code: int = 200
+    status: str | None = None
+    message: str | None = None
+    retry_delay: str | None = None
+    retry_after: int | None = None
+
+
+def ok(*, text: str | None = None, model_version: str | None = None, images: int = 1) -> Reply:
+    return Reply("ok", text=text, model_version=model_version, images=images)
+
+
+def error(code: int, *, status: str | None = None, message: str | None = None,
+          retry_delay: str | None = None, retry_after: int | None = None) -> Reply:
+    return Reply("error", code=code, status=status, message=message,
+                 retry_delay=retry_delay, retry_after=retry_after)
+
+
+def blocked_prompt(reason: str = "PROHIBITED_CONTENT") -> Reply:
+    return Reply("blocked", reason=reason)
+
+
+def finish(reason: str, *, text: str | None = None) -> Reply:
+    return Reply("finish", reason=reason, text=text)
+
+
+def no_image(text: str = "I can't draw that.") -> Reply:
+    return Reply("finish", reason="STOP", text=text)
+
+
+def hang() -> Reply:
+    return Reply("hang")
+
+
+@dataclass
+class RecordedRequest:
+    model: str
+    path: str
+    headers: dict[str, str]  # keys lower-cased
+    body: dict
+    prompt: str
+    input_images: list[bytes] = field(default_factory=list)
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+
+
+def error_body(code: int, status: str | None = None, message: str | None = None,
+               details: list | None = None) -> dict:
+    err = {"code": code, "message": message or MESSAGES.get(code, "Unknown error."),
+           "status": status or STATUSES.get(code, "UNKNOWN")}
+    if details:  # Google omits the key rather than sending an empty list
+        err["details"] = details
+    return {"error": err}
+
+
+def bad_key_body() -> dict:
+    return error_body(400, message=BAD_KEY, details=[
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+         "message": BAD_KEY}])
+
+
+def _b64decode(data: str) -> bytes:
+    # The SDK sends the URL-safe alphabet; other clients send the standard one.
+    data = data.translate(str.maketrans("+/", "-_")).rstrip("=")
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+@lru_cache(maxsize=64)
+def _png_b64(w: int, h: int, colour: tuple[int, int, int] = (70, 130, 180)) -> str:
+    from PIL import Image  # deferred: importing the module stays cheap
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), colour).save(buf, "PNG", compress_level=1)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def _image_tokens(model: str, size: str | None) -> int:
+    if "pro" in model:
+        return 2000 if size == "4K" else 1120
+    if "2.5" in model:  # 2.5 Flash Image has one size, billed at 1290 tokens
+        return 1290
+    return {"512": 747, "2K": 1680, "4K": 2520}.get(size or "1K", 1120)
+
+
+class FakeGemini:
+    def __init__(self, *, latency: float = 0.0, image_scale: float = 1.0):
+        self.latency = latency
+        self.image_scale = image_scale
+        self.api_key: str | None = None
+        self.requests: list[RecordedRequest] = []
+        self.url = ""
+        self._replies: deque[Reply] = deque()
+        self._runner: web.AppRunner | None = None
+
+    def script(self, *replies: Reply) -> None:
+        self._replies.extend(replies)
+
+    async def start(self, port: int = 0) -> "FakeGemini":
+        app = web.Application(middlewares=[self._google_errors])
+        app.router.add_get("/{version}/models", self._list_models)
+        app.router.add_post("/{version}/models/{call}", self._generate)
+        # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.url = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "FakeGemini":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _google_errors(self, request, handler):
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):  # Google's JSON, not aiohttp's text
+            return self._json(error_body(404, message="Method not found."), 404)
+
+    @staticmethod
+    def _json(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
+        return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+    def _key_error(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if key is None:  # what Google says to a request without any credentials
+            return self._json(error_body(403, message=(
+                "Method doesn't allow unregistered callers (callers without established identity)."
+                " Please use API Key or other form of API consumer identity to call this API.")), 403)
+        return None if key == self.api_key else self._json(bad_key_body(), 400)
+
+    def _model_json(self, model: str) -> dict:
+        return {"name": f"models/{model}", "version": "001", "displayName": MODELS[model],
+                "description": f"{MODELS[model]} ({model})", "inputTokenLimit": 65536,
+                "outputTokenLimit": 32768, "supportedGenerationMethods": ["generateContent"]}
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        return self._key_error(request) or self._json({"models": [self._model_json(m) for m in MODELS]})
+
+    async def _generate(self, request: web.Request) -> web.Response:
+        model, _, method = request.match_info["call"].partition(":")
+        if method != "generateContent":
+            raise web.HTTPNotFound()
+        try:
+            body = await request.json()
+            contents = body.get("contents") or []
+            users = [c for c in contents if c.get("role", "user") == "user"]
+            parts = [p for c in contents for p in c.get("parts", [])]
+            image_config = (body.get("generationConfig") or {}).get("imageConfig") or {}
+            rec = RecordedRequest(
+                model=model, path=request.path, body=body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                prompt="".join(p.get("text", "") for p in (users[-1].get("parts", []) if users else [])),
+                input_images=[_b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p],
+                aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"))
+        except (ValueError, AttributeError, KeyError, TypeError):  # bad JSON, shape or base64
+            return self._json(error_body(400, message="Invalid JSON payload received."), 400)
+        self.requests.append(rec)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if (resp := self._key_error(request) or self._invalid(rec)) is not None:
+            return resp
+        reply = self._replies.popleft() if self._replies else ok()
+        if reply.kind == "hang":
+            await asyncio.sleep(3600)
+            reply = ok()
+        if reply.kind == "error":
+            return self._error(reply, model)
+        return self._json(self._answer(reply, rec))
+
+    def _invalid(self, rec: RecordedRequest) -> web.Response | None:
+        """Reject what the real API rejects, with its messages (they carry no details)."""
+        if not rec.body.get("contents"):
+            msg = "* GenerateContentRequest.contents: contents is not specified\n"
+        elif rec.aspect_ratio is not None and rec.aspect_ratio not in ASPECTS:
+            allowed = [f"'{a}'" for a in sorted(ASPECTS)]
+            msg = ("* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio"
+                   f" must be one of {', '.join(allowed[:-1])}, or {allowed[-1]}.\n")
+        elif rec.image_size is not None and rec.image_size not in SIZES:
+            msg = ("* GenerateContentRequest.generation_config.image_config.image_size: image_size"
+                   " must be one of '512', '1K', '2K', or '4K'.\n")
+        elif rec.image_size is not None and "2.5" in rec.model:
+            msg = "Image size is not supported for this model."
+        else:
+            return None
+        return self._json(error_body(400, message=msg), 400)
+
+    def _error(self, reply: Reply, model: str) -> web.Response:
+        details, message = [], reply.message
+        if reply.code == 429:  # Google's quota errors name the exhausted quota and link the docs
+            details += [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                    "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "20"}]},
+                {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}]
+            if message is None and reply.retry_delay:
+                message = MESSAGES[429] + f"\nPlease retry in {reply.retry_delay}."
+        if reply.retry_delay:
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": reply.retry_delay})
+        headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else None
+        return self._json(error_body(reply.code, reply.status, message, details), reply.code, headers)
+
+    def _answer(self, reply: Reply, rec: RecordedRequest) -> dict:
+        prompt_details = [{"modality": "TEXT", "tokenCount": _tokens(rec.prompt)}]
+        if rec.input_images:
+            prompt_details.append({"modality": "IMAGE", "tokenCount": IMAGE_INPUT_TOKENS * len(rec.input_images)})
+        parts, details = [], []
+        thinking = reply.kind == "ok" and "pro" in rec.model
+        if thinking:
+            # Pro "thinks" first: a draft text and a draft image (deliberately 8x8) come
+            # before the answer; clients must skip parts with thought=true.
+            parts += [{"text": "**Composing the image**\n\nPlanning layout and colours.", "thought": True},
+                      {"inlineData": {"mimeType": "image/png", "data": _png_b64(8, 8, (255, 0, 255))},
+                       "thought": True}]
+        if reply.text is not None:
+            parts.append({"text": reply.text})
+            details.append({"modality": "TEXT", "tokenCount": _tokens(reply.text)})
+        if reply.kind == "ok" and reply.images:
+            w, h = ASPECTS[rec.aspect_ratio or "1:1"]
+            scale = SIZES[rec.image_size or "1K"] * self.image_scale
+            data = _png_b64(max(1, round(w * scale)), max(1, round(h * scale)))
+            parts += [{"inlineData": {"mimeType": "image/png", "data": data}}] * reply.images
+            details.insert(0, {"modality": "IMAGE",
+                               "tokenCount": _image_tokens(rec.model, rec.image_size) * reply.images})
+        if thinking and len(parts) > 2:  # the first answer part carries the thinking's signature
+            parts[2] = {**parts[2], "thoughtSignature": base64.b64encode(secrets.token_bytes(32)).decode()}
+        # Google's key order; zero counts and empty lists are left out, as proto3 JSON does.
+        prompt, out = (sum(d["tokenCount"] for d in ds) for ds in (prompt_details, details))
+        usage = {"promptTokenCount": prompt, **({"candidatesTokenCount": out} if out else {}),
+                 "totalTokenCount": prompt + out, "promptTokensDetails": prompt_details,
+                 **({"candidatesTokensDetails": details} if details else {})}
+        tail = {"usageMetadata": usage, "modelVersion": reply.model_version or rec.model,
+                "responseId": secrets.token_urlsafe(16)}
+        if reply.kind == "blocked":
+            return {"promptFeedback": {"blockReason": reply.reason}, **tail}
+        candidate = {"content": {"parts": parts, "role": "model"}} if parts else {}
+        candidate.update(finishReason="STOP" if reply.kind == "ok" else reply.reason, index=0)
+        return {"candidates": [candidate], **tail}
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeGemini(latency=args.latency, image_scale=args.image_scale)
+    fake.api_key = args.api_key
+    await fake.start(args.port)
+    print(fake.url, flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve a fake Gemini API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--image-scale", type=float, default=1.0)
+    parser.add_argument("--api-key", default=None)
+    try:
+        asyncio.run(_serve(parser.parse_args()))
+    except KeyboardInterrupt:
+        pass
