@@ -38,8 +38,16 @@ def image_price(model: ModelInfo, size: str, lane: Lane) -> Decimal:
 
 
 def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0) -> Decimal:
-    """The most this request should cost: what gets reserved against budgets."""
+    """The most this request should cost: what gets reserved against budgets.
+
+    The image part is the larger of the table's per-image price and its
+    token price ($0.134 vs 1,120 x $120/M = $0.1344 on Pro), so settlement
+    from reported usage can never exceed the reservation.
+    """
     cost = image_price(model, size, lane)
+    tokens = model.image_tokens.get(size)
+    if tokens and model.image_output_per_million is not None:
+        cost = max(cost, tokens * model.image_output_per_million / PER_MILLION * _lane_factor(model, lane))
     if model.input_per_million is not None:
         tokens = PROMPT_TOKEN_ALLOWANCE + input_images * TOKENS_PER_INPUT_IMAGE
         cost += tokens * model.input_per_million / PER_MILLION * _lane_factor(model, lane)

@@ -42,15 +42,20 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     # -- plumbing -------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
-        except sqlite3.OperationalError as exc:
-            # Locked past the busy timeout, disk full, file unreadable: the
-            # caller must treat the store as down (fail closed).
+        except sqlite3.IntegrityError:
+            raise  # a bug in our SQL, not an outage
+        except sqlite3.DatabaseError as exc:
+            # Locked past the busy timeout, disk full, not a database file:
+            # the caller must treat the store as down (fail closed).
             raise StoreUnavailable(f"sqlite: {exc}") from exc
 
     @property
@@ -88,9 +93,12 @@ class SQLiteStore:
         await self._run(self._open_sync)
 
     async def close(self) -> None:
+        if self._closed:
+            return
         if self._conn is not None:
             await self._run(self._conn.close)
             self._conn = None
+        self._closed = True
         self._executor.shutdown(wait=True)
 
     async def applied_migrations(self) -> list[str]:

@@ -1,0 +1,328 @@
+"""The real GeminiProvider (real google-genai SDK) against the loopback fake Gemini API."""
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+
+import pytest
+from google.genai import errors as genai_errors
+from PIL import Image
+
+from bot.providers.errors import (
+    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
+    ProviderError, QuotaError,
+)
+from bot.providers.gemini import GeminiProvider, map_api_error, retry_delay
+from bot.types import GenerationResult, InputImage
+from tests.conftest import png_bytes, spec
+from tests.fakes.gemini_server import (FakeGemini, blocked_prompt, error, finish, hang,
+                                       no_image, ok)
+
+PRO = "gemini-3-pro-image"
+LEGACY = "gemini-2.5-flash-image"
+KEY = "test-key-123"
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGemini(image_scale=0.125) as server:
+        yield server
+
+
+@pytest.fixture
+async def provider(fake):
+    prov = GeminiProvider.create(api_key=KEY, base_url=fake.url, vertexai=False, timeout_seconds=30)
+    yield prov
+    await prov.close()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size
+
+
+# --- text to image -----------------------------------------------------------------------------
+
+async def test_text_to_image_returns_final_non_thought_image(provider, fake):
+    result = await provider.generate(spec("a red fox", aspect_ratio="16:9", size="2K"), [])
+    assert isinstance(result, GenerationResult)
+    assert result.image.mime == "image/png"
+    width, height = image_size(result.image.data)
+    # Pro sends an 8x8 "thought" draft first; it must not be what we return.
+    assert (width, height) != (8, 8)
+    assert (width, height) == (344, 192)  # 1376x768 (16:9 at 1K) * 2 (2K) * 0.125
+    assert abs(width / height - 16 / 9) < 0.02
+
+
+async def test_text_to_image_carries_model_version_response_id_and_usage(provider, fake):
+    fake.script(ok(model_version="gemini-3-pro-image-001"))
+    result = await provider.generate(spec("a red fox", size="2K"), [])
+    assert result.model_version == "gemini-3-pro-image-001"
+    assert result.response_id and isinstance(result.response_id, str)
+    usage = result.usage
+    assert usage is not None
+    assert usage.prompt_tokens == 2  # len("a red fox") // 4
+    assert usage.image_tokens == 1120
+    assert usage.output_tokens == 1120
+    assert usage.total_tokens == 1122
+
+
+async def test_model_version_falls_back_to_the_model_id(provider, fake):
+    result = await provider.generate(spec("a red fox", size="1K"), [])
+    assert result.model_version == PRO  # the fake echoes the requested model
+
+
+@pytest.mark.parametrize("size, tokens", [("1K", 1120), ("2K", 1120), ("4K", 2000)])
+async def test_pro_image_tokens_per_size(provider, fake, size, tokens):
+    result = await provider.generate(spec("a cat", size=size), [])
+    assert result.usage.image_tokens == tokens
+    assert result.usage.output_tokens == tokens
+
+
+async def test_answer_text_is_kept_but_thought_text_is_not(provider, fake):
+    fake.script(ok(text="Here is your fox"))
+    result = await provider.generate(spec("a red fox"), [])
+    assert result.text == "Here is your fox"  # not the "**Composing the image**" thought
+
+
+# --- the request on the wire ---------------------------------------------------------------------
+
+async def test_request_on_the_wire(provider, fake):
+    await provider.generate(spec("a koi pond", aspect_ratio="4:3", size="2K"), [])
+    [req] = fake.requests
+    assert req.path == "/v1beta/models/gemini-3-pro-image:generateContent"
+    assert req.model == PRO
+    assert req.headers["x-goog-api-key"] == KEY
+    assert req.aspect_ratio == "4:3"
+    assert req.image_size == "2K"
+    generation_config = req.body["generationConfig"]
+    assert generation_config["imageConfig"] == {"aspectRatio": "4:3", "imageSize": "2K"}
+    assert "IMAGE" in generation_config["responseModalities"]
+    assert req.prompt == "a koi pond"
+    assert req.input_images == []
+
+
+async def test_legacy_model_sends_no_image_size(provider, fake):
+    legacy = spec("a koi pond", model_alias="legacy", model_id=LEGACY, size="1K", send_image_size=False)
+    result = await provider.generate(legacy, [])
+    [req] = fake.requests
+    assert req.path == f"/v1beta/models/{LEGACY}:generateContent"
+    assert req.image_size is None
+    assert "imageSize" not in req.body["generationConfig"]["imageConfig"]
+    assert req.aspect_ratio == "1:1"
+    assert result.usage.image_tokens == 1290
+    assert image_size(result.image.data) == (128, 128)
+
+
+# --- edit ---------------------------------------------------------------------------------------
+
+async def test_edit_sends_input_images_byte_identical(provider, fake):
+    first, second = png_bytes(16, 16, "red"), png_bytes(8, 12, "blue")
+    inputs = [InputImage(first, "image/png"), InputImage(second, "image/png")]
+    result = await provider.generate(spec("make it look like winter"), inputs)
+    req = fake.requests[-1]
+    assert req.input_images == [first, second]
+    assert req.prompt == "make it look like winter"
+    parts = req.body["contents"][0]["parts"]
+    assert [p["inlineData"]["mimeType"] for p in parts if "inlineData" in p] == ["image/png"] * 2
+    assert parts[-1]["text"] == "make it look like winter"  # text after the images
+    # The fake bills 560 input tokens per image on top of the prompt text.
+    assert result.usage.prompt_tokens == len("make it look like winter") // 4 + 2 * 560
+
+
+# --- error mapping ------------------------------------------------------------------------------
+
+ERROR_CASES = [
+    pytest.param(error(401), AuthError, 401, id="401-auth"),
+    pytest.param(error(403), PermissionDeniedError, 403, id="403-permission"),
+    pytest.param(error(400), BadRequestError, 400, id="400-bad-request"),
+    pytest.param(error(503), OverloadedError, 503, id="503-overloaded"),
+    pytest.param(error(500), OverloadedError, 500, id="500-overloaded"),
+    pytest.param(error(504), OverloadedError, 504, id="504-overloaded"),
+]
+
+
+@pytest.mark.parametrize("reply, cls, code", ERROR_CASES)
+async def test_http_errors_map_to_taxonomy(provider, fake, reply, cls, code):
+    fake.script(reply)
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert type(exc) is cls
+    assert exc.status_code == code
+    assert exc.retryable is (cls is OverloadedError)
+    assert str(code) in str(exc) and exc.detail
+
+
+async def test_wrong_api_key_is_auth_error(fake):
+    fake.api_key = "the-right-key"
+    prov = GeminiProvider.create(api_key="a-wrong-key", base_url=fake.url, vertexai=False,
+                                 timeout_seconds=30)
+    try:
+        with pytest.raises(AuthError) as info:
+            await prov.generate(spec(), [])
+    finally:
+        await prov.close()
+    assert info.value.status_code == 400  # Google says 400 API_KEY_INVALID, not 401
+    assert not info.value.retryable
+    assert "API key not valid" in info.value.detail
+
+
+async def test_quota_error_with_retry_info(provider, fake):
+    fake.script(error(429, retry_delay="7s"))
+    with pytest.raises(QuotaError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert exc.retry_after == 7.0
+    assert exc.retryable
+    assert exc.status_code == 429
+
+
+async def test_quota_error_with_only_retry_after_header(provider, fake):
+    fake.script(error(429, retry_after=3))
+    with pytest.raises(QuotaError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.retry_after == 3.0
+    assert info.value.retryable and info.value.status_code == 429
+
+
+async def test_overloaded_without_hint_has_no_retry_after(provider, fake):
+    fake.script(error(503))
+    with pytest.raises(OverloadedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.retry_after is None
+
+
+@pytest.mark.parametrize("cls", [AuthError, PermissionDeniedError, QuotaError, OverloadedError,
+                                 BlockedError, BadRequestError, ProviderError])
+def test_user_messages_are_friendly(cls):
+    message = cls.user_message
+    assert message.strip() and message == message.strip()
+    assert "\n" not in message
+    for raw in ("{", "}", "Traceback", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "HTTP", "error:"):
+        assert raw not in message
+
+
+async def test_errors_mapped_from_the_wire_keep_user_message_clean(provider, fake):
+    fake.script(error(429, retry_delay="7s"))
+    with pytest.raises(QuotaError) as info:
+        await provider.generate(spec(), [])
+    # The raw detail is for operators; the user sentence never contains it.
+    assert "RESOURCE_EXHAUSTED" in info.value.detail
+    assert "RESOURCE_EXHAUSTED" not in info.value.user_message
+    assert "{" not in info.value.user_message
+
+
+# --- blocked ------------------------------------------------------------------------------------
+
+async def test_blocked_prompt(provider, fake):
+    fake.script(blocked_prompt("PROHIBITED_CONTENT"))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec("something bad"), [])
+    exc = info.value
+    assert exc.reason == "PROHIBITED_CONTENT"
+    assert exc.usage is not None and exc.usage.prompt_tokens == len("something bad") // 4
+    assert exc.usage.image_tokens == 0
+    assert not exc.retryable
+
+
+async def test_image_safety_finish_reason(provider, fake):
+    fake.script(finish("IMAGE_SAFETY"))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.reason == "IMAGE_SAFETY"
+    assert "IMAGE_SAFETY" in info.value.detail
+    assert not info.value.retryable
+
+
+async def test_no_image_with_text(provider, fake):
+    fake.script(no_image("I can't draw that, sorry."))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert exc.reason == "NO_IMAGE"
+    assert "I can't draw that, sorry." in exc.detail
+    assert not exc.retryable
+    assert exc.usage is not None
+
+
+# --- timeout ------------------------------------------------------------------------------------
+
+async def test_hung_request_becomes_overloaded_error(fake):
+    fake.script(hang())
+    prov = GeminiProvider.create(api_key=KEY, base_url=fake.url, vertexai=False, timeout_seconds=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OverloadedError) as info:
+            # Outer guard so a regression fails the test instead of hanging the suite.
+            await asyncio.wait_for(prov.generate(spec(), []), timeout=9)
+    finally:
+        await prov.close()
+    elapsed = time.monotonic() - started
+    assert elapsed < 7.5  # the SDK's 1 s timeout, or at worst our own 1 + 5 s guard
+    assert info.value.retryable
+    assert len(fake.requests) == 1
+
+
+# --- retry_delay parsing ------------------------------------------------------------------------
+
+def quota(details: list | None = None, **extra) -> genai_errors.ClientError:
+    err = {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", **extra}
+    if details is not None:
+        err["details"] = details
+    return genai_errors.ClientError(429, {"error": err})
+
+
+def retry_info(delay) -> dict:
+    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+
+
+@pytest.mark.parametrize("delay, expected", [
+    ("12s", 12.0), ("0.5s", 0.5), ("7s", 7.0), (" 3s ", 3.0), ("0s", 0.0),
+])
+def test_retry_delay_parses_retry_info(delay, expected):
+    assert retry_delay(quota([retry_info(delay)])) == expected
+
+
+@pytest.mark.parametrize("details", [
+    None,  # Google omits the key when there are no details
+    [],
+    [{"@type": "type.googleapis.com/google.rpc.Help", "links": []}],
+    [retry_info("soon")],
+    [retry_info("12")],  # no unit
+    [retry_info("1m")],
+    ["not-a-dict"],
+], ids=["no-details", "empty", "help-only", "garbage", "no-unit", "minutes", "not-dict"])
+def test_retry_delay_none_when_absent_or_unparseable(details):
+    assert retry_delay(quota(details)) is None
+
+
+def test_retry_delay_skips_other_details():
+    details = [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+               retry_info("12s")]
+    assert retry_delay(quota(details)) == 12.0
+
+
+def test_retry_delay_without_response_or_error_wrapper():
+    # A body without the {"error": ...} wrapper still works; no response object means no header.
+    exc = genai_errors.ClientError(429, {"message": "x", "details": [retry_info("4s")]})
+    assert retry_delay(exc) == 4.0
+    assert retry_delay(genai_errors.ClientError(429, {"message": "x"})) is None
+
+
+def test_map_api_error_directly():
+    mapped = map_api_error(quota([retry_info("12s")]))
+    assert isinstance(mapped, QuotaError) and mapped.retry_after == 12.0
+    assert mapped.status_code == 429
+    bad_key = genai_errors.ClientError(400, {"error": {
+        "code": 400, "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})
+    assert isinstance(map_api_error(bad_key), AuthError)
+    precondition = genai_errors.ClientError(400, {"error": {
+        "code": 400, "message": "User location is not supported", "status": "FAILED_PRECONDITION"}})
+    assert isinstance(map_api_error(precondition), PermissionDeniedError)
+    assert re.search(r"FAILED_PRECONDITION", map_api_error(precondition).detail)

@@ -1,0 +1,189 @@
+"""The worker pipeline end to end in one process: service -> queue -> worker ->
+real google-genai client -> loopback fake Gemini -> store -> outbox -> notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from decimal import Decimal
+
+import pytest
+from PIL import Image
+
+from bot.catalog import load_catalog
+from bot.notify import OutboxDispatcher
+from bot.providers.gemini import GeminiProvider
+from bot.service import ImagineService
+from bot.store.sqlite import SQLiteStore
+from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobState
+from bot.worker import Worker
+from tests.fakes.gemini_server import FakeGemini, error, finish, ok
+
+
+class RecordingNotifier:
+    platform = "test"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, dict]] = []
+        self.final: dict[int, asyncio.Event] = {}
+
+    async def deliver(self, delivery, job) -> None:
+        self.seen.append((delivery.kind, job.id, delivery.payload))
+        if delivery.kind != "started":
+            self.final.setdefault(job.id, asyncio.Event()).set()
+
+    async def wait_final(self, job_id: int) -> None:
+        await asyncio.wait_for(self.final.setdefault(job_id, asyncio.Event()).wait(), 20)
+
+    def kinds(self, job_id: int) -> list[str]:
+        return [kind for kind, jid, _ in self.seen if jid == job_id]
+
+
+class Pipeline:
+    def __init__(self, store, fake, *, max_attempts=3, concurrency=2):
+        self.store = store
+        self.catalog = load_catalog()
+        self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False,
+                                              timeout_seconds=10)
+        self.notifier = RecordingNotifier()
+        self.dispatcher = OutboxDispatcher(store, [self.notifier], poll_interval=0.05)
+        self.worker = Worker(store, self.provider, self.catalog, concurrency=concurrency,
+                             lease_seconds=30, poll_interval=0.05, retry_base=0.01, retry_cap=0.05,
+                             on_delivery=self.dispatcher.wake)
+        self.service = ImagineService(store, self.catalog, max_attempts=max_attempts,
+                                      on_submit=self.worker.wake)
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self):
+        self.task = asyncio.gather(self.worker.run(self.stop), self.dispatcher.run(self.stop))
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await self.task
+        await self.provider.close()
+
+    async def imagine(self, prompt="a koi pond", **kw) -> Accepted:
+        outcome = await self.service.submit(ImagineRequest(
+            team=kw.pop("team", "T1"), channel="C1", user="U1", platform="test", prompt=prompt, **kw))
+        assert isinstance(outcome, Accepted), outcome
+        return outcome
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGemini(image_scale=0.125) as server:
+        yield server
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path):
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_a_job_is_rendered_stored_settled_and_delivered_once(sqlite_store, fake):
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine("a koi pond at dawn", aspect_ratio="16:9", size="4K")
+        assert accepted.position == 1 and accepted.estimate_usd >= Decimal("0.24")
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.SUCCEEDED and job.attempt == 1
+    image = await sqlite_store.get_image(job.result_image_id)
+    with Image.open(io.BytesIO(image.data)) as img:
+        assert abs(img.width / img.height - 16 / 9) < 0.02
+    assert (image.width, image.height) == img.size
+    # 2,000 image tokens at $120/M plus the prompt's input tokens at $2/M.
+    usage = job.result["usage"]
+    assert usage["image_tokens"] == 2000
+    expected = (Decimal(2000) * 120 + Decimal(usage["prompt_tokens"]) * 2) / 1_000_000
+    assert Decimal(job.result["cost_usd"]) == expected.quantize(Decimal("0.000001"))
+    assert p.notifier.kinds(job.id) == ["started", "result"]
+    assert fake.requests[0].prompt == "a koi pond at dawn"
+
+
+async def test_overloaded_then_success_retries_and_delivers_one_result(sqlite_store, fake):
+    fake.script(error(503), ok())
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.SUCCEEDED and job.attempt == 2
+    assert len(fake.requests) == 2
+    assert p.notifier.kinds(job.id) == ["started", "started", "result"]
+
+
+async def test_persistent_overload_dead_letters_after_max_attempts_and_tells_the_user(sqlite_store, fake):
+    fake.script(error(503), error(503), error(503), ok())
+    async with Pipeline(sqlite_store, fake, max_attempts=3) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.DEAD and job.error_class == "overloaded" and job.attempt == 3
+    assert len(fake.requests) == 3
+    [(kind, _, payload)] = [s for s in p.notifier.seen if s[0] != "started"]
+    assert kind == "failure" and payload["state"] == "dead" and payload["error_class"] == "overloaded"
+
+
+async def test_blocked_answer_is_final_and_settled_from_reported_usage(sqlite_store, fake):
+    fake.script(finish("IMAGE_SAFETY"))
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine("something the filter dislikes")
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.BLOCKED and job.error_class == "blocked"
+    assert job.result["block_reason"] == "IMAGE_SAFETY"
+    assert Decimal(job.result["cost_usd"]) == (
+        Decimal(job.result["usage"]["prompt_tokens"]) * 2 / 1_000_000).quantize(Decimal("0.000001"))
+    assert len(fake.requests) == 1  # never retried
+
+
+async def test_auth_error_is_not_retried(sqlite_store, fake):
+    fake.script(error(401))
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.FAILED and job.error_class == "auth" and len(fake.requests) == 1
+
+
+async def test_edit_sends_the_parent_image_and_links_the_new_one(sqlite_store, fake):
+    async with Pipeline(sqlite_store, fake) as p:
+        first = await p.imagine("a koi pond", aspect_ratio="3:2", model="flash")
+        await p.notifier.wait_final(first.job_id)
+        parent_id = (await sqlite_store.get_job(first.job_id)).result_image_id
+        parent = await sqlite_store.get_image(parent_id)
+        edit = await p.service.edit(EditRequest(team="T1", channel="C1", user="U2", platform="test",
+                                                parent_image_id=parent_id, instruction="make it night"))
+        assert isinstance(edit, Accepted) and edit.model == "flash" and edit.aspect_ratio == "3:2"
+        await p.notifier.wait_final(edit.job_id)
+    job = await sqlite_store.get_job(edit.job_id)
+    child = await sqlite_store.get_image(job.result_image_id)
+    assert child.parent_image_id == parent_id
+    assert fake.requests[-1].input_images == [parent.data]
+    assert fake.requests[-1].prompt == "make it night"
+    assert fake.requests[-1].model == "gemini-3.1-flash-image"
+
+
+async def test_concurrent_jobs_all_finish_exactly_once(sqlite_store, fake):
+    fake.latency = 0.05
+    async with Pipeline(sqlite_store, fake, concurrency=4) as p:
+        accepted = [await p.imagine(f"prompt {i}", team=f"T{i % 3}") for i in range(12)]
+        for a in accepted:
+            await p.notifier.wait_final(a.job_id)
+    for a in accepted:
+        assert p.notifier.kinds(a.job_id) == ["started", "result"]
+    assert len(fake.requests) == 12
+    assert sorted(r.prompt for r in fake.requests) == sorted(f"prompt {i}" for i in range(12))
+
+
+async def test_input_attachment_reaches_the_model(sqlite_store, fake):
+    from tests.conftest import png_bytes
+
+    data = png_bytes(10, 20, "blue")
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine("use this as reference", images=(InputImage(data, "image/png"),))
+        await p.notifier.wait_final(accepted.job_id)
+    assert fake.requests[0].input_images == [data]
