@@ -38,7 +38,7 @@ class ImagineService:
     async def submit(self, req: ImagineRequest) -> Outcome:
         return await self._enqueue(
             req, kind="imagine", prompt=req.prompt, model=req.model, aspect_ratio=req.aspect_ratio,
-            size=req.size, parent_image_id=None, parent_inputs=[],
+            size=req.size, parent_image_id=None,
         )
 
     async def edit(self, req: EditRequest) -> Outcome:
@@ -51,24 +51,23 @@ class ImagineService:
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
         if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
             return Refused(RefusalReason.NOT_FOUND, "I can't find that image to edit.")
-        parent_input = images.check(parent.data, max_bytes=len(parent.data))
         return await self._enqueue(
             req, kind="edit", prompt=req.instruction,
             model=req.model or parent_job.spec.model_alias,
             aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
             size=req.size or parent_job.spec.size,
-            parent_image_id=parent.id, parent_inputs=[parent_input],
+            parent_image_id=parent.id,
         )
 
     async def _enqueue(
         self, req: ImagineRequest | EditRequest, *, kind: str, prompt: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
-        parent_inputs: list[CheckedImage],
     ) -> Outcome:
         try:
-            spec, inputs = self._spec(req, prompt, model, aspect_ratio, size, parent_image_id, parent_inputs)
+            spec, inputs = self._spec(req, prompt, model, aspect_ratio, size, parent_image_id)
+            images_sent = len(inputs) + (parent_image_id is not None)
             estimate = pricing.estimate(
-                self._catalog.resolve(spec.model_alias), spec.size, spec.lane, len(inputs)
+                self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent
             )
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
@@ -93,14 +92,14 @@ class ImagineService:
     def _spec(
         self, req: ImagineRequest | EditRequest, prompt: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
-        parent_inputs: list[CheckedImage],
     ) -> tuple[GenerationSpec, list[CheckedImage]]:
         text = check_prompt(prompt)
         info, ratio, size = self._catalog.validate(model, aspect_ratio, size)
         if req.relax and not self._batch_lane:
             raise InvalidRequest("The relaxed (--relax, Batch) lane is not enabled on this bot yet.")
-        inputs = parent_inputs + check_images(req.images)
-        if len(inputs) > MAX_INPUT_IMAGES:
+        # The parent image (for edits) is read by the worker from its own row.
+        inputs = check_images(req.images)
+        if len(inputs) + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
         spec = GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,

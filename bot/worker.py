@@ -20,9 +20,9 @@ from collections.abc import Callable
 from bot import images, pricing
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
-from bot.providers.errors import BlockedError, ProviderError
+from bot.providers.errors import BadRequestError, BlockedError, ProviderError
 from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key
-from bot.types import GenerationResult, InputImage, Job, JobState
+from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState
 
 log = logging.getLogger(__name__)
 # Providers return up to 4K PNGs; anything bigger is not an image we want.
@@ -95,7 +95,7 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(job, slot_id))
         started = time.monotonic()
         try:
-            inputs = [InputImage(img.data, img.mime) for img in await self._store.job_inputs(job.id)]
+            inputs = await self._inputs(job)
             result = await self._provider.generate(job.spec, inputs)
             checked = self._check_output(result)
         except ProviderError as exc:
@@ -136,7 +136,17 @@ class Worker:
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)
 
-    def _check_output(self, result: GenerationResult):
+    async def _inputs(self, job: Job) -> list[InputImage]:
+        """The image being edited (if any) first, then the user's attachments."""
+        stored = await self._store.job_inputs(job.id)
+        if job.spec.parent_image_id is not None:
+            parent = await self._store.get_image(job.spec.parent_image_id)
+            if parent is None:
+                raise BadRequestError(f"image {job.spec.parent_image_id} to edit no longer exists")
+            stored.insert(0, parent)
+        return [InputImage(img.data, img.mime) for img in stored]
+
+    def _check_output(self, result: GenerationResult) -> CheckedImage:
         try:
             return images.check(result.image.data, max_bytes=MAX_OUTPUT_BYTES)
         except Exception as exc:
