@@ -51,14 +51,13 @@ class CheckedImage:
     sha256: str
 
 
-@dataclass(frozen=True)
-class ImagineRequest:
-    """What an adapter asks for on a user's behalf."""
+@dataclass(frozen=True, kw_only=True)
+class _Request:
+    """What every request from an adapter carries besides its text."""
 
     team: str
     channel: str
     user: str
-    prompt: str
     platform: str
     aspect_ratio: str | None = None
     size: str | None = None
@@ -73,23 +72,22 @@ class ImagineRequest:
     idempotency_key: str | None = None
 
 
-@dataclass(frozen=True)
-class EditRequest:
-    """Edit an image the bot made: the parent image plus an instruction."""
+@dataclass(frozen=True, kw_only=True)
+class ImagineRequest(_Request):
+    """A new image from a prompt (and optional reference images)."""
 
-    team: str
-    channel: str
-    user: str
+    prompt: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditRequest(_Request):
+    """Edit an image the bot made: the parent image plus an instruction.
+
+    Unset options (model, size, aspect ratio) carry over from the parent.
+    """
+
     parent_image_id: int
     instruction: str
-    platform: str
-    aspect_ratio: str | None = None
-    size: str | None = None
-    model: str | None = None
-    relax: bool = False
-    images: tuple[InputImage, ...] = ()
-    delivery: dict[str, Any] = field(default_factory=dict)
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ class Worker:
     async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None) -> None:
         retryable = exc.retryable if retryable is None else retryable
         now = self._clock()
-        delay = getattr(exc, "retry_after", None)
+        delay = exc.retry_after
         if delay is None:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))

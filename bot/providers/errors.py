@@ -23,11 +23,14 @@ class ProviderError(Exception):
         *,
         status_code: int | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.status_code = status_code
         self.request_id = request_id
+        # The server's requested delay in seconds (RetryInfo or Retry-After), if it gave one.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         code = f" (HTTP {self.status_code})" if self.status_code else ""
@@ -52,19 +55,11 @@ class QuotaError(ProviderError):
     retryable = True
     user_message = "The image service is rate-limiting the bot right now. Please try again in a minute."
 
-    def __init__(self, detail: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(detail, **kwargs)
-        self.retry_after = retry_after
-
 
 class OverloadedError(ProviderError):
     kind = "overloaded"
     retryable = True
     user_message = "The image service is overloaded right now. Please try again in a few minutes."
-
-    def __init__(self, detail: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(detail, **kwargs)
-        self.retry_after = retry_after
 
 
 class BlockedError(ProviderError):
