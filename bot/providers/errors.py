@@ -25,6 +25,9 @@ class ProviderError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
+        # Google's messages (and models' refusal texts) carry newlines; one
+        # line keeps logs greppable and the CLI's error a single line.
+        detail = " ".join(detail.split())
         super().__init__(detail)
         self.detail = detail
         self.status_code = status_code

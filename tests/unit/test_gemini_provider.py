@@ -127,7 +127,10 @@ async def test_edit_sends_input_images_byte_identical(provider, fake):
     assert req.input_images == [first, second]
     assert req.prompt == "make it look like winter"
     parts = req.body["contents"][0]["parts"]
-    assert [p["inlineData"]["mimeType"] for p in parts if "inlineData" in p] == ["image/png"] * 2
+    # Proto JSON accepts either spelling; this SDK version sends snake_case inside inlineData.
+    mimes = [p["inlineData"].get("mimeType", p["inlineData"].get("mime_type"))
+             for p in parts if "inlineData" in p]
+    assert mimes == ["image/png"] * 2
     assert parts[-1]["text"] == "make it look like winter"  # text after the images
     # The fake bills 560 input tokens per image on top of the prompt text.
     assert result.usage.prompt_tokens == len("make it look like winter") // 4 + 2 * 560
@@ -265,6 +268,24 @@ async def test_hung_request_becomes_overloaded_error(fake):
     assert elapsed < 7.5  # the SDK's 1 s timeout, or at worst our own 1 + 5 s guard
     assert info.value.retryable
     assert len(fake.requests) == 1
+
+
+async def test_whole_call_guard_catches_a_hang_the_sdk_does_not(fake):
+    """With no SDK timeout at all, the provider's own wait_for(timeout + 5) still ends the call."""
+    from google import genai
+    from google.genai import types
+
+    fake.script(hang())
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=fake.url,
+                                                                      api_version="v1beta"))
+    prov = GeminiProvider(client, timeout_seconds=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OverloadedError):
+            await asyncio.wait_for(prov.generate(spec(), []), timeout=9)
+    finally:
+        await prov.close()
+    assert 5.0 <= time.monotonic() - started < 7.5
 
 
 # --- retry_delay parsing ------------------------------------------------------------------------

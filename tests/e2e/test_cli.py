@@ -1,0 +1,204 @@
+"""`python -m bot ...` exactly as a user runs it, against the loopback fake Gemini API.
+
+The CLI runs in a subprocess; the fake serves from this test's event loop, so
+the subprocess is driven with asyncio (a blocking subprocess.run would starve it).
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_TRY_LATER
+from tests.conftest import png_bytes
+from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, no_image, ok
+
+KEY = "cli-test-key"
+PRO = "gemini-3-pro-image"
+# Inherited configuration must not leak into the run (a developer's real keys, a Slack token...).
+SCRUBBED_PREFIXES = ("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "OPENAI_COMPAT_")
+SCRUBBED_NAMES = {"DATABASE_URL", "PORT"}
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGemini(image_scale=0.125) as server:
+        server.api_key = KEY  # a wrong or missing key would show up as an auth failure
+        yield server
+
+
+def cli_env(fake: FakeGemini | None, tmp_path: Path, *, key: str | None = KEY,
+            max_attempts: int | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(SCRUBBED_PREFIXES) and k.upper() not in SCRUBBED_NAMES}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'imagine.db'}"
+    if fake is not None:
+        env["GEMINI_BASE_URL"] = fake.url
+    if key is not None:
+        env["GEMINI_API_KEY"] = key
+    if max_attempts is not None:
+        env["IMAGINE_MAX_ATTEMPTS"] = str(max_attempts)
+    return env
+
+
+async def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 25) -> Run:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"`python -m bot {' '.join(args)}` did not finish in {timeout}s")
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def imagine(fake, tmp_path, *args: str, **env_kw) -> Run:
+    return await run_cli(cli_env(fake, tmp_path, **env_kw), tmp_path, "imagine", *args)
+
+
+def assert_one_error_line(run: Run) -> str:
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr_lines
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{run.stderr}"
+    [line] = lines
+    assert line.startswith("error:") and line.removeprefix("error:").strip(), line
+    return line
+
+
+# --- success ------------------------------------------------------------------------------------
+
+async def test_success_writes_the_png_and_reports_it(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a koi pond at dawn", "--ar", "16:9", "--size", "2K",
+                        "--out", "out.png")
+    assert run.code == EXIT_OK, run.stderr
+    assert "Traceback" not in run.stderr
+    out = tmp_path / "out.png"
+    with Image.open(io.BytesIO(out.read_bytes())) as img:
+        assert img.format == "PNG"
+        width, height = img.size
+    assert (width, height) != (8, 8)  # not Pro's thought draft
+    assert abs(width / height - 16 / 9) < 0.02
+    assert "out.png" in run.stdout
+    assert PRO in run.stdout
+    assert "$" in run.stdout
+    assert "16:9" in run.stdout and "2K" in run.stdout
+    [req] = fake.requests
+    assert (req.prompt, req.aspect_ratio, req.image_size) == ("a koi pond at dawn", "16:9", "2K")
+    assert req.headers["x-goog-api-key"] == KEY
+
+
+async def test_edit_sends_the_input_image(fake, tmp_path):
+    data = png_bytes(24, 16, "green")
+    (tmp_path / "in.png").write_bytes(data)
+    run = await imagine(fake, tmp_path, "make it snow", "--image", "in.png", "--out", "edited.png")
+    assert run.code == EXIT_OK, run.stderr
+    [req] = fake.requests
+    assert req.input_images == [data]
+    assert req.prompt == "make it snow"
+    assert (tmp_path / "edited.png").stat().st_size > 0
+
+
+async def test_default_flags(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a lighthouse", "--out", "o.png")
+    assert run.code == EXIT_OK, run.stderr
+    [req] = fake.requests
+    assert req.model == PRO
+    assert req.aspect_ratio == "1:1"
+    assert req.image_size == "2K"
+
+
+async def test_legacy_model_alias_goes_to_the_current_model(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a lighthouse", "--model", "gemini-3-pro-image-preview",
+                        "--out", "o.png")
+    assert run.code == EXIT_OK, run.stderr
+    [req] = fake.requests
+    assert req.model == PRO
+    assert req.path == f"/v1beta/models/{PRO}:generateContent"
+
+
+# --- provider errors ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reply, expected_code, kind", [
+    pytest.param(error(401), EXIT_CONFIG, "auth", id="401"),
+    pytest.param(error(403), EXIT_CONFIG, "permission", id="403"),
+    pytest.param(error(400), EXIT_INVALID, "bad_request", id="400"),
+    pytest.param(error(429, retry_delay="1s"), EXIT_TRY_LATER, "quota", id="429"),
+    pytest.param(error(503), EXIT_TRY_LATER, "overloaded", id="503"),
+    pytest.param(blocked_prompt(), EXIT_BLOCKED, "blocked", id="blocked-prompt"),
+    pytest.param(no_image(), EXIT_BLOCKED, "blocked", id="no-image"),
+])
+async def test_provider_error_exit_codes(fake, tmp_path, reply, expected_code, kind):
+    fake.script(reply)
+    run = await imagine(fake, tmp_path, "a koi pond", "--out", "out.png", max_attempts=1)
+    assert run.code == expected_code, run.stderr
+    line = assert_one_error_line(run)
+    assert f"[{kind}:" in line
+    assert len(fake.requests) == 1
+    assert not (tmp_path / "out.png").exists()
+
+
+async def test_retryable_error_is_retried_then_succeeds(fake, tmp_path):
+    fake.script(error(503), ok())
+    run = await imagine(fake, tmp_path, "a koi pond", "--out", "out.png", max_attempts=3)
+    assert run.code == EXIT_OK, run.stderr
+    assert len(fake.requests) == 2
+    assert "Traceback" not in run.stderr
+    assert (tmp_path / "out.png").stat().st_size > 0
+
+
+# --- invalid input: refused before anything is sent -------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["  "], id="empty-prompt"),
+    pytest.param(["a cat", "--model", "turbo"], id="unknown-model"),
+    pytest.param(["a cat", "--ar", "7:3"], id="bad-ratio"),
+    pytest.param(["a cat", "--model", "pro", "--size", "512"], id="bad-size"),
+    pytest.param(["a cat", "--image", "notes.txt"], id="not-an-image"),
+    pytest.param(["a cat", "--image", "missing.png"], id="missing-image"),
+])
+async def test_invalid_input_is_refused_locally(fake, tmp_path, args):
+    (tmp_path / "notes.txt").write_text("these are not pixels\n")
+    run = await imagine(fake, tmp_path, *args, "--out", "out.png")
+    assert run.code == EXIT_INVALID, run.stderr
+    assert_one_error_line(run)
+    assert fake.requests == []
+    assert not (tmp_path / "out.png").exists()
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+async def test_missing_api_key(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a cat", "--out", "out.png", key=None)
+    assert run.code == EXIT_CONFIG, run.stderr
+    line = assert_one_error_line(run)
+    assert "GEMINI_API_KEY" in line
+    assert not (tmp_path / "imagine.db").exists()
+    assert fake.requests == []
+
+
+async def test_run_with_nothing_configured_shows_the_setup_guide(tmp_path):
+    run = await run_cli(cli_env(None, tmp_path, key=None), tmp_path, "run")
+    assert run.code == EXIT_CONFIG
+    assert "GEMINI_API_KEY" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "imagine.db").exists()
