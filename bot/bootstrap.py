@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.catalog import Catalog, load_catalog
+from bot.catalog import Catalog, load_catalog, read_config
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import ImageProvider
 from bot.providers.gemini import GeminiProvider
@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.store.base import Store
 from bot.store.sqlite import SQLiteStore
 from bot.worker import Worker
+from policies.config import PolicyBook
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ async def build(
 ) -> Runtime:
     try:
         catalog = load_catalog(settings.imagine_config)
+        policies = PolicyBook.from_config(read_config(settings.imagine_config))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     store = open_store(settings.database_url)
@@ -97,7 +99,7 @@ async def build(
     dispatcher = OutboxDispatcher(store, notifiers)
     runtime: Runtime
     service = ImagineService(
-        store, catalog, max_attempts=settings.imagine_max_attempts,
+        store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
         on_submit=lambda: runtime.wake(),
     )
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,

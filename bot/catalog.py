@@ -119,14 +119,20 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
         raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
 
 
+def read_config(path: Path | None) -> dict[str, Any]:
+    """The operator's IMAGINE_CONFIG file as a dict ({} when none is set)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read IMAGINE_CONFIG {path}: {exc}") from exc
+
+
 def load_catalog(override_path: Path | None = None) -> Catalog:
     data = tomllib.loads(resources.files("bot").joinpath("catalog.toml").read_text("utf-8"))
-    if override_path is not None:
-        try:
-            with open(override_path, "rb") as fh:
-                data = _merge(data, tomllib.load(fh))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read IMAGINE_CONFIG {override_path}: {exc}") from exc
+    data = _merge(data, read_config(override_path))
     models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
     defaults = data.get("defaults", {})
     default_model = defaults.get("model", "pro")

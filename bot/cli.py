@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,24 @@ from pydantic import ValidationError
 from bot import bootstrap, images
 from bot.providers.errors import user_message_for
 from bot.settings import Settings
+from policies.spend import Period, Scope, period_start
+from bot.money import to_micros, usd
+from bot.reports import render_ledger
 from bot.store.base import Store, StoreUnavailable
-from bot.types import Delivery, ImagineRequest, InputImage, InvalidRequest, Job, Refused
+from bot.service import Caller, confirmed
+from bot.types import (
+    Delivery, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation, RefusalReason, Refused,
+)
 
 log = logging.getLogger("bot")
 
 # Exit codes: scripts can tell "fix your input" from "try later" from "fix the config".
 EXIT_OK, EXIT_BUG, EXIT_INVALID, EXIT_BLOCKED, EXIT_CONFIG, EXIT_TRY_LATER, EXIT_FAILED = 0, 1, 2, 3, 4, 5, 6
+EXIT_OVER_LIMIT, EXIT_NEEDS_CONFIRMATION = 7, 8
+EXIT_BY_REFUSAL = {
+    RefusalReason.BUDGET_EXHAUSTED: EXIT_OVER_LIMIT, RefusalReason.QUOTA_EXCEEDED: EXIT_OVER_LIMIT,
+    RefusalReason.UNAVAILABLE: EXIT_TRY_LATER, RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
+}
 EXIT_BY_ERROR = {
     "blocked": EXIT_BLOCKED, "bad_request": EXIT_INVALID, "auth": EXIT_CONFIG,
     "permission": EXIT_CONFIG, "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
@@ -93,8 +105,16 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
             delivery={"out": str(out.resolve())},
         )
         outcome = await runtime.service.submit(request)
+        if isinstance(outcome, NeedsConfirmation):
+            if not args.yes:
+                raise CliError(f"{outcome.detail} Rerun with --yes to go ahead "
+                               f"(about {usd(to_micros(outcome.estimate_usd))}).", EXIT_NEEDS_CONFIRMATION)
+            outcome = await runtime.service.submit(confirmed(outcome))
         if isinstance(outcome, Refused):
-            raise CliError(outcome.detail, EXIT_INVALID)
+            raise CliError(outcome.detail, EXIT_BY_REFUSAL.get(outcome.reason, EXIT_INVALID))
+        if outcome.downgraded_from:
+            print(f"note: switched from {outcome.downgraded_from} to {outcome.model}: "
+                  "the team is near its budget", file=sys.stderr)
         runtime.add_worker(concurrency=1, only_job_id=outcome.job_id)
         stop = asyncio.Event()
         running = asyncio.create_task(runtime.run(stop))
@@ -132,6 +152,51 @@ def read_image(path: str) -> InputImage:
     return InputImage(checked.data, checked.mime)
 
 
+async def budget(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = await bootstrap.build(settings, notifiers=[])
+    try:
+        # Whoever runs the CLI operates the bot: a moderator of every team.
+        caller = Caller(team=args.team, user="cli", platform_admin=True)
+        if args.action == "set":
+            scope, scope_id = ((Scope.CHANNEL, args.channel) if args.channel else
+                               (Scope.USER, args.user) if args.user else (Scope.TEAM, ""))
+            result = await runtime.service.set_budget(caller, args.usd, args.period, scope=scope,
+                                                      scope_id=scope_id, soft_threshold=args.soft)
+            if isinstance(result, Refused):
+                raise CliError(result.detail, EXIT_INVALID)
+            print(f"set {result.label()} budget of team {args.team}: {usd(result.limit_micros)} per "
+                  f"{result.period.value} (alert at {result.soft_threshold:.0%})")
+            return EXIT_OK
+        statuses = await runtime.service.show_budgets(caller)
+        if not statuses:
+            print(f"team {args.team} has no budget: nothing limits its spend "
+                  f"(set one with: python -m bot budget set --team {args.team} --usd 50)")
+        for status in statuses:
+            print(status.describe())
+        return EXIT_OK
+    finally:
+        await runtime.close()
+
+
+async def usage(settings: Settings, args: argparse.Namespace) -> int:
+    if args.since:
+        try:
+            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise CliError(f"--since takes a date like 2026-11-01, not {args.since!r}", EXIT_INVALID) from None
+    else:
+        since = period_start(Period.MONTH, time.time())
+    runtime = await bootstrap.build(settings, notifiers=[])
+    try:
+        rows = await runtime.store.ledger(team=args.team, since=since)
+    finally:
+        await runtime.close()
+    if not args.all_entries:
+        rows = [r for r in rows if r["entry"] == "settlement"]
+    print(render_ledger(rows, args.format, since), end="")
+    return EXIT_OK
+
+
 async def run(settings: Settings, *, adapters_required: bool) -> int:
     if adapters_required and not (settings.slack_configured or settings.discord_configured):
         print(SETUP_GUIDE, file=sys.stderr)
@@ -167,13 +232,32 @@ def parser() -> argparse.ArgumentParser:
     img.add_argument("--image", action="append", default=[], metavar="IN.png",
                      help="an image to edit or use as reference (repeatable)")
     img.add_argument("--out", metavar="OUT.png", help="where to write the image (default imagine-<date>-<time>.png)")
+    img.add_argument("--yes", action="store_true", help="go ahead when the cost needs a confirmation")
+    budget = sub.add_parser("budget", help="show or set spend limits").add_subparsers(dest="action", required=True)
+    show = budget.add_parser("show", help="a team's budgets with spent, held and left")
+    show.add_argument("--team", required=True)
+    put = budget.add_parser("set", help="set a team (or channel, or user) budget")
+    put.add_argument("--team", required=True)
+    put.add_argument("--usd", required=True, help="the limit in dollars, e.g. 50")
+    put.add_argument("--period", default="month", choices=["day", "week", "month"])
+    which = put.add_mutually_exclusive_group()
+    which.add_argument("--channel", help="limit one channel of the team instead")
+    which.add_argument("--user", help="limit one user of the team instead")
+    put.add_argument("--soft", type=float, help="alert threshold as a fraction (default 0.8)")
+    usage = sub.add_parser("usage", help="the ledger: what was charged, to whom")
+    usage.add_argument("--team")
+    usage.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC date (default: start of this month)")
+    usage.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    usage.add_argument("--all-entries", action="store_true",
+                       help="also list reservations and releases, not just charges")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.command == "imagine" else logging.INFO,
+        # Long-running processes log progress; one-shot commands print only their answer.
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose and args.command == "imagine":
@@ -183,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if args.command == "imagine":
             return asyncio.run(imagine(settings, args))
+        if args.command == "budget":
+            return asyncio.run(budget(settings, args))
+        if args.command == "usage":
+            return asyncio.run(usage(settings, args))
         return asyncio.run(run(settings, adapters_required=args.command == "run"))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)

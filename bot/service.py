@@ -1,112 +1,218 @@
-"""The core API adapters call: submit, edit, status, cancel.
+"""The core API adapters call: submit, edit, status, cancel, usage, budgets.
 
 Expected failures come back as `Refused` outcomes with a sentence fit for
 the user; adapters render them in their own words and never see an
-exception for bad input.
+exception for bad input. Every decision is made here and in policies/;
+the store applies the money checks atomically.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from bot import images, pricing
 from bot.catalog import Catalog
-from bot.store.base import Store, StoreUnavailable
+from bot.money import from_micros, to_micros, usd
+from bot.store.base import Admission, Denied, Store, StoreUnavailable
 from bot.types import (
     Accepted, CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage,
-    InvalidRequest, Job, Lane, NewJob, Outcome, RefusalReason, Refused,
+    InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused,
 )
-from policies.moderation import check_prompt
+from policies.config import PolicyBook, TeamPolicy
+from policies.moderation import ModerationRefusal, check_prompt
+from policies.quota import QUOTA_TEXT, QuotaLimits
+from policies.routing import DOWNGRADE, NotAllowedHere, check_channel
+from policies.spend import Budget, BudgetStatus, Period, Scope, period_start, when
 
 log = logging.getLogger(__name__)
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
 MAX_INPUT_IMAGES = 6
+MAX_BUDGET_USD = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and what their platform says about them (admin/owner,
+    Manage Server...). The core decides what that allows."""
+
+    team: str
+    user: str
+    platform_admin: bool = False
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    team: str
+    user: str
+    user_spent_today_micros: int
+    user_spent_month_micros: int
+    team_spent_month_micros: int
+    budgets: list[BudgetStatus]
 
 
 class ImagineService:
     def __init__(
-        self, store: Store, catalog: Catalog, *, max_attempts: int = 3,
-        batch_lane: bool = False, on_submit: Callable[[], None] | None = None,
+        self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
+        max_attempts: int = 3, batch_lane: bool = False,
+        on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._catalog = catalog
+        self._policies = policies or PolicyBook()
         self._max_attempts = max_attempts
         self._batch_lane = batch_lane
         self._on_submit = on_submit or (lambda: None)
+        self._clock = clock
+
+    # -- generating -----------------------------------------------------
 
     async def submit(self, req: ImagineRequest) -> Outcome:
-        return await self._enqueue(
+        return await self._guarded(self._enqueue(
             req, kind="imagine", prompt=req.prompt, model=req.model, aspect_ratio=req.aspect_ratio,
             size=req.size, parent_image_id=None,
-        )
+        ))
 
     async def edit(self, req: EditRequest) -> Outcome:
         """Edit a finished image of the same team; its settings carry over unless overridden."""
-        try:
+        async def edit() -> Outcome:
             parent = await self._store.get_image(req.parent_image_id)
             parent_job = await self._store.get_job(parent.job_id) if parent and parent.job_id else None
+            if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
+                return Refused(RefusalReason.NOT_FOUND, "I can't find that image to edit.")
+            return await self._enqueue(
+                req, kind="edit", prompt=req.instruction,
+                model=req.model or parent_job.spec.model_alias,
+                aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
+                size=req.size or parent_job.spec.size,
+                parent_image_id=parent.id,
+            )
+        return await self._guarded(edit())
+
+    async def _guarded(self, work) -> Outcome:
+        # Fail closed: if the store can't be reached, nothing is admitted.
+        try:
+            return await work
         except StoreUnavailable:
-            log.exception("edit: store unavailable")
+            log.exception("store unavailable; request refused")
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
-        if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
-            return Refused(RefusalReason.NOT_FOUND, "I can't find that image to edit.")
-        return await self._enqueue(
-            req, kind="edit", prompt=req.instruction,
-            model=req.model or parent_job.spec.model_alias,
-            aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
-            size=req.size or parent_job.spec.size,
-            parent_image_id=parent.id,
-        )
 
     async def _enqueue(
         self, req: ImagineRequest | EditRequest, *, kind: str, prompt: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
     ) -> Outcome:
+        policy = self._policies.for_team(req.team)
         try:
-            spec, inputs = self._spec(req, prompt, model, aspect_ratio, size, parent_image_id)
-            images_sent = len(inputs) + (parent_image_id is not None)
-            estimate = pricing.estimate(
-                self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent
-            )
+            text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
+        except ModerationRefusal as exc:
+            await self._store.record_moderation(
+                req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else prompt)
+            return Refused(RefusalReason.MODERATION, str(exc))
+        try:
+            inputs = check_images(req.images)
+            spec = self._spec(req, text, model, aspect_ratio, size, parent_image_id, len(inputs))
+            check_channel(policy, req.channel, spec.model_alias, spec.size)
+            estimate = self._estimate(spec, len(inputs))
+        except NotAllowedHere as exc:
+            return Refused(RefusalReason.NOT_ALLOWED_HERE, str(exc))
+        except pricing.Unpriced as exc:
+            return Refused(RefusalReason.UNPRICED, str(exc))
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
+
+        downgraded_from = None
+        if not req.confirmed:
+            statuses = await self._store.budget_statuses(req.team, req.channel, req.user)
+            near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
+            if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
+                downgraded_from = spec.model_alias
+                spec = self._spec(req, text, DOWNGRADE[spec.model_alias], spec.aspect_ratio, spec.size,
+                                  parent_image_id, len(inputs))
+                estimate = self._estimate(spec, len(inputs))
+            elif near_edge:
+                edge = near_edge[0]
+                return self._confirm(req, spec, estimate, statuses, len(inputs), (
+                    f"This image (about {usd(to_micros(estimate))}) takes the {edge.budget.label()} budget "
+                    f"past its {edge.budget.soft_threshold:.0%} alert line: {edge.describe()}."))
+            if policy.confirm_above_usd is not None and estimate > policy.confirm_above_usd:
+                return self._confirm(req, spec, estimate, statuses, len(inputs),
+                                     f"This image costs about {usd(to_micros(estimate))}, above the "
+                                     f"{usd(to_micros(policy.confirm_above_usd))} per-image limit that "
+                                     f"needs a confirmation.")
+
         job = NewJob(
             team=req.team, channel=req.channel, user=req.user, platform=req.platform, kind=kind,
             spec=spec, max_attempts=self._max_attempts, delivery=dict(req.delivery),
             idempotency_key=req.idempotency_key,
         )
-        try:
-            submitted = await self._store.submit(job, inputs)
-        except StoreUnavailable:
-            log.exception("submit: store unavailable")
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        admission = Admission(to_micros(estimate), self._catalog.version, QuotaLimits.of(policy))
+        submitted = await self._store.submit(job, inputs, admission)
+        if isinstance(submitted, Denied):
+            return self._refusal(submitted, estimate)
         if not submitted.duplicate:
             self._on_submit()
         return Accepted(
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
-            duplicate=submitted.duplicate,
+            duplicate=submitted.duplicate, downgraded_from=downgraded_from,
         )
 
     def _spec(
-        self, req: ImagineRequest | EditRequest, prompt: str, model: str | None,
-        aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
-    ) -> tuple[GenerationSpec, list[CheckedImage]]:
-        text = check_prompt(prompt)
+        self, req: ImagineRequest | EditRequest, text: str, model: str | None,
+        aspect_ratio: str | None, size: str | None, parent_image_id: int | None, attachments: int,
+    ) -> GenerationSpec:
         info, ratio, size = self._catalog.validate(model, aspect_ratio, size)
         if req.relax and not self._batch_lane:
             raise InvalidRequest("The relaxed (--relax, Batch) lane is not enabled on this bot yet.")
         # The parent image (for edits) is read by the worker from its own row.
-        inputs = check_images(req.images)
-        if len(inputs) + (parent_image_id is not None) > MAX_INPUT_IMAGES:
+        if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
-        spec = GenerationSpec(
+        return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
             size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
             send_image_size=info.send_image_size, parent_image_id=parent_image_id,
         )
-        return spec, inputs
+
+    def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
+        images_sent = attachments + (spec.parent_image_id is not None)
+        return pricing.estimate(self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent)
+
+    def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
+                 attachments: int, why: str) -> NeedsConfirmation:
+        flash = None
+        if spec.model_alias != "flash":
+            try:
+                flash_spec = self._spec(req, spec.prompt, "flash", spec.aspect_ratio, spec.size,
+                                        spec.parent_image_id, attachments)
+                flash = self._estimate(flash_spec, attachments)
+            except InvalidRequest:
+                flash = None  # Flash can't do this request; adapters offer only [Run]
+        remaining = min((s.remaining_micros for s in statuses), default=None)
+        # The resolved settings go with the question, so [Use Flash] runs at the
+        # size that was priced, not at Flash's own default.
+        resolved = dataclasses.replace(req, model=spec.model_alias, size=spec.size,
+                                       aspect_ratio=spec.aspect_ratio)
+        return NeedsConfirmation(
+            detail=why, estimate_usd=estimate, flash_estimate_usd=flash,
+            remaining_usd=from_micros(remaining) if remaining is not None else None, request=resolved,
+        )
+
+    def _refusal(self, denied: Denied, estimate: Decimal) -> Refused:
+        if denied.budget is not None:
+            b = denied.budget
+            return Refused(RefusalReason.BUDGET_EXHAUSTED, (
+                f"This would go over the {b.label()} budget of {usd(b.limit_micros)} per {b.period.value}: "
+                f"{usd(denied.current)} is already spent or held and this image needs up to "
+                f"{usd(to_micros(estimate))}. It resets {when(denied.resets_at)}. Nothing was charged."))
+        sentence, frees = QUOTA_TEXT[denied.limit]
+        reset = when(denied.resets_at) if denied.resets_at else ""
+        return Refused(RefusalReason.QUOTA_EXCEEDED, (
+            sentence.format(current=denied.current, limit=denied.allowed) + " "
+            + frees.format(reset=reset).capitalize() + ". Nothing was charged."))
 
     async def status(self, job_id: int) -> tuple[Job | None, int | None]:
         """The job and, while it is queued, its position (1 = next)."""
@@ -114,9 +220,78 @@ class ImagineService:
         return job, (await self._store.position(job_id) if job else None)
 
     async def cancel(self, job_id: int) -> bool:
+        """Cancel a queued job; its hold is released at once."""
         return await self._store.cancel(job_id)
+
+    # -- money ----------------------------------------------------------
+
+    def policy(self, team: str) -> TeamPolicy:
+        return self._policies.for_team(team)
+
+    def is_moderator(self, caller: Caller) -> bool:
+        return caller.platform_admin or caller.user in self._policies.for_team(caller.team).moderators
+
+    async def usage(self, team: str, user: str, channel: str | None = None) -> UsageReport:
+        now = self._clock()
+        return UsageReport(
+            team=team, user=user,
+            user_spent_today_micros=await self._store.spent(team, user=user, since=period_start(Period.DAY, now)),
+            user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
+            team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
+            budgets=await self._store.budget_statuses(team, channel, user),
+        )
+
+    async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
+        if not self.is_moderator(caller):
+            return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can see the team's budgets.")
+        statuses = []
+        for budget in await self._store.budgets(caller.team):
+            channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
+            user = budget.scope_id if budget.scope is Scope.USER else None
+            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user)
+                         if s.budget == budget]
+        return statuses
+
+    async def set_budget(
+        self, caller: Caller, amount_usd: str | Decimal, period: str = "month", *,
+        scope: Scope = Scope.TEAM, scope_id: str = "", soft_threshold: float | None = None,
+    ) -> Budget | Refused:
+        if not self.is_moderator(caller):
+            return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can change budgets.")
+        try:
+            amount = Decimal(str(amount_usd).strip().lstrip("$"))
+        except InvalidOperation:
+            amount = Decimal("NaN")
+        if not amount.is_finite() or amount < 0 or amount > MAX_BUDGET_USD:
+            return Refused(RefusalReason.INVALID_REQUEST,
+                           f"A budget is an amount in dollars between 0 and {MAX_BUDGET_USD:,}, like 50 or 12.5.")
+        try:
+            period_ = Period(period.strip().lower())
+        except ValueError:
+            return Refused(RefusalReason.INVALID_REQUEST, "The period is day, week or month.")
+        if (scope is Scope.TEAM) != (scope_id == ""):
+            return Refused(RefusalReason.INVALID_REQUEST, "A channel or user budget needs the channel or user.")
+        threshold = soft_threshold if soft_threshold is not None else float(self.policy(caller.team).soft_threshold)
+        if not 0 < threshold <= 1:
+            return Refused(RefusalReason.INVALID_REQUEST, "The alert threshold is a fraction between 0 and 1.")
+        budget = Budget(team=caller.team, scope=scope, scope_id=scope_id, limit_micros=to_micros(amount),
+                        period=period_, soft_threshold=threshold)
+        try:
+            await self._store.set_budget(budget, updated_by=caller.user)
+        except StoreUnavailable:
+            log.exception("set_budget: store unavailable")
+            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        log.info("budget set: team=%s %s=%s %s/%s by %s", caller.team, scope.value, scope_id or "-",
+                 usd(budget.limit_micros), period_.value, caller.user)
+        return budget
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:
     """Every attachment must really be an image; the first that is not refuses the request."""
     return [images.check(img.data) for img in attached]
+
+
+def confirmed(outcome: NeedsConfirmation, *, use_flash: bool = False) -> ImagineRequest | EditRequest:
+    """The request to resubmit when the user picks [Run] or [Use Flash]."""
+    changes = {"confirmed": True, **({"model": "flash"} if use_flash else {})}
+    return dataclasses.replace(outcome.request, **changes)

@@ -70,6 +70,8 @@ class _Request:
     # Set by adapters from the platform's event id, so a retried event
     # never becomes a second job.
     idempotency_key: str | None = None
+    # The user saw a NeedsConfirmation for this request and chose to run it.
+    confirmed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +209,12 @@ class Delivery:
 
 class RefusalReason(StrEnum):
     INVALID_REQUEST = "invalid_request"
+    MODERATION = "moderation"
+    NOT_ALLOWED_HERE = "not_allowed_here"
+    UNPRICED = "unpriced"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    NOT_MODERATOR = "not_moderator"
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
 
@@ -220,6 +228,8 @@ class Accepted:
     aspect_ratio: str
     estimate_usd: Decimal | None = None
     duplicate: bool = False
+    # Set when the team's soft-threshold policy switched the model ("pro").
+    downgraded_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,4 +238,16 @@ class Refused:
     detail: str
 
 
-Outcome = Accepted | Refused
+@dataclass(frozen=True)
+class NeedsConfirmation:
+    """Ask first: adapters offer [Run] (resubmit with confirmed=True) and
+    [Use Flash] (resubmit with model="flash", confirmed=True)."""
+
+    detail: str
+    estimate_usd: Decimal
+    flash_estimate_usd: Decimal | None
+    remaining_usd: Decimal | None      # the tightest budget's money left, if any budget applies
+    request: ImagineRequest | EditRequest
+
+
+Outcome = Accepted | NeedsConfirmation | Refused

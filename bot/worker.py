@@ -21,7 +21,8 @@ from bot import images, pricing
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, ProviderError
-from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key
+from bot.money import to_micros
+from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Worker:
         image_id = await self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
             NewDelivery(final_delivery_key(job.id), "result", outcome),
+            Charge(to_micros(cost), result.usage, "succeeded"),
         )
         if image_id is None:
             log.warning("job %d: lease lost before completion; another worker owns it now", job.id)
@@ -160,17 +162,19 @@ class Worker:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
         final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
-        result = None
+        result = charge = None
         if isinstance(exc, BlockedError) and exc.usage is not None:
+            # A blocked answer is billed for the tokens it used.
             model = self._catalog.resolve(job.spec.model_alias)
-            result = {"usage": exc.usage.to_json(), "block_reason": exc.reason,
-                      "cost_usd": str(pricing.tokens_cost(model, job.spec.lane, exc.usage))}
+            cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)
+            result = {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
+            charge = Charge(to_micros(cost), exc.usage, "blocked")
         state = await self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=retryable, final_state=final_state, retry_at=now + delay,
             delivery=NewDelivery(final_delivery_key(job.id), "failure",
                                  {"error_class": exc.kind, "detail": exc.detail[:500]}),
-            result=result,
+            result=result, charge=charge,
         )
         if state is None:
             log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)

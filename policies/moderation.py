@@ -1,22 +1,47 @@
-"""Prompt checks that need no model: empty, too long.
-
-Team banned-term lists join this module with the spend and quota policies.
-"""
+"""Prompt checks that need no model: empty, too long, a team's banned terms."""
 
 from __future__ import annotations
+
+import re
+from functools import lru_cache
 
 from bot.types import InvalidRequest
 
 DEFAULT_MAX_PROMPT_CHARS = 2000
 
 
-def check_prompt(prompt: str, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> str:
-    """The prompt to use (whitespace trimmed), or InvalidRequest saying what is wrong."""
+class ModerationRefusal(InvalidRequest):
+    """A prompt refused before it cost anything; `reason` is what gets recorded."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@lru_cache(maxsize=256)
+def _banned_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    cleaned = [t.strip() for t in terms if t.strip()]
+    if not cleaned:
+        return None
+    # Whole words: "art" must not match "party"; lookarounds also work for terms
+    # that start or end with punctuation, where \b would not.
+    alternatives = "|".join(re.escape(t) for t in sorted(cleaned, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def check_prompt(prompt: str, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                 banned_terms: tuple[str, ...] | list[str] = ()) -> str:
+    """The prompt to use (whitespace trimmed), or ModerationRefusal saying what is wrong."""
     cleaned = prompt.strip()
     if not cleaned:
-        raise InvalidRequest("Tell me what to draw, for example: /imagine a koi pond at dawn --ar 16:9")
+        raise ModerationRefusal(
+            "Tell me what to draw, for example: /imagine a koi pond at dawn --ar 16:9", "empty")
     if len(cleaned) > max_chars:
-        raise InvalidRequest(
-            f"That prompt is {len(cleaned):,} characters; the limit is {max_chars:,}. Please shorten it."
-        )
+        raise ModerationRefusal(
+            f"That prompt is {len(cleaned):,} characters; the limit is {max_chars:,}. Please shorten it.",
+            "too_long")
+    pattern = _banned_pattern(tuple(banned_terms))
+    if pattern is not None and (match := pattern.search(cleaned)):
+        raise ModerationRefusal(
+            f"Your team doesn't allow \"{match.group(0)}\" in prompts. Nothing was charged.", "banned_term")
     return cleaned

@@ -70,7 +70,7 @@ class GeminiProvider:
         except genai_errors.APIError as exc:
             raise map_api_error(exc) from exc
         except _NETWORK_ERRORS as exc:
-            raise OverloadedError(f"network error or timeout talking to Gemini: {exc!r}") from exc
+            raise OverloadedError(f"network error or timeout talking to Gemini: {_describe(exc)}") from exc
         return parse_response(response, spec)
 
     async def list_models(self) -> list[str]:
@@ -79,7 +79,7 @@ class GeminiProvider:
         except genai_errors.APIError as exc:
             raise map_api_error(exc) from exc
         except _NETWORK_ERRORS as exc:
-            raise OverloadedError(f"cannot reach Gemini: {exc!r}") from exc
+            raise OverloadedError(f"cannot reach Gemini: {_describe(exc)}") from exc
 
     async def close(self) -> None:
         await self._client.aio.aclose()
@@ -173,6 +173,11 @@ def _header(exc: genai_errors.APIError, name: str) -> str | None:
         return headers.get(name) if headers is not None else None
     except Exception:  # an exotic response type must not hide the real error
         return None
+
+
+def _describe(exc: BaseException) -> str:
+    # aiohttp's reprs carry SSL contexts and connection keys; the message is what helps.
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _enum_name(value: Any) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.types import CheckedImage, Delivery, Job, JobState, NewJob, StoredImage
+from bot.types import CheckedImage, Delivery, Job, JobState, NewJob, StoredImage, Usage
+from policies.quota import QuotaLimits
+from policies.spend import Budget, BudgetStatus, Scope
 
 
 class StoreUnavailable(Exception):
@@ -31,16 +33,50 @@ class Submitted:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What submit must check and hold, atomically with inserting the job."""
+
+    estimate_micros: int
+    price_version: str
+    quotas: QuotaLimits
+
+
+@dataclass(frozen=True)
+class Denied:
+    """Why a submit was not admitted: the limit, its value and the current figure."""
+
+    limit: str                 # "budget" or a QuotaLimits field name
+    allowed: int               # micro-dollars for budgets, a count for quotas
+    current: int
+    resets_at: float | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one provider call cost, from its reported usage."""
+
+    cost_micros: int
+    usage: Usage | None
+    status: str                # succeeded | blocked | failed
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
+    async def submit(
+        self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+    ) -> Submitted | Denied:
         """Insert a queued job (and its input images) in one transaction.
 
-        A job whose idempotency key already exists is not inserted again;
-        the existing job is returned with duplicate=True.
+        With an admission, the same transaction checks every budget that
+        applies (team, channel, user: spent + held + estimate <= limit) and
+        the quotas, then holds the estimate: concurrent submits can never
+        overspend. A job whose idempotency key already exists is not
+        inserted again; the existing job is returned with duplicate=True.
         """
 
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
@@ -54,9 +90,10 @@ class Store(Protocol):
 
     async def complete(
         self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge,
     ) -> int | None:
-        """Store the image, finish the job and queue its delivery, atomically.
+        """Store the image, finish the job, settle its charge, release the
+        rest of its hold and queue its delivery, all atomically.
 
         Returns the image id, or None when this worker no longer holds the
         lease (another worker owns the job now; nothing is written).
@@ -65,9 +102,12 @@ class Store(Protocol):
     async def fail(
         self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
         detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
-        delivery: NewDelivery, result: dict[str, Any] | None = None,
+        delivery: NewDelivery, result: dict[str, Any] | None = None, charge: Charge | None = None,
     ) -> JobState | None:
         """Record a failed attempt: requeue, dead-letter or finish the job.
+
+        A finished job settles `charge` (a billed failure, e.g. a blocked
+        answer) and releases the rest of its hold.
 
         Returns the job's new state, or None when the lease was lost.
         """
@@ -91,6 +131,23 @@ class Store(Protocol):
     async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None: ...
 
     async def counts_by_state(self) -> dict[str, int]: ...
+
+    async def set_budget(self, budget: Budget, updated_by: str) -> None: ...
+
+    async def delete_budget(self, team: str, scope: Scope, scope_id: str) -> bool: ...
+
+    async def budgets(self, team: str) -> list[Budget]: ...
+
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None) -> list[BudgetStatus]:
+        """Every budget that applies to (team, channel, user), with spent and held now."""
+
+    async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
+        """Micro-dollars settled since `since` for a team (or one of its users)."""
+
+    async def record_moderation(self, team: str, channel: str, user: str, reason: str, prompt: str | None) -> None: ...
+
+    async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Ledger rows, oldest first, with cost as micro-dollars."""
 
 
 def final_delivery_key(job_id: int) -> str:

@@ -27,9 +27,12 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from bot.store.base import NewDelivery, StoreUnavailable, Submitted, final_delivery_key
+from bot.store.base import (
+    Admission, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, final_delivery_key,
+)
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
+from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 T = TypeVar("T")
 LEASE_EXPIRED = "lease_expired"
@@ -80,7 +83,7 @@ class SQLiteStore:
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
@@ -88,6 +91,19 @@ class SQLiteStore:
         # Several processes may open a new file at once: migrate under the write lock.
         with self._write():
             migrations.apply(Database(conn))
+
+    def _retry_while_locked(self, fn: Callable[[], Any]) -> Any:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite
+        # answers "locked" at once instead of waiting on the busy timeout
+        # when other processes are opening the same file.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     async def open(self) -> None:
         await self._run(self._open_sync)
@@ -106,11 +122,15 @@ class SQLiteStore:
 
     # -- queue ----------------------------------------------------------
 
-    async def submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
-        return await self._run(self._submit, job, inputs)
+    async def submit(
+        self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+    ) -> Submitted | Denied:
+        return await self._run(self._submit, job, inputs, admission)
 
-    def _submit(self, job: NewJob, inputs: list[CheckedImage]) -> Submitted:
+    def _submit(self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None) -> Submitted | Denied:
         now = self._clock()
+        # The write lock is held from here to commit: the checks below and
+        # the hold they admit cannot interleave with another submit.
         with self._write() as c:
             if job.idempotency_key is not None:
                 row = c.execute(
@@ -118,6 +138,10 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return Submitted(row["id"], self._position(c, row["id"]) or 0, duplicate=True)
+            if admission is not None:
+                denied = self._admit(c, job, admission, now)
+                if denied is not None:
+                    return denied
             served = c.execute("SELECT value FROM queue_meta WHERE key = 'served_round'").fetchone()[0]
             last = c.execute(
                 "SELECT MAX(round) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)
@@ -133,7 +157,99 @@ class SQLiteStore:
             ).lastrowid
             for image in inputs:
                 self._insert_image(c, job_id, "input", image, parent=None, now=now)
+            if admission is not None:
+                self._hold(c, job_id, job, admission, now)
             return Submitted(job_id, self._position(c, job_id) or 0, duplicate=False)
+
+    def _admit(self, c: sqlite3.Connection, job: NewJob, admission: Admission, now: float) -> Denied | None:
+        for status in self._statuses(c, job.team, job.channel, job.user, now):
+            used = status.spent_micros + status.reserved_micros
+            if used + admission.estimate_micros > status.budget.limit_micros:
+                return Denied("budget", status.budget.limit_micros, used, status.resets_at, status.budget)
+        quotas = admission.quotas
+        counts = (
+            ("user_concurrent_jobs", quotas.user_concurrent_jobs, None,
+             "SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND state IN ('queued', 'running')",
+             (job.team, job.user)),
+            ("team_queued_jobs", quotas.team_queued_jobs, None,
+             "SELECT COUNT(*) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)),
+            # Jobs that made no image (failed, dead, cancelled) don't use up the day.
+            ("user_images_per_day", quotas.user_images_per_day, next_reset(Period.DAY, now),
+             """SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND created_at >= ?
+                AND state NOT IN ('failed', 'dead', 'cancelled')""",
+             (job.team, job.user, period_start(Period.DAY, now))),
+        )
+        for name, limit, resets_at, sql, args in counts:
+            if limit is None:
+                continue
+            current = c.execute(sql, args).fetchone()[0]
+            if current + 1 > limit:
+                return Denied(name, limit, current, resets_at)
+        return None
+
+    def _hold(self, c: sqlite3.Connection, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
+        c.execute(
+            """INSERT INTO holds (job_id, team, channel, user, amount_micros, price_version, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (job_id, job.team, job.channel, job.user, admission.estimate_micros, admission.price_version, now),
+        )
+        self._ledger_row(c, job_id, "reservation", 0, (job.team, job.channel, job.user),
+                         job.spec.to_json(), None, admission.estimate_micros, "held",
+                         admission.price_version, now)
+
+    @staticmethod
+    def _ledger_row(c: sqlite3.Connection, job_id: int, entry: str, attempt: int,
+                    who: tuple[str, str, str], spec: dict[str, Any], usage: Any, cost_micros: int,
+                    status: str, price_version: str, now: float) -> None:
+        c.execute(
+            """INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
+                   prompt_tokens, output_tokens, image_tokens, cost_micros, status, price_version,
+                   created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (job_id, entry, attempt, *who, spec["model_alias"], spec["size"], spec["lane"],
+             usage.prompt_tokens if usage else None, usage.output_tokens if usage else None,
+             usage.image_tokens if usage else None, cost_micros, status, price_version, now),
+        )
+
+    def _close_hold(self, c: sqlite3.Connection, row: sqlite3.Row, charge: Charge | None, now: float) -> None:
+        """Settle what the job was charged and release the rest of its hold."""
+        hold = c.execute("SELECT amount_micros, price_version FROM holds WHERE job_id = ?",
+                         (row["id"],)).fetchone()
+        who, spec = (row["team"], row["channel"], row["user"]), json.loads(row["request"])
+        version = hold["price_version"] if hold else "unmetered"
+        charged = 0
+        if charge is not None:
+            charged = charge.cost_micros
+            self._ledger_row(c, row["id"], "settlement", row["attempt"], who, spec, charge.usage,
+                             charged, charge.status, version, now)
+        if hold is not None:
+            self._ledger_row(c, row["id"], "release", 0, who, spec, None,
+                             max(0, hold["amount_micros"] - charged), "released", version, now)
+            c.execute("DELETE FROM holds WHERE job_id = ?", (row["id"],))
+
+    def _statuses(self, c: sqlite3.Connection, team: str, channel: str | None, user: str | None,
+                  now: float) -> list[BudgetStatus]:
+        rows = c.execute(
+            """SELECT * FROM budgets WHERE team = ? AND ((scope = 'team' AND scope_id = '')
+                   OR (scope = 'channel' AND scope_id = ?) OR (scope = 'user' AND scope_id = ?))
+               ORDER BY CASE scope WHEN 'team' THEN 0 WHEN 'channel' THEN 1 ELSE 2 END""",
+            (team, channel, user),
+        ).fetchall()
+        statuses = []
+        for r in rows:
+            budget = _budget(r)
+            column = {Scope.TEAM: None, Scope.CHANNEL: "channel", Scope.USER: "user"}[budget.scope]
+            narrow = f" AND {column} = ?" if column else ""
+            args = (team, budget.scope_id) if column else (team,)
+            start = period_start(budget.period, now)
+            spent = c.execute(
+                f"""SELECT COALESCE(SUM(cost_micros), 0) FROM ledger
+                    WHERE team = ?{narrow} AND entry = 'settlement' AND created_at >= ?""",
+                (*args, start),
+            ).fetchone()[0]
+            held = c.execute(f"SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE team = ?{narrow}",
+                             args).fetchone()[0]
+            statuses.append(BudgetStatus(budget, spent, held, next_reset(budget.period, now)))
+        return statuses
 
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
         return await self._run(self._lease, worker_id, lease_seconds, only_job_id)
@@ -170,10 +286,11 @@ class SQLiteStore:
                    error_detail = 'the worker stopped responding (lease expired) on every attempt',
                    finished_at = ?, updated_at = ?
                WHERE state = 'running' AND lease_until < ? AND attempt >= max_attempts
-               RETURNING id, platform""",
+               RETURNING *""",
             (LEASE_EXPIRED, now, now, now),
         ).fetchall()
         for row in dead:
+            self._close_hold(c, row, None, now)
             self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
                 key=final_delivery_key(row["id"]), kind="failure",
                 payload={"state": JobState.DEAD.value, "error_class": LEASE_EXPIRED}), now)
@@ -204,7 +321,7 @@ class SQLiteStore:
 
     async def complete(
         self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge,
     ) -> int | None:
         def complete() -> int | None:
             now = self._clock()
@@ -221,6 +338,7 @@ class SQLiteStore:
                        WHERE id = ?""",
                     (image_id, json.dumps(result), now, now, job_id),
                 )
+                self._close_hold(c, row, charge, now)
                 payload = {**delivery.payload, "image_id": image_id}
                 self._insert_delivery(c, job_id, row["platform"],
                                       NewDelivery(delivery.key, delivery.kind, payload), now)
@@ -230,7 +348,7 @@ class SQLiteStore:
     async def fail(
         self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
         detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
-        delivery: NewDelivery, result: dict[str, Any] | None = None,
+        delivery: NewDelivery, result: dict[str, Any] | None = None, charge: Charge | None = None,
     ) -> JobState | None:
         def fail() -> JobState | None:
             now = self._clock()
@@ -255,6 +373,7 @@ class SQLiteStore:
                      None if state is JobState.QUEUED else now, now, job_id),
                 )
                 if state.terminal:
+                    self._close_hold(c, row, charge, now)
                     payload = {**delivery.payload, "state": state.value}
                     self._insert_delivery(c, job_id, row["platform"],
                                           NewDelivery(delivery.key, delivery.kind, payload), now)
@@ -265,11 +384,15 @@ class SQLiteStore:
         def cancel() -> bool:
             now = self._clock()
             with self._write() as c:
-                return c.execute(
+                row = c.execute(
                     """UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?
-                       WHERE id = ? AND state = 'queued'""",
+                       WHERE id = ? AND state = 'queued' RETURNING *""",
                     (now, now, job_id),
-                ).rowcount == 1
+                ).fetchone()
+                if row is None:
+                    return False
+                self._close_hold(c, row, None, now)
+                return True
         return await self._run(cancel)
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -296,6 +419,65 @@ class SQLiteStore:
             rows = self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
             return {state: n for state, n in rows}
         return await self._run(counts)
+
+    # -- money ----------------------------------------------------------
+
+    async def set_budget(self, budget: Budget, updated_by: str) -> None:
+        def put() -> None:
+            with self._write() as c:
+                c.execute(
+                    """INSERT INTO budgets (team, scope, scope_id, limit_micros, period, soft_threshold,
+                           updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (team, scope, scope_id) DO UPDATE SET limit_micros = excluded.limit_micros,
+                           period = excluded.period, soft_threshold = excluded.soft_threshold,
+                           updated_by = excluded.updated_by, updated_at = excluded.updated_at""",
+                    (budget.team, budget.scope.value, budget.scope_id, budget.limit_micros,
+                     budget.period.value, budget.soft_threshold, updated_by, self._clock()),
+                )
+        await self._run(put)
+
+    async def delete_budget(self, team: str, scope: Scope, scope_id: str) -> bool:
+        def delete() -> bool:
+            with self._write() as c:
+                return c.execute("DELETE FROM budgets WHERE team = ? AND scope = ? AND scope_id = ?",
+                                 (team, scope.value, scope_id)).rowcount == 1
+        return await self._run(delete)
+
+    async def budgets(self, team: str) -> list[Budget]:
+        def get() -> list[Budget]:
+            rows = self.conn.execute("SELECT * FROM budgets WHERE team = ? ORDER BY scope, scope_id",
+                                     (team,)).fetchall()
+            return [_budget(r) for r in rows]
+        return await self._run(get)
+
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None) -> list[BudgetStatus]:
+        return await self._run(lambda: self._statuses(self.conn, team, channel, user, self._clock()))
+
+    async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
+        def get() -> int:
+            narrow, args = (" AND user = ?", (team, user, since)) if user else ("", (team, since))
+            return self.conn.execute(
+                f"""SELECT COALESCE(SUM(cost_micros), 0) FROM ledger
+                    WHERE team = ?{narrow} AND entry = 'settlement' AND created_at >= ?""", args,
+            ).fetchone()[0]
+        return await self._run(get)
+
+    async def record_moderation(self, team: str, channel: str, user: str, reason: str, prompt: str | None) -> None:
+        def put() -> None:
+            with self._write() as c:
+                c.execute("""INSERT INTO moderation_log (team, channel, user, reason, prompt, created_at)
+                             VALUES (?, ?, ?, ?, ?, ?)""", (team, channel, user, reason, prompt, self._clock()))
+        await self._run(put)
+
+    async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        def get() -> list[dict[str, Any]]:
+            rows = self.conn.execute(
+                """SELECT * FROM ledger WHERE (:team IS NULL OR team = :team)
+                   AND (:since IS NULL OR created_at >= :since) ORDER BY id""",
+                {"team": team, "since": since},
+            ).fetchall()
+            return [dict(r) for r in rows]
+        return await self._run(get)
 
     # -- images ---------------------------------------------------------
 
@@ -389,6 +571,12 @@ def _job(row: sqlite3.Row) -> Job:
         result=json.loads(row["result"]) if row["result"] else None,
         error_class=row["error_class"], error_detail=row["error_detail"],
     )
+
+
+def _budget(row: sqlite3.Row) -> Budget:
+    return Budget(team=row["team"], scope=Scope(row["scope"]), scope_id=row["scope_id"],
+                  limit_micros=row["limit_micros"], period=Period(row["period"]),
+                  soft_threshold=row["soft_threshold"])
 
 
 def _image(row: sqlite3.Row) -> StoredImage:

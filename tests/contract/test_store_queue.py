@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from bot.store.base import NewDelivery, final_delivery_key
+from bot.store.base import Charge, NewDelivery, final_delivery_key
 from bot.types import CheckedImage, JobState
 from tests.conftest import new_job, png_bytes
+
+
+CHARGE = Charge(cost_micros=134_000, usage=None, status="succeeded")
 
 
 def output_image() -> CheckedImage:
@@ -49,10 +52,10 @@ async def test_expired_lease_returns_the_job_and_the_old_worker_cannot_finish_it
     assert second.id == first.id and second.attempt == 2 and second.worker_id == "w2"
     # The first worker wakes up late: nothing it writes may land.
     assert await store.complete(first.id, "w1", first.attempt, output_image(), {}, NewDelivery(
-        final_delivery_key(first.id), "result", {})) is None
+        final_delivery_key(first.id), "result", {}), CHARGE) is None
     assert not await store.extend_lease(first.id, "w1", first.attempt, 30)
     assert await store.complete(second.id, "w2", second.attempt, output_image(), {"cost_usd": "0.1"},
-                                NewDelivery(final_delivery_key(second.id), "result", {})) is not None
+                                NewDelivery(final_delivery_key(second.id), "result", {}), CHARGE) is not None
     assert (await store.get_job(first.id)).state is JobState.SUCCEEDED
 
 
@@ -140,8 +143,8 @@ async def test_completion_stores_image_and_one_delivery_even_if_finished_twice(s
     await store.submit(new_job(), [])
     job = await store.lease("w", 60)
     delivery = NewDelivery(final_delivery_key(job.id), "result", {"cost_usd": "0.134"})
-    image_id = await store.complete(job.id, "w", job.attempt, output_image(), {"cost_usd": "0.134"}, delivery)
-    assert await store.complete(job.id, "w", job.attempt, output_image(), {}, delivery) is None
+    image_id = await store.complete(job.id, "w", job.attempt, output_image(), {"cost_usd": "0.134"}, delivery, CHARGE)
+    assert await store.complete(job.id, "w", job.attempt, output_image(), {}, delivery, CHARGE) is None
     image = await store.get_image(image_id)
     assert image.role == "output" and image.data == png_bytes() and image.job_id == job.id
     claimed = await store.claim_deliveries(["cli"], 50, 60)

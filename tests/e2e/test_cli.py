@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_TRY_LATER
+from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT, EXIT_TRY_LATER
 from tests.conftest import png_bytes
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, no_image, ok
 
@@ -202,3 +203,47 @@ async def test_run_with_nothing_configured_shows_the_setup_guide(tmp_path):
     assert "GEMINI_API_KEY" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "imagine.db").exists()
+
+
+# --- money ----------------------------------------------------------------------------------------
+
+async def test_imagine_charges_the_ledger_and_usage_reports_it(fake, tmp_path):
+    env = cli_env(fake, tmp_path)
+    run = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "o.png")
+    assert run.code == EXIT_OK, run.stderr
+    printed_cost = run.stdout.split("cost $")[1].split()[0]
+    report = await run_cli(env, tmp_path, "usage", "--format", "json")
+    assert report.code == EXIT_OK, report.stderr
+    [row] = json.loads(report.stdout)
+    assert {k: row[k] for k in ("team", "model", "size", "lane", "status", "entry")} == {
+        "team": "cli", "model": "pro", "size": "2K", "lane": "standard", "status": "succeeded",
+        "entry": "settlement"}
+    assert row["cost_usd"] == printed_cost and isinstance(row["job_id"], int) and row["user"]
+    table = await run_cli(env, tmp_path, "usage", "--team", "cli")
+    assert f"Total charged: $0.13 (exact: ${printed_cost})" in table.stdout
+    csv_out = await run_cli(env, tmp_path, "usage", "--format", "csv", "--all-entries")
+    assert [line.split(",")[2] for line in csv_out.stdout.splitlines()[1:]] == [
+        "reservation", "settlement", "release"]
+
+
+async def test_budget_set_show_and_exhaustion(fake, tmp_path):
+    env = cli_env(fake, tmp_path, max_attempts=1)
+    put = await run_cli(env, tmp_path, "budget", "set", "--team", "cli", "--usd", "0.20", "--period", "day")
+    assert put.code == EXIT_OK and "$0.20 per day" in put.stdout, put.stderr
+    first = await run_cli(env, tmp_path, "imagine", "one", "--out", "1.png", "--yes")
+    assert first.code == EXIT_OK, first.stderr
+    second = await run_cli(env, tmp_path, "imagine", "two", "--out", "2.png", "--yes")
+    assert second.code == EXIT_OVER_LIMIT
+    line = assert_one_error_line(second)
+    assert "team budget of $0.20 per day" in line and "Nothing was charged" in line
+    assert len(fake.requests) == 1
+    show = await run_cli(env, tmp_path, "budget", "show", "--team", "cli")
+    assert "team budget $0.20/day: spent $0.13" in show.stdout
+
+
+async def test_bad_budget_and_bad_since_are_one_line_errors(tmp_path):
+    env = cli_env(None, tmp_path)
+    bad = await run_cli(env, tmp_path, "budget", "set", "--team", "T", "--usd", "lots")
+    assert bad.code == EXIT_INVALID and "amount in dollars" in assert_one_error_line(bad)
+    since = await run_cli(env, tmp_path, "usage", "--since", "yesterday")
+    assert since.code == EXIT_INVALID and "--since" in assert_one_error_line(since)

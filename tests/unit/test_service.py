@@ -21,21 +21,24 @@ def request(prompt="a koi pond", **kw) -> ImagineRequest:
                           prompt=prompt, **kw)
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"prompt": "   "}, "what to draw"),
-    ({"prompt": "x" * 2001}, "2,001 characters; the limit is 2,000"),
-    ({"model": "turbo"}, "Unknown model 'turbo'"),
-    ({"aspect_ratio": "7:3"}, "does not do aspect ratio '7:3'"),
-    ({"model": "pro", "size": "512"}, "does not do size '512'"),
-    ({"model": "pro", "aspect_ratio": "1:8"}, "does not do aspect ratio '1:8'"),
-    ({"model": "lite"}, "No price is configured for lite"),
-    ({"relax": True}, "not enabled"),
-    ({"images": (InputImage(b"<html>login</html>", "image/png"),)}, "not an image"),
-    ({"images": (InputImage(b"", "image/png"),)}, "empty"),
+INVALID, MODERATION = RefusalReason.INVALID_REQUEST, RefusalReason.MODERATION
+
+
+@pytest.mark.parametrize("kwargs, reason, says", [
+    ({"prompt": "   "}, MODERATION, "what to draw"),
+    ({"prompt": "x" * 2001}, MODERATION, "2,001 characters; the limit is 2,000"),
+    ({"model": "turbo"}, INVALID, "Unknown model 'turbo'"),
+    ({"aspect_ratio": "7:3"}, INVALID, "does not do aspect ratio '7:3'"),
+    ({"model": "pro", "size": "512"}, INVALID, "does not do size '512'"),
+    ({"model": "pro", "aspect_ratio": "1:8"}, INVALID, "does not do aspect ratio '1:8'"),
+    ({"model": "lite"}, RefusalReason.UNPRICED, "No price is configured for lite"),
+    ({"relax": True}, INVALID, "not enabled"),
+    ({"images": (InputImage(b"<html>login</html>", "image/png"),)}, INVALID, "not an image"),
+    ({"images": (InputImage(b"", "image/png"),)}, INVALID, "empty"),
 ])
-async def test_invalid_requests_are_refused_and_queue_nothing(service, store, kwargs, says):
+async def test_invalid_requests_are_refused_and_queue_nothing(service, store, kwargs, reason, says):
     outcome = await service.submit(request(**kwargs))
-    assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert isinstance(outcome, Refused) and outcome.reason is reason
     assert says in outcome.detail
     assert "Traceback" not in outcome.detail and "Error(" not in outcome.detail
     assert await store.counts_by_state() == {}

@@ -102,6 +102,11 @@ async def test_a_job_is_rendered_stored_settled_and_delivered_once(sqlite_store,
     assert Decimal(job.result["cost_usd"]) == expected.quantize(Decimal("0.000001"))
     assert p.notifier.kinds(job.id) == ["started", "result"]
     assert fake.requests[0].prompt == "a koi pond at dawn"
+    # The ledger: held the estimate, charged the usage, released the difference.
+    ledger = [(r["entry"], r["cost_micros"], r["image_tokens"]) for r in await sqlite_store.ledger()]
+    charged = int(Decimal(job.result["cost_usd"]) * 1_000_000)
+    held = int(accepted.estimate_usd * 1_000_000)
+    assert ledger == [("reservation", held, None), ("settlement", charged, 2000), ("release", held - charged, None)]
 
 
 async def test_overloaded_then_success_retries_and_delivers_one_result(sqlite_store, fake):
@@ -138,6 +143,9 @@ async def test_blocked_answer_is_final_and_settled_from_reported_usage(sqlite_st
     assert Decimal(job.result["cost_usd"]) == (
         Decimal(job.result["usage"]["prompt_tokens"]) * 2 / 1_000_000).quantize(Decimal("0.000001"))
     assert len(fake.requests) == 1  # never retried
+    settlement = [r for r in await sqlite_store.ledger() if r["entry"] == "settlement"]
+    assert [(r["status"], r["cost_micros"]) for r in settlement] == [
+        ("blocked", int(Decimal(job.result["cost_usd"]) * 1_000_000))]
 
 
 async def test_auth_error_is_not_retried(sqlite_store, fake):
@@ -147,6 +155,10 @@ async def test_auth_error_is_not_retried(sqlite_store, fake):
         await p.notifier.wait_final(accepted.job_id)
     job = await sqlite_store.get_job(accepted.job_id)
     assert job.state is JobState.FAILED and job.error_class == "auth" and len(fake.requests) == 1
+    # Not billed: the whole hold comes back.
+    entries = [(r["entry"], r["cost_micros"]) for r in await sqlite_store.ledger()]
+    assert entries == [("reservation", int(accepted.estimate_usd * 1_000_000)),
+                       ("release", int(accepted.estimate_usd * 1_000_000))]
 
 
 async def test_edit_sends_the_parent_image_and_links_the_new_one(sqlite_store, fake):

@@ -1,0 +1,66 @@
+"""The ledger as people and spreadsheets read it: table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.money import from_micros, usd
+
+COLUMNS = ["at", "job_id", "entry", "team", "channel", "user", "model", "size", "lane", "status",
+           "prompt_tokens", "output_tokens", "image_tokens", "cost_usd", "price_version"]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def ledger_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with money as exact decimal strings and times as ISO 8601 UTC."""
+    return [{**{k: r.get(k) for k in COLUMNS if k not in ("at", "cost_usd")},
+             "at": _iso(r["created_at"]), "cost_usd": str(from_micros(r["cost_micros"]))}
+            for r in rows]
+
+
+def render_ledger(rows: list[dict[str, Any]], fmt: str, since: float) -> str:
+    records = ledger_records(rows)
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(records)
+        return out.getvalue()
+    return _table(rows, since)
+
+
+def _table(rows: list[dict[str, Any]], since: float) -> str:
+    header = f"Ledger since {_iso(since)[:10]} (UTC)"
+    if not rows:
+        return f"{header}\nNo entries.\n"
+    lines = [header, ""]
+    widths = (17, 7, 12, 12, 12, 7, 5, 9, 9, 12)
+    head = ("when", "job", "entry", "team", "user", "model", "size", "lane", "status", "cost")
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    by_team: dict[str, int] = defaultdict(int)
+    by_model: dict[str, int] = defaultdict(int)
+    charged = 0
+    for r in rows:
+        cells = (_iso(r["created_at"])[:16].replace("T", " "), str(r["job_id"]), r["entry"], r["team"],
+                 r["user"], r["model"], r["size"], r["lane"], r["status"], f"${from_micros(r['cost_micros']):.4f}")
+        lines.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths)).rstrip())
+        if r["entry"] == "settlement":
+            by_team[r["team"]] += r["cost_micros"]
+            by_model[r["model"]] += r["cost_micros"]
+            charged += r["cost_micros"]
+    lines += ["", "Charged by team:"]
+    lines += [f"  {team:<24} {usd(m):>12}" for team, m in sorted(by_team.items())]
+    lines += ["Charged by model:"]
+    lines += [f"  {model:<24} {usd(m):>12}" for model, m in sorted(by_model.items())]
+    lines += [f"Total charged: {usd(charged)} (exact: ${from_micros(charged)})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""Per-team policy settings: defaults from `[policy]`, overrides from `[teams."T"]`.
+
+Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
+
+    [policy]
+    user_images_per_day = 50
+    over_soft_threshold = "downgrade"     # or "confirm"
+
+    [teams."T0123"]
+    moderators = ["U042"]
+    banned_terms = ["gore"]
+    privacy_mode = true
+    [teams."T0123".channels."C0DESIGN"]
+    models = ["pro", "flash"]
+    sizes = ["1K", "2K", "4K"]
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ChannelRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[str] | None = None   # aliases allowed here; None = any
+    sizes: list[str] | None = None
+
+
+class TeamPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_images_per_day: int | None = Field(default=100, ge=0)
+    user_concurrent_jobs: int | None = Field(default=4, ge=0)
+    team_queued_jobs: int | None = Field(default=100, ge=0)
+    max_prompt_chars: int = Field(default=2000, ge=1)
+    banned_terms: list[str] = Field(default_factory=list)
+    # Refused prompts are recorded without their text.
+    privacy_mode: bool = False
+    # Past a budget's soft threshold: switch Pro to Flash, or ask first.
+    over_soft_threshold: Literal["downgrade", "confirm"] = "confirm"
+    # Any single request estimated above this needs confirmation.
+    confirm_above_usd: Decimal | None = Field(default=Decimal("0.50"), ge=0)
+    soft_threshold: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
+    moderators: list[str] = Field(default_factory=list)
+    channels: dict[str, ChannelRule] = Field(default_factory=dict)
+
+
+class PolicyBook:
+    """Looks up the policy of a team: its overrides merged over the defaults."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None, teams: dict[str, dict[str, Any]] | None = None):
+        try:
+            self._defaults = TeamPolicy(**(defaults or {}))
+            self._teams = {team: TeamPolicy(**{**(defaults or {}), **overrides})
+                           for team, overrides in (teams or {}).items()}
+        except ValidationError as exc:
+            raise ValueError(f"invalid policy in IMAGINE_CONFIG: {exc}") from exc
+
+    def for_team(self, team: str) -> TeamPolicy:
+        return self._teams.get(team, self._defaults)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PolicyBook:
+        """From the parsed IMAGINE_CONFIG file: its [policy] and [teams] tables."""
+        return cls(config.get("policy"), config.get("teams"))

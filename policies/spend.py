@@ -1,0 +1,88 @@
+"""Budgets: periods, remaining money, thresholds. Pure functions and types.
+
+The store applies these atomically (see Store.submit); this module decides
+what the figures mean and how a refusal reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from bot.money import usd
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class Scope(StrEnum):
+    TEAM = "team"
+    CHANNEL = "channel"
+    USER = "user"
+
+
+def period_start(period: Period, now: float) -> float:
+    """The UTC start of the period containing `now` (weeks start on Monday)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAY:
+        start = day
+    elif period is Period.WEEK:
+        start = day - timedelta(days=day.weekday())
+    else:
+        start = day.replace(day=1)
+    return start.timestamp()
+
+
+def next_reset(period: Period, now: float) -> float:
+    start = datetime.fromtimestamp(period_start(period, now), UTC)
+    if period is Period.DAY:
+        end = start + timedelta(days=1)
+    elif period is Period.WEEK:
+        end = start + timedelta(days=7)
+    else:
+        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return end.timestamp()
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Budget:
+    team: str
+    scope: Scope
+    scope_id: str          # "" for the team itself, else the channel or user id
+    limit_micros: int
+    period: Period
+    soft_threshold: float = 0.8
+
+    def label(self) -> str:
+        return "team" if self.scope is Scope.TEAM else f"{self.scope.value} {self.scope_id}"
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    spent_micros: int
+    reserved_micros: int
+    resets_at: float
+
+    @property
+    def remaining_micros(self) -> int:
+        return max(0, self.budget.limit_micros - self.spent_micros - self.reserved_micros)
+
+    def past_soft_threshold(self, extra_micros: int = 0) -> bool:
+        used = self.spent_micros + self.reserved_micros + extra_micros
+        return used > self.budget.limit_micros * self.budget.soft_threshold
+
+    def describe(self) -> str:
+        b = self.budget
+        return (f"{b.label()} budget {usd(b.limit_micros)}/{b.period.value}: spent {usd(self.spent_micros)}, "
+                f"held {usd(self.reserved_micros)}, left {usd(self.remaining_micros)} "
+                f"(resets {when(self.resets_at)})")

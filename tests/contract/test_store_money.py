@@ -1,0 +1,187 @@
+"""The Store contract for money: atomic admission, holds, settlement, release."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.store.base import Admission, Charge, Denied, NewDelivery, Submitted, final_delivery_key
+from bot.types import CheckedImage, JobState, Usage
+from policies.quota import QuotaLimits
+from policies.spend import Budget, Period, Scope
+from tests.conftest import new_job, png_bytes
+
+EST = 135_600  # micro-dollars: one Pro 2K estimate
+NO_QUOTAS = QuotaLimits(None, None, None)
+
+
+def admission(estimate: int = EST, quotas: QuotaLimits = NO_QUOTAS) -> Admission:
+    return Admission(estimate, "test-prices", quotas)
+
+
+def team_budget(limit: int, period: Period = Period.MONTH, team: str = "T1") -> Budget:
+    return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=limit, period=period)
+
+
+def image() -> CheckedImage:
+    return CheckedImage(png_bytes(), "image/png", 8, 8, "0" * 64)
+
+
+async def finish(store, job, cost: int, status: str = "succeeded"):
+    return await store.complete(job.id, job.worker_id, job.attempt, image(), {},
+                                NewDelivery(final_delivery_key(job.id), "result", {}),
+                                Charge(cost, Usage(prompt_tokens=10, image_tokens=1120), status))
+
+
+async def fail(store, job, *, retryable: bool, charge: Charge | None = None, state=JobState.FAILED):
+    return await store.fail(job.id, job.worker_id, job.attempt, error_class="x", detail="x",
+                            retryable=retryable, final_state=state, retry_at=None,
+                            delivery=NewDelivery(final_delivery_key(job.id), "failure", {}), charge=charge)
+
+
+async def team_status(store, team="T1"):
+    [status] = await store.budget_statuses(team, None, None)
+    return status
+
+
+async def entries(store, job_id: int) -> list[tuple[str, int, str]]:
+    return [(r["entry"], r["cost_micros"], r["status"]) for r in await store.ledger() if r["job_id"] == job_id]
+
+
+async def test_two_hundred_concurrent_submits_admit_exactly_what_fits(store_factory):
+    first = await store_factory()
+    await first.set_budget(team_budget(10 * EST), "mod")
+    stores = [first] + [await store_factory() for _ in range(7)]
+    outcomes = await asyncio.gather(*(
+        stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], admission()) for i in range(200)))
+    admitted = [o for o in outcomes if isinstance(o, Submitted)]
+    denied = [o for o in outcomes if isinstance(o, Denied)]
+    assert (len(admitted), len(denied)) == (10, 190)
+    assert all(d.limit == "budget" and d.allowed == 10 * EST for d in denied)
+    status = await team_status(first)
+    assert status.reserved_micros == 10 * EST and status.remaining_micros == 0
+    # Settled at their full estimate, the ledger still stays within the limit.
+    for _ in admitted:
+        job = await first.lease("w", 60)
+        await finish(first, job, EST)
+    status = await team_status(first)
+    assert status.spent_micros == 10 * EST <= status.budget.limit_micros and status.reserved_micros == 0
+
+
+async def test_success_settles_usage_and_releases_the_rest(store):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    submitted = await store.submit(new_job(), [], admission())
+    job = await store.lease("w", 60)
+    await finish(store, job, 134_402)
+    assert await entries(store, submitted.job_id) == [
+        ("reservation", EST, "held"), ("settlement", 134_402, "succeeded"), ("release", EST - 134_402, "released")]
+    status = await team_status(store)
+    assert (status.spent_micros, status.reserved_micros) == (134_402, 0)
+
+
+async def test_failure_and_cancel_release_the_whole_hold(store):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    failing = await store.submit(new_job(prompt="a"), [], admission())
+    cancelled = await store.submit(new_job(prompt="b"), [], admission())
+    job = await store.lease("w", 60)
+    assert job.id == failing.job_id
+    await fail(store, job, retryable=False)
+    assert await store.cancel(cancelled.job_id)
+    for job_id in (failing.job_id, cancelled.job_id):
+        assert await entries(store, job_id) == [("reservation", EST, "held"), ("release", EST, "released")]
+    status = await team_status(store)
+    assert (status.spent_micros, status.reserved_micros) == (0, 0)
+
+
+async def test_a_retry_keeps_its_hold_and_a_blocked_answer_is_settled_from_usage(store):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    submitted = await store.submit(new_job(), [], admission())
+    job = await store.lease("w", 60)
+    assert await fail(store, job, retryable=True) is JobState.QUEUED
+    assert (await team_status(store)).reserved_micros == EST
+    job = await store.lease("w", 60)
+    blocked = Charge(24, Usage(prompt_tokens=12), "blocked")
+    assert await fail(store, job, retryable=False, charge=blocked, state=JobState.BLOCKED) is JobState.BLOCKED
+    assert await entries(store, submitted.job_id) == [
+        ("reservation", EST, "held"), ("settlement", 24, "blocked"), ("release", EST - 24, "released")]
+
+
+async def test_a_dead_lettered_job_leaves_no_phantom_hold(store, clock):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    await store.submit(new_job(max_attempts=1), [], admission())
+    await store.lease("w", 30)
+    clock.advance(31)  # the worker died
+    assert await store.lease("w", 30) is None
+    assert (await team_status(store)).reserved_micros == 0
+
+
+async def test_budget_period_rolls_over_at_the_utc_boundary(store, clock):
+    clock.now = 1_798_761_600.0 - 3600  # 2026-12-31 23:00 UTC
+    await store.set_budget(team_budget(EST, Period.DAY), "mod")
+    assert isinstance(await store.submit(new_job(prompt="a"), [], admission()), Submitted)
+    await finish(store, await store.lease("w", 60), EST)
+    denied = await store.submit(new_job(prompt="b"), [], admission())
+    assert isinstance(denied, Denied) and denied.current == EST
+    assert denied.resets_at == 1_798_761_600.0
+    clock.advance(3600)  # midnight: a new day, a new budget
+    assert isinstance(await store.submit(new_job(prompt="c"), [], admission()), Submitted)
+
+
+async def test_channel_and_user_budgets_bind_only_their_scope(store):
+    await store.set_budget(Budget("T1", Scope.CHANNEL, "C-design", EST, Period.DAY), "mod")
+    await store.set_budget(Budget("T1", Scope.USER, "U-busy", EST, Period.DAY), "mod")
+
+    def job(channel: str, user: str, prompt: str):
+        j = new_job(prompt=prompt)
+        return type(j)(**{**j.__dict__, "channel": channel, "user": user})
+
+    assert isinstance(await store.submit(job("C-design", "U1", "a"), [], admission()), Submitted)
+    denied = await store.submit(job("C-design", "U2", "b"), [], admission())
+    assert isinstance(denied, Denied) and denied.budget.scope is Scope.CHANNEL
+    assert isinstance(await store.submit(job("C-other", "U-busy", "c"), [], admission()), Submitted)
+    denied = await store.submit(job("C-other", "U-busy", "d"), [], admission())
+    assert isinstance(denied, Denied) and denied.budget.scope is Scope.USER
+    assert isinstance(await store.submit(job("C-other", "U3", "e"), [], admission()), Submitted)
+
+
+async def test_a_duplicate_submit_holds_money_once(store):
+    await store.set_budget(team_budget(10 * EST), "mod")
+    key_job = new_job(key="slack:Ev9")
+    await store.submit(key_job, [], admission())
+    again = await store.submit(key_job, [], admission())
+    assert again.duplicate
+    assert (await team_status(store)).reserved_micros == EST
+
+
+async def test_quotas_name_the_limit_and_the_current_figure(store):
+    quotas = QuotaLimits(user_images_per_day=None, user_concurrent_jobs=2, team_queued_jobs=None)
+    for i in range(2):
+        assert isinstance(await store.submit(new_job(prompt=str(i)), [], admission(quotas=quotas)), Submitted)
+    denied = await store.submit(new_job(prompt="x"), [], admission(quotas=quotas))
+    assert (denied.limit, denied.allowed, denied.current) == ("user_concurrent_jobs", 2, 2)
+
+    team_cap = QuotaLimits(None, None, team_queued_jobs=2)
+    denied = await store.submit(new_job(prompt="y"), [], admission(quotas=team_cap))
+    assert (denied.limit, denied.allowed, denied.current) == ("team_queued_jobs", 2, 2)
+
+
+async def test_images_per_day_counts_today_and_not_failures(store, clock):
+    quotas = QuotaLimits(user_images_per_day=2, user_concurrent_jobs=None, team_queued_jobs=None)
+    await store.submit(new_job(prompt="a"), [], admission(quotas=quotas))
+    job = await store.lease("w", 60)
+    await fail(store, job, retryable=False)  # made no image: does not use up the day
+    await store.submit(new_job(prompt="b"), [], admission(quotas=quotas))
+    await store.submit(new_job(prompt="c"), [], admission(quotas=quotas))
+    denied = await store.submit(new_job(prompt="d"), [], admission(quotas=quotas))
+    assert (denied.limit, denied.allowed, denied.current) == ("user_images_per_day", 2, 2)
+    assert denied.resets_at is not None and denied.resets_at > clock.now
+    clock.now = denied.resets_at
+    assert isinstance(await store.submit(new_job(prompt="e"), [], admission(quotas=quotas)), Submitted)
+
+
+async def test_budgets_can_be_replaced_and_removed(store):
+    await store.set_budget(team_budget(EST), "mod")
+    await store.set_budget(team_budget(5 * EST, Period.WEEK), "mod2")
+    [budget] = await store.budgets("T1")
+    assert (budget.limit_micros, budget.period) == (5 * EST, Period.WEEK)
+    assert await store.delete_budget("T1", Scope.TEAM, "")
+    assert await store.budgets("T1") == []
