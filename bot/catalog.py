@@ -34,11 +34,19 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class GatewayInfo:
+    name: str
+    bills_failed_calls: bool
+    price: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
 class Catalog:
     version: str
     default_model: str
     default_aspect_ratio: str
     models: dict[str, ModelInfo]
+    gateways: dict[str, GatewayInfo] = field(default_factory=dict)
 
     def resolve(self, name: str | None) -> ModelInfo:
         """Find a model by alias, id or legacy name, case-insensitively."""
@@ -138,9 +146,18 @@ def load_catalog(override_path: Path | None = None) -> Catalog:
     default_model = defaults.get("model", "pro")
     if default_model not in models:
         raise ValueError(f"default model '{default_model}' is not in the catalog")
+    try:
+        gateways = {
+            name: GatewayInfo(name, bool(raw.get("bills_failed_calls", False)),
+                              {normalize_size(k): _money(v) for k, v in raw.get("price", {}).items()})
+            for name, raw in data.get("gateways", {}).items()
+        }
+    except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"a gateway in the catalog is malformed: {exc!r}") from exc
     return Catalog(
         version=str(data.get("version", "unversioned")),
         default_model=default_model,
         default_aspect_ratio=defaults.get("aspect_ratio", "1:1"),
         models=models,
+        gateways=gateways,
     )

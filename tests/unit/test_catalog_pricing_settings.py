@@ -77,3 +77,14 @@ def test_environment_wins_over_dotenv(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///from-file.db\n")
     monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
     assert Settings().database_url == "sqlite:///from-env.db"
+
+
+def test_gateway_prices_and_failed_call_rule_are_data(tmp_path):
+    config = tmp_path / "gw.toml"
+    config.write_text('[gateways.openrouter]\nbills_failed_calls = true\n'
+                      '[gateways.acme]\nprice = { "1k" = 0.05 }\n')
+    catalog = load_catalog(config)
+    assert catalog.gateways["openrouter"].bills_failed_calls is True
+    assert catalog.gateways["openrouter"].price["4K"] == Decimal("0.24")  # default kept
+    assert catalog.gateways["acme"].price == {"1K": Decimal("0.05")}
+    assert catalog.gateways["acme"].bills_failed_calls is False
