@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
 from bot.catalog import Catalog, load_catalog, read_config
+from bot.http import health_route, serve
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import ImageProvider
 from bot.providers.gemini import GeminiProvider
@@ -84,6 +87,34 @@ class Runtime:
         if self.provider is not None:
             await self.provider.close()
         await self.store.close()
+
+
+async def start_adapters(runtime: Runtime) -> list[Callable[[], Awaitable[None]]]:
+    """Start the HTTP server and every configured chat adapter; returns their closers.
+
+    Adapters are imported here, only when configured: the core never imports
+    a platform SDK, and a Discord-only bot never loads slack_bolt.
+    """
+    settings = runtime.settings
+    web_app = web.Application(client_max_size=2 * 1024 * 1024)
+    web_app.add_routes([health_route(runtime.store, settings.imagine_workers)])
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if settings.slack_configured:
+        from adapters.slack.app import SlackAdapter
+
+        slack = SlackAdapter(settings, runtime.service)
+        runtime.dispatcher.add(slack)
+        if settings.slack_signing_secret is not None:
+            web_app.add_routes([web.post("/slack/events", slack.handle)])
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
+            await socket.connect_async()
+            closers.append(socket.close_async)
+    runner = await serve(web_app, settings.port)
+    closers.insert(0, runner.cleanup)
+    return closers
 
 
 async def build(

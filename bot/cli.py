@@ -198,21 +198,26 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run(settings: Settings, *, adapters_required: bool) -> int:
+    """`run`: workers plus every configured adapter; `worker`: workers only."""
     if adapters_required and not (settings.slack_configured or settings.discord_configured):
         print(SETUP_GUIDE, file=sys.stderr)
         return EXIT_CONFIG
-    if adapters_required:
-        # The Slack and Discord adapters plug in here as they land.
-        raise CliError("the Slack and Discord adapters are not part of this version yet", EXIT_CONFIG)
+    if adapters_required and not settings.slack_configured:
+        raise CliError("the Discord adapter is not part of this version yet; configure Slack", EXIT_CONFIG)
     runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
-    runtime.add_worker()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started: %d slots on %s", settings.imagine_workers, settings.database_url.split("?")[0])
     try:
-        await runtime.run(stop)
+        runtime.add_worker()
+        closers = await bootstrap.start_adapters(runtime) if adapters_required else []
+        log.info("running: %d worker slots on %s", settings.imagine_workers, settings.database_url.split("?")[0])
+        try:
+            await runtime.run(stop)
+        finally:
+            for close in reversed(closers):
+                await close()
     finally:
         await runtime.close()
     return EXIT_OK
@@ -288,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:
-        log.debug("unexpected error", exc_info=True)
+        # Services log the trace (that is their log); one-shot commands keep it for -v.
+        level = logging.CRITICAL if args.command in ("run", "worker") else logging.DEBUG
+        log.log(level, "unexpected error", exc_info=True)
         print("error: unexpected internal error (run with --verbose for the trace)", file=sys.stderr)
         return EXIT_BUG

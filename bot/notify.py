@@ -22,6 +22,11 @@ from bot.types import Delivery, Job
 log = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """A notifier can't deliver yet for an expected reason (say the status
+    message is still being posted); the dispatcher tries again shortly."""
+
+
 class Notifier(Protocol):
     platform: str
 
@@ -85,6 +90,11 @@ class OutboxDispatcher:
             if job is None:
                 raise LookupError(f"job {delivery.job_id} is gone")
             await self._notifiers[delivery.platform].deliver(delivery, job)
+        except RetryLater as exc:
+            log.debug("outbox: %s not deliverable yet: %s", delivery.key, exc)
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + 0.25 * delivery.attempts,
+                                             self._max_attempts * 4)
+            return
         except Exception as exc:
             log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind,
                           delivery.attempts)

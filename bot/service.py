@@ -21,7 +21,7 @@ from bot.money import from_micros, to_micros, usd
 from bot.store.base import Admission, Denied, Store, StoreUnavailable
 from bot.types import (
     Accepted, CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage,
-    InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused,
+    InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,
 )
 from policies.config import PolicyBook, TeamPolicy
 from policies.moderation import ModerationRefusal, check_prompt
@@ -125,8 +125,8 @@ class ImagineService:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
 
         downgraded_from = None
+        statuses = await self._store.budget_statuses(req.team, req.channel, req.user)
         if not req.confirmed:
-            statuses = await self._store.budget_statuses(req.team, req.channel, req.user)
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
                 downgraded_from = spec.model_alias
@@ -155,10 +155,15 @@ class ImagineService:
             return self._refusal(submitted, estimate)
         if not submitted.duplicate:
             self._on_submit()
+        held = to_micros(estimate)
+        alerts = () if submitted.duplicate else tuple(
+            f"The {s.budget.label()} budget of team {req.team} passed its {s.budget.soft_threshold:.0%} "
+            f"alert line: {s.describe()}, plus {usd(held)} just requested by {req.user}."
+            for s in statuses if not s.past_soft_threshold() and s.past_soft_threshold(held))
         return Accepted(
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
-            duplicate=submitted.duplicate, downgraded_from=downgraded_from,
+            duplicate=submitted.duplicate, downgraded_from=downgraded_from, alerts=alerts,
         )
 
     def _spec(
@@ -213,6 +218,46 @@ class ImagineService:
         return Refused(RefusalReason.QUOTA_EXCEEDED, (
             sentence.format(current=denied.current, limit=denied.allowed) + " "
             + frees.format(reset=reset).capitalize() + ". Nothing was charged."))
+
+    async def rerun(
+        self, job_id: int, caller: Caller, *, platform: str, channel: str, size: str | None = None,
+        delivery: dict | None = None, idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Run a finished job's request again (Reroll), optionally at another size (4K)."""
+        async def rerun() -> Outcome:
+            job = await self._store.get_job(job_id)
+            if job is None or job.team != caller.team:
+                return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
+            attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
+            common = dict(team=caller.team, channel=channel, user=caller.user, platform=platform,
+                          model=job.spec.model_alias, aspect_ratio=job.spec.aspect_ratio,
+                          size=size or job.spec.size, images=attached, delivery=delivery or {},
+                          idempotency_key=idempotency_key)
+            if job.spec.parent_image_id is not None:
+                return await self.edit(EditRequest(parent_image_id=job.spec.parent_image_id,
+                                                   instruction=job.spec.prompt, **common))
+            return await self.submit(ImagineRequest(prompt=job.spec.prompt, **common))
+        return await self._guarded(rerun())
+
+    async def may_delete(self, job_id: int, caller: Caller) -> bool:
+        """The requester or a moderator may remove a result."""
+        job = await self._store.get_job(job_id)
+        return job is not None and job.team == caller.team and (
+            job.user == caller.user or self.is_moderator(caller))
+
+    # -- platform context -----------------------------------------------
+
+    async def attach_delivery(self, job_id: int, context: dict) -> None:
+        await self._store.attach_delivery(job_id, context)
+
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        await self._store.remember_thread(platform, team, channel, thread_id, image_id)
+
+    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None:
+        return await self._store.thread_image(platform, team, channel, thread_id)
+
+    async def image(self, image_id: int) -> StoredImage | None:
+        return await self._store.get_image(image_id)
 
     async def status(self, job_id: int) -> tuple[Job | None, int | None]:
         """The job and, while it is queued, its position (1 = next)."""
@@ -281,7 +326,7 @@ class ImagineService:
         except StoreUnavailable:
             log.exception("set_budget: store unavailable")
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
-        log.info("budget set: team=%s %s=%s %s/%s by %s", caller.team, scope.value, scope_id or "-",
+        log.info("budget set: team=%s %s %s/%s by %s", caller.team, budget.label(),
                  usd(budget.limit_micros), period_.value, caller.user)
         return budget
 

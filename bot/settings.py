@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str | None = None
+    # Where budget alerts go (a channel id); unset means no alerts.
+    slack_alert_channel: str | None = None
 
     discord_token: SecretStr | None = None
     discord_api_url: str | None = None

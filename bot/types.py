@@ -230,6 +230,8 @@ class Accepted:
     duplicate: bool = False
     # Set when the team's soft-threshold policy switched the model ("pro").
     downgraded_from: str | None = None
+    # Budgets this request took past their alert line, for the moderators' channel.
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

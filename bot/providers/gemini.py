@@ -51,6 +51,8 @@ class GeminiProvider:
         config = types.GenerateContentConfig(
             # TEXT too: when the model declines it says why in text.
             response_modalities=["TEXT", "IMAGE"],
+            # No tools are declared; this also keeps the SDK from logging "AFC is enabled" per call.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             image_config=types.ImageConfig(
                 aspect_ratio=spec.aspect_ratio,
                 image_size=spec.size if spec.send_image_size else None,

@@ -122,6 +122,15 @@ class Store(Protocol):
 
     async def get_image(self, image_id: int) -> StoredImage | None: ...
 
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
+        """Merge platform context into a job's delivery (e.g. the status message
+        posted after the job was accepted)."""
+
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        """Point a chat thread at its latest bot image."""
+
+    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None: ...
+
     async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
 
     async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]: ...

@@ -479,6 +479,39 @@ class SQLiteStore:
             return [dict(r) for r in rows]
         return await self._run(get)
 
+    # -- platform context -----------------------------------------------
+
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
+        def attach() -> None:
+            with self._write() as c:
+                row = c.execute("SELECT delivery FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    merged = {**json.loads(row["delivery"]), **context}
+                    c.execute("UPDATE jobs SET delivery = ? WHERE id = ?", (json.dumps(merged), job_id))
+        await self._run(attach)
+
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        def put() -> None:
+            with self._write() as c:
+                c.execute(
+                    """INSERT INTO threads (platform, team, channel, thread_id, image_id, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (platform, team, channel, thread_id)
+                       DO UPDATE SET image_id = excluded.image_id, updated_at = excluded.updated_at""",
+                    (platform, team, channel, thread_id, image_id, self._clock()),
+                )
+        await self._run(put)
+
+    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None:
+        def get() -> int | None:
+            row = self.conn.execute(
+                """SELECT image_id FROM threads
+                   WHERE platform = ? AND team = ? AND channel = ? AND thread_id = ?""",
+                (platform, team, channel, thread_id),
+            ).fetchone()
+            return row[0] if row else None
+        return await self._run(get)
+
     # -- images ---------------------------------------------------------
 
     @staticmethod

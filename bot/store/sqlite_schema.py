@@ -151,3 +151,22 @@ def _ledger_budgets_moderation(db: Database) -> None:
         "CREATE INDEX jobs_user_day ON jobs (team, user, created_at)",
     ):
         db.execute(statement)
+
+
+@migrations(name="0003_threads")
+def _threads(db: Database) -> None:
+    # Which bot image a chat thread is about, so a reply there edits it
+    # without scanning the platform's message history.
+    db.execute(
+        """
+        CREATE TABLE threads (
+            platform TEXT NOT NULL,
+            team TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            image_id INTEGER NOT NULL REFERENCES images(id),
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (platform, team, channel, thread_id)
+        )
+        """
+    )

@@ -1,0 +1,340 @@
+"""Slack adapter: slash commands, thread replies and buttons in; status
+messages, images and ephemeral refusals out. It translates; the core decides.
+
+Flow of /imagine: ack at once (Slack wants an answer within 3 s, and no
+call to Google happens before it), submit to the core, post a status
+message, and record its ts on the job. The outbox then drives this
+adapter's `deliver`: "generating", the image uploaded into the status
+message's thread, and the final status with [Reroll] [4K] [Delete].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from adapters.slack.parse import USAGE, parse_imagine
+from bot.notify import RetryLater
+from bot.providers.errors import user_message_for
+from bot.service import Caller, ImagineService, confirmed
+from bot.settings import Settings
+from bot.types import (
+    Accepted, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
+    Outcome, Refused,
+)
+from policies.spend import Period
+
+log = logging.getLogger(__name__)
+PLATFORM = "slack"
+SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+# Slack serves user files from here; a bot token must never be sent anywhere else.
+SLACK_FILE_HOSTS = {"files.slack.com"}
+MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
+CONFIRMATION_TTL = 15 * 60
+ADMIN_CACHE_TTL = 300
+
+
+class SlackAdapter:
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, service: ImagineService) -> None:
+        token = settings.slack_bot_token.get_secret_value()
+        self._token = token
+        self._service = service
+        self._alert_channel = settings.slack_alert_channel
+        self.client = AsyncWebClient(
+            token=token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        )
+        # Bolt reads SLACK_BOT_TOKEN itself and warns when a client comes too; the
+        # token is in the client, so hide it from bolt.
+        bolt_env_token = os.environ.pop("SLACK_BOT_TOKEN", None)
+        self._file_hosts = set(SLACK_FILE_HOSTS)
+        if settings.slack_api_url:  # tests and proxies serve files beside the API
+            self._file_hosts.add(urlparse(settings.slack_api_url).netloc)
+        signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        self.app = AsyncApp(
+            client=self.client, signing_secret=signing_secret,
+            request_verification_enabled=signing_secret is not None,
+            ignoring_self_events_enabled=True,
+        )
+        if bolt_env_token is not None:
+            os.environ["SLACK_BOT_TOKEN"] = bolt_env_token
+        # Questions waiting for [Run] / [Use Flash]; short-lived, so memory is enough.
+        self._confirmations: dict[str, tuple[float, NeedsConfirmation]] = {}
+        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._register()
+
+    # -- HTTP -------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """POST /slack/events: commands, events and interactivity on one URL."""
+        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+    # -- listeners --------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.command("/imagine")(self._on_imagine)
+        app.command("/imagine-usage")(self._on_usage)
+        app.command("/imagine-budget")(self._on_budget)
+        app.event("message")(self._on_message)
+        app.action(render.ACTION_REROLL)(self._on_rerun)
+        app.action(render.ACTION_4K)(self._on_rerun)
+        app.action(render.ACTION_DELETE)(self._on_delete)
+        app.action(render.ACTION_RUN)(self._on_confirmed)
+        app.action(render.ACTION_USE_FLASH)(self._on_confirmed)
+        app.error(self._on_error)
+
+    async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
+        # The one place a failure in a listener ends: the trace goes to the
+        # log, the user gets one line and never the exception text.
+        log.error("slack listener failed", exc_info=error)
+        if respond is not None and isinstance(body, dict) and body.get("response_url"):
+            try:
+                await respond(text=SORRY, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.exception("could not tell the user about the failure")
+
+    async def _on_imagine(self, ack, command: dict, respond) -> None:
+        try:
+            parsed = parse_imagine(command.get("text", ""))
+        except InvalidRequest as exc:
+            await ack(response_type="ephemeral", text=str(exc))
+            return
+        if not parsed.prompt:
+            await ack(response_type="ephemeral", text=f"Tell me what to draw. {USAGE}")
+            return
+        await ack()
+        request = ImagineRequest(
+            team=command["team_id"], channel=command["channel_id"], user=command["user_id"],
+            platform=PLATFORM, prompt=parsed.prompt, aspect_ratio=parsed.aspect_ratio,
+            size=parsed.size, model=parsed.model, relax=parsed.relax,
+            delivery={"channel": command["channel_id"]},
+            idempotency_key=f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None,
+        )
+        await self._present(await self._service.submit(request), parsed.prompt, request.channel,
+                            request.user, None, respond=respond)
+
+    async def _on_message(self, event: dict, body: dict) -> None:
+        """A reply in the thread of a bot image edits that image."""
+        thread_ts = event.get("thread_ts")
+        if (not thread_ts or thread_ts == event.get("ts") or event.get("bot_id")
+                or event.get("subtype") not in (None, "file_share") or not event.get("user")):
+            return
+        team, channel, user = body.get("team_id") or event.get("team"), event["channel"], event["user"]
+        image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
+        if image_id is None:
+            return  # not one of our threads
+        try:
+            attachments = tuple([await self._download(f) for f in event.get("files", [])])
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), thread_ts)
+            return
+        request = EditRequest(
+            team=team, channel=channel, user=user, platform=PLATFORM, parent_image_id=image_id,
+            instruction=event.get("text", ""), images=attachments,
+            delivery={"channel": channel, "thread_ts": thread_ts},
+            idempotency_key=f"slack:event:{body.get('event_id')}" if body.get("event_id") else None,
+        )
+        await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
+
+    async def _on_rerun(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        job, _ = await self._service.status(int(action["value"]))
+        size = "4K" if action["action_id"] == render.ACTION_4K else None
+        outcome = await self._service.rerun(
+            int(action["value"]), Caller(team=_team(body), user=user), platform=PLATFORM, channel=channel,
+            size=size, delivery={"channel": channel, "thread_ts": thread_ts})
+        await self._present(outcome, job.spec.prompt if job else "", channel, user, thread_ts, respond=respond)
+
+    async def _on_delete(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        caller = Caller(team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user))
+        job_id = int(action["value"])
+        if not await self._service.may_delete(job_id, caller):
+            await respond(text="Only the person who asked for this image, or a moderator, can delete it.",
+                          response_type="ephemeral", replace_original=False)
+            return
+        job, _ = await self._service.status(job_id)
+        if job and job.delivery.get("file_id"):
+            await self.client.files_delete(file=job.delivery["file_id"])
+        message = body.get("message") or {}
+        await self.client.chat_update(channel=body["channel"]["id"], ts=message.get("ts"),
+                                      text=f"Image deleted by <@{user}>.", blocks=[])
+
+    async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        entry = self._confirmations.pop(action["value"], None)
+        if entry is None or entry[0] < time.monotonic():
+            await respond(text="That confirmation has expired. Please ask again.",
+                          response_type="ephemeral", replace_original=True)
+            return
+        request = confirmed(entry[1], use_flash=action["action_id"] == render.ACTION_USE_FLASH)
+        await respond(text="Going ahead.", response_type="ephemeral", replace_original=True)
+        if isinstance(request, EditRequest):
+            outcome, prompt = await self._service.edit(request), request.instruction
+        else:
+            outcome, prompt = await self._service.submit(request), request.prompt
+        await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"),
+                            respond=respond)
+
+    async def _on_usage(self, ack, command: dict, respond) -> None:
+        await ack()
+        report = await self._service.usage(command["team_id"], command["user_id"], command["channel_id"])
+        await respond(text=render.usage(report), response_type="ephemeral")
+
+    async def _on_budget(self, ack, command: dict, respond) -> None:
+        await ack()
+        team, user = command["team_id"], command["user_id"]
+        caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user))
+        words = command.get("text", "").split()
+        action = words[0].lower() if words else "show"
+        if action == "show":
+            result = await self._service.show_budgets(caller)
+            text = result.detail if isinstance(result, Refused) else render.budgets(result)
+        elif action == "set" and len(words) in (2, 3):
+            period = words[2] if len(words) == 3 else Period.MONTH.value
+            result = await self._service.set_budget(caller, words[1], period)
+            text = result.detail if isinstance(result, Refused) else (
+                f"Team budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+        else:
+            text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
+        await respond(text=text, response_type="ephemeral")
+
+    # -- outcomes ---------------------------------------------------------
+
+    async def _present(self, outcome: Outcome, prompt: str, channel: str, user: str,
+                       thread_ts: str | None, *, respond=None) -> None:
+        """Show an outcome: a status message for a new job, an ephemeral note otherwise."""
+        if isinstance(outcome, Refused):
+            await self._tell(outcome.detail, respond, channel, user, thread_ts)
+        elif isinstance(outcome, NeedsConfirmation):
+            token = secrets.token_urlsafe(12)
+            self._prune_confirmations()
+            self._confirmations[token] = (time.monotonic() + CONFIRMATION_TTL, outcome)
+            message = render.confirmation(outcome, token)
+            if respond is not None:
+                await respond(response_type="ephemeral", replace_original=False, **message)
+            else:
+                await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
+        elif not outcome.duplicate:
+            await self._announce(outcome, prompt, channel, user, thread_ts, respond)
+
+    async def _announce(self, accepted: Accepted, prompt: str, channel: str, user: str,
+                        thread_ts: str | None, respond) -> None:
+        edit = thread_ts is not None
+        message = render.status_message(prompt, user, render.queued(accepted), edit=edit)
+        try:
+            posted = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
+        except Exception:
+            # Without a status message nobody would see the result: undo the job (and its hold).
+            log.exception("slack: cannot post the status of job %d in %s", accepted.job_id, channel)
+            await self._service.cancel(accepted.job_id)
+            await self._tell("I can't post in this channel. Invite me with `/invite @imagine` and try again.",
+                             respond, channel, user, thread_ts)
+            return
+        await self._service.attach_delivery(accepted.job_id, {
+            "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
+        if self._alert_channel:
+            for alert in accepted.alerts:
+                await self.client.chat_postMessage(channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}")
+
+    async def _tell(self, text: str, respond, channel: str | None, user: str | None, thread_ts: str | None) -> None:
+        if respond is not None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        elif channel and user:
+            await self._ephemeral(channel, user, text, thread_ts)
+
+    async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+        await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+
+    # -- the notifier port ------------------------------------------------
+
+    async def deliver(self, delivery: Delivery, job: Job) -> None:
+        where = job.delivery
+        if "status_ts" not in where:
+            if job.state.terminal and delivery.kind == "started":
+                return
+            raise RetryLater(f"job {job.id} has no status message yet")
+        channel, status_ts, thread_ts = where["channel"], where["status_ts"], where["thread_ts"]
+        edit = bool(where.get("edit"))
+        prompt = job.spec.prompt
+        if delivery.kind == "started":
+            if job.state.terminal:
+                return  # a late "started" must not overwrite the final status
+            status = render.generating(job.spec.model_alias, job.spec.size, job.attempt)
+            await self.client.chat_update(channel=channel, ts=status_ts,
+                                          **render.status_message(prompt, job.user, status, edit=edit))
+        elif delivery.kind == "result":
+            result = delivery.payload
+            if "file_id" not in where:  # a retried delivery must not upload twice
+                image = await self._service.image(result["image_id"])
+                upload = await self.client.files_upload_v2(
+                    channel=channel, thread_ts=thread_ts, content=image.data,
+                    filename=f"imagine-{job.id}.png", title=prompt[:200],
+                    initial_comment=f"{result['model_version']} · {render.money(Decimal(result['cost_usd']))}")
+                await self._service.attach_delivery(job.id, {"file_id": upload["file"]["id"]})
+            await self._service.remember_thread(PLATFORM, job.team, channel, thread_ts, result["image_id"])
+            await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(
+                prompt, job.user, render.done(result), buttons=render.result_buttons(job.id), edit=edit))
+        else:
+            status = render.failed(user_message_for(delivery.payload.get("error_class")))
+            await self.client.chat_update(channel=channel, ts=status_ts,
+                                          **render.status_message(prompt, job.user, status, edit=edit))
+
+    # -- helpers ----------------------------------------------------------
+
+    async def _download(self, file: dict[str, Any]) -> InputImage:
+        """A user's attached file, fetched with the bot token from Slack's own hosts only."""
+        url = file.get("url_private_download") or file.get("url_private") or ""
+        parsed = urlparse(url)
+        if parsed.netloc not in self._file_hosts or parsed.scheme not in ("https", "http"):
+            raise InvalidRequest("I can only read files shared in Slack itself.")
+        if (file.get("size") or 0) > MAX_DOWNLOAD_BYTES:
+            raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with session.get(url, headers={"Authorization": f"Bearer {self._token}"},
+                                   allow_redirects=False) as response:
+                data = await response.content.read(MAX_DOWNLOAD_BYTES + 1)
+                kind = response.headers.get("Content-Type", "")
+        if response.status != 200 or kind.startswith("text/html"):
+            # Without files:read Slack answers with its login page, not the file.
+            raise InvalidRequest("I couldn't read that file (does the app have the files:read scope?).")
+        return InputImage(data=data, mime=file.get("mimetype") or "image/png")
+
+    async def _is_admin(self, team: str, user: str) -> bool:
+        cached = self._admins.get((team, user))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        info = (await self.client.users_info(user=user))["user"]
+        admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+        self._admins[(team, user)] = (time.monotonic() + ADMIN_CACHE_TTL, admin)
+        return admin
+
+    def _prune_confirmations(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, (expires, _) in self._confirmations.items() if expires < now]:
+            del self._confirmations[token]
+
+
+def _team(body: dict) -> str:
+    return (body.get("team") or {}).get("id") or body["user"].get("team_id")
+

@@ -1,0 +1,95 @@
+"""Block Kit messages for the Slack adapter. Pure functions: data in, JSON out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from bot.money import to_micros, usd
+from bot.service import UsageReport
+from bot.types import Accepted, NeedsConfirmation
+from policies.spend import BudgetStatus
+
+ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
+ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"
+
+
+def escape(text: str) -> str:
+    # A prompt is user text: "<!channel>" in it must not ping anyone.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def money(value: Decimal | None) -> str:
+    return usd(to_micros(value)) if value is not None else "n/a"
+
+
+def status_message(prompt: str, user: str, status: str, *, buttons: list[dict] | None = None,
+                   edit: bool = False) -> dict[str, Any]:
+    verb = "asked to edit" if edit else "asked for"
+    quoted = escape(prompt if len(prompt) <= 600 else prompt[:600] + "…")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"<@{user}> {verb}:\n>{quoted}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": status}]},
+    ]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return {"text": f"{verb} {prompt[:150]} — {status}", "blocks": blocks}
+
+
+def queued(accepted: Accepted) -> str:
+    where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
+    note = f" (switched from {accepted.downgraded_from}: the team is near its budget)" if accepted.downgraded_from else ""
+    return (f":hourglass_flowing_sand: Queued, {where} · {accepted.model}{note} {accepted.size} "
+            f"{accepted.aspect_ratio} · about {money(accepted.estimate_usd)}")
+
+
+def generating(model: str, size: str, attempt: int) -> str:
+    again = f" (attempt {attempt})" if attempt > 1 else ""
+    return f":art: Generating with {model} at {size}{again}… this takes 15–60 s"
+
+
+def done(result: dict[str, Any]) -> str:
+    return (f":white_check_mark: Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
+            f"{usd(to_micros(Decimal(result['cost_usd'])))} · {result['elapsed_s']:.0f} s")
+
+
+def failed(message: str) -> str:
+    return f":warning: {message}"
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text},
+                         "action_id": action_id, "value": value}
+    if style:
+        b["style"] = style
+    return b
+
+
+def result_buttons(job_id: int) -> list[dict[str, Any]]:
+    value = str(job_id)
+    return [button("Reroll", ACTION_REROLL, value), button("4K", ACTION_4K, value),
+            button("Delete", ACTION_DELETE, value, "danger")]
+
+
+def confirmation(outcome: NeedsConfirmation, token: str) -> dict[str, Any]:
+    left = f" {money(outcome.remaining_usd)} of the budget is left." if outcome.remaining_usd is not None else ""
+    buttons = [button(f"Run ({money(outcome.estimate_usd)})", ACTION_RUN, token, "primary")]
+    if outcome.flash_estimate_usd is not None:
+        buttons.append(button(f"Use Flash ({money(outcome.flash_estimate_usd)})", ACTION_USE_FLASH, token))
+    return {"text": outcome.detail,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(outcome.detail) + left}},
+                       {"type": "actions", "elements": buttons}]}
+
+
+def usage(report: UsageReport) -> str:
+    lines = [f"*Your spend:* {usd(report.user_spent_today_micros)} today, "
+             f"{usd(report.user_spent_month_micros)} this month.",
+             f"*Team spend this month:* {usd(report.team_spent_month_micros)}."]
+    lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this team."]
+    return "\n".join(lines)
+
+
+def budgets(statuses: list[BudgetStatus]) -> str:
+    if not statuses:
+        return "No budgets are set. Set one with `/imagine-budget set 50 month`."
+    return "\n".join(f"• {s.describe()}" for s in statuses)

@@ -1,0 +1,271 @@
+"""Slack end to end: `python -m bot run` against the fake Slack Web API and the
+fake Gemini, driven by signed HTTP requests like the ones Slack sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import png_bytes
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.slack_server import (
+    FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
+)
+
+SECRET = "test-signing-secret"
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass
+class World:
+    gemini: FakeGemini
+    slack: FakeSlack
+    base: str
+    proc: asyncio.subprocess.Process
+
+    async def post(self, body: str, content_type: str = FORM, *, secret: str = SECRET,
+                   timestamp: int | None = None, extra: dict | None = None) -> tuple[int, str, float]:
+        headers = {"Content-Type": content_type, **signed_headers(body, secret, timestamp=timestamp),
+                   **(extra or {})}
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.base}/slack/events", data=body.encode(), headers=headers) as r:
+                return r.status, await r.text(), time.monotonic() - started
+
+    async def command(self, command: str, text: str, user: str = "U1", **kw) -> tuple[int, str, float]:
+        return await self.post(slash_command_body(command, text, user_id=user, **kw))
+
+    async def event(self, event: dict, event_id: str, **kw) -> tuple[int, str, float]:
+        return await self.post(event_body(event, event_id=event_id), "application/json", **kw)
+
+    async def click(self, action_id: str, value: str, user: str, message_ts: str, **kw):
+        return await self.post(block_action_body(action_id, value, user_id=user, message_ts=message_ts, **kw))
+
+    def statuses(self) -> list:
+        """The bot's status messages in C1 (those with our context block)."""
+        return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request):
+    config = tmp_path / "imagine.toml"
+    config.write_text(getattr(request, "param", "") or "[policy]\nconfirm_above_usd = 10\n")
+    async with FakeGemini(image_scale=0.125) as gemini, FakeSlack() as slack:
+        for user in ("U1", "U2"):
+            slack.add_user(user)
+        slack.add_user("UADMIN", is_admin=True)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))}
+        env.update(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(port),
+                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", IMAGINE_CONFIG=str(config),
+                   SLACK_ALERT_CHANNEL="CMODS")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        world = World(gemini, slack, f"http://127.0.0.1:{port}", proc)
+        try:
+            await wait_healthy(world)
+            yield world
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        # The bot's own log: a clean shutdown and no trace anywhere in the flow.
+        assert proc.returncode == 0, stderr.decode()
+        assert "Traceback" not in stderr.decode(), stderr.decode()
+
+
+async def wait_healthy(world: World) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if world.proc.returncode is not None:
+                raise AssertionError(f"bot exited: {(await world.proc.stderr.read()).decode()}")
+            try:
+                async with session.get(f"{world.base}/healthz") as r:
+                    if r.status == 200 and (await r.json())["store"]:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("bot did not become healthy")
+
+
+async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(world):
+    slack, gemini = world.slack, world.gemini
+    status, body, elapsed = await world.command("/imagine", "a koi pond at dawn --ar 16:9",
+                                                response_url=slack.response_url())
+    assert status == 200 and elapsed < 3.0, (status, body, elapsed)
+    await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
+    [parent] = world.statuses()
+    assert "<@U1>" in parent.blocks[0]["text"]["text"] and "a koi pond at dawn" in parent.blocks[0]["text"]["text"]
+    assert [e["action_id"] for e in parent.blocks[-1]["elements"]] == [
+        "imagine_reroll", "imagine_4k", "imagine_delete"]
+    [upload] = slack.uploads
+    assert (upload.channel, upload.thread_ts) == ("C1", parent.ts)
+    assert gemini.requests[0].aspect_ratio == "16:9" and gemini.requests[0].prompt == "a koi pond at dawn"
+    # The status went queued -> generating -> done, in place.
+    updates = [c.args.get("text", "") for c in slack.calls_to("chat.update")]
+    assert any("Generating" in t for t in updates) and "Done" in updates[-1]
+
+    reply = {"type": "message", "channel": "C1", "user": "U2", "text": "make it night",
+             "ts": "1800000000.000200", "thread_ts": parent.ts, "channel_type": "channel"}
+    status, _, _ = await world.event(reply, "Ev-reply-1")
+    assert status == 200
+    await slack.wait_for(lambda: len(slack.uploads) == 2)
+    edited = slack.uploads[1]
+    assert (edited.channel, edited.thread_ts) == ("C1", parent.ts)
+    assert gemini.requests[1].prompt == "make it night"
+    assert gemini.requests[1].input_images == [upload.data]  # the image being edited
+    assert gemini.requests[1].aspect_ratio == "16:9"  # settings carry over
+
+    # Slack retries the same event: no second job, no second charge.
+    status, _, _ = await world.event(reply, "Ev-reply-1", extra={"X-Slack-Retry-Num": "1",
+                                                                "X-Slack-Retry-Reason": "http_timeout"})
+    assert status == 200
+    await asyncio.sleep(1.0)
+    assert len(gemini.requests) == 2 and len(slack.uploads) == 2
+    # A reply to the edited image edits the newest image in the thread.
+    reply2 = {**reply, "text": "add stars", "ts": "1800000000.000300"}
+    await world.event(reply2, "Ev-reply-2")
+    await slack.wait_for(lambda: len(slack.uploads) == 3)
+    assert gemini.requests[2].input_images == [edited.data]
+
+
+async def test_forged_and_stale_requests_are_rejected_and_change_nothing(world):
+    body = slash_command_body("/imagine", "a koi pond")
+    status, _, _ = await world.post(body, secret="not-the-secret")
+    assert status == 401
+    status, _, _ = await world.post(body, timestamp=int(time.time()) - 600)
+    assert status == 401
+    await asyncio.sleep(0.3)
+    assert world.slack.calls_to("chat.postMessage") == [] and world.gemini.requests == []
+
+
+async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
+    slack = world.slack
+    status, body, _ = await world.command("/imagine", "koi --bogus 3")
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["response_type"] == "ephemeral" and "--bogus" in answer["text"]
+    url = slack.response_url()
+    await world.command("/imagine", "koi --ar 7:3", response_url=url)
+    await slack.wait_for(lambda: slack.responses)
+    assert "aspect ratio '7:3'" in slack.responses[0]["text"] and slack.responses[0]["response_type"] == "ephemeral"
+    # A reply in a thread that is not the bot's is ignored; a non-image attachment is refused.
+    status, _, _ = await world.event({"type": "message", "channel": "C1", "user": "U2", "text": "hello",
+                                      "ts": "1800000000.000500", "thread_ts": "1700000000.999999"}, "Ev-x")
+    assert status == 200
+    await asyncio.sleep(0.3)
+    assert world.gemini.requests == [] and slack.calls_to("chat.postMessage") == []
+
+
+async def test_non_image_reply_is_refused_in_the_thread(world):
+    slack = world.slack
+    await world.command("/imagine", "a lighthouse", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    parent = world.statuses()[0]
+    text_file = slack.add_user_file(b"<html>not an image</html>", name="notes.png", mimetype="image/png", user="U2")
+    await world.event({"type": "message", "subtype": "file_share", "channel": "C1", "user": "U2",
+                       "text": "use this", "ts": "1800000000.000600", "thread_ts": parent.ts,
+                       "files": [text_file]}, "Ev-file")
+    await slack.wait_for(lambda: any(m.ephemeral_user == "U2" for m in slack.posted("C1")))
+    [note] = [m for m in slack.posted("C1") if m.ephemeral_user == "U2"]
+    assert "not an image" in note.text and note.thread_ts == parent.ts
+    assert len(world.gemini.requests) == 1
+    assert slack.downloads and slack.downloads[0].headers["authorization"] == f"Bearer {slack.bot_token}"
+
+
+async def test_budgets_are_for_moderators_and_usage_is_for_everyone(world):
+    slack = world.slack
+    await world.command("/imagine-budget", "set 5 day", user="U1", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 1)
+    assert "Only moderators" in slack.responses[0]["text"]
+    await world.command("/imagine-budget", "show", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 2)
+    assert "No budgets are set" in slack.responses[1]["text"]  # the refused change changed nothing
+    await world.command("/imagine-budget", "set 5 day", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 3)
+    assert "$5.00 per day" in slack.responses[2]["text"]
+    await world.command("/imagine-usage", "", user="U1", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 4)
+    assert "$5.00/day" in slack.responses[3]["text"] and slack.responses[3]["response_type"] == "ephemeral"
+
+
+async def test_reroll_4k_and_delete_buttons(world):
+    slack, gemini = world.slack, world.gemini
+    await world.command("/imagine", "a red fox", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
+    parent = world.statuses()[0]
+    job_id = parent.blocks[-1]["elements"][0]["value"]
+    await world.click("imagine_reroll", job_id, "U2", parent.ts, response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 2)
+    assert slack.uploads[1].thread_ts == parent.ts and gemini.requests[1].prompt == "a red fox"
+    await world.click("imagine_4k", job_id, "U1", parent.ts, response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 3)
+    assert gemini.requests[2].image_size == "4K"
+    # Delete: not the requester, not an admin -> refused; the requester may.
+    url = slack.response_url()
+    await world.click("imagine_delete", job_id, "U2", parent.ts, response_url=url)
+    await slack.wait_for(lambda: slack.responses)
+    assert "Only the person who asked" in slack.responses[-1]["text"]
+    assert slack.calls_to("files.delete") == []
+    await world.click("imagine_delete", job_id, "U1", parent.ts, response_url=slack.response_url())
+    await slack.wait_for(lambda: slack.calls_to("files.delete"))
+    assert slack.uploads[0].deleted
+
+
+@pytest.mark.parametrize("world", ["[policy]\nconfirm_above_usd = 0.20\n"], indirect=True)
+async def test_an_expensive_request_asks_first_and_runs_on_confirmation(world):
+    slack = world.slack
+    await world.command("/imagine", "a cathedral --size 4K", response_url=slack.response_url())
+    await slack.wait_for(lambda: slack.responses)
+    question = slack.responses[0]
+    assert question["response_type"] == "ephemeral" and world.gemini.requests == []
+    buttons = question["blocks"][-1]["elements"]
+    assert [b["action_id"] for b in buttons] == ["imagine_confirm_run", "imagine_confirm_flash"]
+    await world.click("imagine_confirm_flash", buttons[1]["value"], "U1", "1700000000.000100",
+                      container={"type": "message", "message_ts": "1700000000.000100", "channel_id": "C1",
+                                 "is_ephemeral": True}, response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    assert world.gemini.requests[0].model == "gemini-3.1-flash-image"
+    assert world.gemini.requests[0].image_size == "4K"
+
+
+@pytest.mark.parametrize("world", ['[policy]\nover_soft_threshold = "downgrade"\nconfirm_above_usd = 10\n'],
+                         indirect=True)
+async def test_near_the_budget_pro_becomes_flash_and_moderators_are_alerted(world):
+    slack = world.slack
+    await world.command("/imagine-budget", "set 0.25 day", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: slack.responses)
+    await world.command("/imagine", "first", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    assert slack.posted("CMODS") == []  # 54% of the budget: no alert yet
+    await world.command("/imagine", "second", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 2 or len(slack.responses) > 1)
+    assert len(slack.responses) == 1, slack.responses
+    assert world.gemini.requests[1].model == "gemini-3.1-flash-image"
+    second = [m for m in world.statuses() if "second" in m.blocks[0]["text"]["text"]][0]
+    queued = [c.args["text"] for c in slack.calls_to("chat.postMessage") if "second" in c.args.get("text", "")]
+    assert "switched from pro" in queued[0]
+    [alert] = slack.posted("CMODS")
+    assert "team budget of team T1 passed its 80% alert line" in alert.text
+    assert second.ts
