@@ -53,6 +53,7 @@ class OutboxDispatcher:
         self._max_attempts = max_attempts
         self._batch = batch
         self._wakeup = asyncio.Event()
+        self._retry_due: float | None = None  # seconds until a RetryLater delivery is due
 
     def add(self, notifier: Notifier) -> None:
         self._notifiers[notifier.platform] = notifier
@@ -69,11 +70,14 @@ class OutboxDispatcher:
             except StoreUnavailable as exc:
                 log.warning("outbox: store unavailable, retrying: %s", exc)
                 sent = 0
-            if sent:
+            if sent and not self._retry_due:
                 continue
+            # Wake for new rows, for stop, or when a "not yet" delivery is due again.
+            timeout = min(self._poll, self._retry_due or self._poll)
+            self._retry_due = None
             self._wakeup.clear()
             waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
 
@@ -92,7 +96,9 @@ class OutboxDispatcher:
             await self._notifiers[delivery.platform].deliver(delivery, job)
         except RetryLater as exc:
             log.debug("outbox: %s not deliverable yet: %s", delivery.key, exc)
-            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + 0.25 * delivery.attempts,
+            delay = 0.2 * delivery.attempts
+            self._retry_due = min(self._retry_due or delay, delay)
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay,
                                              self._max_attempts * 4)
             return
         except Exception as exc:

@@ -111,6 +111,8 @@ async def wait_healthy(world: World) -> None:
 
 async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(world):
     slack, gemini = world.slack, world.gemini
+    # Real models take 15-60 s; a little latency makes "generating" observable.
+    gemini.latency = 0.5
     status, body, elapsed = await world.command("/imagine", "a koi pond at dawn --ar 16:9",
                                                 response_url=slack.response_url())
     assert status == 200 and elapsed < 3.0, (status, body, elapsed)
