@@ -43,3 +43,29 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
         raise InvalidRequest(f"{fmt} images are not supported; use PNG, JPEG or WebP.")
     return CheckedImage(data=data, mime=mime, width=width, height=height,
                         sha256=hashlib.sha256(data).hexdigest())
+
+
+def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:
+    """The image, re-encoded to fit an upload limit if it must be, and a note saying so.
+
+    JPEG at falling quality first (keeps every pixel), then smaller sizes.
+    """
+    if len(image.data) <= max_bytes:
+        return image, None
+    with Image.open(io.BytesIO(image.data)) as original:
+        rgb = original.convert("RGB")
+    scale = 1.0
+    while scale > 0.1:
+        frame = rgb if scale == 1.0 else rgb.resize((max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))))
+        for quality in (92, 85, 75):
+            buf = io.BytesIO()
+            frame.save(buf, "JPEG", quality=quality, optimize=True)
+            if buf.tell() <= max_bytes:
+                data = buf.getvalue()
+                size = "" if scale == 1.0 else f", scaled to {frame.width}x{frame.height}"
+                note = (f"The original ({len(image.data) / 1_048_576:.1f} MB PNG) is over this channel's "
+                        f"{max_bytes / 1_048_576:.0f} MB upload limit, so this is a JPEG (quality {quality}{size}).")
+                return CheckedImage(data, "image/jpeg", frame.width, frame.height,
+                                    hashlib.sha256(data).hexdigest()), note
+        scale *= 0.75
+    raise ValueError(f"cannot fit the image into {max_bytes} bytes")

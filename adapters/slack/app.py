@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import time
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
@@ -290,7 +289,7 @@ class SlackAdapter:
                 upload = await self.client.files_upload_v2(
                     channel=channel, thread_ts=thread_ts, content=image.data,
                     filename=f"imagine-{job.id}.png", title=prompt[:200],
-                    initial_comment=f"{result['model_version']} · {render.money(Decimal(result['cost_usd']))}")
+                    initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}")
                 await self._service.attach_delivery(job.id, {"file_id": upload["file"]["id"]})
             await self._service.remember_thread(PLATFORM, job.team, channel, thread_ts, result["image_id"])
             await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(

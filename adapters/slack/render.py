@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from bot.money import to_micros, usd
+from adapters import status
+from adapters.status import money
+from bot.money import usd
 from bot.service import UsageReport
 from bot.types import Accepted, NeedsConfirmation
 from policies.spend import BudgetStatus
@@ -19,38 +20,29 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def money(value: Decimal | None) -> str:
-    return usd(to_micros(value)) if value is not None else "n/a"
-
-
-def status_message(prompt: str, user: str, status: str, *, buttons: list[dict] | None = None,
+def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | None = None,
                    edit: bool = False) -> dict[str, Any]:
     verb = "asked to edit" if edit else "asked for"
     quoted = escape(prompt if len(prompt) <= 600 else prompt[:600] + "…")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"<@{user}> {verb}:\n>{quoted}"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": status}]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]},
     ]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    return {"text": f"{verb} {prompt[:150]} — {status}", "blocks": blocks}
+    return {"text": f"{verb} {prompt[:150]} — {line}", "blocks": blocks}
 
 
 def queued(accepted: Accepted) -> str:
-    where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
-    note = f" (switched from {accepted.downgraded_from}: the team is near its budget)" if accepted.downgraded_from else ""
-    return (f":hourglass_flowing_sand: Queued, {where} · {accepted.model}{note} {accepted.size} "
-            f"{accepted.aspect_ratio} · about {money(accepted.estimate_usd)}")
+    return f":hourglass_flowing_sand: {status.queued(accepted)}"
 
 
 def generating(model: str, size: str, attempt: int) -> str:
-    again = f" (attempt {attempt})" if attempt > 1 else ""
-    return f":art: Generating with {model} at {size}{again}… this takes 15–60 s"
+    return f":art: {status.generating(model, size, attempt)}"
 
 
 def done(result: dict[str, Any]) -> str:
-    return (f":white_check_mark: Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
-            f"{usd(to_micros(Decimal(result['cost_usd'])))} · {result['elapsed_s']:.0f} s")
+    return f":white_check_mark: {status.done(result)}"
 
 
 def failed(message: str) -> str:

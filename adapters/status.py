@@ -1,0 +1,34 @@
+"""What a job's status says, in plain words both platforms use.
+
+Each adapter adds its own markup and emoji around these sentences.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from bot.money import to_micros, usd
+from bot.types import Accepted
+
+
+def money(value: Decimal | str | None) -> str:
+    return usd(to_micros(Decimal(value))) if value is not None else "n/a"
+
+
+def queued(accepted: Accepted) -> str:
+    where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
+    note = (f" (switched from {accepted.downgraded_from}: the team is near its budget)"
+            if accepted.downgraded_from else "")
+    return (f"Queued, {where} · {accepted.model}{note} {accepted.size} {accepted.aspect_ratio} · "
+            f"about {money(accepted.estimate_usd)}")
+
+
+def generating(model: str, size: str, attempt: int) -> str:
+    again = f" (attempt {attempt})" if attempt > 1 else ""
+    return f"Generating with {model} at {size}{again}… this takes 15–60 s"
+
+
+def done(result: dict[str, Any]) -> str:
+    return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
+            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s")
