@@ -27,6 +27,11 @@ class RetryLater(Exception):
     message is still being posted); the dispatcher tries again shortly."""
 
 
+class GiveUp(Exception):
+    """Retrying cannot help (the channel is gone, the bot lost access: a
+    403 or 404). The delivery is marked failed at once, never retried in a loop."""
+
+
 class Notifier(Protocol):
     platform: str
 
@@ -94,6 +99,10 @@ class OutboxDispatcher:
             if job is None:
                 raise LookupError(f"job {delivery.job_id} is gone")
             await self._notifiers[delivery.platform].deliver(delivery, job)
+        except GiveUp as exc:
+            log.warning("outbox: giving up on %s (%s): %s", delivery.key, delivery.kind, exc)
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock(), max_attempts=0)
+            return
         except RetryLater as exc:
             log.debug("outbox: %s not deliverable yet: %s", delivery.key, exc)
             delay = 0.2 * delivery.attempts

@@ -8,8 +8,10 @@ the store applies the money checks atomically.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,7 +95,7 @@ class ImagineService:
             )
         return await self._guarded(edit())
 
-    async def _guarded(self, work) -> Outcome:
+    async def _guarded(self, work):
         # Fail closed: if the store can't be reached, nothing is admitted.
         try:
             return await work
@@ -245,6 +247,32 @@ class ImagineService:
         return job is not None and job.team == caller.team and (
             job.user == caller.user or self.is_moderator(caller))
 
+    # -- confirmations --------------------------------------------------
+
+    async def hold_confirmation(self, outcome: NeedsConfirmation, ttl_seconds: float = 3600) -> str:
+        """Keep a NeedsConfirmation's request until [Run] or [Use Flash]; returns its token."""
+        token = secrets.token_urlsafe(12)
+        req = outcome.request
+        await self._store.save_confirmation(token, req.team, req.user, _request_json(req), ttl_seconds)
+        return token
+
+    async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False
+                      ) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
+        """Run a held request as confirmed; only the person who asked may confirm it."""
+        held = await self._guarded(self._store.take_confirmation(token))
+        if isinstance(held, Refused):
+            return held, None
+        if held is None or held[0] != caller.team:
+            return Refused(RefusalReason.NOT_FOUND, "That question has expired. Please ask again."), None
+        team, user, data = held
+        if user != caller.user:
+            await self._store.save_confirmation(token, team, user, data, 600)  # leave it for its owner
+            return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this."), None
+        request = dataclasses.replace(_request_from_json(data), confirmed=True,
+                                      **({"model": "flash"} if use_flash else {}))
+        outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
+        return outcome, request
+
     # -- platform context -----------------------------------------------
 
     async def attach_delivery(self, job_id: int, context: dict) -> None:
@@ -334,6 +362,20 @@ class ImagineService:
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:
     """Every attachment must really be an image; the first that is not refuses the request."""
     return [images.check(img.data) for img in attached]
+
+
+def _request_json(req: ImagineRequest | EditRequest) -> dict:
+    data = {f.name: getattr(req, f.name) for f in dataclasses.fields(req)}
+    data["images"] = [{"mime": i.mime, "data": base64.b64encode(i.data).decode()} for i in req.images]
+    data["kind"] = "edit" if isinstance(req, EditRequest) else "imagine"
+    return data
+
+
+def _request_from_json(data: dict) -> ImagineRequest | EditRequest:
+    data = dict(data)
+    cls = EditRequest if data.pop("kind") == "edit" else ImagineRequest
+    data["images"] = tuple(InputImage(base64.b64decode(i["data"]), i["mime"]) for i in data["images"])
+    return cls(**data)
 
 
 def confirmed(outcome: NeedsConfirmation, *, use_flash: bool = False) -> ImagineRequest | EditRequest:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -28,7 +27,7 @@ from adapters.slack import render
 from adapters.slack.parse import USAGE, parse_imagine
 from bot.notify import RetryLater
 from bot.providers.errors import user_message_for
-from bot.service import Caller, ImagineService, confirmed
+from bot.service import Caller, ImagineService
 from bot.settings import Settings
 from bot.types import (
     Accepted, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
@@ -42,7 +41,6 @@ SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
 MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
-CONFIRMATION_TTL = 15 * 60
 ADMIN_CACHE_TTL = 300
 
 
@@ -72,8 +70,6 @@ class SlackAdapter:
         )
         if bolt_env_token is not None:
             os.environ["SLACK_BOT_TOKEN"] = bolt_env_token
-        # Questions waiting for [Run] / [Use Flash]; short-lived, so memory is enough.
-        self._confirmations: dict[str, tuple[float, NeedsConfirmation]] = {}
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._register()
 
@@ -181,17 +177,15 @@ class SlackAdapter:
 
     async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
-        entry = self._confirmations.pop(action["value"], None)
-        if entry is None or entry[0] < time.monotonic():
-            await respond(text="That confirmation has expired. Please ask again.",
-                          response_type="ephemeral", replace_original=True)
+        user = body["user"]["id"]
+        outcome, request = await self._service.confirm(
+            action["value"], Caller(team=_team(body), user=user),
+            use_flash=action["action_id"] == render.ACTION_USE_FLASH)
+        if request is None:
+            await respond(text=outcome.detail, response_type="ephemeral", replace_original=False)
             return
-        request = confirmed(entry[1], use_flash=action["action_id"] == render.ACTION_USE_FLASH)
         await respond(text="Going ahead.", response_type="ephemeral", replace_original=True)
-        if isinstance(request, EditRequest):
-            outcome, prompt = await self._service.edit(request), request.instruction
-        else:
-            outcome, prompt = await self._service.submit(request), request.prompt
+        prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
         await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"),
                             respond=respond)
 
@@ -226,10 +220,7 @@ class SlackAdapter:
         if isinstance(outcome, Refused):
             await self._tell(outcome.detail, respond, channel, user, thread_ts)
         elif isinstance(outcome, NeedsConfirmation):
-            token = secrets.token_urlsafe(12)
-            self._prune_confirmations()
-            self._confirmations[token] = (time.monotonic() + CONFIRMATION_TTL, outcome)
-            message = render.confirmation(outcome, token)
+            message = render.confirmation(outcome, await self._service.hold_confirmation(outcome))
             if respond is not None:
                 await respond(response_type="ephemeral", replace_original=False, **message)
             else:
@@ -328,10 +319,6 @@ class SlackAdapter:
         self._admins[(team, user)] = (time.monotonic() + ADMIN_CACHE_TTL, admin)
         return admin
 
-    def _prune_confirmations(self) -> None:
-        now = time.monotonic()
-        for token in [t for t, (expires, _) in self._confirmations.items() if expires < now]:
-            del self._confirmations[token]
 
 
 def _team(body: dict) -> str:

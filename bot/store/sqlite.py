@@ -512,6 +512,24 @@ class SQLiteStore:
             return row[0] if row else None
         return await self._run(get)
 
+    async def save_confirmation(self, token: str, team: str, user: str, request: dict[str, Any],
+                                ttl_seconds: float) -> None:
+        def put() -> None:
+            now = self._clock()
+            with self._write() as c:
+                c.execute("DELETE FROM confirmations WHERE expires_at < ?", (now,))
+                c.execute("INSERT INTO confirmations (token, team, user, request, expires_at) VALUES (?, ?, ?, ?, ?)",
+                          (token, team, user, json.dumps(request), now + ttl_seconds))
+        await self._run(put)
+
+    async def take_confirmation(self, token: str) -> tuple[str, str, dict[str, Any]] | None:
+        def take() -> tuple[str, str, dict[str, Any]] | None:
+            with self._write() as c:
+                row = c.execute("DELETE FROM confirmations WHERE token = ? AND expires_at >= ? RETURNING *",
+                                (token, self._clock())).fetchone()
+            return (row["team"], row["user"], json.loads(row["request"])) if row else None
+        return await self._run(take)
+
     # -- images ---------------------------------------------------------
 
     @staticmethod

@@ -170,3 +170,20 @@ def _threads(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="0004_confirmations")
+def _confirmations(db: Database) -> None:
+    # Requests waiting for [Run] / [Use Flash]; in the database so the
+    # buttons still work after a restart.
+    db.execute(
+        """
+        CREATE TABLE confirmations (
+            token TEXT PRIMARY KEY,
+            team TEXT NOT NULL,
+            user TEXT NOT NULL,
+            request TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """
+    )

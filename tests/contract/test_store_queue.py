@@ -242,3 +242,12 @@ async def _drain(db: str, worker: str) -> list[int]:
 
 def _drain_in_process(db: str, worker: str) -> list[int]:
     return asyncio.run(_drain(db, worker))
+
+
+async def test_a_delivery_given_up_is_never_claimed_again(store, clock):
+    await store.submit(new_job(), [])
+    await store.lease("w", 60)
+    [started] = await store.claim_deliveries(["cli"], 10, 30)
+    await store.retry_delivery(started.id, "403 Missing Access", clock.now, max_attempts=0)
+    clock.advance(3600)
+    assert await store.claim_deliveries(["cli"], 10, 30) == []

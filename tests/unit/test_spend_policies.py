@@ -150,3 +150,17 @@ async def test_usage_reports_my_spend_and_the_team_budgets(store, clock):
     await service.set_budget(Caller("T1", "mod", platform_admin=True), "5", "month")
     report = await service.usage("T1", "U1")
     assert report.user_spent_today_micros == 0 and [s.budget.limit_micros for s in report.budgets] == [5_000_000]
+
+
+async def test_confirmations_survive_a_restart_and_run_once_for_their_owner(store_factory, clock):
+    first = service_for(await store_factory(), clock, confirm_above_usd="0.20")
+    question = await first.submit(request("a cathedral", size="4K"))
+    token = await first.hold_confirmation(question)
+    restarted = service_for(await store_factory(), clock, confirm_above_usd="0.20")  # a new process
+    outcome, _ = await restarted.confirm(token, Caller("T1", "U-someone-else"))
+    assert isinstance(outcome, Refused) and "Only the person who asked" in outcome.detail
+    outcome, req = await restarted.confirm(token, Caller("T1", "U1"), use_flash=True)
+    assert isinstance(outcome, Accepted) and (outcome.model, outcome.size) == ("flash", "4K")
+    assert req.confirmed and req.prompt == "a cathedral"
+    again, _ = await restarted.confirm(token, Caller("T1", "U1"))
+    assert isinstance(again, Refused) and "expired" in again.detail
