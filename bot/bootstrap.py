@@ -112,6 +112,13 @@ async def start_adapters(runtime: Runtime) -> list[Callable[[], Awaitable[None]]
             socket = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
             await socket.connect_async()
             closers.append(socket.close_async)
+    if settings.discord_configured:
+        from adapters.discord.bot import DiscordAdapter
+
+        discord_adapter = DiscordAdapter(settings, runtime.service)
+        runtime.dispatcher.add(discord_adapter)
+        await discord_adapter.start()
+        closers.append(discord_adapter.close)
     runner = await serve(web_app, settings.port)
     closers.insert(0, runner.cleanup)
     return closers

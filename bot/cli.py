@@ -202,8 +202,6 @@ async def run(settings: Settings, *, adapters_required: bool) -> int:
     if adapters_required and not (settings.slack_configured or settings.discord_configured):
         print(SETUP_GUIDE, file=sys.stderr)
         return EXIT_CONFIG
-    if adapters_required and not settings.slack_configured:
-        raise CliError("the Discord adapter is not part of this version yet; configure Slack", EXIT_CONFIG)
     runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     slack_alert_channel: str | None = None
 
     discord_token: SecretStr | None = None
+    # REST base URL, e.g. http://127.0.0.1:8080/api/v10 (tests); the gateway URL is then read from it.
     discord_api_url: str | None = None
+    discord_alert_channel: str | None = None
 
     port: int = Field(default=3000, ge=1, le=65535)
     imagine_config: Path | None = None

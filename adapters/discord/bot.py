@@ -1,0 +1,460 @@
+"""Discord adapter on discord.py: slash commands, a context menu, replies and
+persistent buttons in; status messages, threads and images out.
+
+/imagine defers at once (Discord wants an answer within 3 s), submits to
+the core, turns the deferred reply into the status message and opens a
+thread on it. The outbox then drives `deliver`. Status edits use the
+interaction token while it lives (15 minutes) and the bot token after,
+and images are always posted with the bot token, so a job that waits
+hours in a queue still arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.discord import render
+from bot import images
+from bot.notify import GiveUp, RetryLater
+from bot.providers.errors import user_message_for
+from bot.service import Caller, ImagineService
+from bot.settings import Settings
+from bot.types import (
+    Accepted, CheckedImage, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
+    Outcome, Refused,
+)
+from policies.spend import Period
+
+log = logging.getLogger(__name__)
+PLATFORM = "discord"
+SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+TOKEN_LIFETIME = 14 * 60  # Discord's is 15 minutes; stop using it a little early
+MAX_ATTACHMENT_BYTES = 14 * 1024 * 1024
+RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1", "9:21"]
+NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
+
+
+def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=v, value=v) for v in values]
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>reroll|4k|delete):(?P<job>\d+)"):
+    """[Reroll] [4K] [Delete] under a result; the custom_id carries everything, so
+    the buttons keep working after a restart."""
+
+    LABELS = {"reroll": ("Reroll", discord.ButtonStyle.secondary), "4k": ("4K", discord.ButtonStyle.secondary),
+              "delete": ("Delete", discord.ButtonStyle.danger)}
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, style = self.LABELS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"imagine:{action}:{job_id}"))
+        self.action, self.job_id = action, job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(match["action"], int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.adapter.on_job_button(interaction, self.action, self.job_id)
+
+
+class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>run|flash):(?P<token>[\w-]+)"):
+    """[Run] [Use Flash] for a request that needs a confirmation; the token
+    names the request kept in the database."""
+
+    def __init__(self, action: str, token: str, label: str | None = None) -> None:
+        style = discord.ButtonStyle.primary if action == "run" else discord.ButtonStyle.secondary
+        super().__init__(discord.ui.Button(label=label or action.title(), style=style,
+                                           custom_id=f"imagine:{action}:{token}"))
+        self.action, self.token = action, token
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(match["action"], match["token"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.adapter.on_confirm(interaction, self.token, use_flash=self.action == "flash")
+
+
+class EditModal(discord.ui.Modal, title="Edit image"):
+    instruction = discord.ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph,
+                                       max_length=2000)
+
+    def __init__(self, adapter: DiscordAdapter, target: discord.Message) -> None:
+        super().__init__()
+        self.adapter, self.target = adapter, target
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.adapter.on_edit_modal(interaction, self.target, self.instruction.value)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await self.adapter.on_interaction_error(interaction, error)
+
+
+class ImagineClient(discord.Client):
+    def __init__(self, adapter: DiscordAdapter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.adapter = adapter
+        self.tree = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(JobButton, ConfirmButton)
+        self.tree.on_error = self.adapter.on_tree_error
+        self.adapter.add_commands(self.tree)
+        await self.adapter.point_gateway()
+        await self.tree.sync()
+
+    async def on_message(self, message: discord.Message) -> None:
+        try:
+            await self.adapter.on_message(message)
+        except Exception:
+            log.exception("discord: handling a message failed")
+
+
+class DiscordAdapter:
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, service: ImagineService) -> None:
+        self._token = settings.discord_token.get_secret_value()
+        self._api_url = settings.discord_api_url
+        self._alert_channel = int(settings.discord_alert_channel) if settings.discord_alert_channel else None
+        self._service = service
+        intents = discord.Intents.default()
+        intents.message_content = True  # reply-to-edit reads the reply's text and attachments
+        self.client = ImagineClient(self, intents=intents, allowed_mentions=NO_PINGS)
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._api_url:
+            # Tests and proxies: point discord.py's REST client (interaction
+            # webhooks included, they share the Route class) elsewhere.
+            discord.http.Route.BASE = self._api_url.rstrip("/")
+        await self.client.login(self._token)
+        # connect() runs for the bot's lifetime, reconnecting on its own.
+        self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+
+    async def point_gateway(self) -> None:
+        """With DISCORD_API_URL, take the gateway URL from that API, as Discord intends;
+        discord.py otherwise always connects to its built-in wss://gateway.discord.gg."""
+        if self._api_url:
+            _, url, _ = await self.client.http.get_bot_gateway()
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -- commands ---------------------------------------------------------
+
+    def add_commands(self, tree: app_commands.CommandTree) -> None:
+        adapter = self
+
+        @app_commands.command(name="imagine", description="Make an image from a prompt")
+        @app_commands.describe(prompt="What to draw", aspect="Aspect ratio", size="Image size",
+                               model="Model (pro is best, flash is cheaper)",
+                               relax="Cheaper Batch lane: done within hours",
+                               image="An image to edit or use as a reference")
+        @app_commands.choices(aspect=_choices(RATIOS), size=_choices(["512", "1K", "2K", "4K"]),
+                              model=_choices(["pro", "flash", "lite"]))
+        async def imagine(interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 2000],
+                          aspect: str | None = None, size: str | None = None, model: str | None = None,
+                          relax: bool = False, image: discord.Attachment | None = None) -> None:
+            await adapter.on_imagine(interaction, prompt, aspect, size, model, relax, image)
+
+        @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
+        async def usage(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            report = await adapter._service.usage(str(interaction.guild_id), str(interaction.user.id),
+                                                  str(interaction.channel_id))
+            await interaction.followup.send(render.usage(report), ephemeral=True)
+
+        @app_commands.command(name="imagine-budget", description="Moderators: show or set the server's budget")
+        @app_commands.default_permissions(manage_guild=True)
+        @app_commands.describe(action="show or set", usd="New limit in dollars (for set)", period="Budget period")
+        @app_commands.choices(action=_choices(["show", "set"]), period=_choices(["day", "week", "month"]))
+        async def budget(interaction: discord.Interaction, action: str = "show", usd: str | None = None,
+                         period: str = Period.MONTH.value) -> None:
+            await adapter.on_budget(interaction, action, usd, period)
+
+        edit_menu = app_commands.ContextMenu(name="Edit image", callback=adapter.on_edit_menu)
+        for command in (imagine, usage, budget, edit_menu):
+            tree.add_command(command)
+
+    def _caller(self, interaction: discord.Interaction) -> Caller:
+        # Manage Server in this channel counts as a moderator; the core checks again.
+        admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
+        return Caller(team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin)
+
+    async def on_imagine(self, interaction: discord.Interaction, prompt: str, aspect, size, model, relax,
+                         image: discord.Attachment | None) -> None:
+        await interaction.response.defer(thinking=True)
+        try:
+            attachments = (await self._read(image),) if image else ()
+        except InvalidRequest as exc:
+            await self._refuse(interaction, str(exc))
+            return
+        request = ImagineRequest(
+            team=str(interaction.guild_id), channel=str(interaction.channel_id), user=str(interaction.user.id),
+            platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, relax=relax,
+            images=attachments, idempotency_key=f"discord:interaction:{interaction.id}")
+        await self._present(interaction, await self._service.submit(request), prompt)
+
+    async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        caller = self._caller(interaction)
+        if action == "set":
+            if amount is None:
+                text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
+            else:
+                result = await self._service.set_budget(caller, amount, period)
+                text = result.detail if isinstance(result, Refused) else (
+                    f"Server budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+        else:
+            result = await self._service.show_budgets(caller)
+            text = result.detail if isinstance(result, Refused) else render.budgets(result)
+        await interaction.followup.send(text, ephemeral=True)
+
+    async def on_edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not _image_attachments(message):
+            await interaction.response.send_message("That message has no image to edit.", ephemeral=True)
+            return
+        await interaction.response.send_modal(EditModal(self, message))
+
+    async def on_edit_modal(self, interaction: discord.Interaction, target: discord.Message, instruction: str) -> None:
+        await interaction.response.defer(thinking=True)
+        image_id = await self._service.thread_image(PLATFORM, str(interaction.guild_id), str(target.channel.id),
+                                                    f"msg:{target.id}")
+        common = dict(team=str(interaction.guild_id), channel=str(interaction.channel_id),
+                      user=str(interaction.user.id), platform=PLATFORM,
+                      idempotency_key=f"discord:interaction:{interaction.id}")
+        if image_id is not None:
+            outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
+        else:
+            # Anyone's image: it goes to the model as the picture to edit.
+            try:
+                source = await self._read(_image_attachments(target)[0])
+            except InvalidRequest as exc:
+                await self._refuse(interaction, str(exc))
+                return
+            outcome = await self._service.submit(ImagineRequest(prompt=instruction, images=(source,), **common))
+        await self._present(interaction, outcome, instruction, edit=True)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A reply to a bot image, or any message in a bot image thread, edits it."""
+        if message.author.bot or message.guild is None or not message.content.strip():
+            return
+        guild = str(message.guild.id)
+        image_id = None
+        if message.reference and message.reference.message_id:
+            image_id = await self._service.thread_image(PLATFORM, guild, str(message.reference.channel_id),
+                                                        f"msg:{message.reference.message_id}")
+        if image_id is None and isinstance(message.channel, discord.Thread):
+            image_id = await self._service.thread_image(PLATFORM, guild, str(message.channel.id),
+                                                        str(message.channel.id))
+        if image_id is None:
+            return
+        try:
+            attachments = tuple([await self._read(a) for a in message.attachments])
+        except InvalidRequest as exc:
+            await message.reply(str(exc), mention_author=False)
+            return
+        request = EditRequest(
+            team=guild, channel=str(message.channel.id), user=str(message.author.id), platform=PLATFORM,
+            parent_image_id=image_id, instruction=message.content, images=attachments,
+            idempotency_key=f"discord:message:{message.id}")
+        outcome = await self._service.edit(request)
+        if isinstance(outcome, Accepted):
+            if not outcome.duplicate:
+                status = await message.reply(render.status_message(message.content, str(message.author.id),
+                                                                   render.queued(outcome), edit=True),
+                                             mention_author=False)
+                await self._attach(outcome, status, message.channel, None)
+        elif isinstance(outcome, NeedsConfirmation):
+            await message.reply(render.confirmation(outcome), view=await self._confirm_view(outcome),
+                                mention_author=False)
+        else:
+            await message.reply(outcome.detail, mention_author=False)
+
+    async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
+        if action == "delete":
+            caller = self._caller(interaction)
+            if not await self._service.may_delete(job_id, caller):
+                await interaction.response.send_message(
+                    "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True)
+                return
+            await interaction.response.defer()
+            await interaction.message.delete()
+            return
+        await interaction.response.defer(thinking=True)
+        job, _ = await self._service.status(job_id)
+        outcome = await self._service.rerun(
+            job_id, self._caller(interaction), platform=PLATFORM, channel=str(interaction.channel_id),
+            size="4K" if action == "4k" else None, idempotency_key=f"discord:interaction:{interaction.id}")
+        await self._present(interaction, outcome, job.spec.prompt if job else "")
+
+    async def on_confirm(self, interaction: discord.Interaction, token: str, *, use_flash: bool) -> None:
+        await interaction.response.defer(thinking=True)
+        outcome, request = await self._service.confirm(token, self._caller(interaction), use_flash=use_flash)
+        prompt = "" if request is None else (request.instruction if isinstance(request, EditRequest) else request.prompt)
+        await self._present(interaction, outcome, prompt, edit=isinstance(request, EditRequest))
+
+    # -- outcomes ---------------------------------------------------------
+
+    async def _present(self, interaction: discord.Interaction, outcome: Outcome, prompt: str, *,
+                       edit: bool = False) -> None:
+        """Turn the deferred reply into a status message, or into a private note."""
+        if isinstance(outcome, Refused):
+            await self._refuse(interaction, outcome.detail)
+        elif isinstance(outcome, NeedsConfirmation):
+            await interaction.delete_original_response()
+            await interaction.followup.send(render.confirmation(outcome), view=await self._confirm_view(outcome),
+                                            ephemeral=True)
+        elif outcome.duplicate:
+            await interaction.delete_original_response()
+        else:
+            status = await interaction.edit_original_response(
+                content=render.status_message(prompt, str(interaction.user.id), render.queued(outcome), edit=edit))
+            await self._attach(outcome, status, interaction.channel, interaction)
+
+    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction) -> None:
+        """Open the result thread (or use the one we are in) and record where the job reports."""
+        if isinstance(channel, discord.Thread):
+            thread = channel
+        else:
+            thread = await status.create_thread(name=render.thread_name(status.content.split("\n> ", 1)[-1]))
+        context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id)}
+        if interaction is not None:
+            context.update(app_id=str(interaction.application_id), token=interaction.token,
+                           token_expires=time.time() + TOKEN_LIFETIME)
+        await self._service.attach_delivery(accepted.job_id, context)
+        if self._alert_channel:
+            for alert in accepted.alerts:
+                await self._channel(self._alert_channel).send(f"💰 {alert}")
+
+    async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.delete_original_response()
+        await interaction.followup.send(render.clip(text), ephemeral=True)
+
+    async def _confirm_view(self, outcome: NeedsConfirmation) -> discord.ui.View:
+        token = await self._service.hold_confirmation(outcome)
+        view = discord.ui.View(timeout=None)
+        view.add_item(ConfirmButton("run", token, f"Run ({render.money(outcome.estimate_usd)})"))
+        if outcome.flash_estimate_usd is not None:
+            view.add_item(ConfirmButton("flash", token, f"Use Flash ({render.money(outcome.flash_estimate_usd)})"))
+        return view
+
+    # -- the notifier port ------------------------------------------------
+
+    async def deliver(self, delivery: Delivery, job: Job) -> None:
+        where = job.delivery
+        if "status" not in where:
+            if job.state.terminal and delivery.kind == "started":
+                return
+            raise RetryLater(f"job {job.id} has no status message yet")
+        try:
+            await self._deliver(delivery, job, where)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            # Lost access or the channel is gone: retrying cannot help.
+            raise GiveUp(f"{exc.status} {exc.text}") from exc
+
+    async def _deliver(self, delivery: Delivery, job: Job, where: dict[str, Any]) -> None:
+        edit = job.kind == "edit" or job.spec.parent_image_id is not None
+        if delivery.kind == "started":
+            if not job.state.terminal:  # a late "started" must not overwrite the final status
+                await self._edit_status(where, render.status_message(
+                    job.spec.prompt, job.user, render.generating(job.spec.model_alias, job.spec.size, job.attempt),
+                    edit=edit))
+            return
+        if delivery.kind == "result":
+            result = delivery.payload
+            if "result_message" not in where:  # a retried delivery must not post twice
+                posted = await self._post_image(job, result, int(where["thread"]))
+                await self._service.attach_delivery(job.id, {"result_message": str(posted.id)})
+                await self._service.remember_thread(PLATFORM, job.team, where["thread"], f"msg:{posted.id}",
+                                                    result["image_id"])
+            await self._service.remember_thread(PLATFORM, job.team, where["thread"], where["thread"],
+                                                result["image_id"])
+            line = render.done(result)
+        else:
+            line = render.failed(user_message_for(delivery.payload.get("error_class")))
+        await self._edit_status(where, render.status_message(job.spec.prompt, job.user, line, edit=edit))
+
+    async def _post_image(self, job: Job, result: dict[str, Any], thread_id: int) -> discord.Message:
+        stored = await self._service.image(result["image_id"])
+        thread = self._channel(thread_id)
+        limit = thread.guild.filesize_limit if getattr(thread, "guild", None) else 10 * 1024 * 1024
+        view = discord.ui.View(timeout=None)
+        for action in ("reroll", "4k", "delete"):
+            view.add_item(JobButton(action, job.id))
+        caption = f"{result['model_version']} · {render.money(result['cost_usd'])}"
+        image = CheckedImage(stored.data, stored.mime, stored.width, stored.height, stored.sha256)
+        for _ in range(3):
+            fitted, note = images.fit(image, limit)
+            extension = "jpg" if fitted.mime == "image/jpeg" else "png"
+            try:
+                return await thread.send(
+                    render.clip(f"{caption}\n{note}" if note else caption), view=view,
+                    file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"))
+            except discord.HTTPException as exc:
+                if exc.status != 413:
+                    raise
+                # The channel's real limit is lower than the guild's: shrink and try again.
+                limit = min(limit, len(fitted.data)) // 2
+        raise GiveUp(f"job {job.id}: the image does not fit this channel's upload limit")
+
+    async def _edit_status(self, where: dict[str, Any], content: str) -> None:
+        if where.get("token") and time.time() < float(where.get("token_expires", 0)):
+            webhook = discord.Webhook.partial(int(where["app_id"]), where["token"], client=self.client)
+            try:
+                await webhook.edit_message(int(where["status"]), content=content)
+                return
+            except discord.HTTPException as exc:
+                if exc.status != 401:
+                    raise
+                # The interaction token expired early: fall through to the bot token.
+        await self._channel(int(where["channel"])).get_partial_message(int(where["status"])).edit(content=content)
+
+    # -- errors and helpers -----------------------------------------------
+
+    async def on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await self.on_interaction_error(interaction, error)
+
+    async def on_interaction_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        # One place for failures in commands: the trace to the log, one line to the user.
+        log.error("discord: interaction %s failed", interaction.id, exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(SORRY, ephemeral=True)
+            else:
+                await interaction.response.send_message(SORRY, ephemeral=True)
+        except discord.HTTPException:
+            log.exception("discord: could not tell the user about the failure")
+
+    def _channel(self, channel_id: int):
+        channel = self.client.get_channel(channel_id)
+        return channel if channel is not None else self.client.get_partial_messageable(channel_id)
+
+    async def _read(self, attachment: discord.Attachment) -> InputImage:
+        if attachment.size > MAX_ATTACHMENT_BYTES:
+            raise InvalidRequest(f"{attachment.filename} is larger than 14 MB.")
+        if attachment.content_type and not attachment.content_type.startswith("image/"):
+            raise InvalidRequest(f"{attachment.filename} is not an image (PNG, JPEG or WebP).")
+        try:
+            data = await attachment.read()
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
+        return InputImage(data=data, mime=attachment.content_type or "image/png")
+
+
+def _image_attachments(message: discord.Message) -> list[discord.Attachment]:
+    return [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+

@@ -1,0 +1,72 @@
+"""Discord message texts and views. Discord shows no :shortcodes: in bot
+messages, so the emoji are Unicode."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from adapters import status
+from adapters.status import money
+from bot.money import usd
+from bot.service import UsageReport
+from bot.types import Accepted, NeedsConfirmation
+from policies.spend import BudgetStatus
+
+MAX_CONTENT = 2000
+
+
+def clip(text: str, limit: int = MAX_CONTENT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(prompt: str) -> str:
+    # Mentions in a prompt must not ping anyone (allowed_mentions also blocks them).
+    return "> " + discord.utils.escape_mentions(clip(prompt, 600)).replace("\n", "\n> ")
+
+
+def status_message(prompt: str, user: str, line: str, *, edit: bool = False) -> str:
+    verb = "asked to edit" if edit else "asked for"
+    return clip(f"<@{user}> {verb}:\n{quote(prompt)}\n{line}")
+
+
+def queued(accepted: Accepted) -> str:
+    return f"⏳ {status.queued(accepted)}"
+
+
+def generating(model: str, size: str, attempt: int) -> str:
+    return f"🎨 {status.generating(model, size, attempt)}"
+
+
+def done(result: dict[str, Any]) -> str:
+    return f"✅ {status.done(result)}"
+
+
+def failed(message: str) -> str:
+    return f"⚠️ {message}"
+
+
+def confirmation(outcome: NeedsConfirmation) -> str:
+    left = f" {money(outcome.remaining_usd)} of the budget is left." if outcome.remaining_usd is not None else ""
+    return clip(outcome.detail + left)
+
+
+def usage(report: UsageReport) -> str:
+    lines = [f"**Your spend:** {usd(report.user_spent_today_micros)} today, "
+             f"{usd(report.user_spent_month_micros)} this month.",
+             f"**Team spend this month:** {usd(report.team_spent_month_micros)}."]
+    lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this server."]
+    return clip("\n".join(lines))
+
+
+def budgets(statuses: list[BudgetStatus]) -> str:
+    if not statuses:
+        return "No budgets are set. Set one with `/imagine-budget set 50 month`."
+    return clip("\n".join(f"• {s.describe()}" for s in statuses))
+
+
+def thread_name(prompt: str) -> str:
+    name = re.sub(r"\s+", " ", prompt).strip() or "imagine"
+    return name[:90]
