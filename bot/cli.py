@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot import bootstrap, images
+from bot.doctor import doctor
 from bot.providers.errors import user_message_for
 from bot.settings import Settings
 from policies.spend import Period, Scope, period_start
@@ -197,6 +198,16 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def run_doctor(settings: Settings) -> int:
+    provider = bootstrap.build_provider(settings) if settings.gemini_configured else None
+    runtime = await bootstrap.build(settings, notifiers=[], provider=provider)
+    try:
+        healthy = await doctor(runtime, settings)
+    finally:
+        await runtime.close()
+    return EXIT_OK if healthy else EXIT_CONFIG
+
+
 async def run(settings: Settings, *, adapters_required: bool) -> int:
     """`run`: workers plus every configured adapter; `worker`: workers only."""
     if adapters_required and not (settings.slack_configured or settings.discord_configured):
@@ -247,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--channel", help="limit one channel of the team instead")
     which.add_argument("--user", help="limit one user of the team instead")
     put.add_argument("--soft", type=float, help="alert threshold as a fraction (default 0.8)")
+    sub.add_parser("doctor", help="check every configured route: key, models, prices, recent errors")
     usage = sub.add_parser("usage", help="the ledger: what was charged, to whom")
     usage.add_argument("--team")
     usage.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC date (default: start of this month)")
@@ -274,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(budget(settings, args))
         if args.command == "usage":
             return asyncio.run(usage(settings, args))
+        if args.command == "doctor":
+            return asyncio.run(run_doctor(settings))
         return asyncio.run(run(settings, adapters_required=args.command == "run"))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -290,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TRY_LATER
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `python -m bot usage | head`: the reader has all it wanted
+        return EXIT_OK
     except Exception:
         # Services log the trace (that is their log); one-shot commands keep it for -v.
         level = logging.CRITICAL if args.command in ("run", "worker") else logging.DEBUG

@@ -10,6 +10,8 @@ so a job is finished, charged and announced once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import random
@@ -23,11 +25,16 @@ from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, ProviderError
 from bot.money import to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
-from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState
+from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Usage
 
 log = logging.getLogger(__name__)
+calls_log = logging.getLogger("bot.calls")
 # Providers return up to 4K PNGs; anything bigger is not an image we want.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+def prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
 
 
 class InvalidProviderImage(ProviderError):
@@ -97,7 +104,11 @@ class Worker:
         started = time.monotonic()
         try:
             inputs = await self._inputs(job)
-            result = await self._provider.generate(job.spec, inputs)
+            try:
+                result = await self._provider.generate(job.spec, inputs)
+            except ProviderError as exc:
+                self._log_call(job, time.monotonic() - started, error=exc)
+                raise
             checked = self._check_output(result)
         except ProviderError as exc:
             await self._failed(job, slot_id, exc)
@@ -112,6 +123,7 @@ class Worker:
         elapsed = time.monotonic() - started
         model = self._catalog.resolve(job.spec.model_alias)
         cost = pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+        self._log_call(job, elapsed, usage=result.usage, cost=str(cost))
         outcome = {
             "model": job.spec.model_alias,
             "model_id": job.spec.model_id,
@@ -162,12 +174,17 @@ class Worker:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
         final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
-        result = charge = None
+        # What an operator needs to reproduce the failure, never the prompt itself.
+        result: dict = {"repro": {
+            "model_id": job.spec.model_id, "route": self._provider.name, "size": job.spec.size,
+            "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
+            "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
+        charge = None
         if isinstance(exc, BlockedError) and exc.usage is not None:
             # A blocked answer is billed for the tokens it used.
             model = self._catalog.resolve(job.spec.model_alias)
             cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)
-            result = {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
+            result |= {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
             charge = Charge(to_micros(cost), exc.usage, "blocked")
         state = await self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
@@ -184,6 +201,19 @@ class Worker:
         else:
             log.error("job %d: %s after attempt %d: %s", job.id, state.value, job.attempt, exc)
             self._on_delivery()
+
+    def _log_call(self, job: Job, latency: float, *, usage: Usage | None = None, cost: str | None = None,
+                  error: ProviderError | None = None) -> None:
+        """One structured line per provider call: enough to chart and debug, no prompt text."""
+        calls_log.info(json.dumps({
+            "event": "provider_call", "job": job.id, "attempt": job.attempt, "route": self._provider.name,
+            "model": job.spec.model_id, "size": job.spec.size, "lane": job.spec.lane.value,
+            "prompt_sha256": prompt_hash(job.spec.prompt),
+            "status": "ok" if error is None else error.kind,
+            "http_status": error.status_code if error else None, "latency_ms": round(latency * 1000),
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "image_tokens": usage.image_tokens if usage else None, "cost_usd": cost,
+        }))
 
     async def _heartbeat(self, job: Job, slot_id: str) -> None:
         while True:

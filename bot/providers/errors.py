@@ -16,6 +16,8 @@ class ProviderError(Exception):
     kind: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
     user_message: ClassVar[str] = "The image service failed. Please try again later."
+    # What an operator should do about it (shown by `python -m bot doctor`).
+    operator_fix: ClassVar[str] = "Look at the job's error detail and the bot's log."
 
     def __init__(
         self,
@@ -42,11 +44,14 @@ class ProviderError(Exception):
 
 class AuthError(ProviderError):
     kind = "auth"
+    operator_fix = ("401 / API_KEY_INVALID: the key is wrong, or of the wrong type, or its API restrictions "
+                    "exclude the Generative Language API. Create a key in AI Studio.")
     user_message = "The bot's image service key was rejected. An admin needs to check GEMINI_API_KEY."
 
 
 class PermissionDeniedError(ProviderError):
     kind = "permission"
+    operator_fix = "403: enable billing on the Google Cloud project, or give the key access to the Gemini API."
     user_message = (
         "The image service refused the bot's project (billing or permission). "
         "An admin needs to check the Google Cloud project."
@@ -56,12 +61,15 @@ class PermissionDeniedError(ProviderError):
 class QuotaError(ProviderError):
     kind = "quota"
     retryable = True
+    operator_fix = ("429: the Google project's quota is used up (quota is per project, not per key). Ask for "
+                    "more quota, or lower IMAGINE_WORKERS.")
     user_message = "The image service is rate-limiting the bot right now. Please try again in a minute."
 
 
 class OverloadedError(ProviderError):
     kind = "overloaded"
     retryable = True
+    operator_fix = "503 / timeouts: Google is overloaded. Retries cover short spells; try the flash model meanwhile."
     user_message = "The image service is overloaded right now. Please try again in a few minutes."
 
 
@@ -69,6 +77,7 @@ class BlockedError(ProviderError):
     """The model declined: safety filters, or it answered without an image."""
 
     kind = "blocked"
+    operator_fix = "The model's safety filters refused prompts: nothing to fix unless it happens a lot."
     user_message = "The image model declined this request (content policy). Try rewording the prompt."
 
     def __init__(self, detail: str, *, reason: str, usage: Usage | None = None, **kwargs) -> None:
@@ -80,6 +89,7 @@ class BlockedError(ProviderError):
 
 class BadRequestError(ProviderError):
     kind = "bad_request"
+    operator_fix = "400: the request was invalid; check model names and options in IMAGINE_CONFIG."
     user_message = "The image service rejected the request as invalid. Try a different prompt or options."
 
 
@@ -88,6 +98,10 @@ ERROR_KINDS: dict[str, type[ProviderError]] = {
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError,
                 OverloadedError, BlockedError, BadRequestError)
 }
+
+
+def error_class(kind: str | None) -> type[ProviderError]:
+    return ERROR_KINDS.get(kind or "", ProviderError)
 
 
 def user_message_for(kind: str | None) -> str:

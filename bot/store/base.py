@@ -147,6 +147,9 @@ class Store(Protocol):
 
     async def counts_by_state(self) -> dict[str, int]: ...
 
+    async def error_counts(self, since: float) -> dict[str, int]:
+        """Jobs whose last error happened since `since`, by error class."""
+
     async def set_budget(self, budget: Budget, updated_by: str) -> None: ...
 
     async def delete_budget(self, team: str, scope: Scope, scope_id: str) -> bool: ...

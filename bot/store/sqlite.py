@@ -414,6 +414,14 @@ class SQLiteStore:
         ).fetchone()
         return row[0] if row else None
 
+    async def error_counts(self, since: float) -> dict[str, int]:
+        def counts() -> dict[str, int]:
+            rows = self.conn.execute(
+                """SELECT error_class, COUNT(*) FROM jobs WHERE error_class IS NOT NULL AND updated_at >= ?
+                   GROUP BY error_class ORDER BY COUNT(*) DESC""", (since,)).fetchall()
+            return {kind: n for kind, n in rows}
+        return await self._run(counts)
+
     async def counts_by_state(self) -> dict[str, int]:
         def counts() -> dict[str, int]:
             rows = self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()

@@ -247,3 +247,17 @@ async def test_bad_budget_and_bad_since_are_one_line_errors(tmp_path):
     assert bad.code == EXIT_INVALID and "amount in dollars" in assert_one_error_line(bad)
     since = await run_cli(env, tmp_path, "usage", "--since", "yesterday")
     assert since.code == EXIT_INVALID and "--since" in assert_one_error_line(since)
+
+
+async def test_doctor_checks_the_key_and_explains_recent_errors(fake, tmp_path):
+    env = cli_env(fake, tmp_path, max_attempts=1)
+    fake.script(error(429, retry_delay="1s"))
+    await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "o.png")
+    ok_run = await run_cli(env, tmp_path, "doctor")
+    assert ok_run.code == EXIT_OK, ok_run.stderr
+    assert "key works, 4 models listed" in ok_run.stdout
+    assert "pro     -> gemini-3-pro-image (available)" in ok_run.stdout
+    assert "errors    last 24 h: quota 1" in ok_run.stdout and "quota is per project" in ok_run.stdout
+    bad = await run_cli(cli_env(fake, tmp_path, key="wrong-key"), tmp_path, "doctor")
+    assert bad.code == EXIT_CONFIG and "UNUSABLE" in bad.stdout and "API_KEY_INVALID" in bad.stdout
+    assert "wrong-key" not in bad.stdout + bad.stderr

@@ -199,3 +199,25 @@ async def test_input_attachment_reaches_the_model(sqlite_store, fake):
         accepted = await p.imagine("use this as reference", images=(InputImage(data, "image/png"),))
         await p.notifier.wait_final(accepted.job_id)
     assert fake.requests[0].input_images == [data]
+
+
+async def test_every_call_is_logged_as_one_line_and_a_failure_keeps_a_repro_record(sqlite_store, fake, caplog):
+    import json as _json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="bot.calls")
+    fake.script(error(403), ok())
+    async with Pipeline(sqlite_store, fake) as p:
+        failed = await p.imagine("a secret project codename")
+        await p.notifier.wait_final(failed.job_id)
+        worked = await p.imagine("a koi pond")
+        await p.notifier.wait_final(worked.job_id)
+    lines = [_json.loads(r.getMessage()) for r in caplog.records if r.name == "bot.calls"]
+    assert [(line["job"], line["status"], line["http_status"]) for line in lines] == [
+        (failed.job_id, "permission", 403), (worked.job_id, "ok", None)]
+    assert lines[1]["image_tokens"] == 1120 and lines[1]["cost_usd"] and lines[1]["route"] == "gemini"
+    assert all("secret" not in r.getMessage() for r in caplog.records)
+    repro = (await sqlite_store.get_job(failed.job_id)).result["repro"]
+    assert repro == {"model_id": "gemini-3-pro-image", "route": "gemini", "size": "2K", "aspect_ratio": "1:1",
+                     "status_code": 403, "request_id": None, "prompt_sha256": lines[0]["prompt_sha256"],
+                     "error_class": "permission"}
