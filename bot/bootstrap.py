@@ -138,6 +138,7 @@ async def build(
     runtime: Runtime
     service = ImagineService(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
+        cache_ttl=settings.imagine_cache_ttl,
         on_submit=lambda: runtime.wake(),
     )
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import logging
 import secrets
 import time
@@ -60,9 +61,10 @@ class UsageReport:
 class ImagineService:
     def __init__(
         self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
-        max_attempts: int = 3, batch_lane: bool = False,
+        max_attempts: int = 3, batch_lane: bool = False, cache_ttl: float = 0,
         on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
     ) -> None:
+        self._cache_ttl = cache_ttl
         self._store = store
         self._catalog = catalog
         self._policies = policies or PolicyBook()
@@ -91,7 +93,7 @@ class ImagineService:
                 model=req.model or parent_job.spec.model_alias,
                 aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
                 size=req.size or parent_job.spec.size,
-                parent_image_id=parent.id,
+                parent_image_id=parent.id, parent_sha256=parent.sha256,
             )
         return await self._guarded(edit())
 
@@ -106,6 +108,7 @@ class ImagineService:
     async def _enqueue(
         self, req: ImagineRequest | EditRequest, *, kind: str, prompt: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
+        parent_sha256: str | None = None,
     ) -> Outcome:
         policy = self._policies.for_team(req.team)
         try:
@@ -150,11 +153,17 @@ class ImagineService:
             team=req.team, channel=req.channel, user=req.user, platform=req.platform, kind=kind,
             spec=spec, max_attempts=self._max_attempts, delivery=dict(req.delivery),
             idempotency_key=req.idempotency_key,
+            cache_key=None if req.fresh else cache_key(spec, inputs, parent_sha256),
+            announced=req.announced,
         )
         admission = Admission(to_micros(estimate), self._catalog.version, QuotaLimits.of(policy))
-        submitted = await self._store.submit(job, inputs, admission)
+        submitted = await self._store.submit(job, inputs, admission, cache_ttl=self._cache_ttl)
         if isinstance(submitted, Denied):
             return self._refusal(submitted, estimate)
+        if submitted.cached:
+            self._on_submit()  # its result is already in the outbox
+            return Accepted(job_id=submitted.job_id, position=0, model=spec.model_alias, size=spec.size,
+                            aspect_ratio=spec.aspect_ratio, estimate_usd=Decimal(0), cached=True)
         if not submitted.duplicate:
             self._on_submit()
         held = to_micros(estimate)
@@ -225,16 +234,19 @@ class ImagineService:
         self, job_id: int, caller: Caller, *, platform: str, channel: str, size: str | None = None,
         delivery: dict | None = None, idempotency_key: str | None = None,
     ) -> Outcome:
-        """Run a finished job's request again (Reroll), optionally at another size (4K)."""
+        """Run a finished job's request again (Reroll), optionally at another size (4K).
+
+        The adapter announces the new job (posts its status, then attach_delivery)."""
         async def rerun() -> Outcome:
             job = await self._store.get_job(job_id)
             if job is None or job.team != caller.team:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
             attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
+            # fresh: a reroll wants a new image, not the cached one.
             common = dict(team=caller.team, channel=channel, user=caller.user, platform=platform,
                           model=job.spec.model_alias, aspect_ratio=job.spec.aspect_ratio,
                           size=size or job.spec.size, images=attached, delivery=delivery or {},
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, fresh=True, announced=True)
             if job.spec.parent_image_id is not None:
                 return await self.edit(EditRequest(parent_image_id=job.spec.parent_image_id,
                                                    instruction=job.spec.prompt, **common))
@@ -276,7 +288,9 @@ class ImagineService:
     # -- platform context -----------------------------------------------
 
     async def attach_delivery(self, job_id: int, context: dict) -> None:
+        """Record where a job reports (its status message); an announced job may start now."""
         await self._store.attach_delivery(job_id, context)
+        self._on_submit()
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         await self._store.remember_thread(platform, team, channel, thread_id, image_id)
@@ -357,6 +371,13 @@ class ImagineService:
         log.info("budget set: team=%s %s %s/%s by %s", caller.team, budget.label(),
                  usd(budget.limit_micros), period_.value, caller.user)
         return budget
+
+
+def cache_key(spec: GenerationSpec, inputs: list[CheckedImage], parent_sha256: str | None) -> str:
+    """Requests that would make the same image: same model, size, ratio, prompt and pictures."""
+    parts = [spec.model_id, spec.size, spec.aspect_ratio, spec.lane.value, spec.prompt,
+             parent_sha256 or "", *(image.sha256 for image in inputs)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:

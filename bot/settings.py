@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     imagine_lease_seconds: float = Field(default=120.0, gt=0)
     imagine_request_timeout: float = Field(default=180.0, gt=0)
     imagine_log_level: str = "INFO"
+    # An identical request within this many seconds gets the stored image at $0; 0 turns it off.
+    imagine_cache_ttl: float = Field(default=24 * 3600, ge=0)
 
     @field_validator(
         "gemini_api_key", "openai_compat_api_key", "slack_bot_token",

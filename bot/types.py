@@ -72,6 +72,11 @@ class _Request:
     idempotency_key: str | None = None
     # The user saw a NeedsConfirmation for this request and chose to run it.
     confirmed: bool = False
+    # Reroll: make a new image even if an identical request was answered recently.
+    fresh: bool = False
+    # The adapter posts a status message for the job and then calls
+    # attach_delivery; the job waits for that, so a failed post can still cancel it.
+    announced: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +160,10 @@ class NewJob:
     max_attempts: int
     delivery: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    # Requests with the same key may reuse a recent result (see Store.submit).
+    cache_key: str | None = None
+    # Not leased until attach_delivery (or ANNOUNCE_WINDOW) says the adapter is ready.
+    announced: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,8 @@ class Accepted:
     downgraded_from: str | None = None
     # Budgets this request took past their alert line, for the moderators' channel.
     alerts: tuple[str, ...] = ()
+    # Answered from the prompt cache: the result is already on its way, at $0.
+    cached: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TypeVar
 
 from bot import images, pricing
 from bot.catalog import Catalog
@@ -28,6 +30,8 @@ from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_d
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Usage
 
 log = logging.getLogger(__name__)
+STORE_WRITE_ATTEMPTS = 6
+T = TypeVar("T")
 calls_log = logging.getLogger("bot.calls")
 # Providers return up to 4K PNGs; anything bigger is not an image we want.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
@@ -90,7 +94,13 @@ class Worker:
                 await self._idle(stop)
                 continue
             self._on_delivery()  # the "started" row
-            await self.process(job, slot_id)
+            try:
+                await self.process(job, slot_id)
+            except Exception:
+                # Never let one job take the slot (and the process) down: its
+                # lease runs out and the job is retried or dead-lettered.
+                log.exception("job %d: worker slot failed; the job will come back when its lease expires",
+                              job.id)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wakeup.clear()
@@ -100,8 +110,18 @@ class Worker:
             waiter.cancel()
 
     async def process(self, job: Job, slot_id: str) -> None:
+        # The heartbeat runs until the outcome is stored, not just while the
+        # provider works: a slow database must not let the lease lapse.
         heartbeat = asyncio.create_task(self._heartbeat(job, slot_id))
+        try:
+            await self._process(job, slot_id)
+        finally:
+            heartbeat.cancel()
+
+    async def _process(self, job: Job, slot_id: str) -> None:
         started = time.monotonic()
+        model = self._catalog.resolve(job.spec.model_alias)
+        result: GenerationResult | None = None
         try:
             inputs = await self._inputs(job)
             try:
@@ -111,17 +131,17 @@ class Worker:
                 raise
             checked = self._check_output(result)
         except ProviderError as exc:
-            await self._failed(job, slot_id, exc)
+            # A call that returned (even an unreadable image) was billed.
+            billed = None if result is None else pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+            await self._failed(job, slot_id, exc, billed=billed, usage=result.usage if result else None)
             return
+        except StoreUnavailable:
+            raise
         except Exception as exc:  # a bug: keep the trace, retry like any transient failure
             log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
-            internal = ProviderError(f"internal error: {exc!r}")
-            await self._failed(job, slot_id, internal, retryable=True)
+            await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
             return
-        finally:
-            heartbeat.cancel()
         elapsed = time.monotonic() - started
-        model = self._catalog.resolve(job.spec.model_alias)
         cost = pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
         self._log_call(job, elapsed, usage=result.usage, cost=str(cost))
         outcome = {
@@ -137,18 +157,32 @@ class Worker:
             "text": result.text,
             "response_id": result.response_id,
         }
-        image_id = await self._store.complete(
+        image_id = await self._stored(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             Charge(to_micros(cost), result.usage, "succeeded"),
-        )
+        ), job)
         if image_id is None:
-            log.warning("job %d: lease lost before completion; another worker owns it now", job.id)
+            log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
+                        "the job now", job.id)
             return
         self.jobs_done += 1
         self._on_delivery()
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)
+
+    async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
+        """Write an outcome, riding out a briefly unavailable database: the
+        image is already paid for, so giving up early would pay for it twice."""
+        for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                if attempt == STORE_WRITE_ATTEMPTS:
+                    raise
+                log.warning("job %d: store unavailable while saving its outcome (%s); retrying", job.id, exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     async def _inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
@@ -166,7 +200,8 @@ class Worker:
         except Exception as exc:
             raise InvalidProviderImage(f"provider returned an unreadable image: {exc}") from exc
 
-    async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None) -> None:
+    async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None,
+                      billed: Decimal | None = None, usage: Usage | None = None) -> None:
         retryable = exc.retryable if retryable is None else retryable
         now = self._clock()
         delay = exc.retry_after
@@ -186,13 +221,16 @@ class Worker:
             cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)
             result |= {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
             charge = Charge(to_micros(cost), exc.usage, "blocked")
-        state = await self._store.fail(
+        elif billed is not None:
+            result |= {"cost_usd": str(billed)}
+            charge = Charge(to_micros(billed), usage, "failed")
+        state = await self._stored(lambda: self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=retryable, final_state=final_state, retry_at=now + delay,
             delivery=NewDelivery(final_delivery_key(job.id), "failure",
                                  {"error_class": exc.kind, "detail": exc.detail[:500]}),
             result=result, charge=charge,
-        )
+        ), job)
         if state is None:
             log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)
         elif state is JobState.QUEUED:

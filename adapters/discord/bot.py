@@ -205,7 +205,7 @@ class DiscordAdapter:
         request = ImagineRequest(
             team=str(interaction.guild_id), channel=str(interaction.channel_id), user=str(interaction.user.id),
             platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, relax=relax,
-            images=attachments, idempotency_key=f"discord:interaction:{interaction.id}")
+            images=attachments, announced=True, idempotency_key=f"discord:interaction:{interaction.id}")
         await self._present(interaction, await self._service.submit(request), prompt)
 
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
@@ -234,7 +234,7 @@ class DiscordAdapter:
         image_id = await self._service.thread_image(PLATFORM, str(interaction.guild_id), str(target.channel.id),
                                                     f"msg:{target.id}")
         common = dict(team=str(interaction.guild_id), channel=str(interaction.channel_id),
-                      user=str(interaction.user.id), platform=PLATFORM,
+                      user=str(interaction.user.id), platform=PLATFORM, announced=True,
                       idempotency_key=f"discord:interaction:{interaction.id}")
         if image_id is not None:
             outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
@@ -269,7 +269,7 @@ class DiscordAdapter:
             return
         request = EditRequest(
             team=guild, channel=str(message.channel.id), user=str(message.author.id), platform=PLATFORM,
-            parent_image_id=image_id, instruction=message.content, images=attachments,
+            parent_image_id=image_id, instruction=message.content, images=attachments, announced=True,
             idempotency_key=f"discord:message:{message.id}")
         outcome = await self._service.edit(request)
         if isinstance(outcome, Accepted):
@@ -376,13 +376,14 @@ class DiscordAdapter:
             return
         if delivery.kind == "result":
             result = delivery.payload
+            # Before posting: a reply in the thread can arrive the moment the image shows.
+            await self._service.remember_thread(PLATFORM, job.team, where["thread"], where["thread"],
+                                                result["image_id"])
             if "result_message" not in where:  # a retried delivery must not post twice
                 posted = await self._post_image(job, result, int(where["thread"]))
                 await self._service.attach_delivery(job.id, {"result_message": str(posted.id)})
                 await self._service.remember_thread(PLATFORM, job.team, where["thread"], f"msg:{posted.id}",
                                                     result["image_id"])
-            await self._service.remember_thread(PLATFORM, job.team, where["thread"], where["thread"],
-                                                result["image_id"])
             line = render.done(result)
         else:
             line = render.failed(user_message_for(delivery.payload.get("error_class")))
@@ -398,7 +399,8 @@ class DiscordAdapter:
         caption = f"{result['model_version']} · {render.money(result['cost_usd'])}"
         image = CheckedImage(stored.data, stored.mime, stored.width, stored.height, stored.sha256)
         for _ in range(3):
-            fitted, note = images.fit(image, limit)
+            # Re-encoding a 4K image takes a second of CPU: keep it off the event loop.
+            fitted, note = await asyncio.to_thread(images.fit, image, limit)
             extension = "jpg" if fitted.mime == "image/jpeg" else "png"
             try:
                 return await thread.send(

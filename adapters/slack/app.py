@@ -59,9 +59,12 @@ class SlackAdapter:
         # Bolt reads SLACK_BOT_TOKEN itself and warns when a client comes too; the
         # token is in the client, so hide it from bolt.
         bolt_env_token = os.environ.pop("SLACK_BOT_TOKEN", None)
-        self._file_hosts = set(SLACK_FILE_HOSTS)
-        if settings.slack_api_url:  # tests and proxies serve files beside the API
-            self._file_hosts.add(urlparse(settings.slack_api_url).netloc)
+        # (scheme, host) pairs the bot token may be sent to: Slack's file host, and
+        # the host of SLACK_API_URL (tests and proxies serve files beside the API).
+        self._file_hosts = {("https", host) for host in SLACK_FILE_HOSTS}
+        if settings.slack_api_url:
+            api = urlparse(settings.slack_api_url)
+            self._file_hosts.add((api.scheme, api.netloc))
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         self.app = AsyncApp(
             client=self.client, signing_secret=signing_secret,
@@ -118,7 +121,7 @@ class SlackAdapter:
             team=command["team_id"], channel=command["channel_id"], user=command["user_id"],
             platform=PLATFORM, prompt=parsed.prompt, aspect_ratio=parsed.aspect_ratio,
             size=parsed.size, model=parsed.model, relax=parsed.relax,
-            delivery={"channel": command["channel_id"]},
+            delivery={"channel": command["channel_id"]}, announced=True,
             idempotency_key=f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None,
         )
         await self._present(await self._service.submit(request), parsed.prompt, request.channel,
@@ -142,7 +145,7 @@ class SlackAdapter:
         request = EditRequest(
             team=team, channel=channel, user=user, platform=PLATFORM, parent_image_id=image_id,
             instruction=event.get("text", ""), images=attachments,
-            delivery={"channel": channel, "thread_ts": thread_ts},
+            delivery={"channel": channel, "thread_ts": thread_ts}, announced=True,
             idempotency_key=f"slack:event:{body.get('event_id')}" if body.get("event_id") else None,
         )
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
@@ -157,7 +160,8 @@ class SlackAdapter:
         outcome = await self._service.rerun(
             int(action["value"]), Caller(team=_team(body), user=user), platform=PLATFORM, channel=channel,
             size=size, delivery={"channel": channel, "thread_ts": thread_ts})
-        await self._present(outcome, job.spec.prompt if job else "", channel, user, thread_ts, respond=respond)
+        await self._present(outcome, job.spec.prompt if job else "", channel, user, thread_ts, respond=respond,
+                            edit=bool(job and job.spec.parent_image_id))
 
     async def _on_delete(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
@@ -215,7 +219,7 @@ class SlackAdapter:
     # -- outcomes ---------------------------------------------------------
 
     async def _present(self, outcome: Outcome, prompt: str, channel: str, user: str,
-                       thread_ts: str | None, *, respond=None) -> None:
+                       thread_ts: str | None, *, respond=None, edit: bool | None = None) -> None:
         """Show an outcome: a status message for a new job, an ephemeral note otherwise."""
         if isinstance(outcome, Refused):
             await self._tell(outcome.detail, respond, channel, user, thread_ts)
@@ -226,11 +230,11 @@ class SlackAdapter:
             else:
                 await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
         elif not outcome.duplicate:
-            await self._announce(outcome, prompt, channel, user, thread_ts, respond)
+            await self._announce(outcome, prompt, channel, user, thread_ts, respond,
+                                 edit=thread_ts is not None if edit is None else edit)
 
     async def _announce(self, accepted: Accepted, prompt: str, channel: str, user: str,
-                        thread_ts: str | None, respond) -> None:
-        edit = thread_ts is not None
+                        thread_ts: str | None, respond, *, edit: bool) -> None:
         message = render.status_message(prompt, user, render.queued(accepted), edit=edit)
         try:
             posted = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
@@ -243,9 +247,11 @@ class SlackAdapter:
             return
         await self._service.attach_delivery(accepted.job_id, {
             "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
-        if self._alert_channel:
-            for alert in accepted.alerts:
+        for alert in accepted.alerts if self._alert_channel else ():
+            try:
                 await self.client.chat_postMessage(channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}")
+            except Exception:  # the job is accepted; a lost alert must not tell the user otherwise
+                log.exception("slack: could not post a budget alert to %s", self._alert_channel)
 
     async def _tell(self, text: str, respond, channel: str | None, user: str | None, thread_ts: str | None) -> None:
         if respond is not None:
@@ -275,6 +281,8 @@ class SlackAdapter:
                                           **render.status_message(prompt, job.user, status, edit=edit))
         elif delivery.kind == "result":
             result = delivery.payload
+            # Before the upload: a reply can arrive the moment the image shows.
+            await self._service.remember_thread(PLATFORM, job.team, channel, thread_ts, result["image_id"])
             if "file_id" not in where:  # a retried delivery must not upload twice
                 image = await self._service.image(result["image_id"])
                 upload = await self.client.files_upload_v2(
@@ -282,7 +290,6 @@ class SlackAdapter:
                     filename=f"imagine-{job.id}.png", title=prompt[:200],
                     initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}")
                 await self._service.attach_delivery(job.id, {"file_id": upload["file"]["id"]})
-            await self._service.remember_thread(PLATFORM, job.team, channel, thread_ts, result["image_id"])
             await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(
                 prompt, job.user, render.done(result), buttons=render.result_buttons(job.id), edit=edit))
         else:
@@ -296,19 +303,23 @@ class SlackAdapter:
         """A user's attached file, fetched with the bot token from Slack's own hosts only."""
         url = file.get("url_private_download") or file.get("url_private") or ""
         parsed = urlparse(url)
-        if parsed.netloc not in self._file_hosts or parsed.scheme not in ("https", "http"):
+        if (parsed.scheme, parsed.netloc) not in self._file_hosts:
             raise InvalidRequest("I can only read files shared in Slack itself.")
         if (file.get("size") or 0) > MAX_DOWNLOAD_BYTES:
             raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             async with session.get(url, headers={"Authorization": f"Bearer {self._token}"},
                                    allow_redirects=False) as response:
-                data = await response.content.read(MAX_DOWNLOAD_BYTES + 1)
                 kind = response.headers.get("Content-Type", "")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    data += chunk
+                    if len(data) > MAX_DOWNLOAD_BYTES:
+                        raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
         if response.status != 200 or kind.startswith("text/html"):
             # Without files:read Slack answers with its login page, not the file.
             raise InvalidRequest("I couldn't read that file (does the app have the files:read scope?).")
-        return InputImage(data=data, mime=file.get("mimetype") or "image/png")
+        return InputImage(data=bytes(data), mime=file.get("mimetype") or "image/png")
 
     async def _is_admin(self, team: str, user: str) -> bool:
         cached = self._admins.get((team, user))

@@ -30,7 +30,8 @@ def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | N
     ]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    return {"text": f"{verb} {prompt[:150]} — {line}", "blocks": blocks}
+    # The fallback text feeds notifications: escaped too, or "<!channel>" would ping everyone.
+    return {"text": f"{verb} {escape(prompt[:150])} — {line}", "blocks": blocks}
 
 
 def queued(accepted: Accepted) -> str:

@@ -31,6 +31,7 @@ class Submitted:
     job_id: int
     position: int
     duplicate: bool
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Store(Protocol):
 
     async def submit(
         self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+        cache_ttl: float = 0,
     ) -> Submitted | Denied:
         """Insert a queued job (and its input images) in one transaction.
 
@@ -77,6 +79,9 @@ class Store(Protocol):
         the quotas, then holds the estimate: concurrent submits can never
         overspend. A job whose idempotency key already exists is not
         inserted again; the existing job is returned with duplicate=True.
+        When a job with the same cache key succeeded within `cache_ttl`
+        seconds, the new job is finished at once with that image, at $0
+        and without a hold (cached=True), and its result is queued for delivery.
         """
 
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,10 @@ from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, New
 from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 LEASE_EXPIRED = "lease_expired"
+# An announced job starts anyway after this long, should its adapter never report back.
+ANNOUNCE_WINDOW = 120.0
 
 
 class SQLiteStore:
@@ -124,10 +128,12 @@ class SQLiteStore:
 
     async def submit(
         self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+        cache_ttl: float = 0,
     ) -> Submitted | Denied:
-        return await self._run(self._submit, job, inputs, admission)
+        return await self._run(self._submit, job, inputs, admission, cache_ttl)
 
-    def _submit(self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None) -> Submitted | Denied:
+    def _submit(self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None,
+                cache_ttl: float) -> Submitted | Denied:
         now = self._clock()
         # The write lock is held from here to commit: the checks below and
         # the hold they admit cannot interleave with another submit.
@@ -138,6 +144,13 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return Submitted(row["id"], self._position(c, row["id"]) or 0, duplicate=True)
+            if job.cache_key and cache_ttl > 0:
+                hit = c.execute(
+                    """SELECT result_image_id, result FROM jobs WHERE cache_key = ? AND state = 'succeeded'
+                       AND finished_at >= ? ORDER BY id DESC LIMIT 1""",
+                    (job.cache_key, now - cache_ttl)).fetchone()
+                if hit is not None:
+                    return self._answer_from_cache(c, job, hit, now)
             if admission is not None:
                 denied = self._admit(c, job, admission, now)
                 if denied is not None:
@@ -149,17 +162,33 @@ class SQLiteStore:
             round_ = served if last is None else max(served, last + 1)
             job_id = c.execute(
                 """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery,
-                       idempotency_key, state, round, max_attempts, available_at, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
+                       idempotency_key, cache_key, state, round, max_attempts, available_at, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
                 (job.team, job.channel, job.user, job.platform, job.kind,
                  json.dumps(job.spec.to_json()), json.dumps(job.delivery), job.idempotency_key,
-                 round_, job.max_attempts, now, now, now),
+                 job.cache_key, round_, job.max_attempts,
+                 now + ANNOUNCE_WINDOW if job.announced else now, now, now),
             ).lastrowid
             for image in inputs:
                 self._insert_image(c, job_id, "input", image, parent=None, now=now)
             if admission is not None:
                 self._hold(c, job_id, job, admission, now)
             return Submitted(job_id, self._position(c, job_id) or 0, duplicate=False)
+
+    def _answer_from_cache(self, c: sqlite3.Connection, job: NewJob, hit: sqlite3.Row, now: float) -> Submitted:
+        result = {**json.loads(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
+        job_id = c.execute(
+            """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, idempotency_key,
+                   cache_key, state, round, max_attempts, available_at, result_image_id, result,
+                   created_at, updated_at, finished_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', 0, ?, ?, ?, ?, ?, ?, ?)""",
+            (job.team, job.channel, job.user, job.platform, job.kind, json.dumps(job.spec.to_json()),
+             json.dumps(job.delivery), job.idempotency_key, job.cache_key, job.max_attempts, now,
+             hit["result_image_id"], json.dumps(result), now, now, now),
+        ).lastrowid
+        self._insert_delivery(c, job_id, job.platform, NewDelivery(
+            final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}), now)
+        return Submitted(job_id, 0, duplicate=False, cached=True)
 
     def _admit(self, c: sqlite3.Connection, job: NewJob, admission: Admission, now: float) -> Denied | None:
         for status in self._statuses(c, job.team, job.channel, job.user, now):
@@ -201,8 +230,10 @@ class SQLiteStore:
     def _ledger_row(c: sqlite3.Connection, job_id: int, entry: str, attempt: int,
                     who: tuple[str, str, str], spec: dict[str, Any], usage: Any, cost_micros: int,
                     status: str, price_version: str, now: float) -> None:
+        # OR IGNORE: (job, entry, attempt) is unique, so the same call reported
+        # twice (a late worker, a retried write) is charged once.
         c.execute(
-            """INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
+            """INSERT OR IGNORE INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
                    prompt_tokens, output_tokens, image_tokens, cost_micros, status, price_version,
                    created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (job_id, entry, attempt, *who, spec["model_alias"], spec["size"], spec["lane"],
@@ -210,21 +241,37 @@ class SQLiteStore:
              usage.image_tokens if usage else None, cost_micros, status, price_version, now),
         )
 
+    def _settle(self, c: sqlite3.Connection, row: sqlite3.Row, attempt: int, charge: Charge, now: float) -> None:
+        """Record what one provider call cost (one row per billed attempt)."""
+        hold = c.execute("SELECT price_version FROM holds WHERE job_id = ?", (row["id"],)).fetchone()
+        self._ledger_row(c, row["id"], "settlement", attempt, (row["team"], row["channel"], row["user"]),
+                         json.loads(row["request"]), charge.usage, charge.cost_micros, charge.status,
+                         hold["price_version"] if hold else "unmetered", now)
+
     def _close_hold(self, c: sqlite3.Connection, row: sqlite3.Row, charge: Charge | None, now: float) -> None:
-        """Settle what the job was charged and release the rest of its hold."""
+        """Settle what the last attempt was charged and release the rest of the job's hold."""
+        if charge is not None:
+            self._settle(c, row, row["attempt"], charge, now)
         hold = c.execute("SELECT amount_micros, price_version FROM holds WHERE job_id = ?",
                          (row["id"],)).fetchone()
-        who, spec = (row["team"], row["channel"], row["user"]), json.loads(row["request"])
-        version = hold["price_version"] if hold else "unmetered"
-        charged = 0
-        if charge is not None:
-            charged = charge.cost_micros
-            self._ledger_row(c, row["id"], "settlement", row["attempt"], who, spec, charge.usage,
-                             charged, charge.status, version, now)
-        if hold is not None:
-            self._ledger_row(c, row["id"], "release", 0, who, spec, None,
-                             max(0, hold["amount_micros"] - charged), "released", version, now)
-            c.execute("DELETE FROM holds WHERE job_id = ?", (row["id"],))
+        if hold is None:
+            return
+        charged = c.execute("SELECT COALESCE(SUM(cost_micros), 0) FROM ledger WHERE job_id = ? AND entry = 'settlement'",
+                            (row["id"],)).fetchone()[0]
+        if charged > hold["amount_micros"]:
+            log.warning("job %d cost %d micro-USD, more than the %d held for it", row["id"], charged,
+                        hold["amount_micros"])
+        self._ledger_row(c, row["id"], "release", 0, (row["team"], row["channel"], row["user"]),
+                         json.loads(row["request"]), None, max(0, hold["amount_micros"] - charged), "released",
+                         hold["price_version"], now)
+        c.execute("DELETE FROM holds WHERE job_id = ?", (row["id"],))
+
+    def _settle_lost_attempt(self, c: sqlite3.Connection, job_id: int, attempt: int, charge: Charge | None,
+                             now: float) -> None:
+        # The lease moved on, but Google billed this call all the same.
+        row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if charge is not None and row is not None:
+            self._settle(c, row, attempt, charge, now)
 
     def _statuses(self, c: sqlite3.Connection, team: str, channel: str | None, user: str | None,
                   now: float) -> list[BudgetStatus]:
@@ -328,6 +375,7 @@ class SQLiteStore:
             with self._write() as c:
                 row = self._take_back(c, job_id, worker_id, attempt)
                 if row is None:
+                    self._settle_lost_attempt(c, job_id, attempt, charge, now)
                     return None
                 parent = json.loads(row["request"]).get("parent_image_id")
                 image_id = self._insert_image(c, job_id, "output", image, parent=parent, now=now)
@@ -355,6 +403,7 @@ class SQLiteStore:
             with self._write() as c:
                 row = self._take_back(c, job_id, worker_id, attempt)
                 if row is None:
+                    self._settle_lost_attempt(c, job_id, attempt, charge, now)
                     return None
                 if retryable and attempt < row["max_attempts"]:
                     state = JobState.QUEUED
@@ -377,6 +426,8 @@ class SQLiteStore:
                     payload = {**delivery.payload, "state": state.value}
                     self._insert_delivery(c, job_id, row["platform"],
                                           NewDelivery(delivery.key, delivery.kind, payload), now)
+                elif charge is not None:  # billed, and tried again: the hold stays for the retry
+                    self._settle(c, row, attempt, charge, now)
                 return state
         return await self._run(fail)
 
@@ -495,7 +546,11 @@ class SQLiteStore:
                 row = c.execute("SELECT delivery FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if row is not None:
                     merged = {**json.loads(row["delivery"]), **context}
-                    c.execute("UPDATE jobs SET delivery = ? WHERE id = ?", (json.dumps(merged), job_id))
+                    # An announced job waits for this before it may be leased.
+                    c.execute("""UPDATE jobs SET delivery = ?,
+                                     available_at = CASE WHEN state = 'queued' AND attempt = 0
+                                                         THEN MIN(available_at, ?) ELSE available_at END
+                                 WHERE id = ?""", (json.dumps(merged), self._clock(), job_id))
         await self._run(attach)
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:

@@ -187,3 +187,10 @@ def _confirmations(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="0005_prompt_cache")
+def _prompt_cache(db: Database) -> None:
+    # Same model, size, ratio, prompt and input images: the stored image is reused at $0.
+    db.execute("ALTER TABLE jobs ADD COLUMN cache_key TEXT")
+    db.execute("CREATE INDEX jobs_cache ON jobs (cache_key, state, finished_at)")

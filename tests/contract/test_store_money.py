@@ -185,3 +185,22 @@ async def test_budgets_can_be_replaced_and_removed(store):
     assert (budget.limit_micros, budget.period) == (5 * EST, Period.WEEK)
     assert await store.delete_budget("T1", Scope.TEAM, "")
     assert await store.budgets("T1") == []
+
+
+async def test_every_billed_call_is_settled_even_when_retried_or_the_lease_was_lost(store, clock):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    submitted = await store.submit(new_job(), [], admission())
+    job = await store.lease("w1", 30)
+    # Attempt 1 came back with an unreadable image: billed, and retried.
+    await fail(store, job, retryable=True, charge=Charge(1000, None, "failed"))
+    job = await store.lease("w1", 30)
+    clock.advance(31)  # attempt 2's worker stalls; attempt 3 takes over
+    third = await store.lease("w2", 30)
+    assert await finish(store, job, 2000) is None  # the late worker may not finish the job ...
+    await finish(store, third, 3000)
+    rows = [(r["entry"], r["attempt"], r["cost_micros"]) for r in await store.ledger() if r["job_id"] == submitted.job_id]
+    # ... but its call is on the ledger, and the hold releases what the three calls did not use.
+    assert rows == [("reservation", 0, EST), ("settlement", 1, 1000), ("settlement", 2, 2000),
+                    ("settlement", 3, 3000), ("release", 0, EST - 6000)]
+    status = await team_status(store)
+    assert (status.spent_micros, status.reserved_micros) == (6000, 0)

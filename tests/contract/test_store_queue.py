@@ -251,3 +251,22 @@ async def test_a_delivery_given_up_is_never_claimed_again(store, clock):
     await store.retry_delivery(started.id, "403 Missing Access", clock.now, max_attempts=0)
     clock.advance(3600)
     assert await store.claim_deliveries(["cli"], 10, 30) == []
+
+
+async def test_an_announced_job_waits_for_its_status_message(store, clock):
+    job = new_job()
+    announced = type(job)(**{**job.__dict__, "announced": True})
+    submitted = await store.submit(announced, [])
+    assert await store.lease("w", 60) is None  # the adapter has not posted its status yet
+    await store.attach_delivery(submitted.job_id, {"status": "123"})
+    leased = await store.lease("w", 60)
+    assert leased.id == submitted.job_id and leased.delivery == {"status": "123"}
+
+
+async def test_an_announced_job_whose_adapter_never_reports_starts_anyway(store, clock):
+    job = new_job()
+    submitted = await store.submit(type(job)(**{**job.__dict__, "announced": True}), [])
+    assert await store.cancel(submitted.job_id) is True  # a failed status post can still cancel it
+    second = await store.submit(type(job)(**{**job.__dict__, "announced": True, "spec": job.spec}), [])
+    clock.advance(121)
+    assert (await store.lease("w", 60)).id == second.job_id

@@ -1,0 +1,171 @@
+"""Discord end to end: `python -m bot run` with DISCORD_TOKEN and DISCORD_API_URL
+against the fake Discord (REST + gateway) and the fake Gemini."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import png_bytes
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.gemini_server import FakeGemini
+
+USER, MOD = 111, 222
+
+
+@dataclass
+class World:
+    gemini: FakeGemini
+    discord: FakeDiscord
+
+    def thread_images(self):
+        """Messages with an image that the bot posted in threads, oldest first."""
+        return [m for t in self.discord.threads for m in self.discord.posted(t)
+                if m.author_id == self.discord.bot_user_id and m.attachments]
+
+    def original(self, interaction):
+        return next(m for m in self.discord.posted(self.discord.channel_id)
+                    if m.webhook_interaction == interaction.id and not m.ephemeral)
+
+    def ephemeral_texts(self):
+        return [m.content for ms in self.discord.messages.values() for m in ms if m.ephemeral and not m.deleted]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def world(tmp_path: Path):
+    async with FakeGemini(image_scale=0.125) as gemini, FakeDiscord() as discord:
+        discord.add_member(USER)
+        discord.add_member(MOD, manage_guild=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))}
+        env.update(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(free_port()),
+                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while not (discord.identified.is_set() and any(c["name"] == "imagine" for c in discord.commands)):
+                assert proc.returncode is None, (await proc.stderr.read()).decode()
+                assert time.monotonic() < deadline, "the bot never connected and synced its commands"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)  # GUILD_CREATE fills the client's cache
+            yield World(gemini, discord)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, stderr.decode()
+        assert "Traceback" not in stderr.decode(), stderr.decode()
+
+
+async def test_imagine_defers_posts_status_and_the_image_in_a_thread_then_replies_edit(world):
+    discord, gemini = world.discord, world.gemini
+    gemini.latency = 0.5
+    it = await discord.slash("imagine", {"prompt": "a koi pond", "aspect": "16:9"}, user_id=USER)
+    await discord.wait_for(lambda: discord.interaction_responses[it.id])
+    assert discord.interaction_responses[it.id][0]["type"] == 5  # deferred within the deadline
+    await discord.wait_for(lambda: world.thread_images() and "Done" in world.original(it).content)
+    status = world.original(it)
+    assert "<@111> asked for:" in status.content and "> a koi pond" in status.content
+    [thread] = discord.threads.values()
+    assert thread.starter_message_id == status.id
+    [image] = world.thread_images()
+    first = discord.attachment_bytes(image.attachments[0])
+    with Image.open(io.BytesIO(first)) as picture:
+        assert abs(picture.width / picture.height - 16 / 9) < 0.02
+    assert gemini.requests[0].aspect_ratio == "16:9"
+    custom_ids = [c["custom_id"] for row in image.components for c in row["components"]]
+    assert custom_ids == [f"imagine:{a}:1" for a in ("reroll", "4k", "delete")]
+
+    # A plain message in the thread edits the latest image there.
+    await discord.user_message("make it night", user_id=USER, channel_id=thread.id)
+    await discord.wait_for(lambda: len(world.thread_images()) == 2)
+    assert gemini.requests[1].prompt == "make it night" and gemini.requests[1].input_images == [first]
+    second = discord.attachment_bytes(world.thread_images()[1].attachments[0])
+    # A reply to the first image edits that one, not the latest.
+    await discord.user_message("add stars", user_id=USER, channel_id=thread.id, reply_to=image)
+    await discord.wait_for(lambda: len(world.thread_images()) == 3)
+    assert gemini.requests[2].input_images == [first] and second != b""
+
+
+async def test_results_arrive_after_the_interaction_token_expired(world):
+    discord, gemini = world.discord, world.gemini
+    gemini.latency = 1.5
+    it = await discord.slash("imagine", {"prompt": "a slow lighthouse"}, user_id=USER)
+    await discord.wait_for(lambda: any(m.webhook_interaction == it.id and "Queued" in m.content or
+                                       m.webhook_interaction == it.id and "Generating" in m.content
+                                       for m in discord.posted(discord.channel_id)))
+    discord.expire_token(it)  # as if the job had waited in the queue for 15 minutes
+    await discord.wait_for(lambda: world.thread_images() and "Done" in world.original(it).content)
+    status = world.original(it)
+    assert discord.calls_to("PATCH", rf"^/channels/{discord.channel_id}/messages/{status.id}$")
+
+
+async def test_budgets_need_manage_server_and_the_core_checks_again(world):
+    discord = world.discord
+    await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=USER)
+    await discord.wait_for(lambda: any("Only moderators" in t for t in world.ephemeral_texts()))
+    await discord.slash("imagine-budget", {"action": "show"}, user_id=MOD)
+    await discord.wait_for(lambda: any("No budgets are set" in t for t in world.ephemeral_texts()))
+    await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=MOD)
+    await discord.wait_for(lambda: any("$5.00 per day" in t for t in world.ephemeral_texts()))
+    await discord.slash("imagine-usage", {}, user_id=USER)
+    await discord.wait_for(lambda: any("$5.00/day" in t for t in world.ephemeral_texts()))
+    budget_command = next(c for c in discord.commands if c["name"] == "imagine-budget")
+    assert int(budget_command["default_member_permissions"]) == 1 << 5  # Manage Server
+
+
+async def test_refusals_are_ephemeral_and_queue_nothing(world):
+    discord = world.discord
+    it = await discord.slash("imagine", {"prompt": "a cathedral", "model": "pro", "size": "512"}, user_id=USER)
+    await discord.wait_for(lambda: any("does not do size '512'" in t for t in world.ephemeral_texts()))
+    assert world.gemini.requests == []
+    assert not [m for m in discord.posted(discord.channel_id) if m.webhook_interaction == it.id and not m.ephemeral]
+
+
+async def test_buttons_reroll_and_delete(world):
+    discord, gemini = world.discord, world.gemini
+    await discord.slash("imagine", {"prompt": "a red fox"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    [image] = world.thread_images()
+    await discord.click("imagine:reroll:1", image, user_id=MOD)
+    await discord.wait_for(lambda: len(world.thread_images()) == 2)
+    assert gemini.requests[1].prompt == "a red fox" and len(gemini.requests) == 2
+    outsider = 333
+    discord.add_member(outsider)
+    await discord.click("imagine:delete:1", image, user_id=outsider)
+    await discord.wait_for(lambda: any("Only the person who asked" in t for t in world.ephemeral_texts()))
+    assert not discord.message(image.id).deleted
+    await discord.click("imagine:delete:1", image, user_id=USER)
+    await discord.wait_for(lambda: discord.message(image.id).deleted)
+
+
+async def test_edit_image_menu_on_someone_elses_picture(world):
+    discord, gemini = world.discord, world.gemini
+    photo = png_bytes(12, 8, "purple")
+    message = await discord.user_message("look", user_id=USER, attachments=[discord.attachment(photo)])
+    await discord.message_command("Edit image", message, user_id=USER)
+    await discord.wait_for(lambda: discord.modal_open(USER))
+    modal = discord.shown_modal(USER)
+    field = modal["components"][0]["components"][0]["custom_id"]
+    await discord.submit_modal(modal["custom_id"], {field: "make it a watercolour"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    assert gemini.requests[0].input_images == [photo] and gemini.requests[0].prompt == "make it a watercolour"
