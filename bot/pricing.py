@@ -15,8 +15,9 @@ MICRO = Decimal("0.000001")
 PER_MILLION = Decimal(1_000_000)
 # Input images cost about this many input tokens each (Google's figure for Flash).
 TOKENS_PER_INPUT_IMAGE = 1120
-# A generous prompt-token allowance for the estimate: 2,000 characters ~ 500 tokens.
-PROMPT_TOKEN_ALLOWANCE = 600
+# A prompt is at most one token per character (CJK text comes close), plus the
+# request's own framing.
+PROMPT_OVERHEAD_TOKENS = 100
 
 
 class Unpriced(InvalidRequest):
@@ -37,7 +38,7 @@ def image_price(model: ModelInfo, size: str, lane: Lane) -> Decimal:
     return price * _lane_factor(model, lane)
 
 
-def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0) -> Decimal:
+def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0, prompt_chars: int = 2000) -> Decimal:
     """The most this request should cost: what gets reserved against budgets.
 
     The image part is the larger of the table's per-image price and its
@@ -49,7 +50,7 @@ def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0) -> 
     if tokens and model.image_output_per_million is not None:
         cost = max(cost, tokens * model.image_output_per_million / PER_MILLION * _lane_factor(model, lane))
     if model.input_per_million is not None:
-        tokens = PROMPT_TOKEN_ALLOWANCE + input_images * TOKENS_PER_INPUT_IMAGE
+        tokens = prompt_chars + PROMPT_OVERHEAD_TOKENS + input_images * TOKENS_PER_INPUT_IMAGE
         cost += tokens * model.input_per_million / PER_MILLION * _lane_factor(model, lane)
     return cost.quantize(MICRO, rounding=ROUND_CEILING)
 

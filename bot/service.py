@@ -195,7 +195,8 @@ class ImagineService:
 
     def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
         images_sent = attachments + (spec.parent_image_id is not None)
-        return pricing.estimate(self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent)
+        return pricing.estimate(self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent,
+                                prompt_chars=len(spec.prompt))
 
     def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
                  attachments: int, why: str) -> NeedsConfirmation:

@@ -13,7 +13,10 @@ from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason
 from policies.config import PolicyBook
 from policies.spend import Budget, Period, Scope
 
-PRO_2K = Decimal("0.135600")  # the Pro 2K estimate: 1,120 image tokens at $120/M + a prompt allowance
+def pro_2k(prompt: str) -> Decimal:
+    """The Pro 2K estimate: 1,120 image tokens at $120/M plus the prompt (a token a
+    character at most, plus 100 for framing) at $2/M."""
+    return Decimal("0.1344") + (len(prompt) + 100) * Decimal("0.000002")
 
 
 def service_for(store, clock, **team_policy) -> ImagineService:
@@ -74,7 +77,7 @@ async def test_budget_refusal_names_the_limit_the_figure_and_the_reset(store, cl
     outcome = await service.submit(request("again", confirmed=True))
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.BUDGET_EXHAUSTED
     assert "team budget of $0.20 per day" in outcome.detail
-    assert "$0.14 is already spent or held" in outcome.detail and "resets 20" in outcome.detail
+    assert "$0.13 is already spent or held" in outcome.detail and "resets 20" in outcome.detail
 
 
 async def test_quota_refusal_names_the_limit_and_when_it_frees(store, clock):
@@ -92,7 +95,7 @@ async def test_past_the_soft_threshold_a_downgrade_team_gets_flash_and_is_told(s
         assert (await service.submit(request(f"p{i}", user=f"U{i}"))).model == "pro"
     outcome = await service.submit(request("p6", user="U6"))  # would pass 80% of $1.00
     assert isinstance(outcome, Accepted) and outcome.model == "flash" and outcome.downgraded_from == "pro"
-    assert outcome.estimate_usd < PRO_2K
+    assert outcome.estimate_usd < pro_2k("p6")
 
 
 async def test_past_the_soft_threshold_a_confirm_team_is_asked_first(store, clock):
@@ -102,7 +105,7 @@ async def test_past_the_soft_threshold_a_confirm_team_is_asked_first(store, cloc
         await service.submit(request(f"p{i}", user=f"U{i}"))
     outcome = await service.submit(request("p6", user="U6"))
     assert isinstance(outcome, NeedsConfirmation)
-    assert outcome.estimate_usd == PRO_2K and outcome.remaining_usd == Decimal("1.00") - 5 * PRO_2K
+    assert outcome.estimate_usd == pro_2k("p6") and outcome.remaining_usd == Decimal("1.00") - 5 * pro_2k("p0")
     assert outcome.flash_estimate_usd < outcome.estimate_usd
     assert await store.counts_by_state() == {"queued": 5}  # nothing queued while asking
     run = await service.submit(confirmed(outcome))
@@ -135,9 +138,10 @@ async def test_two_hundred_concurrent_submits_through_the_service(store_factory,
     stores = [await store_factory() for _ in range(4)]
     services = [service_for(s, clock, confirm_above_usd=None, user_concurrent_jobs=None,
                             team_queued_jobs=None, user_images_per_day=None) for s in stores]
-    await services[0].set_budget(Caller("T1", "mod", platform_admin=True), str(10 * PRO_2K), "month")
+    # Prompts of one length cost the same, so the budget fits exactly ten of them.
+    await services[0].set_budget(Caller("T1", "mod", platform_admin=True), str(10 * pro_2k("p000")), "month")
     outcomes = await asyncio.gather(*(
-        services[i % 4].submit(request(f"p{i}", user=f"U{i}", confirmed=True)) for i in range(200)))
+        services[i % 4].submit(request(f"p{i:03d}", user=f"U{i}", confirmed=True)) for i in range(200)))
     assert sum(isinstance(o, Accepted) for o in outcomes) == 10
     refused = [o for o in outcomes if isinstance(o, Refused)]
     assert len(refused) == 190 and {o.reason for o in refused} == {RefusalReason.BUDGET_EXHAUSTED}
