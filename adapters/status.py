@@ -30,5 +30,8 @@ def generating(model: str, size: str, attempt: int) -> str:
 
 
 def done(result: dict[str, Any]) -> str:
+    if result.get("cached"):
+        return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
+                "the same request was answered recently, so this one is free (Reroll for a new image)")
     return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
             f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s")

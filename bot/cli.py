@@ -87,7 +87,15 @@ class FileNotifier:
             return
         if delivery.kind == "result":
             image = await self._store.get_image(delivery.payload["image_id"])
-            Path(job.delivery["out"]).write_bytes(image.data)
+            try:
+                Path(job.delivery["out"]).write_bytes(image.data)
+            except OSError as exc:
+                # Said once and final: retrying the delivery would not make the path writable.
+                if not self.finished.done():
+                    self.finished.set_exception(CliError(
+                        f"cannot write {job.delivery['out']}: {exc.strerror or exc} (the image is job "
+                        f"{job.id}'s; it was charged)", EXIT_FAILED))
+                return
         if not self.finished.done():
             self.finished.set_result(Finished(delivery, job))
 
@@ -120,7 +128,12 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         running = asyncio.create_task(runtime.run(stop))
         try:
-            done = await notifier.finished
+            # Whichever ends first: the result, or the workers themselves (a crash must not hang us).
+            await asyncio.wait({running, notifier.finished}, return_when=asyncio.FIRST_COMPLETED)
+            if not notifier.finished.done():
+                running.result()  # raises what stopped the workers
+                raise CliError("the worker stopped before the image was ready", EXIT_FAILED)
+            done = notifier.finished.result()
         finally:
             stop.set()
             await running
@@ -132,9 +145,10 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
 def report(done: Finished, out: Path) -> int:
     payload = done.delivery.payload
     if done.delivery.kind == "result":
+        cached = " (from the cache: the same request was answered recently)" if payload.get("cached") else ""
         print(f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
               f"model {payload['model_version']} cost ${payload['cost_usd']} "
-              f"in {payload['elapsed_s']:.1f}s")
+              f"in {payload['elapsed_s']:.1f}s{cached}")
         return EXIT_OK
     kind = payload.get("error_class")
     print(f"error: {user_message_for(kind)} [{kind}: {payload.get('detail', 'no detail')}]", file=sys.stderr)

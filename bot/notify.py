@@ -47,7 +47,7 @@ class Notifier(Protocol):
 class OutboxDispatcher:
     def __init__(
         self, store: Store, notifiers: list[Notifier], *, poll_interval: float = 1.0,
-        lease_seconds: float = 60.0, max_attempts: int = 8, batch: int = 20,
+        lease_seconds: float = 60.0, max_attempts: int = 8, batch: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
@@ -56,6 +56,8 @@ class OutboxDispatcher:
         self._poll = poll_interval
         self._lease = lease_seconds
         self._max_attempts = max_attempts
+        # One row per claim by default: a row's claim lease then starts when it is
+        # sent, so a slow upload ahead of it can't let another process post it too.
         self._batch = batch
         self._wakeup = asyncio.Event()
         self._retry_due: float | None = None  # seconds until a RetryLater delivery is due

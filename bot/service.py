@@ -272,17 +272,14 @@ class ImagineService:
     async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False
                       ) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
         """Run a held request as confirmed; only the person who asked may confirm it."""
-        held = await self._guarded(self._store.take_confirmation(token))
+        held = await self._guarded(self._store.take_confirmation(token, caller.team, caller.user))
         if isinstance(held, Refused):
             return held, None
-        if held is None or held[0] != caller.team:
-            return Refused(RefusalReason.NOT_FOUND, "That question has expired. Please ask again."), None
-        team, user, data = held
-        if user != caller.user:
-            await self._store.save_confirmation(token, team, user, data, 600)  # leave it for its owner
+        if held == "not_yours":
             return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this."), None
-        request = dataclasses.replace(_request_from_json(data), confirmed=True,
-                                      **({"model": "flash"} if use_flash else {}))
+        if held == "expired":
+            return Refused(RefusalReason.NOT_FOUND, "That question has expired. Please ask again."), None
+        request = _confirmed(_request_from_json(held), use_flash=use_flash)
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
 
@@ -402,5 +399,8 @@ def _request_from_json(data: dict) -> ImagineRequest | EditRequest:
 
 def confirmed(outcome: NeedsConfirmation, *, use_flash: bool = False) -> ImagineRequest | EditRequest:
     """The request to resubmit when the user picks [Run] or [Use Flash]."""
-    changes = {"confirmed": True, **({"model": "flash"} if use_flash else {})}
-    return dataclasses.replace(outcome.request, **changes)
+    return _confirmed(outcome.request, use_flash=use_flash)
+
+
+def _confirmed(request: ImagineRequest | EditRequest, *, use_flash: bool) -> ImagineRequest | EditRequest:
+    return dataclasses.replace(request, confirmed=True, **({"model": "flash"} if use_flash else {}))

@@ -24,7 +24,7 @@ from typing import TypeVar
 from bot import images, pricing
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
-from bot.providers.errors import BadRequestError, BlockedError, ProviderError
+from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
 from bot.money import to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Usage
@@ -39,12 +39,6 @@ MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()[:16]
-
-
-class InvalidProviderImage(ProviderError):
-    kind = "invalid_image"
-    retryable = True
-    user_message = "The image service sent back a broken image. Please try again."
 
 
 class Worker:

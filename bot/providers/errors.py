@@ -93,10 +93,25 @@ class BadRequestError(ProviderError):
     user_message = "The image service rejected the request as invalid. Try a different prompt or options."
 
 
+class InvalidProviderImage(ProviderError):
+    kind = "invalid_image"
+    retryable = True
+    user_message = "The image service sent back a broken image. Please try again."
+    operator_fix = "The provider returned bytes that are not an image; retries usually cure it."
+
+
+class WorkerLost(ProviderError):
+    """Not raised: the class a job gets when its worker died on every attempt."""
+
+    kind = "lease_expired"
+    user_message = "Something went wrong on our side while making this image. Please try again."
+    operator_fix = "Workers died or hung mid-job (see their logs: out of memory? killed?)."
+
+
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
-    for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError,
-                OverloadedError, BlockedError, BadRequestError)
+    for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
+                BlockedError, BadRequestError, InvalidProviderImage, WorkerLost)
 }
 
 

@@ -139,8 +139,9 @@ class Store(Protocol):
     async def save_confirmation(self, token: str, team: str, user: str, request: dict[str, Any],
                                 ttl_seconds: float) -> None: ...
 
-    async def take_confirmation(self, token: str) -> tuple[str, str, dict[str, Any]] | None:
-        """(team, user, request) of an unexpired confirmation, removed so it runs once."""
+    async def take_confirmation(self, token: str, team: str, user: str) -> dict[str, Any] | str:
+        """The held request, removed so it runs once; or "expired", or "not_yours"
+        when someone other than the asker answers (the request stays)."""
 
     async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
 

@@ -585,12 +585,17 @@ class SQLiteStore:
                           (token, team, user, json.dumps(request), now + ttl_seconds))
         await self._run(put)
 
-    async def take_confirmation(self, token: str) -> tuple[str, str, dict[str, Any]] | None:
-        def take() -> tuple[str, str, dict[str, Any]] | None:
+    async def take_confirmation(self, token: str, team: str, user: str) -> dict[str, Any] | str:
+        def take() -> dict[str, Any] | str:
             with self._write() as c:
-                row = c.execute("DELETE FROM confirmations WHERE token = ? AND expires_at >= ? RETURNING *",
+                row = c.execute("SELECT * FROM confirmations WHERE token = ? AND expires_at >= ?",
                                 (token, self._clock())).fetchone()
-            return (row["team"], row["user"], json.loads(row["request"])) if row else None
+                if row is None:
+                    return "expired"
+                if (row["team"], row["user"]) != (team, user):
+                    return "not_yours"  # left untouched for the person who asked
+                c.execute("DELETE FROM confirmations WHERE token = ?", (token,))
+                return json.loads(row["request"])
         return await self._run(take)
 
     # -- images ---------------------------------------------------------

@@ -261,3 +261,20 @@ async def test_doctor_checks_the_key_and_explains_recent_errors(fake, tmp_path):
     bad = await run_cli(cli_env(fake, tmp_path, key="wrong-key"), tmp_path, "doctor")
     assert bad.code == EXIT_CONFIG and "UNUSABLE" in bad.stdout and "API_KEY_INVALID" in bad.stdout
     assert "wrong-key" not in bad.stdout + bad.stderr
+
+
+async def test_an_unwritable_output_path_is_one_line_and_does_not_hang(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a koi pond", "--out", "no/such/dir/o.png")
+    assert run.code == 6
+    line = assert_one_error_line(run)
+    assert "cannot write" in line and "no/such/dir/o.png" in line
+
+
+async def test_the_same_request_twice_comes_from_the_cache(fake, tmp_path):
+    env = cli_env(fake, tmp_path)
+    first = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "1.png")
+    second = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "2.png")
+    assert first.code == second.code == EXIT_OK, second.stderr
+    assert "cost $0 " in second.stdout and "from the cache" in second.stdout
+    assert (tmp_path / "1.png").read_bytes() == (tmp_path / "2.png").read_bytes()
+    assert len(fake.requests) == 1

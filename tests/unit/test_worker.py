@@ -15,6 +15,7 @@ from bot.notify import OutboxDispatcher
 from bot.providers.gemini import GeminiProvider
 from bot.service import ImagineService
 from bot.store.sqlite import SQLiteStore
+from bot.service import Caller
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobState
 from bot.worker import Worker
 from tests.fakes.gemini_server import FakeGemini, error, finish, ok
@@ -221,3 +222,25 @@ async def test_every_call_is_logged_as_one_line_and_a_failure_keeps_a_repro_reco
     assert repro == {"model_id": "gemini-3-pro-image", "route": "gemini", "size": "2K", "aspect_ratio": "1:1",
                      "status_code": 403, "request_id": None, "prompt_sha256": lines[0]["prompt_sha256"],
                      "error_class": "permission"}
+
+
+async def test_an_identical_request_is_answered_from_the_cache_at_no_cost(sqlite_store, fake):
+    async with Pipeline(sqlite_store, fake) as p:
+        p.service._cache_ttl = 3600
+        first = await p.imagine("a koi pond", aspect_ratio="3:2")
+        await p.notifier.wait_final(first.job_id)
+        again = await p.imagine("a koi pond", aspect_ratio="3:2")
+        assert again.cached and again.estimate_usd == 0
+        await p.notifier.wait_final(again.job_id)
+        other = await p.imagine("a koi pond", aspect_ratio="16:9")  # a different request
+        await p.notifier.wait_final(other.job_id)
+        reroll = await p.service.rerun(first.job_id, Caller("T1", "U1"), platform="test", channel="C1")
+        assert isinstance(reroll, Accepted) and not reroll.cached
+        await p.service.attach_delivery(reroll.job_id, {})  # what the adapter does once its status is up
+        await p.notifier.wait_final(reroll.job_id)
+    assert len(fake.requests) == 3  # first, other, reroll: the repeat never reached Gemini
+    cached_job = await sqlite_store.get_job(again.job_id)
+    first_job = await sqlite_store.get_job(first.job_id)
+    assert cached_job.result_image_id == first_job.result_image_id and cached_job.result["cached"]
+    assert [k for k, jid, _ in p.notifier.seen if jid == again.job_id] == ["result"]
+    assert not [r for r in await sqlite_store.ledger() if r["job_id"] == again.job_id]  # nothing held or charged
