@@ -53,7 +53,8 @@ async def world(tmp_path: Path):
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))}
+               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))
+               or k == "IMAGINE_CONFIG"}  # a test's own policy file
         env.update(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
                    GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(free_port()),
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}")
@@ -169,3 +170,34 @@ async def test_edit_image_menu_on_someone_elses_picture(world):
     await discord.submit_modal(modal["custom_id"], {field: "make it a watercolour"}, user_id=USER)
     await discord.wait_for(lambda: world.thread_images())
     assert gemini.requests[0].input_images == [photo] and gemini.requests[0].prompt == "make it a watercolour"
+
+
+async def test_a_403_on_delivery_is_given_up_not_retried_in_a_loop(world):
+    discord = world.discord
+    discord.fail_next("POST", r"^/channels/\d+/messages$", 403, {"message": "Missing Access", "code": 50001})
+    it = await discord.slash("imagine", {"prompt": "a locked room"}, user_id=USER)
+    await discord.wait_for(lambda: discord.calls_to("POST", r"^/channels/\d+/messages$"))
+    await asyncio.sleep(2.0)
+    assert len(discord.calls_to("POST", r"^/channels/\d+/messages$")) == 1
+    assert world.thread_images() == [] and it.id
+
+
+@pytest.fixture
+def expensive(monkeypatch, tmp_path):
+    config = tmp_path / "policy.toml"
+    config.write_text("[policy]\nconfirm_above_usd = 0.20\n")
+    monkeypatch.setenv("IMAGINE_CONFIG", str(config))
+
+
+async def test_an_expensive_request_asks_and_run_goes_ahead(expensive, world):
+    discord, gemini = world.discord, world.gemini
+    await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
+    await discord.wait_for(lambda: any("above the $0.20" in m.content for ms in discord.messages.values()
+                                       for m in ms if m.ephemeral and m.components))
+    question = next(m for ms in discord.messages.values() for m in ms if m.ephemeral and m.components)
+    run_id = next(c["custom_id"] for row in question.components for c in row["components"]
+                  if c["custom_id"].startswith("imagine:run:"))
+    assert gemini.requests == []
+    await discord.click(run_id, question, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    assert gemini.requests[0].image_size == "4K"
