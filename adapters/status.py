@@ -33,5 +33,6 @@ def done(result: dict[str, Any]) -> str:
     if result.get("cached"):
         return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
                 "the same request was answered recently, so this one is free (Reroll for a new image)")
-    return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
+    fallback = (f" (instead of {result['fallback_from']})" if result.get("fallback_from") else "")
+    return (f"Done · {result['model_version']}{fallback} · {result['size']} {result['aspect_ratio']} · "
             f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s")

@@ -16,6 +16,7 @@ from bot.http import health_route, serve
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import ImageProvider
 from bot.providers.gemini import GeminiProvider
+from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.store.base import Store
@@ -42,15 +43,45 @@ def open_store(database_url: str, *, clock: Callable[[], float] = time.time) -> 
     raise ConfigError("DATABASE_URL must be sqlite:///path/to/file.db or postgresql://...")
 
 
-def build_provider(settings: Settings) -> ImageProvider:
-    if not settings.gemini_configured:
-        raise ConfigError("No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables).")
-    return GeminiProvider.create(
-        api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
-        base_url=settings.gemini_base_url,
-        vertexai=settings.google_genai_use_vertexai,
-        timeout_seconds=settings.imagine_request_timeout,
-    )
+def build_provider(settings: Settings) -> RoutedProvider:
+    """Every configured route behind one router: Gemini first, then a gateway.
+
+    Per-route limits come from `[routes.NAME]` in IMAGINE_CONFIG:
+    requests_per_minute, max_concurrency, and for a gateway its `models` map.
+    """
+    try:
+        catalog = load_catalog(settings.imagine_config)
+        config = read_config(settings.imagine_config).get("routes", {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    routes: list[Route] = []
+    if settings.gemini_configured:
+        routes.append(Route("gemini", GeminiProvider.create(
+            api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
+            base_url=settings.gemini_base_url, vertexai=settings.google_genai_use_vertexai,
+            timeout_seconds=settings.imagine_request_timeout)))
+    if settings.openai_compat_base_url:
+        from bot.providers.openai_compat import OpenAICompatProvider
+
+        name = settings.openai_compat_route
+        models = config.get(name, {}).get("models") or DEFAULT_GATEWAY_MODELS
+        key = settings.openai_compat_api_key.get_secret_value() if settings.openai_compat_api_key else ""
+        routes.append(Route(name, OpenAICompatProvider.create(
+            name=name, base_url=settings.openai_compat_base_url, api_key=key, models=models,
+            timeout_seconds=settings.imagine_request_timeout, price=catalog.gateways.get(name)),
+            serves=frozenset(models)))
+    if not routes:
+        raise ConfigError("No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables), "
+                          "or OPENAI_COMPAT_BASE_URL for a gateway.")
+    for route in routes:
+        limits = config.get(route.name, {})
+        route.concurrency = AdaptiveConcurrency(int(limits.get("max_concurrency", 16)))
+    per_minute = {name: int(v["requests_per_minute"]) for name, v in config.items() if "requests_per_minute" in v}
+    return RoutedProvider(routes, catalog, LocalRateLimiter(per_minute))
+
+
+# What a gateway route serves when `[routes.NAME] models` does not say (OpenRouter's names).
+DEFAULT_GATEWAY_MODELS = {"pro": "google/gemini-3-pro-image-preview", "flash": "google/gemini-3.1-flash-image-preview"}
 
 
 @dataclass

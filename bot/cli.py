@@ -213,7 +213,7 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_doctor(settings: Settings) -> int:
-    provider = bootstrap.build_provider(settings) if settings.gemini_configured else None
+    provider = bootstrap.build_provider(settings) if settings.provider_configured else None
     runtime = await bootstrap.build(settings, notifiers=[], provider=provider)
     try:
         healthy = await doctor(runtime, settings)

@@ -19,35 +19,39 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
     out(f"prices    table version {runtime.catalog.version}"
         + (f" (overrides from {settings.imagine_config})" if settings.imagine_config else ""))
 
-    provider = runtime.provider
-    if provider is None:
-        out("route     gemini: NOT CONFIGURED (set GEMINI_API_KEY, or Vertex AI's variables)")
+    router = runtime.provider
+    if router is None:
+        out("routes    NONE CONFIGURED (set GEMINI_API_KEY, or OPENAI_COMPAT_BASE_URL for a gateway)")
         healthy = False
-    else:
-        mode = "Vertex AI" if settings.google_genai_use_vertexai else "Developer API"
-        endpoint = settings.gemini_base_url or "Google's default endpoint"
+    for route in (router.routes.values() if router is not None else ()):
+        where = (settings.gemini_base_url or "Google's default endpoint") if route.name == "gemini" \
+            else settings.openai_compat_base_url
         started = time.monotonic()
         try:
-            listed = {name.removeprefix("models/") for name in await provider.list_models()}
+            listed = {name.removeprefix("models/") for name in await route.provider.list_models()}
         except ProviderError as exc:
-            out(f"route     gemini ({mode}, {endpoint}): UNUSABLE: {exc.detail}")
+            out(f"route     {route.name} ({where}): UNUSABLE: {exc.detail}")
             out(f"          fix: {exc.operator_fix}")
             healthy, listed = False, set()
         else:
-            out(f"route     gemini ({mode}, {endpoint}): key works, {len(listed)} models listed "
+            out(f"route     {route.name} ({where}): key works, {len(listed)} models listed "
                 f"in {time.monotonic() - started:.2f} s")
-        for model in runtime.catalog.models.values():
-            seen = "available" if model.model_id in listed else ("not listed" if listed else "unknown")
+        served = [m for m in runtime.catalog.models.values() if route.serves is None or m.alias in route.serves]
+        for model in served:
+            name = getattr(route.provider, "models", {}).get(model.alias, model.model_id)
+            seen = "available" if name in listed else ("not listed" if listed else "unknown")
             prices = ", ".join(f"{size} ${price}" for size, price in model.price.items()) or "NO PRICE (refused)"
-            out(f"  {model.alias:<7} -> {model.model_id} ({seen}); {prices}; batch x{model.batch_discount}")
-        out("  failed calls: not billed by Gemini; a blocked answer is billed for the tokens it used")
-        out("  rate limits: none configured; concurrency is IMAGINE_WORKERS="
-            f"{settings.imagine_workers} per worker process")
+            out(f"  {model.alias:<7} -> {name} ({seen}); {prices}; batch x{model.batch_discount}")
+        out(f"  limits: {router.requests_per_minute(route.name) or 'no'} requests/minute; up to {route.concurrency.maximum} calls at once "
+            f"(halved on a 429, now {route.concurrency.limit})")
+        gateway = runtime.catalog.gateways.get(route.name)
+        billed = ("billed" if gateway.bills_failed_calls else "not billed") if gateway else \
+            "not billed (a blocked answer is billed for the tokens it used)"
+        out(f"  failed calls: {billed}")
     for name, gateway in runtime.catalog.gateways.items():
-        billed = "billed" if gateway.bills_failed_calls else "not billed"
-        prices = ", ".join(f"{size} ${price}" for size, price in gateway.price.items())
-        configured = "configured" if settings.openai_compat_base_url else "not configured"
-        out(f"gateway   {name} ({configured}): {prices}; failed calls {billed}")
+        if router is None or name not in router.routes:
+            prices = ", ".join(f"{size} ${price}" for size, price in gateway.price.items())
+            out(f"gateway   {name} (not configured): {prices}")
 
     errors = await runtime.store.error_counts(time.time() - 24 * 3600)
     out("errors    last 24 h: " + (", ".join(f"{k} {v}" for k, v in errors.items()) or "none"))

@@ -187,16 +187,25 @@ class ImagineService:
         # The parent image (for edits) is read by the worker from its own row.
         if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
+        fallbacks = tuple(self._policies.for_team(req.team).fallback.get(info.alias, ()))
         return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
             size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
-            send_image_size=info.send_image_size, parent_image_id=parent_image_id,
+            send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
         )
 
     def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
+        """The hold covers the dearest model the request may end up on (its fallbacks too)."""
         images_sent = attachments + (spec.parent_image_id is not None)
-        return pricing.estimate(self._catalog.resolve(spec.model_alias), spec.size, spec.lane, images_sent,
-                                prompt_chars=len(spec.prompt))
+        prices = []
+        for alias in (spec.model_alias, *(f.rpartition(":")[2] for f in spec.fallbacks)):
+            try:
+                prices.append(pricing.estimate(self._catalog.resolve(alias), spec.size, spec.lane, images_sent,
+                                               prompt_chars=len(spec.prompt)))
+            except InvalidRequest:
+                if alias == spec.model_alias:
+                    raise  # the model asked for must be priced; a fallback that can't run is skipped
+        return max(prices)
 
     def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
                  attachments: int, why: str) -> NeedsConfirmation:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     openai_compat_base_url: str | None = None
     openai_compat_api_key: SecretStr | None = None
+    # The gateway's route name: its prices are [gateways.NAME], its limits [routes.NAME].
+    openai_compat_route: str = "openrouter"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -66,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def gemini_configured(self) -> bool:
         return self.gemini_api_key is not None or self.google_genai_use_vertexai
+
+    @property
+    def provider_configured(self) -> bool:
+        return self.gemini_configured or self.openai_compat_base_url is not None
 
     @property
     def slack_configured(self) -> bool:

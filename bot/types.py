@@ -109,6 +109,9 @@ class GenerationSpec:
     lane: Lane = Lane.STANDARD
     send_image_size: bool = True
     parent_image_id: int | None = None
+    # Where to go when the primary route is overloaded or rate-limited: "flash",
+    # or "route:alias" such as "openrouter:pro". From the team's policy.
+    fallbacks: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,11 +123,13 @@ class GenerationSpec:
             "lane": self.lane.value,
             "send_image_size": self.send_image_size,
             "parent_image_id": self.parent_image_id,
+            "fallbacks": list(self.fallbacks),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerationSpec:
-        return cls(**{**data, "lane": Lane(data.get("lane", "standard"))})
+        return cls(**{**data, "lane": Lane(data.get("lane", "standard")),
+                      "fallbacks": tuple(data.get("fallbacks", ()))})
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,12 @@ class GenerationResult:
     usage: Usage | None
     text: str | None = None
     response_id: str | None = None
+    # What the provider says it charged (gateways report it); settles instead of the table.
+    cost_usd: Decimal | None = None
+    # Set by the router: which route answered, with which model, and what it replaced.
+    route: str | None = None
+    model_alias: str | None = None
+    fallback_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -136,13 +136,17 @@ class Worker:
             await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
             return
         elapsed = time.monotonic() - started
-        cost = pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+        # Price what actually ran: a fallback may have used another model or route.
+        model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
+        cost = (result.cost_usd if result.cost_usd is not None
+                else pricing.settle(model, job.spec.size, job.spec.lane, result.usage))
         self._log_call(job, elapsed, usage=result.usage, cost=str(cost))
         outcome = {
-            "model": job.spec.model_alias,
-            "model_id": job.spec.model_id,
+            "model": model.alias,
+            "model_id": model.model_id,
             "model_version": result.model_version,
-            "route": self._provider.name,
+            "route": result.route or self._provider.name,
+            "fallback_from": result.fallback_from,
             "size": job.spec.size,
             "aspect_ratio": job.spec.aspect_ratio,
             "usage": result.usage.to_json() if result.usage else None,

@@ -10,6 +10,7 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     moderators = ["U042"]
     banned_terms = ["gore"]
     privacy_mode = true
+    fallback = { pro = ["flash"] }
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]
@@ -46,6 +47,9 @@ class TeamPolicy(BaseModel):
     soft_threshold: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
     moderators: list[str] = Field(default_factory=list)
     channels: dict[str, ChannelRule] = Field(default_factory=dict)
+    # When a model's route is overloaded or rate-limited, try these instead, in
+    # order: {"pro": ["flash"]}, or a gateway route: {"pro": ["openrouter:pro", "flash"]}.
+    fallback: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class PolicyBook:

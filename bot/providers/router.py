@@ -1,0 +1,200 @@
+"""Routes: which provider serves a model, how fast we may call it, and where to
+go when it is down.
+
+- A rate limiter per route and model, shared by every worker slot of the
+  process; `RateLimiter` is a Protocol so a database-backed one can share a
+  limit across processes (Gemini quota belongs to the Google project).
+- Adaptive concurrency per route: halved on a 429, grown by one per success.
+- A circuit breaker per route: after repeated failures it is skipped for a
+  cool-down, then tried once.
+- A fallback chain per team (spec.fallbacks, e.g. ("flash",) or
+  ("openrouter:pro",)), tried when the route is overloaded or rate-limited;
+  the result says where it came from. Blocked, auth and bad requests never
+  fall back: another model must not be used to get around a refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.catalog import Catalog
+from bot.providers.base import ImageProvider
+from bot.providers.errors import OverloadedError, ProviderError, QuotaError
+from bot.types import GenerationResult, GenerationSpec, InputImage
+
+log = logging.getLogger(__name__)
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: str) -> None:
+        """Wait until one more call under `key` fits the configured rate."""
+
+
+class LocalRateLimiter:
+    """Calls per minute per key over a sliding window, for one process."""
+
+    def __init__(self, per_minute: dict[str, int], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits = per_minute
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = asyncio.Lock()
+
+    def limit_for(self, key: str) -> int | None:
+        route = key.split(":", 1)[0]
+        return self._limits.get(key, self._limits.get(route))
+
+    async def acquire(self, key: str) -> None:
+        limit = self.limit_for(key)
+        if not limit:
+            return
+        sent = self._sent.setdefault(key, deque())
+        async with self._lock:  # callers queue in order instead of racing for the next free slot
+            while True:
+                now = self._clock()
+                while sent and sent[0] <= now - 60:
+                    sent.popleft()
+                if len(sent) < limit:
+                    sent.append(now)
+                    return
+                await asyncio.sleep(sent[0] + 60 - now)
+
+
+class AdaptiveConcurrency:
+    """How many calls a route may have in flight: halved on a 429, +1 per success."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = self.limit = max(1, maximum)
+        self.in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+
+    async def __aexit__(self, *exc) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def throttled(self) -> None:
+        self.limit = max(1, self.limit // 2)
+
+    async def succeeded(self) -> None:
+        if self.limit < self.maximum:
+            self.limit += 1
+            async with self._changed:
+                self._changed.notify_all()
+
+
+@dataclass
+class CircuitBreaker:
+    threshold: int = 5
+    cooldown: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self.clock() - self.opened_at >= self.cooldown:
+            self.opened_at = self.clock()  # half-open: one call goes through, the rest wait again
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.threshold:
+            if self.opened_at is None:
+                log.warning("circuit open: %d failures in a row; pausing the route for %.0f s",
+                            self.failures, self.cooldown)
+            self.opened_at = self.clock()
+
+
+@dataclass
+class Route:
+    name: str
+    provider: ImageProvider
+    serves: frozenset[str] | None = None  # model aliases; None = every model in the catalog
+    concurrency: AdaptiveConcurrency = field(default_factory=lambda: AdaptiveConcurrency(16))
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+
+class RoutedProvider:
+    name = "router"
+
+    def __init__(self, routes: list[Route], catalog: Catalog, limiter: RateLimiter | None = None) -> None:
+        if not routes:
+            raise ValueError("at least one route is needed")
+        self.routes = {r.name: r for r in routes}
+        self._default = routes[0].name
+        self._catalog = catalog
+        self._limiter = limiter or LocalRateLimiter({})
+
+    def chain(self, spec: GenerationSpec) -> list[tuple[Route, GenerationSpec]]:
+        """The primary (route, spec) and its fallbacks, in order; unknown entries are skipped."""
+        out = []
+        for entry in (spec.model_alias, *spec.fallbacks):
+            route_name, _, alias = entry.rpartition(":")
+            route = self.routes.get(route_name or self._primary_for(alias))
+            if route is None or (route.serves is not None and alias not in route.serves):
+                continue
+            model = self._catalog.resolve(alias)
+            out.append((route, dataclasses.replace(spec, model_alias=model.alias, model_id=model.model_id,
+                                                   send_image_size=model.send_image_size, fallbacks=())))
+        return out
+
+    def _primary_for(self, alias: str) -> str:
+        for route in self.routes.values():
+            if route.serves is None or alias in route.serves:
+                return route.name
+        return self._default
+
+    async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        first_error: ProviderError | None = None
+        for route, candidate in self.chain(spec):
+            if not route.breaker.allow():
+                first_error = first_error or OverloadedError(
+                    f"route {route.name} is paused after repeated failures")
+                continue
+            await self._limiter.acquire(f"{route.name}:{candidate.model_id}")
+            try:
+                async with route.concurrency:
+                    result = await route.provider.generate(candidate, inputs)
+            except (QuotaError, OverloadedError) as exc:
+                route.breaker.record(False)
+                if isinstance(exc, QuotaError):
+                    route.concurrency.throttled()
+                log.warning("route %s (%s) failed: %s", route.name, candidate.model_alias, exc)
+                first_error = first_error or exc
+                continue
+            route.breaker.record(True)
+            await route.concurrency.succeeded()
+            fell_back = None if first_error is None else f"{spec.model_alias} ({first_error.kind})"
+            return dataclasses.replace(result, route=route.name, model_alias=candidate.model_alias,
+                                       fallback_from=fell_back)
+        if first_error is None:
+            raise ProviderError(f"no configured route serves the model {spec.model_alias}")
+        raise first_error
+
+    def requests_per_minute(self, route: str) -> int | None:
+        limit_for = getattr(self._limiter, "limit_for", None)
+        return limit_for(f"{route}:") if limit_for else None
+
+    async def list_models(self) -> list[str]:
+        return await self.routes[self._default].provider.list_models()
+
+    async def close(self) -> None:
+        for route in self.routes.values():
+            await route.provider.close()

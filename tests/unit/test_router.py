@@ -1,0 +1,111 @@
+"""Routes: fallback chains, circuit breaker, adaptive concurrency and the rate limiter,
+with the real Gemini provider against the fake Gemini."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from bot.catalog import load_catalog
+from bot.providers.errors import BlockedError, OverloadedError, QuotaError
+from bot.providers.gemini import GeminiProvider
+from bot.providers.router import (
+    AdaptiveConcurrency, CircuitBreaker, LocalRateLimiter, Route, RoutedProvider,
+)
+from tests.conftest import FakeClock, spec
+from tests.fakes.gemini_server import FakeGemini, error, finish, ok
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGemini(image_scale=0.125) as server:
+        yield server
+
+
+def router(fake, **route_kw) -> RoutedProvider:
+    provider = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
+    return RoutedProvider([Route("gemini", provider, **route_kw)], load_catalog())
+
+
+async def test_an_overloaded_primary_falls_back_and_says_so(fake):
+    fake.script(error(503), ok())
+    routed = router(fake)
+    result = await routed.generate(dataclasses.replace(spec(), fallbacks=("flash",)), [])
+    assert [r.model for r in fake.requests] == ["gemini-3-pro-image", "gemini-3.1-flash-image"]
+    assert (result.route, result.model_alias, result.fallback_from) == ("gemini", "flash", "pro (overloaded)")
+    await routed.close()
+
+
+async def test_without_a_fallback_the_error_goes_up_for_the_queue_to_retry(fake):
+    fake.script(error(429, retry_delay="7s"))
+    routed = router(fake)
+    with pytest.raises(QuotaError) as caught:
+        await routed.generate(spec(), [])
+    assert caught.value.retry_after == 7.0
+    await routed.close()
+
+
+async def test_a_blocked_answer_never_falls_back(fake):
+    fake.script(finish("IMAGE_SAFETY"), ok())
+    routed = router(fake)
+    with pytest.raises(BlockedError):
+        await routed.generate(dataclasses.replace(spec(), fallbacks=("flash",)), [])
+    assert len(fake.requests) == 1
+    await routed.close()
+
+
+async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_cool_down(fake):
+    clock = FakeClock()
+    routed = router(fake, breaker=CircuitBreaker(threshold=3, cooldown=60, clock=clock))
+    fake.script(*[error(503)] * 3)
+    for _ in range(3):
+        with pytest.raises(OverloadedError):
+            await routed.generate(spec(), [])
+    with pytest.raises(OverloadedError, match="paused"):
+        await routed.generate(spec(), [])
+    assert len(fake.requests) == 3  # the open circuit spared Google a fourth call
+    clock.advance(61)
+    assert (await routed.generate(spec(), [])).route == "gemini"  # half-open trial succeeded
+    await routed.close()
+
+
+async def test_a_429_halves_the_route_concurrency_and_successes_grow_it_back(fake):
+    routed = router(fake, concurrency=AdaptiveConcurrency(8))
+    fake.script(error(429))
+    with pytest.raises(QuotaError):
+        await routed.generate(spec(), [])
+    route = routed.routes["gemini"]
+    assert route.concurrency.limit == 4
+    await routed.generate(spec(), [])
+    await routed.generate(spec(), [])
+    assert route.concurrency.limit == 6
+
+
+async def test_adaptive_concurrency_caps_calls_in_flight():
+    gate = AdaptiveConcurrency(2)
+    entered = []
+
+    async def call(n):
+        async with gate:
+            entered.append(n)
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(call(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    assert len(entered) == 2 and gate.in_flight == 2
+    await asyncio.gather(*tasks)
+    assert len(entered) == 5
+
+
+async def test_the_rate_limiter_holds_calls_past_the_per_minute_limit():
+    clock = FakeClock()
+    limiter = LocalRateLimiter({"gemini": 2}, clock=clock)
+    await limiter.acquire("gemini:gemini-3-pro-image")
+    await limiter.acquire("gemini:gemini-3-pro-image")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(limiter.acquire("gemini:gemini-3-pro-image"), 0.2)
+    await limiter.acquire("other:model")  # no limit configured for that route
+    clock.advance(61)
+    await asyncio.wait_for(limiter.acquire("gemini:gemini-3-pro-image"), 0.2)
