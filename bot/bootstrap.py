@@ -106,6 +106,7 @@ class Runtime:
             concurrency=concurrency or self.settings.imagine_workers,
             lease_seconds=self.settings.imagine_lease_seconds,
             on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
+            deadline_seconds=self.settings.imagine_job_deadline,
         )
         self.workers.append(worker)
         return worker

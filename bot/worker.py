@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
 from bot import images, pricing
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
@@ -47,8 +49,9 @@ class Worker:
         concurrency: int = 4, lease_seconds: float = 120.0, poll_interval: float = 1.0,
         retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
         clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
-        only_job_id: int | None = None,
+        only_job_id: int | None = None, deadline_seconds: float = 900.0,
     ) -> None:
+        self._deadline = deadline_seconds
         self._store = store
         self._provider = provider
         self._catalog = catalog
@@ -172,15 +175,14 @@ class Worker:
     async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
         """Write an outcome, riding out a briefly unavailable database: the
         image is already paid for, so giving up early would pay for it twice."""
-        for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
-            try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
+            wait=wait_random_exponential(multiplier=0.5, max=30), reraise=True,
+            before_sleep=lambda state: log.warning("job %d: store unavailable while saving its outcome (%s); "
+                                                   "retrying", job.id, state.outcome.exception())):
+            with attempt:
                 return await write()
-            except StoreUnavailable as exc:
-                if attempt == STORE_WRITE_ATTEMPTS:
-                    raise
-                log.warning("job %d: store unavailable while saving its outcome (%s); retrying", job.id, exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
@@ -207,13 +209,23 @@ class Worker:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
         final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
+        if retryable and now + delay > job.created_at + self._deadline:
+            # Past the job's deadline a retry would answer too late to matter.
+            retryable, final_state = False, JobState.DEAD
         # What an operator needs to reproduce the failure, never the prompt itself.
         result: dict = {"repro": {
             "model_id": job.spec.model_id, "route": self._provider.name, "size": job.spec.size,
             "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
             "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
         charge = None
-        if isinstance(exc, BlockedError) and exc.usage is not None:
+        gateway = self._catalog.gateways.get(exc.route or "")
+        if gateway is not None and billed is None:
+            # A gateway's own rule: failed calls are billed at its per-image price, or not at all.
+            price = gateway.price.get(job.spec.size)
+            if gateway.bills_failed_calls and price is not None:
+                result |= {"cost_usd": str(price)}
+                charge = Charge(to_micros(price), getattr(exc, "usage", None), exc.kind)
+        elif isinstance(exc, BlockedError) and exc.usage is not None:
             # A blocked answer is billed for the tokens it used.
             model = self._catalog.resolve(job.spec.model_alias)
             cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)

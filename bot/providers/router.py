@@ -172,7 +172,10 @@ class RoutedProvider:
             try:
                 async with route.concurrency:
                     result = await route.provider.generate(candidate, inputs)
-            except (QuotaError, OverloadedError) as exc:
+            except ProviderError as exc:
+                exc.route = route.name
+                if not isinstance(exc, QuotaError | OverloadedError):
+                    raise
                 route.breaker.record(False)
                 if isinstance(exc, QuotaError):
                     route.concurrency.throttled()

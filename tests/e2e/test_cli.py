@@ -278,3 +278,18 @@ async def test_the_same_request_twice_comes_from_the_cache(fake, tmp_path):
     assert "cost $0 " in second.stdout and "from the cache" in second.stdout
     assert (tmp_path / "1.png").read_bytes() == (tmp_path / "2.png").read_bytes()
     assert len(fake.requests) == 1
+
+
+async def test_a_gateway_alone_renders_and_its_reported_cost_is_charged(tmp_path):
+    from tests.fakes.openai_server import FakeGateway
+
+    async with FakeGateway() as gateway:
+        env = cli_env(None, tmp_path, key=None)
+        env.update(OPENAI_COMPAT_BASE_URL=gateway.url, OPENAI_COMPAT_API_KEY="gw-key")
+        run = await run_cli(env, tmp_path, "imagine", "a koi pond", "--ar", "3:2", "--out", "gw.png")
+        assert run.code == EXIT_OK, run.stderr
+        assert "cost $0.0021" in run.stdout and "google/gemini-3-pro-image-preview" in run.stdout
+        assert gateway.requests[0].image_config["aspect_ratio"] == "3:2"
+        report = await run_cli(env, tmp_path, "usage", "--format", "json")
+        [row] = json.loads(report.stdout)
+        assert row["cost_usd"] == "0.002100" and row["model"] == "pro"

@@ -109,3 +109,22 @@ async def test_the_rate_limiter_holds_calls_past_the_per_minute_limit():
     await limiter.acquire("other:model")  # no limit configured for that route
     clock.advance(61)
     await asyncio.wait_for(limiter.acquire("gemini:gemini-3-pro-image"), 0.2)
+
+
+async def test_gemini_overloaded_falls_back_to_the_gateway_route(fake):
+    from bot.providers.openai_compat import OpenAICompatProvider
+    from tests.fakes.openai_server import FakeGateway
+
+    catalog = load_catalog()
+    async with FakeGateway() as gateway:
+        gemini = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
+        openrouter = OpenAICompatProvider.create(
+            name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
+            models={"pro": "google/gemini-3-pro-image-preview"}, price=catalog.gateways["openrouter"])
+        routed = RoutedProvider([Route("gemini", gemini), Route("openrouter", openrouter, serves=frozenset({"pro"}))],
+                                catalog)
+        fake.script(error(503))
+        result = await routed.generate(dataclasses.replace(spec(), fallbacks=("openrouter:pro",)), [])
+        assert (result.route, result.model_alias, result.fallback_from) == ("openrouter", "pro", "pro (overloaded)")
+        assert result.cost_usd is not None and gateway.requests[0].model == "google/gemini-3-pro-image-preview"
+        await routed.close()

@@ -244,3 +244,32 @@ async def test_an_identical_request_is_answered_from_the_cache_at_no_cost(sqlite
     assert cached_job.result_image_id == first_job.result_image_id and cached_job.result["cached"]
     assert [k for k, jid, _ in p.notifier.seen if jid == again.job_id] == ["result"]
     assert not [r for r in await sqlite_store.ledger() if r["job_id"] == again.job_id]  # nothing held or charged
+
+
+async def test_no_retry_is_scheduled_past_the_job_deadline(sqlite_store, fake):
+    fake.script(error(429, retry_delay="30s"), ok())
+    async with Pipeline(sqlite_store, fake, max_attempts=5) as p:
+        p.worker._deadline = 10  # the server asks for 30 s; the job must answer within 10
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.DEAD and job.error_class == "quota" and len(fake.requests) == 1
+
+
+async def test_a_briefly_unavailable_store_does_not_lose_a_paid_image(sqlite_store, fake, monkeypatch):
+    from bot.store.base import StoreUnavailable
+
+    real_complete, failures = sqlite_store.complete, []
+
+    async def flaky_complete(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise StoreUnavailable("sqlite: database is locked")
+        return await real_complete(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store, "complete", flaky_complete)
+    async with Pipeline(sqlite_store, fake) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert failures and job.state is JobState.SUCCEEDED and job.attempt == 1 and len(fake.requests) == 1

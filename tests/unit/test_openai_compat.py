@@ -1,0 +1,393 @@
+"""The real OpenAICompatProvider (real openai SDK) against the loopback fake gateway."""
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import time
+from decimal import Decimal
+from email.utils import formatdate
+
+import pytest
+from openai.types.chat import ChatCompletion
+from PIL import Image
+
+from bot.catalog import GatewayInfo
+from bot.providers.errors import (
+    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
+    ProviderError, QuotaError,
+)
+from bot.providers.openai_compat import OpenAICompatProvider, parse_completion, retry_after
+from bot.types import GenerationResult, InputImage
+from tests.conftest import png_bytes, spec
+from tests.fakes.openai_server import (FakeGateway, error, error_in_200, no_image, ok,
+                                       png_b64)
+
+KEY = "gw-key"
+PRO = "google/gemini-3-pro-image-preview"
+FLASH = "google/gemini-3.1-flash-image-preview"
+MODELS = {"pro": PRO, "flash": FLASH}
+PRICE = GatewayInfo("openrouter", False, {"1K": Decimal("0.134"), "2K": Decimal("0.134"),
+                                          "4K": Decimal("0.24")})
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGateway(api_key=KEY) as server:
+        yield server
+
+
+def make(fake, *, key=KEY, timeout=10.0, price=PRICE, models=MODELS, base_url=None):
+    return OpenAICompatProvider.create(name="openrouter", base_url=base_url or fake.url, api_key=key,
+                                       models=models, timeout_seconds=timeout, price=price)
+
+
+@pytest.fixture
+async def provider(fake):
+    prov = make(fake)
+    yield prov
+    await prov.close()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size
+
+
+# --- text to image -----------------------------------------------------------------------------
+
+async def test_text_to_image_returns_the_image_with_model_usage_and_reported_cost(provider, fake):
+    result = await provider.generate(spec("a red fox", aspect_ratio="16:9", size="2K"), [])
+    assert isinstance(result, GenerationResult)
+    assert provider.name == "openrouter"
+    assert result.image.mime == "image/png"
+    width, height = image_size(result.image.data)
+    assert (width, height) == (344, 192)  # 1376x768 (16:9 at 1K) * 2 (2K) * 0.125 (the fake's scale)
+    assert abs(width / height - 16 / 9) < 0.02
+    assert result.model_version == PRO
+    assert result.response_id and result.response_id.startswith("gen-")
+    assert result.cost_usd == Decimal("0.0021") and isinstance(result.cost_usd, Decimal)
+    assert result.usage is not None
+    assert result.usage.image_tokens == 1290
+    assert result.usage.output_tokens == 1290
+    assert result.usage.prompt_tokens > 0
+    assert result.usage.total_tokens == result.usage.prompt_tokens + 1290
+    assert result.text is None
+
+
+async def test_model_version_is_what_the_gateway_names(provider, fake):
+    fake.script(ok(model="google/gemini-3-pro-image-preview-20251120"))
+    result = await provider.generate(spec(), [])
+    assert result.model_version == "google/gemini-3-pro-image-preview-20251120"
+
+
+async def test_cost_falls_back_to_the_gateway_price_when_none_is_reported(fake):
+    fake.script(ok(cost=None), ok(cost=None), ok(cost=0))
+    priced, unpriced = make(fake), make(fake, price=None)
+    try:
+        assert (await priced.generate(spec(size="4K"), [])).cost_usd == Decimal("0.24")
+        assert (await unpriced.generate(spec(), [])).cost_usd is None
+        # A reported zero (a free model, a promotion) is a cost, not a missing one.
+        assert (await priced.generate(spec(), [])).cost_usd == Decimal("0")
+    finally:
+        await priced.close()
+        await unpriced.close()
+
+
+async def test_request_carries_model_modalities_image_config_and_prompt(provider, fake):
+    await provider.generate(spec("a koi pond", model_alias="flash", aspect_ratio="3:2", size="2K"), [])
+    await provider.generate(spec("a heron", aspect_ratio="1:1", send_image_size=False), [])
+    first, second = fake.requests
+    assert first.model == FLASH and second.model == PRO
+    assert first.modalities == ["image", "text"]
+    assert first.image_config == {"aspect_ratio": "3:2", "image_size": "2K"}
+    assert second.image_config == {"aspect_ratio": "1:1"}  # no image_size for models that take none
+    assert first.prompt == "a koi pond"
+    assert first.headers["authorization"] == f"Bearer {KEY}"
+    assert first.messages[0]["role"] == "user"
+    assert first.headers["x-stainless-retry-count"] == "0"
+
+
+async def test_input_images_arrive_byte_identical_before_the_prompt(provider, fake):
+    png = png_bytes(8, 8, "red")
+    buf = io.BytesIO()
+    Image.new("RGB", (6, 4), "blue").save(buf, "JPEG")
+    jpeg = buf.getvalue()
+    await provider.generate(spec("merge these"), [InputImage(png, "image/png"), InputImage(jpeg, "image/jpeg")])
+    [req] = fake.requests
+    assert req.input_images == [png, jpeg]
+    assert req.input_mimes == ["image/png", "image/jpeg"]
+    kinds = [part["type"] for part in req.messages[0]["content"]]
+    assert kinds == ["image_url", "image_url", "text"]
+
+
+@pytest.mark.parametrize("where", ["data_url", "markdown"])
+async def test_images_in_message_content_are_found(provider, fake, where):
+    fake.script(ok(in_content=where, text="Here you go."))
+    result = await provider.generate(spec(aspect_ratio="9:16"), [])
+    width, height = image_size(result.image.data)
+    assert abs(width / height - 9 / 16) < 0.02
+    assert result.text == "Here you go."  # the base64 is cut out of the text
+    assert "base64" not in (result.text or "")
+
+
+async def test_an_http_image_url_in_content_is_not_fetched(provider, fake):
+    fake.script(no_image(f"Here is your image: ![fox]({fake.file_url('fox.png')})"))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.reason == "NO_IMAGE"
+    assert fake.fetched == []
+
+
+# --- blocked answers ---------------------------------------------------------------------------
+
+async def test_no_image_is_blocked_with_the_models_text_and_usage(provider, fake):
+    fake.script(no_image("I can't draw that,\nsorry."))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert exc.reason == "NO_IMAGE"
+    assert "I can't draw that, sorry." in exc.detail
+    assert "\n" not in exc.detail
+    assert exc.usage is not None and exc.usage.image_tokens == 0 and exc.usage.prompt_tokens > 0
+    assert exc.request_id == fake.requests[-1].request_id
+
+
+@pytest.mark.parametrize("finish, native, reason", [
+    ("content_filter", "IMAGE_SAFETY", "CONTENT_FILTER"),
+    ("stop", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT"),
+    ("length", "MAX_TOKENS", "NO_IMAGE"),
+])
+async def test_filtered_finish_reasons_name_the_block(provider, fake, finish, native, reason):
+    fake.script(no_image(None, finish_reason=finish, native_finish_reason=native))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.reason == reason
+    assert finish in info.value.detail
+
+
+async def test_an_alias_the_route_does_not_serve_is_a_bad_request(provider, fake):
+    with pytest.raises(BadRequestError, match="does not serve model 'legacy'"):
+        await provider.generate(spec(model_alias="legacy"), [])
+    assert fake.requests == []
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reply, cls, status", [
+    (error(400, message="Invalid aspect_ratio"), BadRequestError, 400),
+    (error(402), PermissionDeniedError, 402),
+    (error(403, message="Key lacks access to this model"), PermissionDeniedError, 403),
+    (error(404), BadRequestError, 404),
+    (error(408), OverloadedError, 408),
+    (error(429), QuotaError, 429),
+    (error(500), OverloadedError, 500),
+    (error(502), OverloadedError, 502),
+    (error(503), OverloadedError, 503),
+    (error_in_200(502), OverloadedError, 502),
+    (error_in_200(429), QuotaError, 429),
+    (error_in_200(400, message="Provider rejected the request"), BadRequestError, 400),
+])
+async def test_errors_map_to_the_taxonomy_with_status_and_request_id(provider, fake, reply, cls, status):
+    fake.script(reply)
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert type(exc) is cls
+    assert exc.status_code == status
+    assert exc.request_id == fake.requests[-1].request_id
+    assert "\n" not in exc.detail and len(exc.detail) <= 500
+
+
+async def test_402_says_credits_are_out(provider, fake):
+    fake.script(error(402))
+    with pytest.raises(PermissionDeniedError, match="insufficient credits"):
+        await provider.generate(spec(), [])
+
+
+async def test_429_carries_retry_after(provider, fake):
+    fake.script(error(429, retry_after=7), error(429))
+    with pytest.raises(QuotaError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.retry_after == 7.0
+    with pytest.raises(QuotaError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.retry_after is None
+
+
+async def test_503_carries_retry_after_too(provider, fake):
+    fake.script(error(503, retry_after=2.5))
+    with pytest.raises(OverloadedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.retry_after == 2.5
+
+
+async def test_a_200_error_body_names_the_upstream(provider, fake):
+    fake.script(error_in_200(502, metadata={"provider_name": "Google", "raw": "UNAVAILABLE: overloaded"}))
+    with pytest.raises(OverloadedError) as info:
+        await provider.generate(spec(), [])
+    assert "Google" in info.value.detail and "UNAVAILABLE: overloaded" in info.value.detail
+
+
+async def test_moderation_403_is_a_block_not_a_permission_problem(provider, fake):
+    fake.script(error(403, metadata={"reasons": ["violence"], "flagged_input": "a gory...",
+                                     "provider_name": None, "model_slug": PRO}))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.reason == "MODERATION" and info.value.status_code == 403
+
+
+async def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(fake):
+    secret = "sk-or-v1-this-is-secret-0123456789"
+    prov = make(fake, key=secret)
+    try:
+        with pytest.raises(AuthError) as info:
+            await prov.generate(spec(), [])
+        with pytest.raises(AuthError) as listed:
+            await prov.list_models()
+    finally:
+        await prov.close()
+    for exc in (info.value, listed.value):
+        assert exc.status_code == 401
+        assert secret not in exc.detail and secret not in str(exc)
+        assert "[redacted]" in exc.detail  # the fake echoes the key it rejected
+
+
+async def test_timeout_is_overloaded(fake):
+    fake.latency = 2.0
+    prov = make(fake, timeout=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OverloadedError, match="timed out"):
+            await prov.generate(spec(), [])
+    finally:
+        await prov.close()
+    assert time.monotonic() - started < 1.5  # no SDK retries
+
+
+async def test_unreachable_gateway_is_overloaded(fake):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    prov = make(fake, base_url=f"http://127.0.0.1:{port}/v1")
+    try:
+        with pytest.raises(OverloadedError, match="cannot reach openrouter"):
+            await prov.generate(spec(), [])
+    finally:
+        await prov.close()
+
+
+# --- models and client setup -------------------------------------------------------------------
+
+async def test_list_models(provider):
+    assert PRO in await provider.list_models()
+
+
+async def test_openai_environment_does_not_leak_to_the_gateway(fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-openai")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-openai")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-openai-key")
+    prov = make(fake)
+    try:
+        await prov.generate(spec(), [])
+    finally:
+        await prov.close()
+    headers = fake.requests[-1].headers
+    assert headers["authorization"] == f"Bearer {KEY}"
+    assert "openai-organization" not in headers and "openai-project" not in headers
+
+
+# --- parse_completion on its own ---------------------------------------------------------------
+
+def completion(message: dict, *, finish="stop", native="STOP", usage: dict | None = None,
+               model=PRO, **choice) -> ChatCompletion:
+    body = {"id": "gen-1", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "finish_reason": finish, "native_finish_reason": native,
+                         "message": {"role": "assistant", **message}, **choice}]}
+    if usage is not None:
+        body["usage"] = usage
+    # construct, as the SDK does: it does not validate responses, so gateways' shapes get through.
+    return ChatCompletion.construct(**body)
+
+
+def data_url(w: int, h: int) -> str:
+    return "data:image/png;base64," + png_b64(w, h)
+
+
+def test_parse_takes_the_last_image():
+    images = [{"type": "image_url", "image_url": {"url": data_url(4, 4)}},
+              {"type": "image_url", "image_url": {"url": data_url(6, 3)}}]
+    result = parse_completion(completion({"content": "", "images": images}), spec(), None)
+    assert image_size(result.image.data) == (6, 3)
+    assert result.usage is None and result.cost_usd is None
+
+
+@pytest.mark.parametrize("url", [
+    "data:image/png;base64,@@not-base64@@",
+    "data:image/png;base64,QUJD=X",      # padding in the middle: strict decoding refuses it
+    "data:image/png;base64,",
+    "data:text/plain;base64,QUJD",
+    "https://cdn.example/x.png",
+])
+def test_parse_treats_malformed_or_remote_urls_as_no_image(url):
+    message = {"content": "done", "images": [{"type": "image_url", "image_url": {"url": url}}]}
+    with pytest.raises(BlockedError) as info:
+        parse_completion(completion(message), spec(), PRICE)
+    assert info.value.reason == "NO_IMAGE"
+    assert "done" in info.value.detail
+
+
+def test_parse_finds_images_in_content_parts_and_keeps_other_text():
+    message = {"content": [{"type": "text", "text": "Voilà ![x](https://cdn.example/a.png)"},
+                           {"type": "image_url", "image_url": {"url": data_url(5, 5)}}]}
+    result = parse_completion(completion(message), spec(), None)
+    assert image_size(result.image.data) == (5, 5)
+    assert result.text == "Voilà ![x](https://cdn.example/a.png)"
+
+
+def test_parse_images_field_wins_over_content():
+    message = {"content": f"![old]({data_url(2, 2)})",
+               "images": [{"type": "image_url", "image_url": {"url": data_url(3, 3)}}]}
+    assert image_size(parse_completion(completion(message), spec(), None).image.data) == (3, 3)
+
+
+def test_parse_reads_cost_and_image_tokens_from_usage_extras():
+    usage = {"prompt_tokens": 10, "completion_tokens": 1300, "total_tokens": 1310, "cost": "0.039",
+             "completion_tokens_details": {"image_tokens": 1290, "reasoning_tokens": 4}}
+    message = {"content": None, "images": [{"type": "image_url", "image_url": {"url": data_url(2, 2)}}]}
+    result = parse_completion(completion(message, usage=usage), spec(), PRICE)
+    assert result.cost_usd == Decimal("0.039")
+    assert (result.usage.image_tokens, result.usage.thoughts_tokens, result.usage.text_tokens) == (1290, 4, 6)
+
+
+def test_parse_maps_a_200_error_body():
+    body = ChatCompletion.construct(error={"code": 401, "message": "User not found."})
+    with pytest.raises(AuthError, match="User not found"):
+        parse_completion(body, spec(), None)
+
+
+def test_parse_maps_a_choice_level_error():
+    body = completion({"content": ""}, finish="error",
+                      error={"code": 503, "message": "upstream overloaded"})
+    with pytest.raises(OverloadedError, match="upstream overloaded"):
+        parse_completion(body, spec(), None)
+
+
+def test_parse_rejects_a_non_json_answer():
+    # The SDK returns the raw text when a 200 is not JSON (a proxy's HTML page).
+    with pytest.raises(OverloadedError, match="not JSON"):
+        parse_completion("<html>502 Bad Gateway</html>", spec(), None)
+
+
+def test_retry_after_reads_seconds_milliseconds_and_dates():
+    assert retry_after({"retry-after": "7"}) == 7.0
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert 25 <= retry_after({"retry-after": formatdate(time.time() + 30, usegmt=True)}) <= 31
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
+def test_data_url_helper_in_the_fake_round_trips():
+    from tests.fakes.openai_server import decode_data_url
+    assert decode_data_url("data:image/png;base64," + base64.b64encode(b"abc").decode()) == ("image/png", b"abc")
