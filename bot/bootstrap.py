@@ -12,7 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.catalog import Catalog, load_catalog, read_config
-from bot.http import health_route, serve
+from bot.http import health_route, metrics_route, serve
+from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import ImageProvider
 from bot.providers.gemini import GeminiProvider
@@ -93,6 +94,7 @@ class Runtime:
     dispatcher: OutboxDispatcher
     provider: ImageProvider | None = None
     workers: list[Worker] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -106,7 +108,7 @@ class Runtime:
             concurrency=concurrency or self.settings.imagine_workers,
             lease_seconds=self.settings.imagine_lease_seconds,
             on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
-            deadline_seconds=self.settings.imagine_job_deadline,
+            deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics,
         )
         self.workers.append(worker)
         return worker
@@ -129,7 +131,8 @@ async def start_adapters(runtime: Runtime) -> list[Callable[[], Awaitable[None]]
     """
     settings = runtime.settings
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
-    web_app.add_routes([health_route(runtime.store, settings.imagine_workers)])
+    web_app.add_routes([health_route(runtime.store, settings.imagine_workers),
+                        metrics_route(runtime.store, runtime.metrics)])
     closers: list[Callable[[], Awaitable[None]]] = []
     if settings.slack_configured:
         from adapters.slack.app import SlackAdapter
@@ -167,12 +170,13 @@ async def build(
     store = open_store(settings.database_url)
     await store.open()
     dispatcher = OutboxDispatcher(store, notifiers)
+    metrics = Metrics()
     runtime: Runtime
     service = ImagineService(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
-        cache_ttl=settings.imagine_cache_ttl,
+        cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
         on_submit=lambda: runtime.wake(),
     )
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,
-                      dispatcher=dispatcher, provider=provider)
+                      dispatcher=dispatcher, provider=provider, metrics=metrics)
     return runtime

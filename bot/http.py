@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from bot.metrics import Metrics
 from bot.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,16 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
         return web.json_response({"status": "ok", "store": True, "workers": workers,
                                   "queued": counts.get("queued", 0), "running": counts.get("running", 0)})
     return web.get("/healthz", healthz)
+
+
+def metrics_route(store: Store, metrics: Metrics) -> web.RouteDef:
+    async def scrape(_: web.Request) -> web.Response:
+        try:
+            counts = await store.counts_by_state()
+        except StoreUnavailable:
+            counts = {}  # the process's own counters still help while the store is down
+        return web.Response(body=metrics.render(counts), headers={"Content-Type": metrics.content_type})
+    return web.get("/metrics", scrape)
 
 
 async def serve(app: web.Application, port: int, host: str = "0.0.0.0") -> web.AppRunner:

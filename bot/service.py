@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from bot import images, pricing
 from bot.catalog import Catalog
+from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
 from bot.store.base import Admission, Denied, Store, StoreUnavailable
 from bot.types import (
@@ -63,8 +64,10 @@ class ImagineService:
         self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
         max_attempts: int = 3, batch_lane: bool = False, cache_ttl: float = 0,
         on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._cache_ttl = cache_ttl
+        self._metrics = metrics or Metrics()
         self._store = store
         self._catalog = catalog
         self._policies = policies or PolicyBook()
@@ -161,6 +164,7 @@ class ImagineService:
         if isinstance(submitted, Denied):
             return self._refusal(submitted, estimate)
         if submitted.cached:
+            self._metrics.cache_hits.inc()
             self._on_submit()  # its result is already in the outbox
             return Accepted(job_id=submitted.job_id, position=0, model=spec.model_alias, size=spec.size,
                             aspect_ratio=spec.aspect_ratio, estimate_usd=Decimal(0), cached=True)

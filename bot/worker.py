@@ -27,6 +27,7 @@ from bot import images, pricing
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
+from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Usage
@@ -49,9 +50,10 @@ class Worker:
         concurrency: int = 4, lease_seconds: float = 120.0, poll_interval: float = 1.0,
         retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
         clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
-        only_job_id: int | None = None, deadline_seconds: float = 900.0,
+        only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
     ) -> None:
         self._deadline = deadline_seconds
+        self._metrics = metrics or Metrics()
         self._store = store
         self._provider = provider
         self._catalog = catalog
@@ -91,6 +93,7 @@ class Worker:
                 await self._idle(stop)
                 continue
             self._on_delivery()  # the "started" row
+            self._metrics.queue_wait.observe(max(0.0, self._clock() - job.created_at))
             try:
                 await self.process(job, slot_id)
             except Exception:
@@ -143,7 +146,7 @@ class Worker:
         model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
         cost = (result.cost_usd if result.cost_usd is not None
                 else pricing.settle(model, job.spec.size, job.spec.lane, result.usage))
-        self._log_call(job, elapsed, usage=result.usage, cost=str(cost))
+        self._log_call(job, elapsed, usage=result.usage, cost=str(cost), route=result.route)
         outcome = {
             "model": model.alias,
             "model_id": model.model_id,
@@ -251,10 +254,15 @@ class Worker:
             self._on_delivery()
 
     def _log_call(self, job: Job, latency: float, *, usage: Usage | None = None, cost: str | None = None,
-                  error: ProviderError | None = None) -> None:
-        """One structured line per provider call: enough to chart and debug, no prompt text."""
+                  error: ProviderError | None = None, route: str | None = None) -> None:
+        """One structured line (and the metrics) per provider call: enough to chart and debug, no prompt text."""
+        route = route or (error.route if error else None) or self._provider.name
+        self._metrics.provider_call(route=route, model=job.spec.model_id, size=job.spec.size,
+                                    status="ok" if error is None else error.kind, seconds=latency)
+        if cost is not None:
+            self._metrics.charged(job.team, float(cost))
         calls_log.info(json.dumps({
-            "event": "provider_call", "job": job.id, "attempt": job.attempt, "route": self._provider.name,
+            "event": "provider_call", "job": job.id, "attempt": job.attempt, "route": route,
             "model": job.spec.model_id, "size": job.spec.size, "lane": job.spec.lane.value,
             "prompt_sha256": prompt_hash(job.spec.prompt),
             "status": "ok" if error is None else error.kind,

@@ -145,6 +145,15 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     assert status == 200
     await asyncio.sleep(1.0)
     assert len(gemini.requests) == 2 and len(slack.uploads) == 2
+    # Health and Prometheus metrics on the same HTTP port.
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{world.base}/healthz") as r:
+            assert r.status == 200 and (await r.json())["store"] is True
+        async with session.get(f"{world.base}/metrics") as r:
+            metrics = await r.text()
+    assert 'imagine_jobs{state="succeeded"} 2.0' in metrics
+    assert 'imagine_provider_calls_total{model="gemini-3-pro-image",route="gemini",status="ok"} 2.0' in metrics
+    assert 'imagine_spend_usd_total{team="T1"}' in metrics and "imagine_generation_seconds_bucket" in metrics
     # A reply to the edited image edits the newest image in the thread.
     reply2 = {**reply, "text": "add stars", "ts": "1800000000.000300"}
     await world.event(reply2, "Ev-reply-2")

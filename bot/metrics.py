@@ -1,0 +1,47 @@
+"""Prometheus metrics, on GET /metrics. One registry per process, built at start-up."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Generation is slow (15-60 s on Pro): buckets that can tell 20 s from 45 s.
+GENERATION_BUCKETS = (0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
+QUEUE_BUCKETS = (0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 900, 3600)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.jobs = Gauge("imagine_jobs", "Jobs by state, read from the store at scrape time", ["state"], registry=r)
+        self.queue_wait = Histogram("imagine_queue_wait_seconds", "From submit to a worker taking the job",
+                                    buckets=QUEUE_BUCKETS, registry=r)
+        self.generation = Histogram("imagine_generation_seconds", "Provider call latency",
+                                    ["model", "size"], buckets=GENERATION_BUCKETS, registry=r)
+        self.calls = Counter("imagine_provider_calls_total", "Provider calls by outcome",
+                             ["route", "model", "status"], registry=r)
+        self.errors = Counter("imagine_errors_total", "Failed provider calls by error class and route",
+                              ["error_class", "route"], registry=r)
+        self.rate_limited = Counter("imagine_rate_limited_total", "429s received from providers", ["route"],
+                                    registry=r)
+        self.spend = Counter("imagine_spend_usd_total", "Money charged, by team", ["team"], registry=r)
+        self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
+                                  registry=r)
+
+    def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float) -> None:
+        self.calls.labels(route, model, status).inc()
+        self.generation.labels(model, size).observe(seconds)
+        if status != "ok":
+            self.errors.labels(status, route).inc()
+            if status == "quota":
+                self.rate_limited.labels(route).inc()
+
+    def charged(self, team: str, usd: float) -> None:
+        if usd > 0:
+            self.spend.labels(team).inc(usd)
+
+    def render(self, counts_by_state: dict[str, int]) -> bytes:
+        for state in ("queued", "running", "succeeded", "failed", "blocked", "cancelled", "dead"):
+            self.jobs.labels(state).set(counts_by_state.get(state, 0))
+        return generate_latest(self.registry)
