@@ -175,6 +175,7 @@ async def build(
     service = ImagineService(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
         cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
+        gateway_routes=(settings.openai_compat_route,) if settings.openai_compat_base_url else (),
         on_submit=lambda: runtime.wake(),
     )
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,

@@ -38,7 +38,8 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
                 f"in {time.monotonic() - started:.2f} s")
         served = [m for m in runtime.catalog.models.values() if route.serves is None or m.alias in route.serves]
         for model in served:
-            name = getattr(route.provider, "models", {}).get(model.alias, model.model_id)
+            gateway_model = getattr(route.provider, "gateway_model", None)
+            name = gateway_model(model.alias) if gateway_model else model.model_id
             seen = "available" if name in listed else ("not listed" if listed else "unknown")
             prices = ", ".join(f"{size} ${price}" for size, price in model.price.items()) or "NO PRICE (refused)"
             out(f"  {model.alias:<7} -> {name} ({seen}); {prices}; batch x{model.batch_discount}")

@@ -64,9 +64,10 @@ class ImagineService:
         self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
         max_attempts: int = 3, batch_lane: bool = False, cache_ttl: float = 0,
         on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
-        metrics: Metrics | None = None,
+        metrics: Metrics | None = None, gateway_routes: tuple[str, ...] = (),
     ) -> None:
         self._cache_ttl = cache_ttl
+        self._gateway_routes = gateway_routes
         self._metrics = metrics or Metrics()
         self._store = store
         self._catalog = catalog
@@ -137,10 +138,13 @@ class ImagineService:
         if not req.confirmed:
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
-                downgraded_from = spec.model_alias
-                spec = self._spec(req, text, DOWNGRADE[spec.model_alias], spec.aspect_ratio, spec.size,
-                                  parent_image_id, len(inputs))
-                estimate = self._estimate(spec, len(inputs))
+                try:
+                    cheaper = self._spec(req, text, DOWNGRADE[spec.model_alias], spec.aspect_ratio, spec.size,
+                                         parent_image_id, len(inputs))
+                    check_channel(policy, req.channel, cheaper.model_alias, cheaper.size)
+                    downgraded_from, spec, estimate = spec.model_alias, cheaper, self._estimate(cheaper, len(inputs))
+                except InvalidRequest:  # the cheaper model can't do this here (channel rule, no price): ask instead
+                    return self._confirm(req, spec, estimate, statuses, len(inputs), near_edge[0].describe())
             elif near_edge:
                 edge = near_edge[0]
                 return self._confirm(req, spec, estimate, statuses, len(inputs), (
@@ -209,6 +213,11 @@ class ImagineService:
             except InvalidRequest:
                 if alias == spec.model_alias:
                     raise  # the model asked for must be priced; a fallback that can't run is skipped
+        for route in self._gateway_routes:
+            # A configured gateway may serve the request at its own per-image price.
+            gateway = self._catalog.gateways.get(route)
+            if gateway is not None and spec.size in gateway.price:
+                prices.append(gateway.price[spec.size])
         return max(prices)
 
     def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],

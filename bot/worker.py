@@ -131,8 +131,13 @@ class Worker:
                 raise
             checked = self._check_output(result)
         except ProviderError as exc:
-            # A call that returned (even an unreadable image) was billed.
-            billed = None if result is None else pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+            # A call that returned (even an unreadable image) was billed, by the model and route that ran.
+            billed = None
+            if result is not None:
+                exc.route = exc.route or result.route
+                ran = self._catalog.resolve(result.model_alias or job.spec.model_alias)
+                billed = (result.cost_usd if result.cost_usd is not None
+                          else pricing.settle(ran, job.spec.size, job.spec.lane, result.usage))
             await self._failed(job, slot_id, exc, billed=billed, usage=result.usage if result else None)
             return
         except StoreUnavailable:
@@ -217,7 +222,7 @@ class Worker:
             retryable, final_state = False, JobState.DEAD
         # What an operator needs to reproduce the failure, never the prompt itself.
         result: dict = {"repro": {
-            "model_id": job.spec.model_id, "route": self._provider.name, "size": job.spec.size,
+            "model_id": job.spec.model_id, "route": exc.route or self._provider.name, "size": job.spec.size,
             "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
             "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
         charge = None
@@ -229,8 +234,8 @@ class Worker:
                 result |= {"cost_usd": str(price)}
                 charge = Charge(to_micros(price), getattr(exc, "usage", None), exc.kind)
         elif isinstance(exc, BlockedError) and exc.usage is not None:
-            # A blocked answer is billed for the tokens it used.
-            model = self._catalog.resolve(job.spec.model_alias)
+            # A blocked answer is billed for the tokens it used, at the rates of the model that ran.
+            model = self._catalog.resolve(exc.model_alias or job.spec.model_alias)
             cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)
             result |= {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
             charge = Charge(to_micros(cost), exc.usage, "blocked")

@@ -140,8 +140,10 @@ class DiscordAdapter:
             # webhooks included, they share the Route class) elsewhere.
             discord.http.Route.BASE = self._api_url.rstrip("/")
         await self.client.login(self._token)
-        # connect() runs for the bot's lifetime, reconnecting on its own.
+        # connect() runs for the bot's lifetime, reconnecting on its own; it only
+        # returns on a fatal error (bad token, Message Content intent not enabled).
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        self._gateway.add_done_callback(_report_gateway_end)
 
     async def point_gateway(self) -> None:
         """With DISCORD_API_URL, take the gateway URL from that API, as Discord intends;
@@ -152,6 +154,8 @@ class DiscordAdapter:
 
     async def close(self) -> None:
         await self.client.close()
+        if getattr(self, "_gateway", None) is not None:
+            await asyncio.gather(self._gateway, return_exceptions=True)
 
     # -- commands ---------------------------------------------------------
 
@@ -159,6 +163,7 @@ class DiscordAdapter:
         adapter = self
 
         @app_commands.command(name="imagine", description="Make an image from a prompt")
+        @app_commands.guild_only()
         @app_commands.describe(prompt="What to draw", aspect="Aspect ratio", size="Image size",
                                model="Model (pro is best, flash is cheaper)",
                                relax="Cheaper Batch lane: done within hours",
@@ -171,13 +176,15 @@ class DiscordAdapter:
             await adapter.on_imagine(interaction, prompt, aspect, size, model, relax, image)
 
         @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
+        @app_commands.guild_only()
         async def usage(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
             report = await adapter._service.usage(str(interaction.guild_id), str(interaction.user.id),
-                                                  str(interaction.channel_id))
+                                                  _budget_channel(interaction.channel))
             await interaction.followup.send(render.usage(report), ephemeral=True)
 
         @app_commands.command(name="imagine-budget", description="Moderators: show or set the server's budget")
+        @app_commands.guild_only()
         @app_commands.default_permissions(manage_guild=True)
         @app_commands.describe(action="show or set", usd="New limit in dollars (for set)", period="Budget period")
         @app_commands.choices(action=_choices(["show", "set"]), period=_choices(["day", "week", "month"]))
@@ -185,7 +192,8 @@ class DiscordAdapter:
                          period: str = Period.MONTH.value) -> None:
             await adapter.on_budget(interaction, action, usd, period)
 
-        edit_menu = app_commands.ContextMenu(name="Edit image", callback=adapter.on_edit_menu)
+        # Budgets belong to a server: in DMs nothing would pay for the image.
+        edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=adapter.on_edit_menu))
         for command in (imagine, usage, budget, edit_menu):
             tree.add_command(command)
 
@@ -203,7 +211,7 @@ class DiscordAdapter:
             await self._refuse(interaction, str(exc))
             return
         request = ImagineRequest(
-            team=str(interaction.guild_id), channel=str(interaction.channel_id), user=str(interaction.user.id),
+            team=str(interaction.guild_id), channel=_budget_channel(interaction.channel), user=str(interaction.user.id),
             platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, relax=relax,
             images=attachments, announced=True, idempotency_key=f"discord:interaction:{interaction.id}")
         await self._present(interaction, await self._service.submit(request), prompt)
@@ -233,7 +241,7 @@ class DiscordAdapter:
         await interaction.response.defer(thinking=True)
         image_id = await self._service.thread_image(PLATFORM, str(interaction.guild_id), str(target.channel.id),
                                                     f"msg:{target.id}")
-        common = dict(team=str(interaction.guild_id), channel=str(interaction.channel_id),
+        common = dict(team=str(interaction.guild_id), channel=_budget_channel(interaction.channel),
                       user=str(interaction.user.id), platform=PLATFORM, announced=True,
                       idempotency_key=f"discord:interaction:{interaction.id}")
         if image_id is not None:
@@ -268,7 +276,7 @@ class DiscordAdapter:
             await message.reply(str(exc), mention_author=False)
             return
         request = EditRequest(
-            team=guild, channel=str(message.channel.id), user=str(message.author.id), platform=PLATFORM,
+            team=guild, channel=_budget_channel(message.channel), user=str(message.author.id), platform=PLATFORM,
             parent_image_id=image_id, instruction=message.content, images=attachments, announced=True,
             idempotency_key=f"discord:message:{message.id}")
         outcome = await self._service.edit(request)
@@ -277,7 +285,7 @@ class DiscordAdapter:
                 status = await message.reply(render.status_message(message.content, str(message.author.id),
                                                                    render.queued(outcome), edit=True),
                                              mention_author=False)
-                await self._attach(outcome, status, message.channel, None)
+                await self._attach(outcome, status, message.channel, None, message.content)
         elif isinstance(outcome, NeedsConfirmation):
             await message.reply(render.confirmation(outcome), view=await self._confirm_view(outcome),
                                 mention_author=False)
@@ -286,18 +294,18 @@ class DiscordAdapter:
 
     async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
         if action == "delete":
-            caller = self._caller(interaction)
-            if not await self._service.may_delete(job_id, caller):
-                await interaction.response.send_message(
+            await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
+            if not await self._service.may_delete(job_id, self._caller(interaction)):
+                await interaction.followup.send(
                     "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True)
                 return
-            await interaction.response.defer()
             await interaction.message.delete()
+            await interaction.followup.send("Deleted.", ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         job, _ = await self._service.status(job_id)
         outcome = await self._service.rerun(
-            job_id, self._caller(interaction), platform=PLATFORM, channel=str(interaction.channel_id),
+            job_id, self._caller(interaction), platform=PLATFORM, channel=_budget_channel(interaction.channel),
             size="4K" if action == "4k" else None, idempotency_key=f"discord:interaction:{interaction.id}")
         await self._present(interaction, outcome, job.spec.prompt if job else "")
 
@@ -323,22 +331,29 @@ class DiscordAdapter:
         else:
             status = await interaction.edit_original_response(
                 content=render.status_message(prompt, str(interaction.user.id), render.queued(outcome), edit=edit))
-            await self._attach(outcome, status, interaction.channel, interaction)
+            await self._attach(outcome, status, interaction.channel, interaction, prompt)
 
-    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction) -> None:
+    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> None:
         """Open the result thread (or use the one we are in) and record where the job reports."""
-        if isinstance(channel, discord.Thread):
-            thread = channel
-        else:
-            thread = await status.create_thread(name=render.thread_name(status.content.split("\n> ", 1)[-1]))
-        context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id)}
-        if interaction is not None:
-            context.update(app_id=str(interaction.application_id), token=interaction.token,
-                           token_expires=time.time() + TOKEN_LIFETIME)
-        await self._service.attach_delivery(accepted.job_id, context)
-        if self._alert_channel:
-            for alert in accepted.alerts:
+        try:
+            own_thread = not isinstance(channel, discord.Thread)
+            thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
+            context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id),
+                       # Only a thread the bot opened for the image turns every message in it into an edit.
+                       "own_thread": own_thread}
+            if interaction is not None:
+                context.update(app_id=str(interaction.application_id), token=interaction.token,
+                               token_expires=time.time() + TOKEN_LIFETIME)
+            await self._service.attach_delivery(accepted.job_id, context)
+        except Exception:
+            # Nowhere to post the result: the job must not run (and be charged) unseen.
+            await self._service.cancel(accepted.job_id)
+            raise
+        for alert in accepted.alerts if self._alert_channel else ():
+            try:
                 await self._channel(self._alert_channel).send(f"💰 {alert}")
+            except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
+                log.exception("discord: could not post a budget alert")
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.delete_original_response()
@@ -376,9 +391,10 @@ class DiscordAdapter:
             return
         if delivery.kind == "result":
             result = delivery.payload
-            # Before posting: a reply in the thread can arrive the moment the image shows.
-            await self._service.remember_thread(PLATFORM, job.team, where["thread"], where["thread"],
-                                                result["image_id"])
+            if where.get("own_thread", True):
+                # Before posting: a reply in the thread can arrive the moment the image shows.
+                await self._service.remember_thread(PLATFORM, job.team, where["thread"], where["thread"],
+                                                    result["image_id"])
             if "result_message" not in where:  # a retried delivery must not post twice
                 posted = await self._post_image(job, result, int(where["thread"]))
                 await self._service.attach_delivery(job.id, {"result_message": str(posted.id)})
@@ -435,6 +451,9 @@ class DiscordAdapter:
         log.error("discord: interaction %s failed", interaction.id, exc_info=error)
         try:
             if interaction.response.is_done():
+                # After defer(thinking=True) the first follow-up would replace the public
+                # "thinking" message; say it privately instead.
+                await interaction.delete_original_response()
                 await interaction.followup.send(SORRY, ephemeral=True)
             else:
                 await interaction.response.send_message(SORRY, ephemeral=True)
@@ -455,6 +474,19 @@ class DiscordAdapter:
         except (discord.HTTPException, aiohttp.ClientError) as exc:
             raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
         return InputImage(data=data, mime=attachment.content_type or "image/png")
+
+
+def _report_gateway_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        hint = (" Turn on the Message Content intent in the Developer Portal (Bot -> Privileged Gateway Intents)."
+                if isinstance(error, discord.PrivilegedIntentsRequired) else "")
+        log.critical("discord: the gateway connection ended for good: %s.%s", error, hint, exc_info=error)
+
+
+def _budget_channel(channel) -> str:
+    """The channel budgets and channel rules apply to: a thread counts as its parent."""
+    return str(channel.parent_id if isinstance(channel, discord.Thread) else channel.id)
 
 
 def _image_attachments(message: discord.Message) -> list[discord.Attachment]:

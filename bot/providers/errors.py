@@ -36,8 +36,9 @@ class ProviderError(Exception):
         self.request_id = request_id
         # The server's requested delay in seconds (RetryInfo or Retry-After), if it gave one.
         self.retry_after = retry_after
-        # Which route failed (set by the router), so its billing rule can be applied.
+        # Which route and model failed (set by the router), so the right price and billing rule apply.
         self.route: str | None = None
+        self.model_alias: str | None = None
 
     def __str__(self) -> str:
         code = f" (HTTP {self.status_code})" if self.status_code else ""

@@ -27,7 +27,7 @@ from typing import Protocol
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import OverloadedError, ProviderError, QuotaError
-from bot.types import GenerationResult, GenerationSpec, InputImage
+from bot.types import GenerationResult, GenerationSpec, InputImage, InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class LocalRateLimiter:
         self._limits = per_minute
         self._clock = clock
         self._sent: dict[str, deque[float]] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def limit_for(self, key: str) -> int | None:
         route = key.split(":", 1)[0]
@@ -55,7 +55,8 @@ class LocalRateLimiter:
         if not limit:
             return
         sent = self._sent.setdefault(key, deque())
-        async with self._lock:  # callers queue in order instead of racing for the next free slot
+        # Callers of one key queue in order; other keys never wait behind them.
+        async with self._locks.setdefault(key, asyncio.Lock()):
             while True:
                 now = self._clock()
                 while sent and sent[0] <= now - 60:
@@ -150,7 +151,13 @@ class RoutedProvider:
             route = self.routes.get(route_name or self._primary_for(alias))
             if route is None or (route.serves is not None and alias not in route.serves):
                 continue
-            model = self._catalog.resolve(alias)
+            try:
+                model = self._catalog.resolve(alias)
+            except InvalidRequest:
+                log.warning("fallback %r names no known model; skipped", entry)
+                continue
+            if spec.size not in model.sizes or spec.aspect_ratio not in model.aspect_ratios:
+                continue  # this fallback can't make the image asked for
             out.append((route, dataclasses.replace(spec, model_alias=model.alias, model_id=model.model_id,
                                                    send_image_size=model.send_image_size, fallbacks=())))
         return out
@@ -173,7 +180,7 @@ class RoutedProvider:
                 async with route.concurrency:
                     result = await route.provider.generate(candidate, inputs)
             except ProviderError as exc:
-                exc.route = route.name
+                exc.route, exc.model_alias = route.name, candidate.model_alias
                 if not isinstance(exc, QuotaError | OverloadedError):
                     raise
                 route.breaker.record(False)

@@ -145,12 +145,14 @@ class SQLiteStore:
                 if row is not None:
                     return Submitted(row["id"], self._position(c, row["id"]) or 0, duplicate=True)
             if job.cache_key and cache_ttl > 0:
+                # Only the same team's images, and never one a fallback made in place of the model asked for.
                 hit = c.execute(
-                    """SELECT result_image_id, result FROM jobs WHERE cache_key = ? AND state = 'succeeded'
-                       AND finished_at >= ? ORDER BY id DESC LIMIT 1""",
-                    (job.cache_key, now - cache_ttl)).fetchone()
+                    """SELECT result_image_id, result FROM jobs WHERE cache_key = ? AND team = ?
+                       AND state = 'succeeded' AND finished_at >= ?
+                       AND json_extract(result, '$.fallback_from') IS NULL ORDER BY id DESC LIMIT 1""",
+                    (job.cache_key, job.team, now - cache_ttl)).fetchone()
                 if hit is not None:
-                    return self._answer_from_cache(c, job, hit, now)
+                    return self._answer_from_cache(c, job, inputs, hit, now)
             if admission is not None:
                 denied = self._admit(c, job, admission, now)
                 if denied is not None:
@@ -175,7 +177,8 @@ class SQLiteStore:
                 self._hold(c, job_id, job, admission, now)
             return Submitted(job_id, self._position(c, job_id) or 0, duplicate=False)
 
-    def _answer_from_cache(self, c: sqlite3.Connection, job: NewJob, hit: sqlite3.Row, now: float) -> Submitted:
+    def _answer_from_cache(self, c: sqlite3.Connection, job: NewJob, inputs: list[CheckedImage],
+                           hit: sqlite3.Row, now: float) -> Submitted:
         result = {**json.loads(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
         job_id = c.execute(
             """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, idempotency_key,
@@ -186,6 +189,8 @@ class SQLiteStore:
              json.dumps(job.delivery), job.idempotency_key, job.cache_key, job.max_attempts, now,
              hit["result_image_id"], json.dumps(result), now, now, now),
         ).lastrowid
+        for image in inputs:  # kept, so a Reroll of this job sends the same pictures
+            self._insert_image(c, job_id, "input", image, parent=None, now=now)
         self._insert_delivery(c, job_id, job.platform, NewDelivery(
             final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}), now)
         return Submitted(job_id, 0, duplicate=False, cached=True)

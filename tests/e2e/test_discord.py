@@ -132,6 +132,8 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     await discord.wait_for(lambda: any("$5.00/day" in t for t in world.ephemeral_texts()))
     budget_command = next(c for c in discord.commands if c["name"] == "imagine-budget")
     assert int(budget_command["default_member_permissions"]) == 1 << 5  # Manage Server
+    # Budgets belong to a server: no command is offered in DMs.
+    assert all(c.get("contexts") == [0] for c in discord.commands), [(c["name"], c.get("contexts")) for c in discord.commands]
 
 
 async def test_refusals_are_ephemeral_and_queue_nothing(world):

@@ -59,6 +59,8 @@ from datetime import datetime, timezone
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.loopback import LoopbackServer
+
 API = "/api/v10"
 DISCORD_EPOCH = 1_420_070_400_000
 
@@ -283,7 +285,7 @@ class _Session:
     conn: _Conn | None = None
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """One guild (guild_id) with one text channel (channel_id), the bot as a member, and
     users added on demand. Test controls: add_member / add_channel / attachment, the user
     actions (slash, message_command, click, submit_modal, user_message), expire_token,
@@ -295,6 +297,7 @@ class FakeDiscord:
     heartbeat_interval = 41250  # ms, what Discord sends in HELLO
     callback_deadline: float | None = 3.0  # s to answer an interaction; None turns the check off
     ratelimit_limit = 50  # sent on every response; Remaining stays at limit-1 so nobody sleeps
+    _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
 
     def __init__(self, *, token: str = "bot-token", app_id: int = 1000, bot_user_id: int = 1000,
                  guild_id: int = 2000, channel_id: int = 3000, upload_limit: int = 10 * 1024 * 1024):
@@ -327,40 +330,31 @@ class FakeDiscord:
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._last_id = 0
-        self._runner: web.AppRunner | None = None
         self._add_member_record(bot_user_id, self._bot_user(), roles=[guild_id + 1])
         self._routes = self._route_table()
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> "FakeDiscord":
+    def _app(self) -> web.Application:
         # Uploads are streamed through request.multipart(), which client_max_size does not cap;
         # the cap only guards JSON bodies.
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{channel}/{id}/{filename}", self._download)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
-        return self
+        return app
 
-    async def stop(self) -> None:
+    def _set_urls(self, root: str) -> None:
+        self.url = root
+        self.gateway_url = root.replace("http://", "ws://", 1) + "/gateway"
+
+    async def _before_cleanup(self) -> None:
         # Websockets keep their handlers alive: close them first or cleanup waits on them.
         for conn in list(self._conns):
             await conn.close(1001, "Discord is going away")
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
 
-    async def __aenter__(self) -> "FakeDiscord":
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
+    def _banner(self) -> str:
+        return f"REST {self.url}{API}  gateway {self.gateway_url}"
 
     # -- test controls: the guild -----------------------------------------------------
 
@@ -1639,12 +1633,7 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeDiscord(token=args.token)
-    await fake.start(args.port)
-    print(f"REST {fake.url}{API}  gateway {fake.gateway_url}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
+    await fake.serve_forever(args.port)
 
 
 if __name__ == "__main__":

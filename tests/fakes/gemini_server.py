@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer, json_not_found, png_b64
 
 MODELS = {  # id -> displayName, as listed by GET /v1beta/models
     "gemini-3-pro-image": "Nano Banana Pro",
@@ -132,12 +133,8 @@ def _b64decode(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-@lru_cache(maxsize=64)
 def _png_b64(w: int, h: int, colour: tuple[int, int, int] = (70, 130, 180)) -> str:
-    from PIL import Image  # deferred: importing the module stays cheap
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), colour).save(buf, "PNG", compress_level=1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_b64(w, h, colour)
 
 
 def _tokens(text: str) -> int:
@@ -152,7 +149,10 @@ def _image_tokens(model: str, size: str | None) -> int:
     return {"512": 747, "2K": 1680, "4K": 2520}.get(size or "1K", 1120)
 
 
-class FakeGemini:
+class FakeGemini(LoopbackServer):
+    # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
+    _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
+
     def __init__(self, *, latency: float = 0.0, image_scale: float = 1.0):
         self.latency = latency
         self.image_scale = image_scale
@@ -160,41 +160,16 @@ class FakeGemini:
         self.requests: list[RecordedRequest] = []
         self.url = ""
         self._replies: deque[Reply] = deque()
-        self._runner: web.AppRunner | None = None
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
 
-    async def start(self, port: int = 0) -> "FakeGemini":
-        app = web.Application(middlewares=[self._google_errors])
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[json_not_found(  # Google's JSON, not aiohttp's text
+            lambda request: self._json(error_body(404, message="Method not found."), 404))])
         app.router.add_get("/{version}/models", self._list_models)
         app.router.add_post("/{version}/models/{call}", self._generate)
-        # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                     shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.url = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "FakeGemini":
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
-
-    @web.middleware
-    async def _google_errors(self, request, handler):
-        try:
-            return await handler(request)
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):  # Google's JSON, not aiohttp's text
-            return self._json(error_body(404, message="Method not found."), 404)
+        return app
 
     @staticmethod
     def _json(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -326,12 +301,7 @@ class FakeGemini:
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeGemini(latency=args.latency, image_scale=args.image_scale)
     fake.api_key = args.api_key
-    await fake.start(args.port)
-    print(fake.url, flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
+    await fake.serve_forever(args.port)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import re
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from aiohttp import web
 
+from tests.fakes import loopback
 from tests.fakes.gemini_server import ASPECTS, SIZES
 
 # What GET /v1/models lists; chat requests for other models get OpenRouter's 400.
@@ -133,19 +132,18 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
     return match.group(1), base64.b64decode(match.group(2), validate=True)
 
 
-@lru_cache(maxsize=64)
 def png_b64(w: int, h: int, colour: tuple[int, int, int] = (205, 92, 92)) -> str:
-    from PIL import Image  # deferred: importing the module stays cheap
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), colour).save(buf, "PNG", compress_level=1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return loopback.png_b64(w, h, colour)
 
 
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-class FakeGateway:
+class FakeGateway(loopback.LoopbackServer):
+    # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
+    _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
+
     def __init__(self, api_key: str | None = "gw-key", latency: float = 0.0, *,
                  image_scale: float = 0.125, models: tuple[str, ...] = MODELS):
         self.api_key = api_key  # None: any key (or none) is accepted
@@ -157,7 +155,6 @@ class FakeGateway:
         self.url = ""  # the base URL for the SDK, ending in /v1
         self.root = ""
         self._replies: deque[Reply] = deque()
-        self._runner: web.AppRunner | None = None
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
@@ -166,37 +163,17 @@ class FakeGateway:
         """An http URL on this fake that serves a PNG and records every fetch in ``fetched``."""
         return f"{self.root}/files/{name}"
 
-    async def start(self, port: int = 0) -> "FakeGateway":
-        app = web.Application(middlewares=[self._json_errors])
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[loopback.json_not_found(  # JSON, as the gateways send
+            lambda request: self._json(error_body(404, f"Route {request.method}:{request.path} not found"), 404))])
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/files/{name}", self._file)
-        # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                     shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.root = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
-        self.url = self.root + "/v1"
-        return self
+        return app
 
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "FakeGateway":
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
-
-    @web.middleware
-    async def _json_errors(self, request, handler):
-        try:
-            return await handler(request)
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):  # JSON, as the gateways send, not aiohttp's text
-            return self._json(error_body(404, f"Route {request.method}:{request.path} not found"), 404)
+    def _set_urls(self, root: str) -> None:
+        self.root = root
+        self.url = root + "/v1"
 
     @staticmethod
     def _json(body: dict, status: int = 200, headers: dict | None = None,
@@ -322,12 +299,7 @@ class FakeGateway:
 
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeGateway(api_key=args.api_key, latency=args.latency, image_scale=args.image_scale)
-    await fake.start(args.port)
-    print(fake.url, flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
+    await fake.serve_forever(args.port)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 TS_START = 1_700_000_000_000_100  # microseconds; ts strings look like "1700000000.000100"
 MAX_TEXT = 40_000  # chat.* reject longer text with msg_too_long
 MAX_BLOCKS = 50
@@ -94,7 +96,7 @@ class SlackError(Exception):
         self.body = {"ok": False, "error": error, **extra}
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     def __init__(self, *, bot_token: str = "xoxb-test", team_id: str = "T1",
                  bot_user_id: str = "UBOT", bot_id: str = "BBOT", app_id: str = "A1"):
         self.bot_token, self.team_id, self.app_id = bot_token, team_id, app_id
@@ -111,7 +113,6 @@ class FakeSlack:
         self._pending: dict[str, dict] = {}  # file id -> {filename, length, data} until completed
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts = self._ids = self._respond = 0
-        self._runner: web.AppRunner | None = None
         self._methods = {
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
             "chat.update": self._update, "chat.postEphemeral": self._post_ephemeral,
@@ -123,29 +124,17 @@ class FakeSlack:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> "FakeSlack":
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are whole images
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{key}/{tail:.+}", self._download)
         app.router.add_post("/respond/{n}", self._respond_url)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.root = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
-        self.url = self.root + "/api/"  # the SDK urljoin()s the method onto it
-        return self
+        return app
 
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "FakeSlack":
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
+    def _set_urls(self, root: str) -> None:
+        self.root = root
+        self.url = root + "/api/"  # the SDK urljoin()s the method onto it
 
     # -- test controls ----------------------------------------------------------------
 
