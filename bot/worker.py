@@ -24,7 +24,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bot import images, pricing
-from bot.catalog import Catalog
+from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
 from bot.metrics import Metrics
@@ -120,7 +120,6 @@ class Worker:
 
     async def _process(self, job: Job, slot_id: str) -> None:
         started = time.monotonic()
-        model = self._catalog.resolve(job.spec.model_alias)
         result: GenerationResult | None = None
         try:
             inputs = await self._inputs(job)
@@ -135,9 +134,7 @@ class Worker:
             billed = None
             if result is not None:
                 exc.route = exc.route or result.route
-                ran = self._catalog.resolve(result.model_alias or job.spec.model_alias)
-                billed = (result.cost_usd if result.cost_usd is not None
-                          else pricing.settle(ran, job.spec.size, job.spec.lane, result.usage))
+                billed = self._cost_of(job, result)[1]
             await self._failed(job, slot_id, exc, billed=billed, usage=result.usage if result else None)
             return
         except StoreUnavailable:
@@ -147,10 +144,7 @@ class Worker:
             await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
             return
         elapsed = time.monotonic() - started
-        # Price what actually ran: a fallback may have used another model or route.
-        model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
-        cost = (result.cost_usd if result.cost_usd is not None
-                else pricing.settle(model, job.spec.size, job.spec.lane, result.usage))
+        model, cost = self._cost_of(job, result)
         self._log_call(job, elapsed, usage=result.usage, cost=str(cost), route=result.route)
         outcome = {
             "model": model.alias,
@@ -179,6 +173,14 @@ class Worker:
         self._on_delivery()
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)
+
+    def _cost_of(self, job: Job, result: GenerationResult) -> tuple[ModelInfo, Decimal]:
+        """The model that actually ran (a fallback may differ) and what its call cost:
+        the provider's reported charge, else the price table applied to its usage."""
+        model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
+        if result.cost_usd is not None:
+            return model, result.cost_usd
+        return model, pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
 
     async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
         """Write an outcome, riding out a briefly unavailable database: the
