@@ -229,7 +229,11 @@ class Worker:
             "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
         charge = None
         gateway = self._catalog.gateways.get(exc.route or "")
-        if gateway is not None and billed is None:
+        if isinstance(exc, BlockedError) and exc.cost_usd is not None:
+            # The route reported what it charged for the refusal: that is the bill.
+            result |= {"block_reason": exc.reason, "cost_usd": str(exc.cost_usd)}
+            charge = Charge(to_micros(exc.cost_usd), exc.usage, "blocked")
+        elif gateway is not None and billed is None:
             # A gateway's own rule: failed calls are billed at its per-image price, or not at all.
             price = gateway.price.get(job.spec.size)
             if gateway.bills_failed_calls and price is not None:

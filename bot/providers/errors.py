@@ -7,6 +7,7 @@ whether trying again can help (`retryable`).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import ClassVar
 
 from bot.types import Usage
@@ -86,8 +87,10 @@ class BlockedError(ProviderError):
     def __init__(self, detail: str, *, reason: str, usage: Usage | None = None, **kwargs) -> None:
         super().__init__(detail, **kwargs)
         self.reason = reason
-        # Blocked calls can still be billed; settlement uses this.
+        # Blocked calls can still be billed; settlement uses the provider's reported
+        # charge when it gave one (gateways), else these token counts.
         self.usage = usage
+        self.cost_usd: Decimal | None = None
 
 
 class BadRequestError(ProviderError):
@@ -103,6 +106,14 @@ class InvalidProviderImage(ProviderError):
     operator_fix = "The provider returned bytes that are not an image; retries usually cure it."
 
 
+class BudgetUsedUp(ProviderError):
+    """Not raised: the class a job gets when billed attempts used up its budget before a retry."""
+
+    kind = "budget_exhausted"
+    user_message = "The team's budget ran out while this image was being retried. Nothing more was charged."
+    operator_fix = "A route bills failed calls and they used up the budget; see `python -m bot usage --all-entries`."
+
+
 class WorkerLost(ProviderError):
     """Not raised: the class a job gets when its worker died on every attempt."""
 
@@ -114,7 +125,7 @@ class WorkerLost(ProviderError):
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InvalidProviderImage, WorkerLost)
+                BlockedError, BadRequestError, InvalidProviderImage, BudgetUsedUp, WorkerLost)
 }
 
 

@@ -157,7 +157,10 @@ def parse_completion(completion: Any, spec: GenerationSpec, price: GatewayInfo |
         said = " ".join(t for t in (text, refusal if isinstance(refusal, str) else None) if t)
         detail = (f"no image in the response (finish_reason={finish}, native_finish_reason={native})"
                   + (f": {said}" if said else ""))
-        raise BlockedError(detail[:1000], reason=reason, usage=usage, request_id=request_id)
+        blocked = BlockedError(detail[:1000], reason=reason, usage=usage, request_id=request_id)
+        # What the gateway says it charged for the refusal, if anything: that is what gets settled.
+        blocked.cost_usd = _reported_cost(getattr(completion, "usage", None))
+        raise blocked
     mime, data = images[-1]
     return GenerationResult(
         image=InputImage(data=data, mime=mime),

@@ -405,6 +405,7 @@ class SQLiteStore:
     ) -> JobState | None:
         def fail() -> JobState | None:
             now = self._clock()
+            kind, text, billed = error_class, detail, charge
             with self._write() as c:
                 row = self._take_back(c, job_id, worker_id, attempt)
                 if row is None:
@@ -416,23 +417,29 @@ class SQLiteStore:
                     state = JobState.DEAD
                 else:
                     state = final_state
+                if state is JobState.QUEUED and billed is not None and billed.cost_micros:
+                    # This call was billed: the retry must still fit every budget, with its hold.
+                    self._settle(c, row, attempt, billed, now)
+                    billed = None
+                    if any(s.spent_micros + s.reserved_micros > s.budget.limit_micros
+                           for s in self._statuses(c, row["team"], row["channel"], row["user"], now)):
+                        state, kind = JobState.FAILED, "budget_exhausted"
+                        text = f"{text} (a billed attempt used up the budget, so it was not retried)"
                 c.execute(
                     """UPDATE jobs SET state = ?, error_class = ?, error_detail = ?, result = ?,
                            worker_id = NULL, lease_until = NULL, available_at = ?,
                            finished_at = ?, updated_at = ?
                        WHERE id = ?""",
-                    (state.value, error_class, detail[:2000],
+                    (state.value, kind, text[:2000],
                      json.dumps(result) if result is not None else None,
                      retry_at if retry_at is not None else now,
                      None if state is JobState.QUEUED else now, now, job_id),
                 )
                 if state.terminal:
-                    self._close_hold(c, row, charge, now)
-                    payload = {**delivery.payload, "state": state.value}
+                    self._close_hold(c, row, billed, now)
+                    payload = {**delivery.payload, "state": state.value, "error_class": kind}
                     self._insert_delivery(c, job_id, row["platform"],
                                           NewDelivery(delivery.key, delivery.kind, payload), now)
-                elif charge is not None:  # billed, and tried again: the hold stays for the retry
-                    self._settle(c, row, attempt, charge, now)
                 return state
         return await self._run(fail)
 

@@ -204,3 +204,18 @@ async def test_every_billed_call_is_settled_even_when_retried_or_the_lease_was_l
                     ("settlement", 3, 3000), ("release", 0, EST - 6000)]
     status = await team_status(store)
     assert (status.spent_micros, status.reserved_micros) == (6000, 0)
+
+
+async def test_a_billed_failure_that_uses_up_the_budget_is_not_retried(store):
+    await store.set_budget(team_budget(EST + 50_000), "mod")
+    submitted = await store.submit(new_job(max_attempts=3), [], admission())
+    job = await store.lease("w", 60)
+    # The route bills failed calls: 60,000 spent + 135,600 still held > 185,600.
+    state = await fail(store, job, retryable=True, charge=Charge(60_000, None, "failed"))
+    assert state is JobState.FAILED
+    finished = await store.get_job(submitted.job_id)
+    assert finished.error_class == "budget_exhausted"
+    assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
+        ("reservation", EST), ("settlement", 60_000), ("release", EST - 60_000)]
+    status = await team_status(store)
+    assert status.spent_micros == 60_000 and status.reserved_micros == 0

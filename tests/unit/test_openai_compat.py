@@ -391,3 +391,18 @@ def test_retry_after_reads_seconds_milliseconds_and_dates():
 def test_data_url_helper_in_the_fake_round_trips():
     from tests.fakes.openai_server import decode_data_url
     assert decode_data_url("data:image/png;base64," + base64.b64encode(b"abc").decode()) == ("image/png", b"abc")
+
+
+async def test_a_blocked_answer_keeps_the_cost_the_gateway_reported():
+    from tests.fakes.openai_server import FakeGateway, no_image
+
+    async with FakeGateway() as gateway:
+        gateway.script(no_image("I can't draw that.", finish_reason="content_filter"))
+        provider = OpenAICompatProvider.create(name="openrouter", base_url=gateway.url, api_key="gw-key",
+                                               models={"pro": "google/gemini-3-pro-image-preview"},
+                                               timeout_seconds=10)
+        with pytest.raises(BlockedError) as caught:
+            await provider.generate(spec(), [])
+        await provider.close()
+    assert caught.value.reason == "CONTENT_FILTER"
+    assert caught.value.cost_usd is not None and caught.value.cost_usd >= 0
