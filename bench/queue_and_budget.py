@@ -1,0 +1,154 @@
+"""Benchmarks (not tests): queue throughput on SQLite and budget exactness.
+
+    python bench/queue_and_budget.py [--jobs 2000] [--workers 8]
+
+Prints a table and merges its figures into bench/results.json.
+Targets (issue 8): >= 2,000 jobs/s on SQLite in one process; overshoot exactly $0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image  # noqa: E402
+
+from bot.catalog import load_catalog  # noqa: E402
+from bot.money import from_micros  # noqa: E402
+from bot.notify import OutboxDispatcher  # noqa: E402
+from bot.service import Caller, ImagineService  # noqa: E402
+from bot.store.sqlite import SQLiteStore  # noqa: E402
+from bot.types import Accepted, GenerationResult, ImagineRequest, InputImage, Refused, Usage  # noqa: E402
+from bot.worker import Worker  # noqa: E402
+from policies.config import PolicyBook  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results.json")
+NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
+             "confirm_above_usd": None}
+
+
+def tiny_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "teal").save(buf, "PNG")
+    return buf.getvalue()
+
+
+class InstantProvider:
+    """Answers at once, so the figure is the bot's own overhead, not a model's."""
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        self.png = tiny_png()
+
+    async def generate(self, spec, inputs):
+        return GenerationResult(InputImage(self.png, "image/png"), spec.model_id,
+                                Usage(prompt_tokens=10, image_tokens=1120, output_tokens=1120))
+
+    async def close(self) -> None:
+        pass
+
+
+class CountingNotifier:
+    platform = "bench"
+
+    def __init__(self, total: int) -> None:
+        self.total, self.finals = total, 0
+        self.done = asyncio.Event()
+
+    async def deliver(self, delivery, job) -> None:
+        if delivery.kind != "started":
+            self.finals += 1
+            if self.finals >= self.total:
+                self.done.set()
+
+
+def request(i: int, **kw) -> ImagineRequest:
+    return ImagineRequest(team=f"T{i % 10}", channel="C", user=f"U{i}", platform="bench", prompt=f"p{i:05d}", **kw)
+
+
+async def queue_throughput(jobs: int, workers: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(f"{tmp}/bench.db")
+        await store.open()
+        catalog = load_catalog()
+        service = ImagineService(store, catalog, policies=PolicyBook(NO_LIMITS))
+        for i in range(jobs):
+            outcome = await service.submit(request(i))
+            assert isinstance(outcome, Accepted), outcome
+        notifier = CountingNotifier(jobs)
+        dispatcher = OutboxDispatcher(store, [notifier], poll_interval=0.05, batch=50)
+        worker = Worker(store, InstantProvider(), catalog, concurrency=workers, poll_interval=0.05,
+                        on_delivery=dispatcher.wake)
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        running = asyncio.gather(worker.run(stop), dispatcher.run(stop))
+        await notifier.done.wait()
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await running
+        counts = await store.counts_by_state()
+        await store.close()
+    assert counts == {"succeeded": jobs}, counts
+    return {"jobs": jobs, "worker_slots": workers, "seconds": round(elapsed, 3),
+            "jobs_per_second": round(jobs / elapsed, 1)}
+
+
+async def budget_exactness(images: int = 20, requests: int = 200) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = [SQLiteStore(f"{tmp}/budget.db") for _ in range(4)]
+        for store in stores:
+            await store.open()
+        catalog = load_catalog()
+        services = [ImagineService(s, catalog, policies=PolicyBook(NO_LIMITS)) for s in stores]
+        one = await services[0].submit(request(0, confirmed=True))
+        await stores[0].cancel(one.job_id)  # priced once, to size the budget exactly
+        limit = one.estimate_usd * images
+        await services[0].set_budget(Caller("T0", "bench", platform_admin=True), str(limit), "month")
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(
+            services[i % 4].submit(ImagineRequest(team="T0", channel="C", user=f"U{i}", platform="bench",
+                                                  prompt="p00000", confirmed=True))
+            for i in range(requests)))
+        elapsed = time.perf_counter() - started
+        [status] = await stores[0].budget_statuses("T0", None, None)
+        for store in stores:
+            await store.close()
+    admitted = sum(isinstance(o, Accepted) for o in outcomes)
+    refused = sum(isinstance(o, Refused) for o in outcomes)
+    overshoot = max(0, status.spent_micros + status.reserved_micros - status.budget.limit_micros)
+    return {"budget_for_images": images, "requests": requests, "admitted": admitted, "refused": refused,
+            "overshoot_usd": str(from_micros(overshoot)), "limit_usd": str(Decimal(limit)),
+            "seconds": round(elapsed, 3)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+    queue = await queue_throughput(args.jobs, args.workers)
+    budget = await budget_exactness()
+    print("benchmark                         figure")
+    print(f"queue throughput (SQLite, 1 proc)  {queue['jobs_per_second']:>8} jobs/s  "
+          f"({queue['jobs']} jobs, {queue['worker_slots']} slots, {queue['seconds']} s; target >= 2000)")
+    print(f"budget exactness                   admitted {budget['admitted']} / refused {budget['refused']} "
+          f"of {budget['requests']} for a {budget['budget_for_images']}-image budget; "
+          f"overshoot ${budget['overshoot_usd']} (target $0)")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.update({"queue_throughput_sqlite": queue, "budget_exactness": budget,
+                    "machine": "2 cores, 24 GiB (the workplace's standard size)"})
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
