@@ -54,7 +54,6 @@ class Settings(BaseSettings):
     imagine_request_timeout: float = Field(default=180.0, gt=0)
     # No retry is scheduled past this many seconds after the request was made.
     imagine_job_deadline: float = Field(default=900.0, gt=0)
-    imagine_log_level: str = "INFO"
     # An identical request within this many seconds gets the stored image at $0; 0 turns it off.
     imagine_cache_ttl: float = Field(default=24 * 3600, ge=0)
 

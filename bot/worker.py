@@ -67,7 +67,6 @@ class Worker:
         self._only_job_id = only_job_id
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wakeup = asyncio.Event()
-        self.jobs_done = 0
 
     def wake(self) -> None:
         """Called on submit in this process, so a new job starts without waiting for a poll."""
@@ -169,7 +168,6 @@ class Worker:
             log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
                         "the job now", job.id)
             return
-        self.jobs_done += 1
         self._on_delivery()
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)

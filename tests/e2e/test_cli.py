@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,12 @@ import pytest
 from PIL import Image
 
 from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT, EXIT_TRY_LATER
+from tests.e2e.bot_process import bot_env
 from tests.conftest import png_bytes
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, no_image, ok
 
 KEY = "cli-test-key"
 PRO = "gemini-3-pro-image"
-# Inherited configuration must not leak into the run (a developer's real keys, a Slack token...).
-SCRUBBED_PREFIXES = ("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "OPENAI_COMPAT_")
-SCRUBBED_NAMES = {"DATABASE_URL", "PORT"}
 
 
 @dataclass
@@ -47,9 +44,7 @@ async def fake():
 
 def cli_env(fake: FakeGemini | None, tmp_path: Path, *, key: str | None = KEY,
             max_attempts: int | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(SCRUBBED_PREFIXES) and k.upper() not in SCRUBBED_NAMES}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'imagine.db'}"
+    env = bot_env(DATABASE_URL=f"sqlite:///{tmp_path / 'imagine.db'}")
     if fake is not None:
         env["GEMINI_BASE_URL"] = fake.url
     if key is not None:

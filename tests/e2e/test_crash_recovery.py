@@ -4,23 +4,20 @@ another worker process finishes the job, and it is stored and announced once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
 
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
+from tests.e2e.bot_process import bot_env
 from tests.conftest import new_job
 from tests.fakes.gemini_server import FakeGemini
 
 
 def worker_env(fake: FakeGemini, db: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GEMINI_", "SLACK_", "DISCORD_", "IMAGINE_", "DATABASE_"))}
-    env.update(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, DATABASE_URL=f"sqlite:///{db}",
-               IMAGINE_LEASE_SECONDS="2", IMAGINE_WORKERS="1")
-    return env
+    return bot_env(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, DATABASE_URL=f"sqlite:///{db}",
+                   IMAGINE_LEASE_SECONDS="2", IMAGINE_WORKERS="1")
 
 
 async def start_worker(env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import signal
 import socket
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.e2e.bot_process import bot_env, stop_cleanly
 from tests.conftest import png_bytes
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
@@ -52,12 +52,10 @@ async def world(tmp_path: Path):
     async with FakeGemini(image_scale=0.125) as gemini, FakeDiscord() as discord:
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))
-               or k == "IMAGINE_CONFIG"}  # a test's own policy file
-        env.update(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
+        env = bot_env(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
                    GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(free_port()),
-                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}")
+                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+                   **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
@@ -70,11 +68,7 @@ async def world(tmp_path: Path):
             await asyncio.sleep(0.3)  # GUILD_CREATE fills the client's cache
             yield World(gemini, discord)
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, stderr.decode()
-        assert "Traceback" not in stderr.decode(), stderr.decode()
+            await stop_cleanly(proc)
 
 
 async def test_imagine_defers_posts_status_and_the_image_in_a_thread_then_replies_edit(world):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
 import sys
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import png_bytes
+from tests.e2e.bot_process import bot_env, stop_cleanly
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import (
     FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
@@ -71,9 +69,7 @@ async def world(tmp_path: Path, request):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
         port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "DATABASE_"))}
-        env.update(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
+        env = bot_env(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
                    GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(port),
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", IMAGINE_CONFIG=str(config),
                    SLACK_ALERT_CHANNEL="CMODS")
@@ -85,12 +81,7 @@ async def world(tmp_path: Path, request):
             await wait_healthy(world)
             yield world
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        # The bot's own log: a clean shutdown and no trace anywhere in the flow.
-        assert proc.returncode == 0, stderr.decode()
-        assert "Traceback" not in stderr.decode(), stderr.decode()
+            await stop_cleanly(proc)
 
 
 async def wait_healthy(world: World) -> None:

@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -294,6 +293,8 @@ class FakeDiscord(LoopbackServer):
     (types, choices, ranges, required) as Discord's client does, and raises AssertionError
     for what no real user could send."""
 
+    label = "Discord"
+
     heartbeat_interval = 41250  # ms, what Discord sends in HELLO
     callback_deadline: float | None = 3.0  # s to answer an interaction; None turns the check off
     ratelimit_limit = 50  # sent on every response; Remaining stays at limit-1 so nobody sleeps
@@ -414,19 +415,6 @@ class FakeDiscord(LoopbackServer):
                 if m.id == message_id:
                     return m
         raise KeyError(message_id)
-
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            result = predicate()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            if asyncio.get_running_loop().time() >= deadline:
-                raise AssertionError(f"condition not met after {timeout}s; Discord calls so far:\n"
-                                     + self.summary())
-            await asyncio.sleep(0.01)
 
     def summary(self) -> str:
         def short(v):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import io
 from collections.abc import Callable
 from functools import lru_cache
@@ -35,6 +36,26 @@ class LoopbackServer:
     def _banner(self) -> str:
         """What serve_forever() prints once started."""
         return self.url
+
+    # The service a wait_for() failure names, and the call log it shows (fakes that record calls).
+    label = "fake"
+
+    def summary(self) -> str:
+        return ""
+
+    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        """Poll until predicate() (sync or async) is true; else fail showing the calls so far."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise AssertionError(f"condition not met after {timeout}s; {self.label} calls so far:\n"
+                                     + self.summary())
+            await asyncio.sleep(0.01)
 
     async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self._app(), access_log=None, **self._runner_options)

@@ -19,10 +19,8 @@ Also here: helpers that build signed requests to a bolt app as Slack sends them.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import inspect
 import json
 import mimetypes
 import secrets
@@ -97,6 +95,8 @@ class SlackError(Exception):
 
 
 class FakeSlack(LoopbackServer):
+    label = "Slack"
+
     def __init__(self, *, bot_token: str = "xoxb-test", team_id: str = "T1",
                  bot_user_id: str = "UBOT", bot_id: str = "BBOT", app_id: str = "A1"):
         self.bot_token, self.team_id, self.app_id = bot_token, team_id, app_id
@@ -176,19 +176,6 @@ class FakeSlack(LoopbackServer):
     def posted(self, channel: str) -> list[Message]:
         """Live (not deleted) messages in a channel, ephemeral ones included."""
         return [m for m in self.messages.get(channel, []) if not m.deleted]
-
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            result = predicate()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            if asyncio.get_running_loop().time() >= deadline:
-                raise AssertionError(f"condition not met after {timeout}s; Slack calls so far:\n"
-                                     + self.summary())
-            await asyncio.sleep(0.01)
 
     def summary(self) -> str:
         def short(v):
