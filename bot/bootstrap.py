@@ -11,11 +11,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
 from bot.http import health_route, metrics_route, serve
 from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
-from bot.providers.base import ImageProvider
+from bot.providers.base import BatchProvider, ImageProvider
 from bot.providers.gemini import GeminiProvider
 from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider
 from bot.service import ImagineService
@@ -94,6 +95,7 @@ class Runtime:
     dispatcher: OutboxDispatcher
     provider: ImageProvider | None = None
     workers: list[Worker] = field(default_factory=list)
+    batch_runners: list[BatchRunner] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
 
     def wake(self) -> None:
@@ -111,11 +113,22 @@ class Runtime:
             deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics,
         )
         self.workers.append(worker)
+        batch_api = self._batch_api()
+        if batch_api is not None and only_job_id is None and not self.batch_runners:
+            self.batch_runners.append(BatchRunner(
+                self.store, batch_api, worker, window=self.settings.imagine_batch_window,
+                max_jobs=self.settings.imagine_batch_max, poll_interval=self.settings.imagine_batch_poll))
         return worker
 
+    def _batch_api(self) -> BatchProvider | None:
+        """The Gemini route's Batch API, when the relaxed lane is on."""
+        gemini = getattr(self.provider, "routes", {}).get("gemini")
+        return gemini.provider if gemini is not None and self.settings.batch_lane_available else None
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Run the workers and the outbox dispatcher until `stop` is set."""
-        await asyncio.gather(self.dispatcher.run(stop), *(w.run(stop) for w in self.workers))
+        """Run the workers, the Batch lane and the outbox dispatcher until `stop` is set."""
+        await asyncio.gather(self.dispatcher.run(stop), *(w.run(stop) for w in self.workers),
+                             *(b.run(stop) for b in self.batch_runners))
 
     async def close(self) -> None:
         if self.provider is not None:
@@ -174,6 +187,7 @@ async def build(
     runtime: Runtime
     service = ImagineService(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
+        batch_lane=settings.batch_lane_available,
         cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
         gateway_routes=(settings.openai_compat_route,) if settings.openai_compat_base_url else (),
         on_submit=lambda: runtime.wake(),

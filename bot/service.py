@@ -183,6 +183,7 @@ class ImagineService:
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
             duplicate=submitted.duplicate, downgraded_from=downgraded_from, alerts=alerts,
+            relaxed=spec.lane is Lane.BATCH,
         )
 
     def _spec(
@@ -191,7 +192,8 @@ class ImagineService:
     ) -> GenerationSpec:
         info, ratio, size = self._catalog.validate(model, aspect_ratio, size)
         if req.relax and not self._batch_lane:
-            raise InvalidRequest("The relaxed (--relax, Batch) lane is not enabled on this bot yet.")
+            raise InvalidRequest("The relaxed lane (--relax) needs Google's Batch API, which this bot is not "
+                                 "set up for (it needs a Gemini API key). Leave out --relax.")
         # The parent image (for edits) is read by the worker from its own row.
         if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")

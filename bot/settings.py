@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     imagine_job_deadline: float = Field(default=900.0, gt=0)
     # An identical request within this many seconds gets the stored image at $0; 0 turns it off.
     imagine_cache_ttl: float = Field(default=24 * 3600, ge=0)
+    # The relaxed lane: gather waiting jobs this long, at most this many per batch, poll this often.
+    imagine_batch_window: float = Field(default=60.0, gt=0)
+    imagine_batch_max: int = Field(default=100, ge=1, le=1000)
+    imagine_batch_poll: float = Field(default=60.0, gt=0)
 
     @field_validator(
         "gemini_api_key", "openai_compat_api_key", "slack_bot_token",
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
     @property
     def gemini_configured(self) -> bool:
         return self.gemini_api_key is not None or self.google_genai_use_vertexai
+
+    @property
+    def batch_lane_available(self) -> bool:
+        # Inlined batch requests are a Developer API feature; Vertex batches read from GCS or BigQuery.
+        return self.gemini_api_key is not None and not self.google_genai_use_vertexai
 
     @property
     def provider_configured(self) -> bool:

@@ -254,6 +254,8 @@ class Accepted:
     alerts: tuple[str, ...] = ()
     # Answered from the prompt cache: the result is already on its way, at $0.
     cached: bool = False
+    # On the Batch lane (--relax): half price, answered within hours.
+    relaxed: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderI
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
-from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Usage
+from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
 
 log = logging.getLogger(__name__)
 STORE_WRITE_ATTEMPTS = 6
@@ -51,8 +51,11 @@ class Worker:
         retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
         clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
         only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
+        batch_deadline_seconds: float = 3 * 86400.0,
     ) -> None:
         self._deadline = deadline_seconds
+        # Relaxed jobs are answered within hours; their retries get days, not minutes.
+        self._batch_deadline = batch_deadline_seconds
         self._metrics = metrics or Metrics()
         self._store = store
         self._provider = provider
@@ -119,30 +122,38 @@ class Worker:
 
     async def _process(self, job: Job, slot_id: str) -> None:
         started = time.monotonic()
-        result: GenerationResult | None = None
+        outcome: GenerationResult | ProviderError
         try:
-            inputs = await self._inputs(job)
-            try:
-                result = await self._provider.generate(job.spec, inputs)
-            except ProviderError as exc:
-                self._log_call(job, time.monotonic() - started, error=exc)
-                raise
-            checked = self._check_output(result)
+            inputs = await self.inputs(job)
         except ProviderError as exc:
-            # A call that returned (even an unreadable image) was billed, by the model and route that ran.
-            billed = None
-            if result is not None:
-                exc.route = exc.route or result.route
-                billed = self._cost_of(job, result)[1]
-            await self._failed(job, slot_id, exc, billed=billed, usage=result.usage if result else None)
+            await self._failed(job, slot_id, exc)
             return
-        except StoreUnavailable:
-            raise
+        try:
+            outcome = await self._provider.generate(job.spec, inputs)
+        except ProviderError as exc:
+            outcome = exc
         except Exception as exc:  # a bug: keep the trace, retry like any transient failure
             log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
             await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
             return
-        elapsed = time.monotonic() - started
+        await self.finish(job, slot_id, outcome, time.monotonic() - started)
+
+    async def finish(self, job: Job, slot_id: str, outcome: GenerationResult | ProviderError,
+                     elapsed: float) -> None:
+        """Record one provider call's outcome for a job `slot_id` holds: the
+        image (charged, stored, delivered) or the failure (retried or final)."""
+        if isinstance(outcome, ProviderError):
+            self._log_call(job, elapsed, error=outcome)
+            await self._failed(job, slot_id, outcome)
+            return
+        result = outcome
+        try:
+            checked = self._check_output(result)
+        except ProviderError as exc:
+            # The call returned (an unreadable image), so it was billed, by the model and route that ran.
+            exc.route = exc.route or result.route
+            await self._failed(job, slot_id, exc, billed=self._cost_of(job, result)[1], usage=result.usage)
+            return
         model, cost = self._cost_of(job, result)
         self._log_call(job, elapsed, usage=result.usage, cost=str(cost), route=result.route)
         outcome = {
@@ -192,7 +203,7 @@ class Worker:
                 return await write()
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _inputs(self, job: Job) -> list[InputImage]:
+    async def inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
         stored = await self._store.job_inputs(job.id)
         if job.spec.parent_image_id is not None:
@@ -217,7 +228,8 @@ class Worker:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
         final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
-        if retryable and now + delay > job.created_at + self._deadline:
+        deadline = self._batch_deadline if job.spec.lane is Lane.BATCH else self._deadline
+        if retryable and now + delay > job.created_at + deadline:
             # Past the job's deadline a retry would answer too late to matter.
             retryable, final_state = False, JobState.DEAD
         # What an operator needs to reproduce the failure, never the prompt itself.

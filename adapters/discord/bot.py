@@ -385,9 +385,9 @@ class DiscordAdapter:
         edit = job.kind == "edit" or job.spec.parent_image_id is not None
         if delivery.kind == "started":
             if not job.state.terminal:  # a late "started" must not overwrite the final status
-                await self._edit_status(where, render.status_message(
-                    job.spec.prompt, job.user, render.generating(job.spec.model_alias, job.spec.size, job.attempt),
-                    edit=edit))
+                status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
+                                           relaxed="batch" in delivery.payload)
+                await self._edit_status(where, render.status_message(job.spec.prompt, job.user, status, edit=edit))
             return
         if delivery.kind == "result":
             result = delivery.payload

@@ -36,8 +36,8 @@ def queued(accepted: Accepted) -> str:
     return f"⏳ {status.queued(accepted)}"
 
 
-def generating(model: str, size: str, attempt: int) -> str:
-    return f"🎨 {status.generating(model, size, attempt)}"
+def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:
+    return f"🎨 {status.generating(model, size, attempt, relaxed=relaxed)}"
 
 
 def done(result: dict[str, Any]) -> str:

@@ -276,7 +276,8 @@ class SlackAdapter:
         if delivery.kind == "started":
             if job.state.terminal:
                 return  # a late "started" must not overwrite the final status
-            status = render.generating(job.spec.model_alias, job.spec.size, job.attempt)
+            status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
+                                       relaxed="batch" in delivery.payload)
             await self.client.chat_update(channel=channel, ts=status_ts,
                                           **render.status_message(prompt, job.user, status, edit=edit))
         elif delivery.kind == "result":

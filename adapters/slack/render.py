@@ -38,8 +38,8 @@ def queued(accepted: Accepted) -> str:
     return f":hourglass_flowing_sand: {status.queued(accepted)}"
 
 
-def generating(model: str, size: str, attempt: int) -> str:
-    return f":art: {status.generating(model, size, attempt)}"
+def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:
+    return f":art: {status.generating(model, size, attempt, relaxed=relaxed)}"
 
 
 def done(result: dict[str, Any]) -> str:

@@ -106,6 +106,15 @@ class InvalidProviderImage(ProviderError):
     operator_fix = "The provider returned bytes that are not an image; retries usually cure it."
 
 
+class BatchNotDone(ProviderError):
+    """The Batch API gave up on a whole batch (expired after 48 h, failed or cancelled): nothing was billed."""
+
+    kind = "batch_not_done"
+    user_message = ("Google's Batch lane did not finish this image in time, so nothing was charged. "
+                    "Run it again, without --relax for a quick answer.")
+    operator_fix = "Batches expire after 48 h when Google's batch capacity is short; check the batch in AI Studio."
+
+
 class BudgetUsedUp(ProviderError):
     """Not raised: the class a job gets when billed attempts used up its budget before a retry."""
 
@@ -125,7 +134,7 @@ class WorkerLost(ProviderError):
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InvalidProviderImage, BudgetUsedUp, WorkerLost)
+                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, BudgetUsedUp, WorkerLost)
 }
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from bot.providers.base import BatchItem, BatchStatus
 from bot.providers.errors import (
     AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
     ProviderError, QuotaError,
@@ -23,6 +24,7 @@ API_VERSION = "v1beta"
 _OVERLOADED_CODES = {500, 502, 503, 504}
 # The async client runs on aiohttp when it is installed (it is a dependency).
 _NETWORK_ERRORS = (TimeoutError, ConnectionError, aiohttp.ClientError)
+T = TypeVar("T")
 
 
 class GeminiProvider:
@@ -46,48 +48,106 @@ class GeminiProvider:
         return cls(client, timeout_seconds=timeout_seconds)
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
-        parts = [types.Part.from_bytes(data=img.data, mime_type=img.mime) for img in inputs]
-        parts.append(types.Part.from_text(text=spec.prompt))
-        config = types.GenerateContentConfig(
-            # TEXT too: when the model declines it says why in text.
-            response_modalities=["TEXT", "IMAGE"],
-            # No tools are declared; this also keeps the SDK from logging "AFC is enabled" per call.
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-            image_config=types.ImageConfig(
-                aspect_ratio=spec.aspect_ratio,
-                image_size=spec.size if spec.send_image_size else None,
-            ),
-        )
+        contents, config = _request(spec, inputs)
+        # The SDK's own timeout covers one HTTP exchange; this one covers
+        # the whole call, so a hung connection cannot hold a worker forever.
+        response = await self._call(
+            self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
+            "network error or timeout talking to Gemini")
+        return parse_response(response, spec.model_id)
+
+    async def _call(self, call: Awaitable[T], network_failure: str) -> T:
+        """One API call, its errors mapped onto the provider taxonomy."""
         try:
-            # The SDK's own timeout covers one HTTP exchange; this one covers
-            # the whole call, so a hung connection cannot hold a worker forever.
-            response = await asyncio.wait_for(
-                self._client.aio.models.generate_content(
-                    model=spec.model_id,
-                    contents=[types.Content(role="user", parts=parts)],
-                    config=config,
-                ),
-                timeout=self._timeout + 5,
-            )
+            return await asyncio.wait_for(call, timeout=self._timeout + 5)
         except genai_errors.APIError as exc:
             raise map_api_error(exc) from exc
         except _NETWORK_ERRORS as exc:
-            raise OverloadedError(f"network error or timeout talking to Gemini: {_describe(exc)}") from exc
-        return parse_response(response, spec)
+            raise OverloadedError(f"{network_failure}: {_describe(exc)}") from exc
+
+    # -- Batch API (the relaxed lane) ----------------------------------------
+
+    async def submit_batch(self, model_id: str, items: Sequence[BatchItem], display_name: str) -> str:
+        requests = []
+        for item in items:
+            contents, config = _request(item.spec, item.inputs)
+            requests.append(types.InlinedRequest(contents=contents, config=config))
+        batch = await self._call(self._client.aio.batches.create(
+            model=model_id, src=requests, config=types.CreateBatchJobConfig(display_name=display_name)),
+            "network error or timeout creating a Gemini batch")
+        if not batch.name:
+            raise OverloadedError("Gemini accepted the batch but did not name it")
+        return batch.name
+
+    async def find_batch(self, display_name: str) -> str | None:
+        async def find() -> str | None:
+            async for batch in await self._client.aio.batches.list():
+                if batch.display_name == display_name:
+                    return batch.name
+            return None
+        return await self._call(find(), "network error or timeout listing Gemini batches")
+
+    async def batch_status(self, name: str, model_id: str, requests: int) -> BatchStatus:
+        batch = await self._call(self._client.aio.batches.get(name=name),
+                                 "network error or timeout polling a Gemini batch")
+        state = _BATCH_STATES.get(_enum_name(batch.state), "pending")
+        if state != "succeeded":
+            return BatchStatus(state)
+        responses = (batch.dest.inlined_responses if batch.dest else None) or []
+        if len(responses) != requests:
+            raise OverloadedError(f"batch {name} answered {len(responses)} of {requests} requests")
+        return BatchStatus(state, tuple(_batch_answer(r, model_id) for r in responses))
 
     async def list_models(self) -> list[str]:
-        try:
+        async def names() -> list[str]:
             return [m.name async for m in await self._client.aio.models.list()]
-        except genai_errors.APIError as exc:
-            raise map_api_error(exc) from exc
-        except _NETWORK_ERRORS as exc:
-            raise OverloadedError(f"cannot reach Gemini: {_describe(exc)}") from exc
+        return await self._call(names(), "cannot reach Gemini")
 
     async def close(self) -> None:
         await self._client.aio.aclose()
 
 
-def parse_response(response: types.GenerateContentResponse, spec: GenerationSpec) -> GenerationResult:
+def _request(spec: GenerationSpec, inputs: Sequence[InputImage]
+             ) -> tuple[list[types.Content], types.GenerateContentConfig]:
+    parts = [types.Part.from_bytes(data=img.data, mime_type=img.mime) for img in inputs]
+    parts.append(types.Part.from_text(text=spec.prompt))
+    config = types.GenerateContentConfig(
+        # TEXT too: when the model declines it says why in text.
+        response_modalities=["TEXT", "IMAGE"],
+        # No tools are declared; this also keeps the SDK from logging "AFC is enabled" per call.
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        image_config=types.ImageConfig(
+            aspect_ratio=spec.aspect_ratio,
+            image_size=spec.size if spec.send_image_size else None,
+        ),
+    )
+    return [types.Content(role="user", parts=parts)], config
+
+
+_BATCH_STATES = {"JOB_STATE_PENDING": "pending", "JOB_STATE_QUEUED": "pending", "JOB_STATE_RUNNING": "running",
+                 "JOB_STATE_SUCCEEDED": "succeeded", "JOB_STATE_FAILED": "failed",
+                 "JOB_STATE_CANCELLED": "cancelled", "JOB_STATE_EXPIRED": "expired"}
+
+
+_GRPC_TO_HTTP = {3: 400, 16: 401, 7: 403, 5: 404, 8: 429, 13: 500, 14: 503, 4: 504, 2: 500}
+
+
+def _batch_answer(answer: types.InlinedResponse, model_id: str) -> GenerationResult | ProviderError:
+    """One request's outcome inside a finished batch: its image, or why it has none."""
+    if answer.error is not None:
+        # A google.rpc.Status: its code is gRPC's (8 = RESOURCE_EXHAUSTED), not HTTP's.
+        code = _GRPC_TO_HTTP.get(answer.error.code or 2, 500)
+        body = {"error": {"code": code, "message": answer.error.message or ""}}
+        return map_api_error(genai_errors.APIError(code, body))
+    if answer.response is None:
+        return OverloadedError("the batch has no answer for this request")
+    try:
+        return parse_response(answer.response, model_id)
+    except ProviderError as exc:
+        return exc
+
+
+def parse_response(response: types.GenerateContentResponse, model_id: str) -> GenerationResult:
     usage = usage_from(response.usage_metadata)
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
@@ -110,7 +170,7 @@ def parse_response(response: types.GenerateContentResponse, spec: GenerationSpec
     final = images[-1]
     return GenerationResult(
         image=InputImage(data=final.data, mime=final.mime_type or "image/png"),
-        model_version=response.model_version or spec.model_id,
+        model_version=response.model_version or model_id,
         usage=usage,
         text=text,
         response_id=response.response_id,

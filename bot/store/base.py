@@ -63,6 +63,35 @@ class Charge:
     status: str                # succeeded | blocked | failed
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Relaxed jobs sent together to the provider's Batch API.
+
+    Its jobs are `running` with worker_id `batch_worker(id)` and no lease
+    expiry: they are finished through complete()/fail() like any job, by
+    whichever process polls the batch.
+    """
+
+    id: int
+    model_id: str
+    state: str                 # creating | submitted | closed
+    remote_name: str | None
+    created_at: float
+    job_ids: tuple[int, ...]   # in request order (set by batch_sending): the provider answers in it
+    jobs: tuple[Job, ...]      # those still waiting on the batch
+
+    def waiting(self) -> dict[int, Job]:
+        return {job.id: job for job in self.jobs}
+
+    @property
+    def worker_id(self) -> str:
+        return batch_worker(self.id)
+
+
+def batch_worker(batch_id: int) -> str:
+    return f"batch:{batch_id}"
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -90,6 +119,25 @@ class Store(Protocol):
         Expired leases are reclaimed first: back to the queue, or `dead` when
         the job has used all its attempts (with a failure delivery).
         """
+
+    async def open_batch(self, limit: int) -> Batch | None:
+        """Take up to `limit` queued relaxed jobs for one model (the one waiting
+        longest) into a new batch in state `creating`, or None if none wait."""
+
+    async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
+        """Record the order the batch's requests are about to be sent in (the
+        provider answers in that order), before sending them."""
+
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> None:
+        """The provider accepted the batch: record its name and tell each job's
+        requester (a "started" delivery per job)."""
+
+    async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
+        """Submitted batches due for a poll, plus `creating` ones older than
+        `stale_after` (their creator died). Each is pushed `poll_interval`
+        into the future, so concurrent pollers share the work."""
+
+    async def close_batch(self, batch_id: int, remote_state: str) -> None: ...
 
     async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool: ...
 

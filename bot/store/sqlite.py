@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot.store.base import (
-    Admission, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, final_delivery_key,
+    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, batch_worker, final_delivery_key,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -159,16 +159,18 @@ class SQLiteStore:
                     return denied
             served = c.execute("SELECT value FROM queue_meta WHERE key = 'served_round'").fetchone()[0]
             last = c.execute(
-                "SELECT MAX(round) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)
+                "SELECT MAX(round) FROM jobs WHERE team = ? AND state = 'queued' AND lane = ?",
+                (job.team, job.spec.lane.value),
             ).fetchone()[0]
             round_ = served if last is None else max(served, last + 1)
             job_id = c.execute(
                 """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery,
-                       idempotency_key, cache_key, state, round, max_attempts, available_at, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
+                       idempotency_key, cache_key, lane, state, round, max_attempts, available_at,
+                       created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
                 (job.team, job.channel, job.user, job.platform, job.kind,
                  json.dumps(job.spec.to_json()), json.dumps(job.delivery), job.idempotency_key,
-                 job.cache_key, round_, job.max_attempts,
+                 job.cache_key, job.spec.lane.value, round_, job.max_attempts,
                  now + ANNOUNCE_WINDOW if job.announced else now, now, now),
             ).lastrowid
             for image in inputs:
@@ -313,8 +315,9 @@ class SQLiteStore:
             row = c.execute(
                 """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
                        lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
-                   WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND available_at <= :now
-                               AND (:only IS NULL OR id = :only) ORDER BY round, id LIMIT 1)
+                   WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
+                               AND available_at <= :now AND (:only IS NULL OR id = :only)
+                               ORDER BY round, id LIMIT 1)
                    RETURNING *""",
                 {"worker": worker_id, "until": now + lease_seconds, "now": now, "only": only_job_id},
             ).fetchone()
@@ -352,6 +355,80 @@ class SQLiteStore:
                WHERE state = 'running' AND lease_until < ?""",
             (now, now, now),
         )
+
+    # -- Batch lane -------------------------------------------------------
+
+    async def open_batch(self, limit: int) -> Batch | None:
+        def open_() -> Batch | None:
+            now = self._clock()
+            with self._write() as c:
+                first = c.execute(
+                    """SELECT json_extract(request, '$.model_id') FROM jobs
+                       WHERE state = 'queued' AND lane = 'batch' AND available_at <= ? ORDER BY id LIMIT 1""",
+                    (now,)).fetchone()
+                if first is None:
+                    return None
+                model_id = first[0]
+                batch_id = c.execute(
+                    """INSERT INTO batches (model_id, state, job_ids, created_at, updated_at, next_poll_at)
+                       VALUES (?, 'creating', '[]', ?, ?, ?)""", (model_id, now, now, now)).lastrowid
+                # No lease expiry: a batch's jobs wait on the batch, however long Google takes.
+                rows = c.execute(
+                    """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, batch_id = ?,
+                           lease_until = NULL, started_at = COALESCE(started_at, ?), updated_at = ?
+                       WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'batch'
+                                    AND available_at <= ? AND json_extract(request, '$.model_id') = ?
+                                    ORDER BY id LIMIT ?)
+                       RETURNING *""",
+                    (batch_worker(batch_id), batch_id, now, now, now, model_id, limit)).fetchall()
+                jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
+                return Batch(batch_id, model_id, "creating", None, now, (), jobs)
+        return await self._run(open_)
+
+    async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
+        def sending() -> None:
+            with self._write() as c:
+                c.execute("UPDATE batches SET job_ids = ?, updated_at = ? WHERE id = ?",
+                          (json.dumps(job_ids), self._clock(), batch_id))
+        await self._run(sending)
+
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> None:
+        def submitted() -> None:
+            now = self._clock()
+            with self._write() as c:
+                c.execute("""UPDATE batches SET state = 'submitted', remote_name = ?, updated_at = ?,
+                                 next_poll_at = ? WHERE id = ?""", (remote_name, now, poll_at, batch_id))
+                for row in self._batch_jobs(c, batch_id):
+                    self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
+                        key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
+                        payload={"attempt": row["attempt"], "batch": remote_name}), now)
+        await self._run(submitted)
+
+    async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
+        def due() -> list[Batch]:
+            now = self._clock()
+            with self._write() as c:
+                rows = c.execute(
+                    """UPDATE batches SET next_poll_at = ? + ?
+                       WHERE (state = 'submitted' AND next_poll_at <= ?) OR (state = 'creating' AND created_at <= ?)
+                       RETURNING *""", (now, poll_interval, now, now - stale_after)).fetchall()
+                return [Batch(r["id"], r["model_id"], r["state"], r["remote_name"], r["created_at"],
+                              tuple(json.loads(r["job_ids"])), tuple(_job(j) for j in self._batch_jobs(c, r["id"])))
+                        for r in sorted(rows, key=lambda r: r["id"])]
+        return await self._run(due)
+
+    @staticmethod
+    def _batch_jobs(c: sqlite3.Connection, batch_id: int) -> list[sqlite3.Row]:
+        """The batch's jobs still waiting on it (not yet finished, not retried elsewhere)."""
+        return c.execute("SELECT * FROM jobs WHERE batch_id = ? AND state = 'running' AND worker_id = ? ORDER BY id",
+                         (batch_id, batch_worker(batch_id))).fetchall()
+
+    async def close_batch(self, batch_id: int, remote_state: str) -> None:
+        def close() -> None:
+            with self._write() as c:
+                c.execute("UPDATE batches SET state = 'closed', remote_state = ?, updated_at = ? WHERE id = ?",
+                          (remote_state, self._clock(), batch_id))
+        await self._run(close)
 
     async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool:
         def extend() -> bool:
@@ -470,7 +547,7 @@ class SQLiteStore:
     @staticmethod
     def _position(c: sqlite3.Connection, job_id: int) -> int | None:
         row = c.execute(
-            """SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued'
+            """SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = j.lane
                            AND (o.round < j.round OR (o.round = j.round AND o.id < j.id)))
                FROM jobs j WHERE j.id = ? AND j.state = 'queued'""",
             (job_id,),

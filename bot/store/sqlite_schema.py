@@ -194,3 +194,29 @@ def _prompt_cache(db: Database) -> None:
     # Same model, size, ratio, prompt and input images: the stored image is reused at $0.
     db.execute("ALTER TABLE jobs ADD COLUMN cache_key TEXT")
     db.execute("CREATE INDEX jobs_cache ON jobs (cache_key, state, finished_at)")
+
+
+@migrations(name="0006_batch_lane")
+def _batch_lane(db: Database) -> None:
+    # Relaxed jobs wait for the Batch lane; the interactive workers never lease them.
+    db.execute("ALTER TABLE jobs ADD COLUMN lane TEXT NOT NULL DEFAULT 'standard'")
+    db.execute("ALTER TABLE jobs ADD COLUMN batch_id INTEGER")
+    db.execute("CREATE INDEX jobs_lane_queue ON jobs (lane, state, round, id)")
+    db.execute("CREATE INDEX jobs_batch ON jobs (batch_id)")
+    # One row per batch sent (or being sent) to the provider's Batch API.
+    db.execute(
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            state TEXT NOT NULL,              -- creating | submitted | closed
+            remote_name TEXT,                 -- the provider's name, e.g. batches/123
+            remote_state TEXT,
+            job_ids TEXT NOT NULL,            -- JSON list in request order (answers come back in it)
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            next_poll_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX batches_due ON batches (state, next_poll_at)")

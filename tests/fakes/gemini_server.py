@@ -5,6 +5,11 @@ SDK can be pointed at it through ``HttpOptions(base_url=fake.url)``. Replies are
 scripted per call (``fake.script(ok(), error(429, retry_delay="7s"), ...)``);
 every generateContent request is recorded in ``fake.requests``.
 
+Batch API (inlined requests only): a batch created through ``:batchGenerateContent`` is
+kept in ``fake.batches`` and stays PENDING until the test moves it on with
+``fake.finish_batch(name, ok(), error(429), ...)`` or ``fake.set_batch_state(name, state)``,
+or ``fake.auto_finish_batches = True`` succeeds it on its first poll.
+
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
 from __future__ import annotations
@@ -14,8 +19,10 @@ import asyncio
 import base64
 import json
 import secrets
+import string
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 
 from aiohttp import web
@@ -52,6 +59,14 @@ MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
+# A google.rpc.Status inside a message (a batch's per-request error) carries the gRPC code,
+# not the HTTP one and no status name, unlike the HTTP error envelope.
+GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14, 504: 4}
+BATCH_STATES = ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED",
+                "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED")
+FINISHED = frozenset(BATCH_STATES[2:])
+# The real service names its internal API version in @type, whatever version was called.
+BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
 BAD_KEY = "API key not valid. Please pass a valid API key."
 IMAGE_INPUT_TOKENS = 560
 _dumps = partial(json.dumps, indent=2)  # Google pretty-prints its JSON
@@ -110,6 +125,26 @@ class RecordedRequest:
     image_size: str | None = None
 
 
+@dataclass
+class FakeBatch:
+    """One batch job, ``batches/<id>``; ``requests`` are in the order they were sent."""
+    id: str
+    model: str
+    display_name: str | None
+    body: dict  # the create call's JSON (request metadata included)
+    requests: list[RecordedRequest]
+    create_time: str
+    update_time: str
+    state: str = "BATCH_STATE_PENDING"
+    end_time: str | None = None
+    replies: list[Reply] = field(default_factory=list)  # one per request, set by finish_batch()
+    responses: list[dict] = field(default_factory=list)  # the inlinedResponses they made
+
+    @property
+    def name(self) -> str:
+        return f"batches/{self.id}"
+
+
 def error_body(code: int, status: str | None = None, message: str | None = None,
                details: list | None = None) -> dict:
     err = {"code": code, "message": message or MESSAGES.get(code, "Unknown error."),
@@ -137,6 +172,10 @@ def _png_b64(w: int, h: int, colour: tuple[int, int, int] = (70, 130, 180)) -> s
     return png_b64(w, h, colour)
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
@@ -160,15 +199,56 @@ class FakeGemini(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.url = ""
         self._replies: deque[Reply] = deque()
+        self.batches: dict[str, FakeBatch] = {}  # id -> batch
+        self.batch_creates = 0  # batchGenerateContent calls, rejected ones included
+        self.batch_gets = 0  # polls (GET batches/<id>)
+        self.auto_finish_batches = False  # succeed a batch with ok() replies on its first poll
+        self._batch_create_replies: deque[Reply] = deque()
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
+
+    def script_batch_create(self, *replies: Reply) -> None:
+        """Answers for the next valid batch creates: error() fails the call, hang() stalls it,
+        anything else lets it create the batch (as does an empty script)."""
+        self._batch_create_replies.extend(replies)
+
+    def batch(self, name: str) -> FakeBatch:
+        """The batch named "batches/<id>" or "<id>"."""
+        return self.batches[name.removeprefix("batches/")]
+
+    def finish_batch(self, name: str, *replies: Reply) -> FakeBatch:
+        """Succeed the batch: request i is answered by replies[i], ok() past the given ones.
+        error() replies become per-request errors; the others are generateContent answers."""
+        batch = self.batch(name)
+        if len(replies) > len(batch.requests):
+            raise ValueError(f"{len(replies)} replies for {len(batch.requests)} requests")
+        batch.replies = [*replies, *[ok()] * (len(batch.requests) - len(replies))]
+        batch.responses = [self._inlined(reply, rec) for reply, rec in zip(batch.replies, batch.requests)]
+        self._move(batch, "BATCH_STATE_SUCCEEDED")
+        return batch
+
+    def set_batch_state(self, name: str, state: str) -> FakeBatch:
+        """Move the batch to any state but SUCCEEDED (which needs answers: finish_batch())."""
+        if state not in BATCH_STATES or state == "BATCH_STATE_SUCCEEDED":
+            raise ValueError(f"{state!r}: use one of {BATCH_STATES}, finish_batch() to succeed")
+        batch = self.batch(name)
+        self._move(batch, state)
+        return batch
+
+    @staticmethod
+    def _move(batch: FakeBatch, state: str) -> None:
+        batch.state, batch.update_time = state, _now()
+        batch.end_time = batch.update_time if state in FINISHED else None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[json_not_found(  # Google's JSON, not aiohttp's text
             lambda request: self._json(error_body(404, message="Method not found."), 404))])
         app.router.add_get("/{version}/models", self._list_models)
-        app.router.add_post("/{version}/models/{call}", self._generate)
+        app.router.add_post("/{version}/models/{call}", self._model_call)
+        app.router.add_get("/{version}/batches", self._list_batches)
+        app.router.add_get("/{version}/batches/{id}", self._get_batch)
+        app.router.add_post("/{version}/batches/{call}", self._batch_call)
         return app
 
     @staticmethod
@@ -188,29 +268,43 @@ class FakeGemini(LoopbackServer):
     def _model_json(self, model: str) -> dict:
         return {"name": f"models/{model}", "version": "001", "displayName": MODELS[model],
                 "description": f"{MODELS[model]} ({model})", "inputTokenLimit": 65536,
-                "outputTokenLimit": 32768, "supportedGenerationMethods": ["generateContent"]}
+                "outputTokenLimit": 32768,
+                "supportedGenerationMethods": ["generateContent", "batchGenerateContent"]}
 
     async def _list_models(self, request: web.Request) -> web.Response:
         return self._key_error(request) or self._json({"models": [self._model_json(m) for m in MODELS]})
 
-    async def _generate(self, request: web.Request) -> web.Response:
+    async def _model_call(self, request: web.Request) -> web.Response:
         model, _, method = request.match_info["call"].partition(":")
-        if method != "generateContent":
-            raise web.HTTPNotFound()
+        if method == "generateContent":
+            return await self._generate(request, model)
+        if method == "batchGenerateContent":
+            return await self._create_batch(request, model)
+        raise web.HTTPNotFound()
+
+    @staticmethod
+    def _record(request: web.Request, model: str, body: dict) -> RecordedRequest:
+        """A GenerateContentRequest's JSON as a RecordedRequest; raises on a bad shape or base64."""
+        contents = body.get("contents") or []
+        users = [c for c in contents if c.get("role", "user") == "user"]
+        parts = [p for c in contents for p in c.get("parts", [])]
+        image_config = (body.get("generationConfig") or {}).get("imageConfig") or {}
+        return RecordedRequest(
+            model=model, path=request.path, body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            prompt="".join(p.get("text", "") for p in (users[-1].get("parts", []) if users else [])),
+            input_images=[_b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p],
+            aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"))
+
+    @classmethod
+    def _bad_json(cls) -> web.Response:
+        return cls._json(error_body(400, message="Invalid JSON payload received."), 400)
+
+    async def _generate(self, request: web.Request, model: str) -> web.Response:
         try:
-            body = await request.json()
-            contents = body.get("contents") or []
-            users = [c for c in contents if c.get("role", "user") == "user"]
-            parts = [p for c in contents for p in c.get("parts", [])]
-            image_config = (body.get("generationConfig") or {}).get("imageConfig") or {}
-            rec = RecordedRequest(
-                model=model, path=request.path, body=body,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                prompt="".join(p.get("text", "") for p in (users[-1].get("parts", []) if users else [])),
-                input_images=[_b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p],
-                aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"))
+            rec = self._record(request, model, await request.json())
         except (ValueError, AttributeError, KeyError, TypeError):  # bad JSON, shape or base64
-            return self._json(error_body(400, message="Invalid JSON payload received."), 400)
+            return self._bad_json()
         self.requests.append(rec)
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -223,6 +317,113 @@ class FakeGemini(LoopbackServer):
         if reply.kind == "error":
             return self._error(reply, model)
         return self._json(self._answer(reply, rec))
+
+    async def _create_batch(self, request: web.Request, model: str) -> web.Response:
+        self.batch_creates += 1
+        try:
+            body = await request.json()
+            spec = body.get("batch") or {}
+            items = ((spec.get("inputConfig") or {}).get("requests") or {}).get("requests") or []
+            recs = [self._record(request, model, item["request"]) for item in items]
+        except (ValueError, AttributeError, KeyError, TypeError):
+            return self._bad_json()
+        if (resp := self._key_error(request)) is not None:
+            return resp
+        if model not in MODELS:
+            return self._json(error_body(404, message=(
+                f"models/{model} is not found for API version {request.match_info['version']}, or is"
+                " not supported for batchGenerateContent. Call ListModels to see the list of"
+                " available models and their supported methods.")), 404)
+        if not recs:
+            return self._json(error_body(400), 400)
+        for rec in recs:  # one invalid request fails the whole batch, with generateContent's message
+            if (resp := self._invalid(rec)) is not None:
+                return resp
+        reply = self._batch_create_replies.popleft() if self._batch_create_replies else ok()
+        if reply.kind == "hang":
+            await asyncio.sleep(3600)
+        if reply.kind == "error":
+            return self._error(reply, model)
+        now = _now()
+        job = FakeBatch(id="".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(36)),
+                        model=model, display_name=spec.get("displayName"), body=body, requests=recs,
+                        create_time=now, update_time=now)
+        self.batches[job.id] = job
+        return self._json(self._operation(job))
+
+    def _find_batch(self, request: web.Request, batch_id: str) -> FakeBatch | web.Response:
+        """The batch, or the error response (bad key, unknown id) to send instead."""
+        if (resp := self._key_error(request)) is not None:
+            return resp
+        if batch_id not in self.batches:
+            return self._json(error_body(404), 404)
+        return self.batches[batch_id]
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        self.batch_gets += 1
+        batch = self._find_batch(request, request.match_info["id"])
+        if isinstance(batch, web.Response):
+            return batch
+        if self.auto_finish_batches and batch.state not in FINISHED:
+            self.finish_batch(batch.id)
+        return self._json(self._operation(batch))
+
+    async def _batch_call(self, request: web.Request) -> web.Response:
+        batch_id, _, method = request.match_info["call"].partition(":")
+        if method != "cancel":
+            raise web.HTTPNotFound()
+        batch = self._find_batch(request, batch_id)
+        if isinstance(batch, web.Response):
+            return batch
+        if batch.state not in FINISHED:
+            self._move(batch, "BATCH_STATE_CANCELLED")
+        return self._json({})  # google.protobuf.Empty
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        if (resp := self._key_error(request)) is not None:
+            return resp
+        try:  # the page token is the offset of the page's first batch
+            size = int(request.query.get("pageSize") or 0) or 50
+            start = int(request.query.get("pageToken") or 0)
+        except ValueError:
+            return self._json(error_body(400), 400)
+        jobs = list(self.batches.values())
+        body = {"operations": [self._operation(b) for b in jobs[start:start + size]]}
+        if start + size < len(jobs):
+            body["nextPageToken"] = str(start + size)
+        return self._json(body)
+
+    def _operation(self, batch: FakeBatch) -> dict:
+        """The long-running Operation a batch is reported as (create, get and list)."""
+        n, failed = len(batch.requests), sum("error" in r for r in batch.responses)
+        stats = {"requestCount": str(n)}  # int64 is a JSON string; zero counts are left out
+        if batch.state == "BATCH_STATE_SUCCEEDED":
+            stats |= {k: str(v) for k, v in (("successfulRequestCount", n - failed),
+                                             ("failedRequestCount", failed)) if v}
+        elif batch.state not in FINISHED:
+            stats["pendingRequestCount"] = str(n)
+        metadata = {"@type": BATCH_TYPE + "GenerateContentBatch", "model": f"models/{batch.model}",
+                    **({"displayName": batch.display_name} if batch.display_name is not None else {}),
+                    "createTime": batch.create_time, "updateTime": batch.update_time,
+                    **({"endTime": batch.end_time} if batch.end_time else {}),
+                    "batchStats": stats, "state": batch.state, "name": batch.name}
+        operation = {"name": batch.name, "metadata": metadata}
+        if batch.state in FINISHED:
+            operation["done"] = True
+        if batch.state == "BATCH_STATE_SUCCEEDED":
+            inlined = {"inlinedResponses": {"inlinedResponses": batch.responses}}
+            metadata["output"] = inlined
+            operation["response"] = {"@type": BATCH_TYPE + "GenerateContentBatchOutput", **inlined}
+        return operation
+
+    def _inlined(self, reply: Reply, rec: RecordedRequest) -> dict:
+        """One request's entry in a batch's inlinedResponses (the service echoes no metadata)."""
+        if reply.kind == "hang":
+            raise ValueError("hang() has no meaning inside a batch")
+        if reply.kind == "error":
+            return {"error": {"code": GRPC_CODES.get(reply.code, 2),  # 2: UNKNOWN
+                              "message": reply.message or MESSAGES.get(reply.code, "Unknown error.")}}
+        return {"response": self._answer(reply, rec)}
 
     def _invalid(self, rec: RecordedRequest) -> web.Response | None:
         """Reject what the real API rejects, with its messages (they carry no details)."""
@@ -301,6 +502,7 @@ class FakeGemini(LoopbackServer):
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeGemini(latency=args.latency, image_scale=args.image_scale)
     fake.api_key = args.api_key
+    fake.auto_finish_batches = args.auto_finish_batches
     await fake.serve_forever(args.port)
 
 
@@ -310,6 +512,8 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--image-scale", type=float, default=1.0)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--auto-finish-batches", action="store_true",
+                        help="succeed every batch on its first poll")
     try:
         asyncio.run(_serve(parser.parse_args()))
     except KeyboardInterrupt:

@@ -1,0 +1,183 @@
+"""The relaxed lane end to end: service -> queue -> BatchRunner -> real google-genai
+Batch API calls -> loopback fake Gemini -> worker outcome path -> store and ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bot import pricing
+from bot.batch import BatchRunner, display_name
+from bot.catalog import load_catalog
+from bot.money import to_micros
+from bot.providers.base import BatchItem
+from bot.providers.gemini import GeminiProvider
+from bot.service import ImagineService
+from bot.store.sqlite import SQLiteStore
+from bot.types import Accepted, ImagineRequest, JobState, Lane, Usage
+from bot.worker import Worker
+from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, ok
+
+STALE = 900.0
+
+
+@pytest.fixture
+async def fake():
+    async with FakeGemini(image_scale=0.125) as server:
+        yield server
+
+
+class Lane_:
+    """A store, the service with the Batch lane on, and a BatchRunner, all on one FakeClock."""
+
+    def __init__(self, store, fake, clock):
+        self.store, self.fake, self.clock = store, fake, clock
+        self.catalog = load_catalog()
+        self.provider = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
+        self.worker = Worker(store, self.provider, self.catalog, retry_base=1, retry_cap=1, clock=clock)
+        self.runner = BatchRunner(store, self.provider, self.worker, poll_interval=60, stale_after=STALE,
+                                  clock=clock)
+        self.service = ImagineService(store, self.catalog, batch_lane=True, clock=clock)
+
+    async def relax(self, prompt: str, **kw) -> Accepted:
+        outcome = await self.service.submit(ImagineRequest(
+            team="T1", channel="C1", user="U1", platform="test", prompt=prompt, relax=True, **kw))
+        assert isinstance(outcome, Accepted), outcome
+        return outcome
+
+    async def state(self, job_id: int) -> JobState:
+        return (await self.store.get_job(job_id)).state
+
+    async def entries(self, job_id: int) -> list[tuple[str, int, str]]:
+        return [(r["entry"], r["cost_micros"], r["status"]) for r in await self.store.ledger() if r["job_id"] == job_id]
+
+    async def poll_later(self, seconds: float = 61) -> int:
+        self.clock.advance(seconds)
+        return await self.runner.poll()
+
+
+@pytest.fixture
+async def lane(tmp_path, fake, clock):
+    store = SQLiteStore(str(tmp_path / "batch.db"), clock=clock)
+    await store.open()
+    harness = Lane_(store, fake, clock)
+    yield harness
+    await harness.provider.close()
+    await store.close()
+
+
+async def test_relaxed_jobs_are_held_at_the_batch_price_and_skipped_by_interactive_workers(lane):
+    accepted = await lane.relax("a lighthouse at dusk", size="2K")
+    assert accepted.relaxed
+    standard = pricing.image_price(lane.catalog.resolve("pro"), "2K", Lane.STANDARD)
+    assert accepted.estimate_usd < standard  # half the image price, plus the prompt's tokens
+    assert await lane.store.lease("interactive", 30) is None
+    assert await lane.state(accepted.job_id) is JobState.QUEUED
+
+
+async def test_a_batch_is_sent_polled_and_each_request_settled_on_its_own(lane, fake):
+    jobs = [await lane.relax(p) for p in ("a fox", "a cat", "a dog")]
+    assert await lane.runner.send() == 1
+    [batch] = fake.batches.values()
+    assert [r.prompt for r in batch.requests] == ["a fox", "a cat", "a dog"]
+    assert batch.display_name.startswith("imagine-bot-")
+    assert [await lane.state(j.job_id) for j in jobs] == [JobState.RUNNING] * 3
+    assert await lane.runner.send() == 0  # nothing is sent twice
+
+    assert await lane.poll_later() == 0  # still pending at Google
+    fake.finish_batch(batch.name, ok(), error(429), blocked_prompt())
+    assert await lane.poll_later() == 3
+
+    fox, cat, dog = [await lane.store.get_job(j.job_id) for j in jobs]
+    assert fox.state is JobState.SUCCEEDED and fox.result["route"] == "gemini-batch"
+    # Settled from the reported usage at the batch rate: half of what the same call costs interactively.
+    usage = Usage(**fox.result["usage"])
+    pro = lane.catalog.resolve("pro")
+    cost = pricing.settle(pro, "1K", Lane.BATCH, usage)
+    assert cost == pricing.settle(pro, "1K", Lane.STANDARD, usage) / 2 and cost > 0
+    assert Decimal(fox.result["cost_usd"]) == cost
+    settled = [e for e in await lane.entries(fox.id) if e[0] == "settlement"]
+    assert settled == [("settlement", to_micros(cost), "succeeded")]
+    # A per-request 429 goes back to the relaxed queue for the next batch, uncharged.
+    assert cat.state is JobState.QUEUED and cat.error_class == "quota" and cat.spec.lane is Lane.BATCH
+    assert not [e for e in await lane.entries(cat.id) if e[0] == "settlement"]
+    assert dog.state is JobState.BLOCKED
+    # The next batch carries only the retried job.
+    lane.clock.advance(5)
+    assert await lane.runner.send() == 1
+    assert [r.prompt for r in list(fake.batches.values())[1].requests] == ["a cat"]
+
+
+async def test_an_expired_batch_releases_every_hold_and_tells_each_requester(lane, fake):
+    jobs = [await lane.relax(p) for p in ("a fox", "a cat")]
+    await lane.runner.send()
+    [batch] = fake.batches.values()
+    fake.set_batch_state(batch.name, "BATCH_STATE_EXPIRED")
+    assert await lane.poll_later() == 2
+    for accepted in jobs:
+        job = await lane.store.get_job(accepted.job_id)
+        assert job.state is JobState.FAILED and job.error_class == "batch_not_done"
+        entries = await lane.entries(job.id)
+        assert [e[0] for e in entries] == ["reservation", "release"]
+        assert entries[1][1] == entries[0][1]  # all of the hold comes back
+    statuses = await lane.store.budget_statuses("T1", "C1", "U1")
+    assert all(s.reserved_micros == 0 for s in statuses)
+    finals = [d for d in await lane.store.claim_deliveries(["test"], 50, 30) if d.kind == "failure"]
+    assert sorted(d.job_id for d in finals) == sorted(j.job_id for j in jobs)
+
+
+async def test_a_refused_create_requeues_the_jobs_uncharged(lane, fake):
+    accepted = await lane.relax("a fox")
+    fake.script_batch_create(error(503))
+    assert await lane.runner.send() == 0
+    job = await lane.store.get_job(accepted.job_id)
+    assert job.state is JobState.QUEUED and job.error_class == "overloaded"
+    assert [e[0] for e in await lane.entries(job.id)] == ["reservation"]
+    lane.clock.advance(5)
+    assert await lane.runner.send() == 1  # the retry goes out in a new batch
+
+
+async def test_a_batch_created_just_before_its_sender_died_is_adopted_not_sent_again(lane, fake):
+    accepted = await lane.relax("a fox")
+    # The sender's first steps, then it dies before recording the batch's name.
+    batch = await lane.store.open_batch(10)
+    await lane.store.batch_sending(batch.id, [j.id for j in batch.jobs])
+    await lane.provider.submit_batch(batch.model_id, [BatchItem(j.spec, []) for j in batch.jobs],
+                                     display_name(batch))
+    assert await lane.poll_later(60) == 0  # not stale yet: nothing happens
+    assert await lane.poll_later(STALE) == 0  # adopted by its display name
+    assert fake.batch_creates == 1
+    [remote] = fake.batches.values()
+    fake.finish_batch(remote.name, ok())
+    assert await lane.poll_later() == 1
+    assert await lane.state(accepted.job_id) is JobState.SUCCEEDED
+    assert [e[0] for e in await lane.entries(accepted.job_id)] == ["reservation", "settlement", "release"]
+
+
+async def test_a_batch_whose_sender_died_before_sending_goes_back_to_the_queue(lane, fake):
+    accepted = await lane.relax("a fox")
+    batch = await lane.store.open_batch(10)
+    await lane.store.batch_sending(batch.id, [j.id for j in batch.jobs])
+    assert await lane.poll_later(STALE + 1) == 1
+    assert await lane.state(accepted.job_id) is JobState.QUEUED
+    assert fake.batch_creates == 0
+    lane.clock.advance(5)
+    assert await lane.runner.send() == 1 and fake.batch_creates == 1
+
+
+async def test_one_batch_per_model_and_a_second_poller_finishes_nothing_twice(lane, fake):
+    pro = await lane.relax("a fox")
+    flash = await lane.relax("a cat", model="flash")
+    assert await lane.runner.send() == 2
+    assert sorted(b.model for b in fake.batches.values()) == ["gemini-3-pro-image", "gemini-3.1-flash-image"]
+    for b in fake.batches.values():
+        fake.finish_batch(b.name, ok())
+    # Two pollers (processes) at once: each batch is polled by one of them.
+    other = BatchRunner(lane.store, lane.provider, lane.worker, poll_interval=60, clock=lane.clock)
+    lane.clock.advance(61)
+    assert await lane.runner.poll() + await other.poll() == 2
+    for accepted in (pro, flash):
+        settlements = [e for e in await lane.entries(accepted.job_id) if e[0] == "settlement"]
+        assert len(settlements) == 1
+    assert fake.batch_gets == 2
