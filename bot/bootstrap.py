@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.alerts import CallWatch
 from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
 from bot.http import health_route, metrics_route, serve
@@ -97,6 +98,7 @@ class Runtime:
     workers: list[Worker] = field(default_factory=list)
     batch_runners: list[BatchRunner] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+    watch: CallWatch | None = None
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -110,7 +112,7 @@ class Runtime:
             concurrency=concurrency or self.settings.imagine_workers,
             lease_seconds=self.settings.imagine_lease_seconds,
             on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
-            deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics,
+            deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics, watch=self.watch,
         )
         self.workers.append(worker)
         batch_api = self._batch_api()
@@ -192,6 +194,10 @@ async def build(
         gateway_routes=(settings.openai_compat_route,) if settings.openai_compat_base_url else (),
         on_submit=lambda: runtime.wake(),
     )
+    # Alerts go to the platforms with a moderators' channel set.
+    alert_platforms = [platform for platform, channel in (("slack", settings.slack_alert_channel),
+                                                          ("discord", settings.discord_alert_channel)) if channel]
+    watch = CallWatch(store, alert_platforms, on_alert=dispatcher.wake)
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,
-                      dispatcher=dispatcher, provider=provider, metrics=metrics)
+                      dispatcher=dispatcher, provider=provider, metrics=metrics, watch=watch)
     return runtime

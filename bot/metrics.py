@@ -29,9 +29,10 @@ class Metrics:
         self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
                                   registry=r)
 
-    def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float) -> None:
+    def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float | None) -> None:
         self.calls.labels(route, model, status).inc()
-        self.generation.labels(model, size).observe(seconds)
+        if seconds is not None:
+            self.generation.labels(model, size).observe(seconds)
         if status != "ok":
             self.errors.labels(status, route).inc()
             if status == "quota":

@@ -43,6 +43,9 @@ class Notifier(Protocol):
         and error_class; render it with bot.providers.errors.user_message_for).
         """
 
+    async def alert(self, text: str) -> None:
+        """Post an operator alert to the moderators' channel."""
+
 
 class OutboxDispatcher:
     def __init__(
@@ -96,11 +99,15 @@ class OutboxDispatcher:
         return len(deliveries)
 
     async def _deliver(self, delivery: Delivery) -> None:
-        job = await self._store.get_job(delivery.job_id)
+        notifier = self._notifiers[delivery.platform]
         try:
-            if job is None:
-                raise LookupError(f"job {delivery.job_id} is gone")
-            await self._notifiers[delivery.platform].deliver(delivery, job)
+            if delivery.kind == "alert":
+                await notifier.alert(delivery.payload["text"])
+            else:
+                job = await self._store.get_job(delivery.job_id) if delivery.job_id is not None else None
+                if job is None:
+                    raise LookupError(f"job {delivery.job_id} is gone")
+                await notifier.deliver(delivery, job)
         except GiveUp as exc:
             log.warning("outbox: giving up on %s (%s): %s", delivery.key, delivery.kind, exc)
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock(), max_attempts=0)

@@ -216,11 +216,11 @@ class StoredImage:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One outbox row: a durable message to a platform about a finished job."""
+    """One outbox row: a durable message to a platform about a job (or an operator alert)."""
 
     id: int
     key: str
-    job_id: int
+    job_id: int | None  # None for kind "alert"
     platform: str
     kind: str
     payload: dict[str, Any]

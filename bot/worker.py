@@ -24,6 +24,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bot import images, pricing
+from bot.alerts import CallWatch
 from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
@@ -51,8 +52,9 @@ class Worker:
         retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
         clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
         only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
-        batch_deadline_seconds: float = 3 * 86400.0,
+        batch_deadline_seconds: float = 3 * 86400.0, watch: CallWatch | None = None,
     ) -> None:
+        self._watch = watch
         self._deadline = deadline_seconds
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
         self._batch_deadline = batch_deadline_seconds
@@ -278,8 +280,13 @@ class Worker:
                   error: ProviderError | None = None, route: str | None = None) -> None:
         """One structured line (and the metrics) per provider call: enough to chart and debug, no prompt text."""
         route = route or (error.route if error else None) or self._provider.name
+        # A batch answer takes hours by design: not a latency to chart or alert on.
+        interactive = job.spec.lane is Lane.STANDARD
         self._metrics.provider_call(route=route, model=job.spec.model_id, size=job.spec.size,
-                                    status="ok" if error is None else error.kind, seconds=latency)
+                                    status="ok" if error is None else error.kind,
+                                    seconds=latency if interactive else None)
+        if self._watch is not None and interactive:
+            self._watch.observe(error_kind=error.kind if error else None, seconds=latency)
         if cost is not None:
             self._metrics.charged(job.team, float(cost))
         calls_log.info(json.dumps({

@@ -369,6 +369,15 @@ class DiscordAdapter:
 
     # -- the notifier port ------------------------------------------------
 
+    async def alert(self, text: str) -> None:
+        """An operator alert from the outbox (error rate, latency); a failure here is retried."""
+        if self._alert_channel is None:
+            return
+        try:
+            await self._channel(self._alert_channel).send(f"🚨 {render.clip(text)}")
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise GiveUp(f"alert channel: {exc.status} {exc.text}") from exc
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         where = job.delivery
         if "status" not in where:

@@ -264,6 +264,12 @@ class SlackAdapter:
 
     # -- the notifier port ------------------------------------------------
 
+    async def alert(self, text: str) -> None:
+        """An operator alert from the outbox (error rate, latency); a failure here is retried."""
+        if self._alert_channel:
+            await self.client.chat_postMessage(channel=self._alert_channel,
+                                               text=f":rotating_light: {render.escape(text)}")
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         where = job.delivery
         if "status_ts" not in where:

@@ -193,6 +193,10 @@ class Store(Protocol):
 
     async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
 
+    async def raise_alert(self, key: str, platforms: list[str], text: str) -> bool:
+        """Queue an operator alert for each platform, once per `key` however
+        many processes raise it; False when it was already raised."""
+
     async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]: ...
 
     async def mark_delivered(self, delivery_id: int) -> None: ...

@@ -726,6 +726,17 @@ class SQLiteStore:
             (delivery.key, job_id, platform, delivery.kind, json.dumps(delivery.payload), now, now),
         )
 
+    async def raise_alert(self, key: str, platforms: list[str], text: str) -> bool:
+        def raise_() -> bool:
+            now = self._clock()
+            with self._write() as c:
+                return sum(c.execute(
+                    """INSERT OR IGNORE INTO outbox (key, job_id, platform, kind, payload, available_at, created_at)
+                       VALUES (?, NULL, ?, 'alert', ?, ?, ?)""",
+                    (f"{key}:{platform}", platform, json.dumps({"text": text}), now, now)).rowcount
+                    for platform in platforms) > 0
+        return await self._run(raise_)
+
     async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]:
         def claim() -> list[Delivery]:
             now = self._clock()
