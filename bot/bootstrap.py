@@ -129,7 +129,8 @@ class Runtime:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the workers, the Batch lane and the outbox dispatcher until `stop` is set."""
-        await asyncio.gather(self.dispatcher.run(stop), *(w.run(stop) for w in self.workers),
+        # stop.wait() too: a process with nothing of its own to run (`web` without Slack) still serves HTTP.
+        await asyncio.gather(stop.wait(), self.dispatcher.run(stop), *(w.run(stop) for w in self.workers),
                              *(b.run(stop) for b in self.batch_runners))
 
     async def close(self) -> None:
@@ -138,18 +139,37 @@ class Runtime:
         await self.store.close()
 
 
-async def start_adapters(runtime: Runtime) -> list[Callable[[], Awaitable[None]]]:
-    """Start the HTTP server and every configured chat adapter; returns their closers.
+@dataclass(frozen=True)
+class Role:
+    """What one process runs. `run` is everything in one process; the others
+    split it for scale-out on PostgreSQL (see the Procfile)."""
+
+    workers: bool
+    http: bool
+    slack: bool
+    discord: bool
+
+
+ROLES = {
+    "run": Role(workers=True, http=True, slack=True, discord=True),
+    "worker": Role(workers=True, http=False, slack=False, discord=False),
+    "web": Role(workers=False, http=True, slack=True, discord=False),
+    "discord": Role(workers=False, http=False, slack=False, discord=True),
+}
+
+
+async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Callable[[], Awaitable[None]]]:
+    """Start the HTTP server and the role's configured chat adapters; returns their closers.
 
     Adapters are imported here, only when configured: the core never imports
     a platform SDK, and a Discord-only bot never loads slack_bolt.
     """
     settings = runtime.settings
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
-    web_app.add_routes([health_route(runtime.store, settings.imagine_workers),
+    web_app.add_routes([health_route(runtime.store, settings.imagine_workers if role.workers else 0),
                         metrics_route(runtime.store, runtime.metrics)])
     closers: list[Callable[[], Awaitable[None]]] = []
-    if settings.slack_configured:
+    if role.slack and settings.slack_configured:
         from adapters.slack.app import SlackAdapter
 
         slack = SlackAdapter(settings, runtime.service)
@@ -162,15 +182,16 @@ async def start_adapters(runtime: Runtime) -> list[Callable[[], Awaitable[None]]
             socket = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
             await socket.connect_async()
             closers.append(socket.close_async)
-    if settings.discord_configured:
+    if role.discord and settings.discord_configured:
         from adapters.discord.bot import DiscordAdapter
 
         discord_adapter = DiscordAdapter(settings, runtime.service)
         runtime.dispatcher.add(discord_adapter)
         await discord_adapter.start()
         closers.append(discord_adapter.close)
-    runner = await serve(web_app, settings.port)
-    closers.insert(0, runner.cleanup)
+    if role.http:
+        runner = await serve(web_app, settings.port)
+        closers.insert(0, runner.cleanup)
     return closers
 
 

@@ -37,6 +37,8 @@ log = logging.getLogger("bot")
 # Exit codes: scripts can tell "fix your input" from "try later" from "fix the config".
 EXIT_OK, EXIT_BUG, EXIT_INVALID, EXIT_BLOCKED, EXIT_CONFIG, EXIT_TRY_LATER, EXIT_FAILED = 0, 1, 2, 3, 4, 5, 6
 EXIT_OVER_LIMIT, EXIT_NEEDS_CONFIRMATION = 7, 8
+# The long-running commands (bootstrap.ROLES); the others answer and exit.
+SERVICES = ("run", "worker", "web", "discord")
 EXIT_BY_REFUSAL = {
     RefusalReason.BUDGET_EXHAUSTED: EXIT_OVER_LIMIT, RefusalReason.QUOTA_EXCEEDED: EXIT_OVER_LIMIT,
     RefusalReason.UNAVAILABLE: EXIT_TRY_LATER, RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
@@ -222,20 +224,30 @@ async def run_doctor(settings: Settings) -> int:
     return EXIT_OK if healthy else EXIT_CONFIG
 
 
-async def run(settings: Settings, *, adapters_required: bool) -> int:
-    """`run`: workers plus every configured adapter; `worker`: workers only."""
-    if adapters_required and not (settings.slack_configured or settings.discord_configured):
+async def run(settings: Settings, command: str) -> int:
+    """`run`: workers plus every configured adapter, in one process. For
+    scale-out: `worker` (workers only), `web` (Slack and the HTTP endpoints),
+    `discord` (the Discord gateway)."""
+    role = bootstrap.ROLES[command]
+    if command == "run" and not (settings.slack_configured or settings.discord_configured):
         print(SETUP_GUIDE, file=sys.stderr)
         return EXIT_CONFIG
-    runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
+    if command == "discord" and not settings.discord_configured:
+        raise CliError("`discord` runs the Discord gateway: set DISCORD_TOKEN.", EXIT_CONFIG)
+    if command == "web" and not settings.slack_configured:
+        log.warning("web: Slack is not configured; serving only /healthz and /metrics")
+    provider = bootstrap.build_provider(settings) if role.workers else None
+    runtime = await bootstrap.build(settings, notifiers=[], provider=provider)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        runtime.add_worker()
-        closers = await bootstrap.start_adapters(runtime) if adapters_required else []
-        log.info("running: %d worker slots on %s", settings.imagine_workers, settings.database_url.split("?")[0])
+        if role.workers:
+            runtime.add_worker()
+        closers = await bootstrap.start_adapters(runtime, role)
+        log.info("%s: %d worker slots on %s", command, settings.imagine_workers if role.workers else 0,
+                 settings.database_url.split("?")[0])
         try:
             await runtime.run(stop)
         finally:
@@ -251,7 +263,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="log progress and traces to stderr")
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run workers and every configured chat adapter")
-    sub.add_parser("worker", help="run generation workers only (scale-out)")
+    sub.add_parser("worker", help="run generation workers only (scale-out, any number)")
+    sub.add_parser("web", help="run the HTTP endpoints and Slack only (scale-out)")
+    sub.add_parser("discord", help="run the Discord gateway only (scale-out)")
     img = sub.add_parser("imagine", help="render one image from the terminal")
     img.add_argument("prompt")
     img.add_argument("--ar", help="aspect ratio, e.g. 16:9")
@@ -286,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
         # Long-running processes log progress; one-shot commands print only their answer.
-        level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command in SERVICES else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose and args.command == "imagine":
@@ -302,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(usage(settings, args))
         if args.command == "doctor":
             return asyncio.run(run_doctor(settings))
-        return asyncio.run(run(settings, adapters_required=args.command == "run"))
+        return asyncio.run(run(settings, args.command))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
@@ -322,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception:
         # Services log the trace (that is their log); one-shot commands keep it for -v.
-        level = logging.CRITICAL if args.command in ("run", "worker") else logging.DEBUG
+        level = logging.CRITICAL if args.command in SERVICES else logging.DEBUG
         log.log(level, "unexpected error", exc_info=True)
         print("error: unexpected internal error (run with --verbose for the trace)", file=sys.stderr)
         return EXIT_BUG

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import time
+
+import aiohttp
 
 # Configuration a developer may have exported must not leak into a bot a test starts
 # (a real key, a gateway URL, another database).
@@ -27,3 +31,26 @@ async def stop_cleanly(proc: asyncio.subprocess.Process) -> None:
     log = stderr.decode()
     assert proc.returncode == 0, log
     assert "Traceback" not in log, log
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: float = 20) -> dict:
+    """Poll GET /healthz until the bot answers with its store up; its JSON."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise AssertionError(f"bot exited: {(await proc.stderr.read()).decode()}")
+            try:
+                async with session.get(f"{base}/healthz") as r:
+                    if r.status == 200 and (health := await r.json())["store"]:
+                        return health
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("bot did not become healthy")

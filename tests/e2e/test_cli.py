@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT, EXIT_TRY_LATER
-from tests.e2e.bot_process import bot_env
+from tests.e2e.bot_process import bot_env, free_port, stop_cleanly, wait_healthy
 from tests.conftest import png_bytes
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, no_image, ok
 
@@ -198,6 +198,25 @@ async def test_run_with_nothing_configured_shows_the_setup_guide(tmp_path):
     assert "GEMINI_API_KEY" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "imagine.db").exists()
+
+
+async def test_the_discord_process_without_a_token_is_a_one_line_config_error(tmp_path):
+    run = await run_cli(cli_env(None, tmp_path, key=None), tmp_path, "discord")
+    assert run.code == EXIT_CONFIG
+    assert "DISCORD_TOKEN" in assert_one_error_line(run)
+
+
+async def test_the_web_process_serves_health_without_workers_or_a_provider_key(tmp_path):
+    port = free_port()
+    env = cli_env(None, tmp_path, key=None) | {"PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "web", cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        health = await wait_healthy(proc, f"http://127.0.0.1:{port}")
+        assert health["status"] == "ok" and health["workers"] == 0
+    finally:
+        await stop_cleanly(proc)
 
 
 # --- money ----------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.bot_process import bot_env, stop_cleanly
+from tests.e2e.bot_process import bot_env, free_port, stop_cleanly
 from tests.conftest import png_bytes
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
@@ -41,10 +40,6 @@ class World:
         return [m.content for ms in self.discord.messages.values() for m in ms if m.ephemeral and not m.deleted]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.bot_process import bot_env, stop_cleanly
+from tests.e2e.bot_process import bot_env, free_port, stop_cleanly, wait_healthy
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import (
     FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
@@ -54,10 +53,6 @@ class World:
         return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -78,26 +73,13 @@ async def world(tmp_path: Path, request):
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         world = World(gemini, slack, f"http://127.0.0.1:{port}", proc)
         try:
-            await wait_healthy(world)
+            await wait_healthy(world.proc, world.base)
             yield world
         finally:
             await stop_cleanly(proc)
 
 
-async def wait_healthy(world: World) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if world.proc.returncode is not None:
-                raise AssertionError(f"bot exited: {(await world.proc.stderr.read()).decode()}")
-            try:
-                async with session.get(f"{world.base}/healthz") as r:
-                    if r.status == 200 and (await r.json())["store"]:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("bot did not become healthy")
+
 
 
 async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(world):
