@@ -19,7 +19,7 @@ from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import BatchProvider, ImageProvider
 from bot.providers.gemini import GeminiProvider
-from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider
+from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider, SharedRateLimiter
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.store.base import Store
@@ -205,6 +205,9 @@ async def build(
         raise ConfigError(str(exc)) from exc
     store = open_store(settings.database_url)
     await store.open()
+    if isinstance(provider, RoutedProvider) and provider.limiter.limits:
+        # Counted in the database: every worker process shares the project's quota.
+        provider.limiter = SharedRateLimiter(store, provider.limiter.limits)
     dispatcher = OutboxDispatcher(store, notifiers)
     metrics = Metrics()
     runtime: Runtime

@@ -1,9 +1,9 @@
 """Routes: which provider serves a model, how fast we may call it, and where to
 go when it is down.
 
-- A rate limiter per route and model, shared by every worker slot of the
-  process; `RateLimiter` is a Protocol so a database-backed one can share a
-  limit across processes (Gemini quota belongs to the Google project).
+- A rate limiter per route and model, shared by every worker slot; the
+  database-backed one (`SharedRateLimiter`) shares it across processes and
+  machines (Gemini quota belongs to the Google project).
 - Adaptive concurrency per route: halved on a 429, grown by one per success.
 - A circuit breaker per route: after repeated failures it is skipped for a
   cool-down, then tried once.
@@ -30,28 +30,58 @@ from bot.providers.errors import OverloadedError, ProviderError, QuotaError
 from bot.types import GenerationResult, GenerationSpec, InputImage, InvalidRequest
 
 log = logging.getLogger(__name__)
+# A minute, plus a margin: a call sent just inside our window may reach Google a
+# little later, and must still land inside Google's.
+WINDOW = 60.5
 
 
 class RateLimiter(Protocol):
+    limits: dict[str, int]  # calls per minute, by "route" or "route:model"
+
     async def acquire(self, key: str) -> None:
-        """Wait until one more call under `key` fits the configured rate."""
+        """Wait until one more call under `key` ("route:model") fits the configured rate."""
+
+
+def limit_for(limits: dict[str, int], key: str) -> int | None:
+    """The most specific limit for "route:model": its own, else its route's."""
+    return limits.get(key, limits.get(key.split(":", 1)[0]))
+
+
+class RateSlots(Protocol):
+    async def take_rate_slot(self, key: str, limit: int, window: float) -> float: ...
+
+
+class SharedRateLimiter:
+    """Calls per minute per key, counted in the database, so every worker
+    process (on every machine) shares one limit: Gemini's quota belongs to
+    the Google project, not to a process or a key."""
+
+    def __init__(self, slots: RateSlots, per_minute: dict[str, int]) -> None:
+        self.limits = per_minute
+        self._slots = slots
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def acquire(self, key: str) -> None:
+        limit = limit_for(self.limits, key)
+        if not limit:
+            return
+        # This process's callers of one key ask in turn (one round trip at a time); other keys never wait.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            while (wait := await self._slots.take_rate_slot(key, limit, WINDOW)) > 0:
+                await asyncio.sleep(wait)
 
 
 class LocalRateLimiter:
-    """Calls per minute per key over a sliding window, for one process."""
+    """Calls per minute per key over a sliding window, for one process (no database)."""
 
     def __init__(self, per_minute: dict[str, int], *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._limits = per_minute
+        self.limits = per_minute
         self._clock = clock
         self._sent: dict[str, deque[float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def limit_for(self, key: str) -> int | None:
-        route = key.split(":", 1)[0]
-        return self._limits.get(key, self._limits.get(route))
-
     async def acquire(self, key: str) -> None:
-        limit = self.limit_for(key)
+        limit = limit_for(self.limits, key)
         if not limit:
             return
         sent = self._sent.setdefault(key, deque())
@@ -59,12 +89,12 @@ class LocalRateLimiter:
         async with self._locks.setdefault(key, asyncio.Lock()):
             while True:
                 now = self._clock()
-                while sent and sent[0] <= now - 60:
+                while sent and sent[0] <= now - WINDOW:
                     sent.popleft()
                 if len(sent) < limit:
                     sent.append(now)
                     return
-                await asyncio.sleep(sent[0] + 60 - now)
+                await asyncio.sleep(sent[0] + WINDOW - now)
 
 
 class AdaptiveConcurrency:
@@ -141,7 +171,7 @@ class RoutedProvider:
         self.routes = {r.name: r for r in routes}
         self._default = routes[0].name
         self._catalog = catalog
-        self._limiter = limiter or LocalRateLimiter({})
+        self.limiter: RateLimiter = limiter or LocalRateLimiter({})
 
     def chain(self, spec: GenerationSpec) -> list[tuple[Route, GenerationSpec]]:
         """The primary (route, spec) and its fallbacks, in order; unknown entries are skipped."""
@@ -175,7 +205,7 @@ class RoutedProvider:
                 first_error = first_error or OverloadedError(
                     f"route {route.name} is paused after repeated failures")
                 continue
-            await self._limiter.acquire(f"{route.name}:{candidate.model_id}")
+            await self.limiter.acquire(f"{route.name}:{candidate.model_id}")
             try:
                 async with route.concurrency:
                     result = await route.provider.generate(candidate, inputs)
@@ -199,8 +229,7 @@ class RoutedProvider:
         raise first_error
 
     def requests_per_minute(self, route: str) -> int | None:
-        limit_for = getattr(self._limiter, "limit_for", None)
-        return limit_for(f"{route}:") if limit_for else None
+        return limit_for(self.limiter.limits, f"{route}:")
 
     async def list_models(self) -> list[str]:
         return await self.routes[self._default].provider.list_models()

@@ -193,6 +193,11 @@ class Store(Protocol):
 
     async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
 
+    async def take_rate_slot(self, key: str, limit: int, window: float) -> float:
+        """Take one call slot under `key` if fewer than `limit` were taken in the
+        last `window` seconds (returns 0), else take nothing and return the
+        seconds until the oldest slot frees. Atomic across processes."""
+
     async def raise_alert(self, key: str, platforms: list[str], text: str) -> bool:
         """Queue an operator alert for each platform, once per `key` however
         many processes raise it; False when it was already raised."""

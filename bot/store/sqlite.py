@@ -726,6 +726,19 @@ class SQLiteStore:
             (delivery.key, job_id, platform, delivery.kind, json.dumps(delivery.payload), now, now),
         )
 
+    async def take_rate_slot(self, key: str, limit: int, window: float) -> float:
+        def take() -> float:
+            now = self._clock()
+            with self._write() as c:
+                c.execute("DELETE FROM rate_slots WHERE key = ? AND taken_at <= ?", (key, now - window))
+                count, oldest = c.execute("SELECT COUNT(*), MIN(taken_at) FROM rate_slots WHERE key = ?",
+                                          (key,)).fetchone()
+                if count < limit:
+                    c.execute("INSERT INTO rate_slots (key, taken_at) VALUES (?, ?)", (key, now))
+                    return 0.0
+                return max(0.01, oldest + window - now)
+        return await self._run(take)
+
     async def raise_alert(self, key: str, platforms: list[str], text: str) -> bool:
         def raise_() -> bool:
             now = self._clock()

@@ -253,3 +253,10 @@ def _outbox_alerts(db: Database) -> None:
         "CREATE INDEX outbox_pending ON outbox (state, platform, available_at)",
     ):
         db.execute(statement)
+
+
+@migrations(name="0008_rate_slots")
+def _rate_slots(db: Database) -> None:
+    # Provider calls in the last minute, per route and model: one rate limit for every process.
+    db.execute("CREATE TABLE rate_slots (key TEXT NOT NULL, taken_at REAL NOT NULL)")
+    db.execute("CREATE INDEX rate_slots_key ON rate_slots (key, taken_at)")
