@@ -86,7 +86,8 @@ class OutboxDispatcher:
             timeout = min(self._poll, self._retry_due or self._poll)
             self._retry_due = None
             self._wakeup.clear()
-            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait()),
+                       asyncio.ensure_future(self._store.wait_for_deliveries(timeout))]
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()

@@ -108,7 +108,9 @@ class Worker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wakeup.clear()
-        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        # Woken by a submit in this process, by the database (PostgreSQL's NOTIFY), or by the poll timeout.
+        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait()),
+                   asyncio.ensure_future(self._store.wait_for_jobs(self._poll))]
         await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()

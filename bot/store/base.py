@@ -120,6 +120,13 @@ class Store(Protocol):
         the job has used all its attempts (with a failure delivery).
         """
 
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Return when a job may have become runnable in another process, or
+        after `timeout` seconds (a store without notifications just sleeps)."""
+
+    async def wait_for_deliveries(self, timeout: float) -> None:
+        """The same, for outbox rows."""
+
     async def open_batch(self, limit: int) -> Batch | None:
         """Take up to `limit` queued relaxed jobs for one model (the one waiting
         longest) into a new batch in state `creating`, or None if none wait."""

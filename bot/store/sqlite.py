@@ -356,6 +356,14 @@ class SQLiteStore:
             (now, now, now),
         )
 
+    async def wait_for_jobs(self, timeout: float) -> None:
+        # No notifications in SQLite: other processes' jobs are found by polling,
+        # this process's own by the worker's wake-up.
+        await asyncio.sleep(timeout)
+
+    async def wait_for_deliveries(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
     # -- Batch lane -------------------------------------------------------
 
     async def open_batch(self, limit: int) -> Batch | None:
