@@ -42,7 +42,9 @@ def open_store(database_url: str, *, clock: Callable[[], float] = time.time) -> 
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         return SQLiteStore(str(Path(path).expanduser()), clock=clock)
     if database_url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("PostgreSQL is not supported by this version yet; use DATABASE_URL=sqlite:///imagine.db")
+        from bot.store.postgres import PostgresStore
+
+        return PostgresStore(database_url, clock=clock)
     raise ConfigError("DATABASE_URL must be sqlite:///path/to/file.db or postgresql://...")
 
 

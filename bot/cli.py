@@ -247,7 +247,7 @@ async def run(settings: Settings, command: str) -> int:
             runtime.add_worker()
         closers = await bootstrap.start_adapters(runtime, role)
         log.info("%s: %d worker slots on %s", command, settings.imagine_workers if role.workers else 0,
-                 settings.database_url.split("?")[0])
+                 settings.database_label)
         try:
             await runtime.run(stop)
         finally:

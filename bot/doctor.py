@@ -14,7 +14,7 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
     """Prints a report; True when every configured route works."""
     healthy = True
     counts = await runtime.store.counts_by_state()
-    out(f"database  {settings.database_url.split('?')[0]}: reachable; jobs by state: "
+    out(f"database  {settings.database_label}: reachable; jobs by state: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none yet'}")
     out(f"prices    table version {runtime.catalog.version}"
         + (f" (overrides from {settings.imagine_config})" if settings.imagine_config else ""))

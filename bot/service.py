@@ -28,7 +28,7 @@ from bot.types import (
     InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,
 )
 from policies.config import PolicyBook, TeamPolicy
-from policies.moderation import ModerationRefusal, check_prompt
+from policies.moderation import ModerationRefusal, check_prompt, printable
 from policies.quota import QUOTA_TEXT, QuotaLimits
 from policies.routing import DOWNGRADE, NotAllowedHere, check_channel
 from policies.spend import Budget, BudgetStatus, Period, Scope, period_start, when
@@ -119,7 +119,7 @@ class ImagineService:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
         except ModerationRefusal as exc:
             await self._store.record_moderation(
-                req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else prompt)
+                req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else printable(prompt))
             return Refused(RefusalReason.MODERATION, str(exc))
         try:
             inputs = check_images(req.images)

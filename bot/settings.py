@@ -8,6 +8,7 @@ print as '**********' in reprs, logs and tracebacks.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     @property
     def gemini_configured(self) -> bool:
         return self.gemini_api_key is not None or self.google_genai_use_vertexai
+
+    @property
+    def database_label(self) -> str:
+        """DATABASE_URL fit for a log line: no password, no query string."""
+        label = self.database_url.split("?")[0]
+        password = urlsplit(label).password
+        return label.replace(f":{password}@", ":***@", 1) if password else label
 
     @property
     def batch_lane_available(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from bot.types import InvalidRequest
@@ -29,10 +30,16 @@ def _banned_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
+def printable(text: str) -> str:
+    """Text without control characters (NUL and the like) except newlines and tabs:
+    they mean nothing to a model, and a database may refuse them."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
 def check_prompt(prompt: str, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS,
                  banned_terms: tuple[str, ...] | list[str] = ()) -> str:
     """The prompt to use (whitespace trimmed), or ModerationRefusal saying what is wrong."""
-    cleaned = prompt.strip()
+    cleaned = printable(prompt).strip()
     if not cleaned:
         raise ModerationRefusal(
             "Tell me what to draw, for example: /imagine a koi pond at dawn --ar 16:9", "empty")

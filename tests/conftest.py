@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import io
+import os
+import uuid
 
+import psycopg
 import pytest
 from PIL import Image
+from psycopg import sql
 
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.types import GenerationSpec, NewJob
 
@@ -46,16 +51,53 @@ def new_job(team: str = "T1", *, prompt: str = "a koi pond", max_attempts: int =
 
 
 # Every Store implementation runs the same contract suite (tests/contract).
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", "postgres"]
+POSTGRES_URL = os.environ.get("IMAGINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL, or a skip (checked once per session) saying how to start it."""
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}; start it with "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, "
+                    "or point IMAGINE_TEST_POSTGRES_URL at a server")
+    return POSTGRES_URL
+
+
+def unique_schema() -> str:
+    """A throwaway schema name, so each PostgreSQL test starts from an empty database."""
+    return f"t_{uuid.uuid4().hex}"
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store_factory(request, tmp_path, clock):
-    """Opens stores on one shared database, as separate workers would."""
+    """Opens stores on one shared database, as separate workers would.
+
+    PostgreSQL stores share a throwaway schema, dropped after the test.
+    """
     opened = []
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        schema = unique_schema()
+
+        def make():
+            # Small pools: a test opens up to nine stores, and the server's
+            # connection limit is shared with whoever else runs tests on it.
+            return PostgresStore(url, clock=clock, schema=schema, max_size=4)
+    else:
+        def make():
+            return SQLiteStore(str(tmp_path / "imagine.db"), clock=clock)
 
     async def factory():
-        store = SQLiteStore(str(tmp_path / "imagine.db"), clock=clock)
+        store = make()
         await store.open()
         opened.append(store)
         return store
@@ -63,6 +105,8 @@ async def store_factory(request, tmp_path, clock):
     yield factory
     for store in opened:
         await store.close()
+    if request.param == "postgres":
+        await drop_schema(url, schema)
 
 
 @pytest.fixture

@@ -12,7 +12,13 @@ from typing import Any, Protocol
 
 from bot.types import CheckedImage, Delivery, Job, JobState, NewJob, StoredImage, Usage
 from policies.quota import QuotaLimits
-from policies.spend import Budget, BudgetStatus, Scope
+from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset
+
+
+# The error class of a job whose worker died (or hung) on every attempt.
+LEASE_EXPIRED = "lease_expired"
+# An announced job starts anyway after this long, should its adapter never report back.
+ANNOUNCE_WINDOW = 120.0
 
 
 class StoreUnavailable(Exception):
@@ -234,8 +240,45 @@ class Store(Protocol):
 
     async def record_moderation(self, team: str, channel: str, user: str, reason: str, prompt: str | None) -> None: ...
 
+    async def moderation_log(self, team: str) -> list[dict[str, Any]]:
+        """The team's refused prompts, oldest first: reason, prompt (None in privacy mode), who, when."""
+
     async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         """Ledger rows, oldest first, with cost as micro-dollars."""
+
+
+def admission_denial(statuses: list[BudgetStatus], estimate_micros: int, quotas: QuotaLimits,
+                     current: dict[str, int], now: float) -> Denied | None:
+    """Why a submit may not be admitted, or None. Pure: each store reads the
+    budgets' statuses and the `current` counts of QUOTA_COUNTS (under its own
+    lock) and lets this decide, so every store applies the same rules."""
+    for status in statuses:
+        used = status.spent_micros + status.reserved_micros
+        if used + estimate_micros > status.budget.limit_micros:
+            return Denied("budget", status.budget.limit_micros, used, status.resets_at, status.budget)
+    for name in QUOTA_COUNTS:
+        limit = getattr(quotas, name)
+        if limit is not None and current[name] + 1 > limit:
+            # Only the daily image count resets on a clock; the others free up as jobs finish.
+            resets_at = next_reset(Period.DAY, now) if name == "user_images_per_day" else None
+            return Denied(name, limit, current[name], resets_at)
+    return None
+
+
+def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:
+    """A failed attempt's job state: queued again while attempts remain, dead when a
+    retryable failure used them all, else the caller's final state."""
+    if retryable:
+        return JobState.QUEUED if attempt < max_attempts else JobState.DEAD
+    return final_state
+
+
+def over_budget(statuses: list[BudgetStatus]) -> bool:
+    return any(s.spent_micros + s.reserved_micros > s.budget.limit_micros for s in statuses)
+
+
+# The quotas admission counts, in the order they are checked.
+QUOTA_COUNTS = ("user_concurrent_jobs", "team_queued_jobs", "user_images_per_day")
 
 
 def final_delivery_key(job_id: int) -> str:

@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot.store.base import (
-    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, batch_worker, final_delivery_key,
+    ANNOUNCE_WINDOW, LEASE_EXPIRED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    admission_denial, after_failure, batch_worker, final_delivery_key, over_budget,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -37,9 +38,6 @@ from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, peri
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-LEASE_EXPIRED = "lease_expired"
-# An announced job starts anyway after this long, should its adapter never report back.
-ANNOUNCE_WINDOW = 120.0
 
 
 class SQLiteStore:
@@ -198,30 +196,21 @@ class SQLiteStore:
         return Submitted(job_id, 0, duplicate=False, cached=True)
 
     def _admit(self, c: sqlite3.Connection, job: NewJob, admission: Admission, now: float) -> Denied | None:
-        for status in self._statuses(c, job.team, job.channel, job.user, now):
-            used = status.spent_micros + status.reserved_micros
-            if used + admission.estimate_micros > status.budget.limit_micros:
-                return Denied("budget", status.budget.limit_micros, used, status.resets_at, status.budget)
-        quotas = admission.quotas
-        counts = (
-            ("user_concurrent_jobs", quotas.user_concurrent_jobs, None,
-             "SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND state IN ('queued', 'running')",
-             (job.team, job.user)),
-            ("team_queued_jobs", quotas.team_queued_jobs, None,
-             "SELECT COUNT(*) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)),
+        queries = {
+            "user_concurrent_jobs": (
+                "SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND state IN ('queued', 'running')",
+                (job.team, job.user)),
+            "team_queued_jobs": ("SELECT COUNT(*) FROM jobs WHERE team = ? AND state = 'queued'", (job.team,)),
             # Jobs that made no image (failed, dead, cancelled) don't use up the day.
-            ("user_images_per_day", quotas.user_images_per_day, next_reset(Period.DAY, now),
-             """SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND created_at >= ?
-                AND state NOT IN ('failed', 'dead', 'cancelled')""",
-             (job.team, job.user, period_start(Period.DAY, now))),
-        )
-        for name, limit, resets_at, sql, args in counts:
-            if limit is None:
-                continue
-            current = c.execute(sql, args).fetchone()[0]
-            if current + 1 > limit:
-                return Denied(name, limit, current, resets_at)
-        return None
+            "user_images_per_day": (
+                """SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND created_at >= ?
+                   AND state NOT IN ('failed', 'dead', 'cancelled')""",
+                (job.team, job.user, period_start(Period.DAY, now))),
+        }
+        current = {name: c.execute(*queries[name]).fetchone()[0] for name in QUOTA_COUNTS
+                   if getattr(admission.quotas, name) is not None}
+        return admission_denial(self._statuses(c, job.team, job.channel, job.user, now),
+                                admission.estimate_micros, admission.quotas, current, now)
 
     def _hold(self, c: sqlite3.Connection, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
         c.execute(
@@ -496,18 +485,12 @@ class SQLiteStore:
                 if row is None:
                     self._settle_lost_attempt(c, job_id, attempt, charge, now)
                     return None
-                if retryable and attempt < row["max_attempts"]:
-                    state = JobState.QUEUED
-                elif retryable:
-                    state = JobState.DEAD
-                else:
-                    state = final_state
+                state = after_failure(retryable, attempt, row["max_attempts"], final_state)
                 if state is JobState.QUEUED and billed is not None and billed.cost_micros:
                     # This call was billed: the retry must still fit every budget, with its hold.
                     self._settle(c, row, attempt, billed, now)
                     billed = None
-                    if any(s.spent_micros + s.reserved_micros > s.budget.limit_micros
-                           for s in self._statuses(c, row["team"], row["channel"], row["user"], now)):
+                    if over_budget(self._statuses(c, row["team"], row["channel"], row["user"], now)):
                         state, kind = JobState.FAILED, "budget_exhausted"
                         text = f"{text} (a billed attempt used up the budget, so it was not retried)"
                 c.execute(
@@ -624,6 +607,12 @@ class SQLiteStore:
                 c.execute("""INSERT INTO moderation_log (team, channel, user, reason, prompt, created_at)
                              VALUES (?, ?, ?, ?, ?, ?)""", (team, channel, user, reason, prompt, self._clock()))
         await self._run(put)
+
+    async def moderation_log(self, team: str) -> list[dict[str, Any]]:
+        def get() -> list[dict[str, Any]]:
+            rows = self.conn.execute("SELECT * FROM moderation_log WHERE team = ? ORDER BY id", (team,)).fetchall()
+            return [dict(r) for r in rows]
+        return await self._run(get)
 
     async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         def get() -> list[dict[str, Any]]:

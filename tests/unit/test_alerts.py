@@ -11,16 +11,12 @@ from bot.notify import OutboxDispatcher
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.catalog import load_catalog
-from bot.store.sqlite import SQLiteStore
 from tests.fakes.slack_server import FakeSlack
 
 
 @pytest.fixture
-async def db(tmp_path, clock):
-    store = SQLiteStore(str(tmp_path / "alerts.db"), clock=clock)
-    await store.open()
-    yield store
-    await store.close()
+async def db(store):  # on every store kind
+    return store
 
 
 def watch_on(store, clock, platforms=("slack", "discord")) -> CallWatch:
@@ -79,17 +75,11 @@ async def test_p99_latency_over_30_seconds_alerts(db, clock):
     assert "slow" in text and "45 s" in text
 
 
-async def test_several_processes_seeing_one_episode_post_it_once(tmp_path, clock):
-    stores = [SQLiteStore(str(tmp_path / "shared.db"), clock=clock) for _ in range(3)]
+async def test_several_processes_seeing_one_episode_post_it_once(store_factory, clock):
+    stores = [await store_factory() for _ in range(3)]
     for store in stores:
-        await store.open()
-    try:
-        for store in stores:
-            await feed(watch_on(store, clock), [(None, 1.0)] * 20 + [("overloaded", 1.0)] * 5)
-        assert len(await alerts(stores[0])) == 1
-    finally:
-        for store in stores:
-            await store.close()
+        await feed(watch_on(store, clock), [(None, 1.0)] * 20 + [("overloaded", 1.0)] * 5)
+    assert len(await alerts(stores[0])) == 1
 
 
 async def test_the_dispatcher_hands_alerts_to_the_slack_adapter_which_posts_to_the_alert_channel(db, clock):

@@ -14,7 +14,6 @@ from bot.money import to_micros
 from bot.providers.base import BatchItem
 from bot.providers.gemini import GeminiProvider
 from bot.service import ImagineService
-from bot.store.sqlite import SQLiteStore
 from bot.types import Accepted, ImagineRequest, JobState, Lane, Usage
 from bot.worker import Worker
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, ok
@@ -58,13 +57,10 @@ class Lane_:
 
 
 @pytest.fixture
-async def lane(tmp_path, fake, clock):
-    store = SQLiteStore(str(tmp_path / "batch.db"), clock=clock)
-    await store.open()
+async def lane(store, fake, clock):  # on every store kind
     harness = Lane_(store, fake, clock)
     yield harness
     await harness.provider.close()
-    await store.close()
 
 
 async def test_relaxed_jobs_are_held_at_the_batch_price_and_skipped_by_interactive_workers(lane):

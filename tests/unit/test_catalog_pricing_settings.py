@@ -88,3 +88,9 @@ def test_gateway_prices_and_failed_call_rule_are_data(tmp_path):
     assert catalog.gateways["openrouter"].price["4K"] == Decimal("0.24")  # default kept
     assert catalog.gateways["acme"].price == {"1K": Decimal("0.05")}
     assert catalog.gateways["acme"].bills_failed_calls is False
+
+
+def test_the_database_url_is_logged_without_its_password_or_query():
+    label = Settings(_env_file=None, database_url="postgresql://bot:s3cret@db:5432/imagine?sslmode=require").database_label
+    assert label == "postgresql://bot:***@db:5432/imagine"
+    assert Settings(_env_file=None, database_url="sqlite:///imagine.db").database_label == "sqlite:///imagine.db"

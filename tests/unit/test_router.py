@@ -130,27 +130,18 @@ async def test_gemini_overloaded_falls_back_to_the_gateway_route(fake):
         await routed.close()
 
 
-async def test_the_shared_rate_limiter_holds_one_limit_across_processes(tmp_path):
+async def test_the_shared_rate_limiter_holds_one_limit_across_processes(store_factory, clock):
     from bot.providers.router import SharedRateLimiter
-    from bot.store.sqlite import SQLiteStore
-    from tests.conftest import FakeClock
 
-    clock = FakeClock()
-    stores = [SQLiteStore(str(tmp_path / "limits.db"), clock=clock) for _ in range(2)]
-    for store in stores:
-        await store.open()
-    try:
-        # Two processes, each with its own limiter, on one database: 3 calls a minute in all.
-        a, b = (SharedRateLimiter(store, {"gemini": 3}) for store in stores)
-        await a.acquire("gemini:m")
-        await b.acquire("gemini:m")
-        await a.acquire("gemini:m")
-        assert await stores[1].take_rate_slot("gemini:m", 3, 60) == pytest.approx(60)
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(b.acquire("gemini:m"), 0.2)
-        await b.acquire("gemini:other")  # its own key, its own count
-        clock.advance(61)
+    stores = [await store_factory() for _ in range(2)]
+    # Two processes, each with its own limiter, on one database: 3 calls a minute in all.
+    a, b = (SharedRateLimiter(store, {"gemini": 3}) for store in stores)
+    await a.acquire("gemini:m")
+    await b.acquire("gemini:m")
+    await a.acquire("gemini:m")
+    assert await stores[1].take_rate_slot("gemini:m", 3, 60) == pytest.approx(60)
+    with pytest.raises(TimeoutError):
         await asyncio.wait_for(b.acquire("gemini:m"), 0.2)
-    finally:
-        for store in stores:
-            await store.close()
+    await b.acquire("gemini:other")  # its own key, its own count
+    clock.advance(61)
+    await asyncio.wait_for(b.acquire("gemini:m"), 0.2)

@@ -34,8 +34,8 @@ async def test_moderation_refusals_cost_nothing_and_are_recorded(store, clock):
         outcome = await service.submit(request(prompt))
         assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.MODERATION
     assert isinstance(await service.submit(request("a gorgeous bloody-minded sunset")), Accepted)
-    log = store.conn.execute("SELECT reason, prompt FROM moderation_log ORDER BY id").fetchall()
-    assert [tuple(r) for r in log] == [("banned_term", "GORE everywhere"), ("banned_term", "a blood bath"),
+    log = [(r["reason"], r["prompt"]) for r in await store.moderation_log("T1")]
+    assert log == [("banned_term", "GORE everywhere"), ("banned_term", "a blood bath"),
                                        ("empty", "   "), ("too_long", "x" * 2001)]
     assert await store.ledger() != [] and all(r["job_id"] for r in await store.ledger())
     assert len({r["job_id"] for r in await store.ledger()}) == 1  # only the accepted prompt
@@ -44,7 +44,7 @@ async def test_moderation_refusals_cost_nothing_and_are_recorded(store, clock):
 async def test_privacy_mode_records_refusals_without_their_text(store, clock):
     service = service_for(store, clock, banned_terms=["gore"], privacy_mode=True)
     await service.submit(request("gore"))
-    assert tuple(store.conn.execute("SELECT reason, prompt FROM moderation_log").fetchone()) == ("banned_term", None)
+    assert [(r["reason"], r["prompt"]) for r in await store.moderation_log("T1")] == [("banned_term", None)]
 
 
 async def test_a_non_moderator_cannot_change_or_see_budgets_and_changes_nothing(store, clock):
@@ -168,3 +168,12 @@ async def test_confirmations_survive_a_restart_and_run_once_for_their_owner(stor
     assert req.confirmed and req.prompt == "a cathedral"
     again, _ = await restarted.confirm(token, Caller("T1", "U1"))
     assert isinstance(again, Refused) and "expired" in again.detail
+
+
+async def test_control_characters_are_dropped_from_prompts_and_their_log(store, clock):
+    service = service_for(store, clock, banned_terms=["gore"])
+    accepted = await service.submit(request("a koi\x00 pond\x07\nat dawn"))
+    assert isinstance(accepted, Accepted)
+    assert (await store.get_job(accepted.job_id)).spec.prompt == "a koi pond\nat dawn"
+    assert isinstance(await service.submit(request("gore\x00")), Refused)
+    assert [r["prompt"] for r in await store.moderation_log("T1")] == ["gore"]
