@@ -8,7 +8,7 @@ write lock:
   batches and claiming deliveries lock the rows they take with
   `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent workers each get different
   rows and never wait on one another. (NO KEY UPDATE rather than
-  UPDATE: it excludes other lessers all the same, without blocking inserts of
+  UPDATE: it excludes other leasers all the same, without blocking inserts of
   rows that merely reference the job, such as its ledger entries.)
 - A worker finishing a job locks its row first (`_take_back`), so a reclaim
   can never requeue a job under a worker that is completing it.
@@ -259,13 +259,16 @@ class PostgresStore:
             column = {Scope.TEAM: None, Scope.CHANNEL: "channel", Scope.USER: '"user"'}[budget.scope]
             narrow = f" AND {column} = %s" if column else ""
             args = (team, budget.scope_id) if column else (team,)
-            spent = await _value(
-                c, f"""SELECT COALESCE(SUM(cost_micros), 0)::bigint FROM ledger
-                       WHERE team = %s{narrow} AND entry = 'settlement' AND created_at >= %s""",
-                (*args, period_start(budget.period, now)))
-            held = await _value(
-                c, f"SELECT COALESCE(SUM(amount_micros), 0)::bigint FROM holds WHERE team = %s{narrow}", args)
-            statuses.append(BudgetStatus(budget, spent, held, next_reset(budget.period, now)))
+            # One statement, so one snapshot: a job finishing meanwhile (its charge
+            # added and its hold removed in one commit) is seen whole or not at all.
+            # Two reads could see neither and admit over the budget.
+            both = await _one(
+                c, f"""SELECT (SELECT COALESCE(SUM(cost_micros), 0)::bigint FROM ledger
+                               WHERE team = %s{narrow} AND entry = 'settlement' AND created_at >= %s) AS spent,
+                              (SELECT COALESCE(SUM(amount_micros), 0)::bigint FROM holds
+                               WHERE team = %s{narrow}) AS held""",
+                (*args, period_start(budget.period, now), *args))
+            statuses.append(BudgetStatus(budget, both["spent"], both["held"], next_reset(budget.period, now)))
         return statuses
 
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:

@@ -219,3 +219,36 @@ async def test_a_billed_failure_that_uses_up_the_budget_is_not_retried(store):
         ("reservation", EST), ("settlement", 60_000), ("release", EST - 60_000)]
     status = await team_status(store)
     assert status.spent_micros == 60_000 and status.reserved_micros == 0
+
+
+async def test_submits_racing_completions_never_admit_over_the_budget(store_factory):
+    """Jobs finishing (charge added, hold removed in one commit) while others are
+    admitted: an admission must see each finish whole, or it admits one too many."""
+    stores = [await store_factory() for _ in range(6)]
+    submitters, workers = stores[:3], stores[3:]
+    for round_ in range(3):
+        team = f"R{round_}"
+        await stores[0].set_budget(team_budget(20 * EST, team=team), "mod")
+        stop = asyncio.Event()
+
+        async def submit_all(store, n: int = 30) -> None:
+            for i in range(n):
+                job = new_job(team, prompt=f"{id(store)}-{i}")
+                await store.submit(job, [], admission())
+
+        async def work(store) -> None:
+            while not stop.is_set():
+                job = await store.lease(f"w{id(store)}", 60)
+                if job is None:
+                    await asyncio.sleep(0)
+                    continue
+                await finish(store, job, EST)
+
+        running = [asyncio.create_task(work(s)) for s in workers]
+        await asyncio.gather(*(submit_all(s) for s in submitters))
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*running)
+        [status] = await stores[0].budget_statuses(team, None, None)
+        assert status.spent_micros + status.reserved_micros <= 20 * EST
+        assert status.spent_micros >= 10 * EST  # the race really happened: jobs finished meanwhile
