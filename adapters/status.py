@@ -19,8 +19,8 @@ def money(value: Decimal | str | None) -> str:
 def queued(accepted: Accepted) -> str:
     if accepted.relaxed:
         return (f"Queued for the Batch lane · {accepted.model} {accepted.size} {accepted.aspect_ratio} · "
-                f"about {money(accepted.estimate_usd)} (half price) · results usually within a few hours, "
-                "at most 24 h")
+                f"about {money(accepted.estimate_usd)} (half price) · results usually within a few hours "
+                "(Google allows up to 48 h)")
     where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
     note = (f" (switched from {accepted.downgraded_from}: the team is near its budget)"
             if accepted.downgraded_from else "")
@@ -32,7 +32,7 @@ def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) ->
     again = f" (attempt {attempt})" if attempt > 1 else ""
     if relaxed:
         return (f"Sent to Google's Batch lane with {model} at {size}{again}. Results usually arrive within "
-                "a few hours (at most 24 h); this message changes when the image is ready")
+                "a few hours (Google allows up to 48 h); this message changes when the image is ready")
     return f"Generating with {model} at {size}{again}… this takes 15–60 s"
 
 

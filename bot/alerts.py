@@ -8,8 +8,9 @@ well under its line. The alert goes out when an episode starts, and one
 
 Alerts travel through the outbox (`Store.raise_alert`), so a worker process
 with no chat adapter can raise one that the adapter's process posts, and the
-key (rule plus the ten minutes the episode started in) makes several
-processes that see the same trouble post it once.
+key (rule, the ten minutes the episode started in, and its number within
+them) makes several processes that see the same trouble usually post it
+once (two that open it either side of a ten-minute mark post it twice).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class CallWatch:
         self._p99_seconds = p99_seconds
         self._clock = clock
         self._on_alert = on_alert or (lambda: None)
-        self._episodes: dict[str, float] = {}  # rule -> when its episode started
+        self._episodes: dict[str, str] = {}  # rule -> the key of its open episode
+        self._opened: Counter[str] = Counter()  # episodes opened per (rule, ten minutes)
         self._sending: set[asyncio.Task] = set()
 
     def observe(self, *, error_kind: str | None, seconds: float) -> None:
@@ -56,16 +58,18 @@ class CallWatch:
             ("error_rate", self.error_share(), self._error_rate, self._error_text),
             ("latency", self.p99(), self._p99_seconds, self._latency_text),
         ):
-            started = self._episodes.get(rule)
-            if value > line and started is None:
-                now = self._clock()
-                self._episodes[rule] = now
-                self._raise(f"alert:{rule}:{int(now // EPISODE_BUCKET)}", text())
+            key = self._episodes.get(rule)
+            if value > line and key is None:
+                # Processes count their episodes per ten minutes alike, so the same trouble
+                # seen by several gets one key (posted once), and a second episode a new one.
+                bucket = f"{rule}:{int(self._clock() // EPISODE_BUCKET)}"
+                self._opened[bucket] += 1
+                key = self._episodes[rule] = f"alert:{bucket}:{self._opened[bucket]}"
+                self._raise(key, text())
             # Over when well under the line: a figure hovering at the line is one episode, not many.
-            elif value <= line * RECOVERY and started is not None:
+            elif value <= line * RECOVERY and key is not None:
                 del self._episodes[rule]
-                self._raise(f"alert:{rule}:{int(started // EPISODE_BUCKET)}:recovered",
-                            f"Recovered: {text(recovered=True)}")
+                self._raise(f"{key}:recovered", f"Recovered: {text(recovered=True)}")
 
     def error_share(self) -> float:
         return sum(kind is not None for kind, _ in self._calls) / len(self._calls)

@@ -9,9 +9,13 @@ processes at once: the store hands each job, and each poll, to one of them.
 
 A batch goes through the store in three steps (`open_batch`, `batch_sending`,
 `batch_submitted`) around the one call that creates it at Google. If the
-process dies in between, the batch is left `creating`; after `stale_after`
-a poller looks for it at Google by its display name and either adopts it
-or puts its jobs back in the queue, so nothing is sent, or paid for, twice.
+process dies in between, or the create call's answer is lost (a timeout, a
+dropped connection, a 5xx: Google may have created it all the same), the
+batch is left `creating`; after `stale_after` a poller looks for it at
+Google by its display name and either adopts it or puts its jobs back in
+the queue. A sender slower than that finds its batch given back and cancels
+what it created. So a job is not sent twice, and never billed unrecorded.
+A batch still out after `max_age` is cancelled and its holds released.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.providers.base import BatchItem, BatchProvider, BatchStatus
 from bot.providers.errors import BatchNotDone, OverloadedError, ProviderError
 from bot.store.base import Batch, Store, StoreUnavailable
-from bot.types import GenerationResult
+from bot.types import GenerationResult, Job
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ class BatchRunner:
     def __init__(
         self, store: Store, provider: BatchProvider, worker: Worker, *, window: float = 60.0,
         max_jobs: int = 100, poll_interval: float = 60.0, stale_after: float = 900.0,
-        clock: Callable[[], float] = time.time,
+        max_age: float = 72 * 3600.0, clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._provider = provider
@@ -47,6 +51,8 @@ class BatchRunner:
         self._poll = poll_interval
         # Longer than any create call can take: a batch still `creating` after this lost its process.
         self._stale_after = stale_after
+        # Google expires a batch after 48 h; past this, we stop waiting whatever it says.
+        self._max_age = max_age
         self._clock = clock
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -76,7 +82,7 @@ class BatchRunner:
         return sent
 
     async def _create(self, batch: Batch) -> bool:
-        items, job_ids = [], []
+        items, sent = [], []
         for job in batch.jobs:
             try:
                 inputs = await self._worker.inputs(job)
@@ -84,24 +90,33 @@ class BatchRunner:
                 await self._worker.finish(job, batch.worker_id, exc, 0.0)
                 continue
             items.append(BatchItem(job.spec, inputs))
-            job_ids.append(job.id)
+            sent.append(job)
         if not items:
             await self._store.close_batch(batch.id, "empty")
             return True
-        await self._store.batch_sending(batch.id, job_ids)
+        await self._store.batch_sending(batch.id, [job.id for job in sent])
         try:
             name = await self._provider.submit_batch(batch.model_id, items, display_name(batch))
+        except OverloadedError as exc:
+            # No answer is not a no: Google may have created it. Recovery looks it up by name.
+            log.warning("batch %d: no clear answer creating it (%s); it is looked up at Google after %.0f s",
+                        batch.id, exc, self._stale_after)
+            return False
         except ProviderError as exc:
             log.warning("batch %d: Gemini refused %d jobs: %s", batch.id, len(items), exc)
-            await self._give_back(batch, exc)
+            await self._give_back(batch, exc, sent)
             return False
-        await self._store.batch_submitted(batch.id, name, self._clock() + self._poll)
+        if not await self._store.batch_submitted(batch.id, name, self._clock() + self._poll):
+            log.error("batch %d: recovery gave its jobs back while it was being created; cancelling %s",
+                      batch.id, name)
+            await self._provider.cancel_batch(name)
+            return False
         log.info("batch %d: sent %d %s jobs as %s", batch.id, len(items), batch.model_id, name)
         return True
 
-    async def _give_back(self, batch: Batch, exc: ProviderError) -> None:
+    async def _give_back(self, batch: Batch, exc: ProviderError, jobs: Sequence[Job]) -> None:
         """The batch was never created: its jobs retry (or fail) like any failed call, uncharged."""
-        for job in batch.jobs:
+        for job in jobs:
             await self._worker.finish(job, batch.worker_id, exc, 0.0)
         await self._store.close_batch(batch.id, f"not created: {exc.kind}")
 
@@ -113,8 +128,14 @@ class BatchRunner:
         for batch in await self._store.due_batches(self._poll, self._stale_after):
             try:
                 finished += await self._check(batch)
-            except ProviderError as exc:  # the poll itself failed: the next one tries again
-                log.warning("batch %d (%s): poll failed: %s", batch.id, batch.remote_name, exc)
+            except ProviderError as exc:
+                if self._clock() - batch.created_at < self._max_age:
+                    log.warning("batch %d (%s): poll failed, trying again later: %s",
+                                batch.id, batch.remote_name, exc)
+                    continue
+                log.error("batch %d (%s): still failing to poll after %.0f h; giving up: %s",
+                          batch.id, batch.remote_name, self._max_age / 3600, exc)
+                finished += await self._finish(batch, BatchStatus("abandoned"))
         return finished
 
     async def _check(self, batch: Batch) -> int:
@@ -128,7 +149,16 @@ class BatchRunner:
                 raise
             status = BatchStatus("lost")  # deleted at Google: its jobs are released, like an expired batch
         if not status.finished:
-            return 0
+            if self._clock() - batch.created_at < self._max_age:
+                return 0
+            log.error("batch %d (%s): still %s after %.0f h; cancelling it", batch.id, batch.remote_name,
+                      status.state, self._max_age / 3600)
+            await self._provider.cancel_batch(batch.remote_name)
+            status = BatchStatus("abandoned")
+        return await self._finish(batch, status)
+
+    async def _finish(self, batch: Batch, status: BatchStatus) -> int:
+        """Each waiting job gets its answer (or, unless the batch succeeded, BatchNotDone: uncharged)."""
         waiting = batch.waiting()
         elapsed = self._clock() - batch.created_at
         if status.state == "succeeded":
@@ -158,7 +188,8 @@ class BatchRunner:
             return 0
         log.warning("batch %d: its sender died before creating it; its %d jobs go back to the queue",
                     batch.id, len(batch.jobs))
-        await self._give_back(batch, OverloadedError("the batch was interrupted before Gemini received it"))
+        gone = OverloadedError("the batch was interrupted before Gemini received it")
+        await self._give_back(batch, gone, batch.jobs)
         return len(batch.jobs)
 
 

@@ -121,7 +121,9 @@ class Runtime:
         if batch_api is not None and only_job_id is None and not self.batch_runners:
             self.batch_runners.append(BatchRunner(
                 self.store, batch_api, worker, window=self.settings.imagine_batch_window,
-                max_jobs=self.settings.imagine_batch_max, poll_interval=self.settings.imagine_batch_poll))
+                max_jobs=self.settings.imagine_batch_max, poll_interval=self.settings.imagine_batch_poll,
+                # Well past the longest a create call may take, so a live sender is never taken for dead.
+                stale_after=max(900.0, 2 * self.settings.imagine_request_timeout + 60)))
         return worker
 
     def _batch_api(self) -> BatchProvider | None:

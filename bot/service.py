@@ -197,7 +197,8 @@ class ImagineService:
         # The parent image (for edits) is read by the worker from its own row.
         if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
-        fallbacks = tuple(self._policies.for_team(req.team).fallback.get(info.alias, ()))
+        # The Batch lane is Gemini's alone: no fallbacks, and priced at its own rate.
+        fallbacks = () if req.relax else tuple(self._policies.for_team(req.team).fallback.get(info.alias, ()))
         return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
             size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
@@ -215,7 +216,7 @@ class ImagineService:
             except InvalidRequest:
                 if alias == spec.model_alias:
                     raise  # the model asked for must be priced; a fallback that can't run is skipped
-        for route in self._gateway_routes:
+        for route in self._gateway_routes if spec.lane is Lane.STANDARD else ():
             # A configured gateway may serve the request at its own per-image price.
             gateway = self._catalog.gateways.get(route)
             if gateway is not None and spec.size in gateway.price:
@@ -411,6 +412,9 @@ def _request_json(req: ImagineRequest | EditRequest) -> dict:
     data = {f.name: getattr(req, f.name) for f in dataclasses.fields(req)}
     data["images"] = [{"mime": i.mime, "data": base64.b64encode(i.data).decode()} for i in req.images]
     data["kind"] = "edit" if isinstance(req, EditRequest) else "imagine"
+    for text in ("prompt", "instruction"):  # as moderation cleans them; a database may refuse the rest
+        if text in data:
+            data[text] = printable(data[text])
     return data
 
 

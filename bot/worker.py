@@ -100,6 +100,9 @@ class Worker:
             self._metrics.queue_wait.observe(max(0.0, self._clock() - job.created_at))
             try:
                 await self.process(job, slot_id)
+            except StoreUnavailable as exc:
+                log.warning("job %d: store unavailable mid-job (%s); the job comes back when its lease expires",
+                            job.id, exc)
             except Exception:
                 # Never let one job take the slot (and the process) down: its
                 # lease runs out and the job is retried or dead-lettered.
@@ -136,6 +139,8 @@ class Worker:
             outcome = await self._provider.generate(job.spec, inputs)
         except ProviderError as exc:
             outcome = exc
+        except StoreUnavailable:
+            raise  # the shared rate limiter's database: the lease runs out and the job comes back
         except Exception as exc:  # a bug: keep the trace, retry like any transient failure
             log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
             await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)

@@ -28,7 +28,7 @@ class BatchItem:
 
 @dataclass(frozen=True)
 class BatchStatus:
-    state: str  # pending | running | succeeded | failed | cancelled | expired
+    state: str  # pending | running | succeeded | failed | cancelled | expired | lost (gone at the provider)
     # Once succeeded: one outcome per request, in request order.
     answers: tuple[GenerationResult | ProviderError, ...] = ()
 
@@ -47,6 +47,8 @@ class BatchProvider(Protocol):
     async def find_batch(self, display_name: str) -> str | None:
         """The name of an existing batch with this display name (one we may have sent before a crash)."""
         ...
+
+    async def cancel_batch(self, name: str) -> None: ...
 
     async def batch_status(self, name: str, model_id: str, requests: int) -> BatchStatus:
         """Where the batch is; once it succeeded, the outcome of each of its `requests`."""

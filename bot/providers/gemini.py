@@ -87,6 +87,10 @@ class GeminiProvider:
             return None
         return await self._call(find(), "network error or timeout listing Gemini batches")
 
+    async def cancel_batch(self, name: str) -> None:
+        await self._call(self._client.aio.batches.cancel(name=name),
+                         "network error or timeout cancelling a Gemini batch")
+
     async def batch_status(self, name: str, model_id: str, requests: int) -> BatchStatus:
         batch = await self._call(self._client.aio.batches.get(name=name),
                                  "network error or timeout polling a Gemini batch")

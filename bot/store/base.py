@@ -141,14 +141,17 @@ class Store(Protocol):
         """Record the order the batch's requests are about to be sent in (the
         provider answers in that order), before sending them."""
 
-    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> None:
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> bool:
         """The provider accepted the batch: record its name and tell each job's
-        requester (a "started" delivery per job)."""
+        requester (a "started" delivery per job). False when the batch was
+        given back meanwhile (a slow sender outlived by recovery): the caller
+        must cancel the remote batch, since its jobs are queued again."""
 
     async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
-        """Submitted batches due for a poll, plus `creating` ones older than
-        `stale_after` (their creator died). Each is pushed `poll_interval`
-        into the future, so concurrent pollers share the work."""
+        """Submitted batches due for a poll, plus `creating` ones not touched
+        for `stale_after` seconds (their sender died, or its create call's
+        answer was lost). Each is pushed `poll_interval` into the future, so
+        concurrent pollers share the work."""
 
     async def close_batch(self, batch_id: int, remote_state: str) -> None: ...
 

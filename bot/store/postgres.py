@@ -361,15 +361,21 @@ class PostgresStore:
             await c.execute("UPDATE batches SET job_ids = %s, updated_at = %s WHERE id = %s",
                             (Jsonb(job_ids), self._clock(), batch_id))
 
-    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> None:
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> bool:
         now = self._clock()
         async with self._tx() as c:
-            await c.execute("""UPDATE batches SET state = 'submitted', remote_name = %s, updated_at = %s,
-                                   next_poll_at = %s WHERE id = %s""", (remote_name, now, poll_at, batch_id))
+            updated = await _one(c, """UPDATE batches SET state = 'submitted', remote_name = %s, updated_at = %s,
+                                           next_poll_at = %s
+                                       WHERE id = %s AND (state = 'creating'
+                                                          OR (state = 'submitted' AND remote_name = %s))
+                                       RETURNING id""", (remote_name, now, poll_at, batch_id, remote_name))
+            if updated is None:
+                return False  # given back meanwhile: its jobs are queued again
             for row in await _batch_jobs(c, batch_id):
                 await _insert_delivery(c, row["id"], row["platform"], NewDelivery(
                     key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
                     payload={"attempt": row["attempt"], "batch": remote_name}), now)
+            return True
 
     async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
         now = self._clock()
@@ -377,7 +383,7 @@ class PostgresStore:
             # Pushed forward under a row lock: concurrent pollers each get different batches.
             ids = [r["id"] for r in await _all(
                 c, """SELECT id FROM batches
-                      WHERE (state = 'submitted' AND next_poll_at <= %s) OR (state = 'creating' AND created_at <= %s)
+                      WHERE next_poll_at <= %s AND (state = 'submitted' OR (state = 'creating' AND updated_at <= %s))
                       FOR NO KEY UPDATE SKIP LOCKED""", (now, now - stale_after))]
             rows = await _all(c, "UPDATE batches SET next_poll_at = %s WHERE id = ANY(%s) RETURNING *",
                               (now + poll_interval, ids))

@@ -182,11 +182,12 @@ class SQLiteStore:
         result = {**json.loads(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
         job_id = c.execute(
             """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, idempotency_key,
-                   cache_key, state, round, max_attempts, available_at, result_image_id, result,
+                   cache_key, lane, state, round, max_attempts, available_at, result_image_id, result,
                    created_at, updated_at, finished_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', 0, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'succeeded', 0, ?, ?, ?, ?, ?, ?, ?)""",
             (job.team, job.channel, job.user, job.platform, job.kind, json.dumps(job.spec.to_json()),
-             json.dumps(job.delivery), job.idempotency_key, job.cache_key, job.max_attempts, now,
+             json.dumps(job.delivery), job.idempotency_key, job.cache_key, job.spec.lane.value,
+             job.max_attempts, now,
              hit["result_image_id"], json.dumps(result), now, now, now),
         ).lastrowid
         for image in inputs:  # kept, so a Reroll of this job sends the same pictures
@@ -389,17 +390,22 @@ class SQLiteStore:
                           (json.dumps(job_ids), self._clock(), batch_id))
         await self._run(sending)
 
-    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> None:
-        def submitted() -> None:
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> bool:
+        def submitted() -> bool:
             now = self._clock()
             with self._write() as c:
-                c.execute("""UPDATE batches SET state = 'submitted', remote_name = ?, updated_at = ?,
-                                 next_poll_at = ? WHERE id = ?""", (remote_name, now, poll_at, batch_id))
+                updated = c.execute(
+                    """UPDATE batches SET state = 'submitted', remote_name = ?, updated_at = ?, next_poll_at = ?
+                       WHERE id = ? AND (state = 'creating' OR (state = 'submitted' AND remote_name = ?))""",
+                    (remote_name, now, poll_at, batch_id, remote_name)).rowcount
+                if not updated:
+                    return False  # given back meanwhile: its jobs are queued again
                 for row in self._batch_jobs(c, batch_id):
                     self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
                         key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
                         payload={"attempt": row["attempt"], "batch": remote_name}), now)
-        await self._run(submitted)
+                return True
+        return await self._run(submitted)
 
     async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
         def due() -> list[Batch]:
@@ -407,7 +413,7 @@ class SQLiteStore:
             with self._write() as c:
                 rows = c.execute(
                     """UPDATE batches SET next_poll_at = ? + ?
-                       WHERE (state = 'submitted' AND next_poll_at <= ?) OR (state = 'creating' AND created_at <= ?)
+                       WHERE next_poll_at <= ? AND (state = 'submitted' OR (state = 'creating' AND updated_at <= ?))
                        RETURNING *""", (now, poll_interval, now, now - stale_after)).fetchall()
                 return [Batch(r["id"], r["model_id"], r["state"], r["remote_name"], r["created_at"],
                               tuple(json.loads(r["job_ids"])), tuple(_job(j) for j in self._batch_jobs(c, r["id"])))

@@ -97,3 +97,13 @@ async def test_the_dispatcher_hands_alerts_to_the_slack_adapter_which_posts_to_t
         assert message.text.startswith(":rotating_light: Image generation is failing")
         assert "<!channel>" not in message.text  # escaped: an alert must not ping everyone
         assert await dispatcher.dispatch_once() == 0
+
+
+async def test_a_second_episode_soon_after_recovery_is_posted_too(db, clock):
+    watch = watch_on(db, clock)
+    await feed(watch, [(None, 1.0)] * 20 + [("overloaded", 1.0)] * 3)
+    await feed(watch, [(None, 1.0)] * 50)
+    assert len(await alerts(db)) == 2  # the alert and its recovery
+    await feed(watch, [("quota", 1.0)] * 3)  # trouble again within the same ten minutes
+    [text] = await alerts(db)
+    assert "quota x3" in text

@@ -12,10 +12,12 @@ from bot.batch import BatchRunner, display_name
 from bot.catalog import load_catalog
 from bot.money import to_micros
 from bot.providers.base import BatchItem
+from bot.providers.errors import OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.service import ImagineService
 from bot.types import Accepted, ImagineRequest, JobState, Lane, Usage
 from bot.worker import Worker
+from policies.config import PolicyBook
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, ok
 
 STALE = 900.0
@@ -125,13 +127,81 @@ async def test_an_expired_batch_releases_every_hold_and_tells_each_requester(lan
 
 async def test_a_refused_create_requeues_the_jobs_uncharged(lane, fake):
     accepted = await lane.relax("a fox")
-    fake.script_batch_create(error(503))
+    fake.script_batch_create(error(429))  # a clear no
     assert await lane.runner.send() == 0
     job = await lane.store.get_job(accepted.job_id)
-    assert job.state is JobState.QUEUED and job.error_class == "overloaded"
+    assert job.state is JobState.QUEUED and job.error_class == "quota"
     assert [e[0] for e in await lane.entries(job.id)] == ["reservation"]
     lane.clock.advance(5)
     assert await lane.runner.send() == 1  # the retry goes out in a new batch
+
+
+async def test_a_create_whose_answer_was_lost_is_looked_up_not_sent_again(lane, fake):
+    accepted = await lane.relax("a fox")
+    real = lane.provider.submit_batch
+
+    async def created_then_connection_lost(*args, **kw):
+        await real(*args, **kw)  # Google created it, but the answer never arrived
+        raise OverloadedError("network error or timeout creating a Gemini batch: TimeoutError")
+    lane.provider.submit_batch = created_then_connection_lost
+    assert await lane.runner.send() == 0
+    lane.provider.submit_batch = real
+    lane.clock.advance(300)
+    assert await lane.runner.send() == 0  # the job still waits on the unclear batch
+    assert await lane.poll_later(STALE) == 0  # found at Google by its name, and adopted
+    [remote] = fake.batches.values()
+    fake.finish_batch(remote.name, ok())
+    assert await lane.poll_later() == 1
+    settled = [e for e in await lane.entries(accepted.job_id) if e[0] == "settlement"]
+    assert len(settled) == 1 and fake.batch_creates == 1
+
+
+async def test_an_unclear_create_that_made_nothing_is_requeued_after_the_lookup(lane, fake):
+    accepted = await lane.relax("a fox")
+    fake.script_batch_create(error(503))
+    assert await lane.runner.send() == 0
+    assert await lane.state(accepted.job_id) is JobState.RUNNING  # not given back on a guess
+    assert await lane.poll_later(STALE + 1) == 1  # nothing at Google by that name
+    assert await lane.state(accepted.job_id) is JobState.QUEUED
+    lane.clock.advance(5)
+    assert await lane.runner.send() == 1 and len(fake.batches) == 1
+
+
+async def test_a_sender_outlived_by_recovery_cancels_what_it_created(lane, fake):
+    accepted = await lane.relax("a fox")
+    real = lane.provider.submit_batch
+
+    async def slow(*args, **kw):
+        assert await lane.poll_later(STALE + 1) == 1  # meanwhile recovery gives the job back
+        return await real(*args, **kw)
+    lane.provider.submit_batch = slow
+    assert await lane.runner.send() == 0
+    [remote] = fake.batches.values()
+    assert remote.state == "BATCH_STATE_CANCELLED"
+    assert await lane.state(accepted.job_id) is JobState.QUEUED
+
+
+async def test_a_batch_out_too_long_is_cancelled_and_its_holds_released(lane, fake):
+    accepted = await lane.relax("a fox")
+    assert await lane.runner.send() == 1
+    assert await lane.poll_later(71 * 3600) == 0  # still pending at Google: keep waiting
+    assert await lane.poll_later(2 * 3600) == 1
+    [remote] = fake.batches.values()
+    assert remote.state == "BATCH_STATE_CANCELLED"
+    job = await lane.store.get_job(accepted.job_id)
+    assert job.state is JobState.FAILED and job.error_class == "batch_not_done"
+    assert [e[0] for e in await lane.entries(job.id)] == ["reservation", "release"]
+
+
+async def test_relaxed_requests_are_held_at_the_batch_rate_even_with_a_gateway_and_fallbacks(store, clock):
+    policies = PolicyBook(None, {"T1": {"fallback": {"pro": ["flash", "openrouter:pro"]}}})
+    catalog = load_catalog()
+    service = ImagineService(store, catalog, batch_lane=True, clock=clock, policies=policies,
+                             gateway_routes=("openrouter",))
+    outcome = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
+                                                  prompt="a fox", size="1K", relax=True))
+    assert outcome.estimate_usd < pricing.image_price(catalog.resolve("pro"), "1K", Lane.STANDARD)
+    assert (await store.get_job(outcome.job_id)).spec.fallbacks == ()
 
 
 async def test_a_batch_created_just_before_its_sender_died_is_adopted_not_sent_again(lane, fake):

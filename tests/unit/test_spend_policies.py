@@ -177,3 +177,13 @@ async def test_control_characters_are_dropped_from_prompts_and_their_log(store, 
     assert (await store.get_job(accepted.job_id)).spec.prompt == "a koi pond\nat dawn"
     assert isinstance(await service.submit(request("gore\x00")), Refused)
     assert [r["prompt"] for r in await store.moderation_log("T1")] == ["gore"]
+
+
+async def test_a_held_confirmation_keeps_the_cleaned_prompt(store, clock):
+    service = service_for(store, clock, confirm_above_usd=0.05)
+    outcome = await service.submit(request("a koi\x00 pond", size="4K"))
+    assert isinstance(outcome, NeedsConfirmation)
+    token = await service.hold_confirmation(outcome)  # PostgreSQL refuses a NUL in JSON
+    ran, _ = await service.confirm(token, Caller("T1", "U1"))
+    assert isinstance(ran, Accepted)
+    assert (await store.get_job(ran.job_id)).spec.prompt == "a koi pond"
