@@ -173,6 +173,7 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     web_app.add_routes([health_route(runtime.store, settings.imagine_workers if role.workers else 0),
                         metrics_route(runtime.store, runtime.metrics)])
     closers: list[Callable[[], Awaitable[None]]] = []
+    slack = None
     if role.slack and settings.slack_configured:
         from adapters.slack.app import SlackAdapter
 
@@ -196,6 +197,9 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     if role.http:
         runner = await serve(web_app, settings.port)
         closers.insert(0, runner.cleanup)
+    if slack is not None:
+        # Closers run last to first: the HTTP server stops taking requests, then Slack's listeners finish.
+        closers.insert(0, slack.close)
     return closers
 
 

@@ -158,6 +158,8 @@ class GenerationResult:
     route: str | None = None
     model_alias: str | None = None
     fallback_from: str | None = None
+    # The provider call alone (set by the router), without waiting for a rate limit or a slot.
+    call_seconds: float | None = None
 
 
 @dataclass(frozen=True)

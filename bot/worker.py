@@ -151,8 +151,10 @@ class Worker:
                      elapsed: float) -> None:
         """Record one provider call's outcome for a job `slot_id` holds: the
         image (charged, stored, delivered) or the failure (retried or final)."""
+        # Latency is the provider's own time when the router measured it; `elapsed` includes queueing.
+        latency = outcome.call_seconds if outcome.call_seconds is not None else elapsed
         if isinstance(outcome, ProviderError):
-            self._log_call(job, elapsed, error=outcome)
+            self._log_call(job, latency, error=outcome)
             await self._failed(job, slot_id, outcome)
             return
         result = outcome
@@ -164,7 +166,7 @@ class Worker:
             await self._failed(job, slot_id, exc, billed=self._cost_of(job, result)[1], usage=result.usage)
             return
         model, cost = self._cost_of(job, result)
-        self._log_call(job, elapsed, usage=result.usage, cost=str(cost), route=result.route)
+        self._log_call(job, latency, usage=result.usage, cost=str(cost), route=result.route)
         outcome = {
             "model": model.alias,
             "model_id": model.model_id,

@@ -10,9 +10,12 @@ message's thread, and the final status with [Reroll] [4K] [Delete].
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -38,6 +41,8 @@ from policies.spend import Period
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
 SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+# On shutdown, how long listeners that already acked may take to finish (post their status).
+SHUTDOWN_GRACE = 10.0
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
 MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
@@ -52,10 +57,14 @@ class SlackAdapter:
         self._token = token
         self._service = service
         self._alert_channel = settings.slack_alert_channel
+        # One session for every Web API call: without it slack_sdk opens a new
+        # connection (a TLS handshake) per call.
+        self._session = aiohttp.ClientSession()
         self.client = AsyncWebClient(
-            token=token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+            token=token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, session=self._session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
+        self._running: set[asyncio.Task] = set()
         # Bolt reads SLACK_BOT_TOKEN itself and warns when a client comes too; the
         # token is in the client, so hide it from bolt.
         bolt_env_token = os.environ.pop("SLACK_BOT_TOKEN", None)
@@ -85,17 +94,37 @@ class SlackAdapter:
     # -- listeners --------------------------------------------------------
 
     def _register(self) -> None:
-        app = self.app
-        app.command("/imagine")(self._on_imagine)
-        app.command("/imagine-usage")(self._on_usage)
-        app.command("/imagine-budget")(self._on_budget)
-        app.event("message")(self._on_message)
-        app.action(render.ACTION_REROLL)(self._on_rerun)
-        app.action(render.ACTION_4K)(self._on_rerun)
-        app.action(render.ACTION_DELETE)(self._on_delete)
-        app.action(render.ACTION_RUN)(self._on_confirmed)
-        app.action(render.ACTION_USE_FLASH)(self._on_confirmed)
+        app, tracked = self.app, self._tracked
+        app.command("/imagine")(tracked(self._on_imagine))
+        app.command("/imagine-usage")(tracked(self._on_usage))
+        app.command("/imagine-budget")(tracked(self._on_budget))
+        app.event("message")(tracked(self._on_message))
+        app.action(render.ACTION_REROLL)(tracked(self._on_rerun))
+        app.action(render.ACTION_4K)(tracked(self._on_rerun))
+        app.action(render.ACTION_DELETE)(tracked(self._on_delete))
+        app.action(render.ACTION_RUN)(tracked(self._on_confirmed))
+        app.action(render.ACTION_USE_FLASH)(tracked(self._on_confirmed))
         app.error(self._on_error)
+
+    def _tracked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """Bolt runs a listener on past its ack in a task it keeps no hold of;
+        count it, so close() can let it finish before the store closes."""
+        @functools.wraps(listener)  # bolt reads the listener's argument names through the wrapper
+        async def run(**kwargs: Any) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await listener(**kwargs)
+            finally:
+                self._running.discard(task)
+        return run
+
+    async def close(self) -> None:
+        """After the HTTP server stopped: let acked listeners finish, then drop the session."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=SHUTDOWN_GRACE)
+        await self._session.close()
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
         # The one place a failure in a listener ends: the trace goes to the

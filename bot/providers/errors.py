@@ -40,6 +40,8 @@ class ProviderError(Exception):
         # Which route and model failed (set by the router), so the right price and billing rule apply.
         self.route: str | None = None
         self.model_alias: str | None = None
+        # How long the provider call itself took (set by the router), without queueing.
+        self.call_seconds: float | None = None
 
     def __str__(self) -> str:
         code = f" (HTTP {self.status_code})" if self.status_code else ""

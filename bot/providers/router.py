@@ -207,8 +207,7 @@ class RoutedProvider:
                 continue
             await self.limiter.acquire(f"{route.name}:{candidate.model_id}")
             try:
-                async with route.concurrency:
-                    result = await route.provider.generate(candidate, inputs)
+                result = await self._timed_call(route, candidate, inputs)
             except ProviderError as exc:
                 exc.route, exc.model_alias = route.name, candidate.model_alias
                 if not isinstance(exc, QuotaError | OverloadedError):
@@ -227,6 +226,19 @@ class RoutedProvider:
         if first_error is None:
             raise ProviderError(f"no configured route serves the model {spec.model_alias}")
         raise first_error
+
+    @staticmethod
+    async def _timed_call(route: Route, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        """The route's call, timed on its own: waiting for the rate limiter or a
+        concurrency slot is queueing, not the provider's latency."""
+        async with route.concurrency:
+            started = time.monotonic()
+            try:
+                result = await route.provider.generate(spec, inputs)
+            except ProviderError as exc:
+                exc.call_seconds = time.monotonic() - started
+                raise
+        return dataclasses.replace(result, call_seconds=time.monotonic() - started)
 
     def requests_per_minute(self, route: str) -> int | None:
         return limit_for(self.limiter.limits, f"{route}:")

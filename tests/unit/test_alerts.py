@@ -97,6 +97,7 @@ async def test_the_dispatcher_hands_alerts_to_the_slack_adapter_which_posts_to_t
         assert message.text.startswith(":rotating_light: Image generation is failing")
         assert "<!channel>" not in message.text  # escaped: an alert must not ping everyone
         assert await dispatcher.dispatch_once() == 0
+        await adapter.close()
 
 
 async def test_a_second_episode_soon_after_recovery_is_posted_too(db, clock):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 import pytest
 
@@ -145,3 +146,24 @@ async def test_the_shared_rate_limiter_holds_one_limit_across_processes(store_fa
     await b.acquire("gemini:other")  # its own key, its own count
     clock.advance(61)
     await asyncio.wait_for(b.acquire("gemini:m"), 0.2)
+
+
+async def test_latency_is_the_call_alone_not_the_wait_for_a_rate_limit(fake):
+    class SlowLimiter:
+        limits = {"gemini": 1}
+
+        async def acquire(self, key: str) -> None:
+            await asyncio.sleep(0.5)  # a long queue for the project's quota
+
+    fake.latency = 0.05
+    fake.script(ok(), error(503))
+    routed = router(fake)
+    routed.limiter = SlowLimiter()
+    started = time.monotonic()
+    result = await routed.generate(spec(), [])
+    assert time.monotonic() - started >= 0.5
+    assert 0.05 <= result.call_seconds < 0.4
+    with pytest.raises(OverloadedError) as failed:
+        await routed.generate(spec(), [])
+    assert 0.05 <= failed.value.call_seconds < 0.4
+    await routed.close()
