@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
 import sys
 import tempfile
 import time
@@ -20,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PIL import Image  # noqa: E402
-
+from bench.common import (  # noqa: E402
+    bench_main, CountingNotifier, tiny_png, verdict,
+)
 from bot.catalog import load_catalog  # noqa: E402
 from bot.money import from_micros  # noqa: E402
 from bot.notify import OutboxDispatcher  # noqa: E402
@@ -31,15 +30,9 @@ from bot.types import Accepted, GenerationResult, ImagineRequest, InputImage, Re
 from bot.worker import Worker  # noqa: E402
 from policies.config import PolicyBook  # noqa: E402
 
-RESULTS = Path(__file__).with_name("results.json")
+TARGET_JOBS_PER_SECOND = 2000
 NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
              "confirm_above_usd": None}
-
-
-def tiny_png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), "teal").save(buf, "PNG")
-    return buf.getvalue()
 
 
 class InstantProvider:
@@ -56,20 +49,6 @@ class InstantProvider:
 
     async def close(self) -> None:
         pass
-
-
-class CountingNotifier:
-    platform = "bench"
-
-    def __init__(self, total: int) -> None:
-        self.total, self.finals = total, 0
-        self.done = asyncio.Event()
-
-    async def deliver(self, delivery, job) -> None:
-        if delivery.kind != "started":
-            self.finals += 1
-            if self.finals >= self.total:
-                self.done.set()
 
 
 def request(i: int, **kw) -> ImagineRequest:
@@ -131,24 +110,32 @@ async def budget_exactness(images: int = 20, requests: int = 200) -> dict:
             "seconds": round(elapsed, 3)}
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=8)
-    args = parser.parse_args()
-    queue = await queue_throughput(args.jobs, args.workers)
-    budget = await budget_exactness()
-    print("benchmark                         figure")
-    print(f"queue throughput (SQLite, 1 proc)  {queue['jobs_per_second']:>8} jobs/s  "
-          f"({queue['jobs']} jobs, {queue['worker_slots']} slots, {queue['seconds']} s; target >= 2000)")
-    print(f"budget exactness                   admitted {budget['admitted']} / refused {budget['refused']} "
-          f"of {budget['requests']} for a {budget['budget_for_images']}-image budget; "
-          f"overshoot ${budget['overshoot_usd']} (target $0)")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results.update({"queue_throughput_sqlite": queue, "budget_exactness": budget,
-                    "machine": "2 cores, 24 GiB (the workplace's standard size)"})
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=8)
+    return p
+
+
+async def run(args: argparse.Namespace) -> dict:
+    return {"queue_throughput_sqlite": await queue_throughput(args.jobs, args.workers),
+            "budget_exactness": await budget_exactness()}
+
+
+def rows(results: dict) -> list[tuple]:
+    out = []
+    if queue := results.get("queue_throughput_sqlite"):
+        out.append(("queue throughput (SQLite, 1 proc)",
+                    f"{queue['jobs_per_second']} jobs/s ({queue['jobs']} jobs, {queue['worker_slots']} slots, "
+                    f"{queue['seconds']} s)", f">= {TARGET_JOBS_PER_SECOND} jobs/s",
+                    verdict(queue["jobs_per_second"] >= TARGET_JOBS_PER_SECOND)))
+    if budget := results.get("budget_exactness"):
+        out.append(("budget exactness",
+                    f"admitted {budget['admitted']} / refused {budget['refused']} of {budget['requests']} for a "
+                    f"{budget['budget_for_images']}-image budget; overshoot ${budget['overshoot_usd']}", "$0",
+                    verdict(Decimal(budget["overshoot_usd"]) == 0)))
+    return out
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    bench_main(run, parser, rows)
