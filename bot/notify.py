@@ -38,7 +38,8 @@ class Notifier(Protocol):
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         """Post one outbox message. Raise to have it retried later.
 
-        `delivery.kind` is "started" (a worker took the job), "result"
+        `delivery.kind` is "started" (a worker took the job; never sent once
+        the job has finished), "result"
         (payload has image_id, model, cost) or "failure" (payload has state
         and error_class; render it with bot.providers.errors.user_message_for).
         """
@@ -108,7 +109,9 @@ class OutboxDispatcher:
                 job = await self._store.get_job(delivery.job_id) if delivery.job_id is not None else None
                 if job is None:
                     raise LookupError(f"job {delivery.job_id} is gone")
-                await notifier.deliver(delivery, job)
+                # A "started" that comes after the job finished must not overwrite its final status.
+                if not (delivery.kind == "started" and job.state.terminal):
+                    await notifier.deliver(delivery, job)
         except GiveUp as exc:
             log.warning("outbox: giving up on %s (%s): %s", delivery.key, delivery.kind, exc)
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock(), max_attempts=0)

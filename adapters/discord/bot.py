@@ -381,8 +381,6 @@ class DiscordAdapter:
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         where = job.delivery
         if "status" not in where:
-            if job.state.terminal and delivery.kind == "started":
-                return
             raise RetryLater(f"job {job.id} has no status message yet")
         try:
             await self._deliver(delivery, job, where)
@@ -393,10 +391,9 @@ class DiscordAdapter:
     async def _deliver(self, delivery: Delivery, job: Job, where: dict[str, Any]) -> None:
         edit = job.kind == "edit" or job.spec.parent_image_id is not None
         if delivery.kind == "started":
-            if not job.state.terminal:  # a late "started" must not overwrite the final status
-                status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
-                                           relaxed="batch" in delivery.payload)
-                await self._edit_status(where, render.status_message(job.spec.prompt, job.user, status, edit=edit))
+            status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
+                                       relaxed="batch" in delivery.payload)
+            await self._edit_status(where, render.status_message(job.spec.prompt, job.user, status, edit=edit))
             return
         if delivery.kind == "result":
             result = delivery.payload

@@ -302,15 +302,11 @@ class SlackAdapter:
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         where = job.delivery
         if "status_ts" not in where:
-            if job.state.terminal and delivery.kind == "started":
-                return
             raise RetryLater(f"job {job.id} has no status message yet")
         channel, status_ts, thread_ts = where["channel"], where["status_ts"], where["thread_ts"]
         edit = bool(where.get("edit"))
         prompt = job.spec.prompt
         if delivery.kind == "started":
-            if job.state.terminal:
-                return  # a late "started" must not overwrite the final status
             status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
                                        relaxed="batch" in delivery.payload)
             await self.client.chat_update(channel=channel, ts=status_ts,

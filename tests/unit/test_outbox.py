@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bot.notify import GiveUp, OutboxDispatcher, RetryLater
+from bot.store.base import NewDelivery, final_delivery_key
+from bot.types import JobState
 from tests.conftest import new_job
 
 
@@ -56,3 +58,17 @@ async def test_retry_later_comes_back_soon(store, clock):
     clock.advance(0.5)
     await dispatcher.dispatch_once()
     assert notifier.attempts == ["job:1:started:1", "job:1:started:1"]
+
+
+async def test_a_started_row_for_a_finished_job_is_dropped_not_sent(store, clock):
+    await started_row(store)
+    job = await store.get_job(1)
+    await store.fail(1, "w", job.attempt, error_class="bad_request", detail="x", retryable=False,
+                     final_state=JobState.FAILED, retry_at=None,
+                     delivery=NewDelivery(final_delivery_key(1), "failure", {}))
+    notifier = ScriptedNotifier()
+    dispatcher = OutboxDispatcher(store, [notifier], clock=clock, batch=10)
+    assert await dispatcher.dispatch_once() == 2
+    assert notifier.attempts == ["job:1:final"]  # the late "started" never reached the adapter
+    clock.advance(3600)
+    assert await dispatcher.dispatch_once() == 0  # and it is done with, not retried
