@@ -12,6 +12,7 @@ from psycopg import sql
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.types import GenerationSpec, NewJob
+from tests.fakes.gemini_server import FakeGemini
 
 
 class FakeClock:
@@ -30,6 +31,20 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.size
+
+
+@pytest.fixture
+async def fake():
+    """A loopback Gemini with small images; test modules for other services
+    (Slack, Discord, a gateway) define their own `fake` instead."""
+    async with FakeGemini(image_scale=0.125) as server:
+        yield server
 
 
 def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:

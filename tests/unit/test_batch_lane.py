@@ -18,15 +18,9 @@ from bot.service import ImagineService
 from bot.types import Accepted, ImagineRequest, JobState, Lane, Usage
 from bot.worker import Worker
 from policies.config import PolicyBook
-from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, ok
+from tests.fakes.gemini_server import blocked_prompt, error, ok
 
 STALE = 900.0
-
-
-@pytest.fixture
-async def fake():
-    async with FakeGemini(image_scale=0.125) as server:
-        yield server
 
 
 class Lane_:

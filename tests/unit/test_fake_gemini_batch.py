@@ -7,15 +7,9 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, ok
+from tests.fakes.gemini_server import blocked_prompt, error, ok
 
 FLASH = "gemini-3.1-flash-image"
-
-
-@pytest.fixture
-async def fake():
-    async with FakeGemini(image_scale=0.125) as server:
-        yield server
 
 
 def client_for(fake, key="k"):

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import time
 
 import pytest
 from google.genai import errors as genai_errors
-from PIL import Image
 
 from bot.providers.errors import (
     AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
@@ -16,8 +14,8 @@ from bot.providers.errors import (
 )
 from bot.providers.gemini import GeminiProvider, map_api_error, retry_delay
 from bot.types import GenerationResult, InputImage
-from tests.conftest import png_bytes, spec
-from tests.fakes.gemini_server import (FakeGemini, blocked_prompt, error, finish, hang,
+from tests.conftest import image_size, png_bytes, spec
+from tests.fakes.gemini_server import (blocked_prompt, error, finish, hang,
                                        no_image, ok)
 
 PRO = "gemini-3-pro-image"
@@ -26,22 +24,10 @@ KEY = "test-key-123"
 
 
 @pytest.fixture
-async def fake():
-    async with FakeGemini(image_scale=0.125) as server:
-        yield server
-
-
-@pytest.fixture
 async def provider(fake):
     prov = GeminiProvider.create(api_key=KEY, base_url=fake.url, vertexai=False, timeout_seconds=30)
     yield prov
     await prov.close()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size
 
 
 # --- text to image -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from bot.providers.errors import (
 )
 from bot.providers.openai_compat import OpenAICompatProvider, parse_completion, retry_after
 from bot.types import GenerationResult, InputImage
-from tests.conftest import png_bytes, spec
+from tests.conftest import image_size, png_bytes, spec
 from tests.fakes.openai_server import (FakeGateway, error, error_in_200, no_image, ok,
                                        png_b64)
 
@@ -47,12 +47,6 @@ async def provider(fake):
     prov = make(fake)
     yield prov
     await prov.close()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.size
 
 
 # --- text to image -----------------------------------------------------------------------------

@@ -16,13 +16,7 @@ from bot.providers.router import (
     AdaptiveConcurrency, CircuitBreaker, LocalRateLimiter, Route, RoutedProvider,
 )
 from tests.conftest import FakeClock, spec
-from tests.fakes.gemini_server import FakeGemini, error, finish, ok
-
-
-@pytest.fixture
-async def fake():
-    async with FakeGemini(image_scale=0.125) as server:
-        yield server
+from tests.fakes.gemini_server import error, finish, ok
 
 
 def router(fake, **route_kw) -> RoutedProvider:

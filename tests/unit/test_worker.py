@@ -18,7 +18,7 @@ from bot.store.sqlite import SQLiteStore
 from bot.service import Caller
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobState
 from bot.worker import Worker
-from tests.fakes.gemini_server import FakeGemini, error, finish, ok
+from tests.fakes.gemini_server import error, finish, ok
 
 
 class RecordingNotifier:
@@ -69,12 +69,6 @@ class Pipeline:
             team=kw.pop("team", "T1"), channel="C1", user="U1", platform="test", prompt=prompt, **kw))
         assert isinstance(outcome, Accepted), outcome
         return outcome
-
-
-@pytest.fixture
-async def fake():
-    async with FakeGemini(image_scale=0.125) as server:
-        yield server
 
 
 @pytest.fixture
