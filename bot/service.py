@@ -338,6 +338,17 @@ class ImagineService:
     def policy(self, team: str) -> TeamPolicy:
         return self._policies.for_team(team)
 
+    def team_allowed(self, team: str) -> bool:
+        """Whether this Slack team / Discord guild is on the `[access] teams`
+        allow-list (every team is, when there is none)."""
+        return self._policies.allows(team)
+
+    def default_team_budget(self, team: str) -> Budget | None:
+        """The budget that caps a team with no team budget of its own."""
+        limit = self._policies.for_team(team).default_team_budget_usd
+        return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=to_micros(limit),
+                      period=Period.MONTH, soft_threshold=float(self.policy(team).soft_threshold), default=True)
+
     def is_moderator(self, caller: Caller) -> bool:
         return caller.platform_admin or caller.user in self._policies.for_team(caller.team).moderators
 

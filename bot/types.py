@@ -201,6 +201,8 @@ class Job:
     result: dict[str, Any] | None = None
     error_class: str | None = None
     error_detail: str | None = None
+    # Micro-dollars still held for this job (its open reservation); 0 when none.
+    held_micros: int = 0
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ class RefusalReason(StrEnum):
     INVALID_REQUEST = "invalid_request"
     MODERATION = "moderation"
     NOT_ALLOWED_HERE = "not_allowed_here"
+    TEAM_NOT_ALLOWED = "team_not_allowed"
     UNPRICED = "unpriced"
     BUDGET_EXHAUSTED = "budget_exhausted"
     QUOTA_EXCEEDED = "quota_exceeded"

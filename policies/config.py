@@ -5,6 +5,10 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     [policy]
     user_images_per_day = 50
     over_soft_threshold = "downgrade"     # or "confirm"
+    default_team_budget_usd = 20          # monthly cap of a team with no budget of its own
+
+    [access]
+    teams = ["T0123", "112233445566"]     # only these Slack teams / Discord guilds
 
     [teams."T0123"]
     moderators = ["U042"]
@@ -45,6 +49,9 @@ class TeamPolicy(BaseModel):
     # Any single request estimated above this needs confirmation.
     confirm_above_usd: Decimal | None = Field(default=Decimal("0.50"), ge=0)
     soft_threshold: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
+    # A monthly budget for a team that has not set one: nobody who adds the bot
+    # can spend without limit. 0 means nothing runs until a moderator sets one.
+    default_team_budget_usd: Decimal = Field(default=Decimal(20), ge=0, le=1_000_000)
     moderators: list[str] = Field(default_factory=list)
     channels: dict[str, ChannelRule] = Field(default_factory=dict)
     # When a model's route is overloaded or rate-limited, try these instead, in
@@ -52,21 +59,37 @@ class TeamPolicy(BaseModel):
     fallback: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class Access(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Slack team ids and Discord guild ids the bot serves; None serves every team.
+    teams: list[str] | None = None
+
+
 class PolicyBook:
     """Looks up the policy of a team: its overrides merged over the defaults."""
 
-    def __init__(self, defaults: dict[str, Any] | None = None, teams: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, defaults: dict[str, Any] | None = None, teams: dict[str, dict[str, Any]] | None = None,
+                 access: dict[str, Any] | None = None):
         try:
             self._defaults = TeamPolicy(**(defaults or {}))
             self._teams = {team: TeamPolicy(**{**(defaults or {}), **overrides})
                            for team, overrides in (teams or {}).items()}
+            self.access = Access(**(access or {}))
         except ValidationError as exc:
             raise ValueError(f"invalid policy in IMAGINE_CONFIG: {exc}") from exc
 
     def for_team(self, team: str) -> TeamPolicy:
         return self._teams.get(team, self._defaults)
 
+    def teams(self) -> dict[str, TeamPolicy]:
+        """Every policy in force: the defaults (key "") and each team's own."""
+        return {"": self._defaults, **self._teams}
+
+    def allows(self, team: str) -> bool:
+        """Whether the [access] allow-list lets this team use the bot."""
+        return self.access.teams is None or team in self.access.teams
+
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PolicyBook:
-        """From the parsed IMAGINE_CONFIG file: its [policy] and [teams] tables."""
-        return cls(config.get("policy"), config.get("teams"))
+        """From the parsed IMAGINE_CONFIG file: its [policy], [teams] and [access] tables."""
+        return cls(config.get("policy"), config.get("teams"), config.get("access"))

@@ -61,9 +61,14 @@ class Budget:
     limit_micros: int
     period: Period
     soft_threshold: float = 0.8
+    # The `[policy] default_team_budget_usd` cap of a team that has set no budget
+    # of its own: not a stored row, but checked and held exactly like one.
+    default: bool = False
 
     def label(self) -> str:
-        return "team" if self.scope is Scope.TEAM else f"{self.scope.value} {self.scope_id}"
+        if self.scope is Scope.TEAM:
+            return "default team" if self.default else "team"
+        return f"{self.scope.value} {self.scope_id}"
 
 
 @dataclass(frozen=True)

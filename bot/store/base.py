@@ -47,6 +47,9 @@ class Admission:
     estimate_micros: int
     price_version: str
     quotas: QuotaLimits
+    # Applies when the team has no team-scope budget row of its own (see
+    # Store.budget_statuses); None means the team is uncapped (tests, the CLI).
+    default_team_budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ class Store(Protocol):
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job that has not started. False if it is not queued."""
 
+    async def cancel_relaxed(self, detail: str) -> list[int]:
+        """Cancel every queued relaxed (Batch lane) job, release its hold and
+        queue a failure delivery (error_class "lane_unavailable", `detail`)
+        telling its requester. For start-up, when the lane has gone."""
+
     async def get_job(self, job_id: int) -> Job | None: ...
 
     async def position(self, job_id: int) -> int | None:
@@ -235,8 +243,12 @@ class Store(Protocol):
 
     async def budgets(self, team: str) -> list[Budget]: ...
 
-    async def budget_statuses(self, team: str, channel: str | None, user: str | None) -> list[BudgetStatus]:
-        """Every budget that applies to (team, channel, user), with spent and held now."""
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None,
+                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
+        """Every budget that applies to (team, channel, user), with spent and held now.
+
+        When the team has no team-scope budget row, `default_team_budget` (a
+        Budget with default=True) applies in its place, figured like a row."""
 
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         """Micro-dollars settled since `since` for a team (or one of its users)."""
