@@ -35,6 +35,11 @@ from policies.spend import Budget, BudgetStatus, Period, Scope, period_start, wh
 
 log = logging.getLogger(__name__)
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
+NOT_ON_ALLOW_LIST = ("This bot isn't enabled for this workspace or server. Ask the bot's operator to add "
+                     "it to the allow-list ([access] teams). Nothing was charged.")
+NO_BUDGET_YET = ("Your team has no budget yet, and this bot needs one before it makes images. A moderator "
+                 "(an admin, or someone with Manage Server on Discord) can set one with "
+                 "`/imagine-budget set <usd> month`. Nothing was charged.")
 MAX_INPUT_IMAGES = 6
 MAX_BUDGET_USD = Decimal(1_000_000)
 
@@ -114,7 +119,11 @@ class ImagineService:
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
         parent_sha256: str | None = None,
     ) -> Outcome:
+        if not self.team_allowed(req.team):
+            return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
         policy = self._policies.for_team(req.team)
+        if policy.default_team_budget_usd == 0 and not await self._has_own_team_budget(req.team):
+            return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET)
         try:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
         except ModerationRefusal as exc:
@@ -134,7 +143,15 @@ class ImagineService:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
 
         downgraded_from = None
-        statuses = await self._store.budget_statuses(req.team, req.channel, req.user)
+        default_budget = self.default_team_budget(req.team)
+        statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)
+        # Fit first: a request no budget can take is refused, never offered a
+        # confirmation (the store checks again, atomically, when it holds).
+        over = next((s for s in statuses if s.spent_micros + s.reserved_micros + to_micros(estimate)
+                     > s.budget.limit_micros), None)
+        if over is not None:
+            return self._refusal(Denied("budget", over.budget.limit_micros, over.spent_micros + over.reserved_micros,
+                                        over.resets_at, over.budget), estimate)
         if not req.confirmed:
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
@@ -159,11 +176,12 @@ class ImagineService:
         job = NewJob(
             team=req.team, channel=req.channel, user=req.user, platform=req.platform, kind=kind,
             spec=spec, max_attempts=self._max_attempts, delivery=dict(req.delivery),
-            idempotency_key=req.idempotency_key,
+            idempotency_key=req.idempotency_key, idempotency_window=req.idempotency_window,
             cache_key=None if req.fresh else cache_key(spec, inputs, parent_sha256),
             announced=req.announced,
         )
-        admission = Admission(to_micros(estimate), self._catalog.version, QuotaLimits.of(policy))
+        admission = Admission(to_micros(estimate), self._catalog.version, QuotaLimits.of(policy),
+                              default_team_budget=default_budget)
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=self._cache_ttl)
         if isinstance(submitted, Denied):
             return self._refusal(submitted, estimate)
@@ -198,12 +216,38 @@ class ImagineService:
         if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
             raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
         # The Batch lane is Gemini's alone: no fallbacks, and priced at its own rate.
-        fallbacks = () if req.relax else tuple(self._policies.for_team(req.team).fallback.get(info.alias, ()))
+        fallbacks = () if req.relax else self._usable_fallbacks(req, info.alias, ratio, size)
         return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
             size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
             send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
         )
+
+    def _usable_fallbacks(self, req: ImagineRequest | EditRequest, alias: str, ratio: str,
+                          size: str) -> tuple[str, ...]:
+        """The team's fallbacks for `alias` that may serve this very request:
+        allowed in this channel, able to make this ratio and size, and priced.
+        A fallback obeys every rule the model asked for obeys."""
+        policy = self._policies.for_team(req.team)
+        usable = []
+        for fallback in policy.fallback.get(alias, ()):
+            route, _, fallback_alias = fallback.rpartition(":")
+            try:
+                info, _, _ = self._catalog.validate(fallback_alias, ratio, size)
+                check_channel(policy, req.channel, info.alias, size)
+                if route:
+                    gateway = self._catalog.gateways.get(route)
+                    if gateway is None or size not in gateway.price:
+                        continue
+                else:
+                    pricing.image_price(info, size, Lane.STANDARD)
+            except InvalidRequest:
+                continue  # NotAllowedHere and Unpriced are InvalidRequests too
+            usable.append(fallback)
+        return tuple(usable)
+
+    async def _has_own_team_budget(self, team: str) -> bool:
+        return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
 
     def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
         """The hold covers the dearest model the request may end up on (its fallbacks too)."""
@@ -215,7 +259,7 @@ class ImagineService:
                                                prompt_chars=len(spec.prompt)))
             except InvalidRequest:
                 if alias == spec.model_alias:
-                    raise  # the model asked for must be priced; a fallback that can't run is skipped
+                    raise  # the model asked for must be priced; _usable_fallbacks kept only priced ones
         for route in self._gateway_routes if spec.lane is Lane.STANDARD else ():
             # A configured gateway may serve the request at its own per-image price.
             gateway = self._catalog.gateways.get(route)
@@ -359,17 +403,21 @@ class ImagineService:
             user_spent_today_micros=await self._store.spent(team, user=user, since=period_start(Period.DAY, now)),
             user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
             team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
-            budgets=await self._store.budget_statuses(team, channel, user),
+            budgets=await self._store.budget_statuses(team, channel, user, self.default_team_budget(team)),
         )
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
         if not self.is_moderator(caller):
             return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can see the team's budgets.")
         statuses = []
-        for budget in await self._store.budgets(caller.team):
+        budgets = await self._store.budgets(caller.team)
+        if not any(b.scope is Scope.TEAM for b in budgets):
+            budgets.insert(0, self.default_team_budget(caller.team))
+        for budget in budgets:
             channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
             user = budget.scope_id if budget.scope is Scope.USER else None
-            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user)
+            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user,
+                                                                      self.default_team_budget(caller.team))
                          if s.budget == budget]
         return statuses
 

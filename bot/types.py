@@ -70,6 +70,9 @@ class _Request:
     # Set by adapters from the platform's event id, so a retried event
     # never becomes a second job.
     idempotency_key: str | None = None
+    # Seconds the key stays taken (None: for good). Button presses use a short
+    # window: a double click makes one job, a press a minute later another.
+    idempotency_window: float | None = None
     # The user saw a NeedsConfirmation for this request and chose to run it.
     confirmed: bool = False
     # Reroll: make a new image even if an identical request was answered recently.
@@ -173,6 +176,7 @@ class NewJob:
     max_attempts: int
     delivery: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    idempotency_window: float | None = None  # see _Request
     # Requests with the same key may reuse a recent result (see Store.submit).
     cache_key: str | None = None
     # Not leased until attach_delivery (or ANNOUNCE_WINDOW) says the adapter is ready.

@@ -117,6 +117,8 @@ class Store(Protocol):
         the quotas, then holds the estimate: concurrent submits can never
         overspend. A job whose idempotency key already exists is not
         inserted again; the existing job is returned with duplicate=True.
+        With `job.idempotency_window`, a key older than that many seconds
+        is free again (the old job keeps its row, under a changed key).
         When a job with the same cache key succeeded within `cache_ttl`
         seconds, the new job is finished at once with that image, at $0
         and without a hold (cached=True), and its result is queued for delivery.
@@ -278,6 +280,13 @@ def admission_denial(statuses: list[BudgetStatus], estimate_micros: int, quotas:
             resets_at = next_reset(Period.DAY, now) if name == "user_images_per_day" else None
             return Denied(name, limit, current[name], resets_at)
     return None
+
+
+def with_default_team_budget(budgets: list[Budget], default: Budget | None) -> list[Budget]:
+    """The budgets that apply, the default team budget first when the team has none of its own."""
+    if default is None or any(b.scope is Scope.TEAM for b in budgets):
+        return budgets
+    return [default, *budgets]
 
 
 def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:

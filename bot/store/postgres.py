@@ -43,7 +43,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, LEASE_EXPIRED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
-    admission_denial, after_failure, batch_worker, final_delivery_key, over_budget,
+    admission_denial, after_failure, with_default_team_budget, batch_worker, final_delivery_key, over_budget,
 )
 from bot.store.postgres_schema import applied, migrate
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -204,7 +204,8 @@ class PostgresStore:
         }
         current = {name: await _value(c, *queries[name]) for name in QUOTA_COUNTS
                    if getattr(admission.quotas, name) is not None}
-        return admission_denial(await self._statuses(c, job.team, job.channel, job.user, now),
+        return admission_denial(await self._statuses(c, job.team, job.channel, job.user, now,
+                                                     admission.default_team_budget),
                                 admission.estimate_micros, admission.quotas, current, now)
 
     async def _hold(self, c: Conn, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
@@ -247,15 +248,14 @@ class PostgresStore:
             await self._settle(c, row, attempt, charge, now)
 
     async def _statuses(self, c: Conn, team: str, channel: str | None, user: str | None,
-                        now: float) -> list[BudgetStatus]:
+                        now: float, default: Budget | None = None) -> list[BudgetStatus]:
         rows = await _all(
             c, """SELECT * FROM budgets WHERE team = %s AND ((scope = 'team' AND scope_id = '')
                       OR (scope = 'channel' AND scope_id = %s) OR (scope = 'user' AND scope_id = %s))
                   ORDER BY CASE scope WHEN 'team' THEN 0 WHEN 'channel' THEN 1 ELSE 2 END""",
             (team, channel, user))
         statuses = []
-        for r in rows:
-            budget = _budget(r)
+        for budget in with_default_team_budget([_budget(r) for r in rows], default):
             column = {Scope.TEAM: None, Scope.CHANNEL: "channel", Scope.USER: '"user"'}[budget.scope]
             narrow = f" AND {column} = %s" if column else ""
             args = (team, budget.scope_id) if column else (team,)
@@ -532,9 +532,10 @@ class PostgresStore:
             rows = await _all(c, "SELECT * FROM budgets WHERE team = %s ORDER BY scope, scope_id", (team,))
         return [_budget(r) for r in rows]
 
-    async def budget_statuses(self, team: str, channel: str | None, user: str | None) -> list[BudgetStatus]:
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None,
+                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
         async with self._tx() as c:
-            return await self._statuses(c, team, channel, user, self._clock())
+            return await self._statuses(c, team, channel, user, self._clock(), default_team_budget)
 
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         narrow, args = (' AND "user" = %s', (team, user, since)) if user else ("", (team, since))

@@ -30,7 +30,7 @@ from sqlite_utils import Database
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, LEASE_EXPIRED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
-    admission_denial, after_failure, batch_worker, final_delivery_key, over_budget,
+    admission_denial, after_failure, with_default_team_budget, batch_worker, final_delivery_key, over_budget,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -210,7 +210,8 @@ class SQLiteStore:
         }
         current = {name: c.execute(*queries[name]).fetchone()[0] for name in QUOTA_COUNTS
                    if getattr(admission.quotas, name) is not None}
-        return admission_denial(self._statuses(c, job.team, job.channel, job.user, now),
+        return admission_denial(self._statuses(c, job.team, job.channel, job.user, now,
+                                               admission.default_team_budget),
                                 admission.estimate_micros, admission.quotas, current, now)
 
     def _hold(self, c: sqlite3.Connection, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
@@ -271,7 +272,7 @@ class SQLiteStore:
             self._settle(c, row, attempt, charge, now)
 
     def _statuses(self, c: sqlite3.Connection, team: str, channel: str | None, user: str | None,
-                  now: float) -> list[BudgetStatus]:
+                  now: float, default: Budget | None = None) -> list[BudgetStatus]:
         rows = c.execute(
             """SELECT * FROM budgets WHERE team = ? AND ((scope = 'team' AND scope_id = '')
                    OR (scope = 'channel' AND scope_id = ?) OR (scope = 'user' AND scope_id = ?))
@@ -279,8 +280,7 @@ class SQLiteStore:
             (team, channel, user),
         ).fetchall()
         statuses = []
-        for r in rows:
-            budget = _budget(r)
+        for budget in with_default_team_budget([_budget(r) for r in rows], default):
             column = {Scope.TEAM: None, Scope.CHANNEL: "channel", Scope.USER: "user"}[budget.scope]
             narrow = f" AND {column} = ?" if column else ""
             args = (team, budget.scope_id) if column else (team,)
@@ -595,8 +595,10 @@ class SQLiteStore:
             return [_budget(r) for r in rows]
         return await self._run(get)
 
-    async def budget_statuses(self, team: str, channel: str | None, user: str | None) -> list[BudgetStatus]:
-        return await self._run(lambda: self._statuses(self.conn, team, channel, user, self._clock()))
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None,
+                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
+        return await self._run(lambda: self._statuses(self.conn, team, channel, user, self._clock(),
+                                                      default_team_budget))
 
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         def get() -> int:
