@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.alerts import CallWatch
 from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
+from bot.config_check import unpriced_paths
 from bot.http import health_route, metrics_route, serve
 from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
@@ -101,6 +102,8 @@ class Runtime:
     batch_runners: list[BatchRunner] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     watch: CallWatch | None = None
+    # A worker here takes any job (not just the CLI's own one).
+    serves_queue: bool = False
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -117,6 +120,7 @@ class Runtime:
             deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics, watch=self.watch,
         )
         self.workers.append(worker)
+        self.serves_queue = self.serves_queue or only_job_id is None
         batch_api = self._batch_api()
         if batch_api is not None and only_job_id is None and not self.batch_runners:
             self.batch_runners.append(BatchRunner(
@@ -133,9 +137,24 @@ class Runtime:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the workers, the Batch lane and the outbox dispatcher until `stop` is set."""
+        if self.serves_queue:
+            await self.cancel_stranded_relaxed()
         # stop.wait() too: a process with nothing of its own to run (`web` without Slack) still serves HTTP.
         await asyncio.gather(stop.wait(), self.dispatcher.run(stop), *(w.run(stop) for w in self.workers),
                              *(b.run(stop) for b in self.batch_runners))
+
+    async def cancel_stranded_relaxed(self) -> None:
+        """Relaxed jobs wait for the Batch lane; a worker process without it
+        (Vertex AI, a gateway only, no key any more) ends them instead of
+        leaving their holds and quota slots taken for good."""
+        if self.settings.batch_lane_available and self._batch_api() is not None:
+            return
+        cancelled = await self.store.cancel_relaxed(
+            "the Batch lane is not available (it needs a Gemini API key)")
+        if cancelled:
+            log.warning("cancelled %d queued relaxed job(s) and released their holds: the Batch lane is not "
+                        "available in this configuration (ids %s)", len(cancelled), cancelled)
+            self.dispatcher.wake()
 
     async def close(self) -> None:
         if self.provider is not None:
@@ -206,11 +225,15 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
 async def build(
     settings: Settings, *, notifiers: list[Notifier], provider: ImageProvider | None = None,
 ) -> Runtime:
+    gateway_routes = (settings.openai_compat_route,) if settings.openai_compat_base_url else ()
     try:
         catalog = load_catalog(settings.imagine_config)
         policies = PolicyBook.from_config(read_config(settings.imagine_config))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    if problems := unpriced_paths(catalog, policies, gateway_routes):
+        raise ConfigError("IMAGINE_CONFIG would run a model without a price, so nothing could be charged "
+                          "for it: " + "; ".join(problems))
     store = open_store(settings.database_url)
     await store.open()
     if isinstance(provider, RoutedProvider) and provider.limiter.limits:
@@ -223,7 +246,7 @@ async def build(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
         batch_lane=settings.batch_lane_available,
         cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
-        gateway_routes=(settings.openai_compat_route,) if settings.openai_compat_base_url else (),
+        gateway_routes=gateway_routes,
         on_submit=lambda: runtime.wake(),
     )
     # Alerts go to the platforms with a moderators' channel set.

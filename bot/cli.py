@@ -185,11 +185,13 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
                   f"{result.period.value} (alert at {result.soft_threshold:.0%})")
             return EXIT_OK
         statuses = await runtime.service.show_budgets(caller)
-        if not statuses:
-            print(f"team {args.team} has no budget: nothing limits its spend "
-                  f"(set one with: python -m bot budget set --team {args.team} --usd 50)")
+        if isinstance(statuses, Refused):
+            raise CliError(statuses.detail, EXIT_INVALID)
         for status in statuses:
             print(status.describe())
+            if status.budget.default:
+                print(f"  (the default for a team with no budget of its own, [policy] default_team_budget_usd; "
+                      f"give it its own with: python -m bot budget set --team {args.team} --usd 50)")
         return EXIT_OK
     finally:
         await runtime.close()

@@ -27,7 +27,7 @@ from bot import images, pricing
 from bot.alerts import CallWatch
 from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
-from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
+from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
@@ -159,13 +159,17 @@ class Worker:
             return
         result = outcome
         try:
+            model, cost = self._cost_of(job, result)
+        except Exception as exc:  # noqa: BLE001 - whatever the cause, the call ran and must be reviewed
+            await self._unpriced(job, slot_id, result, exc)
+            return
+        try:
             checked = self._check_output(result)
         except ProviderError as exc:
             # The call returned (an unreadable image), so it was billed, by the model and route that ran.
             exc.route = exc.route or result.route
-            await self._failed(job, slot_id, exc, billed=self._cost_of(job, result)[1], usage=result.usage)
+            await self._failed(job, slot_id, exc, billed=cost, usage=result.usage)
             return
-        model, cost = self._cost_of(job, result)
         self._log_call(job, latency, usage=result.usage, cost=str(cost), route=result.route)
         outcome = {
             "model": model.alias,
@@ -201,6 +205,27 @@ class Worker:
         if result.cost_usd is not None:
             return model, result.cost_usd
         return model, pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+
+    async def _unpriced(self, job: Job, slot_id: str, result: GenerationResult, exc: Exception) -> None:
+        """A call ran but cannot be priced (start-up checks should make this impossible).
+
+        The job ends failed at once, never re-run (a retry would be another
+        unpriced call), and its hold is released; the operator is alerted to
+        settle the call by hand, since Google bills it all the same."""
+        route = result.route or self._provider.name
+        model = result.model_alias or job.spec.model_alias
+        log.error("job %d: unpriced, needs review: a call to %s via %s (%s, %s lane) ran but could not be "
+                  "priced: %r; usage %s", job.id, model, route, job.spec.size, job.spec.lane.value, exc,
+                  result.usage.to_json() if result.usage else None, exc_info=exc)
+        self._log_call(job, result.call_seconds or 0.0, usage=result.usage, route=route)
+        if self._watch is not None:
+            await self._watch.alert(f"unpriced:{job.id}", (
+                f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
+                f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
+                f"add the price to IMAGINE_CONFIG and settle the call by hand."))
+        error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
+        error.route = route
+        await self._failed(job, slot_id, error, retryable=False)
 
     async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
         """Write an outcome, riding out a briefly unavailable database: the

@@ -125,6 +125,38 @@ class BudgetUsedUp(ProviderError):
     operator_fix = "A route bills failed calls and they used up the budget; see `python -m bot usage --all-entries`."
 
 
+class UnpricedCall(ProviderError):
+    """Not raised: the class a job gets when a call that ran could not be priced.
+
+    Configuration is checked at start-up so this should never happen; when it
+    does, the job is not retried (a retry would be another unpriced call)."""
+
+    kind = "unpriced"
+    user_message = ("This image could not be priced, so I stopped instead of posting it. The bot's "
+                    "operator has been alerted to review it; please don't retry it for now.")
+    operator_fix = ("A model or route without a price ran (see the 'unpriced, needs review' alert and the "
+                    "job's repro): add its price to IMAGINE_CONFIG and settle the call by hand.")
+
+
+class LaneUnavailable(ProviderError):
+    """Not raised: the class of a relaxed job cancelled because its lane is gone."""
+
+    kind = "lane_unavailable"
+    user_message = ("The relaxed (half-price) lane is no longer available on this bot, so this queued "
+                    "request was cancelled and nothing was charged. Run it again without --relax.")
+    operator_fix = ("The Batch lane needs a Gemini API key (not Vertex AI, not a gateway alone); relaxed jobs "
+                    "queued while it was on were cancelled at start-up.")
+
+
+class NotAnnounced(ProviderError):
+    """Not raised: the class of a job whose adapter never confirmed it had told the user."""
+
+    kind = "not_announced"
+    user_message = "This request was cancelled before it started, and nothing was charged. Please try again."
+    operator_fix = ("The adapter could not post the job's status message (or died first); see its log. "
+                    "The job never ran.")
+
+
 class WorkerLost(ProviderError):
     """Not raised: the class a job gets when its worker died on every attempt."""
 
@@ -136,7 +168,8 @@ class WorkerLost(ProviderError):
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, BudgetUsedUp, WorkerLost)
+                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, BudgetUsedUp, WorkerLost,
+                UnpricedCall, LaneUnavailable, NotAnnounced)
 }
 
 

@@ -307,3 +307,32 @@ async def test_a_gateway_alone_renders_and_its_reported_cost_is_charged(tmp_path
         report = await run_cli(env, tmp_path, "usage", "--format", "json")
         [row] = json.loads(report.stdout)
         assert row["cost_usd"] == "0.002100" and row["model"] == "pro"
+
+
+async def test_over_the_budget_exits_7_even_without_yes(fake, tmp_path):
+    env = cli_env(fake, tmp_path, max_attempts=1)
+    await run_cli(env, tmp_path, "budget", "set", "--team", "cli", "--usd", "0.20", "--period", "day")
+    assert (await run_cli(env, tmp_path, "imagine", "one", "--out", "1.png", "--yes")).code == EXIT_OK
+    # Past the alert line AND over the limit: the refusal, not "rerun with --yes".
+    second = await run_cli(env, tmp_path, "imagine", "two", "--out", "2.png")
+    assert second.code == EXIT_OVER_LIMIT, second.stderr
+    assert "Nothing was charged" in assert_one_error_line(second)
+    assert len(fake.requests) == 1
+
+
+async def test_a_fallback_to_an_unpriced_model_stops_start_up_with_exit_4(fake, tmp_path):
+    config = tmp_path / "imagine.toml"
+    config.write_text('[teams."T0123"]\nfallback = { pro = ["lite"] }\n')
+    env = cli_env(fake, tmp_path) | {"IMAGINE_CONFIG": str(config)}
+    run = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "koi.png")
+    assert run.code == EXIT_CONFIG
+    line = assert_one_error_line(run)
+    assert 'team "T0123" fallback pro -> lite' in line and "'lite'" in line and "no price" in line
+    assert fake.requests == []
+
+
+async def test_budget_show_says_the_team_is_on_the_default_budget(tmp_path):
+    env = cli_env(None, tmp_path)
+    show = await run_cli(env, tmp_path, "budget", "show", "--team", "T0123")
+    assert show.code == EXIT_OK, show.stderr
+    assert "default team budget $20.00/month" in show.stdout
