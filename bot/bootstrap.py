@@ -71,7 +71,10 @@ def build_provider(settings: Settings) -> RoutedProvider:
 
         name = settings.openai_compat_route
         models = config.get(name, {}).get("models") or DEFAULT_GATEWAY_MODELS
-        key = settings.openai_compat_api_key.get_secret_value() if settings.openai_compat_api_key else ""
+        if settings.openai_compat_api_key is None:
+            raise ConfigError("OPENAI_COMPAT_BASE_URL is set but OPENAI_COMPAT_API_KEY is not: set the gateway's "
+                              "key (any placeholder, for a gateway that needs none).")
+        key = settings.openai_compat_api_key.get_secret_value()
         routes.append(Route(name, OpenAICompatProvider.create(
             name=name, base_url=settings.openai_compat_base_url, api_key=key, models=models,
             timeout_seconds=settings.imagine_request_timeout, price=catalog.gateways.get(name)),

@@ -241,3 +241,37 @@ async def test_one_batch_per_model_and_a_second_poller_finishes_nothing_twice(la
         settlements = [e for e in await lane.entries(accepted.job_id) if e[0] == "settlement"]
         assert len(settlements) == 1
     assert fake.batch_gets == 2
+
+
+async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_at_start_up(tmp_path, fake):
+    # Queued while the Batch lane was on; the bot then restarts on a gateway alone.
+    from bot import bootstrap
+    from bot.settings import Settings
+
+    database_url = f"sqlite:///{tmp_path / 'imagine.db'}"
+    with_lane = Settings(_env_file=None, database_url=database_url, gemini_api_key="k", gemini_base_url=fake.url)
+    runtime = await bootstrap.build(with_lane, notifiers=[])
+    relaxed = await runtime.service.submit(ImagineRequest(
+        team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", relax=True))
+    await runtime.close()
+    assert isinstance(relaxed, Accepted)
+
+    gateway_only = Settings(_env_file=None, database_url=database_url, openai_compat_base_url="http://127.0.0.1:9/v1",
+                            openai_compat_api_key="k")
+    runtime = await bootstrap.build(gateway_only, notifiers=[])
+    try:
+        runtime.add_worker()
+        await runtime.cancel_stranded_relaxed()
+        job = await runtime.store.get_job(relaxed.job_id)
+        assert (job.state, job.error_class) == (JobState.CANCELLED, "lane_unavailable")
+        entries = [(r["entry"], r["cost_micros"]) for r in await runtime.store.ledger()]
+        held = to_micros(relaxed.estimate_usd)
+        assert entries == [("reservation", held), ("release", held)]  # nothing was charged, as the user is told
+        [told] = await runtime.store.claim_deliveries(["test"], 10, 30)
+        assert (told.kind, told.payload["error_class"]) == ("failure", "lane_unavailable")
+        # And a new --relax is refused at once on this configuration.
+        again = await runtime.service.submit(ImagineRequest(
+            team="T1", channel="C1", user="U1", platform="test", prompt="again", relax=True))
+        assert getattr(again, "reason", None) is not None and "--relax" in again.detail
+    finally:
+        await runtime.close()
