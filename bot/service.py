@@ -150,8 +150,11 @@ class ImagineService:
         over = next((s for s in statuses if s.spent_micros + s.reserved_micros + to_micros(estimate)
                      > s.budget.limit_micros), None)
         if over is not None:
-            return self._refusal(Denied("budget", over.budget.limit_micros, over.spent_micros + over.reserved_micros,
-                                        over.resets_at, over.budget), estimate)
+            refused = self._refusal(Denied("budget", over.budget.limit_micros,
+                                           over.spent_micros + over.reserved_micros, over.resets_at, over.budget),
+                                    estimate)
+            return dataclasses.replace(refused, detail=refused.detail + self._cheaper_hint(
+                req, spec, text, parent_image_id, len(inputs), statuses))
         if not req.confirmed:
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
@@ -245,6 +248,23 @@ class ImagineService:
                 continue  # NotAllowedHere and Unpriced are InvalidRequests too
             usable.append(fallback)
         return tuple(usable)
+
+    def _cheaper_hint(self, req, spec: GenerationSpec, text: str, parent_image_id: int | None,
+                      attachments: int, statuses: list[BudgetStatus]) -> str:
+        """For a refusal: the cheaper model that would still fit every budget, if there is one."""
+        cheaper_alias = DOWNGRADE.get(spec.model_alias)
+        if cheaper_alias is None:
+            return ""
+        try:
+            cheaper = self._spec(req, text, cheaper_alias, spec.aspect_ratio, spec.size, parent_image_id,
+                                 attachments)
+            check_channel(self._policies.for_team(req.team), req.channel, cheaper.model_alias, cheaper.size)
+            estimate = self._estimate(cheaper, attachments)
+        except InvalidRequest:
+            return ""
+        if any(s.spent_micros + s.reserved_micros + to_micros(estimate) > s.budget.limit_micros for s in statuses):
+            return ""
+        return f" A {cheaper_alias} image (about {usd(to_micros(estimate))}) would still fit: ask with model {cheaper_alias}."
 
     async def _has_own_team_budget(self, team: str) -> bool:
         return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))

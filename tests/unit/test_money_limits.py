@@ -5,6 +5,7 @@ offered a confirmation), and fallbacks obey the rules the model asked for obeys.
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 from bot.catalog import load_catalog
@@ -137,3 +138,15 @@ def test_configuration_that_would_run_an_unpriced_model_is_named_at_load():
                           gateway_routes=("openrouter",)) == []
     assert unpriced_paths(catalog, PolicyBook(), gateway_routes=("unknown-gw",))
 
+
+
+async def test_an_over_budget_refusal_names_a_cheaper_model_that_still_fits(store, clock):
+    service = service_for(store, clock, confirm_above_usd=None, soft_threshold="1.0")
+    await service.set_budget(MOD, "0.12", "day", soft_threshold=1.0)
+    outcome = await service.submit(request())  # Pro 2K
+    assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.BUDGET_EXHAUSTED
+    assert re.search(r"A flash image \(about \$0\.1\d\) would still fit: ask with model flash\.$", outcome.detail)
+    assert isinstance(await service.submit(request(model="flash", size="2K")), Accepted)
+    # Nothing cheaper fits now: no hint.
+    outcome = await service.submit(request("again"))
+    assert isinstance(outcome, Refused) and "would still fit" not in outcome.detail
