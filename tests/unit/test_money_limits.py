@@ -150,3 +150,29 @@ async def test_an_over_budget_refusal_names_a_cheaper_model_that_still_fits(stor
     # Nothing cheaper fits now: no hint.
     outcome = await service.submit(request("again"))
     assert isinstance(outcome, Refused) and "would still fit" not in outcome.detail
+
+
+async def test_every_refusal_that_says_nothing_was_charged_left_the_ledger_alone(store, clock):
+    t1 = dict(confirm_above_usd=None, soft_threshold="1.0", user_concurrent_jobs=2, banned_terms=["gore"])
+    service = ImagineService(store, load_catalog(), clock=clock, policies=PolicyBook(
+        teams={"T1": t1, "T-zero": {"default_team_budget_usd": 0}}, access={"teams": ["T1", "T-zero"]}))
+    await service.set_budget(MOD, "0.30", "day", soft_threshold=1.0)
+    assert isinstance(await service.submit(request("first")), Accepted)
+    before = await store.ledger()
+    refusals = [
+        await service.submit(request("gore")),                           # moderation
+        await service.submit(request("too dear", size="4K")),            # over the team budget
+        await service.submit(request(team="T-stranger")),                # not on the allow-list
+        await service.submit(request(team="T-zero")),                    # no budget yet
+    ]
+    assert await store.ledger() == before
+    await service.set_budget(MOD, "5", "day", soft_threshold=1.0)
+    assert isinstance(await service.submit(request("second")), Accepted)
+    before = await store.ledger()
+    refusals.append(await service.submit(request("third")))             # concurrent-jobs quota
+    assert await store.ledger() == before
+    assert all(isinstance(r, Refused) and "Nothing was charged" in r.detail for r in refusals), refusals
+    assert [r.reason for r in refusals] == [RefusalReason.MODERATION, RefusalReason.BUDGET_EXHAUSTED,
+                                            RefusalReason.TEAM_NOT_ALLOWED, RefusalReason.BUDGET_EXHAUSTED,
+                                            RefusalReason.QUOTA_EXCEEDED]
+    assert {r["job_id"] for r in before} == {1, 2}  # only the two accepted jobs ever touched the ledger
