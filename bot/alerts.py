@@ -94,6 +94,12 @@ class CallWatch:
             return f"{figure}, well under the {self._p99_seconds:.0f} s alert line."
         return f"Image generation is slow: {figure} (alert line {self._p99_seconds:.0f} s)."
 
+    async def alert(self, key: str, text: str) -> None:
+        """A one-off alert (not an episode), sent before returning: once per `key`."""
+        log.warning("alert: %s", text)
+        if self._platforms:
+            await self._send(key, text)
+
     def _raise(self, key: str, text: str) -> None:
         log.warning("alert: %s", text)
         if self._platforms:

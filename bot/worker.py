@@ -29,7 +29,7 @@ from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
 from bot.metrics import Metrics
-from bot.money import to_micros
+from bot.money import from_micros, to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
 
@@ -186,6 +186,7 @@ class Worker:
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             Charge(to_micros(cost), result.usage, "succeeded"),
         ), job)
+        await self._check_hold(job, to_micros(cost), model, outcome["route"])
         if image_id is None:
             log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
                         "the job now", job.id)
@@ -201,6 +202,23 @@ class Worker:
         if result.cost_usd is not None:
             return model, result.cost_usd
         return model, pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+
+    async def _check_hold(self, job: Job, cost_micros: int, model: ModelInfo, route: str) -> None:
+        """A call that cost more than its job held is charged in full (that is the bill), but
+        the budget checks trusted the hold, so it is counted and an operator is told.
+        A hold of 0 is unknown (a store that does not report it), not an overshoot."""
+        over = cost_micros - job.held_micros
+        if job.held_micros <= 0 or over <= 0:
+            return
+        self._metrics.overshoot(route=route, model=model.alias, usd=over / 1_000_000)
+        text = (f"Job {job.id} ({model.alias} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
+                f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
+                f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
+                f"If it recurs, raise {model.alias}'s text_allowance_tokens or price in IMAGINE_CONFIG.")
+        if self._watch is not None:
+            await self._watch.alert(f"overshoot:{job.id}:{job.attempt}", text)
+        else:
+            log.warning("alert: %s", text)
 
     async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
         """Write an outcome, riding out a briefly unavailable database: the
