@@ -70,22 +70,24 @@ class BillingGemini(FakeGemini):
 
     def __init__(self, seed: int, **kw) -> None:
         super().__init__(**kw)
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.calls: list[tuple[str, bool, dict]] = []  # (model, batch lane, usageMetadata sent)
 
     def _usage(self, reply, rec, images, text) -> dict:
-        reply = type(reply)(**{**reply.__dict__, "usage": self._draw(rec.model)})
+        reply = type(reply)(**{**reply.__dict__, "usage": self._draw(rec.model, rec.prompt)})
         usage = super()._usage(reply, rec, images, text)
         self.calls.append((rec.model, rec.path.endswith(":batchGenerateContent"), usage))
         return usage
 
-    def _draw(self, model: str) -> Tokens:
+    def _draw(self, model: str, prompt: str) -> Tokens:
+        # Drawn per prompt, so a run's figures do not depend on the order calls arrive in.
         # Ranges around real answers: Pro 209 (1K) to 677 (4K) text and thinking, Flash 349.
+        rng = random.Random(f"{self.seed}:{prompt}")
         if "pro" in model:
-            return Tokens(text=self.rng.randint(10, 160), thoughts=self.rng.randint(60, 700))
+            return Tokens(text=rng.randint(10, 160), thoughts=rng.randint(60, 700))
         if "2.5" in model:
-            return Tokens(text=self.rng.choice((0, 0, self.rng.randint(5, 40))), thoughts=0)
-        return Tokens(text=self.rng.randint(20, 260), thoughts=self.rng.randint(0, 220))
+            return Tokens(text=rng.choice((0, 0, rng.randint(5, 40))), thoughts=0)
+        return Tokens(text=rng.randint(20, 260), thoughts=rng.randint(0, 220))
 
 
 def googles_bill(model: str, batch: bool, usage: dict) -> Decimal:
