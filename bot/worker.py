@@ -211,10 +211,12 @@ class Worker:
         if job.held_micros <= 0 or over <= 0:
             return
         self._metrics.overshoot(route=route, model=model.alias, usd=over / 1_000_000)
+        remedy = (f"the [gateways.{route}] price" if route in self._catalog.gateways
+                  else f"[models.{model.alias}] text_allowance_tokens")
         text = (f"Job {job.id} ({model.alias} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
                 f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
                 f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
-                f"If it recurs, raise {model.alias}'s text_allowance_tokens or price in IMAGINE_CONFIG.")
+                f"If it recurs, raise {remedy} in IMAGINE_CONFIG.")
         if self._watch is not None:
             await self._watch.alert(f"overshoot:{job.id}:{job.attempt}", text)
         else:

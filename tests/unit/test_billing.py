@@ -151,6 +151,7 @@ async def test_an_answer_that_thinks_past_its_hold_is_charged_counted_and_alerte
     assert count == 1 and usd == pytest.approx((truth - job.held_micros) / 1e6)
     [text] = await alerts(store)
     assert f"Job {job.id}" in text and "$0.300014" in text and f"${job.held_micros / 1e6:.6f}" in text
+    assert "[models.pro] text_allowance_tokens" in text
 
 
 async def test_an_unknown_hold_is_not_an_overshoot(store, fake, provider):
@@ -187,7 +188,7 @@ async def test_a_gateway_charge_above_the_hold_is_charged_counted_and_alerted(st
     count, usd = overshoots(metrics, "openrouter", "pro")
     assert count == 1 and usd == pytest.approx(0.5 - job.held_micros / 1e6)
     [text] = await alerts(store)
-    assert "openrouter" in text and "$0.500000" in text
+    assert "via openrouter" in text and "$0.500000" in text and "[gateways.openrouter] price" in text
 
 
 # --- one call, one bill -------------------------------------------------------------------------
