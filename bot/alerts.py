@@ -95,7 +95,7 @@ class CallWatch:
         return f"Image generation is slow: {figure} (alert line {self._p99_seconds:.0f} s)."
 
     async def alert(self, key: str, text: str) -> None:
-        """A one-off alert (once per key) about one job, e.g. money that needs review."""
+        """A one-off alert (not an episode), sent before returning: once per `key`."""
         log.warning("alert: %s", text)
         if self._platforms:
             await self._send(key, text)

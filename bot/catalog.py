@@ -30,6 +30,8 @@ class ModelInfo:
     image_output_per_million: Decimal | None = None
     input_per_million: Decimal | None = None
     text_output_per_million: Decimal | None = None
+    # Text and thinking tokens the hold keeps room for beside the image.
+    text_allowance_tokens: int = 0
     batch_discount: Decimal = Decimal("0.5")
 
 
@@ -121,6 +123,7 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             image_output_per_million=_optional_money(raw, "image_output_per_million"),
             input_per_million=_optional_money(raw, "input_per_million"),
             text_output_per_million=_optional_money(raw, "text_output_per_million"),
+            text_allowance_tokens=int(raw.get("text_allowance_tokens", 0)),
             batch_discount=_money(raw.get("batch_discount", "0.5")),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:

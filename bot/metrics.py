@@ -28,6 +28,12 @@ class Metrics:
         self.spend = Counter("imagine_spend_usd_total", "Money charged, by team", ["team"], registry=r)
         self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
                                   registry=r)
+        # A call that cost more than its job held: charged in full all the same, so the
+        # budgets were briefly exceedable by this much. Any increase is a pricing fault.
+        self.overshoots = Counter("imagine_hold_overshoot_total", "Calls that cost more than their job's hold",
+                                  ["route", "model"], registry=r)
+        self.overshoot_usd = Counter("imagine_hold_overshoot_usd", "Money charged beyond the jobs' holds",
+                                     ["route", "model"], registry=r)
 
     def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float | None) -> None:
         self.calls.labels(route, model, status).inc()
@@ -41,6 +47,10 @@ class Metrics:
     def charged(self, team: str, usd: float) -> None:
         if usd > 0:
             self.spend.labels(team).inc(usd)
+
+    def overshoot(self, *, route: str, model: str, usd: float) -> None:
+        self.overshoots.labels(route, model).inc()
+        self.overshoot_usd.labels(route, model).inc(usd)
 
     def render(self, counts_by_state: dict[str, int]) -> bytes:
         for state in ("queued", "running", "succeeded", "failed", "blocked", "cancelled", "dead"):

@@ -42,16 +42,21 @@ def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0, pro
     """The most this request should cost: what gets reserved against budgets.
 
     The image part is the larger of the table's per-image price and its
-    token price ($0.134 vs 1,120 x $120/M = $0.1344 on Pro), so settlement
-    from reported usage can never exceed the reservation.
+    token price ($0.134 vs 1,120 x $120/M = $0.1344 on Pro); the input is the
+    prompt and images at their worst; the answer's text and thinking get the
+    model's allowance at its text rate. Settlement from reported usage stays
+    under this unless an answer thinks past the allowance.
     """
+    factor = _lane_factor(model, lane)
     cost = image_price(model, size, lane)
     tokens = model.image_tokens.get(size)
     if tokens and model.image_output_per_million is not None:
-        cost = max(cost, tokens * model.image_output_per_million / PER_MILLION * _lane_factor(model, lane))
+        cost = max(cost, tokens * model.image_output_per_million / PER_MILLION * factor)
     if model.input_per_million is not None:
         tokens = prompt_chars + PROMPT_OVERHEAD_TOKENS + input_images * TOKENS_PER_INPUT_IMAGE
-        cost += tokens * model.input_per_million / PER_MILLION * _lane_factor(model, lane)
+        cost += tokens * model.input_per_million / PER_MILLION * factor
+    if model.text_output_per_million is not None:
+        cost += model.text_allowance_tokens * model.text_output_per_million / PER_MILLION * factor
     return cost.quantize(MICRO, rounding=ROUND_CEILING)
 
 

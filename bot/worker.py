@@ -29,7 +29,7 @@ from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall
 from bot.metrics import Metrics
-from bot.money import to_micros
+from bot.money import from_micros, to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
 
@@ -190,6 +190,7 @@ class Worker:
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             Charge(to_micros(cost), result.usage, "succeeded"),
         ), job)
+        await self._check_hold(job, to_micros(cost), model, outcome["route"])
         if image_id is None:
             log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
                         "the job now", job.id)
@@ -226,6 +227,25 @@ class Worker:
         error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
         error.route = route
         await self._failed(job, slot_id, error, retryable=False)
+
+    async def _check_hold(self, job: Job, cost_micros: int, model: ModelInfo, route: str) -> None:
+        """A call that cost more than its job held is charged in full (that is the bill), but
+        the budget checks trusted the hold, so it is counted and an operator is told.
+        A hold of 0 is unknown (a store that does not report it), not an overshoot."""
+        over = cost_micros - job.held_micros
+        if job.held_micros <= 0 or over <= 0:
+            return
+        self._metrics.overshoot(route=route, model=model.alias, usd=over / 1_000_000)
+        remedy = (f"the [gateways.{route}] price" if route in self._catalog.gateways
+                  else f"[models.{model.alias}] text_allowance_tokens")
+        text = (f"Job {job.id} ({model.alias} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
+                f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
+                f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
+                f"If it recurs, raise {remedy} in IMAGINE_CONFIG.")
+        if self._watch is not None:
+            await self._watch.alert(f"overshoot:{job.id}:{job.attempt}", text)
+        else:
+            log.warning("alert: %s", text)
 
     async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
         """Write an outcome, riding out a briefly unavailable database: the
@@ -294,6 +314,9 @@ class Worker:
         elif billed is not None:
             result |= {"cost_usd": str(billed)}
             charge = Charge(to_micros(billed), usage, "failed")
+        if charge is not None:
+            await self._check_hold(job, charge.cost_micros, self._catalog.resolve(exc.model_alias or job.spec.model_alias),
+                                   exc.route or self._provider.name)
         state = await self._stored(lambda: self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=retryable, final_state=final_state, retry_at=now + delay,

@@ -43,6 +43,10 @@ class GeminiProvider:
             # Vertex has its own versioning; the Developer API is pinned.
             api_version=None if vertexai else API_VERSION,
             timeout=int(timeout_seconds * 1000),  # the SDK takes milliseconds
+            # One attempt: without retry_options the SDK silently re-sends after a dropped
+            # connection (ServerDisconnected, ClientOSError), and Google may bill both calls
+            # while the ledger sees one. The worker's own retry policy is the only one.
+            retry_options=types.HttpRetryOptions(attempts=1),
         )
         client = genai.Client(api_key=api_key, vertexai=vertexai or None, http_options=http_options)
         return cls(client, timeout_seconds=timeout_seconds)
@@ -182,15 +186,19 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
 
 
 def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:
+    """The counts Google bills by. For image models candidatesTokenCount holds the image and
+    the text together but only IMAGE is itemised, so the text is what is left; thinking is
+    reported apart (thoughtsTokenCount)."""
     if meta is None:
         return None
-    by_modality = {_enum_name(d.modality): d.token_count or 0
-                   for d in (meta.candidates_tokens_details or []) if d.modality is not None}
+    image = sum(d.token_count or 0 for d in (meta.candidates_tokens_details or [])
+                if d.modality is not None and _enum_name(d.modality) == "IMAGE")
+    output = meta.candidates_token_count or 0
     return Usage(
         prompt_tokens=meta.prompt_token_count or 0,
-        output_tokens=meta.candidates_token_count or 0,
-        image_tokens=by_modality.get("IMAGE", 0),
-        text_tokens=by_modality.get("TEXT", 0),
+        output_tokens=output,
+        image_tokens=image,
+        text_tokens=max(0, output - image),
         thoughts_tokens=meta.thoughts_token_count or 0,
         total_tokens=meta.total_token_count or 0,
     )

@@ -234,7 +234,8 @@ async def test_imagine_charges_the_ledger_and_usage_reports_it(fake, tmp_path):
         "entry": "settlement"}
     assert row["cost_usd"] == printed_cost and isinstance(row["job_id"], int) and row["user"]
     table = await run_cli(env, tmp_path, "usage", "--team", "cli")
-    assert f"Total charged: $0.13 (exact: ${printed_cost})" in table.stdout
+    # Pro 2K: $0.1344 of image, the prompt, and the answer's text and thinking at $12/M.
+    assert f"Total charged: $0.14 (exact: ${printed_cost})" in table.stdout
     csv_out = await run_cli(env, tmp_path, "usage", "--format", "csv", "--all-entries")
     assert [line.split(",")[2] for line in csv_out.stdout.splitlines()[1:]] == [
         "reservation", "settlement", "release"]
@@ -252,7 +253,7 @@ async def test_budget_set_show_and_exhaustion(fake, tmp_path):
     assert "team budget of $0.20 per day" in line and "Nothing was charged" in line
     assert len(fake.requests) == 1
     show = await run_cli(env, tmp_path, "budget", "show", "--team", "cli")
-    assert "team budget $0.20/day: spent $0.13" in show.stdout
+    assert "team budget $0.20/day: spent $0.14" in show.stdout
 
 
 async def test_bad_budget_and_bad_since_are_one_line_errors(tmp_path):

@@ -2,8 +2,16 @@
 
 It answers with the JSON the real service sends, so the unmodified google-genai
 SDK can be pointed at it through ``HttpOptions(base_url=fake.url)``. Replies are
-scripted per call (``fake.script(ok(), error(429, retry_delay="7s"), ...)``);
+scripted per call (``fake.script(ok(), error(429, retry_delay="7s"), drop(), ...)``);
 every generateContent request is recorded in ``fake.requests``.
+
+Answers are shaped like real ones: Pro sends its thinking (``thought: true`` parts)
+before a text part and the image; the 3.x models sign the first answer part and every
+image after it (``thoughtSignature``). ``usageMetadata`` counts the image and the text
+in ``candidatesTokenCount`` but itemises only IMAGE in ``candidatesTokensDetails``, and
+reports thinking apart in ``thoughtsTokenCount``. A test sets the counts with
+``ok(usage=Tokens(prompt=7, text=120, thoughts=557))``; ``fake.sent_usage`` keeps every
+usageMetadata sent, so a test can bill it independently.
 
 Batch API (inlined requests only): a batch created through ``:batchGenerateContent`` is
 kept in ``fake.batches`` and stays PENDING until the test moves it on with
@@ -27,7 +35,7 @@ from functools import partial
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer, json_not_found, png_b64
+from tests.fakes.loopback import LoopbackServer, hang_up, json_not_found, png_b64
 
 MODELS = {  # id -> displayName, as listed by GET /v1beta/models
     "gemini-3-pro-image": "Nano Banana Pro",
@@ -73,9 +81,26 @@ _dumps = partial(json.dumps, indent=2)  # Google pretty-prints its JSON
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """Scripted usageMetadata counts; None leaves a count to the fake's real-shaped default."""
+    prompt: int | None = None
+    image: int | None = None  # per answer image
+    text: int | None = None  # the answer's text part(s)
+    thoughts: int | None = None
+
+
+# The words a real answer puts beside its image, and the thinking it reports, per model
+# family (2.5 Flash Image does not think). Observed answers: Pro 1K 103 text + 106 thinking,
+# Pro 4K 677 text and thinking together, Flash 212 text + 137 thinking.
+_ANSWER_TEXT = "Here is the image you asked for, composed as described."
+_DEFAULT_THOUGHTS = {"pro": 240, "flash": 137, "legacy": 0}
+_KEEP = object()  # ok()'s default text: what the model family usually says
+
+
+@dataclass(frozen=True)
 class Reply:
     """One scripted answer; the body is built per request (it echoes the model and sizes)."""
-    kind: str  # ok | error | blocked | finish | hang
+    kind: str  # ok | error | blocked | finish | hang | drop
     text: str | None = None
     images: int = 1
     model_version: str | None = None
@@ -85,10 +110,17 @@ class Reply:
     message: str | None = None
     retry_delay: str | None = None
     retry_after: int | None = None
+    usage: Tokens = Tokens()
+    default_text: bool = False  # ok() without text=: the family's usual words
 
 
-def ok(*, text: str | None = None, model_version: str | None = None, images: int = 1) -> Reply:
-    return Reply("ok", text=text, model_version=model_version, images=images)
+def ok(*, text: str | None | object = _KEEP, model_version: str | None = None, images: int = 1,
+       usage: Tokens = Tokens()) -> Reply:
+    """A success. Without ``text`` the answer has the model family's usual text part
+    (Pro and Flash say a sentence, 2.5 Flash Image nothing); ``text=None`` sends none."""
+    if text is _KEEP:
+        return Reply("ok", model_version=model_version, images=images, usage=usage, default_text=True)
+    return Reply("ok", text=text, model_version=model_version, images=images, usage=usage)  # type: ignore[arg-type]
 
 
 def error(code: int, *, status: str | None = None, message: str | None = None,
@@ -97,20 +129,25 @@ def error(code: int, *, status: str | None = None, message: str | None = None,
                  retry_delay=retry_delay, retry_after=retry_after)
 
 
-def blocked_prompt(reason: str = "PROHIBITED_CONTENT") -> Reply:
-    return Reply("blocked", reason=reason)
+def blocked_prompt(reason: str = "PROHIBITED_CONTENT", *, usage: Tokens = Tokens()) -> Reply:
+    return Reply("blocked", reason=reason, usage=usage)
 
 
-def finish(reason: str, *, text: str | None = None) -> Reply:
-    return Reply("finish", reason=reason, text=text)
+def finish(reason: str, *, text: str | None = None, usage: Tokens = Tokens()) -> Reply:
+    return Reply("finish", reason=reason, text=text, usage=usage)
 
 
-def no_image(text: str = "I can't draw that.") -> Reply:
-    return Reply("finish", reason="STOP", text=text)
+def no_image(text: str = "I can't draw that.", *, usage: Tokens = Tokens()) -> Reply:
+    return Reply("finish", reason="STOP", text=text, usage=usage)
 
 
 def hang() -> Reply:
     return Reply("hang")
+
+
+def drop() -> Reply:
+    """Close the connection without answering, after the request was read (and would be billed)."""
+    return Reply("drop")
 
 
 @dataclass
@@ -180,6 +217,10 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def _family(model: str) -> str:
+    return "pro" if "pro" in model else "legacy" if "2.5" in model else "flash"
+
+
 def _image_tokens(model: str, size: str | None) -> int:
     if "pro" in model:
         return 2000 if size == "4K" else 1120
@@ -197,6 +238,7 @@ class FakeGemini(LoopbackServer):
         self.image_scale = image_scale
         self.api_key: str | None = None
         self.requests: list[RecordedRequest] = []
+        self.sent_usage: list[tuple[str, str | None, dict]] = []  # (model, imageSize, usageMetadata) sent
         self.url = ""
         self._replies: deque[Reply] = deque()
         self.batches: dict[str, FakeBatch] = {}  # id -> batch
@@ -314,6 +356,8 @@ class FakeGemini(LoopbackServer):
         if reply.kind == "hang":
             await asyncio.sleep(3600)
             reply = ok()
+        if reply.kind == "drop":
+            hang_up(request)
         if reply.kind == "error":
             return self._error(reply, model)
         return self._json(self._answer(reply, rec))
@@ -418,8 +462,8 @@ class FakeGemini(LoopbackServer):
 
     def _inlined(self, reply: Reply, rec: RecordedRequest) -> dict:
         """One request's entry in a batch's inlinedResponses (the service echoes no metadata)."""
-        if reply.kind == "hang":
-            raise ValueError("hang() has no meaning inside a batch")
+        if reply.kind in ("hang", "drop"):
+            raise ValueError(f"{reply.kind}() has no meaning inside a batch")
         if reply.kind == "error":
             return {"error": {"code": GRPC_CODES.get(reply.code, 2),  # 2: UNKNOWN
                               "message": reply.message or MESSAGES.get(reply.code, "Unknown error.")}}
@@ -462,34 +506,31 @@ class FakeGemini(LoopbackServer):
         return self._json(error_body(reply.code, reply.status, message, details), reply.code, headers)
 
     def _answer(self, reply: Reply, rec: RecordedRequest) -> dict:
-        prompt_details = [{"modality": "TEXT", "tokenCount": _tokens(rec.prompt)}]
-        if rec.input_images:
-            prompt_details.append({"modality": "IMAGE", "tokenCount": IMAGE_INPUT_TOKENS * len(rec.input_images)})
-        parts, details = [], []
-        thinking = reply.kind == "ok" and "pro" in rec.model
-        if thinking:
+        family = _family(rec.model)
+        text = (_ANSWER_TEXT if family != "legacy" else None) if reply.default_text else reply.text
+        parts: list[dict] = []
+        if reply.kind == "ok" and family == "pro":
             # Pro "thinks" first: a draft text and a draft image (deliberately 8x8) come
             # before the answer; clients must skip parts with thought=true.
             parts += [{"text": "**Composing the image**\n\nPlanning layout and colours.", "thought": True},
                       {"inlineData": {"mimeType": "image/png", "data": _png_b64(8, 8, (255, 0, 255))},
                        "thought": True}]
-        if reply.text is not None:
-            parts.append({"text": reply.text})
-            details.append({"modality": "TEXT", "tokenCount": _tokens(reply.text)})
-        if reply.kind == "ok" and reply.images:
+        answer_from = len(parts)
+        if text is not None:
+            parts.append({"text": text})
+        images = reply.images if reply.kind == "ok" else 0
+        if images:
             w, h = ASPECTS[rec.aspect_ratio or "1:1"]
             scale = SIZES[rec.image_size or "1K"] * self.image_scale
             data = _png_b64(max(1, round(w * scale)), max(1, round(h * scale)))
-            parts += [{"inlineData": {"mimeType": "image/png", "data": data}}] * reply.images
-            details.insert(0, {"modality": "IMAGE",
-                               "tokenCount": _image_tokens(rec.model, rec.image_size) * reply.images})
-        if thinking and len(parts) > 2:  # the first answer part carries the thinking's signature
-            parts[2] = {**parts[2], "thoughtSignature": base64.b64encode(secrets.token_bytes(32)).decode()}
-        # Google's key order; zero counts and empty lists are left out, as proto3 JSON does.
-        prompt, out = (sum(d["tokenCount"] for d in ds) for ds in (prompt_details, details))
-        usage = {"promptTokenCount": prompt, **({"candidatesTokenCount": out} if out else {}),
-                 "totalTokenCount": prompt + out, "promptTokensDetails": prompt_details,
-                 **({"candidatesTokensDetails": details} if details else {})}
+            parts += [{"inlineData": {"mimeType": "image/png", "data": data}} for _ in range(images)]
+        if family != "legacy":
+            # The 3.x models sign the first answer part and every image after it.
+            for i, part in enumerate(parts[answer_from:], answer_from):
+                if i == answer_from or "inlineData" in part:
+                    parts[i] = {**part, "thoughtSignature": base64.b64encode(secrets.token_bytes(32)).decode()}
+        usage = self._usage(reply, rec, images, text)
+        self.sent_usage.append((rec.model, rec.image_size, usage))
         tail = {"usageMetadata": usage, "modelVersion": reply.model_version or rec.model,
                 "responseId": secrets.token_urlsafe(16)}
         if reply.kind == "blocked":
@@ -497,6 +538,31 @@ class FakeGemini(LoopbackServer):
         candidate = {"content": {"parts": parts, "role": "model"}} if parts else {}
         candidate.update(finishReason="STOP" if reply.kind == "ok" else reply.reason, index=0)
         return {"candidates": [candidate], **tail}
+
+    @staticmethod
+    def _usage(reply: Reply, rec: RecordedRequest, images: int, text: str | None) -> dict:
+        """usageMetadata as Google sends it for image models: candidatesTokenCount is image plus
+        text, only IMAGE is itemised, thinking is apart, and zero counts are left out (proto3 JSON)."""
+        scripted = reply.usage
+        image_input = IMAGE_INPUT_TOKENS * len(rec.input_images)
+        prompt = scripted.prompt if scripted.prompt is not None else _tokens(rec.prompt) + image_input
+        prompt_details = [{"modality": "TEXT", "tokenCount": max(0, prompt - image_input)}]
+        if rec.input_images:
+            prompt_details.append({"modality": "IMAGE", "tokenCount": image_input})
+        image = images * (scripted.image if scripted.image is not None
+                          else _image_tokens(rec.model, rec.image_size))
+        text_tokens = scripted.text if scripted.text is not None else (_tokens(text) if text else 0)
+        default_thoughts = _DEFAULT_THOUGHTS[_family(rec.model)] if reply.kind == "ok" else 0
+        thoughts = scripted.thoughts if scripted.thoughts is not None else default_thoughts
+        out = image + text_tokens
+        # Google's key order, as a real answer shows it.
+        usage = {"promptTokenCount": prompt, **({"candidatesTokenCount": out} if out else {}),
+                 "totalTokenCount": prompt + out + thoughts, "promptTokensDetails": prompt_details}
+        if image:
+            usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": image}]
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        return usage
 
 
 async def _serve(args: argparse.Namespace) -> None:

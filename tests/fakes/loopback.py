@@ -12,7 +12,7 @@ import inspect
 import io
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from aiohttp import web
 
@@ -96,6 +96,14 @@ def json_not_found(respond: Callable[[web.Request], web.Response]):
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
             return respond(request)
     return middleware
+
+
+def hang_up(request: web.Request) -> NoReturn:
+    """Close the connection without an answer, after the request was read: the client sees
+    the server disconnect, though the service may have done (and billed) the work."""
+    if request.transport is not None:
+        request.transport.close()
+    raise asyncio.CancelledError
 
 
 @lru_cache(maxsize=128)

@@ -5,7 +5,7 @@ gateway sends for image output (``choices[0].message.images[i].image_url.url``
 data URLs, ``usage.cost``, ``completion_tokens_details.image_tokens``,
 ``native_finish_reason``), so the unmodified ``openai`` SDK can be pointed at it
 through ``AsyncOpenAI(base_url=fake.url)``. Replies are scripted per call
-(``fake.script(ok(), error(429, retry_after=7), ...)``); every chat request is
+(``fake.script(ok(), error(429, retry_after=7), drop(), ...)``); every chat request is
 recorded in ``fake.requests``.
 
 Unlike OpenAI, the fake's 401 message echoes the wrong key unmasked (as some
@@ -56,7 +56,7 @@ _DATA_URL = re.compile(r"data:([^;,]+)(?:;[^;,]*)*;base64,(.*)", re.S)
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer; the body is built per request (it echoes the model and aspect ratio)."""
-    kind: str  # ok | error | error_in_200 | no_image | hang
+    kind: str  # ok | error | error_in_200 | no_image | hang | drop
     images: int = 1
     cost: float | None = None
     model: str | None = None
@@ -99,6 +99,11 @@ def error_in_200(code: int = 502, *, message: str | None = None, metadata: dict 
 
 def hang() -> Reply:
     return Reply("hang")
+
+
+def drop() -> Reply:
+    """Close the connection without answering, after the request was read."""
+    return Reply("drop")
 
 
 @dataclass
@@ -231,6 +236,8 @@ class FakeGateway(loopback.LoopbackServer):
         if reply.kind == "hang":
             await asyncio.sleep(3600)
             reply = ok()
+        if reply.kind == "drop":
+            loopback.hang_up(request)
         if reply.kind == "error":
             headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else None
             return self._json(error_body(reply.status, reply.message, reply.metadata), reply.status,

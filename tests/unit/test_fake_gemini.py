@@ -8,10 +8,10 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from tests.fakes.gemini_server import (blocked_prompt, error, finish, hang,
+from tests.fakes.gemini_server import (Tokens, blocked_prompt, error, finish, hang,
                                        no_image, ok)
 
-PRO, FLASH = "gemini-3-pro-image", "gemini-3.1-flash-image"
+PRO, FLASH, LEGACY = "gemini-3-pro-image", "gemini-3.1-flash-image", "gemini-2.5-flash-image"
 
 
 def client_for(fake, key="k", **http):
@@ -34,8 +34,12 @@ async def test_image_has_requested_aspect_ratio_and_usage(fake):
     [png] = answer_images(response)
     assert Image.open(io.BytesIO(png)).size == (344, 192)  # 1376x768 * 2 * 0.125
     usage = response.usage_metadata
-    assert usage.candidates_token_count == 1680 and usage.prompt_token_count == 2
-    assert usage.total_token_count == 1682
+    # Image and text together in candidates, only IMAGE itemised, thinking apart.
+    text_tokens = len(response.text) // 4
+    assert usage.candidates_token_count == 1680 + text_tokens and usage.prompt_token_count == 2
+    assert [(d.modality.name, d.token_count) for d in usage.candidates_tokens_details] == [("IMAGE", 1680)]
+    assert usage.thoughts_token_count == 137
+    assert usage.total_token_count == 2 + 1680 + text_tokens + 137
     assert response.model_version == FLASH and response.response_id
     [req] = fake.requests
     assert (req.model, req.prompt, req.aspect_ratio, req.image_size) == (FLASH, "a red fox", "16:9", "2K")
@@ -51,6 +55,33 @@ async def test_pro_sends_thought_parts_before_the_answer(fake):
     assert Image.open(io.BytesIO(parts[1].inline_data.data)).size == (8, 8)
     assert Image.open(io.BytesIO(answer_images(response)[0])).size == (128, 128)
     assert parts[2].text == "Here you go" and parts[2].thought_signature
+    # Signed: the first answer part and every image after it, never the thoughts.
+    assert [bool(p.thought_signature) for p in parts] == [False, False, True, True]
+
+
+@pytest.mark.asyncio
+async def test_usage_on_the_wire_is_shaped_like_googles_and_scriptable(fake):
+    fake.script(ok(usage=Tokens(prompt=7, text=120, thoughts=557)))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{fake.url}/v1beta/models/{PRO}:generateContent", json={
+                "contents": [{"role": "user", "parts": [{"text": "a koi pond"}]}],
+                "generationConfig": {"imageConfig": {"imageSize": "4K"}}}) as resp:
+            body = await resp.json()
+    assert body["usageMetadata"] == {
+        "promptTokenCount": 7, "candidatesTokenCount": 2120, "totalTokenCount": 2684,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}],
+        "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 2000}],
+        "thoughtsTokenCount": 557}
+    assert fake.sent_usage == [(PRO, "4K", body["usageMetadata"])]
+
+
+@pytest.mark.asyncio
+async def test_legacy_answers_have_no_thinking_text_or_signature(fake):
+    response = await client_for(fake).aio.models.generate_content(model=LEGACY, contents="a cat")
+    [part] = response.candidates[0].content.parts
+    assert part.inline_data and not part.thought_signature
+    usage = response.usage_metadata
+    assert usage.thoughts_token_count is None and usage.candidates_token_count == 1290
 
 
 @pytest.mark.asyncio

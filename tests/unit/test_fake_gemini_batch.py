@@ -51,7 +51,8 @@ async def test_finished_batch_carries_inlined_responses_in_request_order(fake):
     first, second, third = job.dest.inlined_responses
     [png] = [p.inline_data.data for p in first.response.candidates[0].content.parts if p.inline_data]
     assert Image.open(io.BytesIO(png)).size == (344, 192)  # 1376x768 * 2 (2K) * 0.125
-    assert first.response.usage_metadata.candidates_token_count == 1680 and first.error is None
+    usage = first.response.usage_metadata
+    assert usage.candidates_tokens_details[0].token_count == 1680 and first.error is None
     assert isinstance(second.error, types.JobError) and second.response is None
     assert second.error.code == 8 and "quota" in second.error.message  # gRPC RESOURCE_EXHAUSTED
     assert third.response.prompt_feedback.block_reason == types.BlockedReason.PROHIBITED_CONTENT

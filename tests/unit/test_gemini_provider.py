@@ -15,7 +15,7 @@ from bot.providers.errors import (
 from bot.providers.gemini import GeminiProvider, map_api_error, retry_delay
 from bot.types import GenerationResult, InputImage
 from tests.conftest import image_size, png_bytes, spec
-from tests.fakes.gemini_server import (blocked_prompt, error, finish, hang,
+from tests.fakes.gemini_server import (Tokens, blocked_prompt, drop, error, finish, hang,
                                        no_image, ok)
 
 PRO = "gemini-3-pro-image"
@@ -44,16 +44,16 @@ async def test_text_to_image_returns_final_non_thought_image(provider, fake):
 
 
 async def test_text_to_image_carries_model_version_response_id_and_usage(provider, fake):
-    fake.script(ok(model_version="gemini-3-pro-image-001"))
+    fake.script(ok(model_version="gemini-3-pro-image-001", usage=Tokens(text=30, thoughts=200)))
     result = await provider.generate(spec("a red fox", size="2K"), [])
     assert result.model_version == "gemini-3-pro-image-001"
     assert result.response_id and isinstance(result.response_id, str)
     usage = result.usage
     assert usage is not None
     assert usage.prompt_tokens == 2  # len("a red fox") // 4
-    assert usage.image_tokens == 1120
-    assert usage.output_tokens == 1120
-    assert usage.total_tokens == 1122
+    assert (usage.image_tokens, usage.text_tokens, usage.thoughts_tokens) == (1120, 30, 200)
+    assert usage.output_tokens == 1150
+    assert usage.total_tokens == 1352
 
 
 async def test_model_version_falls_back_to_the_model_id(provider, fake):
@@ -65,7 +65,7 @@ async def test_model_version_falls_back_to_the_model_id(provider, fake):
 async def test_pro_image_tokens_per_size(provider, fake, size, tokens):
     result = await provider.generate(spec("a cat", size=size), [])
     assert result.usage.image_tokens == tokens
-    assert result.usage.output_tokens == tokens
+    assert result.usage.output_tokens == tokens + result.usage.text_tokens
 
 
 async def test_answer_text_is_kept_but_thought_text_is_not(provider, fake):
@@ -183,6 +183,26 @@ async def test_overloaded_without_hint_has_no_retry_after(provider, fake):
     with pytest.raises(OverloadedError) as info:
         await provider.generate(spec(), [])
     assert info.value.retry_after is None
+
+
+# --- one call, one bill: the worker's retry policy is the only one ------------------------------
+
+async def test_a_dropped_connection_is_one_request_and_a_retryable_error(provider, fake):
+    # google-genai re-sends after ServerDisconnected unless retry_options are set: Google
+    # may render and bill both calls while the ledger sees one.
+    fake.script(drop(), ok())
+    with pytest.raises(OverloadedError) as info:
+        await provider.generate(spec(), [])
+    assert len(fake.requests) == 1 and info.value.retryable
+    assert "ServerDisconnected" in info.value.detail
+
+
+@pytest.mark.parametrize("code", [429, 500, 503, 504])
+async def test_a_retryable_status_is_one_request(provider, fake, code):
+    fake.script(error(code), ok())
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    assert len(fake.requests) == 1 and info.value.retryable
 
 
 @pytest.mark.parametrize("cls", [AuthError, PermissionDeniedError, QuotaError, OverloadedError,

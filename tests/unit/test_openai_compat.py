@@ -20,7 +20,7 @@ from bot.providers.errors import (
 from bot.providers.openai_compat import OpenAICompatProvider, parse_completion, retry_after
 from bot.types import GenerationResult, InputImage
 from tests.conftest import image_size, png_bytes, spec
-from tests.fakes.openai_server import (FakeGateway, error, error_in_200, no_image, ok,
+from tests.fakes.openai_server import (FakeGateway, drop, error, error_in_200, no_image, ok,
                                        png_b64)
 
 KEY = "gw-key"
@@ -215,6 +215,23 @@ async def test_503_carries_retry_after_too(provider, fake):
     with pytest.raises(OverloadedError) as info:
         await provider.generate(spec(), [])
     assert info.value.retry_after == 2.5
+
+
+# --- one call, one bill: the SDK never re-sends (max_retries=0) ------------------------------------
+
+async def test_a_dropped_connection_reaches_the_gateway_once(provider, fake):
+    fake.script(drop(), ok())
+    with pytest.raises(OverloadedError) as info:
+        await provider.generate(spec(), [])
+    assert len(fake.requests) == 1 and info.value.retryable
+
+
+@pytest.mark.parametrize("code", [429, 500, 502, 503])
+async def test_a_retryable_status_reaches_the_gateway_once(provider, fake, code):
+    fake.script(error(code), ok())
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    assert len(fake.requests) == 1 and info.value.retryable
 
 
 async def test_a_200_error_body_names_the_upstream(provider, fake):

@@ -14,9 +14,9 @@ from policies.config import PolicyBook
 from policies.spend import Budget, Period
 
 def pro_2k(prompt: str) -> Decimal:
-    """The Pro 2K estimate: 1,120 image tokens at $120/M plus the prompt (a token a
-    character at most, plus 100 for framing) at $2/M."""
-    return Decimal("0.1344") + (len(prompt) + 100) * Decimal("0.000002")
+    """The Pro 2K estimate: 1,120 image tokens at $120/M, the prompt (a token a character
+    at most, plus 100 for framing) at $2/M, and 2,000 text and thinking tokens at $12/M."""
+    return Decimal("0.1344") + (len(prompt) + 100) * Decimal("0.000002") + Decimal("0.024")
 
 
 def service_for(store, clock, **team_policy) -> ImagineService:
@@ -77,7 +77,7 @@ async def test_budget_refusal_names_the_limit_the_figure_and_the_reset(store, cl
     outcome = await service.submit(request("again", confirmed=True))
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.BUDGET_EXHAUSTED
     assert "team budget of $0.20 per day" in outcome.detail
-    assert "$0.13 is already spent or held" in outcome.detail and "resets 20" in outcome.detail
+    assert "$0.16 is already spent or held" in outcome.detail and "resets 20" in outcome.detail
 
 
 async def test_quota_refusal_names_the_limit_and_when_it_frees(store, clock):
@@ -91,7 +91,7 @@ async def test_quota_refusal_names_the_limit_and_when_it_frees(store, clock):
 async def test_past_the_soft_threshold_a_downgrade_team_gets_flash_and_is_told(store, clock):
     service = service_for(store, clock, over_soft_threshold="downgrade")
     await service.set_budget(Caller("T1", "mod", platform_admin=True), "1.00", "month")
-    for i in range(5):  # 5 x 0.1356 = 0.678 held
+    for i in range(5):  # 5 x 0.1586 = 0.793 held
         assert (await service.submit(request(f"p{i}", user=f"U{i}"))).model == "pro"
     outcome = await service.submit(request("p6", user="U6"))  # would pass 80% of $1.00
     assert isinstance(outcome, Accepted) and outcome.model == "flash" and outcome.downgraded_from == "pro"
@@ -100,17 +100,17 @@ async def test_past_the_soft_threshold_a_downgrade_team_gets_flash_and_is_told(s
 
 async def test_past_the_soft_threshold_a_confirm_team_is_asked_first(store, clock):
     service = service_for(store, clock, over_soft_threshold="confirm")
-    await service.set_budget(Caller("T1", "mod", platform_admin=True), "1.00", "month")
-    for i in range(5):
+    await service.set_budget(Caller("T1", "mod", platform_admin=True), "1.10", "month")
+    for i in range(5):  # 0.793 held, under the 80% line (0.88)
         await service.submit(request(f"p{i}", user=f"U{i}"))
     outcome = await service.submit(request("p6", user="U6"))
     assert isinstance(outcome, NeedsConfirmation)
-    assert outcome.estimate_usd == pro_2k("p6") and outcome.remaining_usd == Decimal("1.00") - 5 * pro_2k("p0")
+    assert outcome.estimate_usd == pro_2k("p6") and outcome.remaining_usd == Decimal("1.10") - 5 * pro_2k("p0")
     assert outcome.flash_estimate_usd < outcome.estimate_usd
     assert await store.counts_by_state() == {"queued": 5}  # nothing queued while asking
     run = await service.submit(confirmed(outcome))
     assert isinstance(run, Accepted) and run.model == "pro"
-    # [Use Flash] runs what was quoted (Flash at the same 2K), which still fits in $1.00.
+    # [Use Flash] runs what was quoted (Flash at the same 2K), which still fits in $1.10.
     flash = await service.submit(confirmed(outcome, use_flash=True))
     assert isinstance(flash, Accepted) and (flash.model, flash.size) == ("flash", "2K")
     assert flash.estimate_usd == outcome.flash_estimate_usd

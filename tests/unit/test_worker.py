@@ -99,10 +99,12 @@ async def test_a_job_is_rendered_stored_settled_and_delivered_once(sqlite_store,
     with Image.open(io.BytesIO(image.data)) as img:
         assert abs(img.width / img.height - 16 / 9) < 0.02
     assert (image.width, image.height) == img.size
-    # 2,000 image tokens at $120/M plus the prompt's input tokens at $2/M.
+    # 2,000 image tokens at $120/M, the prompt's input tokens at $2/M, the answer's text
+    # and thinking at $12/M.
     usage = job.result["usage"]
-    assert usage["image_tokens"] == 2000
-    expected = (Decimal(2000) * 120 + Decimal(usage["prompt_tokens"]) * 2) / 1_000_000
+    assert usage["image_tokens"] == 2000 and usage["thoughts_tokens"] > 0
+    text_and_thinking = usage["output_tokens"] - 2000 + usage["thoughts_tokens"]
+    expected = (Decimal(2000) * 120 + Decimal(usage["prompt_tokens"]) * 2 + Decimal(text_and_thinking) * 12) / 1_000_000
     assert Decimal(job.result["cost_usd"]) == expected.quantize(Decimal("0.000001"))
     assert p.notifier.kinds(job.id) == ["started", "result"]
     assert fake.requests[0].prompt == "a koi pond at dawn"
