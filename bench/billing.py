@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import bench_main, tiny_png, verdict  # noqa: E402
+from bench.queue_and_budget import NO_LIMITS  # noqa: E402
 from bot.batch import BatchRunner  # noqa: E402
 from bot.catalog import load_catalog  # noqa: E402
 from bot.metrics import Metrics  # noqa: E402
@@ -59,8 +60,6 @@ GOOGLE_RATES = {
 BATCH = Decimal("0.5")  # "Batch API (50% cost reduction)"
 SHAPES = (("pro", "1K"), ("pro", "2K"), ("pro", "4K"), ("flash", "512"), ("flash", "1K"),
           ("flash", "2K"), ("flash", "4K"), ("legacy", "1K"))
-NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
-             "confirm_above_usd": None}
 WORDS = ("a", "lighthouse", "on", "the", "cliff", "at", "dusk", "koi", "pond", "oil", "painting", "of",
          "neon", "city", "rain", "watercolour", "fox", "in", "snow", "portrait", "studio", "light")
 

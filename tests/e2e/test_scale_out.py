@@ -24,8 +24,9 @@ from tests.conftest import drop_schema, unique_schema
 from tests.e2e.bot_process import bot_env
 from tests.fakes.gemini_server import FakeGemini
 
+# No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
 NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
-             "confirm_above_usd": None}
+             "confirm_above_usd": None, "default_team_budget_usd": 1_000_000}
 
 
 @pytest.fixture
