@@ -10,6 +10,10 @@ from typing import Any
 
 from bot.money import to_micros, usd
 from bot.types import Accepted
+from policies.spend import BudgetStatus
+
+# A job's status when its adapter could not announce it and cancelled it (its hold released).
+NOT_STARTED = "This request could not start. Nothing was charged."
 
 
 def money(value: Decimal | str | None) -> str:
@@ -34,6 +38,15 @@ def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) ->
         return (f"Sent to Google's Batch lane with {model} at {size}{again}. Results usually arrive within "
                 "a few hours (Google allows up to 48 h); this message changes when the image is ready")
     return f"Generating with {model} at {size}{again}… this takes 15–60 s"
+
+
+def default_budget_note(statuses: list[BudgetStatus], team: str, how: str) -> list[str]:
+    """A line for a team that has no budget of its own and so spends under the
+    default cap; `how` is the platform's way to set one."""
+    if not any(s.budget.default for s in statuses):
+        return []
+    return [f"This {team} is on the default budget, which the bot's operator sets for every {team} without "
+            f"its own. A moderator can set its own with {how}."]
 
 
 def done(result: dict[str, Any]) -> str:

@@ -322,11 +322,13 @@ class ImagineService:
 
     async def rerun(
         self, job_id: int, caller: Caller, *, platform: str, channel: str, size: str | None = None,
-        delivery: dict | None = None, idempotency_key: str | None = None,
+        delivery: dict | None = None, idempotency_key: str | None = None, idempotency_window: float | None = None,
     ) -> Outcome:
         """Run a finished job's request again (Reroll), optionally at another size (4K).
 
-        The adapter announces the new job (posts its status, then attach_delivery)."""
+        A button press's key (message, button, user) with a short window makes a
+        double click one job. The adapter announces the new job (posts its
+        status, then attach_delivery)."""
         async def rerun() -> Outcome:
             job = await self._store.get_job(job_id)
             if job is None or job.team != caller.team:
@@ -336,7 +338,8 @@ class ImagineService:
             common = dict(team=caller.team, channel=channel, user=caller.user, platform=platform,
                           model=job.spec.model_alias, aspect_ratio=job.spec.aspect_ratio,
                           size=size or job.spec.size, images=attached, delivery=delivery or {},
-                          idempotency_key=idempotency_key, fresh=True, announced=True)
+                          idempotency_key=idempotency_key, idempotency_window=idempotency_window,
+                          fresh=True, announced=True)
             if job.spec.parent_image_id is not None:
                 return await self.edit(EditRequest(parent_image_id=job.spec.parent_image_id,
                                                    instruction=job.spec.prompt, **common))
@@ -358,17 +361,37 @@ class ImagineService:
         await self._store.save_confirmation(token, req.team, req.user, _request_json(req), ttl_seconds)
         return token
 
-    async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False
+    async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False,
+                      idempotency_key: str | None = None, idempotency_window: float | None = None,
                       ) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
-        """Run a held request as confirmed; only the person who asked may confirm it."""
+        """Run a held request as confirmed; only the person who asked may confirm it.
+
+        A button press carries an idempotency key and a window: the answered
+        question is then kept that long under the same token, with the first
+        press's request and key, so another press (a double click, [Use Flash]
+        right after [Run]) resubmits under that key and gets the same job back
+        instead of "expired". It is kept no longer than the key is taken."""
         held = await self._guarded(self._store.take_confirmation(token, caller.team, caller.user))
         if isinstance(held, Refused):
             return held, None
         if held == "not_yours":
             return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this."), None
         if held == "expired":
-            return Refused(RefusalReason.NOT_FOUND, "That question has expired. Please ask again."), None
-        request = _confirmed(_request_from_json(held), use_flash=use_flash)
+            return Refused(RefusalReason.NOT_FOUND,
+                           "That question was already answered, or it has expired. Please ask again."), None
+        if "answered" in held:  # a later press on a question already answered
+            request, until = _request_from_json(held["answered"]), float(held["until"])
+        else:
+            request = _confirmed(_request_from_json(held), use_flash=use_flash)
+            if idempotency_key is not None:
+                request = dataclasses.replace(request, idempotency_key=idempotency_key,
+                                              idempotency_window=idempotency_window)
+            until = self._clock() + (idempotency_window or 0)
+        if idempotency_key is not None and until > self._clock():
+            # Before the submit, so a press right behind this one finds it.
+            await self._guarded(self._store.save_confirmation(
+                token, caller.team, caller.user, {"answered": _request_json(request), "until": until},
+                until - self._clock()))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
 

@@ -12,6 +12,7 @@ hours in a queue still arrives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import time
@@ -23,10 +24,12 @@ import yarl
 from discord import app_commands
 
 from adapters.discord import render
+from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
+from adapters.status import NOT_STARTED
 from bot import images
 from bot.notify import GiveUp, RetryLater
 from bot.providers.errors import user_message_for
-from bot.service import Caller, ImagineService
+from bot.service import NOT_ON_ALLOW_LIST, Caller, ImagineService
 from bot.settings import Settings
 from bot.types import (
     Accepted, CheckedImage, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
@@ -119,6 +122,13 @@ class ImagineClient(discord.Client):
         except Exception:
             log.exception("discord: handling a message failed")
 
+    # At start-up every guild the bot is in arrives as available; a new one as a join.
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self.adapter.check_guild(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.adapter.check_guild(guild)
+
 
 class DiscordAdapter:
     platform = PLATFORM
@@ -131,6 +141,7 @@ class DiscordAdapter:
         intents = discord.Intents.default()
         intents.message_content = True  # reply-to-edit reads the reply's text and attachments
         self.client = ImagineClient(self, intents=intents, allowed_mentions=NO_PINGS)
+        self._one_at_a_time = OneAtATime()
 
     # -- lifecycle --------------------------------------------------------
 
@@ -157,6 +168,19 @@ class DiscordAdapter:
         if getattr(self, "_gateway", None) is not None:
             await asyncio.gather(self._gateway, return_exceptions=True)
 
+    async def check_guild(self, guild: discord.Guild) -> None:
+        """Leave a guild that is not on the [access] teams allow-list: the app may be
+        public, and anyone could add it to their server."""
+        if self._service.team_allowed(str(guild.id)):
+            return
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:  # its requests are still refused by the core
+            log.warning("discord: guild %s (%s) is not on the [access] teams allow-list, and leaving it "
+                        "failed: %s %s", guild.id, guild.name, exc.status, exc.text)
+            return
+        log.warning("discord: left guild %s (%s): not on the [access] teams allow-list", guild.id, guild.name)
+
     # -- commands ---------------------------------------------------------
 
     def add_commands(self, tree: app_commands.CommandTree) -> None:
@@ -179,6 +203,9 @@ class DiscordAdapter:
         @app_commands.guild_only()
         async def usage(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
+            if not adapter._service.team_allowed(str(interaction.guild_id)):
+                await interaction.followup.send(NOT_ON_ALLOW_LIST, ephemeral=True)
+                return
             report = await adapter._service.usage(str(interaction.guild_id), str(interaction.user.id),
                                                   _budget_channel(interaction.channel))
             await interaction.followup.send(render.usage(report), ephemeral=True)
@@ -219,7 +246,9 @@ class DiscordAdapter:
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         caller = self._caller(interaction)
-        if action == "set":
+        if not self._service.team_allowed(caller.team):
+            text = NOT_ON_ALLOW_LIST
+        elif action == "set":
             if amount is None:
                 text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
             else:
@@ -281,11 +310,11 @@ class DiscordAdapter:
             idempotency_key=f"discord:message:{message.id}")
         outcome = await self._service.edit(request)
         if isinstance(outcome, Accepted):
-            if not outcome.duplicate:
-                status = await message.reply(render.status_message(message.content, str(message.author.id),
-                                                                   render.queued(outcome), edit=True),
-                                             mention_author=False)
-                await self._attach(outcome, status, message.channel, None, message.content)
+            if not outcome.duplicate:  # a duplicate is a replayed message: its status is out already
+                status = functools.partial(message.reply, render.status_message(
+                    message.content, str(message.author.id), render.queued(outcome), edit=True), mention_author=False)
+                if not await self._announce(outcome, status, message.channel, None, message.content):
+                    await _quietly(message.reply(SORRY, mention_author=False))
         elif isinstance(outcome, NeedsConfirmation):
             await message.reply(render.confirmation(outcome), view=await self._confirm_view(outcome),
                                 mention_author=False)
@@ -306,12 +335,18 @@ class DiscordAdapter:
         job, _ = await self._service.status(job_id)
         outcome = await self._service.rerun(
             job_id, self._caller(interaction), platform=PLATFORM, channel=_budget_channel(interaction.channel),
-            size="4K" if action == "4k" else None, idempotency_key=f"discord:interaction:{interaction.id}")
+            size="4K" if action == "4k" else None,
+            idempotency_key=_press_key(interaction, f"{action}:{job_id}"), idempotency_window=PRESS_WINDOW)
         await self._present(interaction, outcome, job.spec.prompt if job else "")
 
     async def on_confirm(self, interaction: discord.Interaction, token: str, *, use_flash: bool) -> None:
+        """[Run] / [Use Flash]: the answer is the core's outcome (a status, or the refusal)."""
         await interaction.response.defer(thinking=True)
-        outcome, request = await self._service.confirm(token, self._caller(interaction), use_flash=use_flash)
+        async with self._one_at_a_time(token):
+            outcome, request = await self._service.confirm(
+                token, self._caller(interaction), use_flash=use_flash,
+                idempotency_key=_press_key(interaction, f"{'flash' if use_flash else 'run'}:{token}"),
+                idempotency_window=PRESS_WINDOW)
         prompt = "" if request is None else (request.instruction if isinstance(request, EditRequest) else request.prompt)
         await self._present(interaction, outcome, prompt, edit=isinstance(request, EditRequest))
 
@@ -326,34 +361,49 @@ class DiscordAdapter:
             await interaction.delete_original_response()
             await interaction.followup.send(render.confirmation(outcome), view=await self._confirm_view(outcome),
                                             ephemeral=True)
-        elif outcome.duplicate:
-            await interaction.delete_original_response()
+        elif outcome.duplicate:  # a second press of a button: the first one's job is running
+            await self._refuse(interaction, ALREADY_ON_IT)
         else:
-            status = await interaction.edit_original_response(
-                content=render.status_message(prompt, str(interaction.user.id), render.queued(outcome), edit=edit))
-            await self._attach(outcome, status, interaction.channel, interaction, prompt)
+            status = functools.partial(interaction.edit_original_response, content=render.status_message(
+                prompt, str(interaction.user.id), render.queued(outcome), edit=edit))
+            if not await self._announce(outcome, status, interaction.channel, interaction, prompt):
+                await _quietly(self._refuse(interaction, SORRY))
 
-    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> None:
-        """Open the result thread (or use the one we are in) and record where the job reports."""
+    async def _announce(self, accepted: Accepted, post_status, channel, interaction, prompt: str) -> bool:
+        """Post the job's status (post_status()) and record where it reports. If either
+        fails, the job is cancelled before it may start (it would run, and be charged,
+        unseen) and False is returned: only then may the user hear "nothing was charged"."""
+        status = None
         try:
-            own_thread = not isinstance(channel, discord.Thread)
-            thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
-            context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id),
-                       # Only a thread the bot opened for the image turns every message in it into an edit.
-                       "own_thread": own_thread}
-            if interaction is not None:
-                context.update(app_id=str(interaction.application_id), token=interaction.token,
-                               token_expires=time.time() + TOKEN_LIFETIME)
-            await self._service.attach_delivery(accepted.job_id, context)
-        except Exception:
-            # Nowhere to post the result: the job must not run (and be charged) unseen.
-            await self._service.cancel(accepted.job_id)
-            raise
+            status = await post_status()
+            await self._attach(accepted, status, channel, interaction, prompt)
+        except Exception as exc:
+            log.warning("discord: job %d could not be announced (%s: %s); cancelling it",
+                        accepted.job_id, type(exc).__name__, exc)
+            if not await self._service.cancel(accepted.job_id):
+                log.error("discord: job %d could not be cancelled: it is no longer queued", accepted.job_id)
+                return True
+            if status is not None:  # not "Queued" for a job that will never run
+                await _quietly(status.edit(content=render.failed(NOT_STARTED)))
+            return False
         for alert in accepted.alerts if self._alert_channel else ():
             try:
                 await self._channel(self._alert_channel).send(f"💰 {alert}")
             except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
                 log.exception("discord: could not post a budget alert")
+        return True
+
+    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> None:
+        """Open the result thread (or use the one we are in) and record where the job reports."""
+        own_thread = not isinstance(channel, discord.Thread)
+        thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
+        context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id),
+                   # Only a thread the bot opened for the image turns every message in it into an edit.
+                   "own_thread": own_thread}
+        if interaction is not None:
+            context.update(app_id=str(interaction.application_id), token=interaction.token,
+                           token_expires=time.time() + TOKEN_LIFETIME)
+        await self._service.attach_delivery(accepted.job_id, context)
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.delete_original_response()
@@ -480,6 +530,20 @@ class DiscordAdapter:
         except (discord.HTTPException, aiohttp.ClientError) as exc:
             raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
         return InputImage(data=data, mime=attachment.content_type or "image/png")
+
+
+async def _quietly(telling) -> None:
+    """Tell the user something when the platform may already be failing us."""
+    try:
+        await telling
+    except discord.HTTPException as exc:
+        log.warning("discord: could not tell the user: %s %s", exc.status, exc.text)
+
+
+def _press_key(interaction: discord.Interaction, button: str) -> str:
+    """The message, the button (with its job or question) and the user."""
+    message = str(interaction.message.id) if interaction.message else ""
+    return press_key(PLATFORM, message, button, str(interaction.user.id))
 
 
 def _report_gateway_end(task: asyncio.Task) -> None:

@@ -26,11 +26,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.parse import USAGE, parse_imagine
+from adapters.status import NOT_STARTED
 from bot.notify import RetryLater
 from bot.providers.errors import user_message_for
-from bot.service import Caller, ImagineService
+from bot.service import NOT_ON_ALLOW_LIST, Caller, ImagineService
 from bot.settings import Settings
 from bot.types import (
     Accepted, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
@@ -83,6 +85,7 @@ class SlackAdapter:
         if bolt_env_token is not None:
             os.environ["SLACK_BOT_TOKEN"] = bolt_env_token
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._one_at_a_time = OneAtATime()
         self._register()
 
     # -- HTTP -------------------------------------------------------------
@@ -188,7 +191,8 @@ class SlackAdapter:
         size = "4K" if action["action_id"] == render.ACTION_4K else None
         outcome = await self._service.rerun(
             int(action["value"]), Caller(team=_team(body), user=user), platform=PLATFORM, channel=channel,
-            size=size, delivery={"channel": channel, "thread_ts": thread_ts})
+            size=size, delivery={"channel": channel, "thread_ts": thread_ts},
+            idempotency_key=_press_key(body, action), idempotency_window=PRESS_WINDOW)
         await self._present(outcome, job.spec.prompt if job else "", channel, user, thread_ts, respond=respond,
                             edit=bool(job and job.spec.parent_image_id))
 
@@ -209,27 +213,41 @@ class SlackAdapter:
                                       text=f"Image deleted by <@{user}>.", blocks=[])
 
     async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
+        """[Run] / [Use Flash]: the answer is the core's outcome, never a "going ahead" before it."""
         await ack()
         user = body["user"]["id"]
-        outcome, request = await self._service.confirm(
-            action["value"], Caller(team=_team(body), user=user),
-            use_flash=action["action_id"] == render.ACTION_USE_FLASH)
-        if request is None:
-            await respond(text=outcome.detail, response_type="ephemeral", replace_original=False)
+        async with self._one_at_a_time(action["value"]):
+            outcome, request = await self._service.confirm(
+                action["value"], Caller(team=_team(body), user=user),
+                use_flash=action["action_id"] == render.ACTION_USE_FLASH,
+                idempotency_key=_press_key(body, action), idempotency_window=PRESS_WINDOW)
+        if request is None or isinstance(outcome, Refused):
+            # In place of the question: its buttons can do nothing more.
+            await respond(text=outcome.detail, response_type="ephemeral", replace_original=request is not None)
             return
-        await respond(text="Going ahead.", response_type="ephemeral", replace_original=True)
         prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
         await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"),
                             respond=respond)
+        if isinstance(outcome, Accepted) and not outcome.duplicate:
+            try:  # the status message is the answer; the question goes
+                await respond(delete_original=True)
+            except Exception as exc:  # the job is on its way: no "sorry" for a stale question
+                log.warning("slack: could not remove an answered question: %s", exc)
 
     async def _on_usage(self, ack, command: dict, respond) -> None:
         await ack()
+        if not self._service.team_allowed(command["team_id"]):
+            await respond(text=NOT_ON_ALLOW_LIST, response_type="ephemeral")
+            return
         report = await self._service.usage(command["team_id"], command["user_id"], command["channel_id"])
         await respond(text=render.usage(report), response_type="ephemeral")
 
     async def _on_budget(self, ack, command: dict, respond) -> None:
         await ack()
         team, user = command["team_id"], command["user_id"]
+        if not self._service.team_allowed(team):
+            await respond(text=NOT_ON_ALLOW_LIST, response_type="ephemeral")
+            return
         caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user))
         words = command.get("text", "").split()
         action = words[0].lower() if words else "show"
@@ -261,26 +279,51 @@ class SlackAdapter:
         elif not outcome.duplicate:
             await self._announce(outcome, prompt, channel, user, thread_ts, respond,
                                  edit=thread_ts is not None if edit is None else edit)
+        elif respond is not None:  # a second press of a button: the first one's job is running
+            await self._tell(ALREADY_ON_IT, respond, channel, user, thread_ts)
 
     async def _announce(self, accepted: Accepted, prompt: str, channel: str, user: str,
                         thread_ts: str | None, respond, *, edit: bool) -> None:
         message = render.status_message(prompt, user, render.queued(accepted), edit=edit)
         try:
             posted = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
-        except Exception:
+        except Exception as exc:
             # Without a status message nobody would see the result: undo the job (and its hold).
-            log.exception("slack: cannot post the status of job %d in %s", accepted.job_id, channel)
+            log.warning("slack: cannot post the status of job %d in %s (%s); cancelling it",
+                        accepted.job_id, channel, exc)
             await self._service.cancel(accepted.job_id)
             await self._tell("I can't post in this channel. Invite me with `/invite @imagine` and try again.",
                              respond, channel, user, thread_ts)
             return
-        await self._service.attach_delivery(accepted.job_id, {
-            "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
+        try:
+            await self._service.attach_delivery(accepted.job_id, {
+                "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
+        except Exception:
+            if await self._unannounced(accepted, channel, posted["ts"], prompt, user, edit):
+                raise  # the user hears SORRY, "nothing was charged", which the cancel made true
+            return
         for alert in accepted.alerts if self._alert_channel else ():
             try:
                 await self.client.chat_postMessage(channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}")
             except Exception:  # the job is accepted; a lost alert must not tell the user otherwise
                 log.exception("slack: could not post a budget alert to %s", self._alert_channel)
+
+    async def _unannounced(self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str,
+                           edit: bool) -> bool:
+        """The status is posted but the job could not learn where it is: cancel the
+        job before it may start, and say so in the status instead of "Queued".
+        False when the job could not be cancelled (it started): nothing may then
+        claim that nothing was charged."""
+        log.warning("slack: job %d could not record its status message; cancelling it", accepted.job_id)
+        if not await self._service.cancel(accepted.job_id):
+            log.error("slack: job %d could not be cancelled: it is no longer queued", accepted.job_id)
+            return False
+        try:
+            await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(
+                prompt, user, render.failed(NOT_STARTED), edit=edit))
+        except Exception as exc:
+            log.warning("slack: could not mark job %d's status as not started: %s", accepted.job_id, exc)
+        return True
 
     async def _tell(self, text: str, respond, channel: str | None, user: str | None, thread_ts: str | None) -> None:
         if respond is not None:
@@ -362,6 +405,15 @@ class SlackAdapter:
         self._admins[(team, user)] = (time.monotonic() + ADMIN_CACHE_TTL, admin)
         return admin
 
+
+
+def _press_key(body: dict, action: dict) -> str:
+    """The message, the button (with its value: the job or the question) and the user."""
+    container = body.get("container") or {}
+    message = (body.get("message") or {}).get("ts") or container.get("message_ts") or ""
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    return press_key(PLATFORM, f"{channel}/{message}", f"{action['action_id']}/{action.get('value', '')}",
+                     body["user"]["id"])
 
 
 def _team(body: dict) -> str:

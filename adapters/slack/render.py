@@ -79,10 +79,14 @@ def usage(report: UsageReport) -> str:
              f"{usd(report.user_spent_month_micros)} this month.",
              f"*Team spend this month:* {usd(report.team_spent_month_micros)}."]
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this team."]
-    return "\n".join(lines)
+    return "\n".join(lines + _default_note(report.budgets))
 
 
 def budgets(statuses: list[BudgetStatus]) -> str:
     if not statuses:
         return "No budgets are set. Set one with `/imagine-budget set 50 month`."
-    return "\n".join(f"• {s.describe()}" for s in statuses)
+    return "\n".join([f"• {s.describe()}" for s in statuses] + _default_note(statuses))
+
+
+def _default_note(statuses: list[BudgetStatus]) -> list[str]:
+    return status.default_budget_note(statuses, "workspace", "`/imagine-budget set <usd> month`")

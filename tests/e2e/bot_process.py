@@ -6,7 +6,10 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import time
+from contextlib import closing
+from pathlib import Path
 
 import aiohttp
 
@@ -23,14 +26,16 @@ def bot_env(**settings: str) -> dict[str, str]:
     return env
 
 
-async def stop_cleanly(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the bot; it must exit 0 with no trace anywhere in its log."""
+async def stop_cleanly(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM the bot; it must exit 0 with no trace anywhere in its log. Returns the log
+    (empty when the bot was already stopped and its log read)."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     log = stderr.decode()
     assert proc.returncode == 0, log
     assert "Traceback" not in log, log
+    return log
 
 
 def free_port() -> int:
@@ -54,3 +59,14 @@ async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: flo
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError("bot did not become healthy")
+
+
+def read_jobs(db: Path) -> dict[int, dict]:
+    """The bot's SQLite jobs, by id, each with its state and its ledger entries in order
+    (reservation, settlement, release), read as an operator would."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        jobs = {job_id: {"state": state, "idempotency_key": key, "ledger": []}
+                for job_id, state, key in conn.execute("SELECT id, state, idempotency_key FROM jobs ORDER BY id")}
+        for job_id, entry in conn.execute("SELECT job_id, entry FROM ledger ORDER BY id"):
+            jobs[job_id]["ledger"].append(entry)
+    return jobs

@@ -14,18 +14,22 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.bot_process import bot_env, free_port, stop_cleanly
+from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly
 from tests.conftest import png_bytes
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
 
 USER, MOD = 111, 222
+ALREADY = "Already on it"
+DEFAULT_NOTE = "on the default budget"
 
 
 @dataclass
 class World:
     gemini: FakeGemini
     discord: FakeDiscord
+    proc: asyncio.subprocess.Process
+    db: Path
 
     def thread_images(self):
         """Messages with an image that the bot posted in threads, oldest first."""
@@ -43,8 +47,17 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path):
+def prepare():
+    """What the fake Discord holds before the bot connects (tests parametrize it)."""
+    async def nothing(discord: FakeDiscord) -> None:
+        pass
+    return nothing
+
+
+@pytest.fixture
+async def world(tmp_path: Path, prepare):
     async with FakeGemini(image_scale=0.125) as gemini, FakeDiscord() as discord:
+        await prepare(discord)
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
         env = bot_env(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
@@ -61,7 +74,7 @@ async def world(tmp_path: Path):
                 assert time.monotonic() < deadline, "the bot never connected and synced its commands"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0.3)  # GUILD_CREATE fills the client's cache
-            yield World(gemini, discord)
+            yield World(gemini, discord, proc, tmp_path / "bot.db")
         finally:
             await stop_cleanly(proc)
 
@@ -114,7 +127,12 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=USER)
     await discord.wait_for(lambda: any("Only moderators" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine-budget", {"action": "show"}, user_id=MOD)
-    await discord.wait_for(lambda: any("No budgets are set" in t for t in world.ephemeral_texts()))
+    # The refused change changed nothing: the server is on the default budget, and both views say so.
+    await discord.wait_for(lambda: any("default team budget $20.00/month" in t and DEFAULT_NOTE in t
+                                       for t in world.ephemeral_texts()))
+    await discord.slash("imagine-usage", {}, user_id=USER)
+    await discord.wait_for(lambda: sum(DEFAULT_NOTE in t and "/imagine-budget" in t
+                                       for t in world.ephemeral_texts()) == 2)
     await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=MOD)
     await discord.wait_for(lambda: any("$5.00 per day" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine-usage", {}, user_id=USER)
@@ -173,11 +191,16 @@ async def test_a_403_on_delivery_is_given_up_not_retried_in_a_loop(world):
     assert world.thread_images() == [] and it.id
 
 
+def use_config(monkeypatch, tmp_path: Path, text: str) -> None:
+    """The IMAGINE_CONFIG the bot the `world` fixture starts reads."""
+    config = tmp_path / "imagine.toml"
+    config.write_text(text)
+    monkeypatch.setenv("IMAGINE_CONFIG", str(config))
+
+
 @pytest.fixture
 def expensive(monkeypatch, tmp_path):
-    config = tmp_path / "policy.toml"
-    config.write_text("[policy]\nconfirm_above_usd = 0.20\n")
-    monkeypatch.setenv("IMAGINE_CONFIG", str(config))
+    use_config(monkeypatch, tmp_path, "[policy]\nconfirm_above_usd = 0.20\n")
 
 
 async def test_an_expensive_request_asks_and_run_goes_ahead(expensive, world):
@@ -192,3 +215,125 @@ async def test_an_expensive_request_asks_and_run_goes_ahead(expensive, world):
     await discord.click(run_id, question, user_id=USER)
     await discord.wait_for(lambda: world.thread_images())
     assert gemini.requests[0].image_size == "4K"
+
+
+def _question(discord: FakeDiscord, text: str):
+    return next(m for ms in discord.messages.values() for m in ms if m.ephemeral and m.components and text in m.content)
+
+
+def _buttons(message) -> list[str]:
+    return [c["custom_id"] for row in message.components for c in row["components"]]
+
+
+async def test_a_double_click_on_reroll_or_4k_makes_one_job(world):
+    discord = world.discord
+    await discord.slash("imagine", {"prompt": "a red fox"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    [image] = world.thread_images()
+    # A double click: two presses arrive together, or one right after the other.
+    await asyncio.gather(*(discord.click("imagine:reroll:1", image, user_id=MOD) for _ in range(2)))
+    await discord.wait_for(lambda: sum(ALREADY in t for t in world.ephemeral_texts()) == 1)
+    for _ in range(2):
+        await discord.click("imagine:4k:1", image, user_id=USER)
+    await discord.wait_for(lambda: sum(ALREADY in t for t in world.ephemeral_texts()) == 2)
+    await discord.wait_for(lambda: len(world.thread_images()) == 3)
+    jobs = read_jobs(world.db)
+    assert len(jobs) == 3 and all(j["ledger"].count("reservation") == 1 for j in jobs.values()), jobs
+    assert len(world.gemini.requests) == 3 and world.gemini.requests[-1].image_size == "4K"
+
+
+async def test_a_double_click_on_run_makes_one_job_and_never_says_expired(expensive, world):
+    discord = world.discord
+    await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
+    await discord.wait_for(lambda: any("above the $0.20" in m.content for ms in discord.messages.values()
+                                       for m in ms if m.ephemeral and m.components))
+    question = _question(discord, "above the $0.20")
+    run, flash = _buttons(question)
+    await asyncio.gather(*(discord.click(custom_id, question, user_id=USER) for custom_id in (run, run, flash)))
+    await discord.wait_for(lambda: sum(ALREADY in t for t in world.ephemeral_texts()) == 2)
+    await discord.wait_for(lambda: world.thread_images())
+    jobs = read_jobs(world.db)
+    assert len(jobs) == 1 and jobs[1]["ledger"].count("reservation") == 1, jobs
+    assert [r.model for r in world.gemini.requests] == ["gemini-3-pro-image"]
+    assert not [t for t in world.ephemeral_texts() if "expired" in t or "Sorry" in t], world.ephemeral_texts()
+
+
+async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(world):
+    discord = world.discord
+    await discord.slash("imagine-budget", {"action": "set", "usd": "0.16", "period": "month"}, user_id=MOD)
+    await discord.wait_for(lambda: any("$0.16 per month" in t for t in world.ephemeral_texts()))
+    await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
+    await discord.wait_for(lambda: any("would go over the team budget of $0.16" in t for t in world.ephemeral_texts()))
+    refusal = next(m for ms in discord.messages.values() for m in ms if "would go over" in m.content)
+    assert refusal.ephemeral and not refusal.components  # no [Run], no [Use Flash]
+    await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
+    await discord.wait_for(lambda: any("alert line" in m.content for ms in discord.messages.values()
+                                       for m in ms if m.ephemeral and m.components))
+    assert [b.split(":")[1] for b in _buttons(_question(discord, "alert line"))] == ["run", "flash"]
+    assert read_jobs(world.db) == {}
+
+
+@pytest.fixture
+def allow_list(monkeypatch, tmp_path):
+    use_config(monkeypatch, tmp_path, '[access]\nteams = ["2000"]\n')
+
+
+async def _in_a_stranger_guild(discord: FakeDiscord) -> None:
+    await discord.add_guild(4000, name="Strangers")
+
+
+@pytest.mark.parametrize("prepare", [_in_a_stranger_guild])
+async def test_the_bot_leaves_guilds_not_on_the_allow_list(allow_list, world):
+    discord = world.discord
+    # A guild it was already in when it started...
+    await discord.wait_for(lambda: discord.left_guilds == [4000])
+    # ...and one it is added to while running.
+    await discord.add_guild(5000, name="Newcomers")
+    await discord.wait_for(lambda: discord.left_guilds == [4000, 5000])
+    assert list(discord.guilds) == [discord.guild_id]  # the allowed one stays
+    await discord.slash("imagine", {"prompt": "a koi pond"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    log = await stop_cleanly(world.proc)
+    assert "left guild 4000 (Strangers): not on the [access] teams allow-list" in log, log
+    assert "left guild 5000 (Newcomers)" in log, log
+
+
+@pytest.fixture
+def elsewhere(monkeypatch, tmp_path):
+    use_config(monkeypatch, tmp_path, '[access]\nteams = ["9999"]\n')
+
+
+async def _leaving_fails(discord: FakeDiscord) -> None:
+    discord.fail_next("DELETE", rf"^/users/@me/guilds/{discord.guild_id}$", 403)
+
+
+@pytest.mark.parametrize("prepare", [_leaving_fails])
+async def test_a_guild_not_on_the_allow_list_is_refused_clearly_even_if_leaving_failed(elsewhere, world):
+    discord = world.discord
+    await discord.wait_for(lambda: discord.calls_to("DELETE", r"^/users/@me/guilds/"))
+    await discord.slash("imagine", {"prompt": "a koi pond"}, user_id=USER)
+    await discord.slash("imagine-usage", {}, user_id=USER)
+    await discord.wait_for(lambda: sum("isn't enabled for this workspace or server" in t
+                                       for t in world.ephemeral_texts()) == 2)
+    assert read_jobs(world.db) == {} and world.gemini.requests == []
+
+
+async def test_a_status_that_cannot_be_shown_cancels_the_job_before_it_costs_anything(world):
+    discord = world.discord
+    discord.fail_next("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$", 404,
+                      {"message": "Unknown Webhook", "code": 10015})
+    await discord.slash("imagine", {"prompt": "a koi pond"}, user_id=USER)
+    await discord.wait_for(lambda: any("Nothing was charged" in t for t in world.ephemeral_texts()))
+    [job] = read_jobs(world.db).values()
+    assert job["state"] == "cancelled" and job["ledger"] == ["reservation", "release"], job
+    # A reply in an image's thread whose status cannot be posted: cancelled too.
+    await discord.slash("imagine", {"prompt": "a lighthouse"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images())
+    [thread] = discord.threads.values()
+    discord.fail_next("POST", rf"^/channels/{thread.id}/messages$", 403)
+    await discord.user_message("make it night", user_id=USER, channel_id=thread.id)
+    await discord.wait_for(lambda: len(read_jobs(world.db)) == 3)
+    await discord.wait_for(lambda: read_jobs(world.db)[3]["state"] != "queued")
+    edit = read_jobs(world.db)[3]
+    assert edit["state"] == "cancelled" and edit["ledger"] == ["reservation", "release"], edit
+    assert len(world.gemini.requests) == 1

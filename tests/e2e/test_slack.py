@@ -13,13 +13,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.bot_process import bot_env, free_port, stop_cleanly, wait_healthy
+from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly, wait_healthy
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import (
     FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
 )
 
 SECRET = "test-signing-secret"
+DEFAULT_NOTE = "on the default budget"
+ALREADY = "Already on it"
+# Pro at its default size is about $0.135: under $0.16 it fits but passes the 80% alert line;
+# Pro 4K (about $0.24) cannot fit at all.
+TIGHT_BUDGET = "0.16"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -29,6 +34,7 @@ class World:
     slack: FakeSlack
     base: str
     proc: asyncio.subprocess.Process
+    db: Path
 
     async def post(self, body: str, content_type: str = FORM, *, secret: str = SECRET,
                    timestamp: int | None = None, extra: dict | None = None) -> tuple[int, str, float]:
@@ -47,6 +53,22 @@ class World:
 
     async def click(self, action_id: str, value: str, user: str, message_ts: str, **kw):
         return await self.post(block_action_body(action_id, value, user_id=user, message_ts=message_ts, **kw))
+
+    async def asked(self, text: str) -> str:
+        """/imagine something that needs a confirmation (the first answer); the question's token."""
+        await self.command("/imagine", text, response_url=self.slack.response_url())
+        await self.slack.wait_for(lambda: self.slack.responses)
+        return self.slack.responses[0]["blocks"][-1]["elements"][0]["value"]
+
+    async def answer(self, action_id: str, token: str, user: str = "U1"):
+        """Press [Run] or [Use Flash] on the (ephemeral) question."""
+        question = {"type": "message", "message_ts": "1700000000.000900", "channel_id": "C1", "is_ephemeral": True}
+        return await self.click(action_id, token, user, question["message_ts"], container=question,
+                                response_url=self.slack.response_url())
+
+    def answers(self) -> list[str]:
+        """The texts the bot sent to response_urls, oldest first."""
+        return [r.get("text", "") for r in self.slack.responses]
 
     def statuses(self) -> list:
         """The bot's status messages in C1 (those with our context block)."""
@@ -71,7 +93,7 @@ async def world(tmp_path: Path, request):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        world = World(gemini, slack, f"http://127.0.0.1:{port}", proc)
+        world = World(gemini, slack, f"http://127.0.0.1:{port}", proc, tmp_path / "bot.db")
         try:
             await wait_healthy(world.proc, world.base)
             yield world
@@ -185,13 +207,20 @@ async def test_budgets_are_for_moderators_and_usage_is_for_everyone(world):
     assert "Only moderators" in slack.responses[0]["text"]
     await world.command("/imagine-budget", "show", user="UADMIN", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.responses) == 2)
-    assert "No budgets are set" in slack.responses[1]["text"]  # the refused change changed nothing
-    await world.command("/imagine-budget", "set 5 day", user="UADMIN", response_url=slack.response_url())
-    await slack.wait_for(lambda: len(slack.responses) == 3)
-    assert "$5.00 per day" in slack.responses[2]["text"]
+    # The refused change changed nothing: the team is on the default budget, and both views say so.
+    shown = slack.responses[1]["text"]
+    assert "default team budget $20.00/month" in shown and DEFAULT_NOTE in shown, shown
     await world.command("/imagine-usage", "", user="U1", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 3)
+    assert DEFAULT_NOTE in slack.responses[2]["text"] and "/imagine-budget set" in slack.responses[2]["text"]
+    await world.command("/imagine-budget", "set 5 day", user="UADMIN", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.responses) == 4)
-    assert "$5.00/day" in slack.responses[3]["text"] and slack.responses[3]["response_type"] == "ephemeral"
+    assert "$5.00 per day" in slack.responses[3]["text"]
+    await world.command("/imagine-usage", "", user="U1", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 5)
+    usage = slack.responses[4]
+    assert "$5.00/day" in usage["text"] and usage["response_type"] == "ephemeral"
+    assert "default" not in usage["text"]  # its own budget now
 
 
 async def test_reroll_4k_and_delete_buttons(world):
@@ -234,15 +263,16 @@ async def test_an_expensive_request_asks_first_and_runs_on_confirmation(world):
     assert world.gemini.requests[0].image_size == "4K"
 
 
-@pytest.mark.parametrize("world", ['[policy]\nover_soft_threshold = "downgrade"\nconfirm_above_usd = 10\n'],
-                         indirect=True)
+@pytest.mark.parametrize("world", ['[policy]\nover_soft_threshold = "downgrade"\nconfirm_above_usd = 10\n'
+                                   'soft_threshold = 0.5\n'], indirect=True)
 async def test_near_the_budget_pro_becomes_flash_and_moderators_are_alerted(world):
     slack = world.slack
-    await world.command("/imagine-budget", "set 0.25 day", user="UADMIN", response_url=slack.response_url())
+    # Pro (about $0.135) twice fits $0.30 but passes the 50% line: the second becomes Flash.
+    await world.command("/imagine-budget", "set 0.30 day", user="UADMIN", response_url=slack.response_url())
     await slack.wait_for(lambda: slack.responses)
     await world.command("/imagine", "first", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.uploads) == 1)
-    assert slack.posted("CMODS") == []  # 54% of the budget: no alert yet
+    assert slack.posted("CMODS") == []  # 45% of the budget: no alert yet
     await world.command("/imagine", "second", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.uploads) == 2 or len(slack.responses) > 1)
     assert len(slack.responses) == 1, slack.responses
@@ -251,5 +281,96 @@ async def test_near_the_budget_pro_becomes_flash_and_moderators_are_alerted(worl
     queued = [c.args["text"] for c in slack.calls_to("chat.postMessage") if "second" in c.args.get("text", "")]
     assert "switched from pro" in queued[0]
     [alert] = slack.posted("CMODS")
-    assert "team budget of team T1 passed its 80% alert line" in alert.text
+    assert "team budget of team T1 passed its 50% alert line" in alert.text
     assert second.ts
+
+
+async def test_a_double_click_on_reroll_or_4k_makes_one_job(world):
+    slack = world.slack
+    await world.command("/imagine", "a red fox", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
+    parent = world.statuses()[0]
+    job_id = parent.blocks[-1]["elements"][0]["value"]
+    # A double click: two presses of one button arrive together...
+    await asyncio.gather(*(world.click("imagine_reroll", job_id, "U2", parent.ts, response_url=slack.response_url())
+                           for _ in range(2)))
+    await slack.wait_for(lambda: sum(ALREADY in t for t in world.answers()) == 1)
+    # ...or one right after the other.
+    for _ in range(2):
+        await world.click("imagine_4k", job_id, "U1", parent.ts, response_url=slack.response_url())
+    await slack.wait_for(lambda: sum(ALREADY in t for t in world.answers()) == 2)
+    await slack.wait_for(lambda: len(slack.uploads) == 3)
+    jobs = read_jobs(world.db)
+    assert len(jobs) == 3 and all(j["ledger"].count("reservation") == 1 for j in jobs.values()), jobs
+    assert [r.image_size for r in world.gemini.requests][-1] == "4K" and len(world.gemini.requests) == 3
+    assert not [t for t in world.answers() if "Sorry" in t or "expired" in t], world.answers()
+
+
+@pytest.mark.parametrize("world", ["[policy]\nconfirm_above_usd = 0.20\n"], indirect=True)
+async def test_a_double_click_on_run_makes_one_job_and_never_says_expired(world):
+    slack = world.slack
+    token = await world.asked("a cathedral --size 4K")
+    presses = ["imagine_confirm_run", "imagine_confirm_run", "imagine_confirm_flash"]
+    await asyncio.gather(*(world.answer(action, token) for action in presses))
+    await slack.wait_for(lambda: sum(ALREADY in t for t in world.answers()) == 2)
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    jobs = read_jobs(world.db)
+    assert len(jobs) == 1 and jobs[1]["ledger"].count("reservation") == 1, jobs
+    assert [r.model for r in world.gemini.requests] == ["gemini-3-pro-image"]  # one image, the one first asked
+    assert not [t for t in world.answers() if "expired" in t or "Going ahead" in t or "Sorry" in t], world.answers()
+
+
+@pytest.mark.parametrize("world", ["[policy]\nconfirm_above_usd = 0.20\n"], indirect=True)
+async def test_run_answers_with_the_refusal_when_the_budget_no_longer_fits(world):
+    slack = world.slack
+    token = await world.asked("a cathedral --size 4K")
+    # Between the question and the answer a moderator tightens the budget.
+    await world.command("/imagine-budget", "set 0.10 month", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 2)
+    await world.answer("imagine_confirm_run", token)
+    await slack.wait_for(lambda: any("would go over" in t for t in world.answers()))
+    # The only answer is the core's: the refusal, in place of the question (its buttons go).
+    assert [r for r in slack.responses[2:]] == [
+        {**slack.responses[2], "response_type": "ephemeral", "replace_original": True}], world.answers()
+    assert read_jobs(world.db) == {} and world.statuses() == []
+
+
+async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(world):
+    slack = world.slack
+    await world.command("/imagine-budget", f"set {TIGHT_BUDGET} month", user="UADMIN",
+                        response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 1)
+    await world.command("/imagine", "a cathedral --size 4K", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 2)
+    refused = slack.responses[1]
+    assert "would go over the team budget of $0.16" in refused["text"] and "Nothing was charged" in refused["text"]
+    assert "blocks" not in refused and "alert line" not in refused["text"]  # no [Run], no [Use Flash]
+    await world.command("/imagine", "a small chapel", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 3)
+    question = slack.responses[2]
+    assert "alert line" in question["text"], question
+    assert [b["action_id"] for b in question["blocks"][-1]["elements"]] == [
+        "imagine_confirm_run", "imagine_confirm_flash"]
+    assert read_jobs(world.db) == {}
+
+
+@pytest.mark.parametrize("world", ['[access]\nteams = ["T9"]\n'], indirect=True)
+async def test_a_workspace_not_on_the_allow_list_is_refused_clearly(world):
+    slack = world.slack
+    await world.command("/imagine", "a koi pond", response_url=slack.response_url())
+    await world.command("/imagine-usage", "", response_url=slack.response_url())
+    await world.command("/imagine-budget", "show", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) == 3)
+    assert all("isn't enabled for this workspace" in t for t in world.answers()), world.answers()
+    assert read_jobs(world.db) == {} and world.gemini.requests == []
+
+
+async def test_a_status_that_cannot_be_posted_cancels_the_job_before_it_costs_anything(world):
+    slack = world.slack
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    await world.command("/imagine", "a koi pond", response_url=slack.response_url())
+    await slack.wait_for(lambda: slack.responses)
+    assert "Invite me" in slack.responses[0]["text"]
+    [job] = read_jobs(world.db).values()
+    assert job["state"] == "cancelled" and job["ledger"] == ["reservation", "release"], job
+    assert world.gemini.requests == []

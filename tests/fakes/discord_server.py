@@ -321,6 +321,9 @@ class FakeDiscord(LoopbackServer):
         self.gateway_connections: list[dict[str, str]] = []  # the query of each websocket
         self.gateway_received: list[dict] = []  # every frame a client sent (heartbeats too)
         self.channels: dict[int, dict] = {channel_id: {"name": "general", "position": 0, "topic": None}}
+        # Every guild the bot is in: the main one, and bare extra ones (add_guild) that it may leave.
+        self.guilds: dict[int, str] = {guild_id: "Imagine Test"}
+        self.left_guilds: list[int] = []  # in the order the bot left them (DELETE /users/@me/guilds/{id})
         self._roles = {guild_id: ("@everyone", EVERYONE_PERMISSIONS, 0),
                        guild_id + 1: (self.bot_name, BOT_ROLE_PERMISSIONS, 2),
                        guild_id + 2: ("Moderators", MANAGE_GUILD | MANAGE_MESSAGES, 1)}
@@ -371,6 +374,14 @@ class FakeDiscord(LoopbackServer):
     def add_channel(self, channel_id: int, *, name: str = "other", topic: str | None = None) -> None:
         """Another text channel; add it before the client connects (GUILD_CREATE carries it)."""
         self.channels[channel_id] = {"name": name, "position": len(self.channels), "topic": topic}
+
+    async def add_guild(self, guild_id: int, *, name: str = "Another server") -> None:
+        """A bare guild (no channels, only the bot) the bot is in: added before the client
+        connects it arrives with READY; added later it is a join (GUILD_CREATE to every session)."""
+        self.guilds[guild_id] = name
+        for s in list(self._sessions.values()):
+            if self._on_shard(s, guild_id):
+                await self._dispatch("GUILD_CREATE", self._guild_create_json(s, guild_id), sessions=[s])
 
     def attachment(self, data: bytes, *, filename: str = "photo.png", content_type: str = "image/png") -> dict:
         """An attachment object as a user's upload appears in a message or interaction."""
@@ -524,6 +535,7 @@ class FakeDiscord(LoopbackServer):
         cid = channel_id or self.channel_id
         if cid not in self.channels and cid not in self.threads:
             raise AssertionError(f"unknown channel {cid}")
+        self._check_bot_in_guild()
         self._ensure_member(user_id)
         # Discord's client pings the replied-to author by default: they land in "mentions".
         m = Message(self._snowflake(), cid, user_id, content, [], [], [dict(a) for a in attachments],
@@ -628,6 +640,14 @@ class FakeDiscord(LoopbackServer):
             return self._thread_json(self.threads[channel_id])
         raise unknown("Channel")
 
+    def _check_bot_in_guild(self) -> None:
+        if self.guild_id not in self.guilds:
+            raise AssertionError(f"the bot left guild {self.guild_id}: Discord would deliver nothing from it")
+
+    def _on_shard(self, s: _Session, guild_id: int) -> bool:
+        shard_id, shard_count = s.shard or (0, 1)
+        return (guild_id >> 22) % shard_count == shard_id
+
     def _guild_json(self) -> dict:
         tier = 3 if self.upload_limit >= 100 * 1024 * 1024 else 2 if self.upload_limit >= 50 * 1024 * 1024 else 0
         return {"id": str(self.guild_id), "name": "Imagine Test", "icon": None, "splash": None,
@@ -642,7 +662,9 @@ class FakeDiscord(LoopbackServer):
                 "max_stage_video_channel_users": 50, "nsfw_level": 0, "premium_progress_bar_enabled": False,
                 "safety_alerts_channel_id": None, "incidents_data": None}
 
-    def _guild_create_json(self, session: _Session) -> dict:
+    def _guild_create_json(self, session: _Session, guild_id: int | None = None) -> dict:
+        if guild_id not in (None, self.guild_id):
+            return self._bare_guild_create_json(guild_id)
         # Without GUILD_PRESENCES Discord sends only the bot's own member here.
         ids = list(self._members) if session.intents & GUILD_PRESENCES else [self.bot_user_id]
         return {**self._guild_json(), "joined_at": self._members[self.bot_user_id]["joined_at"], "large": False,
@@ -651,6 +673,18 @@ class FakeDiscord(LoopbackServer):
                 "channels": [self._text_channel_json(c, guild_id=False) for c in self.channels],
                 "threads": [self._thread_json(t) for t in self.threads.values() if not t.archived],
                 "presences": [], "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+                "embedded_activities": [], "application_command_counts": {}, "hub_type": None,
+                "latest_onboarding_question_id": None}
+
+    def _bare_guild_create_json(self, guild_id: int) -> dict:
+        """An extra guild: only @everyone (its id is the guild's), no channels, the bot alone."""
+        everyone = {**self._role_json(self.guild_id), "id": str(guild_id)}
+        bot = {**self._member_json(self.bot_user_id), "roles": []}
+        return {**self._guild_json(), "id": str(guild_id), "name": self.guilds[guild_id], "roles": [everyone],
+                "system_channel_id": None, "owner_id": str(guild_id + 9), "premium_tier": 0,
+                "joined_at": _now_iso(), "large": False, "unavailable": False, "member_count": 1, "lazy": True,
+                "voice_states": [], "members": [bot], "channels": [], "threads": [], "presences": [],
+                "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
                 "embedded_activities": [], "application_command_counts": {}, "hub_type": None,
                 "latest_onboarding_question_id": None}
 
@@ -946,14 +980,14 @@ class FakeDiscord(LoopbackServer):
                  "session_type": "normal", "session_id": s.id, "resume_gateway_url": self.gateway_url,
                  "relationships": [], "private_channels": [], "presences": [], "guild_join_requests": [],
                  "geo_ordered_rtc_regions": ["rotterdam", "london", "madrid"], "auth": {},
-                 "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                 "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
                  "application": {"id": str(self.app_id), "flags": APP_FLAGS}, "_trace": TRACE}
         if s.shard is not None:  # only sharded identifies get "shard" back (AutoShardedClient needs it)
             ready["shard"] = s.shard
         await self._dispatch("READY", ready, sessions=[s])
-        shard_id, shard_count = s.shard or (0, 1)
-        if (self.guild_id >> 22) % shard_count == shard_id:
-            await self._dispatch("GUILD_CREATE", self._guild_create_json(s), sessions=[s])
+        for guild_id in list(self.guilds):
+            if self._on_shard(s, guild_id):
+                await self._dispatch("GUILD_CREATE", self._guild_create_json(s, guild_id), sessions=[s])
         self.identified.set()
 
     async def _resume(self, conn: _Conn, d: dict) -> None:
@@ -1068,6 +1102,7 @@ class FakeDiscord(LoopbackServer):
                         message: Message | None = None, metadata: dict | None = None) -> Interaction:
         if channel_id not in self.channels and channel_id not in self.threads:
             raise AssertionError(f"unknown channel {channel_id}")
+        self._check_bot_in_guild()
         iid = self._snowflake()
         # Real tokens are long opaque strings that begin with base64("interaction:").
         token = "aW50ZXJhY3Rpb246" + base64.urlsafe_b64encode(
@@ -1099,6 +1134,7 @@ class FakeDiscord(LoopbackServer):
         d, w = r"(?P<%s>\d+)", r"(?P<token>[^/]+)"
         table = [
             (r"/users/@me", True, {"GET": self._get_me}),
+            (r"/users/@me/guilds/" + d % "gid", True, {"DELETE": self._leave_guild}),
             (r"/users/" + d % "user_id", True, {"GET": self._get_user}),
             (r"/oauth2/applications/@me", True, {"GET": self._get_application}),
             (r"/gateway", False, {"GET": self._get_gateway}),
@@ -1551,6 +1587,15 @@ class FakeDiscord(LoopbackServer):
     def _check_guild(self, gid: str) -> None:
         if int(gid) != self.guild_id:
             raise unknown("Guild")
+
+    async def _leave_guild(self, request, body, gid) -> None:
+        """Leave Guild: 204, then GUILD_DELETE without "unavailable" (the bot was removed).
+        GUILD_MEMBER_REMOVE would follow only with the privileged GUILD_MEMBERS intent."""
+        if self.guilds.pop(int(gid), None) is None:
+            raise unknown("Guild")
+        self.left_guilds.append(int(gid))
+        await self._dispatch("GUILD_DELETE", {"id": gid})
+        return None
 
     async def _get_guild(self, request, body, gid) -> dict:
         self._check_guild(gid)

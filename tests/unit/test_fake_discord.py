@@ -226,3 +226,21 @@ async def test_wrong_token_fails_login(fake, monkeypatch):
             await client.login("not-the-token")
     finally:
         await client.close()
+
+
+async def test_guilds_arrive_with_ready_or_as_joins_and_leaving_one_removes_it(fake, bot):
+    assert [g.id for g in bot.client.guilds] == [fake.guild_id]
+    await fake.add_guild(5000, name="Strangers")
+    await fake.wait_for(lambda: bot.client.get_guild(5000) is not None, 5)
+    joined = bot.client.get_guild(5000)
+    assert joined.name == "Strangers" and joined.me is not None
+    await joined.leave()  # DELETE /users/@me/guilds/5000 -> 204, then GUILD_DELETE
+    await fake.wait_for(lambda: bot.client.get_guild(5000) is None, 5)
+    assert fake.left_guilds == [5000] and ("GUILD_DELETE", {"id": "5000"}) in fake.events
+    with pytest.raises(discord.NotFound) as left_twice:
+        await bot.client.http.leave_guild(5000)
+    assert left_twice.value.code == 10004  # Unknown Guild, as Discord answers
+    # Once the bot left the main guild, nothing can reach it from there.
+    await bot.client.get_guild(fake.guild_id).leave()
+    with pytest.raises(AssertionError, match="left guild"):
+        await fake.user_message("hello?", user_id=42)
