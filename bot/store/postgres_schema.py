@@ -232,7 +232,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE jobs ADD COLUMN announce_by DOUBLE PRECISION",
         """UPDATE jobs SET announce_by = available_at, available_at = created_at
            WHERE state = 'queued' AND attempt = 0 AND available_at = created_at + 120""",
-        "CREATE INDEX jobs_announce ON jobs (announce_by) WHERE announce_by IS NOT NULL",
+        "CREATE INDEX jobs_announce ON jobs (state, announce_by) WHERE announce_by IS NOT NULL",
     )),
     # The default team budget a job was admitted under (NULL: none applied),
     # so a billed retry is checked against the same cap.

@@ -275,7 +275,7 @@ def _announce_by(db: Database) -> None:
     # was never attached.
     db.execute("""UPDATE jobs SET announce_by = available_at, available_at = created_at
                   WHERE state = 'queued' AND attempt = 0 AND available_at = created_at + 120""")
-    db.execute("CREATE INDEX jobs_announce ON jobs (announce_by) WHERE announce_by IS NOT NULL")
+    db.execute("CREATE INDEX jobs_announce ON jobs (state, announce_by) WHERE announce_by IS NOT NULL")
 
 
 @migrations(name="0010_hold_default_budget")
