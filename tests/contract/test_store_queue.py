@@ -6,6 +6,8 @@ import asyncio
 import threading
 from dataclasses import replace
 
+import pytest
+
 from bot.store.base import ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key
 from bot.types import CheckedImage, JobState, Lane
 from policies.quota import QuotaLimits
@@ -361,3 +363,52 @@ async def test_an_idempotency_key_without_a_window_is_taken_for_good(store, cloc
     clock.advance(365 * 86400)
     again = await store.submit(new_job(key="slack:Ev1"), [])
     assert again.duplicate and again.job_id == first.job_id
+
+
+async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory, clock):
+    """Adapters attaching while workers cancel the overdue: each job ends one way,
+    started only if attached, or cancelled with its hold released, never both."""
+    stores = [await store_factory() for _ in range(4)]
+    await stores[0].set_budget(team_budget(), "mod")
+    ids = []
+    for i in range(40):  # one deadline a second, half of them past once the clock moves on
+        ids.append((await stores[0].submit(announced(new_job(prompt=str(i))), [], ADMISSION)).job_id)
+        clock.advance(1)
+    clock.advance(ANNOUNCE_WINDOW - 20)
+    overdue = set(ids[:21])
+    told = [job_id for n, job_id in enumerate(ids) if n % 4 != 3]  # every fourth adapter died
+
+    async def attach(store, job_ids):
+        for job_id in job_ids:
+            await store.attach_delivery(job_id, {"status": str(job_id)})
+            await asyncio.sleep(0)
+
+    async def work(store, attaching):
+        leased = []
+        while True:
+            done = attaching.done()  # read first: a last pass after the attaching ends
+            if (job := await store.lease("w", 600)) is not None:
+                leased.append(job)
+            elif done:
+                return leased
+            await asyncio.sleep(0)
+
+    attaching = asyncio.gather(attach(stores[0], told[::2]), attach(stores[1], told[1::2]))
+    results = await asyncio.gather(work(stores[2], attaching), work(stores[3], attaching))
+    leased = [job for r in results for job in r]
+    assert len(leased) == len({job.id for job in leased})
+    leased_ids = {job.id for job in leased}
+    for job_id in ids:
+        job = await stores[0].get_job(job_id)
+        entries = [r["entry"] for r in await stores[0].ledger() if r["job_id"] == job_id]
+        if job_id in leased_ids:
+            assert job_id in told and job.delivery == {"status": str(job_id)}
+            assert (job.state, entries, job.held_micros) == (JobState.RUNNING, ["reservation"], ADMISSION.estimate_micros)
+        elif job_id in overdue or job_id not in told:
+            assert (job.state, job.error_class, entries) == (
+                JobState.CANCELLED, "not_announced", ["reservation", "release"]) or (
+                job_id not in overdue and job.state is JobState.QUEUED)
+        else:
+            pytest.fail(f"job {job_id} was attached in time but never started")
+    states = [(await stores[0].get_job(i)).state for i in ids]
+    assert leased_ids and JobState.CANCELLED in states
