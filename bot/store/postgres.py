@@ -371,8 +371,8 @@ class PostgresStore:
                                             now)
             for row in rows:
                 await _insert_delivery(c, row["id"], row["platform"], NewDelivery(
-                    final_delivery_key(row["id"]), "failure", {"error_class": LANE_UNAVAILABLE, "detail": detail}),
-                    now)
+                    final_delivery_key(row["id"]), "failure",
+                    {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail}), now)
             return sorted(row["id"] for row in rows)
 
     # -- Batch lane -----------------------------------------------------

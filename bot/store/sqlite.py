@@ -386,7 +386,7 @@ class SQLiteStore:
                 for row in rows:
                     self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
                         final_delivery_key(row["id"]), "failure",
-                        {"error_class": LANE_UNAVAILABLE, "detail": detail}), now)
+                        {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail}), now)
                 return sorted(row["id"] for row in rows)
         return await self._run(cancel)
 

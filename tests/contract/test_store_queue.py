@@ -334,8 +334,9 @@ async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_the
         assert [r["entry"] for r in await store.ledger() if r["job_id"] == job_id] == ["reservation", "release"]
     finals = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.kind == "failure"]
     assert sorted((d.key, d.job_id) for d in finals) == [(final_delivery_key(i), i) for i in queued]
-    assert all(d.payload == {"error_class": "lane_unavailable", "detail": "The Batch lane is off on this bot."}
-               for d in finals)
+    # Shaped like every failure delivery (see Notifier.deliver), with the reason to show.
+    assert all(d.payload == {"state": "cancelled", "error_class": "lane_unavailable",
+                             "detail": "The Batch lane is off on this bot."} for d in finals)
     assert (await store.get_job(in_batch.job_id)).state is JobState.RUNNING  # its batch finishes it
     assert (await store.get_job(standard.job_id)).state is JobState.QUEUED
     assert await store.cancel_relaxed("again") == []
@@ -403,7 +404,8 @@ async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory,
         entries = [r["entry"] for r in await stores[0].ledger() if r["job_id"] == job_id]
         if job_id in leased_ids:
             assert job_id in told and job.delivery == {"status": str(job_id)}
-            assert (job.state, entries, job.held_micros) == (JobState.RUNNING, ["reservation"], ADMISSION.estimate_micros)
+            assert (job.state, entries, job.held_micros) == (
+                JobState.RUNNING, ["reservation"], ADMISSION.estimate_micros)
         elif job_id in overdue or job_id not in told:
             assert (job.state, job.error_class, entries) == (
                 JobState.CANCELLED, "not_announced", ["reservation", "release"]) or (
