@@ -179,7 +179,8 @@ class NewJob:
     idempotency_window: float | None = None  # see _Request
     # Requests with the same key may reuse a recent result (see Store.submit).
     cache_key: str | None = None
-    # Not leased until attach_delivery (or ANNOUNCE_WINDOW) says the adapter is ready.
+    # Not leased until attach_delivery says the adapter told the user; cancelled and
+    # released, never started, if that does not come within ANNOUNCE_WINDOW.
     announced: bool = False
 
 

@@ -17,8 +17,20 @@ from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset
 
 # The error class of a job whose worker died (or hung) on every attempt.
 LEASE_EXPIRED = "lease_expired"
-# An announced job starts anyway after this long, should its adapter never report back.
+# How long an announced job waits for its adapter's attach_delivery. Past it
+# the job is cancelled and released, never started: its adapter failed to tell
+# the user (or died first), and may have said nothing was charged.
 ANNOUNCE_WINDOW = 120.0
+# The error class of an announced job that was never attached in time.
+NOT_ANNOUNCED = "not_announced"
+# The error class of a relaxed job cancelled because the Batch lane has gone.
+LANE_UNAVAILABLE = "lane_unavailable"
+
+# A job row's open hold, for Job.held_micros: added to a job SELECT or RETURNING
+# list (the jobs table unaliased). A job has at most one hold.
+HELD_MICROS = "COALESCE((SELECT h.amount_micros FROM holds h WHERE h.job_id = jobs.id), 0) AS held_micros"
+# Image rows with their bytes, which live once per content in blobs.
+IMAGES_WITH_DATA = "SELECT images.*, blobs.data FROM images JOIN blobs ON blobs.sha256 = images.sha256"
 
 
 class StoreUnavailable(Exception):
@@ -112,6 +124,10 @@ class Store(Protocol):
     ) -> Submitted | Denied:
         """Insert a queued job (and its input images) in one transaction.
 
+        An announced job (`job.announced`) is not started before
+        attach_delivery; if that does not come within ANNOUNCE_WINDOW, it
+        is cancelled (error_class NOT_ANNOUNCED) and its hold released.
+
         With an admission, the same transaction checks every budget that
         applies (team, channel, user: spent + held + estimate <= limit) and
         the quotas, then holds the estimate: concurrent submits can never
@@ -121,7 +137,9 @@ class Store(Protocol):
         is free again (the old job keeps its row, under a changed key).
         When a job with the same cache key succeeded within `cache_ttl`
         seconds, the new job is finished at once with that image, at $0
-        and without a hold (cached=True), and its result is queued for delivery.
+        and without a hold (cached=True), and its result is queued for delivery;
+        it still counts toward the admission's quotas, and is Denied past them.
+        Image bytes are stored once per distinct content (by their own sha256).
         """
 
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
@@ -191,8 +209,9 @@ class Store(Protocol):
 
     async def cancel_relaxed(self, detail: str) -> list[int]:
         """Cancel every queued relaxed (Batch lane) job, release its hold and
-        queue a failure delivery (error_class "lane_unavailable", `detail`)
-        telling its requester. For start-up, when the lane has gone."""
+        queue a failure delivery (error_class LANE_UNAVAILABLE, `detail`)
+        telling its requester; returns their ids. Jobs already in a batch
+        are left to it. For start-up, when the lane has gone."""
 
     async def get_job(self, job_id: int) -> Job | None: ...
 
@@ -295,6 +314,14 @@ def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state:
     if retryable:
         return JobState.QUEUED if attempt < max_attempts else JobState.DEAD
     return final_state
+
+
+def held_default_budget(team: str, limit_micros: int | None, period: str | None) -> Budget | None:
+    """The default team budget a hold was admitted under, from its row (None when none applied)."""
+    if limit_micros is None or period is None:
+        return None
+    return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=limit_micros, period=Period(period),
+                  default=True)
 
 
 def over_budget(statuses: list[BudgetStatus]) -> bool:

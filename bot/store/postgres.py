@@ -29,6 +29,7 @@ All timestamps come from the injected clock, never from the server's now().
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -42,8 +43,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
-    ANNOUNCE_WINDOW, LEASE_EXPIRED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
-    admission_denial, after_failure, with_default_team_budget, batch_worker, final_delivery_key, over_budget,
+    ANNOUNCE_WINDOW, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, QUOTA_COUNTS,
+    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, admission_denial, after_failure,
+    batch_worker, final_delivery_key, held_default_budget, over_budget, with_default_team_budget,
 )
 from bot.store.postgres_schema import applied, migrate
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -146,6 +148,11 @@ class PostgresStore:
             # interleave with another submit (or billed retry) for this team.
             await _lock_team(c, job.team)
             if job.idempotency_key is not None:
+                if job.idempotency_window is not None:
+                    # Past its window the key is free again: the old job keeps its row under another key.
+                    await c.execute("""UPDATE jobs SET idempotency_key = idempotency_key || ':' || id
+                                       WHERE idempotency_key = %s AND created_at < %s""",
+                                    (job.idempotency_key, now - job.idempotency_window))
                 duplicate = await _duplicate(c, job.idempotency_key)
                 if duplicate is not None:
                     return duplicate
@@ -157,7 +164,9 @@ class PostgresStore:
                           AND result->>'fallback_from' IS NULL ORDER BY id DESC LIMIT 1""",
                     (job.cache_key, job.team, now - cache_ttl))
                 if hit is not None:
-                    return await self._answer_from_cache(c, job, inputs, hit, now)
+                    # $0, so no budget applies, but it is an image like any other to the quotas.
+                    denied = None if admission is None else await self._admit(c, job, admission, now, costs=False)
+                    return denied or await self._answer_from_cache(c, job, inputs, hit, now)
             if admission is not None:
                 denied = await self._admit(c, job, admission, now)
                 if denied is not None:
@@ -167,7 +176,7 @@ class PostgresStore:
                                 (job.team, job.spec.lane.value))
             job_id = await _insert_job(
                 c, job, now, state=JobState.QUEUED, round=served if last is None else max(served, last + 1),
-                available_at=now + ANNOUNCE_WINDOW if job.announced else now)
+                available_at=now, announce_by=now + ANNOUNCE_WINDOW if job.announced else None)
             if job_id is None:
                 return await _lost_race(c, job)
             for image in inputs:
@@ -190,7 +199,9 @@ class PostgresStore:
             final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}), now)
         return Submitted(job_id, 0, duplicate=False, cached=True)
 
-    async def _admit(self, c: Conn, job: NewJob, admission: Admission, now: float) -> Denied | None:
+    async def _admit(self, c: Conn, job: NewJob, admission: Admission, now: float,
+                     *, costs: bool = True) -> Denied | None:
+        """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone."""
         queries = {
             "user_concurrent_jobs": (
                 """SELECT COUNT(*) FROM jobs WHERE team = %s AND "user" = %s AND state IN ('queued', 'running')""",
@@ -204,15 +215,17 @@ class PostgresStore:
         }
         current = {name: await _value(c, *queries[name]) for name in QUOTA_COUNTS
                    if getattr(admission.quotas, name) is not None}
-        return admission_denial(await self._statuses(c, job.team, job.channel, job.user, now,
-                                                     admission.default_team_budget),
-                                admission.estimate_micros, admission.quotas, current, now)
+        statuses = await self._statuses(c, job.team, job.channel, job.user, now,
+                                        admission.default_team_budget) if costs else []
+        return admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
 
     async def _hold(self, c: Conn, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
+        default = admission.default_team_budget
         await _insert(c, "holds", {
             "job_id": job_id, "team": job.team, "channel": job.channel, "user": job.user,
             "amount_micros": admission.estimate_micros, "price_version": admission.price_version,
-            "created_at": now,
+            "default_limit_micros": default.limit_micros if default else None,
+            "default_period": default.period.value if default else None, "created_at": now,
         }, returning="job_id")
         await _ledger_row(c, job_id, "reservation", 0, (job.team, job.channel, job.user), job.spec.to_json(),
                           None, admission.estimate_micros, "held", admission.price_version, now)
@@ -275,18 +288,19 @@ class PostgresStore:
         now = self._clock()
         async with self._tx() as c:
             await self._reclaim_expired(c, now)
+            await self._cancel_unannounced(c, now)
             only = " AND id = %(only)s" if only_job_id is not None else ""
             job_id = await _value(
                 c, f"""SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
-                       AND available_at <= %(now)s{only}
+                       AND available_at <= %(now)s AND announce_by IS NULL{only}
                        ORDER BY round, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
                 {"now": now, "only": only_job_id})
             if job_id is None:
                 return None
             row = await _one(
-                c, """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = %(worker)s,
-                          lease_until = %(until)s, started_at = COALESCE(started_at, %(now)s), updated_at = %(now)s
-                      WHERE id = %(id)s RETURNING *""",
+                c, f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = %(worker)s,
+                           lease_until = %(until)s, started_at = COALESCE(started_at, %(now)s), updated_at = %(now)s
+                       WHERE id = %(id)s RETURNING *, {HELD_MICROS}""",
                 {"worker": worker_id, "until": now + lease_seconds, "now": now, "id": job_id})
             assert row is not None  # locked above
             # GREATEST(value, round), but a lease that does not move it forward
@@ -328,14 +342,48 @@ class PostgresStore:
         if requeued.rowcount:
             await _notify(c, JOBS_CHANNEL)
 
+    async def _cancel_unannounced(self, c: Conn, now: float) -> None:
+        # Announced jobs whose adapter never attached: the user may have been
+        # told nothing was charged, so they never start (no message follows).
+        await self._cancel_where(c, "state = 'queued' AND announce_by <= %s", (now,), NOT_ANNOUNCED,
+                                 "its adapter never confirmed the request was announced", now)
+
+    async def _cancel_where(self, c: Conn, where: str, args: tuple[Any, ...], error_class: str,
+                            detail: str, now: float) -> list[Row]:
+        """Cancel the jobs matching `where` (queued ones: no attempt to settle) and release their holds.
+        Rows another transaction holds (being leased, batched or attached right now) are left to it."""
+        ids = [r["id"] for r in await _all(c, f"SELECT id FROM jobs WHERE {where} FOR NO KEY UPDATE SKIP LOCKED",
+                                           args)]
+        if not ids:
+            return []
+        rows = await _all(
+            c, """UPDATE jobs SET state = 'cancelled', error_class = %s, error_detail = %s, finished_at = %s,
+                      updated_at = %s WHERE id = ANY(%s) RETURNING *""",
+            (error_class, detail, now, now, ids))
+        for row in rows:
+            await self._close_hold(c, row, None, now)
+        return rows
+
+    async def cancel_relaxed(self, detail: str) -> list[int]:
+        now = self._clock()
+        async with self._tx() as c:
+            rows = await self._cancel_where(c, "state = 'queued' AND lane = 'batch'", (), LANE_UNAVAILABLE, detail,
+                                            now)
+            for row in rows:
+                await _insert_delivery(c, row["id"], row["platform"], NewDelivery(
+                    final_delivery_key(row["id"]), "failure",
+                    {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail}), now)
+            return sorted(row["id"] for row in rows)
+
     # -- Batch lane -----------------------------------------------------
 
     async def open_batch(self, limit: int) -> Batch | None:
         now = self._clock()
         async with self._tx() as c:
+            await self._cancel_unannounced(c, now)
             # The longest-waiting relaxed job picks the model; jobs another
             # process is batching right now are skipped, never shared.
-            waiting = "state = 'queued' AND lane = 'batch' AND available_at <= %s"
+            waiting = "state = 'queued' AND lane = 'batch' AND available_at <= %s AND announce_by IS NULL"
             model_id = await _value(
                 c, f"""SELECT request->>'model_id' FROM jobs WHERE {waiting}
                        ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""", (now,))
@@ -349,9 +397,9 @@ class PostgresStore:
                 "updated_at": now, "next_poll_at": now})
             # No lease expiry: a batch's jobs wait on the batch, however long Google takes.
             rows = await _all(
-                c, """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = %s, batch_id = %s,
-                          lease_until = NULL, started_at = COALESCE(started_at, %s), updated_at = %s
-                      WHERE id = ANY(%s) RETURNING *""",
+                c, f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = %s, batch_id = %s,
+                           lease_until = NULL, started_at = COALESCE(started_at, %s), updated_at = %s
+                       WHERE id = ANY(%s) RETURNING *, {HELD_MICROS}""",
                 (batch_worker(batch_id), batch_id, now, now, ids))
             jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
             return Batch(batch_id, model_id, "creating", None, now, (), jobs)
@@ -455,7 +503,11 @@ class PostgresStore:
                 await _lock_team(c, row["team"])
                 await self._settle(c, row, attempt, billed, now)
                 billed = None
-                if over_budget(await self._statuses(c, row["team"], row["channel"], row["user"], now)):
+                # The default team budget it was admitted under still caps it.
+                hold = await _one(c, "SELECT default_limit_micros, default_period FROM holds WHERE job_id = %s",
+                                  (job_id,))
+                default = held_default_budget(row["team"], *hold.values()) if hold else None
+                if over_budget(await self._statuses(c, row["team"], row["channel"], row["user"], now, default)):
                     state, kind = JobState.FAILED, "budget_exhausted"
                     text = f"{text} (a billed attempt used up the budget, so it was not retried)"
             await c.execute(
@@ -489,7 +541,7 @@ class PostgresStore:
 
     async def get_job(self, job_id: int) -> Job | None:
         async with self._tx() as c:
-            row = await _one(c, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+            row = await _one(c, f"SELECT *, {HELD_MICROS} FROM jobs WHERE id = %s", (job_id,))
         return _job(row) if row else None
 
     async def position(self, job_id: int) -> int | None:
@@ -563,13 +615,11 @@ class PostgresStore:
 
     async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
         async with self._tx() as c:
-            # An announced job waits for this before it may be leased.
+            # An announced job waits for this before it may be leased (or is cancelled).
             waiting = await _value(
-                c, """UPDATE jobs SET delivery = delivery || %s,
-                          available_at = CASE WHEN state = 'queued' AND attempt = 0
-                                              THEN LEAST(available_at, %s) ELSE available_at END
+                c, """UPDATE jobs SET delivery = delivery || %s, announce_by = NULL
                       WHERE id = %s RETURNING state = 'queued'""",
-                (Jsonb(context), self._clock(), job_id))
+                (Jsonb(context), job_id))
             if waiting:
                 await _notify(c, JOBS_CHANNEL)
 
@@ -615,12 +665,13 @@ class PostgresStore:
 
     async def get_image(self, image_id: int) -> StoredImage | None:
         async with self._tx() as c:
-            row = await _one(c, "SELECT * FROM images WHERE id = %s", (image_id,))
+            row = await _one(c, f"{IMAGES_WITH_DATA} WHERE images.id = %s", (image_id,))
         return _image(row) if row else None
 
     async def job_inputs(self, job_id: int) -> list[StoredImage]:
         async with self._tx() as c:
-            rows = await _all(c, "SELECT * FROM images WHERE job_id = %s AND role = 'input' ORDER BY id", (job_id,))
+            rows = await _all(c, f"""{IMAGES_WITH_DATA} WHERE images.job_id = %s AND images.role = 'input'
+                                     ORDER BY images.id""", (job_id,))
         return [_image(r) for r in rows]
 
     # -- outbox ---------------------------------------------------------
@@ -817,8 +868,8 @@ async def _lost_race(c: Conn, job: NewJob) -> Submitted:
 
 async def _batch_jobs(c: Conn, batch_id: int) -> list[Row]:
     """The batch's jobs still waiting on it (not yet finished, not retried elsewhere)."""
-    return await _all(c, "SELECT * FROM jobs WHERE batch_id = %s AND state = 'running' AND worker_id = %s ORDER BY id",
-                      (batch_id, batch_worker(batch_id)))
+    return await _all(c, f"""SELECT *, {HELD_MICROS} FROM jobs WHERE batch_id = %s AND state = 'running'
+                             AND worker_id = %s ORDER BY id""", (batch_id, batch_worker(batch_id)))
 
 
 async def _position(c: Conn, job_id: int) -> int | None:
@@ -847,10 +898,12 @@ async def _ledger_row(c: Conn, job_id: int, entry: str, attempt: int, who: tuple
 
 async def _insert_image(c: Conn, job_id: int, role: str, image: CheckedImage, *, parent: int | None,
                         now: float) -> int:
+    # Bytes once per content, addressed by their own digest (never the caller's).
+    digest = hashlib.sha256(image.data).hexdigest()
+    await _insert(c, "blobs", {"sha256": digest, "data": image.data}, returning="sha256", or_ignore=True)
     return await _insert(c, "images", {
         "job_id": job_id, "role": role, "parent_image_id": parent, "mime": image.mime, "width": image.width,
-        "height": image.height, "size_bytes": len(image.data), "sha256": image.sha256, "data": image.data,
-        "created_at": now,
+        "height": image.height, "size_bytes": len(image.data), "sha256": digest, "created_at": now,
     })
 
 
@@ -881,7 +934,7 @@ def _job(row: Row) -> Job:
         delivery=row["delivery"], created_at=row["created_at"],
         lease_until=row["lease_until"], worker_id=row["worker_id"], started_at=row["started_at"],
         finished_at=row["finished_at"], result_image_id=row["result_image_id"], result=row["result"],
-        error_class=row["error_class"], error_detail=row["error_detail"],
+        error_class=row["error_class"], error_detail=row["error_detail"], held_micros=row["held_micros"],
     )
 
 

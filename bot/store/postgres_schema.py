@@ -223,14 +223,43 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE rate_slots (key TEXT NOT NULL, taken_at DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX rate_slots_key ON rate_slots (key, taken_at)",
     )),
+    # An announced job waits for its adapter's attach_delivery until this
+    # deadline, and is cancelled (never started) past it; NULL once attached
+    # or when it was never announced. The last release put an announced job
+    # off by exactly 120 s and attach_delivery brought it forward: one still
+    # 120 s after its creation was never attached.
+    Migration("0009_announce_by", (
+        "ALTER TABLE jobs ADD COLUMN announce_by DOUBLE PRECISION",
+        """UPDATE jobs SET announce_by = available_at, available_at = created_at
+           WHERE state = 'queued' AND attempt = 0 AND available_at = created_at + 120""",
+        "CREATE INDEX jobs_announce ON jobs (state, announce_by) WHERE announce_by IS NOT NULL",
+    )),
+    # The default team budget a job was admitted under (NULL: none applied),
+    # so a billed retry is checked against the same cap.
+    Migration("0010_hold_default_budget", (
+        "ALTER TABLE holds ADD COLUMN default_limit_micros BIGINT",
+        "ALTER TABLE holds ADD COLUMN default_period TEXT",
+    )),
+    # Image bytes stored once per distinct content: images rows name theirs by sha256.
+    # The digest is recomputed from the bytes, never taken from the old row.
+    Migration("0011_image_blobs", (
+        "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+        """INSERT INTO blobs (sha256, data) SELECT encode(sha256(data), 'hex'), data FROM images
+           ON CONFLICT DO NOTHING""",
+        "UPDATE images SET sha256 = encode(sha256(data), 'hex')",
+        "ALTER TABLE images DROP COLUMN data",
+        "ALTER TABLE images ADD FOREIGN KEY (sha256) REFERENCES blobs(sha256)",
+    )),
 )
 
 # Advisory locks are database-wide; this key only has to differ from the team locks.
 _MIGRATION_LOCK = "imagine-migrations"
 
 
-async def migrate(conn: AsyncConnection, schema: str | None) -> None:
-    """Bring the database (or `schema`) up to date, in one transaction.
+async def migrate(conn: AsyncConnection, schema: str | None,
+                  migrations: tuple[Migration, ...] | list[Migration] = MIGRATIONS) -> None:
+    """Bring the database (or `schema`) up to date, in one transaction
+    (`migrations`: only those, for tests that build an older database).
 
     Processes starting at once queue on an advisory lock, so exactly one of
     them runs each migration and the others find it recorded.
@@ -245,7 +274,7 @@ async def migrate(conn: AsyncConnection, schema: str | None) -> None:
                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
                )""")
         done = set(await applied(conn))
-        for migration in MIGRATIONS:
+        for migration in migrations:
             if migration.name in done:
                 continue
             for statement in migration.statements:

@@ -16,6 +16,7 @@ FIFO within a team, and a job's position is a single indexed count.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import sqlite3
@@ -29,8 +30,9 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot.store.base import (
-    ANNOUNCE_WINDOW, LEASE_EXPIRED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
-    admission_denial, after_failure, with_default_team_budget, batch_worker, final_delivery_key, over_budget,
+    ANNOUNCE_WINDOW, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, QUOTA_COUNTS,
+    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, admission_denial, after_failure,
+    batch_worker, final_delivery_key, held_default_budget, over_budget, with_default_team_budget,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -137,6 +139,11 @@ class SQLiteStore:
         # the hold they admit cannot interleave with another submit.
         with self._write() as c:
             if job.idempotency_key is not None:
+                if job.idempotency_window is not None:
+                    # Past its window the key is free again: the old job keeps its row under another key.
+                    c.execute("""UPDATE jobs SET idempotency_key = idempotency_key || ':' || id
+                                 WHERE idempotency_key = ? AND created_at < ?""",
+                              (job.idempotency_key, now - job.idempotency_window))
                 row = c.execute(
                     "SELECT id FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
                 ).fetchone()
@@ -150,7 +157,9 @@ class SQLiteStore:
                        AND json_extract(result, '$.fallback_from') IS NULL ORDER BY id DESC LIMIT 1""",
                     (job.cache_key, job.team, now - cache_ttl)).fetchone()
                 if hit is not None:
-                    return self._answer_from_cache(c, job, inputs, hit, now)
+                    # $0, so no budget applies, but it is an image like any other to the quotas.
+                    denied = None if admission is None else self._admit(c, job, admission, now, costs=False)
+                    return denied or self._answer_from_cache(c, job, inputs, hit, now)
             if admission is not None:
                 denied = self._admit(c, job, admission, now)
                 if denied is not None:
@@ -164,12 +173,12 @@ class SQLiteStore:
             job_id = c.execute(
                 """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery,
                        idempotency_key, cache_key, lane, state, round, max_attempts, available_at,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)""",
+                       announce_by, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
                 (job.team, job.channel, job.user, job.platform, job.kind,
                  json.dumps(job.spec.to_json()), json.dumps(job.delivery), job.idempotency_key,
-                 job.cache_key, job.spec.lane.value, round_, job.max_attempts,
-                 now + ANNOUNCE_WINDOW if job.announced else now, now, now),
+                 job.cache_key, job.spec.lane.value, round_, job.max_attempts, now,
+                 now + ANNOUNCE_WINDOW if job.announced else None, now, now),
             ).lastrowid
             for image in inputs:
                 self._insert_image(c, job_id, "input", image, parent=None, now=now)
@@ -196,7 +205,9 @@ class SQLiteStore:
             final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}), now)
         return Submitted(job_id, 0, duplicate=False, cached=True)
 
-    def _admit(self, c: sqlite3.Connection, job: NewJob, admission: Admission, now: float) -> Denied | None:
+    def _admit(self, c: sqlite3.Connection, job: NewJob, admission: Admission, now: float,
+               *, costs: bool = True) -> Denied | None:
+        """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone."""
         queries = {
             "user_concurrent_jobs": (
                 "SELECT COUNT(*) FROM jobs WHERE team = ? AND user = ? AND state IN ('queued', 'running')",
@@ -210,15 +221,17 @@ class SQLiteStore:
         }
         current = {name: c.execute(*queries[name]).fetchone()[0] for name in QUOTA_COUNTS
                    if getattr(admission.quotas, name) is not None}
-        return admission_denial(self._statuses(c, job.team, job.channel, job.user, now,
-                                               admission.default_team_budget),
-                                admission.estimate_micros, admission.quotas, current, now)
+        statuses = self._statuses(c, job.team, job.channel, job.user, now,
+                                  admission.default_team_budget) if costs else []
+        return admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
 
     def _hold(self, c: sqlite3.Connection, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
+        default = admission.default_team_budget
         c.execute(
-            """INSERT INTO holds (job_id, team, channel, user, amount_micros, price_version, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (job_id, job.team, job.channel, job.user, admission.estimate_micros, admission.price_version, now),
+            """INSERT INTO holds (job_id, team, channel, user, amount_micros, price_version,
+                   default_limit_micros, default_period, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (job_id, job.team, job.channel, job.user, admission.estimate_micros, admission.price_version,
+             default.limit_micros if default else None, default.period.value if default else None, now),
         )
         self._ledger_row(c, job_id, "reservation", 0, (job.team, job.channel, job.user),
                          job.spec.to_json(), None, admission.estimate_micros, "held",
@@ -302,13 +315,15 @@ class SQLiteStore:
         now = self._clock()
         with self._write() as c:
             self._reclaim_expired(c, now)
+            self._cancel_unannounced(c, now)
             row = c.execute(
-                """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
-                       lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
-                   WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
-                               AND available_at <= :now AND (:only IS NULL OR id = :only)
-                               ORDER BY round, id LIMIT 1)
-                   RETURNING *""",
+                f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
+                        lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
+                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
+                                AND available_at <= :now AND announce_by IS NULL
+                                AND (:only IS NULL OR id = :only)
+                                ORDER BY round, id LIMIT 1)
+                    RETURNING *, {HELD_MICROS}""",
                 {"worker": worker_id, "until": now + lease_seconds, "now": now, "only": only_job_id},
             ).fetchone()
             if row is None:
@@ -346,6 +361,35 @@ class SQLiteStore:
             (now, now, now),
         )
 
+    def _cancel_unannounced(self, c: sqlite3.Connection, now: float) -> None:
+        # Announced jobs whose adapter never attached: the user may have been
+        # told nothing was charged, so they never start (no message follows).
+        self._cancel_where(c, "state = 'queued' AND announce_by <= ?", (now,), NOT_ANNOUNCED,
+                           "its adapter never confirmed the request was announced", now)
+
+    def _cancel_where(self, c: sqlite3.Connection, where: str, args: tuple[Any, ...], error_class: str,
+                      detail: str, now: float) -> list[sqlite3.Row]:
+        """Cancel the jobs matching `where` (queued ones: no attempt to settle) and release their holds."""
+        rows = c.execute(
+            f"""UPDATE jobs SET state = 'cancelled', error_class = ?, error_detail = ?, finished_at = ?,
+                    updated_at = ? WHERE {where} RETURNING *""",
+            (error_class, detail, now, now, *args)).fetchall()
+        for row in rows:
+            self._close_hold(c, row, None, now)
+        return rows
+
+    async def cancel_relaxed(self, detail: str) -> list[int]:
+        def cancel() -> list[int]:
+            now = self._clock()
+            with self._write() as c:
+                rows = self._cancel_where(c, "state = 'queued' AND lane = 'batch'", (), LANE_UNAVAILABLE, detail, now)
+                for row in rows:
+                    self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
+                        final_delivery_key(row["id"]), "failure",
+                        {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail}), now)
+                return sorted(row["id"] for row in rows)
+        return await self._run(cancel)
+
     async def wait_for_jobs(self, timeout: float) -> None:
         # No notifications in SQLite: other processes' jobs are found by polling,
         # this process's own by the worker's wake-up.
@@ -360,9 +404,11 @@ class SQLiteStore:
         def open_() -> Batch | None:
             now = self._clock()
             with self._write() as c:
+                self._cancel_unannounced(c, now)
                 first = c.execute(
                     """SELECT json_extract(request, '$.model_id') FROM jobs
-                       WHERE state = 'queued' AND lane = 'batch' AND available_at <= ? ORDER BY id LIMIT 1""",
+                       WHERE state = 'queued' AND lane = 'batch' AND available_at <= ? AND announce_by IS NULL
+                       ORDER BY id LIMIT 1""",
                     (now,)).fetchone()
                 if first is None:
                     return None
@@ -372,12 +418,12 @@ class SQLiteStore:
                        VALUES (?, 'creating', '[]', ?, ?, ?)""", (model_id, now, now, now)).lastrowid
                 # No lease expiry: a batch's jobs wait on the batch, however long Google takes.
                 rows = c.execute(
-                    """UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, batch_id = ?,
-                           lease_until = NULL, started_at = COALESCE(started_at, ?), updated_at = ?
-                       WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'batch'
-                                    AND available_at <= ? AND json_extract(request, '$.model_id') = ?
-                                    ORDER BY id LIMIT ?)
-                       RETURNING *""",
+                    f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, batch_id = ?,
+                            lease_until = NULL, started_at = COALESCE(started_at, ?), updated_at = ?
+                        WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'batch'
+                                     AND available_at <= ? AND announce_by IS NULL
+                                     AND json_extract(request, '$.model_id') = ? ORDER BY id LIMIT ?)
+                        RETURNING *, {HELD_MICROS}""",
                     (batch_worker(batch_id), batch_id, now, now, now, model_id, limit)).fetchall()
                 jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
                 return Batch(batch_id, model_id, "creating", None, now, (), jobs)
@@ -423,8 +469,8 @@ class SQLiteStore:
     @staticmethod
     def _batch_jobs(c: sqlite3.Connection, batch_id: int) -> list[sqlite3.Row]:
         """The batch's jobs still waiting on it (not yet finished, not retried elsewhere)."""
-        return c.execute("SELECT * FROM jobs WHERE batch_id = ? AND state = 'running' AND worker_id = ? ORDER BY id",
-                         (batch_id, batch_worker(batch_id))).fetchall()
+        return c.execute(f"""SELECT *, {HELD_MICROS} FROM jobs WHERE batch_id = ? AND state = 'running'
+                             AND worker_id = ? ORDER BY id""", (batch_id, batch_worker(batch_id))).fetchall()
 
     async def close_batch(self, batch_id: int, remote_state: str) -> None:
         def close() -> None:
@@ -496,7 +542,11 @@ class SQLiteStore:
                     # This call was billed: the retry must still fit every budget, with its hold.
                     self._settle(c, row, attempt, billed, now)
                     billed = None
-                    if over_budget(self._statuses(c, row["team"], row["channel"], row["user"], now)):
+                    # The default team budget it was admitted under still caps it.
+                    hold = c.execute("SELECT default_limit_micros, default_period FROM holds WHERE job_id = ?",
+                                     (job_id,)).fetchone()
+                    default = held_default_budget(row["team"], *hold) if hold else None
+                    if over_budget(self._statuses(c, row["team"], row["channel"], row["user"], now, default)):
                         state, kind = JobState.FAILED, "budget_exhausted"
                         text = f"{text} (a billed attempt used up the budget, so it was not retried)"
                 c.execute(
@@ -534,7 +584,7 @@ class SQLiteStore:
 
     async def get_job(self, job_id: int) -> Job | None:
         def get() -> Job | None:
-            row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self.conn.execute(f"SELECT *, {HELD_MICROS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return _job(row) if row else None
         return await self._run(get)
 
@@ -640,11 +690,9 @@ class SQLiteStore:
                 row = c.execute("SELECT delivery FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if row is not None:
                     merged = {**json.loads(row["delivery"]), **context}
-                    # An announced job waits for this before it may be leased.
-                    c.execute("""UPDATE jobs SET delivery = ?,
-                                     available_at = CASE WHEN state = 'queued' AND attempt = 0
-                                                         THEN MIN(available_at, ?) ELSE available_at END
-                                 WHERE id = ?""", (json.dumps(merged), self._clock(), job_id))
+                    # An announced job waits for this before it may be leased (or is cancelled).
+                    c.execute("UPDATE jobs SET delivery = ?, announce_by = NULL WHERE id = ?",
+                              (json.dumps(merged), job_id))
         await self._run(attach)
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
@@ -697,23 +745,26 @@ class SQLiteStore:
     @staticmethod
     def _insert_image(c: sqlite3.Connection, job_id: int, role: str, image: CheckedImage,
                       *, parent: int | None, now: float) -> int:
+        # Bytes once per content, addressed by their own digest (never the caller's).
+        digest = hashlib.sha256(image.data).hexdigest()
+        c.execute("INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (digest, image.data))
         return c.execute(
             """INSERT INTO images (job_id, role, parent_image_id, mime, width, height, size_bytes,
-                   sha256, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (job_id, role, parent, image.mime, image.width, image.height, len(image.data),
-             image.sha256, image.data, now),
+                   sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (job_id, role, parent, image.mime, image.width, image.height, len(image.data), digest, now),
         ).lastrowid
 
     async def get_image(self, image_id: int) -> StoredImage | None:
         def get() -> StoredImage | None:
-            row = self.conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+            row = self.conn.execute(f"{IMAGES_WITH_DATA} WHERE images.id = ?", (image_id,)).fetchone()
             return _image(row) if row else None
         return await self._run(get)
 
     async def job_inputs(self, job_id: int) -> list[StoredImage]:
         def get() -> list[StoredImage]:
             rows = self.conn.execute(
-                "SELECT * FROM images WHERE job_id = ? AND role = 'input' ORDER BY id", (job_id,)
+                f"{IMAGES_WITH_DATA} WHERE images.job_id = ? AND images.role = 'input' ORDER BY images.id",
+                (job_id,)
             ).fetchall()
             return [_image(r) for r in rows]
         return await self._run(get)
@@ -806,7 +857,7 @@ def _job(row: sqlite3.Row) -> Job:
         lease_until=row["lease_until"], worker_id=row["worker_id"], started_at=row["started_at"],
         finished_at=row["finished_at"], result_image_id=row["result_image_id"],
         result=json.loads(row["result"]) if row["result"] else None,
-        error_class=row["error_class"], error_detail=row["error_detail"],
+        error_class=row["error_class"], error_detail=row["error_detail"], held_micros=row["held_micros"],
     )
 
 

@@ -5,6 +5,8 @@ Append new migrations at the end; never edit one that has shipped.
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -260,3 +262,39 @@ def _rate_slots(db: Database) -> None:
     # Provider calls in the last minute, per route and model: one rate limit for every process.
     db.execute("CREATE TABLE rate_slots (key TEXT NOT NULL, taken_at REAL NOT NULL)")
     db.execute("CREATE INDEX rate_slots_key ON rate_slots (key, taken_at)")
+
+
+@migrations(name="0009_announce_by")
+def _announce_by(db: Database) -> None:
+    # An announced job waits for its adapter's attach_delivery until this
+    # deadline, and is cancelled (never started) past it; NULL once attached
+    # or when it was never announced.
+    db.execute("ALTER TABLE jobs ADD COLUMN announce_by REAL")
+    # The last release put an announced job off by exactly 120 s and
+    # attach_delivery brought it forward: one still 120 s after its creation
+    # was never attached.
+    db.execute("""UPDATE jobs SET announce_by = available_at, available_at = created_at
+                  WHERE state = 'queued' AND attempt = 0 AND available_at = created_at + 120""")
+    db.execute("CREATE INDEX jobs_announce ON jobs (state, announce_by) WHERE announce_by IS NOT NULL")
+
+
+@migrations(name="0010_hold_default_budget")
+def _hold_default_budget(db: Database) -> None:
+    # The default team budget a job was admitted under (NULL: none applied),
+    # so a billed retry is checked against the same cap.
+    db.execute("ALTER TABLE holds ADD COLUMN default_limit_micros INTEGER")
+    db.execute("ALTER TABLE holds ADD COLUMN default_period TEXT")
+
+
+@migrations(name="0011_image_blobs")
+def _image_blobs(db: Database) -> None:
+    # Image bytes stored once per distinct content: images rows name theirs by sha256.
+    # The digest is recomputed from the bytes, never taken from the old row.
+    db.conn.create_function("sha256_hex", 1, lambda data: hashlib.sha256(data).hexdigest(), deterministic=True)
+    for statement in (
+        "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        "INSERT OR IGNORE INTO blobs (sha256, data) SELECT sha256_hex(data), data FROM images",
+        "UPDATE images SET sha256 = sha256_hex(data)",
+        "ALTER TABLE images DROP COLUMN data",
+    ):
+        db.execute(statement)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from bot.store.base import Admission, Charge, Denied, NewDelivery, Submitted, final_delivery_key
-from bot.types import CheckedImage, JobState, Usage
+from bot.types import CheckedImage, JobState, Lane, Usage
 from policies.quota import QuotaLimits
 from policies.spend import Budget, Period, Scope
-from tests.conftest import new_job, png_bytes
+from tests.conftest import new_job, png_bytes, spec
 
 EST = 135_600  # micro-dollars: one Pro 2K estimate
 NO_QUOTAS = QuotaLimits(None, None, None)
@@ -252,3 +253,122 @@ async def test_submits_racing_completions_never_admit_over_the_budget(store_fact
         [status] = await stores[0].budget_statuses(team, None, None)
         assert status.spent_micros + status.reserved_micros <= 20 * EST
         assert status.spent_micros >= 10 * EST  # the race really happened: jobs finished meanwhile
+
+
+def default_budget(limit: int, team: str = "T1") -> Budget:
+    return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=limit, period=Period.MONTH, default=True)
+
+
+def capped(limit: int, estimate: int = EST, quotas: QuotaLimits = NO_QUOTAS) -> Admission:
+    """An admission carrying a default team budget, as the service builds it."""
+    return Admission(estimate, "test-prices", quotas, default_team_budget=default_budget(limit))
+
+
+async def test_a_team_with_no_budget_of_its_own_is_capped_by_the_default(store):
+    for prompt in ("a", "b"):
+        assert isinstance(await store.submit(new_job(prompt=prompt), [], capped(2 * EST)), Submitted)
+    denied = await store.submit(new_job(prompt="c"), [], capped(2 * EST))
+    assert isinstance(denied, Denied) and denied.limit == "budget"
+    assert denied.budget == default_budget(2 * EST) and (denied.allowed, denied.current) == (2 * EST, 2 * EST)
+    [status] = await store.budget_statuses("T1", None, None, default_budget(2 * EST))
+    assert status.budget.default and status.reserved_micros == 2 * EST
+
+
+async def test_a_team_budget_of_its_own_replaces_the_default(store):
+    await store.set_budget(team_budget(5 * EST), "mod")
+    for i in range(5):  # past the default's two, up to the team's own five
+        assert isinstance(await store.submit(new_job(prompt=str(i)), [], capped(2 * EST)), Submitted)
+    denied = await store.submit(new_job(prompt="x"), [], capped(2 * EST))
+    assert isinstance(denied, Denied) and denied.budget == team_budget(5 * EST) and not denied.budget.default
+
+
+async def test_two_hundred_concurrent_submits_admit_exactly_what_the_default_allows(store_factory):
+    stores = [await store_factory() for _ in range(8)]
+    outcomes = await asyncio.gather(*(
+        stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], capped(10 * EST)) for i in range(200)))
+    admitted = [o for o in outcomes if isinstance(o, Submitted)]
+    denied = [o for o in outcomes if isinstance(o, Denied)]
+    assert (len(admitted), len(denied)) == (10, 190)
+    assert all(d.budget == default_budget(10 * EST) for d in denied)
+    [status] = await stores[0].budget_statuses("T1", None, None, default_budget(10 * EST))
+    assert status.reserved_micros == 10 * EST and status.remaining_micros == 0
+
+
+async def test_a_billed_failure_that_uses_up_the_default_budget_is_not_retried(store):
+    submitted = await store.submit(new_job(max_attempts=3), [], capped(EST + 50_000))
+    job = await store.lease("w", 60)
+    # 60,000 spent + 135,600 still held > the default's 185,600: no retry.
+    state = await fail(store, job, retryable=True, charge=Charge(60_000, None, "failed"))
+    assert state is JobState.FAILED
+    assert (await store.get_job(submitted.job_id)).error_class == "budget_exhausted"
+    [status] = await store.budget_statuses("T1", None, None, default_budget(EST + 50_000))
+    assert (status.spent_micros, status.reserved_micros) == (60_000, 0)
+
+
+async def test_a_billed_failure_within_the_default_budget_is_retried(store):
+    submitted = await store.submit(new_job(max_attempts=3), [], capped(EST + 70_000))
+    job = await store.lease("w", 60)
+    assert await fail(store, job, retryable=True, charge=Charge(60_000, None, "failed")) is JobState.QUEUED
+    assert (await store.get_job(submitted.job_id)).held_micros == EST
+
+
+async def test_a_job_shows_the_money_held_for_it(store):
+    submitted = await store.submit(new_job(), [], admission())
+    assert (await store.get_job(submitted.job_id)).held_micros == EST
+    job = await store.lease("w", 60)
+    assert job.held_micros == EST
+    await finish(store, job, 100_000)
+    assert (await store.get_job(submitted.job_id)).held_micros == 0
+    unmetered = await store.submit(new_job(prompt="no admission"), [])
+    assert (await store.get_job(unmetered.job_id)).held_micros == 0
+
+
+async def test_a_batched_job_shows_the_money_held_for_it(store):
+    relaxed = replace(new_job(), spec=spec(lane=Lane.BATCH))
+    submitted = await store.submit(relaxed, [], admission(EST // 2))
+    batch = await store.open_batch(10)
+    assert [(j.id, j.held_micros) for j in batch.jobs] == [(submitted.job_id, EST // 2)]
+    await store.batch_submitted(batch.id, "batches/1", 0)
+    [due] = await store.due_batches(60, 900)
+    assert [j.held_micros for j in due.jobs] == [EST // 2]
+
+
+def cacheable(prompt: str = "a koi pond"):
+    return replace(new_job(prompt=prompt), cache_key=f"cache:{prompt}")
+
+
+async def make_cached(store, prompt: str = "a koi pond", quotas: QuotaLimits = NO_QUOTAS) -> int:
+    """A succeeded job whose answer later identical requests may reuse."""
+    first = await store.submit(cacheable(prompt), [], admission(quotas=quotas))
+    assert isinstance(first, Submitted) and not first.cached
+    await finish(store, await store.lease("w", 60), EST)
+    return first.job_id
+
+
+async def test_cache_hits_count_toward_the_daily_image_quota(store):
+    daily = QuotaLimits(user_images_per_day=1, user_concurrent_jobs=None, team_queued_jobs=None)
+    await make_cached(store, quotas=daily)
+    outcomes = [await store.submit(cacheable(), [], admission(quotas=daily), cache_ttl=3600) for _ in range(5)]
+    assert all(isinstance(o, Denied) for o in outcomes)
+    assert {(o.limit, o.allowed, o.current) for o in outcomes} == {("user_images_per_day", 1, 1)}
+    assert await store.counts_by_state() == {"succeeded": 1}
+    # Within the quota, a hit is still answered at once, at $0 and with no hold.
+    roomy = QuotaLimits(user_images_per_day=2, user_concurrent_jobs=None, team_queued_jobs=None)
+    hit = await store.submit(cacheable(), [], admission(quotas=roomy), cache_ttl=3600)
+    assert hit.cached and (await store.get_job(hit.job_id)).held_micros == 0
+    assert [r["entry"] for r in await store.ledger() if r["job_id"] == hit.job_id] == []
+
+
+async def test_cache_hits_count_toward_the_concurrent_job_quota(store):
+    one_at_a_time = QuotaLimits(user_images_per_day=None, user_concurrent_jobs=1, team_queued_jobs=None)
+    await make_cached(store)
+    await store.submit(new_job(prompt="still waiting"), [], admission(quotas=one_at_a_time))
+    denied = await store.submit(cacheable(), [], admission(quotas=one_at_a_time), cache_ttl=3600)
+    assert isinstance(denied, Denied) and (denied.limit, denied.current) == ("user_concurrent_jobs", 1)
+
+
+async def test_cache_hits_cost_nothing_so_a_spent_budget_does_not_refuse_them(store):
+    await store.set_budget(team_budget(EST), "mod")
+    await make_cached(store)
+    hit = await store.submit(cacheable(), [], admission(), cache_ttl=3600)
+    assert isinstance(hit, Submitted) and hit.cached

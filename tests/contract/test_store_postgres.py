@@ -8,6 +8,7 @@ test_store_money.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,13 +17,15 @@ from time import monotonic
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 
 from bot.store.base import StoreUnavailable, Submitted
 from bot.store.postgres import PostgresStore
-from bot.store.postgres_schema import MIGRATIONS
-from bot.types import Lane
-from tests.conftest import drop_schema, new_job, spec, unique_schema
+from bot.store.postgres_schema import MIGRATIONS, migrate
+from bot.types import JobState, Lane
+from tests.conftest import drop_schema, new_job, png_bytes, spec, unique_schema
 
 # Long enough that a wait ending early can only be a wake-up.
 LONG_WAIT = 10.0
@@ -226,3 +229,56 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
     finally:
         writer.transport.abort()
+
+
+async def test_old_rows_are_carried_over_by_the_new_migrations(postgres_url, clock):
+    """Images keep their bytes (one copy each), never-attached announced jobs are cancelled."""
+    schema = unique_schema()
+    same, other = png_bytes(8, 8, "blue"), png_bytes(8, 8, "green")
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            await migrate(conn, schema, [m for m in MIGRATIONS if m.name < "0009"])
+            now = clock()
+            ids = {}
+            for prompt, available in (("never attached", now - 10 + 120), ("attached", now - 5)):
+                ids[prompt] = await _value(conn, """
+                    INSERT INTO jobs (team, channel, "user", platform, kind, request, delivery, state, round,
+                        max_attempts, available_at, created_at, updated_at)
+                    VALUES ('T1', 'C1', 'U1', 'cli', 'imagine', %s, '{}', 'queued', 0, 3, %s, %s, %s)
+                    RETURNING id""", (Jsonb(spec(prompt).to_json()), available, now - 10, now - 10))
+            images = [await _value(conn, """
+                INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, data, created_at)
+                VALUES (%s, 'input', 'image/png', 8, 8, %s, %s, %s, 1.0) RETURNING id""",
+                (ids["attached"], len(data), digest, data))
+                for data, digest in ((same, sha(same)), (same, sha(same)), (other, "0" * 64))]
+            await conn.commit()
+        store = PostgresStore(postgres_url, clock=clock, schema=schema)
+        await store.open()
+        try:
+            assert [(await store.get_image(i)).data for i in images] == [same, same, other]
+            assert [i.sha256 for i in await store.job_inputs(ids["attached"])] == [sha(same), sha(same), sha(other)]
+            assert (await store.lease("w", 600)).id == ids["attached"]
+            clock.advance(111)
+            assert await store.lease("w", 60) is None
+            never = await store.get_job(ids["never attached"])
+            assert (never.state, never.error_class) == (JobState.CANCELLED, "not_announced")
+        finally:
+            await store.close()
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            assert await _value(conn, "SELECT COUNT(*) FROM blobs") == 2
+            assert await _value(conn, """SELECT COUNT(*) FROM information_schema.columns
+                                         WHERE table_schema = %s AND table_name = 'images'
+                                         AND column_name = 'data'""", (schema,)) == 0
+    finally:
+        await drop_schema(postgres_url, schema)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _value(conn, query: str, params=None):
+    return (await (await conn.execute(query, params)).fetchone())[0]

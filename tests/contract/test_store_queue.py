@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
-from bot.store.base import Charge, NewDelivery, final_delivery_key
-from bot.types import CheckedImage, JobState
-from tests.conftest import new_job, png_bytes
+import pytest
+
+from bot.store.base import ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key
+from bot.types import CheckedImage, JobState, Lane
+from policies.quota import QuotaLimits
+from policies.spend import Budget, Period, Scope
+from tests.conftest import new_job, png_bytes, spec
 
 
 CHARGE = Charge(cost_micros=134_000, usage=None, status="succeeded")
+ADMISSION = Admission(67_800, "test-prices", QuotaLimits(None, None, None))
+
+
+def team_budget() -> Budget:
+    return Budget(team="T1", scope=Scope.TEAM, scope_id="", limit_micros=10_000_000, period=Period.MONTH)
+
+
+def relaxed_job(prompt: str):
+    return replace(new_job(prompt=prompt), spec=spec(prompt, lane=Lane.BATCH))
 
 
 def output_image() -> CheckedImage:
@@ -263,10 +277,140 @@ async def test_an_announced_job_waits_for_its_status_message(store, clock):
     assert leased.id == submitted.job_id and leased.delivery == {"status": "123"}
 
 
-async def test_an_announced_job_whose_adapter_never_reports_starts_anyway(store, clock):
-    job = new_job()
-    submitted = await store.submit(type(job)(**{**job.__dict__, "announced": True}), [])
+def announced(job):
+    return replace(job, announced=True)
+
+
+async def test_an_announced_job_never_attached_is_cancelled_released_and_never_started(store, clock):
+    await store.set_budget(team_budget(), "mod")
+    submitted = await store.submit(announced(new_job()), [], ADMISSION)
+    clock.advance(ANNOUNCE_WINDOW - 1)
+    assert await store.lease("w", 60) is None
+    clock.advance(2)  # its adapter never posted the status (or died first)
+    assert await store.lease("w", 60) is None
+    job = await store.get_job(submitted.job_id)
+    assert (job.state, job.error_class, job.held_micros, job.attempt) == (JobState.CANCELLED, "not_announced", 0, 0)
+    # The user was told nothing was charged: the ledger agrees, and no message follows.
+    assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
+        ("reservation", ADMISSION.estimate_micros), ("release", ADMISSION.estimate_micros)]
+    assert await store.claim_deliveries(["cli"], 10, 60) == []
+    await store.attach_delivery(submitted.job_id, {"status": "late"})  # too late: it stays cancelled
+    assert await store.lease("w", 60) is None
+    assert (await store.get_job(submitted.job_id)).state is JobState.CANCELLED
+
+
+async def test_an_announced_job_attached_in_time_runs_even_after_the_window(store, clock):
+    submitted = await store.submit(announced(new_job()), [])
     assert await store.cancel(submitted.job_id) is True  # a failed status post can still cancel it
-    second = await store.submit(type(job)(**{**job.__dict__, "announced": True, "spec": job.spec}), [])
-    clock.advance(121)
+    second = await store.submit(announced(new_job(prompt="b")), [])
+    await store.attach_delivery(second.job_id, {"status": "1"})
+    clock.advance(ANNOUNCE_WINDOW + 1)
     assert (await store.lease("w", 60)).id == second.job_id
+
+
+async def test_a_relaxed_announced_job_is_batched_only_once_attached(store, clock):
+    waiting = await store.submit(announced(relaxed_job("never told")), [], ADMISSION)
+    told = await store.submit(announced(relaxed_job("told")), [], ADMISSION)
+    assert await store.open_batch(10) is None
+    await store.attach_delivery(told.job_id, {"status": "1"})
+    batch = await store.open_batch(10)
+    assert [j.id for j in batch.jobs] == [told.job_id]
+    clock.advance(ANNOUNCE_WINDOW + 1)
+    assert await store.open_batch(10) is None
+    job = await store.get_job(waiting.job_id)
+    assert (job.state, job.error_class, job.held_micros) == (JobState.CANCELLED, "not_announced", 0)
+
+
+async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_their_requesters(store):
+    await store.set_budget(team_budget(), "mod")
+    in_batch = await store.submit(relaxed_job("sent"), [], ADMISSION)
+    assert [j.id for j in (await store.open_batch(10)).jobs] == [in_batch.job_id]
+    queued = [(await store.submit(relaxed_job(f"r{i}"), [], ADMISSION)).job_id for i in range(2)]
+    standard = await store.submit(new_job(prompt="interactive"), [], ADMISSION)
+    assert sorted(await store.cancel_relaxed("The Batch lane is off on this bot.")) == queued
+    for job_id in queued:
+        job = await store.get_job(job_id)
+        assert (job.state, job.error_class, job.held_micros) == (JobState.CANCELLED, "lane_unavailable", 0)
+        assert [r["entry"] for r in await store.ledger() if r["job_id"] == job_id] == ["reservation", "release"]
+    finals = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.kind == "failure"]
+    assert sorted((d.key, d.job_id) for d in finals) == [(final_delivery_key(i), i) for i in queued]
+    # Shaped like every failure delivery (see Notifier.deliver), with the reason to show.
+    assert all(d.payload == {"state": "cancelled", "error_class": "lane_unavailable",
+                             "detail": "The Batch lane is off on this bot."} for d in finals)
+    assert (await store.get_job(in_batch.job_id)).state is JobState.RUNNING  # its batch finishes it
+    assert (await store.get_job(standard.job_id)).state is JobState.QUEUED
+    assert await store.cancel_relaxed("again") == []
+
+
+async def test_an_idempotency_key_with_a_window_is_free_again_after_it(store, clock):
+    def press():
+        return replace(new_job(key="slack:msg1:reroll:U1"), idempotency_window=10)
+
+    first = await store.submit(press(), [])
+    clock.advance(9)
+    double = await store.submit(press(), [])
+    assert double.duplicate and double.job_id == first.job_id
+    clock.advance(2)
+    later = await store.submit(press(), [])
+    assert not later.duplicate and later.job_id != first.job_id
+    assert (await store.get_job(first.job_id)).state is JobState.QUEUED  # the old job keeps its row
+    assert (await store.counts_by_state()) == {"queued": 2}
+    again = await store.submit(press(), [])
+    assert again.duplicate and again.job_id == later.job_id
+
+
+async def test_an_idempotency_key_without_a_window_is_taken_for_good(store, clock):
+    first = await store.submit(new_job(key="slack:Ev1"), [])
+    clock.advance(365 * 86400)
+    again = await store.submit(new_job(key="slack:Ev1"), [])
+    assert again.duplicate and again.job_id == first.job_id
+
+
+async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory, clock):
+    """Adapters attaching while workers cancel the overdue: each job ends one way,
+    started only if attached, or cancelled with its hold released, never both."""
+    stores = [await store_factory() for _ in range(4)]
+    await stores[0].set_budget(team_budget(), "mod")
+    ids = []
+    for i in range(40):  # one deadline a second, half of them past once the clock moves on
+        ids.append((await stores[0].submit(announced(new_job(prompt=str(i))), [], ADMISSION)).job_id)
+        clock.advance(1)
+    clock.advance(ANNOUNCE_WINDOW - 20)
+    overdue = set(ids[:21])
+    told = [job_id for n, job_id in enumerate(ids) if n % 4 != 3]  # every fourth adapter died
+
+    async def attach(store, job_ids):
+        for job_id in job_ids:
+            await store.attach_delivery(job_id, {"status": str(job_id)})
+            await asyncio.sleep(0)
+
+    async def work(store, attaching):
+        leased = []
+        while True:
+            done = attaching.done()  # read first: a last pass after the attaching ends
+            if (job := await store.lease("w", 600)) is not None:
+                leased.append(job)
+            elif done:
+                return leased
+            await asyncio.sleep(0)
+
+    attaching = asyncio.gather(attach(stores[0], told[::2]), attach(stores[1], told[1::2]))
+    results = await asyncio.gather(work(stores[2], attaching), work(stores[3], attaching))
+    leased = [job for r in results for job in r]
+    assert len(leased) == len({job.id for job in leased})
+    leased_ids = {job.id for job in leased}
+    for job_id in ids:
+        job = await stores[0].get_job(job_id)
+        entries = [r["entry"] for r in await stores[0].ledger() if r["job_id"] == job_id]
+        if job_id in leased_ids:
+            assert job_id in told and job.delivery == {"status": str(job_id)}
+            assert (job.state, entries, job.held_micros) == (
+                JobState.RUNNING, ["reservation"], ADMISSION.estimate_micros)
+        elif job_id in overdue or job_id not in told:
+            assert (job.state, job.error_class, entries) == (
+                JobState.CANCELLED, "not_announced", ["reservation", "release"]) or (
+                job_id not in overdue and job.state is JobState.QUEUED)
+        else:
+            pytest.fail(f"job {job_id} was attached in time but never started")
+    states = [(await stores[0].get_job(i)).state for i in ids]
+    assert leased_ids and JobState.CANCELLED in states

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
+
+from sqlite_utils import Database
 
 from bot.store.sqlite import SQLiteStore
 from bot.store.sqlite_schema import migrations
-from tests.conftest import new_job
+from bot.types import JobState
+from tests.conftest import FakeClock, new_job, png_bytes, spec
 
 ALL = [m.name for m in migrations._migrations]
 
@@ -50,3 +55,60 @@ async def test_stores_opening_a_new_file_at_once_migrate_it_exactly_once(tmp_pat
     assert await stores[0].applied_migrations() == ALL
     for s in stores:
         await s.close()
+
+
+def legacy_database(path: str) -> sqlite3.Connection:
+    """A file as the last release left it: every migration before 0009, and rows in it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.apply(Database(conn), stop_before="0009_announce_by")
+    return conn
+
+
+def insert_legacy_job(conn: sqlite3.Connection, *, created: float, available: float, prompt: str) -> int:
+    request = json.dumps(spec(prompt).to_json())
+    return conn.execute(
+        """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, state, round, max_attempts,
+               available_at, created_at, updated_at) VALUES ('T1', 'C1', 'U1', 'cli', 'imagine', ?, '{}',
+               'queued', 0, 3, ?, ?, ?)""", (request, available, created, created)).lastrowid
+
+
+async def test_old_images_move_to_one_copy_of_their_bytes(tmp_path):
+    path = str(tmp_path / "images.db")
+    conn = legacy_database(path)
+    job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="a")
+    same, other = png_bytes(8, 8, "blue"), png_bytes(8, 8, "green")
+    ids = [conn.execute(
+        """INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, data, created_at)
+           VALUES (?, 'input', 'image/png', 8, 8, ?, ?, ?, 1.0)""",
+        (job_id, len(data), digest, data)).lastrowid
+        for data, digest in ((same, hashlib.sha256(same).hexdigest()), (same, hashlib.sha256(same).hexdigest()),
+                             (other, "0" * 64))]  # a digest an old caller got wrong
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    assert [(await store.get_image(i)).data for i in ids] == [same, same, other]
+    assert [i.sha256 for i in await store.job_inputs(job_id)] == [
+        hashlib.sha256(same).hexdigest(), hashlib.sha256(same).hexdigest(), hashlib.sha256(other).hexdigest()]
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT COUNT(*), SUM(length(data)) FROM blobs").fetchone() == (2, len(same) + len(other))
+        assert "data" not in {r[1] for r in raw.execute("PRAGMA table_info(images)")}
+
+
+async def test_old_announced_jobs_never_attached_are_cancelled_after_the_migration(tmp_path):
+    path = str(tmp_path / "announced.db")
+    conn = legacy_database(path)
+    now = 1_800_000_000.0
+    # The last release put off an announced job by 120 s, and attach_delivery brought it forward.
+    never = insert_legacy_job(conn, created=now - 10, available=now - 10 + 120, prompt="never attached")
+    attached = insert_legacy_job(conn, created=now - 10, available=now - 5, prompt="attached")
+    conn.close()
+    clock = FakeClock(now)
+    store = SQLiteStore(path, clock=clock)
+    await store.open()
+    assert (await store.lease("w", 600)).id == attached
+    clock.advance(111)
+    assert await store.lease("w", 60) is None
+    assert ((await store.get_job(never)).state, (await store.get_job(never)).error_class) == (
+        JobState.CANCELLED, "not_announced")
+    await store.close()
