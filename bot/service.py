@@ -121,6 +121,12 @@ class ImagineService:
     ) -> Outcome:
         if not self.team_allowed(req.team):
             return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
+        if req.idempotency_key is not None:
+            # A repeat (a retried event, a double click) gets its first job back before
+            # anything is priced again: never a question or a refusal about a job that exists.
+            existing = await self._store.job_for_key(req.idempotency_key, req.idempotency_window)
+            if existing is not None:
+                return await self._duplicate_of(existing)
         policy = self._policies.for_team(req.team)
         if policy.default_team_budget_usd == 0 and not await self._has_own_team_budget(req.team):
             return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET)
@@ -149,13 +155,9 @@ class ImagineService:
         # confirmation (the store checks again, atomically, when it holds).
         over = next((s for s in statuses if s.spent_micros + s.reserved_micros + to_micros(estimate)
                      > s.budget.limit_micros), None)
-        if over is not None:
-            refused = self._refusal(Denied("budget", over.budget.limit_micros,
-                                           over.spent_micros + over.reserved_micros, over.resets_at, over.budget),
-                                    estimate)
-            return dataclasses.replace(refused, detail=refused.detail + self._cheaper_hint(
-                req, spec, text, parent_image_id, len(inputs), statuses))
-        if not req.confirmed:
+        # An over-budget request skips the questions below: the store refuses it
+        # (or answers it from the cache, at $0), never a confirmation.
+        if not req.confirmed and over is None:
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
                 try:
@@ -187,7 +189,11 @@ class ImagineService:
                               default_team_budget=default_budget)
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=self._cache_ttl)
         if isinstance(submitted, Denied):
-            return self._refusal(submitted, estimate)
+            refused = self._refusal(submitted, estimate)
+            if submitted.budget is None:
+                return refused
+            return dataclasses.replace(refused, detail=refused.detail + self._cheaper_hint(
+                req, spec, text, parent_image_id, len(inputs), statuses))
         if submitted.cached:
             self._metrics.cache_hits.inc()
             self._on_submit()  # its result is already in the outbox
@@ -265,6 +271,12 @@ class ImagineService:
         if any(s.spent_micros + s.reserved_micros + to_micros(estimate) > s.budget.limit_micros for s in statuses):
             return ""
         return f" A {cheaper_alias} image (about {usd(to_micros(estimate))}) would still fit: ask with model {cheaper_alias}."
+
+    async def _duplicate_of(self, job_id: int) -> Accepted:
+        job, position = await self.status(job_id)
+        return Accepted(job_id=job_id, position=position or 0, model=job.spec.model_alias, size=job.spec.size,
+                        aspect_ratio=job.spec.aspect_ratio, estimate_usd=from_micros(job.held_micros),
+                        duplicate=True, relaxed=job.spec.lane is Lane.BATCH)
 
     async def _has_own_team_budget(self, team: str) -> bool:
         return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))

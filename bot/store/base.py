@@ -142,6 +142,11 @@ class Store(Protocol):
         Image bytes are stored once per distinct content (by their own sha256).
         """
 
+    async def job_for_key(self, idempotency_key: str, window: float | None) -> int | None:
+        """The job holding this idempotency key (within `window` seconds, when
+        given), or None: lets a repeated request be answered before it is
+        priced and checked again."""
+
     async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
         """Atomically take the next job in fair order (or that one job), or None.
 

@@ -138,6 +138,12 @@ class PostgresStore:
 
     # -- queue ----------------------------------------------------------
 
+    async def job_for_key(self, idempotency_key: str, window: float | None) -> int | None:
+        since = self._clock() - window if window is not None else float("-inf")
+        async with self._tx() as c:
+            return await _value(c, "SELECT id FROM jobs WHERE idempotency_key = %s AND created_at >= %s",
+                                (idempotency_key, since))
+
     async def submit(
         self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
         cache_ttl: float = 0,

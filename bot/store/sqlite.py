@@ -132,6 +132,13 @@ class SQLiteStore:
     ) -> Submitted | Denied:
         return await self._run(self._submit, job, inputs, admission, cache_ttl)
 
+    async def job_for_key(self, idempotency_key: str, window: float | None) -> int | None:
+        since = self._clock() - window if window is not None else float("-inf")
+        row = await self._run(lambda: self.conn.execute(
+            "SELECT id FROM jobs WHERE idempotency_key = ? AND created_at >= ?", (idempotency_key, since),
+        ).fetchone())
+        return row["id"] if row is not None else None
+
     def _submit(self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None,
                 cache_ttl: float) -> Submitted | Denied:
         now = self._clock()

@@ -176,3 +176,15 @@ async def test_every_refusal_that_says_nothing_was_charged_left_the_ledger_alone
                                             RefusalReason.TEAM_NOT_ALLOWED, RefusalReason.BUDGET_EXHAUSTED,
                                             RefusalReason.QUOTA_EXCEEDED]
     assert {r["job_id"] for r in before} == {1, 2}  # only the two accepted jobs ever touched the ledger
+
+
+async def test_a_repeated_request_gets_its_first_job_back_even_when_another_would_not_fit(store, clock):
+    service = service_for(store, clock, confirm_above_usd=None, soft_threshold="1.0")
+    await service.set_budget(MOD, "0.20", "day", soft_threshold=1.0)
+    first = await service.submit(request(idempotency_key="slack:press:M1:reroll:U1", idempotency_window=10))
+    again = await service.submit(request(idempotency_key="slack:press:M1:reroll:U1", idempotency_window=10))
+    assert isinstance(again, Accepted) and again.duplicate and again.job_id == first.job_id
+    assert again.estimate_usd == first.estimate_usd  # what is held for it
+    clock.advance(11)  # a press after the window is a new request, and this one does not fit
+    later = await service.submit(request(idempotency_key="slack:press:M1:reroll:U1", idempotency_window=10))
+    assert isinstance(later, Refused) and later.reason is RefusalReason.BUDGET_EXHAUSTED
