@@ -98,7 +98,10 @@ class CallWatch:
         """A one-off alert (not an episode), sent before returning: once per `key`."""
         log.warning("alert: %s", text)
         if self._platforms:
-            await self._send(key, text)
+            try:
+                await self._send(key, text)
+            except Exception:  # an alert is never worth failing the work that raised it
+                log.exception("alert %s not queued", key)
 
     def _raise(self, key: str, text: str) -> None:
         log.warning("alert: %s", text)

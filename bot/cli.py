@@ -27,7 +27,7 @@ from policies.spend import Period, Scope, period_start
 from bot.money import to_micros, usd
 from bot.reports import render_ledger
 from bot.store.base import Store, StoreUnavailable
-from bot.service import Caller, confirmed
+from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.types import (
     Delivery, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation, RefusalReason, Refused,
 )
@@ -111,7 +111,7 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
         runtime.dispatcher.add(notifier)
         out = Path(args.out or time.strftime("imagine-%Y%m%d-%H%M%S.png"))
         request = ImagineRequest(
-            team="cli", channel="cli", user=getpass.getuser(), platform="cli", prompt=args.prompt,
+            team="cli", channel="cli", user=getpass.getuser(), platform=CLI_PLATFORM, prompt=args.prompt,
             aspect_ratio=args.ar, size=args.size, model=args.model, images=tuple(inputs),
             delivery={"out": str(out.resolve())},
         )

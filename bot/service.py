@@ -40,6 +40,10 @@ NOT_ON_ALLOW_LIST = ("This bot isn't enabled for this workspace or server. Ask t
 NO_BUDGET_YET = ("Your team has no budget yet, and this bot needs one before it makes images. A moderator "
                  "(an admin, or someone with Manage Server on Discord) can set one with "
                  "`/imagine-budget set <usd> month`. Nothing was charged.")
+NO_BUDGET_YET_CLI = ("Team {team} has no budget yet, and [policy] default_team_budget_usd is 0, so nothing runs "
+                     "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged.")
+# The platform of requests made from the terminal (python -m bot imagine).
+CLI_PLATFORM = "cli"
 MAX_INPUT_IMAGES = 6
 MAX_BUDGET_USD = Decimal(1_000_000)
 
@@ -119,7 +123,8 @@ class ImagineService:
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
         parent_sha256: str | None = None,
     ) -> Outcome:
-        if not self.team_allowed(req.team):
+        # The allow-list is about chat teams; whoever runs the CLI operates the bot.
+        if req.platform != CLI_PLATFORM and not self.team_allowed(req.team):
             return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
         if req.idempotency_key is not None:
             # A repeat (a retried event, a double click) gets its first job back before
@@ -129,7 +134,8 @@ class ImagineService:
                 return await self._duplicate_of(existing)
         policy = self._policies.for_team(req.team)
         if policy.default_team_budget_usd == 0 and not await self._has_own_team_budget(req.team):
-            return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET)
+            return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET_CLI.format(team=req.team)
+                           if req.platform == CLI_PLATFORM else NO_BUDGET_YET)
         try:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
         except ModerationRefusal as exc:
@@ -409,10 +415,14 @@ class ImagineService:
 
     # -- platform context -----------------------------------------------
 
-    async def attach_delivery(self, job_id: int, context: dict) -> None:
-        """Record where a job reports (its status message); an announced job may start now."""
-        await self._store.attach_delivery(job_id, context)
+    async def attach_delivery(self, job_id: int, context: dict) -> bool:
+        """Record where a job reports (its status message); an announced job may start now.
+
+        False when the job was cancelled meanwhile (its announcement came too
+        late): the adapter must not leave it showing as queued."""
+        live = await self._store.attach_delivery(job_id, context)
         self._on_submit()
+        return live
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         await self._store.remember_thread(platform, team, channel, thread_id, image_id)

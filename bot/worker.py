@@ -190,7 +190,7 @@ class Worker:
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             Charge(to_micros(cost), result.usage, "succeeded"),
         ), job)
-        await self._check_hold(job, to_micros(cost), model, outcome["route"])
+        await self._check_hold(job, to_micros(cost), model.alias, outcome["route"])
         if image_id is None:
             log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
                         "the job now", job.id)
@@ -219,26 +219,26 @@ class Worker:
                   "priced: %r; usage %s", job.id, model, route, job.spec.size, job.spec.lane.value, exc,
                   result.usage.to_json() if result.usage else None, exc_info=exc)
         self._log_call(job, result.call_seconds or 0.0, usage=result.usage, route=route)
-        if self._watch is not None:
+        error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
+        error.route = route
+        await self._failed(job, slot_id, error, retryable=False)
+        if self._watch is not None:  # after the job is ended: an alert that fails must not re-run it
             await self._watch.alert(f"unpriced:{job.id}", (
                 f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
                 f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
                 f"add the price to IMAGINE_CONFIG and settle the call by hand."))
-        error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
-        error.route = route
-        await self._failed(job, slot_id, error, retryable=False)
 
-    async def _check_hold(self, job: Job, cost_micros: int, model: ModelInfo, route: str) -> None:
+    async def _check_hold(self, job: Job, cost_micros: int, model: str, route: str) -> None:
         """A call that cost more than its job held is charged in full (that is the bill), but
         the budget checks trusted the hold, so it is counted and an operator is told.
         A hold of 0 is unknown (a store that does not report it), not an overshoot."""
         over = cost_micros - job.held_micros
         if job.held_micros <= 0 or over <= 0:
             return
-        self._metrics.overshoot(route=route, model=model.alias, usd=over / 1_000_000)
+        self._metrics.overshoot(route=route, model=model, usd=over / 1_000_000)
         remedy = (f"the [gateways.{route}] price" if route in self._catalog.gateways
-                  else f"[models.{model.alias}] text_allowance_tokens")
-        text = (f"Job {job.id} ({model.alias} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
+                  else f"[models.{model}] text_allowance_tokens")
+        text = (f"Job {job.id} ({model} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
                 f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
                 f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
                 f"If it recurs, raise {remedy} in IMAGINE_CONFIG.")
@@ -314,9 +314,6 @@ class Worker:
         elif billed is not None:
             result |= {"cost_usd": str(billed)}
             charge = Charge(to_micros(billed), usage, "failed")
-        if charge is not None:
-            await self._check_hold(job, charge.cost_micros, self._catalog.resolve(exc.model_alias or job.spec.model_alias),
-                                   exc.route or self._provider.name)
         state = await self._stored(lambda: self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=retryable, final_state=final_state, retry_at=now + delay,
@@ -324,6 +321,9 @@ class Worker:
                                  {"error_class": exc.kind, "detail": exc.detail[:500]}),
             result=result, charge=charge,
         ), job)
+        if charge is not None:  # after the charge is saved: nothing here may cost it
+            await self._check_hold(job, charge.cost_micros, exc.model_alias or job.spec.model_alias,
+                                   exc.route or self._provider.name)
         if state is None:
             log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)
         elif state is JobState.QUEUED:

@@ -376,7 +376,11 @@ class DiscordAdapter:
         status = None
         try:
             status = await post_status()
-            await self._attach(accepted, status, channel, interaction, prompt)
+            if not await self._attach(accepted, status, channel, interaction, prompt):
+                # Cancelled meanwhile (announced after its window): say so, not "Queued".
+                log.warning("discord: job %d was cancelled before its status could be recorded", accepted.job_id)
+                await _quietly(status.edit(content=render.failed(NOT_STARTED)))
+                return True
         except Exception as exc:
             log.warning("discord: job %d could not be announced (%s: %s); cancelling it",
                         accepted.job_id, type(exc).__name__, exc)
@@ -393,8 +397,9 @@ class DiscordAdapter:
                 log.exception("discord: could not post a budget alert")
         return True
 
-    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> None:
-        """Open the result thread (or use the one we are in) and record where the job reports."""
+    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> bool:
+        """Open the result thread (or use the one we are in) and record where the job reports;
+        False when the job was cancelled meanwhile."""
         own_thread = not isinstance(channel, discord.Thread)
         thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
         context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id),
@@ -403,7 +408,7 @@ class DiscordAdapter:
         if interaction is not None:
             context.update(app_id=str(interaction.application_id), token=interaction.token,
                            token_expires=time.time() + TOKEN_LIFETIME)
-        await self._service.attach_delivery(accepted.job_id, context)
+        return await self._service.attach_delivery(accepted.job_id, context)
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.delete_original_response()

@@ -296,11 +296,15 @@ class SlackAdapter:
                              respond, channel, user, thread_ts)
             return
         try:
-            await self._service.attach_delivery(accepted.job_id, {
+            live = await self._service.attach_delivery(accepted.job_id, {
                 "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
         except Exception:
             if await self._unannounced(accepted, channel, posted["ts"], prompt, user, edit):
                 raise  # the user hears SORRY, "nothing was charged", which the cancel made true
+            return
+        if not live:  # cancelled meanwhile: the announcement came after the job's window
+            log.warning("slack: job %d was cancelled before its status could be recorded", accepted.job_id)
+            await self._mark_not_started(accepted, channel, posted["ts"], prompt, user, edit)
             return
         for alert in accepted.alerts if self._alert_channel else ():
             try:
@@ -318,12 +322,17 @@ class SlackAdapter:
         if not await self._service.cancel(accepted.job_id):
             log.error("slack: job %d could not be cancelled: it is no longer queued", accepted.job_id)
             return False
+        await self._mark_not_started(accepted, channel, status_ts, prompt, user, edit)
+        return True
+
+    async def _mark_not_started(self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str,
+                                edit: bool) -> None:
+        """Not "Queued" for a job that will never run."""
         try:
             await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(
                 prompt, user, render.failed(NOT_STARTED), edit=edit))
         except Exception as exc:
             log.warning("slack: could not mark job %d's status as not started: %s", accepted.job_id, exc)
-        return True
 
     async def _tell(self, text: str, respond, channel: str | None, user: str | None, thread_ts: str | None) -> None:
         if respond is not None:

@@ -225,9 +225,11 @@ class Store(Protocol):
 
     async def get_image(self, image_id: int) -> StoredImage | None: ...
 
-    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool:
         """Merge platform context into a job's delivery (e.g. the status message
-        posted after the job was accepted)."""
+        posted after the job was accepted). False when the job is gone or was
+        cancelled (an announcement after ANNOUNCE_WINDOW): the adapter must
+        then show it as not started, not leave it "Queued"."""
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         """Point a chat thread at its latest bot image."""

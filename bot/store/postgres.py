@@ -619,15 +619,16 @@ class PostgresStore:
 
     # -- platform context -----------------------------------------------
 
-    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool:
         async with self._tx() as c:
             # An announced job waits for this before it may be leased (or is cancelled).
-            waiting = await _value(
+            state = await _value(
                 c, """UPDATE jobs SET delivery = delivery || %s, announce_by = NULL
-                      WHERE id = %s RETURNING state = 'queued'""",
+                      WHERE id = %s RETURNING state""",
                 (Jsonb(context), job_id))
-            if waiting:
+            if state == JobState.QUEUED.value:
                 await _notify(c, JOBS_CHANNEL)
+        return state is not None and state != JobState.CANCELLED.value
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         async with self._tx() as c:

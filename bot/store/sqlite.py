@@ -691,16 +691,18 @@ class SQLiteStore:
 
     # -- platform context -----------------------------------------------
 
-    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> None:
-        def attach() -> None:
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool:
+        def attach() -> bool:
             with self._write() as c:
-                row = c.execute("SELECT delivery FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                if row is not None:
-                    merged = {**json.loads(row["delivery"]), **context}
-                    # An announced job waits for this before it may be leased (or is cancelled).
-                    c.execute("UPDATE jobs SET delivery = ?, announce_by = NULL WHERE id = ?",
-                              (json.dumps(merged), job_id))
-        await self._run(attach)
+                row = c.execute("SELECT delivery, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    return False
+                merged = {**json.loads(row["delivery"]), **context}
+                # An announced job waits for this before it may be leased (or is cancelled).
+                c.execute("UPDATE jobs SET delivery = ?, announce_by = NULL WHERE id = ?",
+                          (json.dumps(merged), job_id))
+                return row["state"] != JobState.CANCELLED.value
+        return await self._run(attach)
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         def put() -> None:

@@ -294,7 +294,8 @@ async def test_an_announced_job_never_attached_is_cancelled_released_and_never_s
     assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
         ("reservation", ADMISSION.estimate_micros), ("release", ADMISSION.estimate_micros)]
     assert await store.claim_deliveries(["cli"], 10, 60) == []
-    await store.attach_delivery(submitted.job_id, {"status": "late"})  # too late: it stays cancelled
+    # Too late: it stays cancelled, and the adapter is told so (to show it as not started).
+    assert await store.attach_delivery(submitted.job_id, {"status": "late"}) is False
     assert await store.lease("w", 60) is None
     assert (await store.get_job(submitted.job_id)).state is JobState.CANCELLED
 
@@ -303,7 +304,7 @@ async def test_an_announced_job_attached_in_time_runs_even_after_the_window(stor
     submitted = await store.submit(announced(new_job()), [])
     assert await store.cancel(submitted.job_id) is True  # a failed status post can still cancel it
     second = await store.submit(announced(new_job(prompt="b")), [])
-    await store.attach_delivery(second.job_id, {"status": "1"})
+    assert await store.attach_delivery(second.job_id, {"status": "1"}) is True
     clock.advance(ANNOUNCE_WINDOW + 1)
     assert (await store.lease("w", 60)).id == second.job_id
 

@@ -337,3 +337,16 @@ async def test_budget_show_says_the_team_is_on_the_default_budget(tmp_path):
     show = await run_cli(env, tmp_path, "budget", "show", "--team", "T0123")
     assert show.code == EXIT_OK, show.stderr
     assert "default team budget $20.00/month" in show.stdout
+
+
+async def test_the_cli_is_not_held_to_the_chat_allow_list_and_says_how_to_set_its_budget(fake, tmp_path):
+    config = tmp_path / "imagine.toml"
+    config.write_text('[access]\nteams = ["T0123"]\n[policy]\ndefault_team_budget_usd = 0\n')
+    env = cli_env(fake, tmp_path) | {"IMAGINE_CONFIG": str(config)}
+    refused = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "koi.png")
+    assert refused.code == EXIT_OVER_LIMIT
+    line = assert_one_error_line(refused)
+    assert "python -m bot budget set --team cli --usd 20" in line and "allow-list" not in line
+    await run_cli(env, tmp_path, "budget", "set", "--team", "cli", "--usd", "5")
+    made = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "koi.png")
+    assert made.code == EXIT_OK, made.stderr
