@@ -53,7 +53,8 @@ def build_provider(settings: Settings) -> RoutedProvider:
     """Every configured route behind one router: Gemini first, then a gateway.
 
     Per-route limits come from `[routes.NAME]` in IMAGINE_CONFIG:
-    requests_per_minute, max_concurrency, and for a gateway its `models` map.
+    requests_per_minute and max_concurrency; a gateway's models, size names and
+    prices from the catalog's `[gateways.NAME]`.
     """
     try:
         catalog = load_catalog(settings.imagine_config)
@@ -70,14 +71,19 @@ def build_provider(settings: Settings) -> RoutedProvider:
         from bot.providers.openai_compat import OpenAICompatProvider
 
         name = settings.openai_compat_route
-        models = config.get(name, {}).get("models") or DEFAULT_GATEWAY_MODELS
+        gateway = catalog.gateways.get(name)
+        # The catalog's [gateways.NAME] models, or [routes.NAME] models (the older spelling).
+        models = gateway.models if gateway else config.get(name, {}).get("models")
+        if not models:
+            raise ConfigError(f"The gateway route '{name}' serves no models: set [gateways.{name}] models = "
+                              f"{{ pro = \"<the gateway's name for it>\" }} in IMAGINE_CONFIG.")
         if settings.openai_compat_api_key is None:
             raise ConfigError("OPENAI_COMPAT_BASE_URL is set but OPENAI_COMPAT_API_KEY is not: set the gateway's "
                               "key (any placeholder, for a gateway that needs none).")
         key = settings.openai_compat_api_key.get_secret_value()
         routes.append(Route(name, OpenAICompatProvider.create(
             name=name, base_url=settings.openai_compat_base_url, api_key=key, models=models,
-            timeout_seconds=settings.imagine_request_timeout, price=catalog.gateways.get(name)),
+            timeout_seconds=settings.imagine_request_timeout, gateway=gateway),
             serves=frozenset(models)))
     if not routes:
         raise ConfigError("No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables), "
@@ -87,10 +93,6 @@ def build_provider(settings: Settings) -> RoutedProvider:
         route.concurrency = AdaptiveConcurrency(int(limits.get("max_concurrency", 16)))
     per_minute = {name: int(v["requests_per_minute"]) for name, v in config.items() if "requests_per_minute" in v}
     return RoutedProvider(routes, catalog, LocalRateLimiter(per_minute))
-
-
-# What a gateway route serves when `[routes.NAME] models` does not say (OpenRouter's names).
-DEFAULT_GATEWAY_MODELS = {"pro": "google/gemini-3-pro-image-preview", "flash": "google/gemini-3.1-flash-image-preview"}
 
 
 @dataclass

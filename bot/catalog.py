@@ -37,9 +37,30 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class GatewayInfo:
+    """An OpenAI-compatible gateway: the models it serves under its own names,
+    its own name for each size, and its per-image price for each model."""
+
     name: str
     bills_failed_calls: bool
-    price: dict[str, Decimal]
+    # model alias -> size -> USD; ANY_MODEL's table is for models without their own.
+    prices: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # our alias -> the gateway's model name
+    sizes: dict[str, str] = field(default_factory=dict)  # our size -> the gateway's, where they differ
+
+    def table(self, alias: str) -> dict[str, Decimal]:
+        """The model's own per-size prices here ({} when it has none)."""
+        return self.prices.get(alias, self.prices.get(ANY_MODEL, {}))
+
+    def price(self, alias: str, size: str) -> Decimal | None:
+        """What one image of `alias` at `size` costs here (None: not priced)."""
+        return self.table(alias).get(normalize_size(size))
+
+    def size_name(self, size: str) -> str:
+        return self.sizes.get(normalize_size(size), size)
+
+
+# A gateway's flat `price = { "1K" = ... }` table: one price for every model it serves.
+ANY_MODEL = "*"
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,33 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
         raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
 
 
+def _gateway(name: str, raw: dict[str, Any], route: dict[str, Any]) -> GatewayInfo:
+    try:
+        return GatewayInfo(
+            name=name,
+            bills_failed_calls=bool(raw.get("bills_failed_calls", False)),
+            prices=_gateway_prices(name, raw.get("price", {})),
+            # `[routes.NAME] models` (the older spelling) replaces the map as a whole.
+            models={str(k): str(v) for k, v in (route.get("models") or raw.get("models") or {}).items()},
+            sizes={normalize_size(k): str(v) for k, v in raw.get("sizes", {}).items()},
+        )
+    except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError(f"gateway '{name}' in the catalog is malformed: {exc!r}") from exc
+
+
+def _gateway_prices(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Decimal]]:
+    """`price.<alias> = { size = USD }` per model, or a flat `price = { size = USD }` for all of them."""
+    per_model = {alias: table for alias, table in raw.items() if isinstance(table, dict)}
+    flat = {size: value for size, value in raw.items() if not isinstance(value, dict)}
+    if per_model and flat:
+        # An override of one size in a per-model table would otherwise be silently ignored.
+        raise ValueError(f"[gateways.{name}] price mixes per-model tables ({', '.join(per_model)}) with sizes "
+                         f"({', '.join(flat)}): give each model its own, e.g. "
+                         f"[gateways.{name}.price.{next(iter(per_model))}] \"1K\" = 0.067")
+    tables = per_model or ({ANY_MODEL: flat} if flat else {})
+    return {alias: {normalize_size(k): _money(v) for k, v in table.items()} for alias, table in tables.items()}
+
+
 def read_config(path: Path | None) -> dict[str, Any]:
     """The operator's IMAGINE_CONFIG file as a dict ({} when none is set)."""
     if path is None:
@@ -149,14 +197,8 @@ def load_catalog(override_path: Path | None = None) -> Catalog:
     default_model = defaults.get("model", "pro")
     if default_model not in models:
         raise ValueError(f"default model '{default_model}' is not in the catalog")
-    try:
-        gateways = {
-            name: GatewayInfo(name, bool(raw.get("bills_failed_calls", False)),
-                              {normalize_size(k): _money(v) for k, v in raw.get("price", {}).items()})
-            for name, raw in data.get("gateways", {}).items()
-        }
-    except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
-        raise ValueError(f"a gateway in the catalog is malformed: {exc!r}") from exc
+    routes = data.get("routes", {})
+    gateways = {name: _gateway(name, raw, routes.get(name, {})) for name, raw in data.get("gateways", {}).items()}
     return Catalog(
         version=str(data.get("version", "unversioned")),
         default_model=default_model,

@@ -15,9 +15,7 @@ from policies.config import PolicyBook
 
 def unpriced_paths(catalog: Catalog, policies: PolicyBook, gateway_routes: tuple[str, ...] = ()) -> list[str]:
     """Every configured way to run a model without a price, one sentence each ([] when none)."""
-    problems = [f"gateway route '{route}' has no price table: add [gateways.{route}] price = {{ \"1K\" = ... }} "
-                "to IMAGINE_CONFIG" for route in gateway_routes
-                if not (catalog.gateways.get(route) and catalog.gateways[route].price)]
+    problems = [problem for route in gateway_routes for problem in _gateway_problems(catalog, route)]
     for team, policy in policies.teams().items():
         where = f'team "{team}"' if team else "[policy]"
         for alias, chain in policy.fallback.items():
@@ -32,6 +30,25 @@ def unpriced_paths(catalog: Catalog, policies: PolicyBook, gateway_routes: tuple
     return problems
 
 
+def _gateway_problems(catalog: Catalog, route: str) -> list[str]:
+    """A configured gateway route must price every model it serves, at each of that model's sizes."""
+    gateway = catalog.gateways.get(route)
+    if gateway is None or not gateway.prices:
+        return [f"gateway route '{route}' has no price table: add [gateways.{route}.price] "
+                f"pro = {{ \"1K\" = ... }} to IMAGINE_CONFIG"]
+    problems = []
+    for alias in gateway.models:
+        try:
+            sizes = catalog.resolve(alias).sizes
+        except InvalidRequest:
+            problems.append(f"gateway route '{route}' serves '{alias}', which is not a model in the catalog")
+            continue
+        if missing := [size for size in sizes if gateway.price(alias, size) is None]:
+            problems.append(f"gateway route '{route}' has no price for {alias} at {', '.join(missing)}: add them "
+                            f"to [gateways.{route}.price] {alias} in IMAGINE_CONFIG")
+    return problems
+
+
 def _step_problems(catalog: Catalog, route: str, model: str) -> list[str]:
     try:
         info = catalog.resolve(model)
@@ -39,8 +56,8 @@ def _step_problems(catalog: Catalog, route: str, model: str) -> list[str]:
         return [f"'{model}' is not a model in the catalog"]
     if route:
         gateway = catalog.gateways.get(route)
-        if gateway is None or not gateway.price:
-            return [f"route '{route}' has no price table ([gateways.{route}] price)"]
+        if gateway is None or not any(gateway.price(info.alias, size) is not None for size in info.sizes):
+            return [f"route '{route}' has no price for {info.alias} ([gateways.{route}.price] {info.alias})"]
         return []
     if not info.price:
         return [f"'{info.alias}' ({info.model_id}) has no price; set [models.{info.alias}.price] or drop it"]

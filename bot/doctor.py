@@ -41,7 +41,9 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
             gateway_model = getattr(route.provider, "gateway_model", None)
             name = gateway_model(model.alias) if gateway_model else model.model_id
             seen = "available" if name in listed else ("not listed" if listed else "unknown")
-            prices = ", ".join(f"{size} ${price}" for size, price in model.price.items()) or "NO PRICE (refused)"
+            table = runtime.catalog.gateways[route.name].table(model.alias) \
+                if route.name in runtime.catalog.gateways else model.price
+            prices = ", ".join(f"{size} ${price}" for size, price in table.items()) or "NO PRICE (refused)"
             out(f"  {model.alias:<7} -> {name} ({seen}); {prices}; batch x{model.batch_discount}")
         out(f"  limits: {router.requests_per_minute(route.name) or 'no'} requests/minute; up to {route.concurrency.maximum} calls at once "
             f"(halved on a 429, now {route.concurrency.limit})")
@@ -51,11 +53,14 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
         out(f"  failed calls: {billed}")
     for name, gateway in runtime.catalog.gateways.items():
         if router is None or name not in router.routes:
-            prices = ", ".join(f"{size} ${price}" for size, price in gateway.price.items())
-            out(f"gateway   {name} (not configured): {prices}")
+            prices = "; ".join(f"{alias} " + ", ".join(f"{size} ${price}" for size, price in
+                                                       gateway.table(alias).items())
+                               for alias in gateway.models)
+            out(f"gateway   {name} (not configured): {prices or 'no models'}")
 
     errors = await runtime.store.error_counts(time.time() - 24 * 3600)
     out("errors    last 24 h: " + (", ".join(f"{k} {v}" for k, v in errors.items()) or "none"))
     for kind in errors:
         out(f"  {kind}: {error_class(kind).operator_fix}")
     return healthy
+

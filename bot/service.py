@@ -252,7 +252,7 @@ class ImagineService:
                 check_channel(policy, req.channel, info.alias, size)
                 if route:
                     gateway = self._catalog.gateways.get(route)
-                    if gateway is None or size not in gateway.price:
+                    if gateway is None or gateway.price(info.alias, size) is None:
                         continue
                 else:
                     pricing.image_price(info, size, Lane.STANDARD)
@@ -298,12 +298,23 @@ class ImagineService:
             except InvalidRequest:
                 if alias == spec.model_alias:
                     raise  # the model asked for must be priced; _usable_fallbacks kept only priced ones
-        for route in self._gateway_routes if spec.lane is Lane.STANDARD else ():
-            # A configured gateway may serve the request at its own per-image price.
-            gateway = self._catalog.gateways.get(route)
-            if gateway is not None and spec.size in gateway.price:
-                prices.append(gateway.price[spec.size])
+        prices += self._gateway_prices(spec)
         return max(prices)
+
+    def _gateway_prices(self, spec: GenerationSpec) -> list[Decimal]:
+        """What each model in the chain costs on a configured gateway that may serve it, at
+        that model's own gateway price (a Flash image is never held at Pro's)."""
+        if spec.lane is not Lane.STANDARD:
+            return []  # the Batch lane is Gemini's alone
+        prices = []
+        for entry in (spec.model_alias, *spec.fallbacks):
+            route, _, alias = entry.rpartition(":")
+            for name in (route,) if route else self._gateway_routes:
+                gateway = self._catalog.gateways.get(name)
+                price = gateway.price(self._catalog.resolve(alias).alias, spec.size) if gateway else None
+                if price is not None:
+                    prices.append(price)
+        return prices
 
     def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
                  attachments: int, why: str) -> NeedsConfirmation:

@@ -236,8 +236,8 @@ class Worker:
         if job.held_micros <= 0 or over <= 0:
             return
         self._metrics.overshoot(route=route, model=model, usd=over / 1_000_000)
-        remedy = (f"the [gateways.{route}] price" if route in self._catalog.gateways
-                  else f"[models.{model}] text_allowance_tokens")
+        remedy = (f"{model}'s \"{job.spec.size}\" price in [gateways.{route}.price]"
+                  if route in self._catalog.gateways else f"[models.{model}] text_allowance_tokens")
         text = (f"Job {job.id} ({model} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
                 f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
                 f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
@@ -301,7 +301,7 @@ class Worker:
             charge = Charge(to_micros(exc.cost_usd), exc.usage, "blocked")
         elif gateway is not None and billed is None:
             # A gateway's own rule: failed calls are billed at its per-image price, or not at all.
-            price = gateway.price.get(job.spec.size)
+            price = gateway.price(exc.model_alias or job.spec.model_alias, job.spec.size)
             if gateway.bills_failed_calls and price is not None:
                 result |= {"cost_usd": str(price)}
                 charge = Charge(to_micros(price), getattr(exc, "usage", None), exc.kind)

@@ -42,16 +42,17 @@ _MAX_DETAIL = 500
 
 class OpenAICompatProvider:
     def __init__(self, *, name: str, client: openai.AsyncOpenAI, models: dict[str, str],
-                 timeout_seconds: float, price: GatewayInfo | None = None) -> None:
+                 timeout_seconds: float, gateway: GatewayInfo | None = None) -> None:
         self.name = name
         self._client = client
         self._models = dict(models)
         self._timeout = timeout_seconds
-        self._price = price
+        # The catalog's data for this gateway: its size names and per-model prices.
+        self._gateway = gateway
 
     @classmethod
     def create(cls, *, name: str, base_url: str, api_key: str, models: dict[str, str],
-               timeout_seconds: float, price: GatewayInfo | None = None) -> OpenAICompatProvider:
+               timeout_seconds: float, gateway: GatewayInfo | None = None) -> OpenAICompatProvider:
         client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -65,7 +66,7 @@ class OpenAICompatProvider:
         # headers; they belong to OpenAI, not to this gateway.
         client.organization = None
         client.project = None
-        return cls(name=name, client=client, models=models, timeout_seconds=timeout_seconds, price=price)
+        return cls(name=name, client=client, models=models, timeout_seconds=timeout_seconds, gateway=gateway)
 
     def gateway_model(self, alias: str) -> str:
         """The gateway's name for one of our model aliases, or BadRequestError."""
@@ -86,7 +87,7 @@ class OpenAICompatProvider:
         content.append({"type": "text", "text": spec.prompt})
         image_config = {"aspect_ratio": spec.aspect_ratio}
         if spec.send_image_size:
-            image_config["image_size"] = spec.size
+            image_config["image_size"] = self._gateway.size_name(spec.size) if self._gateway else spec.size
         try:
             # The SDK's timeout covers one HTTP read; this one the whole call.
             completion = await asyncio.wait_for(
@@ -102,7 +103,7 @@ class OpenAICompatProvider:
         except _NETWORK_ERRORS as exc:
             raise OverloadedError(f"network error or timeout talking to {self.name}: {_describe(exc)}") from exc
         try:
-            return parse_completion(completion, spec, self._price)
+            return parse_completion(completion, spec, self._gateway)
         except ProviderError as exc:
             raise self._scrubbed(exc)
 
@@ -128,7 +129,7 @@ class OpenAICompatProvider:
 
 # --- responses -----------------------------------------------------------------------------------
 
-def parse_completion(completion: Any, spec: GenerationSpec, price: GatewayInfo | None = None) -> GenerationResult:
+def parse_completion(completion: Any, spec: GenerationSpec, gateway: GatewayInfo | None = None) -> GenerationResult:
     """The final image of a chat completion, or the ProviderError it amounts to."""
     if not isinstance(completion, openai.BaseModel):
         # The SDK hands back a str when a 200 is not JSON (a proxy's HTML page...).
@@ -169,7 +170,7 @@ def parse_completion(completion: Any, spec: GenerationSpec, price: GatewayInfo |
         text=text,
         response_id=getattr(completion, "id", None),
         cost_usd=cost if (cost := _reported_cost(getattr(completion, "usage", None))) is not None
-        else _table_price(price, spec),
+        else _table_price(gateway, spec),
     )
 
 
@@ -262,8 +263,9 @@ def _reported_cost(usage: Any) -> Decimal | None:
     return value if value.is_finite() and value >= 0 else None
 
 
-def _table_price(price: GatewayInfo | None, spec: GenerationSpec) -> Decimal | None:
-    return price.price.get(spec.size.upper()) if price is not None else None
+def _table_price(gateway: GatewayInfo | None, spec: GenerationSpec) -> Decimal | None:
+    """The gateway's own price for this model at this size (never another model's)."""
+    return gateway.price(spec.model_alias, spec.size) if gateway is not None else None
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from tests.fakes import loopback
-from tests.fakes.gemini_server import ASPECTS, SIZES
+from tests.fakes.gemini_server import ASPECTS
+
+# OpenRouter's image_config.image_size values and their scale from 1K: the smallest is
+# "0.5K" (Google's own API calls it "512", which OpenRouter refuses).
+SIZES = {"0.5K": 0.5, "1K": 1, "2K": 2, "4K": 4}
 
 # What GET /v1/models lists; chat requests for other models get OpenRouter's 400.
 MODELS = ("google/gemini-3-pro-image-preview", "google/gemini-3.1-flash-image-preview",
@@ -259,7 +263,7 @@ class FakeGateway(loopback.LoopbackServer):
         elif config.get("aspect_ratio") is not None and config["aspect_ratio"] not in ASPECTS:
             msg = f"Invalid aspect_ratio: {config['aspect_ratio']}"
         elif config.get("image_size") is not None and config["image_size"] not in SIZES:
-            msg = f"Invalid image_size: {config['image_size']}"
+            msg = f"Invalid image_size: {config['image_size']}. Expected one of: {', '.join(SIZES)}"
         else:
             return None
         return self._json(error_body(400, msg), 400, request_id=request_id)

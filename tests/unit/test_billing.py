@@ -188,7 +188,7 @@ async def test_a_gateway_charge_above_the_hold_is_charged_counted_and_alerted(st
     count, usd = overshoots(metrics, "openrouter", "pro")
     assert count == 1 and usd == pytest.approx(0.5 - job.held_micros / 1e6)
     [text] = await alerts(store)
-    assert "via openrouter" in text and "$0.500000" in text and "[gateways.openrouter] price" in text
+    assert "via openrouter" in text and "$0.500000" in text and "pro's \"1K\" price in [gateways.openrouter.price]" in text
 
 
 # --- one call, one bill -------------------------------------------------------------------------

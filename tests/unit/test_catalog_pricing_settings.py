@@ -82,12 +82,33 @@ def test_environment_wins_over_dotenv(monkeypatch, tmp_path):
 def test_gateway_prices_and_failed_call_rule_are_data(tmp_path):
     config = tmp_path / "gw.toml"
     config.write_text('[gateways.openrouter]\nbills_failed_calls = true\n'
-                      '[gateways.acme]\nprice = { "1k" = 0.05 }\n')
+                      '[gateways.openrouter.price.flash]\n"1K" = 0.07\n'
+                      '[gateways.acme]\nprice = { "1k" = 0.05 }\nmodels = { pro = "acme/pro" }\n')
     catalog = load_catalog(config)
-    assert catalog.gateways["openrouter"].bills_failed_calls is True
-    assert catalog.gateways["openrouter"].price["4K"] == Decimal("0.24")  # default kept
-    assert catalog.gateways["acme"].price == {"1K": Decimal("0.05")}
+    openrouter = catalog.gateways["openrouter"]
+    assert openrouter.bills_failed_calls is True
+    assert openrouter.price("pro", "4K") == Decimal("0.24")  # default kept
+    assert openrouter.price("flash", "1K") == Decimal("0.07")  # one size of one model overridden
+    assert openrouter.price("flash", "2K") == Decimal("0.101")
+    assert openrouter.models["flash"] == "google/gemini-3.1-flash-image-preview"
+    # A flat table prices every model the gateway serves alike.
+    assert catalog.gateways["acme"].price("pro", "1K") == Decimal("0.05")
+    assert catalog.gateways["acme"].models == {"pro": "acme/pro"}
     assert catalog.gateways["acme"].bills_failed_calls is False
+
+
+def test_each_model_has_its_own_gateway_price_and_openrouters_size_names(tmp_path):
+    openrouter = load_catalog().gateways["openrouter"]
+    assert openrouter.price("flash", "1K") == Decimal("0.067") != openrouter.price("pro", "1K")
+    assert openrouter.price("pro", "512") is None  # Pro makes no 512 image
+    assert openrouter.size_name("512") == "0.5K" and openrouter.size_name("2K") == "2K"
+
+
+def test_a_flat_gateway_price_over_per_model_tables_is_refused_not_ignored(tmp_path):
+    config = tmp_path / "gw.toml"
+    config.write_text('[gateways.openrouter]\nprice = { "1K" = 0.2 }\n')
+    with pytest.raises(ValueError, match=r"gateways.openrouter.*per-model"):
+        load_catalog(config)
 
 
 def test_the_database_url_is_logged_without_its_password_or_query():

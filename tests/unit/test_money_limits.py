@@ -188,3 +188,14 @@ async def test_a_repeated_request_gets_its_first_job_back_even_when_another_woul
     clock.advance(11)  # a press after the window is a new request, and this one does not fit
     later = await service.submit(request(idempotency_key="slack:press:M1:reroll:U1", idempotency_window=10))
     assert isinstance(later, Refused) and later.reason is RefusalReason.BUDGET_EXHAUSTED
+
+
+def test_a_gateway_serving_a_model_it_has_no_price_for_is_named_at_load(tmp_path):
+    config = tmp_path / "gw.toml"
+    config.write_text('[gateways.acme]\nmodels = { pro = "acme/pro", flash = "acme/flash" }\n'
+                      '[gateways.acme.price]\npro = { "1K" = 0.1, "2K" = 0.1, "4K" = 0.2 }\n'
+                      'flash = { "1K" = 0.05 }\n')
+    problems = unpriced_paths(load_catalog(config), PolicyBook(), gateway_routes=("acme",))
+    assert problems == ["gateway route 'acme' has no price for flash at 512, 2K, 4K: add them to "
+                        "[gateways.acme.price] flash in IMAGINE_CONFIG"]
+    assert unpriced_paths(load_catalog(), PolicyBook(), gateway_routes=("openrouter",)) == []

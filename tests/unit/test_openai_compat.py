@@ -27,8 +27,8 @@ KEY = "gw-key"
 PRO = "google/gemini-3-pro-image-preview"
 FLASH = "google/gemini-3.1-flash-image-preview"
 MODELS = {"pro": PRO, "flash": FLASH}
-PRICE = GatewayInfo("openrouter", False, {"1K": Decimal("0.134"), "2K": Decimal("0.134"),
-                                          "4K": Decimal("0.24")})
+PRICE = GatewayInfo("openrouter", False, {"pro": {"1K": Decimal("0.134"), "2K": Decimal("0.134"),
+                                                  "4K": Decimal("0.24")}})
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ async def fake():
 
 def make(fake, *, key=KEY, timeout=10.0, price=PRICE, models=MODELS, base_url=None):
     return OpenAICompatProvider.create(name="openrouter", base_url=base_url or fake.url, api_key=key,
-                                       models=models, timeout_seconds=timeout, price=price)
+                                       models=models, timeout_seconds=timeout, gateway=price)
 
 
 @pytest.fixture
@@ -417,3 +417,82 @@ async def test_a_blocked_answer_keeps_the_cost_the_gateway_reported():
         await provider.close()
     assert caught.value.reason == "CONTENT_FILTER"
     assert caught.value.cost_usd is not None and caught.value.cost_usd >= 0
+
+
+# --- OpenRouter's own names and prices -----------------------------------------------------------
+
+async def test_the_smallest_size_goes_out_as_openrouters_half_k(fake):
+    from bot.catalog import load_catalog
+
+    provider = make(fake, price=load_catalog().gateways["openrouter"])
+    try:
+        await provider.generate(spec("a wren", model_alias="flash", model_id="gemini-3.1-flash-image",
+                                     size="512"), [])
+    finally:
+        await provider.close()
+    [sent] = fake.requests
+    assert sent.model == FLASH and sent.image_config["image_size"] == "0.5K"
+
+
+async def test_the_fake_refuses_512_as_openrouter_does(fake):
+    import aiohttp
+
+    body = {"model": FLASH, "modalities": ["image", "text"], "image_config": {"image_size": "512"},
+            "messages": [{"role": "user", "content": "a wren"}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{fake.url}/chat/completions", json=body,
+                                headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            status, answer = resp.status, await resp.json()
+    assert status == 400
+    assert answer["error"]["code"] == 400 and "image_size" in answer["error"]["message"]
+
+
+async def test_a_flash_request_through_the_gateway_is_held_and_charged_at_flashs_gateway_price(fake, store, clock):
+    from bot.bootstrap import build_provider
+    from bot.catalog import load_catalog
+    from bot.service import ImagineService
+    from bot.settings import Settings
+    from bot.types import Accepted, ImagineRequest
+    from bot.worker import Worker
+
+    catalog = load_catalog()
+    routed = build_provider(Settings(_env_file=None, openai_compat_base_url=fake.url, openai_compat_api_key=KEY))
+    service = ImagineService(store, catalog, gateway_routes=("openrouter",), clock=clock)
+    accepted = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
+                                                   prompt="a wren", model="flash", size="1K"))
+    assert isinstance(accepted, Accepted), accepted
+    assert accepted.estimate_usd < Decimal("0.134")  # not held at Pro's gateway price
+    fake.script(ok(cost=None))  # the gateway reports no cost: its price table settles it
+    try:
+        job = await store.lease("w/0", 60)
+        await Worker(store, routed, catalog, clock=clock).process(job, "w/0")
+    finally:
+        await routed.close()
+    assert fake.requests[0].model == FLASH
+    settled = [r["cost_micros"] for r in await store.ledger() if r["entry"] == "settlement"]
+    assert settled == [67000]  # Flash's 1K price, not Pro's $0.134
+
+
+async def test_a_failed_flash_call_on_a_gateway_that_bills_failures_is_charged_flashs_price(fake, store, clock, tmp_path):
+    from bot.catalog import load_catalog
+    from bot.providers.router import Route, RoutedProvider
+    from bot.service import ImagineService
+    from bot.types import ImagineRequest
+    from bot.worker import Worker
+
+    config = tmp_path / "gw.toml"
+    config.write_text("[gateways.openrouter]\nbills_failed_calls = true\n")
+    catalog = load_catalog(config)
+    gateway = catalog.gateways["openrouter"]
+    provider = make(fake, price=gateway, models=gateway.models)
+    routed = RoutedProvider([Route("openrouter", provider, serves=frozenset(gateway.models))], catalog)
+    service = ImagineService(store, catalog, gateway_routes=("openrouter",), clock=clock)
+    await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
+                                        prompt="a wren", model="flash", size="2K"))
+    fake.script(error(400, message="Provider returned error"))
+    try:
+        await Worker(store, routed, catalog, clock=clock).process(await store.lease("w/0", 60), "w/0")
+    finally:
+        await routed.close()
+    settled = [r["cost_micros"] for r in await store.ledger() if r["entry"] == "settlement"]
+    assert settled == [101000]  # Flash's 2K gateway price, not Pro's $0.134

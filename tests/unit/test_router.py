@@ -115,7 +115,7 @@ async def test_gemini_overloaded_falls_back_to_the_gateway_route(fake):
         gemini = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
         openrouter = OpenAICompatProvider.create(
             name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
-            models={"pro": "google/gemini-3-pro-image-preview"}, price=catalog.gateways["openrouter"])
+            models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"])
         routed = RoutedProvider([Route("gemini", gemini), Route("openrouter", openrouter, serves=frozenset({"pro"}))],
                                 catalog)
         fake.script(error(503))
