@@ -1,7 +1,8 @@
 """The relaxed lane (`--relax`): jobs go to Gemini's Batch API at half price.
 
 Two loops. `send` gathers the relaxed jobs waiting in the queue into batches
-(one model per batch, the requests inlined) every `window` seconds; `poll`
+(one model per batch, the requests inlined, at most `max_jobs` of them and
+under Google's inline size limit) every `window` seconds; `poll`
 asks Google about the batches that are due and finishes their jobs through
 the worker's usual outcome path, so pricing (at the batch rate), the ledger
 and delivery are the same as for any job. Both loops are safe in several
@@ -16,6 +17,11 @@ Google by its display name and either adopts it or puts its jobs back in
 the queue. A sender slower than that finds its batch given back and cancels
 what it created. So a job is not sent twice, and never billed unrecorded.
 A batch still out after `max_age` is cancelled and its holds released.
+
+Google refuses a whole batch with a 400 when one of its requests is invalid,
+without saying which: the sender then halves the batch (nothing was created
+or billed) and sends each half as its own, until the refused request is
+alone; it fails with its own error, and the others go out.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.providers.base import BatchItem, BatchProvider, BatchStatus
-from bot.providers.errors import BatchNotDone, OverloadedError, ProviderError
-from bot.store.base import Batch, Store, StoreUnavailable
+from bot.providers.errors import BadRequestError, BatchNotDone, OverloadedError, ProviderError, TooBigForBatch
+from bot.store.base import BATCH_INLINE_BYTES, Batch, Store, StoreUnavailable, inline_request_bytes
 from bot.types import GenerationResult, Job
 from bot.worker import Worker
 
@@ -41,13 +47,15 @@ class BatchRunner:
     def __init__(
         self, store: Store, provider: BatchProvider, worker: Worker, *, window: float = 60.0,
         max_jobs: int = 100, poll_interval: float = 60.0, stale_after: float = 900.0,
-        max_age: float = 72 * 3600.0, clock: Callable[[], float] = time.time,
+        max_age: float = 72 * 3600.0, max_bytes: int = BATCH_INLINE_BYTES, clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._provider = provider
         self._worker = worker  # records each job's outcome exactly as for the interactive lane
         self._window = window
         self._max_jobs = max_jobs
+        # Google's inline limit for one batch's requests: batches are cut by bytes as well as count.
+        self._max_bytes = max_bytes
         self._poll = poll_interval
         # Longer than any create call can take: a batch still `creating` after this lost its process.
         self._stale_after = stale_after
@@ -75,44 +83,73 @@ class BatchRunner:
     async def send(self) -> int:
         """Send the relaxed jobs waiting now, one batch per model; returns how many batches went out."""
         sent = 0
-        while (batch := await self._store.open_batch(self._max_jobs)) is not None:
-            if not await self._create(batch):
+        while (batch := await self._store.open_batch(self._max_jobs, self._max_bytes)) is not None:
+            created = await self._create(batch)
+            if created is None:
                 break  # Google refused the batch; its jobs wait for their retry time
-            sent += 1
+            sent += created
         return sent
 
-    async def _create(self, batch: Batch) -> bool:
-        items, sent = [], []
+    async def _create(self, batch: Batch) -> int | None:
+        """Send one opened batch; the number of batches Google created for it, None when it refused."""
+        pending = []
         for job in batch.jobs:
             try:
                 inputs = await self._worker.inputs(job)
             except ProviderError as exc:  # e.g. the image to edit is gone: this job alone fails
                 await self._worker.finish(job, batch.worker_id, exc, 0.0)
                 continue
-            items.append(BatchItem(job.spec, inputs))
-            sent.append(job)
-        if not items:
+            size = inline_request_bytes(sum(len(i.data) for i in inputs), len(inputs), job.spec.prompt)
+            if size > self._max_bytes:  # queued before submit refused such requests: it can never go inline
+                await self._worker.finish(job, batch.worker_id, TooBigForBatch(
+                    f"{size / 1_048_576:.1f} MB inline, over the {self._max_bytes / 1_048_576:.0f} MB "
+                    f"a batch takes"), 0.0)
+                continue
+            pending.append((job, BatchItem(job.spec, inputs)))
+        if not pending:
             await self._store.close_batch(batch.id, "empty")
-            return True
-        await self._store.batch_sending(batch.id, [job.id for job in sent])
+            return 0
+        return await self._submit(batch, pending)
+
+    async def _submit(self, batch: Batch, pending: Sequence[tuple[Job, BatchItem]]) -> int | None:
+        await self._store.batch_sending(batch.id, [job.id for job, _ in pending])
         try:
-            name = await self._provider.submit_batch(batch.model_id, items, display_name(batch))
+            name = await self._provider.submit_batch(batch.model_id, [item for _, item in pending],
+                                                     display_name(batch))
         except OverloadedError as exc:
             # No answer is not a no: Google may have created it. Recovery looks it up by name.
             log.warning("batch %d: no clear answer creating it (%s); it is looked up at Google after %.0f s",
                         batch.id, exc, self._stale_after)
-            return False
+            return None
+        except BadRequestError as exc:
+            if len(pending) == 1:  # the request Google refuses, alone: it fails with its own error
+                log.warning("batch %d: Gemini refused job %d: %s", batch.id, pending[0][0].id, exc)
+                await self._give_back(batch, exc, [pending[0][0]])
+                return 0
+            return await self._split(batch, pending, exc)
         except ProviderError as exc:
-            log.warning("batch %d: Gemini refused %d jobs: %s", batch.id, len(items), exc)
-            await self._give_back(batch, exc, sent)
-            return False
+            log.warning("batch %d: Gemini refused %d jobs: %s", batch.id, len(pending), exc)
+            await self._give_back(batch, exc, [job for job, _ in pending])
+            return None
         if not await self._store.batch_submitted(batch.id, name, self._clock() + self._poll):
             log.error("batch %d: recovery gave its jobs back while it was being created; cancelling %s",
                       batch.id, name)
             await self._provider.cancel_batch(name)
-            return False
-        log.info("batch %d: sent %d %s jobs as %s", batch.id, len(items), batch.model_id, name)
-        return True
+            return None
+        log.info("batch %d: sent %d %s jobs as %s", batch.id, len(pending), batch.model_id, name)
+        return 1
+
+    async def _split(self, batch: Batch, pending: Sequence[tuple[Job, BatchItem]], exc: ProviderError) -> int | None:
+        """A 400 for the whole batch names no request, and nothing was created or billed: send
+        each half as its own batch, so the request Google refuses ends up failing alone."""
+        half = len(pending) // 2
+        log.warning("batch %d: Gemini refused its %d requests (%s); sending them as two batches",
+                    batch.id, len(pending), exc)
+        other = await self._store.split_batch(batch.id, [job.id for job, _ in pending[half:]])
+        items = {job.id: item for job, item in pending[half:]}
+        first = await self._submit(batch, pending[:half])
+        second = await self._submit(other, [(job, items[job.id]) for job in other.jobs])
+        return None if first is None or second is None else first + second
 
     async def _give_back(self, batch: Batch, exc: ProviderError, jobs: Sequence[Job]) -> None:
         """The batch was never created: its jobs retry (or fail) like any failed call, uncharged."""

@@ -22,7 +22,7 @@ from bot import images, pricing
 from bot.catalog import Catalog
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
-from bot.store.base import Admission, Denied, Store, StoreUnavailable
+from bot.store.base import BATCH_INLINE_BYTES, Admission, Denied, Store, StoreUnavailable, inline_request_bytes
 from bot.types import (
     Accepted, CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage,
     InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,
@@ -106,7 +106,7 @@ class ImagineService:
                 model=req.model or parent_job.spec.model_alias,
                 aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
                 size=req.size or parent_job.spec.size,
-                parent_image_id=parent.id, parent_sha256=parent.sha256,
+                parent_image_id=parent.id, parent_sha256=parent.sha256, parent_bytes=len(parent.data),
             )
         return await self._guarded(edit())
 
@@ -121,7 +121,7 @@ class ImagineService:
     async def _enqueue(
         self, req: ImagineRequest | EditRequest, *, kind: str, prompt: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
-        parent_sha256: str | None = None,
+        parent_sha256: str | None = None, parent_bytes: int = 0,
     ) -> Outcome:
         # The allow-list is about chat teams; whoever runs the CLI operates the bot.
         if req.platform != CLI_PLATFORM and not self.team_allowed(req.team):
@@ -145,6 +145,8 @@ class ImagineService:
         try:
             inputs = check_images(req.images)
             spec = self._spec(req, text, model, aspect_ratio, size, parent_image_id, len(inputs))
+            if spec.lane is Lane.BATCH:
+                check_fits_a_batch(spec, inputs, parent_bytes)
             check_channel(policy, req.channel, spec.model_alias, spec.size)
             estimate = self._estimate(spec, len(inputs))
         except NotAllowedHere as exc:
@@ -536,6 +538,18 @@ def cache_key(spec: GenerationSpec, inputs: list[CheckedImage], parent_sha256: s
     parts = [spec.model_id, spec.size, spec.aspect_ratio, spec.lane.value, spec.prompt,
              parent_sha256 or "", *(image.sha256 for image in inputs)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def check_fits_a_batch(spec: GenerationSpec, inputs: Sequence[CheckedImage], parent_bytes: int) -> None:
+    """A relaxed request must fit in a batch Google takes inline (about 20 MB, images
+    base64-encoded): one that never could is refused now, not failed hours later."""
+    images = len(inputs) + (spec.parent_image_id is not None)
+    size = inline_request_bytes(sum(len(i.data) for i in inputs) + parent_bytes, images, spec.prompt)
+    if size > BATCH_INLINE_BYTES:
+        raise InvalidRequest(
+            f"This request is too big for the relaxed lane: its images come to {size / 1_048_576:.1f} MB once "
+            f"encoded, and a batch takes at most {BATCH_INLINE_BYTES / 1_048_576:.0f} MB. "
+            f"Run it without --relax (or send smaller images).")
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:

@@ -117,6 +117,16 @@ class BatchNotDone(ProviderError):
     operator_fix = "Batches expire after 48 h when Google's batch capacity is short; check the batch in AI Studio."
 
 
+class TooBigForBatch(BadRequestError):
+    """A relaxed job whose images are too big for any batch Google takes inline."""
+
+    kind = "too_big_for_batch"
+    user_message = ("This request's images are too big for the relaxed lane, so it was not run and nothing "
+                    "was charged. Run it again without --relax.")
+    operator_fix = ("Google takes at most about 20 MB of inlined requests per batch; new relaxed requests "
+                    "that big are refused at submit, so this one was queued before that check.")
+
+
 class BudgetUsedUp(ProviderError):
     """Not raised: the class a job gets when billed attempts used up its budget before a retry."""
 
@@ -168,8 +178,8 @@ class WorkerLost(ProviderError):
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, BudgetUsedUp, WorkerLost,
-                UnpricedCall, LaneUnavailable, NotAnnounced)
+                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, TooBigForBatch, BudgetUsedUp,
+                WorkerLost, UnpricedCall, LaneUnavailable, NotAnnounced)
 }
 
 

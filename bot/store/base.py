@@ -7,6 +7,8 @@ same contract tests.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,6 +115,38 @@ def batch_worker(batch_id: int) -> str:
     return f"batch:{batch_id}"
 
 
+# Google takes a batch's requests inline only while they stay "under 20MB" in all
+# (ai.google.dev/gemini-api/docs/batch-api, checked 2026-11-30; past it the create
+# call is a 400). Batches are cut at 19 MiB of `inline_request_bytes`, a margin
+# for the batch's own JSON.
+BATCH_INLINE_BYTES = 19 * 1024 * 1024
+# The JSON around one request (contents, parts, generationConfig, keys) and around
+# each of its images (inlineData, mimeType): more than the SDK writes, never less.
+_REQUEST_FRAME = 2048
+_IMAGE_FRAME = 256
+
+
+def inline_request_bytes(image_bytes: int, images: int, prompt: str | None) -> int:
+    """What one request weighs inlined in a batch, slightly over: its `images`
+    (`image_bytes` in all, the image an edit changes included) base64-encoded, 4
+    bytes per 3 plus padding, and its prompt as JSON escapes it."""
+    encoded = 4 * -(-image_bytes // 3) + images * (4 + _IMAGE_FRAME)
+    return _REQUEST_FRAME + len(json.dumps(prompt)) + encoded
+
+
+def fitting(candidates: Iterable[tuple[int, int]], max_bytes: int) -> list[int]:
+    """The ids of the leading (job id, request bytes) pairs that fit in `max_bytes`
+    together; the first always, so a request too big even alone goes in a batch of
+    its own (the sender refuses it there) and never holds up the queue."""
+    taken, total = [], 0
+    for job_id, size in candidates:
+        if taken and total + size > max_bytes:
+            break
+        taken.append(job_id)
+        total += size
+    return taken
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -161,9 +195,15 @@ class Store(Protocol):
     async def wait_for_deliveries(self, timeout: float) -> None:
         """The same, for outbox rows."""
 
-    async def open_batch(self, limit: int) -> Batch | None:
+    async def open_batch(self, limit: int, max_bytes: int = BATCH_INLINE_BYTES) -> Batch | None:
         """Take up to `limit` queued relaxed jobs for one model (the one waiting
-        longest) into a new batch in state `creating`, or None if none wait."""
+        longest), in order while their requests fit `max_bytes` inline together
+        (`inline_request_bytes` of their input images, the edited image included),
+        into a new batch in state `creating`, or None if none wait."""
+
+    async def split_batch(self, batch_id: int, job_ids: list[int]) -> Batch:
+        """Move these jobs of a `creating` batch (one the provider refused) into a
+        new `creating` batch, to be sent on their own."""
 
     async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
         """Record the order the batch's requests are about to be sent in (the

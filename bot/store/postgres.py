@@ -43,9 +43,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
-    ANNOUNCE_WINDOW, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, QUOTA_COUNTS,
-    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, admission_denial, after_failure,
-    batch_worker, final_delivery_key, held_default_budget, over_budget, with_default_team_budget,
+    ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
+    NOT_ANNOUNCED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
+    inline_request_bytes, over_budget, with_default_team_budget,
 )
 from bot.store.postgres_schema import applied, migrate
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -383,7 +384,7 @@ class PostgresStore:
 
     # -- Batch lane -----------------------------------------------------
 
-    async def open_batch(self, limit: int) -> Batch | None:
+    async def open_batch(self, limit: int, max_bytes: int = BATCH_INLINE_BYTES) -> Batch | None:
         now = self._clock()
         async with self._tx() as c:
             await self._cancel_unannounced(c, now)
@@ -395,9 +396,12 @@ class PostgresStore:
                        ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""", (now,))
             if model_id is None:
                 return None
-            ids = [r["id"] for r in await _all(
-                c, f"""SELECT id FROM jobs WHERE {waiting} AND request->>'model_id' = %s
-                       ORDER BY id LIMIT %s FOR NO KEY UPDATE SKIP LOCKED""", (now, model_id, limit))]
+            candidates = await _all(
+                c, f"""SELECT id, request->>'prompt' AS prompt, {_INPUT_IMAGES} FROM jobs
+                       WHERE {waiting} AND request->>'model_id' = %s
+                       ORDER BY id LIMIT %s FOR NO KEY UPDATE OF jobs SKIP LOCKED""", (now, model_id, limit))
+            ids = fitting(((r["id"], inline_request_bytes(r["image_bytes"], r["images"], r["prompt"]))
+                           for r in candidates), max_bytes)
             batch_id = await _insert(c, "batches", {
                 "model_id": model_id, "state": "creating", "job_ids": Jsonb([]), "created_at": now,
                 "updated_at": now, "next_poll_at": now})
@@ -409,6 +413,28 @@ class PostgresStore:
                 (batch_worker(batch_id), batch_id, now, now, ids))
             jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
             return Batch(batch_id, model_id, "creating", None, now, (), jobs)
+
+    async def split_batch(self, batch_id: int, job_ids: list[int]) -> Batch:
+        now = self._clock()
+        async with self._tx() as c:
+            old = await _one(c, """SELECT model_id, job_ids FROM batches WHERE id = %s AND state = 'creating'
+                                   FOR UPDATE""", (batch_id,))
+            if old is None:
+                raise ValueError(f"batch {batch_id} is not being created: it cannot be split")
+            new_id = await _insert(c, "batches", {
+                "model_id": old["model_id"], "state": "creating", "job_ids": Jsonb([]), "created_at": now,
+                "updated_at": now, "next_poll_at": now})
+            rows = await _all(
+                c, f"""UPDATE jobs SET worker_id = %s, batch_id = %s, updated_at = %s
+                       WHERE batch_id = %s AND worker_id = %s AND state = 'running' AND id = ANY(%s)
+                       RETURNING *, {HELD_MICROS}""",
+                (batch_worker(new_id), new_id, now, batch_id, batch_worker(batch_id), job_ids))
+            moved = {r["id"] for r in rows}
+            # The old batch's request order no longer names them.
+            await c.execute("UPDATE batches SET job_ids = %s, updated_at = %s WHERE id = %s",
+                            (Jsonb([i for i in old["job_ids"] if i not in moved]), now, batch_id))
+            jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
+            return Batch(new_id, old["model_id"], "creating", None, now, (), jobs)
 
     async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
         async with self._tx() as c:
@@ -871,6 +897,16 @@ async def _lost_race(c: Conn, job: NewJob) -> Submitted:
     duplicate = await _duplicate(c, job.idempotency_key)
     assert duplicate is not None  # committed: the insert waited for it
     return duplicate
+
+
+# A job's input images for the Batch lane's size limit: how many and their bytes,
+# the image an edit changes (named in its request) included.
+_INPUT_IMAGES = """
+    (SELECT COUNT(*) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + (CASE WHEN request->>'parent_image_id' IS NULL THEN 0 ELSE 1 END) AS images,
+    ((SELECT COALESCE(SUM(i.size_bytes), 0) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + COALESCE((SELECT p.size_bytes FROM images p WHERE p.id = (request->>'parent_image_id')::bigint), 0)
+     )::bigint AS image_bytes"""
 
 
 async def _batch_jobs(c: Conn, batch_id: int) -> list[Row]:

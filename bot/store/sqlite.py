@@ -30,9 +30,10 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot.store.base import (
-    ANNOUNCE_WINDOW, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, QUOTA_COUNTS,
-    Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted, admission_denial, after_failure,
-    batch_worker, final_delivery_key, held_default_budget, over_budget, with_default_team_budget,
+    ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
+    NOT_ANNOUNCED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
+    inline_request_bytes, over_budget, with_default_team_budget,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
@@ -407,19 +408,24 @@ class SQLiteStore:
 
     # -- Batch lane -------------------------------------------------------
 
-    async def open_batch(self, limit: int) -> Batch | None:
+    async def open_batch(self, limit: int, max_bytes: int = BATCH_INLINE_BYTES) -> Batch | None:
         def open_() -> Batch | None:
             now = self._clock()
             with self._write() as c:
                 self._cancel_unannounced(c, now)
+                waiting = "state = 'queued' AND lane = 'batch' AND available_at <= ? AND announce_by IS NULL"
                 first = c.execute(
-                    """SELECT json_extract(request, '$.model_id') FROM jobs
-                       WHERE state = 'queued' AND lane = 'batch' AND available_at <= ? AND announce_by IS NULL
-                       ORDER BY id LIMIT 1""",
+                    f"SELECT json_extract(request, '$.model_id') FROM jobs WHERE {waiting} ORDER BY id LIMIT 1",
                     (now,)).fetchone()
                 if first is None:
                     return None
                 model_id = first[0]
+                candidates = c.execute(
+                    f"""SELECT id, json_extract(request, '$.prompt') AS prompt, {_INPUT_IMAGES} FROM jobs
+                        WHERE {waiting} AND json_extract(request, '$.model_id') = ? ORDER BY id LIMIT ?""",
+                    (now, model_id, limit)).fetchall()
+                ids = fitting(((r["id"], inline_request_bytes(r["image_bytes"], r["images"], r["prompt"]))
+                               for r in candidates), max_bytes)
                 batch_id = c.execute(
                     """INSERT INTO batches (model_id, state, job_ids, created_at, updated_at, next_poll_at)
                        VALUES (?, 'creating', '[]', ?, ?, ?)""", (model_id, now, now, now)).lastrowid
@@ -427,14 +433,36 @@ class SQLiteStore:
                 rows = c.execute(
                     f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, batch_id = ?,
                             lease_until = NULL, started_at = COALESCE(started_at, ?), updated_at = ?
-                        WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'batch'
-                                     AND available_at <= ? AND announce_by IS NULL
-                                     AND json_extract(request, '$.model_id') = ? ORDER BY id LIMIT ?)
-                        RETURNING *, {HELD_MICROS}""",
-                    (batch_worker(batch_id), batch_id, now, now, now, model_id, limit)).fetchall()
+                        WHERE id IN ({",".join("?" * len(ids))}) RETURNING *, {HELD_MICROS}""",
+                    (batch_worker(batch_id), batch_id, now, now, *ids)).fetchall()
                 jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
                 return Batch(batch_id, model_id, "creating", None, now, (), jobs)
         return await self._run(open_)
+
+    async def split_batch(self, batch_id: int, job_ids: list[int]) -> Batch:
+        def split() -> Batch:
+            now = self._clock()
+            with self._write() as c:
+                old = c.execute("SELECT model_id, job_ids FROM batches WHERE id = ? AND state = 'creating'",
+                                (batch_id,)).fetchone()
+                if old is None:
+                    raise ValueError(f"batch {batch_id} is not being created: it cannot be split")
+                new_id = c.execute(
+                    """INSERT INTO batches (model_id, state, job_ids, created_at, updated_at, next_poll_at)
+                       VALUES (?, 'creating', '[]', ?, ?, ?)""", (old["model_id"], now, now, now)).lastrowid
+                rows = c.execute(
+                    f"""UPDATE jobs SET worker_id = ?, batch_id = ?, updated_at = ?
+                        WHERE batch_id = ? AND worker_id = ? AND state = 'running'
+                          AND id IN ({",".join("?" * len(job_ids))}) RETURNING *, {HELD_MICROS}""",
+                    (batch_worker(new_id), new_id, now, batch_id, batch_worker(batch_id), *job_ids)).fetchall()
+                moved = {r["id"] for r in rows}
+                # The old batch's request order no longer names them.
+                kept = [i for i in json.loads(old["job_ids"]) if i not in moved]
+                c.execute("UPDATE batches SET job_ids = ?, updated_at = ? WHERE id = ?",
+                          (json.dumps(kept), now, batch_id))
+                jobs = tuple(_job(r) for r in sorted(rows, key=lambda r: r["id"]))
+                return Batch(new_id, old["model_id"], "creating", None, now, (), jobs)
+        return await self._run(split)
 
     async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
         def sending() -> None:
@@ -854,6 +882,16 @@ class SQLiteStore:
                     (error[:2000], retry_at, max_attempts, delivery_id),
                 )
         await self._run(retry)
+
+
+# A job's input images for the Batch lane's size limit: how many and their bytes,
+# the image an edit changes (named in its request) included.
+_INPUT_IMAGES = """
+    (SELECT COUNT(*) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + (json_extract(request, '$.parent_image_id') IS NOT NULL) AS images,
+    (SELECT COALESCE(SUM(i.size_bytes), 0) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + COALESCE((SELECT p.size_bytes FROM images p WHERE p.id = json_extract(request, '$.parent_image_id')), 0)
+      AS image_bytes"""
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from bot.store.base import ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key
+from bot.store.base import (ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key,
+                            inline_request_bytes)
 from bot.types import CheckedImage, JobState, Lane
 from policies.quota import QuotaLimits
 from policies.spend import Budget, Period, Scope
@@ -415,3 +416,54 @@ async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory,
             pytest.fail(f"job {job_id} was attached in time but never started")
     states = [(await stores[0].get_job(i)).state for i in ids]
     assert leased_ids and JobState.CANCELLED in states
+
+
+def blob(size: int, fill: bytes = b"\0") -> CheckedImage:
+    """An input of `size` bytes: the store measures it, it never decodes it."""
+    return CheckedImage(data=fill * size, mime="image/png", width=8, height=8, sha256=fill.hex() * 32)
+
+
+async def test_a_batch_is_cut_by_bytes_as_well_as_count(store):
+    per_job = inline_request_bytes(600_000, 1, "r0")
+    ids = [(await store.submit(relaxed_job(f"r{i}"), [blob(600_000, bytes([i + 1]))], ADMISSION)).job_id
+           for i in range(3)]
+    first = await store.open_batch(10, max_bytes=2 * per_job + 100)
+    assert [j.id for j in first.jobs] == ids[:2]  # the third would pass the byte limit
+    second = await store.open_batch(10, max_bytes=2 * per_job + 100)
+    assert [j.id for j in second.jobs] == ids[2:]
+    assert await store.open_batch(10) is None
+
+
+async def test_the_image_an_edit_changes_counts_toward_its_batchs_bytes(store):
+    # A finished image to edit: 900 kB, stored with the job that made it.
+    made = await store.submit(new_job(prompt="a fox"), [])
+    job = await store.lease("w", 60)
+    image_id = await store.complete(job.id, "w", job.attempt, blob(900_000, b"\1"), {}, NewDelivery(
+        final_delivery_key(job.id), "result", {}), Charge(1, None, "succeeded"))
+    small = (await store.submit(relaxed_job("small"), [], ADMISSION)).job_id
+    edit = replace(relaxed_job("make it blue"), spec=spec("make it blue", lane=Lane.BATCH, parent_image_id=image_id))
+    edit_id = (await store.submit(edit, [], ADMISSION)).job_id
+    assert made.job_id != edit_id
+    limit = inline_request_bytes(0, 0, "small") + inline_request_bytes(800_000, 1, "make it blue")
+    assert [j.id for j in (await store.open_batch(10, max_bytes=limit)).jobs] == [small]
+    # Too big for the limit even alone: it goes in a batch of its own, never with others.
+    assert [j.id for j in (await store.open_batch(10, max_bytes=limit)).jobs] == [edit_id]
+
+
+async def test_split_batch_moves_jobs_into_a_new_batch_being_created(store, clock):
+    ids = [(await store.submit(relaxed_job(f"r{i}"), [], ADMISSION)).job_id for i in range(3)]
+    batch = await store.open_batch(10)
+    await store.batch_sending(batch.id, ids)
+    half = await store.split_batch(batch.id, ids[1:])
+    assert half.id != batch.id and half.state == "creating" and half.model_id == batch.model_id
+    assert [j.id for j in half.jobs] == ids[1:] and half.job_ids == ()
+    for job_id in ids[1:]:
+        job = await store.get_job(job_id)
+        assert (job.state, job.worker_id, job.attempt) == (JobState.RUNNING, half.worker_id, 1)
+    assert (await store.get_job(ids[0])).worker_id == batch.worker_id
+    # Each is sent and recorded on its own; recovery sees both if their sender dies.
+    await store.batch_sending(batch.id, ids[:1])
+    await store.batch_sending(half.id, ids[1:])
+    clock.advance(1000)
+    due = {b.id: [j.id for j in b.jobs] for b in await store.due_batches(60, 900)}
+    assert due == {batch.id: ids[:1], half.id: ids[1:]}

@@ -13,7 +13,8 @@ reports thinking apart in ``thoughtsTokenCount``. A test sets the counts with
 ``ok(usage=Tokens(prompt=7, text=120, thoughts=557))``; ``fake.sent_usage`` keeps every
 usageMetadata sent, so a test can bill it independently.
 
-Batch API (inlined requests only): a batch created through ``:batchGenerateContent`` is
+Batch API (inlined requests only, at most ``BATCH_INLINE_LIMIT`` bytes per create call, and
+one invalid request refuses the whole create): a batch created through ``:batchGenerateContent`` is
 kept in ``fake.batches`` and stays PENDING until the test moves it on with
 ``fake.finish_batch(name, ok(), error(429), ...)`` or ``fake.set_batch_state(name, state)``,
 or ``fake.auto_finish_batches = True`` succeeds it on its first poll.
@@ -76,6 +77,9 @@ FINISHED = frozenset(BATCH_STATES[2:])
 # The real service names its internal API version in @type, whatever version was called.
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
 BAD_KEY = "API key not valid. Please pass a valid API key."
+# A batch's inlined requests must stay "under 20MB" in total (ai.google.dev/gemini-api/docs/batch-api,
+# checked 2026-11-30); past it the create call is refused with Google's payload-size 400.
+BATCH_INLINE_LIMIT = 20 * 1024 * 1024
 IMAGE_INPUT_TOKENS = 560
 _dumps = partial(json.dumps, indent=2)  # Google pretty-prints its JSON
 
@@ -285,7 +289,9 @@ class FakeGemini(LoopbackServer):
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[json_not_found(  # Google's JSON, not aiohttp's text
-            lambda request: self._json(error_body(404, message="Method not found."), 404))])
+            lambda request: self._json(error_body(404, message="Method not found."), 404))],
+            # Past aiohttp's 1 MB default: the size limits answered are Google's, checked per call.
+            client_max_size=4 * BATCH_INLINE_LIMIT)
         app.router.add_get("/{version}/models", self._list_models)
         app.router.add_post("/{version}/models/{call}", self._model_call)
         app.router.add_get("/{version}/batches", self._list_batches)
@@ -364,8 +370,12 @@ class FakeGemini(LoopbackServer):
 
     async def _create_batch(self, request: web.Request, model: str) -> web.Response:
         self.batch_creates += 1
+        raw = await request.read()
+        if len(raw) > BATCH_INLINE_LIMIT:  # Google's front end measures the body before reading it
+            return self._json(error_body(400, message=(
+                f"Request payload size exceeds the limit: {BATCH_INLINE_LIMIT} bytes.")), 400)
         try:
-            body = await request.json()
+            body = json.loads(raw)
             spec = body.get("batch") or {}
             items = ((spec.get("inputConfig") or {}).get("requests") or {}).get("requests") or []
             recs = [self._record(request, model, item["request"]) for item in items]

@@ -3,9 +3,13 @@ Batch API calls -> loopback fake Gemini -> worker outcome path -> store and ledg
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import os
 from decimal import Decimal
 
 import pytest
+from PIL import Image
 
 from bot import pricing
 from bot.batch import BatchRunner, display_name
@@ -15,12 +19,17 @@ from bot.providers.base import BatchItem
 from bot.providers.errors import OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.service import ImagineService
-from bot.types import Accepted, ImagineRequest, JobState, Lane, Usage
+from bot.store.base import Admission, Charge, NewDelivery, final_delivery_key
+from bot.types import (Accepted, CheckedImage, EditRequest, ImagineRequest, InputImage, JobState, Lane, NewJob,
+                       RefusalReason, Refused, Usage)
 from bot.worker import Worker
 from policies.config import PolicyBook
+from policies.quota import QuotaLimits
+from tests.conftest import spec
 from tests.fakes.gemini_server import blocked_prompt, error, ok
 
 STALE = 900.0
+ADMISSION = Admission(100_000, "test-prices", QuotaLimits(None, None, None))
 
 
 class Lane_:
@@ -275,3 +284,92 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
         assert getattr(again, "reason", None) is not None and "--relax" in again.detail
     finally:
         await runtime.close()
+
+
+# --- batches Google can take: under the inline size limit, one bad request alone -----------------
+
+def noise_png(size: int) -> bytes:
+    """A PNG of about `size` bytes that does not compress: what a big photo costs inline."""
+    side = int((size / 3) ** 0.5)
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buf, "PNG", compress_level=0)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def six_mb() -> bytes:
+    return noise_png(6_000_000)
+
+
+async def test_big_relaxed_requests_go_out_in_batches_google_can_take(lane, fake, six_mb):
+    # Three edits with a 6 MB photo each: 24 MB once base64-encoded, past Google's 20 MB inline limit.
+    jobs = [await lane.relax(p, images=[InputImage(six_mb, "image/png")]) for p in ("a fox", "a cat", "a dog")]
+    assert await lane.runner.send() == 2
+    sizes = sorted(len(b.requests) for b in fake.batches.values())
+    assert sizes == [1, 2] and fake.batch_creates == 2  # none refused
+    assert [await lane.state(j.job_id) for j in jobs] == [JobState.RUNNING] * 3
+
+
+async def test_a_request_google_refuses_fails_alone_and_the_rest_of_its_batch_goes_out(lane, fake):
+    fox = await lane.relax("a fox")
+    # A request Google refuses (queued before its aspect ratio was dropped, say): it fails the whole create.
+    bad_spec = spec("a seal", lane=Lane.BATCH, aspect_ratio="7:3")
+    bad = (await lane.store.submit(NewJob(team="T1", channel="C1", user="U1", platform="test", kind="imagine",
+                                          spec=bad_spec, max_attempts=3), [], ADMISSION)).job_id
+    cat = await lane.relax("a cat")
+    assert await lane.runner.send() == 2
+    sent = sorted(r.prompt for b in fake.batches.values() for r in b.requests)
+    assert sent == ["a cat", "a fox"]
+    job = await lane.store.get_job(bad)
+    assert job.state is JobState.FAILED and job.error_class == "bad_request"
+    assert [e[0] for e in await lane.entries(bad)] == ["reservation", "release"]  # nothing billed
+    for remote in list(fake.batches.values()):
+        fake.finish_batch(remote.name, ok())
+    assert await lane.poll_later() == 2
+    for accepted in (fox, cat):
+        assert await lane.state(accepted.job_id) is JobState.SUCCEEDED
+        assert [e[0] for e in await lane.entries(accepted.job_id)] == ["reservation", "settlement", "release"]
+
+
+async def test_a_relaxed_request_too_big_for_any_batch_is_refused_at_submit(lane, six_mb):
+    outcome = await lane.service.submit(ImagineRequest(
+        team="T1", channel="C1", user="U1", platform="test", prompt="a collage", relax=True,
+        images=[InputImage(six_mb, "image/png")] * 3))
+    assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert "too big for the relaxed lane" in outcome.detail and "without --relax" in outcome.detail
+    # Without --relax it is a request like any other.
+    again = await lane.service.submit(ImagineRequest(
+        team="T1", channel="C1", user="U1", platform="test", prompt="a collage",
+        images=[InputImage(six_mb, "image/png")] * 3))
+    assert isinstance(again, Accepted)
+
+
+async def test_a_queued_job_too_big_for_any_batch_fails_alone_and_holds_up_nothing(lane, fake, six_mb):
+    # Queued before submit refused such requests: 18 MB of photos, 24 MB once encoded.
+    photo = CheckedImage(six_mb, "image/png", 1414, 1414, "a" * 64)
+    big = (await lane.store.submit(NewJob(team="T1", channel="C1", user="U1", platform="test", kind="imagine",
+                                          spec=spec("a collage", lane=Lane.BATCH), max_attempts=3),
+                                   [photo] * 3, ADMISSION)).job_id
+    small = await lane.relax("a fox")
+    assert await lane.runner.send() == 1 and fake.batch_creates == 1  # never sent to be refused
+    job = await lane.store.get_job(big)
+    assert (job.state, job.error_class) == (JobState.FAILED, "too_big_for_batch")
+    assert [e[0] for e in await lane.entries(big)] == ["reservation", "release"]
+    assert await lane.state(small.job_id) is JobState.RUNNING
+
+
+async def test_the_image_an_edit_changes_counts_toward_the_relaxed_size_limit(lane, six_mb):
+    made = await lane.service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
+                                                    prompt="a fox"))
+    job = await lane.store.lease("w", 60)
+    photo = CheckedImage(six_mb, "image/png", 1414, 1414, "b" * 64)
+    image_id = await lane.store.complete(job.id, "w", job.attempt, photo, {}, NewDelivery(
+        final_delivery_key(job.id), "result", {}), Charge(1, None, "succeeded"))
+    assert image_id is not None and made.job_id == job.id
+    attachments = [InputImage(six_mb, "image/png")] * 2
+    edit = EditRequest(team="T1", channel="C1", user="U1", platform="test", parent_image_id=image_id,
+                       instruction="make it blue", images=attachments)
+    assert isinstance(await lane.service.edit(dataclasses.replace(edit, images=attachments[:1], relax=True)),
+                      Accepted)  # 12 MB encodes to 16 MB: it fits
+    refused = await lane.service.edit(dataclasses.replace(edit, relax=True))
+    assert isinstance(refused, Refused) and "too big for the relaxed lane" in refused.detail
