@@ -8,6 +8,10 @@ through ``AsyncOpenAI(base_url=fake.url)``. Replies are scripted per call
 (``fake.script(ok(), error(429, retry_after=7), drop(), ...)``); every chat request is
 recorded in ``fake.requests``.
 
+It refuses what OpenRouter refuses with its 400 ``{"error": {"code", "message"}}``: an
+unknown model, an aspect ratio or an ``image_config.image_size`` it does not take (its
+sizes are "0.5K", "1K", "2K" and "4K": Google's "512" is refused).
+
 Unlike OpenAI, the fake's 401 message echoes the wrong key unmasked (as some
 proxies do), so tests can check that no key leaks into our error details.
 
