@@ -69,6 +69,18 @@ async def test_project_and_location_from_a_dotenv_file_reach_the_request_path(tm
     assert "x-goog-api-key" not in req.headers
 
 
+async def test_an_exported_google_api_key_is_not_sent_to_vertex(tmp_path, fake, credentials, monkeypatch):
+    # The SDK reads GOOGLE_API_KEY itself; sent with Vertex on, it would mean express mode.
+    monkeypatch.setenv("GOOGLE_API_KEY", "an-exported-key")
+    router = bootstrap.build_provider(vertex_settings(tmp_path, fake, credentials))
+    try:
+        await router.routes["gemini"].provider.generate(spec("a red fox"), [])
+    finally:
+        await router.close()
+    [req] = fake.requests
+    assert "x-goog-api-key" not in req.headers and req.path == PRO_PATH
+
+
 def test_the_location_defaults_to_global_and_a_blank_one_is_global_too(tmp_path):
     assert Settings(_env_file=None).google_cloud_location == "global"
     (tmp_path / ".env").write_text("GOOGLE_CLOUD_LOCATION=\n")
