@@ -89,12 +89,13 @@ def build_provider(settings: Settings) -> RoutedProvider:
 
 def gemini_provider(settings: Settings) -> GeminiProvider:
     """The Developer API with GEMINI_API_KEY, or Vertex AI with GOOGLE_GENAI_USE_VERTEXAI: never both."""
+    key = settings.gemini_api_key
     if not settings.google_genai_use_vertexai:
-        assert settings.gemini_api_key is not None  # gemini_configured
-        return GeminiProvider.create(api_key=settings.gemini_api_key.get_secret_value(),
-                                     base_url=settings.gemini_base_url, vertexai=False,
-                                     timeout_seconds=settings.imagine_request_timeout)
-    if settings.gemini_api_key is not None:
+        if key is None:
+            raise ConfigError("Gemini needs GEMINI_API_KEY, or GOOGLE_GENAI_USE_VERTEXAI=true for Vertex AI.")
+        return GeminiProvider.create(api_key=key.get_secret_value(), base_url=settings.gemini_base_url,
+                                     vertexai=False, timeout_seconds=settings.imagine_request_timeout)
+    if key is not None:
         # Sent to Vertex, a key switches the SDK to Vertex's API-key ("express") mode: another
         # project, other quotas, and no project or location in the path.
         raise ConfigError("GOOGLE_GENAI_USE_VERTEXAI is on and GEMINI_API_KEY is set too: choose one. "

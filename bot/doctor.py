@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bot.bootstrap import Runtime
 from bot.providers.errors import ProviderError, error_class
+from bot.providers.gemini import vertex_serves
 from bot.settings import Settings
 
 
@@ -89,9 +90,8 @@ def _where(route: str, settings: Settings) -> str:
 
 
 def _not_served_at(location: str, model_ids: list[str]) -> list[str]:
-    """Gemini 3.x image models are served only at `global` on Vertex; anywhere else a call gets
-    404 NOT_FOUND, which no list of models shows (Vertex lists them without a location)."""
-    return [] if location == "global" else [m for m in model_ids if m.startswith("gemini-3")]
+    # Vertex lists its models without a location, so the list cannot show this.
+    return [m for m in model_ids if not vertex_serves(m, location)]
 
 
 def _location_line(location: str, unserved: list[str]) -> str:

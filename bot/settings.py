@@ -68,16 +68,12 @@ class Settings(BaseSettings):
 
     @field_validator(
         "gemini_api_key", "openai_compat_api_key", "slack_bot_token",
-        "slack_signing_secret", "slack_app_token", "discord_token", mode="before",
+        "slack_signing_secret", "slack_app_token", "discord_token", "google_cloud_project",
+        "google_application_credentials", mode="before",
     )
     @classmethod
-    def _blank_secret_is_unset(cls, value: object) -> object:
-        # `GEMINI_API_KEY=` in a .env file means "not configured", not "empty key".
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("google_cloud_project", "google_application_credentials", mode="before")
-    @classmethod
     def _blank_is_unset(cls, value: object) -> object:
+        # `GEMINI_API_KEY=` in a .env file means "not configured", not "empty key".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("google_cloud_location", mode="before")

@@ -39,6 +39,12 @@ VERTEX_INLINE_IMAGE_BYTES = 7 * 1024 * 1024
 _CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
+def vertex_serves(model_id: str, location: str) -> bool:
+    """Whether Vertex AI serves the model at the location: the Gemini 3.x image models are
+    served only at `global` (elsewhere a call gets 404 NOT_FOUND), older models regionally too."""
+    return location == VERTEX_DEFAULT_LOCATION or not model_id.startswith("gemini-3")
+
+
 class GeminiProvider:
     name = "gemini"
 
