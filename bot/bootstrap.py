@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import google.auth.exceptions
 from aiohttp import web
 
 from bot.alerts import CallWatch
@@ -63,10 +64,7 @@ def build_provider(settings: Settings) -> RoutedProvider:
         raise ConfigError(str(exc)) from exc
     routes: list[Route] = []
     if settings.gemini_configured:
-        routes.append(Route("gemini", GeminiProvider.create(
-            api_key=settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else None,
-            base_url=settings.gemini_base_url, vertexai=settings.google_genai_use_vertexai,
-            timeout_seconds=settings.imagine_request_timeout)))
+        routes.append(Route("gemini", gemini_provider(settings)))
     if settings.openai_compat_base_url:
         from bot.providers.openai_compat import OpenAICompatProvider
 
@@ -93,6 +91,38 @@ def build_provider(settings: Settings) -> RoutedProvider:
         route.concurrency = AdaptiveConcurrency(int(limits.get("max_concurrency", 16)))
     per_minute = {name: int(v["requests_per_minute"]) for name, v in config.items() if "requests_per_minute" in v}
     return RoutedProvider(routes, catalog, LocalRateLimiter(per_minute))
+
+
+def gemini_provider(settings: Settings) -> GeminiProvider:
+    """The Developer API with GEMINI_API_KEY, or Vertex AI with GOOGLE_GENAI_USE_VERTEXAI: never both."""
+    key = settings.gemini_api_key
+    if not settings.google_genai_use_vertexai:
+        if key is None:
+            raise ConfigError("Gemini needs GEMINI_API_KEY, or GOOGLE_GENAI_USE_VERTEXAI=true for Vertex AI.")
+        return GeminiProvider.create(api_key=key.get_secret_value(), base_url=settings.gemini_base_url,
+                                     vertexai=False, timeout_seconds=settings.imagine_request_timeout)
+    if key is not None:
+        # Sent to Vertex, a key switches the SDK to Vertex's API-key ("express") mode: another
+        # project, other quotas, and no project or location in the path.
+        raise ConfigError("GOOGLE_GENAI_USE_VERTEXAI is on and GEMINI_API_KEY is set too: choose one. "
+                          "For Vertex AI unset GEMINI_API_KEY (it authenticates with Google Cloud "
+                          "credentials); for the Developer API unset GOOGLE_GENAI_USE_VERTEXAI.")
+    if settings.google_cloud_project is None:
+        raise ConfigError("GOOGLE_GENAI_USE_VERTEXAI is on but GOOGLE_CLOUD_PROJECT is not set: set it to "
+                          "the Google Cloud project id that Vertex AI bills.")
+    if settings.google_cloud_location != "global":
+        log.warning("GOOGLE_CLOUD_LOCATION=%s: Vertex AI serves the Gemini 3.x image models only at global; "
+                    "calls for them will get 404 NOT_FOUND (see `python -m bot doctor`)",
+                    settings.google_cloud_location)
+    try:
+        return GeminiProvider.create(
+            api_key=None, base_url=settings.gemini_base_url, vertexai=True,
+            timeout_seconds=settings.imagine_request_timeout, project=settings.google_cloud_project,
+            location=settings.google_cloud_location, credentials_file=settings.google_application_credentials)
+    except (OSError, ValueError, google.auth.exceptions.DefaultCredentialsError) as exc:
+        source = settings.google_application_credentials
+        raise ConfigError((f"GOOGLE_APPLICATION_CREDENTIALS={source} cannot be used" if source else
+                           "Vertex AI cannot be set up") + f": {exc}") from exc
 
 
 @dataclass

@@ -44,7 +44,7 @@ EXIT_BY_REFUSAL = {
     RefusalReason.UNAVAILABLE: EXIT_TRY_LATER, RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
 }
 EXIT_BY_ERROR = {
-    "blocked": EXIT_BLOCKED, "bad_request": EXIT_INVALID, "auth": EXIT_CONFIG,
+    "blocked": EXIT_BLOCKED, "bad_request": EXIT_INVALID, "input_too_large": EXIT_INVALID, "auth": EXIT_CONFIG,
     "permission": EXIT_CONFIG, "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
 }
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bot.bootstrap import Runtime
 from bot.providers.errors import ProviderError, error_class
+from bot.providers.gemini import vertex_serves
 from bot.settings import Settings
 
 
@@ -24,23 +25,29 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
         out("routes    NONE CONFIGURED (set GEMINI_API_KEY, or OPENAI_COMPAT_BASE_URL for a gateway)")
         healthy = False
     for route in (router.routes.values() if router is not None else ()):
-        where = (settings.gemini_base_url or "Google's default endpoint") if route.name == "gemini" \
-            else settings.openai_compat_base_url
+        vertex = route.name == "gemini" and settings.google_genai_use_vertexai
+        where = _where(route.name, settings)
         started = time.monotonic()
         try:
-            listed = {name.removeprefix("models/") for name in await route.provider.list_models()}
+            listed = {_model_id(name) for name in await route.provider.list_models()}
         except ProviderError as exc:
             out(f"route     {route.name} ({where}): UNUSABLE: {exc.detail}")
             out(f"          fix: {exc.operator_fix}")
             healthy, listed = False, set()
         else:
-            out(f"route     {route.name} ({where}): key works, {len(listed)} models listed "
-                f"in {time.monotonic() - started:.2f} s")
+            out(f"route     {route.name} ({where}): {'credentials work' if vertex else 'key works'}, "
+                f"{len(listed)} models listed in {time.monotonic() - started:.2f} s")
         served = [m for m in runtime.catalog.models.values() if route.serves is None or m.alias in route.serves]
+        unserved = _not_served_at(settings.google_cloud_location, [m.model_id for m in served]) if vertex else []
+        if vertex:
+            out(_location_line(settings.google_cloud_location, unserved))
+            healthy = healthy and not unserved
         for model in served:
             gateway_model = getattr(route.provider, "gateway_model", None)
             name = gateway_model(model.alias) if gateway_model else model.model_id
             seen = "available" if name in listed else ("not listed" if listed else "unknown")
+            if name in unserved:
+                seen += f", but not at {settings.google_cloud_location}"
             table = runtime.catalog.gateways[route.name].table(model.alias) \
                 if route.name in runtime.catalog.gateways else model.price
             prices = ", ".join(f"{size} ${price}" for size, price in table.items()) or "NO PRICE (refused)"
@@ -64,3 +71,35 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
         out(f"  {kind}: {error_class(kind).operator_fix}")
     return healthy
 
+
+# Vertex lists Google's models as publishers/google/models/ID; the Developer API as models/ID.
+_MODEL_PREFIXES = ("publishers/google/models/", "models/")
+
+
+def _model_id(name: str) -> str:
+    for prefix in _MODEL_PREFIXES:
+        if name.startswith(prefix):
+            return name.removeprefix(prefix)
+    return name
+
+
+def _where(route: str, settings: Settings) -> str:
+    if route != "gemini":
+        return settings.openai_compat_base_url or route
+    endpoint = settings.gemini_base_url or "Google's default endpoint"
+    if not settings.google_genai_use_vertexai:
+        return endpoint
+    return (f"Vertex AI project {settings.google_cloud_project}, location {settings.google_cloud_location}, "
+            f"{endpoint}")
+
+
+def _not_served_at(location: str, model_ids: list[str]) -> list[str]:
+    # Vertex lists its models without a location, so the list cannot show this.
+    return [m for m in model_ids if not vertex_serves(m, location)]
+
+
+def _location_line(location: str, unserved: list[str]) -> str:
+    if not unserved:
+        return f"  location: {location} (serves every configured model)"
+    return (f"  location: {location} does NOT serve {', '.join(unserved)} (only `global` does; calls get "
+            "404 NOT_FOUND). Set GOOGLE_CLOUD_LOCATION=global")

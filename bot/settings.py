@@ -23,10 +23,14 @@ class Settings(BaseSettings):
 
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
-    # Vertex AI: the SDK reads these itself; we only need to know they are set.
+    # Vertex AI. These are passed to the SDK explicitly: pydantic-settings reads `.env` but does
+    # not export it, so the SDK's own look-up of the environment would miss them there.
     google_genai_use_vertexai: bool = False
     google_cloud_project: str | None = None
-    google_cloud_location: str | None = None
+    # Gemini 3.x image models are served only at `global`; a regional endpoint answers 404.
+    google_cloud_location: str = "global"
+    # A service-account or user credentials file; unset means Application Default Credentials.
+    google_application_credentials: Path | None = None
 
     openai_compat_base_url: str | None = None
     openai_compat_api_key: SecretStr | None = None
@@ -64,12 +68,18 @@ class Settings(BaseSettings):
 
     @field_validator(
         "gemini_api_key", "openai_compat_api_key", "slack_bot_token",
-        "slack_signing_secret", "slack_app_token", "discord_token", mode="before",
+        "slack_signing_secret", "slack_app_token", "discord_token", "google_cloud_project",
+        "google_application_credentials", mode="before",
     )
     @classmethod
-    def _blank_secret_is_unset(cls, value: object) -> object:
+    def _blank_is_unset(cls, value: object) -> object:
         # `GEMINI_API_KEY=` in a .env file means "not configured", not "empty key".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("google_cloud_location", mode="before")
+    @classmethod
+    def _blank_location_is_global(cls, value: object) -> object:
+        return "global" if value is None or (isinstance(value, str) and not value.strip()) else value
 
     @property
     def gemini_configured(self) -> bool:

@@ -101,6 +101,15 @@ class BadRequestError(ProviderError):
     user_message = "The image service rejected the request as invalid. Try a different prompt or options."
 
 
+class InputTooLarge(BadRequestError):
+    """Raised before the call: an input image is over the route's inline limit (Vertex AI: 7 MB)."""
+
+    kind = "input_too_large"
+    operator_fix = ("An input image was over Vertex AI's 7 MB inline limit; the Developer API "
+                    "(GEMINI_API_KEY) takes larger ones.")
+    user_message = "An attached image is over the image service's 7 MB limit. Attach a smaller image and try again."
+
+
 class InvalidProviderImage(ProviderError):
     kind = "invalid_image"
     retryable = True
@@ -178,8 +187,8 @@ class WorkerLost(ProviderError):
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InvalidProviderImage, BatchNotDone, TooBigForBatch, BudgetUsedUp,
-                WorkerLost, UnpricedCall, LaneUnavailable, NotAnnounced)
+                BlockedError, BadRequestError, InputTooLarge, InvalidProviderImage, BatchNotDone, TooBigForBatch,
+                BudgetUsedUp, WorkerLost, UnpricedCall, LaneUnavailable, NotAnnounced)
 }
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import google.auth.credentials
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
 
 from bot.providers.base import BatchItem, BatchStatus
 from bot.providers.errors import (
-    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
+    AuthError, BadRequestError, BlockedError, InputTooLarge, OverloadedError, PermissionDeniedError,
     ProviderError, QuotaError,
 )
 from bot.types import GenerationResult, GenerationSpec, InputImage, Usage
@@ -25,22 +31,46 @@ _OVERLOADED_CODES = {500, 502, 503, 504}
 # The async client runs on aiohttp when it is installed (it is a dependency).
 _NETWORK_ERRORS = (TimeoutError, ConnectionError, aiohttp.ClientError)
 T = TypeVar("T")
+# Gemini 3.x image models are served only from Vertex's global endpoint; a region answers 404.
+VERTEX_DEFAULT_LOCATION = "global"
+# Vertex's limit per inline image ("7 MB" on its image-understanding page; its other file
+# limits there are MiB, e.g. 30 MB = 31457280 bytes).
+VERTEX_INLINE_IMAGE_BYTES = 7 * 1024 * 1024
+_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def vertex_serves(model_id: str, location: str) -> bool:
+    """Whether Vertex AI serves the model at the location: the Gemini 3.x image models are
+    served only at `global` (elsewhere a call gets 404 NOT_FOUND), older models regionally too."""
+    return location == VERTEX_DEFAULT_LOCATION or not model_id.startswith("gemini-3")
 
 
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, client: genai.Client, *, timeout_seconds: float) -> None:
+    def __init__(self, client: genai.Client, *, timeout_seconds: float,
+                 inline_image_limit: int | None = None) -> None:
         self._client = client
         self._timeout = timeout_seconds
+        # The largest image the route takes inline, in bytes (None: only the request's own cap).
+        self._inline_image_limit = inline_image_limit
 
     @classmethod
     def create(
-        cls, *, api_key: str | None, base_url: str | None, vertexai: bool, timeout_seconds: float
+        cls, *, api_key: str | None, base_url: str | None, vertexai: bool, timeout_seconds: float,
+        project: str | None = None, location: str = VERTEX_DEFAULT_LOCATION,
+        credentials_file: str | os.PathLike[str] | None = None,
     ) -> GeminiProvider:
+        """A Developer API client (api_key), or a Vertex AI one (project, location, and OAuth
+        credentials from credentials_file or Application Default Credentials).
+
+        Everything is passed explicitly: the SDK would otherwise read GOOGLE_* and GEMINI_API_KEY
+        from os.environ, which a `.env` file never reaches, and an api_key on Vertex would
+        silently switch it to Vertex's API-key ("express") mode.
+        """
         http_options = types.HttpOptions(
             base_url=base_url,
-            # Vertex has its own versioning; the Developer API is pinned.
+            # Vertex has its own versioning (the SDK uses v1beta1); the Developer API is pinned.
             api_version=None if vertexai else API_VERSION,
             timeout=int(timeout_seconds * 1000),  # the SDK takes milliseconds
             # One attempt: without retry_options the SDK silently re-sends after a dropped
@@ -48,10 +78,19 @@ class GeminiProvider:
             # while the ledger sees one. The worker's own retry policy is the only one.
             retry_options=types.HttpRetryOptions(attempts=1),
         )
-        client = genai.Client(api_key=api_key, vertexai=vertexai or None, http_options=http_options)
-        return cls(client, timeout_seconds=timeout_seconds)
+        if not vertexai:
+            client = genai.Client(api_key=api_key, vertexai=False, http_options=http_options)
+            return cls(client, timeout_seconds=timeout_seconds)
+        if api_key is not None:
+            raise ValueError("an API key is not sent to Vertex AI: it would switch the SDK to express mode")
+        if not project:
+            raise ValueError("Vertex AI needs a project")
+        client = genai.Client(vertexai=True, project=project, location=location,
+                              credentials=_load_credentials(credentials_file), http_options=http_options)
+        return cls(client, timeout_seconds=timeout_seconds, inline_image_limit=VERTEX_INLINE_IMAGE_BYTES)
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        self._check_inline_sizes(inputs)
         contents, config = _request(spec, inputs)
         # The SDK's own timeout covers one HTTP exchange; this one covers
         # the whole call, so a hung connection cannot hold a worker forever.
@@ -59,6 +98,15 @@ class GeminiProvider:
             self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
             "network error or timeout talking to Gemini")
         return parse_response(response, spec.model_id)
+
+    def _check_inline_sizes(self, inputs: Sequence[InputImage]) -> None:
+        """Refuse before sending what the route would refuse: the call would fail the same way
+        on every retry, and a refused call tells the user less than this does."""
+        limit = self._inline_image_limit
+        too_big = [len(img.data) for img in inputs if limit is not None and len(img.data) > limit]
+        if too_big:
+            raise InputTooLarge(f"an input image is {max(too_big)} bytes; Vertex AI takes at most {limit} "
+                                "bytes per inline image")
 
     async def _call(self, call: Awaitable[T], network_failure: str) -> T:
         """One API call, its errors mapped onto the provider taxonomy."""
@@ -113,6 +161,24 @@ class GeminiProvider:
 
     async def close(self) -> None:
         await self._client.aio.aclose()
+
+
+def _load_credentials(path: str | os.PathLike[str] | None) -> google.auth.credentials.Credentials | None:
+    """The credentials in the file, or None to let the SDK find Application Default Credentials.
+    Loaded here because GOOGLE_APPLICATION_CREDENTIALS set in `.env` never reaches google-auth.
+    Each type has its own loader (google-auth deprecates the generic one: it trusts any type)."""
+    if path is None:
+        return None
+    info = json.loads(Path(path).read_text(encoding="utf-8"))
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind == "service_account":
+        return service_account.Credentials.from_service_account_info(info, scopes=[_CLOUD_PLATFORM_SCOPE])
+    if kind == "authorized_user":
+        return user_credentials.Credentials.from_authorized_user_info(info, scopes=[_CLOUD_PLATFORM_SCOPE])
+    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") == os.fspath(path):
+        return None  # other types (workload identity...) are Application Default Credentials' to read
+    raise ValueError(f"credentials of type {kind!r} are read by Application Default Credentials: export "
+                     "GOOGLE_APPLICATION_CREDENTIALS in the environment instead of setting it in .env")
 
 
 def _request(spec: GenerationSpec, inputs: Sequence[InputImage]
