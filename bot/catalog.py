@@ -6,6 +6,7 @@ merged over it table by table, so overriding one price leaves the rest alone.
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +34,39 @@ class ModelInfo:
     # Text and thinking tokens the hold keeps room for beside the image.
     text_allowance_tokens: int = 0
     batch_discount: Decimal = Decimal("0.5")
+    # Reference images one request may carry (attachments plus an edit's parent).
+    max_reference_images: int = 14
+    # Largest output (image, text and thinking tokens) one answer may have.
+    output_token_limit: int | None = None
+    # Per route ("gemini": the Developer API, "vertex"): the largest inline image,
+    # and the largest inline payload of one request, in bytes.
+    inline_image_bytes: dict[str, int] = field(default_factory=dict)
+    inline_request_bytes: dict[str, int] = field(default_factory=dict)
+    # Service tiers the model takes ("standard", "batch", "flex", "priority").
+    lanes: tuple[str, ...] = ("standard", "batch")
+    thinking_levels: tuple[str, ...] = ()
+    # The day Google turns the model off, and the alias its requests go to from then.
+    shutdown: datetime.date | None = None
+    replacement: str | None = None
+
+    def retired(self, today: datetime.date) -> bool:
+        return self.shutdown is not None and today >= self.shutdown
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A request's model, aspect ratio and size after defaults and retirements."""
+
+    model: ModelInfo
+    aspect_ratio: str
+    size: str
+    # The retired model that was asked for, when `model` is its replacement.
+    retired: ModelInfo | None = None
+
+
+def retired_note(retired: ModelInfo, made_with: str) -> str:
+    """What a reply says when the model asked for is retired."""
+    return f"{retired.alias} was retired on {retired.shutdown}; made with {made_with}."
 
 
 @dataclass(frozen=True)
@@ -102,6 +136,68 @@ class Catalog:
             )
         return info, ratio, wanted_size
 
+    def current(self, name: str | None, today: datetime.date) -> tuple[ModelInfo, ModelInfo | None]:
+        """The model a request for `name` is made with today: itself, or the
+        replacement of a retired model (following a chain of retirements).
+        Returns (model, the retired model asked for, or None)."""
+        asked = info = self.resolve(name)
+        seen = {info.alias}
+        while info.retired(today):
+            if info.replacement is None:
+                raise InvalidRequest(f"{asked.alias} was retired on {asked.shutdown} and has no replacement. "
+                                     f"Choose one of: {', '.join(self.live_aliases(today))}.")
+            info = self.models[info.replacement]
+            if info.alias in seen:
+                raise InvalidRequest(f"{asked.alias} was retired on {asked.shutdown} and its replacements "
+                                     f"are all retired. Choose one of: {', '.join(self.live_aliases(today))}.")
+            seen.add(info.alias)
+        return info, (asked if info is not asked else None)
+
+    def live_aliases(self, today: datetime.date) -> list[str]:
+        return [alias for alias, info in self.models.items() if not info.retired(today)]
+
+    def validate_on(self, today: datetime.date, model: str | None, aspect_ratio: str | None,
+                    size: str | None) -> Resolved:
+        """`validate` for a request made today. A retired model's request is made
+        with its replacement, at the replacement's price; the aspect ratio must be
+        one the replacement takes. The size asked for (or the retired model's
+        default) is kept when the replacement offers it; a size only the retired
+        model offered becomes the replacement's default."""
+        info, retired = self.current(model, today)
+        if retired is None:
+            return Resolved(*self.validate(info.alias, aspect_ratio, size))
+        wanted = normalize_size(size) if size else retired.default_size
+        if wanted not in info.sizes and wanted not in retired.sizes:
+            raise InvalidRequest(f"{retired.alias} was retired on {retired.shutdown}; its replacement "
+                                 f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}.")
+        kept = wanted if wanted in info.sizes else info.default_size
+        try:
+            _, ratio, kept = self.validate(info.alias, aspect_ratio, kept)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{retired.alias} was retired on {retired.shutdown}, so this is made with "
+                                 f"{info.alias}. {exc}") from None
+        return Resolved(info, ratio, kept, retired)
+
+
+def lifecycle_warnings(catalog: Catalog, today: datetime.date, within_days: int = 30) -> list[str]:
+    """What `doctor` should say about model shutdowns: each model already retired
+    (its requests are made with the replacement) or shutting down within `within_days`."""
+    warnings = []
+    for info in catalog.models.values():
+        if info.shutdown is None:
+            continue
+        days = (info.shutdown - today).days
+        if days <= 0:
+            instead = (f"requests for it are made with {info.replacement}" if info.replacement
+                       else "it has no replacement, so requests for it are refused")
+            warnings.append(f"{info.alias} ({info.model_id}) was retired on {info.shutdown}; {instead}.")
+        elif days <= within_days:
+            instead = (f"requests for it will be made with {info.replacement}" if info.replacement
+                       else "it has no replacement, so requests for it will be refused")
+            warnings.append(f"{info.alias} ({info.model_id}) shuts down on {info.shutdown}, in {days} "
+                            f"day{'s' if days != 1 else ''}; from then {instead}.")
+    return warnings
+
 
 def normalize_size(size: str) -> str:
     # People type "2k"; the API only accepts "2K".
@@ -127,6 +223,31 @@ def _optional_money(raw: dict[str, Any], key: str) -> Decimal | None:
     return _money(raw[key]) if raw.get(key) is not None else None
 
 
+LANES = ("standard", "batch", "flex", "priority")
+
+
+def _lane(name: str) -> str:
+    if name not in LANES:
+        raise ValueError(f"unknown lane {name!r} (lanes are {', '.join(LANES)})")
+    return name
+
+
+def _date(value: Any) -> datetime.date | None:
+    # TOML has a date type (shutdown = 2026-10-02); a quoted date is read too.
+    if value is None or isinstance(value, datetime.date):
+        return value
+    return datetime.date.fromisoformat(str(value))
+
+
+def _check_replacements(models: dict[str, ModelInfo]) -> None:
+    for info in models.values():
+        if info.replacement is not None and info.replacement not in models:
+            raise ValueError(f"model '{info.alias}' in the catalog names replacement "
+                             f"'{info.replacement}', which is not a model in the catalog")
+        if info.replacement == info.alias:
+            raise ValueError(f"model '{info.alias}' in the catalog names itself as its replacement")
+
+
 def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
     try:
         model_id = raw["id"]
@@ -146,6 +267,14 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             text_output_per_million=_optional_money(raw, "text_output_per_million"),
             text_allowance_tokens=int(raw.get("text_allowance_tokens", 0)),
             batch_discount=_money(raw.get("batch_discount", "0.5")),
+            max_reference_images=int(raw.get("max_reference_images", 14)),
+            output_token_limit=int(raw["output_token_limit"]) if raw.get("output_token_limit") else None,
+            inline_image_bytes={route: int(v) for route, v in raw.get("inline_image_bytes", {}).items()},
+            inline_request_bytes={route: int(v) for route, v in raw.get("inline_request_bytes", {}).items()},
+            lanes=tuple(_lane(lane) for lane in raw.get("lanes", ("standard", "batch"))),
+            thinking_levels=tuple(raw.get("thinking_levels", ())),
+            shutdown=_date(raw.get("shutdown")),
+            replacement=raw.get("replacement"),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
@@ -193,6 +322,7 @@ def load_catalog(override_path: Path | None = None) -> Catalog:
     data = tomllib.loads(resources.files("bot").joinpath("catalog.toml").read_text("utf-8"))
     data = _merge(data, read_config(override_path))
     models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
+    _check_replacements(models)
     defaults = data.get("defaults", {})
     default_model = defaults.get("model", "pro")
     if default_model not in models:

@@ -141,16 +141,16 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
             await running
     finally:
         await runtime.close()
-    return report(done, out)
+    return report(done, out, note=outcome.retired_note)
 
 
-def report(done: Finished, out: Path) -> int:
+def report(done: Finished, out: Path, *, note: str | None = None) -> int:
     payload = done.delivery.payload
     if done.delivery.kind == "result":
         cached = " (from the cache: the same request was answered recently)" if payload.get("cached") else ""
         print(f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
               f"model {payload['model_version']} cost ${payload['cost_usd']} "
-              f"in {payload['elapsed_s']:.1f}s{cached}")
+              f"in {payload['elapsed_s']:.1f}s{cached}" + (f" ({note})" if note else ""))
         return EXIT_OK
     kind = payload.get("error_class")
     print(f"error: {user_message_for(kind)} [{kind}: {payload.get('detail', 'no detail')}]", file=sys.stderr)

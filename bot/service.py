@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import hashlib
 import logging
 import secrets
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from bot import images, pricing
-from bot.catalog import Catalog
+from bot.catalog import Catalog, ModelInfo, retired_note
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
 from bot.store.base import BATCH_INLINE_BYTES, Admission, Denied, Store, StoreUnavailable, inline_request_bytes
@@ -44,7 +45,6 @@ NO_BUDGET_YET_CLI = ("Team {team} has no budget yet, and [policy] default_team_b
                      "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged.")
 # The platform of requests made from the terminal (python -m bot imagine).
 CLI_PLATFORM = "cli"
-MAX_INPUT_IMAGES = 6
 MAX_BUDGET_USD = Decimal(1_000_000)
 
 
@@ -206,7 +206,8 @@ class ImagineService:
             self._metrics.cache_hits.inc()
             self._on_submit()  # its result is already in the outbox
             return Accepted(job_id=submitted.job_id, position=0, model=spec.model_alias, size=spec.size,
-                            aspect_ratio=spec.aspect_ratio, estimate_usd=Decimal(0), cached=True)
+                            aspect_ratio=spec.aspect_ratio, estimate_usd=Decimal(0), cached=True,
+                            retired_note=self._retired_note(model, spec.model_alias))
         if not submitted.duplicate:
             self._on_submit()
         held = to_micros(estimate)
@@ -218,20 +219,24 @@ class ImagineService:
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
             duplicate=submitted.duplicate, downgraded_from=downgraded_from, alerts=alerts,
-            relaxed=spec.lane is Lane.BATCH,
+            relaxed=spec.lane is Lane.BATCH, retired_note=self._retired_note(model, spec.model_alias),
         )
 
     def _spec(
         self, req: ImagineRequest | EditRequest, text: str, model: str | None,
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None, attachments: int,
     ) -> GenerationSpec:
-        info, ratio, size = self._catalog.validate(model, aspect_ratio, size)
+        # A retired model's request (an edit of its image too) is made with its replacement.
+        info, ratio, size = self._resolve(model, aspect_ratio, size)
         if req.relax and not self._batch_lane:
             raise InvalidRequest("The relaxed lane (--relax) needs Google's Batch API, which this bot is not "
                                  "set up for (it needs a Gemini API key). Leave out --relax.")
-        # The parent image (for edits) is read by the worker from its own row.
-        if attachments + (parent_image_id is not None) > MAX_INPUT_IMAGES:
-            raise InvalidRequest(f"At most {MAX_INPUT_IMAGES} images can go with one request.")
+        # The parent image (for edits) is read by the worker from its own row, and counts too.
+        sent = attachments + (parent_image_id is not None)
+        if sent > info.max_reference_images:
+            counted = ", counting the image being edited" if parent_image_id is not None else ""
+            raise InvalidRequest(f"{info.alias} takes at most {info.max_reference_images} images with one request "
+                                 f"(this one has {sent}{counted}). Send fewer images.")
         # The Batch lane is Gemini's alone: no fallbacks, and priced at its own rate.
         fallbacks = () if req.relax else self._usable_fallbacks(req, info.alias, ratio, size)
         return GenerationSpec(
@@ -239,6 +244,18 @@ class ImagineService:
             size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
             send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
         )
+
+    def _resolve(self, model: str | None, aspect_ratio: str | None, size: str | None) -> tuple[ModelInfo, str, str]:
+        resolved = self._catalog.validate_on(self._today(), model, aspect_ratio, size)
+        return resolved.model, resolved.aspect_ratio, resolved.size
+
+    def _today(self) -> datetime.date:
+        return datetime.datetime.fromtimestamp(self._clock(), datetime.UTC).date()
+
+    def _retired_note(self, model: str | None, made_with: str) -> str | None:
+        """The reply's note when `model` is retired ("legacy was retired on ...; made with flash.")."""
+        _, retired = self._catalog.current(model, self._today())
+        return retired_note(retired, made_with) if retired else None
 
     def _usable_fallbacks(self, req: ImagineRequest | EditRequest, alias: str, ratio: str,
                           size: str) -> tuple[str, ...]:
@@ -251,6 +268,8 @@ class ImagineService:
             route, _, fallback_alias = fallback.rpartition(":")
             try:
                 info, _, _ = self._catalog.validate(fallback_alias, ratio, size)
+                if info.retired(self._today()):
+                    continue  # Google answers a retired model with a 404
                 check_channel(policy, req.channel, info.alias, size)
                 if route:
                     gateway = self._catalog.gateways.get(route)

@@ -266,6 +266,9 @@ class Accepted:
     cached: bool = False
     # On the Batch lane (--relax): half price, answered within hours.
     relaxed: bool = False
+    # The model asked for is retired and this was made with its replacement:
+    # "legacy was retired on 2026-10-02; made with flash." Adapters show it.
+    retired_note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ PLATFORM = "discord"
 SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
 TOKEN_LIFETIME = 14 * 60  # Discord's is 15 minutes; stop using it a little early
 MAX_ATTACHMENT_BYTES = 14 * 1024 * 1024
-RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1", "9:21"]
+# Every aspect ratio some model in the catalog takes (Discord allows 25 choices).
+RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 
 

@@ -33,7 +33,8 @@ def status_message(prompt: str, user: str, line: str, *, edit: bool = False) -> 
 
 
 def queued(accepted: Accepted) -> str:
-    return f"⏳ {status.queued(accepted)}"
+    line = f"⏳ {status.queued(accepted)}"
+    return line + (f"\nℹ️ {accepted.retired_note}" if accepted.retired_note else "")
 
 
 def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:

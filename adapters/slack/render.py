@@ -35,7 +35,8 @@ def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | N
 
 
 def queued(accepted: Accepted) -> str:
-    return f":hourglass_flowing_sand: {status.queued(accepted)}"
+    line = f":hourglass_flowing_sand: {status.queued(accepted)}"
+    return line + (f"\n:information_source: {accepted.retired_note}" if accepted.retired_note else "")
 
 
 def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:

@@ -132,6 +132,16 @@ async def test_legacy_model_alias_goes_to_the_current_model(fake, tmp_path):
     assert req.path == f"/v1beta/models/{PRO}:generateContent"
 
 
+async def test_a_retired_model_is_made_with_its_replacement_and_the_success_line_says_so(fake, tmp_path):
+    # Real time here: gemini-2.5-flash-image was shut down on 2026-10-02.
+    run = await imagine(fake, tmp_path, "a lighthouse", "--model", "legacy", "--out", "o.png")
+    assert run.code == EXIT_OK, run.stderr
+    [req] = fake.requests
+    assert (req.model, req.image_size) == ("gemini-3.1-flash-image", "1K")
+    [line] = [line for line in run.stdout.splitlines() if line.startswith("wrote ")]
+    assert line.endswith("(legacy was retired on 2026-10-02; made with flash.)")
+
+
 # --- provider errors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("reply, expected_code, kind", [

@@ -48,7 +48,7 @@ MODELS = {  # id -> displayName, as listed by GET /v1beta/models
 ASPECTS = {"1:1": (1024, 1024), "2:3": (848, 1264), "3:2": (1264, 848), "3:4": (896, 1200),
            "4:3": (1200, 896), "4:5": (928, 1152), "5:4": (1152, 928), "9:16": (768, 1376),
            "16:9": (1376, 768), "21:9": (1584, 672), "1:4": (512, 2048), "4:1": (2048, 512),
-           "1:8": (384, 3072), "8:1": (3072, 384), "9:21": (672, 1584)}
+           "1:8": (384, 3072), "8:1": (3072, 384)}  # no "9:21": Google has none
 SIZES = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
 STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
             404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
@@ -490,7 +490,9 @@ class FakeGemini(LoopbackServer):
         elif rec.image_size is not None and rec.image_size not in SIZES:
             msg = ("* GenerateContentRequest.generation_config.image_config.image_size: image_size"
                    " must be one of '512', '1K', '2K', or '4K'.\n")
-        elif rec.image_size is not None and "2.5" in rec.model:
+        elif rec.image_size is not None and ("2.5" in rec.model
+                                              or "flash-lite" in rec.model and rec.image_size != "1K"):
+            # 2.5 Flash Image takes no imageSize; Flash-Lite Image takes 1K only.
             msg = "Image size is not supported for this model."
         else:
             return None

@@ -168,3 +168,18 @@ async def test_hang_trips_client_timeout_and_latency_applies(fake):
     started = time.monotonic()
     await client.aio.models.generate_content(model=FLASH, contents="x")
     assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("model, ratio, size", [
+    (FLASH, "9:21", "1K"),                              # no Gemini model has 9:21
+    ("gemini-3.1-flash-lite-image", "1:1", "2K"),       # Flash-Lite Image makes 1K only
+])
+async def test_what_google_refuses_the_fake_refuses(fake, model, ratio, size):
+    config = types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio=ratio, image_size=size))
+    with pytest.raises(errors.ClientError) as info:
+        await client_for(fake).aio.models.generate_content(model=model, contents="x", config=config)
+    assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
+    lite_1k = types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio="1:8", image_size="1K"))
+    await client_for(fake).aio.models.generate_content(model="gemini-3.1-flash-lite-image", contents="x",
+                                                       config=lite_1k)

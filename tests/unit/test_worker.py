@@ -298,3 +298,22 @@ async def test_a_call_that_cannot_be_priced_fails_once_releases_its_hold_and_is_
     assert p.notifier.kinds(submitted.job_id) == ["started", "failure"]
     # The operator alert was queued once (a second raise of its key is refused).
     assert not await sqlite_store.raise_alert(f"unpriced:{submitted.job_id}", ["test"], "again")
+
+
+async def test_an_edit_of_an_image_made_by_a_retired_model_is_made_with_its_replacement(sqlite_store, fake):
+    from tests.conftest import FakeClock
+    clock = FakeClock(1_788_000_000.0)  # 2026-08-29: legacy still runs
+    async with Pipeline(sqlite_store, fake) as p:
+        p.service = ImagineService(sqlite_store, p.catalog, on_submit=p.worker.wake, clock=clock)
+        first = await p.imagine("a koi pond", aspect_ratio="3:2", model="legacy")
+        await p.notifier.wait_final(first.job_id)
+        assert fake.requests[-1].model == "gemini-2.5-flash-image" and first.retired_note is None
+        parent_id = (await sqlite_store.get_job(first.job_id)).result_image_id
+        clock.advance(100 * 86400)  # 2026-12-07: legacy was shut down on 2026-10-02
+        edit = await p.service.edit(EditRequest(team="T1", channel="C1", user="U2", platform="test",
+                                                parent_image_id=parent_id, instruction="make it night"))
+        assert isinstance(edit, Accepted) and (edit.model, edit.size, edit.aspect_ratio) == ("flash", "1K", "3:2")
+        assert edit.retired_note == "legacy was retired on 2026-10-02; made with flash."
+        await p.notifier.wait_final(edit.job_id)
+    assert (await sqlite_store.get_job(edit.job_id)).state is JobState.SUCCEEDED
+    assert (fake.requests[-1].model, fake.requests[-1].image_size) == ("gemini-3.1-flash-image", "1K")
