@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from bot.bootstrap import Runtime
+from bot.catalog import lifecycle_warnings
 from bot.providers.errors import ProviderError, error_class
 from bot.providers.gemini import vertex_serves
 from bot.settings import Settings
 
 
-async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None] = print) -> bool:
+async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.time) -> bool:
     """Prints a report; True when every configured route works."""
     healthy = True
     counts = await runtime.store.counts_by_state()
@@ -19,6 +22,9 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
         f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none yet'}")
     out(f"prices    table version {runtime.catalog.version}"
         + (f" (overrides from {settings.imagine_config})" if settings.imagine_config else ""))
+    # A warning, not a failure: requests for a retired model are made with its replacement.
+    for warning in lifecycle_warnings(runtime.catalog, datetime.fromtimestamp(clock(), UTC).date()):
+        out(f"models    {warning}")
 
     router = runtime.provider
     if router is None:

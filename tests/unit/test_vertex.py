@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime, time
 
 import aiohttp
 import pytest
@@ -202,3 +203,22 @@ async def test_doctor_on_vertex_says_a_regional_location_cannot_serve_3x_models(
                                                        GOOGLE_CLOUD_LOCATION="europe-west4"))
     assert not healthy
     assert "europe-west4" in report and "GOOGLE_CLOUD_LOCATION=global" in report
+
+
+async def test_doctor_warns_of_a_model_retired_or_retiring_within_30_days(tmp_path, fake, credentials):
+    settings = vertex_settings(tmp_path, fake, credentials)
+    runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
+    try:
+        lines: list[str] = []
+        shutdown = runtime.catalog.models["legacy"].shutdown
+        await doctor(runtime, settings, out=lines.append, clock=lambda: _noon(shutdown) - 20 * 86400)
+        assert [line for line in lines if line.startswith("models ")] and "legacy" in "\n".join(lines)
+        lines.clear()
+        await doctor(runtime, settings, out=lines.append, clock=lambda: _noon(shutdown) - 40 * 86400)
+        assert not [line for line in lines if line.startswith("models ")]
+    finally:
+        await runtime.close()
+
+
+def _noon(day: date) -> float:
+    return datetime.combine(day, time(12), UTC).timestamp()
