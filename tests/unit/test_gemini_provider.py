@@ -313,7 +313,7 @@ async def test_a_policy_finish_stays_blocked(provider, fake, reason):
 
 # --- google-auth (Vertex AI): the SDK lets its errors through unwrapped -----------------------
 
-async def vertex_failure(fake, credentials=None) -> ProviderError:
+async def vertex_failure(fake, credentials=None, *, call: str = "generate") -> ProviderError:
     """The error a Vertex AI call raises, with these credentials (None: google-auth's defaults)."""
     from google import genai
     from google.genai import types
@@ -323,7 +323,7 @@ async def vertex_failure(fake, credentials=None) -> ProviderError:
     prov = GeminiProvider(client, timeout_seconds=10)
     try:
         with pytest.raises(ProviderError) as info:
-            await prov.generate(spec(), [])
+            await (prov.generate(spec(), []) if call == "generate" else prov.list_models())
     finally:
         await prov.close()
     return info.value
@@ -350,6 +350,12 @@ async def test_a_refused_token_refresh_is_a_credentials_error(fake):
     assert type(exc) is CredentialsError and not exc.retryable
     assert "invalid_grant" in exc.detail
     assert fake.token_requests == 1 and fake.requests == []
+
+
+async def test_doctor_listing_models_with_refused_credentials_gets_the_fix(fake):
+    fake.token_error = "invalid_grant"
+    exc = await vertex_failure(fake, user_credentials(f"{fake.url}/token"), call="list_models")
+    assert type(exc) is CredentialsError and "GOOGLE_APPLICATION_CREDENTIALS" in exc.operator_fix
 
 
 async def test_an_unreachable_token_service_is_transient(fake, unused_tcp_port):
