@@ -301,11 +301,10 @@ class Worker:
         charge = None
         gateway = self._catalog.gateways.get(exc.route or "")
         answered = exc if isinstance(exc, AnsweredWithoutImage) else None
+        # A refusal is "blocked" in the ledger; any other answer without an image is a billed failure.
+        status = "blocked" if isinstance(exc, BlockedError) else "failed"
         if answered is not None:
-            # A refusal is "blocked" in the ledger; any other answer without an image is a billed failure.
-            blocked = isinstance(exc, BlockedError)
-            result |= {"block_reason" if blocked else "finish_reason": answered.reason}
-            status = "blocked" if blocked else "failed"
+            result |= {"block_reason" if status == "blocked" else "finish_reason": answered.reason}
         if answered is not None and answered.cost_usd is not None:
             # The route reported what it charged for the answer: that is the bill.
             result |= {"cost_usd": str(answered.cost_usd)}
