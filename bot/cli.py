@@ -44,8 +44,10 @@ EXIT_BY_REFUSAL = {
     RefusalReason.UNAVAILABLE: EXIT_TRY_LATER, RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
 }
 EXIT_BY_ERROR = {
-    "blocked": EXIT_BLOCKED, "bad_request": EXIT_INVALID, "input_too_large": EXIT_INVALID, "auth": EXIT_CONFIG,
-    "permission": EXIT_CONFIG, "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
+    "blocked": EXIT_BLOCKED, "no_image": EXIT_BLOCKED, "bad_request": EXIT_INVALID,
+    "input_too_large": EXIT_INVALID, "too_big_for_batch": EXIT_INVALID, "auth": EXIT_CONFIG,
+    "permission": EXIT_CONFIG, "billing": EXIT_CONFIG, "credentials": EXIT_CONFIG,
+    "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
 }
 
 SETUP_GUIDE = """\

@@ -62,7 +62,7 @@ async def doctor(runtime: Runtime, settings: Settings, out: Callable[[str], None
             f"(halved on a 429, now {route.concurrency.limit})")
         gateway = runtime.catalog.gateways.get(route.name)
         billed = ("billed" if gateway.bills_failed_calls else "not billed") if gateway else \
-            "not billed (a blocked answer is billed for the tokens it used)"
+            "not billed (an answer without an image, blocked or not, is billed for the tokens it used)"
         out(f"  failed calls: {billed}")
     for name, gateway in runtime.catalog.gateways.items():
         if router is None or name not in router.routes:

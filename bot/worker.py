@@ -27,7 +27,9 @@ from bot import images, pricing
 from bot.alerts import CallWatch
 from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
-from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall
+from bot.providers.errors import (
+    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall,
+)
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros
 from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
@@ -278,6 +280,9 @@ class Worker:
     async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None,
                       billed: Decimal | None = None, usage: Usage | None = None) -> None:
         retryable = exc.retryable if retryable is None else retryable
+        if retryable and exc.attempts_cap is not None and job.attempt >= exc.attempts_cap:
+            # Some failures earn only so many calls per job (a "no image" answer: one more try).
+            retryable = False
         now = self._clock()
         delay = exc.retry_after
         if delay is None:
@@ -295,22 +300,27 @@ class Worker:
             "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
         charge = None
         gateway = self._catalog.gateways.get(exc.route or "")
-        if isinstance(exc, BlockedError) and exc.cost_usd is not None:
-            # The route reported what it charged for the refusal: that is the bill.
-            result |= {"block_reason": exc.reason, "cost_usd": str(exc.cost_usd)}
-            charge = Charge(to_micros(exc.cost_usd), exc.usage, "blocked")
+        answered = exc if isinstance(exc, AnsweredWithoutImage) else None
+        # A refusal is "blocked" in the ledger; any other answer without an image is a billed failure.
+        status = "blocked" if isinstance(exc, BlockedError) else "failed"
+        if answered is not None:
+            result |= {"block_reason" if status == "blocked" else "finish_reason": answered.reason}
+        if answered is not None and answered.cost_usd is not None:
+            # The route reported what it charged for the answer: that is the bill.
+            result |= {"cost_usd": str(answered.cost_usd)}
+            charge = Charge(to_micros(answered.cost_usd), answered.usage, status)
         elif gateway is not None and billed is None:
             # A gateway's own rule: failed calls are billed at its per-image price, or not at all.
             price = gateway.price(exc.model_alias or job.spec.model_alias, job.spec.size)
             if gateway.bills_failed_calls and price is not None:
                 result |= {"cost_usd": str(price)}
                 charge = Charge(to_micros(price), getattr(exc, "usage", None), exc.kind)
-        elif isinstance(exc, BlockedError) and exc.usage is not None:
-            # A blocked answer is billed for the tokens it used, at the rates of the model that ran.
+        elif answered is not None and answered.usage is not None:
+            # An answer without an image is billed for the tokens it used, at the rates of the model that ran.
             model = self._catalog.resolve(exc.model_alias or job.spec.model_alias)
-            cost = pricing.tokens_cost(model, job.spec.lane, exc.usage)
-            result |= {"usage": exc.usage.to_json(), "block_reason": exc.reason, "cost_usd": str(cost)}
-            charge = Charge(to_micros(cost), exc.usage, "blocked")
+            cost = pricing.tokens_cost(model, job.spec.lane, answered.usage)
+            result |= {"usage": answered.usage.to_json(), "cost_usd": str(cost)}
+            charge = Charge(to_micros(cost), answered.usage, status)
         elif billed is not None:
             result |= {"cost_usd": str(billed)}
             charge = Charge(to_micros(billed), usage, "failed")

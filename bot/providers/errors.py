@@ -16,6 +16,8 @@ from bot.types import Usage
 class ProviderError(Exception):
     kind: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
+    # The most calls a job makes when each ends in this class (None: the job's own max_attempts).
+    attempts_cap: ClassVar[int | None] = None
     user_message: ClassVar[str] = "The image service failed. Please try again later."
     # What an operator should do about it (shown by `python -m bot doctor`).
     operator_fix: ClassVar[str] = "Look at the job's error detail and the bot's log."
@@ -64,6 +66,29 @@ class PermissionDeniedError(ProviderError):
     )
 
 
+class BillingNotEnabled(ProviderError):
+    """A 429 against a free-tier quota of 0: the model is not in the free tier and the
+    project pays for nothing, so no wait or other Gemini model helps."""
+
+    kind = "billing"
+    operator_fix = ("429 with a free-tier limit of 0: billing is not enabled on the Google Cloud project, "
+                    "and this model (Pro Image among them) has no free tier. Enable billing on the Google "
+                    "Cloud project that owns GEMINI_API_KEY (Google Cloud console > Billing: link a billing "
+                    "account). Retries and other Gemini models cannot help until then.")
+    user_message = ("The bot's Google project is not set up to pay for this image model. An admin must "
+                    "enable billing on the Google Cloud project.")
+
+
+class CredentialsError(ProviderError):
+    """google-auth could not find or refresh the bot's Google credentials (Vertex AI)."""
+
+    kind = "credentials"
+    operator_fix = ("Bad or missing Google credentials: google-auth found none, or Google refused to refresh "
+                    "them (revoked, expired or disabled). Run `gcloud auth application-default login`, or "
+                    "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key file.")
+    user_message = "The bot's Google credentials were rejected. An admin needs to check the bot's Google login."
+
+
 class QuotaError(ProviderError):
     kind = "quota"
     retryable = True
@@ -79,20 +104,39 @@ class OverloadedError(ProviderError):
     user_message = "The image service is overloaded right now. Please try again in a few minutes."
 
 
-class BlockedError(ProviderError):
-    """The model declined: safety filters, or it answered without an image."""
+class AnsweredWithoutImage(ProviderError):
+    """The model answered, but with no image. The answer is billed all the same:
+    settlement uses the provider's reported charge when it gave one (gateways), else
+    the token counts it reported."""
+
+    def __init__(self, detail: str, *, reason: str, usage: Usage | None = None, **kwargs) -> None:
+        super().__init__(detail, **kwargs)
+        self.reason = reason  # the finish or block reason, e.g. IMAGE_SAFETY, MAX_TOKENS
+        self.usage = usage
+        self.cost_usd: Decimal | None = None
+
+
+class BlockedError(AnsweredWithoutImage):
+    """The model or its filters refused on policy grounds: another try would refuse again."""
 
     kind = "blocked"
     operator_fix = "The model's safety filters refused prompts: nothing to fix unless it happens a lot."
     user_message = "The image model declined this request (content policy). Try rewording the prompt."
 
-    def __init__(self, detail: str, *, reason: str, usage: Usage | None = None, **kwargs) -> None:
-        super().__init__(detail, **kwargs)
-        self.reason = reason
-        # Blocked calls can still be billed; settlement uses the provider's reported
-        # charge when it gave one (gateways), else these token counts.
-        self.usage = usage
-        self.cost_usd: Decimal | None = None
+
+class NoImageError(AnsweredWithoutImage):
+    """The model stopped without an image for a reason other than policy (ran out of output
+    tokens, a malformed answer, text only): a second try often works, a third rarely does."""
+
+    kind = "no_image"
+    retryable = True
+    attempts_cap = 2
+    operator_fix = ("The model finished without an image (MAX_TOKENS, MALFORMED_RESPONSE, IMAGE_OTHER, OTHER, "
+                    "NO_IMAGE or text only): not a policy refusal. Each job gets one more try, and both calls are "
+                    "billed for their tokens; the job's finish_reason says which. Nothing to fix unless it "
+                    "happens a lot.")
+    user_message = ("The image model finished without making an image this time. Please try again, "
+                    "or reword the prompt.")
 
 
 class BadRequestError(ProviderError):
@@ -186,9 +230,10 @@ class WorkerLost(ProviderError):
 
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
-    for cls in (ProviderError, AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                BlockedError, BadRequestError, InputTooLarge, InvalidProviderImage, BatchNotDone, TooBigForBatch,
-                BudgetUsedUp, WorkerLost, UnpricedCall, LaneUnavailable, NotAnnounced)
+    for cls in (ProviderError, AuthError, PermissionDeniedError, BillingNotEnabled, CredentialsError,
+                QuotaError, OverloadedError, BlockedError, NoImageError, BadRequestError, InputTooLarge,
+                InvalidProviderImage, BatchNotDone, TooBigForBatch, BudgetUsedUp, WorkerLost, UnpricedCall,
+                LaneUnavailable, NotAnnounced)
 }
 
 

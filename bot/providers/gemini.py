@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 import google.auth.credentials
 from google import genai
+from google.auth import exceptions as auth_errors
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.oauth2 import credentials as user_credentials
@@ -20,8 +21,8 @@ from google.oauth2 import service_account
 
 from bot.providers.base import BatchItem, BatchStatus
 from bot.providers.errors import (
-    AuthError, BadRequestError, BlockedError, InputTooLarge, OverloadedError, PermissionDeniedError,
-    ProviderError, QuotaError,
+    AuthError, BadRequestError, BillingNotEnabled, BlockedError, CredentialsError, InputTooLarge, NoImageError,
+    OverloadedError, PermissionDeniedError, ProviderError, QuotaError,
 )
 from bot.types import GenerationResult, GenerationSpec, InputImage, Usage
 
@@ -30,6 +31,14 @@ API_VERSION = "v1beta"
 _OVERLOADED_CODES = {500, 502, 503, 504}
 # The async client runs on aiohttp when it is installed (it is a dependency).
 _NETWORK_ERRORS = (TimeoutError, ConnectionError, aiohttp.ClientError)
+# Finish and block reasons that are refusals on policy grounds: asking again gets the same
+# answer. Any other reason without an image (MAX_TOKENS, MALFORMED_RESPONSE, IMAGE_OTHER,
+# OTHER, NO_IMAGE, text only...) is worth one more try. From google.genai.types.FinishReason
+# (google-genai 3.6.1); MODEL_ARMOR is Vertex's prompt and answer screening.
+POLICY_REASONS = frozenset({
+    "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "RECITATION",
+    "IMAGE_RECITATION", "BLOCKLIST", "SPII", "MODEL_ARMOR",
+})
 T = TypeVar("T")
 # Gemini 3.x image models are served only from Vertex's global endpoint; a region answers 404.
 VERTEX_DEFAULT_LOCATION = "global"
@@ -114,6 +123,10 @@ class GeminiProvider:
             return await asyncio.wait_for(call, timeout=self._timeout + 5)
         except genai_errors.APIError as exc:
             raise map_api_error(exc) from exc
+        except auth_errors.GoogleAuthError as exc:
+            # On Vertex AI the SDK loads and refreshes credentials inside the call and lets
+            # google-auth's errors through as they are.
+            raise map_auth_error(exc) from exc
         except _NETWORK_ERRORS as exc:
             raise OverloadedError(f"{network_failure}: {_describe(exc)}") from exc
 
@@ -229,7 +242,7 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
         raise BlockedError(f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip(),
                            reason=reason, usage=usage)
     if not response.candidates:
-        raise BlockedError("the model returned no candidates", reason="NO_IMAGE", usage=usage)
+        raise NoImageError("the model returned no candidates", reason="NO_IMAGE", usage=usage)
     candidate = response.candidates[0]
     parts = (candidate.content.parts if candidate.content else None) or []
     answer = [p for p in parts if not p.thought]  # thought parts are drafts, not the answer
@@ -240,7 +253,8 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
         finish = _enum_name(candidate.finish_reason) if candidate.finish_reason else "STOP"
         reason = "NO_IMAGE" if finish == "STOP" else finish
         detail = f"no image in the response (finish_reason={finish})" + (f": {text}" if text else "")
-        raise BlockedError(detail[:1000], reason=reason, usage=usage)
+        refusal = BlockedError if finish in POLICY_REASONS else NoImageError
+        raise refusal(detail[:1000], reason=reason, usage=usage)
     final = images[-1]
     return GenerationResult(
         image=InputImage(data=final.data, mime=final.mime_type or "image/png"),
@@ -281,11 +295,36 @@ def map_api_error(exc: genai_errors.APIError) -> ProviderError:
         return AuthError(detail, **kwargs)
     if code == 403 or exc.status == "FAILED_PRECONDITION":
         return PermissionDeniedError(detail, **kwargs)
+    if code == 429 and _free_tier_zero(exc):
+        return BillingNotEnabled(detail, **kwargs)
     if code == 429:
         return QuotaError(detail, retry_after=retry_delay(exc), **kwargs)
     if code in _OVERLOADED_CODES or code >= 500:
         return OverloadedError(detail, retry_after=retry_delay(exc), **kwargs)
     return BadRequestError(detail, **kwargs)
+
+
+def _free_tier_zero(exc: genai_errors.APIError) -> bool:
+    """A QuotaFailure naming a free-tier quota whose limit is 0: the model is not in the free
+    tier and the project has no billing. The limit is an int64, so JSON sends it as a string,
+    and leaves it out when it is 0."""
+    for detail in _details(exc):
+        if not (isinstance(detail, dict) and detail.get("@type", "").endswith("google.rpc.QuotaFailure")):
+            continue
+        for violation in detail.get("violations") or []:
+            if (isinstance(violation, dict) and "FreeTier" in str(violation.get("quotaId", ""))
+                    and str(violation.get("quotaValue", 0)).strip() == "0"):
+                return True
+    return False
+
+
+def map_auth_error(exc: auth_errors.GoogleAuthError) -> ProviderError:
+    """google-auth's failures: credentials that cannot be found or refreshed are the operator's
+    to fix; a token service that cannot be reached (or says "retry") is passing."""
+    detail = f"Google credentials: {_describe(exc)}"
+    if isinstance(exc, auth_errors.TransportError) or exc.retryable:
+        return OverloadedError(detail)
+    return CredentialsError(detail)
 
 
 def retry_delay(exc: genai_errors.APIError) -> float | None:

@@ -11,6 +11,10 @@ go when it is down.
   ("openrouter:pro",)), tried when the route is overloaded or rate-limited;
   the result says where it came from. Blocked, auth and bad requests never
   fall back: another model must not be used to get around a refusal.
+  Configuration errors (billing not enabled, bad credentials) neither fall
+  back nor count against the route's concurrency or circuit: every model of
+  the project would answer the same, and no wait cures them. A "no image"
+  answer goes up for the worker's one retry on the same model.
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT, EXIT_TRY_LATER
+from bot.cli import (EXIT_BLOCKED, EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT,
+                     EXIT_TRY_LATER)
 from tests.e2e.bot_process import bot_env, free_port, stop_cleanly, wait_healthy
 from tests.conftest import png_bytes
-from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, no_image, ok
+from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, finish, free_tier_zero, no_image, ok
 
 KEY = "cli-test-key"
 PRO = "gemini-3-pro-image"
@@ -151,7 +152,12 @@ async def test_a_retired_model_is_made_with_its_replacement_and_the_success_line
     pytest.param(error(429, retry_delay="1s"), EXIT_TRY_LATER, "quota", id="429"),
     pytest.param(error(503), EXIT_TRY_LATER, "overloaded", id="503"),
     pytest.param(blocked_prompt(), EXIT_BLOCKED, "blocked", id="blocked-prompt"),
-    pytest.param(no_image(), EXIT_BLOCKED, "blocked", id="no-image"),
+    pytest.param(finish("SAFETY"), EXIT_BLOCKED, "blocked", id="safety-finish"),
+    # A project without billing: configuration, not "try later".
+    pytest.param(free_tier_zero(), EXIT_CONFIG, "billing", id="free-tier-zero-429"),
+    # Text without an image is not a refusal: one more try (none here, max_attempts=1), then
+    # exit 3 ("no image in the answer"), with its own class.
+    pytest.param(no_image(), EXIT_BLOCKED, "no_image", id="no-image"),
 ])
 async def test_provider_error_exit_codes(fake, tmp_path, reply, expected_code, kind):
     fake.script(reply)

@@ -19,6 +19,12 @@ kept in ``fake.batches`` and stays PENDING until the test moves it on with
 ``fake.finish_batch(name, ok(), error(429), ...)`` or ``fake.set_batch_state(name, state)``,
 or ``fake.auto_finish_batches = True`` succeeds it on its first poll.
 
+Failures as Google sends them: ``free_tier_zero()`` is the 429 a project without billing
+gets for a model with no free tier (Pro Image); ``finish(reason, usage=...)`` is an answer
+that stopped without an image, billed for the tokens it reports. ``POST /token`` is Google's
+OAuth token endpoint, for Vertex AI clients whose credentials refresh there
+(``fake.token_error = "invalid_grant"`` refuses the refresh as Google does).
+
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
 from __future__ import annotations
@@ -116,6 +122,7 @@ class Reply:
     retry_after: int | None = None
     usage: Tokens = Tokens()
     default_text: bool = False  # ok() without text=: the family's usual words
+    free_tier: bool = False  # a 429 against the free tier's quota of 0
 
 
 def ok(*, text: str | None | object = _KEEP, model_version: str | None = None, images: int = 1,
@@ -131,6 +138,11 @@ def error(code: int, *, status: str | None = None, message: str | None = None,
           retry_delay: str | None = None, retry_after: int | None = None) -> Reply:
     return Reply("error", code=code, status=status, message=message,
                  retry_delay=retry_delay, retry_after=retry_after)
+
+
+def free_tier_zero(*, retry_delay: str = "25s") -> Reply:
+    """The 429 for a model the project's free tier does not include (billing not enabled)."""
+    return Reply("error", code=429, retry_delay=retry_delay, free_tier=True)
 
 
 def blocked_prompt(reason: str = "PROHIBITED_CONTENT", *, usage: Tokens = Tokens()) -> Reply:
@@ -203,6 +215,33 @@ def bad_key_body() -> dict:
          "message": BAD_KEY}])
 
 
+# The free tier's quotas a generateContent call counts against, as (metric, quotaId).
+_FREE_TIER_QUOTAS = (
+    ("generate_content_free_tier_input_token_count", "GenerateContentInputTokensPerModelPerMinute-FreeTier"),
+    ("generate_content_free_tier_requests", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"),
+    ("generate_content_free_tier_requests", "GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
+)
+
+
+def _free_tier_zero(model: str, retry_delay: str | None) -> tuple[list[dict], str]:
+    """Details and message of the 429 for a model outside the project's free tier. Each
+    violation's limit is 0, which proto3 JSON leaves out: there is no quotaValue at all
+    (a paid quota sends it, as a string). Observed answers list Help first, then the
+    QuotaFailure; the message repeats each limit and the delay in words."""
+    violations = [{"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
+                   "quotaDimensions": {"location": "global", "model": model}}
+                  for metric, quota_id in _FREE_TIER_QUOTAS]
+    details = [{"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                   "description": "Learn more about Gemini API quotas",
+                   "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+               {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}]
+    message = MESSAGES[429] + "".join(f"\n* Quota exceeded for metric: {v['quotaMetric']}, limit: 0, model: {model}"
+                                      for v in violations)
+    if retry_delay:
+        message += f"\nPlease retry in {retry_delay}."
+    return details, message
+
+
 def _b64decode(data: str) -> bytes:
     # The SDK sends the URL-safe alphabet; other clients send the standard one.
     data = data.translate(str.maketrans("+/", "-_")).rstrip("=")
@@ -250,6 +289,8 @@ class FakeGemini(LoopbackServer):
         self.batch_gets = 0  # polls (GET batches/<id>)
         self.auto_finish_batches = False  # succeed a batch with ok() replies on its first poll
         self._batch_create_replies: deque[Reply] = deque()
+        self.token_requests = 0  # POST /token (OAuth refreshes)
+        self.token_error: str | None = None  # e.g. "invalid_grant": refuse every refresh
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
@@ -297,7 +338,20 @@ class FakeGemini(LoopbackServer):
         app.router.add_get("/{version}/batches", self._list_batches)
         app.router.add_get("/{version}/batches/{id}", self._get_batch)
         app.router.add_post("/{version}/batches/{call}", self._batch_call)
+        app.router.add_post("/token", self._token)
         return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """oauth2.googleapis.com/token: a refresh grant, answered or refused as Google does."""
+        self.token_requests += 1
+        form = await request.post()
+        if form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
+            return self._json({"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}, 400)
+        if self.token_error is not None:
+            return self._json({"error": self.token_error,
+                               "error_description": "Token has been expired or revoked."}, 400)
+        return self._json({"access_token": "ya29." + secrets.token_urlsafe(32), "expires_in": 3599,
+                           "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer"})
 
     @staticmethod
     def _json(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -500,7 +554,9 @@ class FakeGemini(LoopbackServer):
 
     def _error(self, reply: Reply, model: str) -> web.Response:
         details, message = [], reply.message
-        if reply.code == 429:  # Google's quota errors name the exhausted quota and link the docs
+        if reply.free_tier:
+            details, message = _free_tier_zero(model, reply.retry_delay)
+        elif reply.code == 429:  # Google's quota errors name the exhausted quota and link the docs
             details += [
                 {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
                     "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",

@@ -8,7 +8,7 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from tests.fakes.gemini_server import (Tokens, blocked_prompt, error, finish, hang,
+from tests.fakes.gemini_server import (Tokens, blocked_prompt, error, finish, free_tier_zero, hang,
                                        no_image, ok)
 
 PRO, FLASH, LEGACY = "gemini-3-pro-image", "gemini-3.1-flash-image", "gemini-2.5-flash-image"
@@ -107,6 +107,33 @@ async def test_quota_error_carries_retry_info(fake):
     assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"} in details
     assert any(d["@type"].endswith("QuotaFailure") for d in details)
     assert exc.response.headers["Retry-After"] == "7"
+
+
+@pytest.mark.asyncio
+async def test_free_tier_zero_429_names_free_tier_quotas_with_no_limit(fake):
+    fake.script(free_tier_zero(retry_delay="25s"))
+    with pytest.raises(errors.ClientError) as info:
+        await client_for(fake).aio.models.generate_content(model=PRO, contents="x")
+    exc = info.value
+    assert exc.code == 429 and exc.status == "RESOURCE_EXHAUSTED"
+    details = exc.details["error"]["details"]
+    assert [d["@type"].rsplit(".", 1)[1] for d in details] == ["Help", "QuotaFailure", "RetryInfo"]
+    violations = details[1]["violations"]
+    assert violations and all(v["quotaId"].endswith("-FreeTier") for v in violations)
+    # A limit of 0 is proto3's default, so the JSON leaves quotaValue out.
+    assert all("quotaValue" not in v and v["quotaDimensions"]["model"] == PRO for v in violations)
+    assert exc.message.count("limit: 0") == len(violations) and "Please retry in 25s." in exc.message
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("reason", ["MAX_TOKENS", "MALFORMED_RESPONSE", "IMAGE_OTHER", "OTHER", "NO_IMAGE"])
+async def test_a_finish_without_an_image_reports_its_reason_and_usage(fake, reason):
+    fake.script(finish(reason, usage=Tokens(prompt=9, text=40, thoughts=300)))
+    response = await client_for(fake).aio.models.generate_content(model=PRO, contents="x")
+    assert response.candidates[0].finish_reason == types.FinishReason[reason]
+    assert not response.candidates[0].content
+    meta = response.usage_metadata
+    assert (meta.prompt_token_count, meta.candidates_token_count, meta.thoughts_token_count) == (9, 40, 300)
 
 
 @pytest.mark.asyncio

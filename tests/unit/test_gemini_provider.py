@@ -9,14 +9,14 @@ import pytest
 from google.genai import errors as genai_errors
 
 from bot.providers.errors import (
-    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
-    ProviderError, QuotaError,
+    AuthError, BadRequestError, BillingNotEnabled, BlockedError, CredentialsError, NoImageError,
+    OverloadedError, PermissionDeniedError, ProviderError, QuotaError,
 )
 from bot.providers.gemini import GeminiProvider, map_api_error, retry_delay
 from bot.types import GenerationResult, InputImage
 from tests.conftest import image_size, png_bytes, spec
-from tests.fakes.gemini_server import (Tokens, blocked_prompt, drop, error, finish, hang,
-                                       no_image, ok)
+from tests.fakes.gemini_server import (Tokens, blocked_prompt, drop, error, finish, free_tier_zero,
+                                       hang, no_image, ok)
 
 PRO = "gemini-3-pro-image"
 LEGACY = "gemini-2.5-flash-image"
@@ -185,6 +185,35 @@ async def test_overloaded_without_hint_has_no_retry_after(provider, fake):
     assert info.value.retry_after is None
 
 
+async def test_a_free_tier_zero_429_is_billing_not_enabled_and_never_retried(provider, fake):
+    fake.script(free_tier_zero(retry_delay="25s"))
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert type(exc) is BillingNotEnabled and exc.kind == "billing"
+    assert not exc.retryable and exc.status_code == 429
+    assert "enable billing on the google cloud project" in exc.operator_fix.lower()
+    assert "admin must enable billing" in exc.user_message
+    assert "limit: 0" in exc.detail and "limit" not in exc.user_message
+
+
+@pytest.mark.parametrize("quota_value", ["20", 1])
+def test_a_free_tier_quota_above_zero_is_a_passing_rate_limit(quota_value):
+    # A free-tier project that used up a quota it has waits, like a paid one.
+    exc = quota([{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+        {"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": quota_value}]}])
+    assert type(map_api_error(exc)) is QuotaError
+
+
+@pytest.mark.parametrize("quota_value", ["0", 0, None])
+def test_a_free_tier_quota_of_zero_is_billing_whatever_its_json(quota_value):
+    violation = {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}
+    if quota_value is not None:
+        violation["quotaValue"] = quota_value
+    exc = quota([{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}])
+    assert type(map_api_error(exc)) is BillingNotEnabled
+
+
 # --- one call, one bill: the worker's retry policy is the only one ------------------------------
 
 async def test_a_dropped_connection_is_one_request_and_a_retryable_error(provider, fake):
@@ -206,7 +235,8 @@ async def test_a_retryable_status_is_one_request(provider, fake, code):
 
 
 @pytest.mark.parametrize("cls", [AuthError, PermissionDeniedError, QuotaError, OverloadedError,
-                                 BlockedError, BadRequestError, ProviderError])
+                                 BlockedError, BadRequestError, ProviderError, BillingNotEnabled,
+                                 CredentialsError, NoImageError])
 def test_user_messages_are_friendly(cls):
     message = cls.user_message
     assert message.strip() and message == message.strip()
@@ -248,14 +278,99 @@ async def test_image_safety_finish_reason(provider, fake):
 
 
 async def test_no_image_with_text(provider, fake):
-    fake.script(no_image("I can't draw that, sorry."))
-    with pytest.raises(BlockedError) as info:
+    # STOP with only text: the model chatted instead of drawing; one more try usually draws.
+    fake.script(no_image("Here is a koi pond."))
+    with pytest.raises(NoImageError) as info:
         await provider.generate(spec(), [])
     exc = info.value
     assert exc.reason == "NO_IMAGE"
-    assert "I can't draw that, sorry." in exc.detail
-    assert not exc.retryable
+    assert "Here is a koi pond." in exc.detail
+    assert exc.retryable and exc.attempts_cap == 2
     assert exc.usage is not None
+
+
+@pytest.mark.parametrize("reason", ["MAX_TOKENS", "MALFORMED_RESPONSE", "IMAGE_OTHER", "OTHER", "NO_IMAGE"])
+async def test_a_non_policy_finish_is_a_retryable_no_image_answer_with_its_usage(provider, fake, reason):
+    fake.script(finish(reason, usage=Tokens(prompt=9, text=40, thoughts=300)))
+    with pytest.raises(ProviderError) as info:
+        await provider.generate(spec(), [])
+    exc = info.value
+    assert type(exc) is NoImageError, exc
+    assert exc.reason == reason and reason in exc.detail
+    assert exc.retryable and exc.attempts_cap == 2
+    assert (exc.usage.prompt_tokens, exc.usage.text_tokens, exc.usage.thoughts_tokens) == (9, 40, 300)
+    assert "content policy" not in exc.user_message
+
+
+@pytest.mark.parametrize("reason", ["SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT",
+                                    "RECITATION", "IMAGE_RECITATION", "BLOCKLIST", "SPII"])
+async def test_a_policy_finish_stays_blocked(provider, fake, reason):
+    fake.script(finish(reason))
+    with pytest.raises(BlockedError) as info:
+        await provider.generate(spec(), [])
+    assert info.value.reason == reason and not info.value.retryable
+
+
+# --- google-auth (Vertex AI): the SDK lets its errors through unwrapped -----------------------
+
+async def vertex_failure(fake, credentials=None, *, call: str = "generate") -> ProviderError:
+    """The error a Vertex AI call raises, with these credentials (None: google-auth's defaults)."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(vertexai=True, project="p", location="global", credentials=credentials,
+                          http_options=types.HttpOptions(base_url=fake.url))
+    prov = GeminiProvider(client, timeout_seconds=10)
+    try:
+        with pytest.raises(ProviderError) as info:
+            await (prov.generate(spec(), []) if call == "generate" else prov.list_models())
+    finally:
+        await prov.close()
+    return info.value
+
+
+def user_credentials(token_uri: str):
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(token=None, refresh_token="1//refresh", client_id="id", client_secret="secret",
+                       token_uri=token_uri)
+
+
+async def test_missing_google_credentials_are_a_credentials_error(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    exc = await vertex_failure(fake)
+    assert type(exc) is CredentialsError and not exc.retryable
+    assert "missing.json" in exc.detail
+    assert fake.requests == []
+
+
+async def test_a_refused_token_refresh_is_a_credentials_error(fake):
+    fake.token_error = "invalid_grant"
+    exc = await vertex_failure(fake, user_credentials(f"{fake.url}/token"))
+    assert type(exc) is CredentialsError and not exc.retryable
+    assert "invalid_grant" in exc.detail
+    assert fake.token_requests == 1 and fake.requests == []
+
+
+async def test_doctor_listing_models_with_refused_credentials_gets_the_fix(fake):
+    fake.token_error = "invalid_grant"
+    exc = await vertex_failure(fake, user_credentials(f"{fake.url}/token"), call="list_models")
+    assert type(exc) is CredentialsError and "GOOGLE_APPLICATION_CREDENTIALS" in exc.operator_fix
+
+
+async def test_an_unreachable_token_service_is_transient(fake, unused_tcp_port):
+    exc = await vertex_failure(fake, user_credentials(f"http://127.0.0.1:{unused_tcp_port}/token"))
+    assert type(exc) is OverloadedError and exc.retryable
+    assert "TransportError" in exc.detail
+
+
+def test_a_refresh_error_google_auth_calls_retryable_is_transient():
+    from google.auth import exceptions as auth_errors
+
+    from bot.providers.gemini import map_auth_error
+
+    assert type(map_auth_error(auth_errors.RefreshError("server_error", retryable=True))) is OverloadedError
+    assert type(map_auth_error(auth_errors.RefreshError("invalid_grant"))) is CredentialsError
 
 
 # --- timeout ------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import time
 import pytest
 
 from bot.catalog import load_catalog
-from bot.providers.errors import BlockedError, OverloadedError, QuotaError
+from bot.providers.errors import BillingNotEnabled, BlockedError, NoImageError, OverloadedError, QuotaError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.router import (
     AdaptiveConcurrency, CircuitBreaker, LocalRateLimiter, Route, RoutedProvider,
 )
 from tests.conftest import FakeClock, spec
-from tests.fakes.gemini_server import error, finish, ok
+from tests.fakes.gemini_server import error, finish, free_tier_zero, ok
 
 
 def router(fake, **route_kw) -> RoutedProvider:
@@ -48,6 +48,27 @@ async def test_a_blocked_answer_never_falls_back(fake):
     with pytest.raises(BlockedError):
         await routed.generate(dataclasses.replace(spec(), fallbacks=("flash",)), [])
     assert len(fake.requests) == 1
+    await routed.close()
+
+
+async def test_billing_not_enabled_neither_throttles_nor_trips_the_circuit_nor_falls_back(fake):
+    # Every Gemini model of the project would answer the same: no billing.
+    routed = router(fake, concurrency=AdaptiveConcurrency(8), breaker=CircuitBreaker(threshold=1))
+    fake.script(free_tier_zero(), ok())
+    with pytest.raises(BillingNotEnabled):
+        await routed.generate(dataclasses.replace(spec(), fallbacks=("flash",)), [])
+    route = routed.routes["gemini"]
+    assert len(fake.requests) == 1
+    assert route.concurrency.limit == 8 and route.breaker.failures == 0 and route.breaker.allow()
+    await routed.close()
+
+
+async def test_a_no_image_answer_goes_up_for_its_one_retry_without_a_fallback(fake):
+    routed = router(fake, breaker=CircuitBreaker(threshold=1))
+    fake.script(finish("MAX_TOKENS"), ok())
+    with pytest.raises(NoImageError):
+        await routed.generate(dataclasses.replace(spec(), fallbacks=("flash",)), [])
+    assert len(fake.requests) == 1 and routed.routes["gemini"].breaker.allow()
     await routed.close()
 
 

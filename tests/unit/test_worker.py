@@ -23,7 +23,7 @@ from bot.store.base import Admission
 from bot.worker import Worker
 from policies.quota import QuotaLimits
 from tests.conftest import new_job, spec
-from tests.fakes.gemini_server import error, finish, ok
+from tests.fakes.gemini_server import Tokens, error, finish, free_tier_zero, ok
 
 
 class RecordingNotifier:
@@ -153,6 +153,69 @@ async def test_blocked_answer_is_final_and_settled_from_reported_usage(sqlite_st
     settlement = [r for r in await sqlite_store.ledger() if r["entry"] == "settlement"]
     assert [(r["status"], r["cost_micros"]) for r in settlement] == [
         ("blocked", int(Decimal(job.result["cost_usd"]) * 1_000_000))]
+
+
+def pro_tokens_micros(usage: dict) -> int:
+    """What Google bills Pro for an answer's tokens, in micro-dollars: input $2/M, text and thinking $12/M, image $120/M."""
+    image = sum(d["tokenCount"] for d in usage.get("candidatesTokensDetails", []) if d["modality"] == "IMAGE")
+    text = usage.get("candidatesTokenCount", 0) - image + usage.get("thoughtsTokenCount", 0)
+    return usage["promptTokenCount"] * 2 + text * 12 + image * 120
+
+
+def balance(ledger) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for row in ledger:
+        out[row["entry"]] = out.get(row["entry"], 0) + row["cost_micros"]
+    return out
+
+
+async def test_a_no_image_answer_is_retried_once_and_every_billed_attempt_is_settled(sqlite_store, fake):
+    fake.script(finish("MAX_TOKENS", usage=Tokens(prompt=9, text=40, thoughts=300)),
+                finish("IMAGE_OTHER", usage=Tokens(prompt=9, thoughts=120)), ok())
+    async with Pipeline(sqlite_store, fake, max_attempts=5) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.FAILED and job.error_class == "no_image" and job.attempt == 2
+    assert len(fake.requests) == 2  # one retry, whatever max_attempts allows
+    assert job.result["finish_reason"] == "IMAGE_OTHER"
+    billed = [pro_tokens_micros(usage) for _, _, usage in fake.sent_usage]
+    assert billed == [9 * 2 + 340 * 12, 9 * 2 + 120 * 12]
+    ledger = await sqlite_store.ledger()
+    assert [(r["entry"], r["status"], r["cost_micros"]) for r in ledger if r["entry"] == "settlement"] == [
+        ("settlement", "failed", billed[0]), ("settlement", "failed", billed[1])]
+    totals = balance(ledger)
+    assert totals["reservation"] == totals["settlement"] + totals["release"]
+    [(kind, _, payload)] = [x for x in p.notifier.seen if x[0] != "started"]
+    assert kind == "failure" and payload["error_class"] == "no_image"
+
+
+async def test_a_no_image_answer_then_an_image_charges_both_calls(sqlite_store, fake):
+    fake.script(finish("MALFORMED_RESPONSE", usage=Tokens(prompt=9, text=40)), ok())
+    async with Pipeline(sqlite_store, fake, max_attempts=3) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.SUCCEEDED and job.attempt == 2 and len(fake.requests) == 2
+    billed = [pro_tokens_micros(usage) for _, _, usage in fake.sent_usage]
+    ledger = await sqlite_store.ledger()
+    assert [(r["status"], r["cost_micros"]) for r in ledger if r["entry"] == "settlement"] == [
+        ("failed", billed[0]), ("succeeded", billed[1])]
+    assert billed[1] == int(Decimal(job.result["cost_usd"]) * 1_000_000)
+    totals = balance(ledger)
+    assert totals["reservation"] == totals["settlement"] + totals["release"]
+
+
+async def test_billing_not_enabled_fails_at_once_and_costs_nothing(sqlite_store, fake):
+    fake.script(free_tier_zero(), ok())
+    async with Pipeline(sqlite_store, fake, max_attempts=3) as p:
+        accepted = await p.imagine()
+        await p.notifier.wait_final(accepted.job_id)
+    job = await sqlite_store.get_job(accepted.job_id)
+    assert job.state is JobState.FAILED and job.error_class == "billing" and len(fake.requests) == 1
+    held = int(accepted.estimate_usd * 1_000_000)
+    assert [(r["entry"], r["cost_micros"]) for r in await sqlite_store.ledger()] == [
+        ("reservation", held), ("release", held)]
 
 
 async def test_auth_error_is_not_retried(sqlite_store, fake):
