@@ -71,5 +71,8 @@ def done(result: dict[str, Any]) -> str:
         return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
                 "the same request was answered recently, so this one is free (Reroll for a new image)")
     fallback = (f" (instead of {result['fallback_from']})" if result.get("fallback_from") else "")
+    # Google serves Priority past its limit at Standard, and bills it so.
+    served = (" · served at Standard (Priority was at its limit), charged as Standard"
+              if result.get("lane") == "priority" and result.get("served_lane") == "standard" else "")
     return (f"Done · {result['model_version']}{fallback} · {result['size']} {result['aspect_ratio']} · "
-            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s")
+            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s{served}")

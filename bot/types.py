@@ -174,6 +174,9 @@ class GenerationResult:
     fallback_from: str | None = None
     # The provider call alone (set by the router), without waiting for a rate limit or a slot.
     call_seconds: float | None = None
+    # The lane Google says it served (and bills) the call at, when it says: Priority past its
+    # limit is served at Standard. None: the lane asked for.
+    served_lane: Lane | None = None
 
 
 @dataclass(frozen=True)

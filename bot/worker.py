@@ -192,6 +192,8 @@ class Worker:
             "elapsed_s": round(elapsed, 3),
             "text": result.text,
             "response_id": result.response_id,
+            "lane": job.spec.lane.value,
+            "served_lane": (result.served_lane or job.spec.lane).value,
         }
         image_id = await self._stored(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
@@ -233,7 +235,7 @@ class Worker:
         model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
         if result.cost_usd is not None:
             return model, result.cost_usd
-        return model, pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+        return model, pricing.settle(model, job.spec.size, result.served_lane or job.spec.lane, result.usage)
 
     async def _unpriced(self, job: Job, slot_id: str, result: GenerationResult, exc: Exception) -> None:
         """A call ran but cannot be priced (start-up checks should make this impossible).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -117,7 +118,9 @@ class GeminiProvider:
         response = await self._call(
             self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
             "network error or timeout talking to Gemini", timeout=timeout)
-        return parse_response(response, spec.model_id)
+        result = parse_response(response, spec.model_id)
+        served = served_lane(response) if spec.lane in _SERVICE_TIERS else None
+        return dataclasses.replace(result, served_lane=served) if served not in (None, spec.lane) else result
 
     def _check_inline_sizes(self, inputs: Sequence[InputImage]) -> None:
         """Refuse before sending what the route would refuse: the call would fail the same way
@@ -269,6 +272,17 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
         text=text,
         response_id=response.response_id,
     )
+
+
+def served_lane(response: types.GenerateContentResponse) -> Lane | None:
+    """The tier Google served a call at, from its x-gemini-service-tier header (None: not said).
+    Priority past the project's limit is served, and billed, at Standard (priority-inference page)."""
+    headers = getattr(response.sdk_http_response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "x-gemini-service-tier"), None)
+    try:
+        return Lane(str(value).lower()) if value else None
+    except ValueError:
+        return None
 
 
 def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:

@@ -23,7 +23,9 @@ Service tiers (generateContent's ``serviceTier``: flex, standard, priority): eac
 is recorded (``rec.service_tier``) and echoed in the ``x-gemini-service-tier`` response header, as
 Google does; a tier the model does not offer (``TIERS``) or an unknown one is refused with a 400
 INVALID_ARGUMENT. ``fake.script_flex(error(503), ...)`` scripts answers for flex requests only
-(Flex is sheddable: a 429 or 503 when it has no capacity), ahead of ``fake.script``'s.
+(Flex is sheddable: a 429 or 503 when it has no capacity), ahead of ``fake.script``'s. Past
+``fake.priority_capacity`` priority requests the rest are served (and billed) at standard, and the
+header says so (ai.google.dev/gemini-api/docs/priority-inference: "graceful downgrade").
 
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
@@ -268,6 +270,9 @@ class FakeGemini(LoopbackServer):
         self.auto_finish_batches = False  # succeed a batch with ok() replies on its first poll
         self._batch_create_replies: deque[Reply] = deque()
         self._flex_replies: deque[Reply] = deque()
+        # Priority requests served at priority before the rest are served at standard, as Google
+        # does past a project's Priority limit ("x-gemini-service-tier: standard"); None: no limit.
+        self.priority_capacity: int | None = None
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
@@ -392,6 +397,9 @@ class FakeGemini(LoopbackServer):
         if reply.kind == "error":
             return self._error(reply, model)
         served = "standard" if tier == "unspecified" else tier
+        if served == "priority" and self.priority_capacity is not None:
+            served = "priority" if self.priority_capacity > 0 else "standard"
+            self.priority_capacity = max(0, self.priority_capacity - 1)
         return self._json(self._answer(reply, rec), headers={"x-gemini-service-tier": served})
 
     async def _create_batch(self, request: web.Request, model: str) -> web.Response:

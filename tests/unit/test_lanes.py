@@ -200,6 +200,23 @@ async def test_priority_with_the_policy_is_sent_at_priority_and_priced_at_the_mu
         await lanes.gemini.close()
 
 
+async def test_a_priority_request_google_serves_at_standard_is_charged_at_standard(store, fake, clock):
+    """Google's priority-inference page: past the Priority limit a request is served at Standard
+    (x-gemini-service-tier: standard), and billed so; the ledger must not charge Priority for it."""
+    lanes = Lanes(store, fake, clock, policies=PolicyBook(teams={"T1": {"priority": True}}))
+    try:
+        fake.priority_capacity = 0
+        accepted = await lanes.submit(lane="priority", size="2K")
+        await lanes.run_one()
+        job = await store.get_job(accepted.job_id)
+        pro = lanes.catalog.resolve("pro")
+        assert job.state is JobState.SUCCEEDED and job.result["served_lane"] == "standard"
+        assert Decimal(job.result["cost_usd"]) == pricing.tokens_cost(pro, Lane.STANDARD, usage_of(job))
+        assert "served at Standard" in status.done({**job.result, "elapsed_s": 1.0})
+    finally:
+        await lanes.gemini.close()
+
+
 async def test_priority_jobs_are_leased_before_standard_ones(store, fake, clock):
     lanes = Lanes(store, fake, clock, policies=PolicyBook(teams={"T1": {"priority": True}}))
     try:
