@@ -32,7 +32,9 @@ from bot.providers.errors import (
 )
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros
-from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
+from bot.store.base import (
+    BATCH_INLINE_BYTES, Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key, inline_request_bytes,
+)
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
 
 log = logging.getLogger(__name__)
@@ -160,7 +162,7 @@ class Worker:
         latency = outcome.call_seconds if outcome.call_seconds is not None else elapsed
         if isinstance(outcome, ProviderError):
             self._log_call(job, latency, error=outcome)
-            if self._sheds(job, outcome):
+            if self._sheds(job, outcome) and await self._fits_a_batch(job):
                 await self._to_batch(job, slot_id, outcome)
                 return
             await self._failed(job, slot_id, outcome)
@@ -214,6 +216,15 @@ class Worker:
         the request, not a failure of the route or the request."""
         return (job.spec.lane is Lane.FLEX and self._batch_lane and exc.retryable
                 and isinstance(exc, QuotaError | OverloadedError))
+
+    async def _fits_a_batch(self, job: Job) -> bool:
+        """Whether a batch could take the job inline: one too big stays on Flex (which takes it)."""
+        try:
+            inputs = await self.inputs(job)
+        except ProviderError:
+            return False  # its failure path says why
+        size = inline_request_bytes(sum(len(i.data) for i in inputs), len(inputs), job.spec.prompt)
+        return size <= BATCH_INLINE_BYTES
 
     async def _to_batch(self, job: Job, slot_id: str, exc: ProviderError) -> None:
         """A shed Flex job goes to the Batch lane at the same half price (its hold stands), and

@@ -24,7 +24,7 @@ from bot.providers.errors import BadRequestError, OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.router import Route, RoutedProvider
 from bot.service import ImagineService
-from bot.types import Accepted, ImagineRequest, InvalidRequest, JobState, Lane, RefusalReason, Refused, Usage
+from bot.types import Accepted, ImagineRequest, InputImage, InvalidRequest, JobState, Lane, RefusalReason, Refused, Usage
 from bot.worker import Worker
 from policies.config import PolicyBook
 from tests.conftest import spec
@@ -144,6 +144,19 @@ async def test_a_flex_job_google_sheds_moves_to_the_batch_lane_at_the_same_price
     assert cost == pricing.settle(pro, "2K", Lane.FLEX, usage_of(job)) and cost <= accepted.estimate_usd
     assert await lanes.ledger(job.id) == [("reservation", held, "flex"), ("settlement", to_micros(cost), "batch"),
                                           ("release", held - to_micros(cost), "batch")]
+
+
+async def test_a_shed_flex_job_too_big_for_any_batch_stays_on_flex(lanes, fake):
+    """Fine on Flex (Google takes 100 MB inline there), but no batch could take it inline:
+    moving it would only fail it, so it is retried on Flex."""
+    from tests.unit.test_batch_lane import noise_png
+
+    accepted = await lanes.submit("a collage", relax=True, images=(InputImage(noise_png(6_000_000), "image/png"),) * 3)
+    assert isinstance(accepted, Accepted) and accepted.lane == "flex"
+    fake.script_flex(error(503))
+    await lanes.run_one()
+    job = await lanes.store.get_job(accepted.job_id)
+    assert (job.state, job.spec.lane, job.error_class) == (JobState.QUEUED, Lane.FLEX, "overloaded")
 
 
 async def test_without_a_batch_runner_a_shed_flex_job_is_retried_on_flex(store, fake, clock):
