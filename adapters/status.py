@@ -20,24 +20,41 @@ def money(value: Decimal | str | None) -> str:
     return usd(to_micros(Decimal(value))) if value is not None else "n/a"
 
 
+# What each lane promises, in the words the statuses use.
+FLEX_PROMISE = "relaxed (Flex): half price, usually within 15 minutes; the image is posted here"
+BATCH_PROMISE = "results usually within a few hours (Google allows up to 48 h)"
+
+
 def queued(accepted: Accepted) -> str:
+    what = f"{accepted.model} {accepted.size} {accepted.aspect_ratio}"
+    note = f" · {accepted.lane_note}" if accepted.lane_note else ""
     if accepted.relaxed:
-        return (f"Queued for the Batch lane · {accepted.model} {accepted.size} {accepted.aspect_ratio} · "
-                f"about {money(accepted.estimate_usd)} (half price) · results usually within a few hours "
-                "(Google allows up to 48 h)")
+        return (f"Queued for the Batch lane · {what} · about {money(accepted.estimate_usd)} (half price) · "
+                f"{BATCH_PROMISE}{note}")
     where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
-    note = (f" (switched from {accepted.downgraded_from}: the team is near its budget)"
-            if accepted.downgraded_from else "")
-    return (f"Queued, {where} · {accepted.model}{note} {accepted.size} {accepted.aspect_ratio} · "
-            f"about {money(accepted.estimate_usd)}")
+    if accepted.lane == "flex":
+        return f"Queued, {where} · {what} · about {money(accepted.estimate_usd)} · {FLEX_PROMISE}"
+    switched = (f" (switched from {accepted.downgraded_from}: the team is near its budget)"
+                if accepted.downgraded_from else "")
+    priority = " · Priority lane: dearer, never shed" if accepted.lane == "priority" else ""
+    return (f"Queued, {where} · {accepted.model}{switched} {accepted.size} {accepted.aspect_ratio} · "
+            f"about {money(accepted.estimate_usd)}{priority}")
 
 
-def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:
+def generating(model: str, size: str, attempt: int, *, relaxed: bool = False, lane: str = "standard",
+               relaned: bool = False) -> str:
+    """A "started" status: `relaxed` when a batch took the job, `relaned` when Flex shed it."""
     again = f" (attempt {attempt})" if attempt > 1 else ""
-    if relaxed:
+    if relaned:
+        return ("Google's Flex lane was too busy for this one, so it moved to the Batch lane at the same "
+                f"half price; {BATCH_PROMISE}. This message changes when the image is ready")
+    if relaxed or lane == "batch":
         return (f"Sent to Google's Batch lane with {model} at {size}{again}. Results usually arrive within "
                 "a few hours (Google allows up to 48 h); this message changes when the image is ready")
-    return f"Generating with {model} at {size}{again}… this takes 15–60 s"
+    if lane == "flex":
+        return f"Sent to Google's Flex lane with {model} at {size}{again}: {FLEX_PROMISE}"
+    on = " on the Priority lane" if lane == "priority" else ""
+    return f"Generating with {model} at {size}{on}{again}… this takes 15–60 s"
 
 
 def default_budget_note(statuses: list[BudgetStatus], team: str, how: str) -> list[str]:
@@ -54,5 +71,8 @@ def done(result: dict[str, Any]) -> str:
         return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
                 "the same request was answered recently, so this one is free (Reroll for a new image)")
     fallback = (f" (instead of {result['fallback_from']})" if result.get("fallback_from") else "")
+    # Google serves Priority past its limit at Standard, and bills it so.
+    served = (" · served at Standard (Priority was at its limit), charged as Standard"
+              if result.get("lane") == "priority" and result.get("served_lane") == "standard" else "")
     return (f"Done · {result['model_version']}{fallback} · {result['size']} {result['aspect_ratio']} · "
-            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s")
+            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s{served}")

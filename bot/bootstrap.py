@@ -100,7 +100,8 @@ def gemini_provider(settings: Settings) -> GeminiProvider:
         if key is None:
             raise ConfigError("Gemini needs GEMINI_API_KEY, or GOOGLE_GENAI_USE_VERTEXAI=true for Vertex AI.")
         return GeminiProvider.create(api_key=key.get_secret_value(), base_url=settings.gemini_base_url,
-                                     vertexai=False, timeout_seconds=settings.imagine_request_timeout)
+                                     vertexai=False, timeout_seconds=settings.imagine_request_timeout,
+                                     flex_timeout_seconds=settings.imagine_flex_timeout)
     if key is not None:
         # Sent to Vertex, a key switches the SDK to Vertex's API-key ("express") mode: another
         # project, other quotas, and no project or location in the path.
@@ -147,8 +148,11 @@ class Runtime:
     def add_worker(self, *, concurrency: int | None = None, only_job_id: int | None = None) -> Worker:
         if self.provider is None:
             self.provider = build_provider(self.settings)
+        batch_api = self._batch_api()
         worker = Worker(
             self.store, self.provider, self.catalog,
+            # A shed Flex job waits for a Batch runner; a one-job worker (the CLI) has none.
+            batch_lane=batch_api is not None and only_job_id is None,
             concurrency=concurrency or self.settings.imagine_workers,
             lease_seconds=self.settings.imagine_lease_seconds,
             on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
@@ -156,7 +160,6 @@ class Runtime:
         )
         self.workers.append(worker)
         self.serves_queue = self.serves_queue or only_job_id is None
-        batch_api = self._batch_api()
         if batch_api is not None and only_job_id is None and not self.batch_runners:
             self.batch_runners.append(BatchRunner(
                 self.store, batch_api, worker, window=self.settings.imagine_batch_window,
@@ -179,16 +182,16 @@ class Runtime:
                              *(b.run(stop) for b in self.batch_runners))
 
     async def cancel_stranded_relaxed(self) -> None:
-        """Relaxed jobs wait for the Batch lane; a worker process without it
+        """Flex, Batch and Priority jobs need the Developer API; a worker process without it
         (Vertex AI, a gateway only, no key any more) ends them instead of
         leaving their holds and quota slots taken for good."""
         if self.settings.batch_lane_available and self._batch_api() is not None:
             return
         cancelled = await self.store.cancel_relaxed(
-            "the Batch lane is not available (it needs a Gemini API key)")
+            "the Flex, Batch and Priority lanes are not available (they need a Gemini API key)")
         if cancelled:
-            log.warning("cancelled %d queued relaxed job(s) and released their holds: the Batch lane is not "
-                        "available in this configuration (ids %s)", len(cancelled), cancelled)
+            log.warning("cancelled %d queued Flex, Batch or Priority job(s) and released their holds: those lanes "
+                        "are not available in this configuration (ids %s)", len(cancelled), cancelled)
             self.dispatcher.wake()
 
     async def close(self) -> None:
@@ -279,7 +282,7 @@ async def build(
     runtime: Runtime
     service = ImagineService(
         store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
-        batch_lane=settings.batch_lane_available,
+        batch_lane=settings.batch_lane_available, service_tiers=settings.service_tiers_available,
         cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
         gateway_routes=gateway_routes,
         on_submit=lambda: runtime.wake(),

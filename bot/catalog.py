@@ -34,6 +34,8 @@ class ModelInfo:
     # Text and thinking tokens the hold keeps room for beside the image.
     text_allowance_tokens: int = 0
     batch_discount: Decimal = Decimal("0.5")
+    # What the Priority lane costs against Standard (Google: "75% to 100% more").
+    priority_multiplier: Decimal = Decimal("1.8")
     # Reference images one request may carry (attachments plus an edit's parent).
     max_reference_images: int = 14
     # Largest output (image, text and thinking tokens) one answer may have.
@@ -267,6 +269,7 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             text_output_per_million=_optional_money(raw, "text_output_per_million"),
             text_allowance_tokens=int(raw.get("text_allowance_tokens", 0)),
             batch_discount=_money(raw.get("batch_discount", "0.5")),
+            priority_multiplier=_money(raw.get("priority_multiplier", "1.8")),
             max_reference_images=int(raw.get("max_reference_images", 14)),
             output_token_limit=int(raw["output_token_limit"]) if raw.get("output_token_limit") else None,
             inline_image_bytes={route: int(v) for route, v in raw.get("inline_image_bytes", {}).items()},

@@ -105,6 +105,10 @@ class FileNotifier:
 
 
 async def imagine(settings: Settings, args: argparse.Namespace) -> int:
+    if args.lane == "batch":
+        raise CliError("--batch answers within hours and this command waits for its image: use --relax (the Flex "
+                       "lane, also half price, usually within 15 minutes), or ask with --batch in Slack or Discord.",
+                       EXIT_INVALID)
     inputs = [read_image(path) for path in args.image]
     # Check the provider's configuration before anything is written.
     runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
@@ -114,7 +118,7 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
         out = Path(args.out or time.strftime("imagine-%Y%m%d-%H%M%S.png"))
         request = ImagineRequest(
             team="cli", channel="cli", user=getpass.getuser(), platform=CLI_PLATFORM, prompt=args.prompt,
-            aspect_ratio=args.ar, size=args.size, model=args.model, images=tuple(inputs),
+            aspect_ratio=args.ar, size=args.size, model=args.model, lane=args.lane, images=tuple(inputs),
             delivery={"out": str(out.resolve())},
         )
         outcome = await runtime.service.submit(request)
@@ -279,6 +283,13 @@ def parser() -> argparse.ArgumentParser:
                      help="an image to edit or use as reference (repeatable)")
     img.add_argument("--out", metavar="OUT.png", help="where to write the image (default imagine-<date>-<time>.png)")
     img.add_argument("--yes", action="store_true", help="go ahead when the cost needs a confirmation")
+    lanes = img.add_mutually_exclusive_group()
+    lanes.add_argument("--relax", dest="lane", action="store_const", const="flex",
+                       help="the Flex lane: half price, usually within 15 minutes")
+    lanes.add_argument("--batch", dest="lane", action="store_const", const="batch",
+                       help="the Batch lane: half price, within hours (chat only: the CLI waits for its image)")
+    lanes.add_argument("--priority", dest="lane", action="store_const", const="priority",
+                       help="the Priority lane: dearer, never shed ([teams.cli] priority = true)")
     budget = sub.add_parser("budget", help="show or set spend limits").add_subparsers(dest="action", required=True)
     show = budget.add_parser("show", help="a team's budgets with spent, held and left")
     show.add_argument("--team", required=True)

@@ -25,7 +25,8 @@ class Metrics:
                               ["error_class", "route"], registry=r)
         self.rate_limited = Counter("imagine_rate_limited_total", "429s received from providers", ["route"],
                                     registry=r)
-        self.spend = Counter("imagine_spend_usd_total", "Money charged, by team", ["team"], registry=r)
+        self.spend = Counter("imagine_spend_usd_total", "Money charged, by team and lane", ["team", "lane"],
+                             registry=r)
         self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
                                   registry=r)
         # A call that cost more than its job held: charged in full all the same, so the
@@ -44,9 +45,9 @@ class Metrics:
             if status == "quota":
                 self.rate_limited.labels(route).inc()
 
-    def charged(self, team: str, usd: float) -> None:
+    def charged(self, team: str, usd: float, *, lane: str = "standard") -> None:
         if usd > 0:
-            self.spend.labels(team).inc(usd)
+            self.spend.labels(team, lane).inc(usd)
 
     def overshoot(self, *, route: str, model: str, usd: float) -> None:
         self.overshoots.labels(route, model).inc()

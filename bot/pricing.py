@@ -25,7 +25,13 @@ class Unpriced(InvalidRequest):
 
 
 def _lane_factor(model: ModelInfo, lane: Lane) -> Decimal:
-    return model.batch_discount if lane is Lane.BATCH else Decimal(1)
+    """Each lane's price against Standard: Batch and Flex at the model's discount (both
+    "50%" on Google's tiers page), Priority at its catalog multiplier."""
+    if lane in (Lane.BATCH, Lane.FLEX):
+        return model.batch_discount
+    if lane is Lane.PRIORITY:
+        return model.priority_multiplier
+    return Decimal(1)
 
 
 def image_price(model: ModelInfo, size: str, lane: Lane) -> Decimal:

@@ -47,20 +47,20 @@ def _table(rows: list[dict[str, Any]], since: float) -> str:
     widths = (17, 7, 12, 12, 12, 7, 5, 9, 9, 12)
     head = ("when", "job", "entry", "team", "user", "model", "size", "lane", "status", "cost")
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    by_team: dict[str, int] = defaultdict(int)
-    by_model: dict[str, int] = defaultdict(int)
+    # Settlements summed by each of these columns.
+    by: dict[str, dict[str, int]] = {column: defaultdict(int) for column in ("team", "model", "lane")}
     charged = 0
     for r in rows:
         cells = (_iso(r["created_at"])[:16].replace("T", " "), str(r["job_id"]), r["entry"], r["team"],
                  r["user"], r["model"], r["size"], r["lane"], r["status"], f"${from_micros(r['cost_micros']):.4f}")
         lines.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths)).rstrip())
         if r["entry"] == "settlement":
-            by_team[r["team"]] += r["cost_micros"]
-            by_model[r["model"]] += r["cost_micros"]
+            for column, sums in by.items():
+                sums[r[column]] += r["cost_micros"]
             charged += r["cost_micros"]
-    lines += ["", "Charged by team:"]
-    lines += [f"  {team:<24} {usd(m):>12}" for team, m in sorted(by_team.items())]
-    lines += ["Charged by model:"]
-    lines += [f"  {model:<24} {usd(m):>12}" for model, m in sorted(by_model.items())]
+    lines.append("")
+    for column, sums in by.items():
+        lines += [f"Charged by {column}:"]
+        lines += [f"  {name:<24} {usd(m):>12}" for name, m in sorted(sums.items())]
     lines += [f"Total charged: {usd(charged)} (exact: ${from_micros(charged)})"]
     return "\n".join(lines) + "\n"

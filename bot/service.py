@@ -43,6 +43,12 @@ NO_BUDGET_YET = ("Your team has no budget yet, and this bot needs one before it 
                  "`/imagine-budget set <usd> month`. Nothing was charged.")
 NO_BUDGET_YET_CLI = ("Team {team} has no budget yet, and [policy] default_team_budget_usd is 0, so nothing runs "
                      "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged.")
+# By lane value (a Lane is its value as a key too): its name, and the flag that asks for it.
+LANE_NAMES = {"standard": "Standard", "flex": "Flex", "batch": "Batch", "priority": "Priority"}
+LANE_FLAGS = {"standard": "no flag", "flex": "--relax", "batch": "--batch", "priority": "--priority"}
+PRIORITY_NOT_ENABLED = ("The Priority lane (--priority) is not enabled for this team: it costs about {extra} more "
+                        "than Standard. The bot's operator can enable it with `priority = true` under "
+                        "[teams.\"{team}\"] in IMAGINE_CONFIG. Leave out --priority to run it now. Nothing was charged.")
 # The platform of requests made from the terminal (python -m bot imagine).
 CLI_PLATFORM = "cli"
 MAX_BUDGET_USD = Decimal(1_000_000)
@@ -71,7 +77,7 @@ class UsageReport:
 class ImagineService:
     def __init__(
         self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
-        max_attempts: int = 3, batch_lane: bool = False, cache_ttl: float = 0,
+        max_attempts: int = 3, batch_lane: bool = False, service_tiers: bool | None = None, cache_ttl: float = 0,
         on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None, gateway_routes: tuple[str, ...] = (),
     ) -> None:
@@ -83,6 +89,8 @@ class ImagineService:
         self._policies = policies or PolicyBook()
         self._max_attempts = max_attempts
         self._batch_lane = batch_lane
+        # Flex and Priority (generateContent's service_tier) need the Developer API, as Batch does.
+        self._service_tiers = batch_lane if service_tiers is None else service_tiers
         self._on_submit = on_submit or (lambda: None)
         self._clock = clock
 
@@ -219,7 +227,8 @@ class ImagineService:
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
             duplicate=submitted.duplicate, downgraded_from=downgraded_from, alerts=alerts,
-            relaxed=spec.lane is Lane.BATCH, retired_note=self._retired_note(model, spec.model_alias),
+            relaxed=spec.lane is Lane.BATCH, lane=spec.lane.value, lane_note=self._lane_note(req, spec),
+            retired_note=self._retired_note(model, spec.model_alias),
         )
 
     def _spec(
@@ -228,22 +237,50 @@ class ImagineService:
     ) -> GenerationSpec:
         # A retired model's request (an edit of its image too) is made with its replacement.
         info, ratio, size = self._resolve(model, aspect_ratio, size)
-        if req.relax and not self._batch_lane:
-            raise InvalidRequest("The relaxed lane (--relax) needs Google's Batch API, which this bot is not "
-                                 "set up for (it needs a Gemini API key). Leave out --relax.")
+        lane = self._lane(req, info)
         # The parent image (for edits) is read by the worker from its own row, and counts too.
         sent = attachments + (parent_image_id is not None)
         if sent > info.max_reference_images:
             counted = ", counting the image being edited" if parent_image_id is not None else ""
             raise InvalidRequest(f"{info.alias} takes at most {info.max_reference_images} images with one request "
                                  f"(this one has {sent}{counted}). Send fewer images.")
-        # The Batch lane is Gemini's alone: no fallbacks, and priced at its own rate.
-        fallbacks = () if req.relax else self._usable_fallbacks(req, info.alias, ratio, size)
+        # The other lanes are Gemini's alone: no fallbacks, and priced at their own rate.
+        fallbacks = () if lane is not Lane.STANDARD else self._usable_fallbacks(req, info.alias, ratio, size)
         return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
-            size=size, lane=Lane.BATCH if req.relax else Lane.STANDARD,
+            size=size, lane=lane,
             send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
         )
+
+    def _lane(self, req: ImagineRequest | EditRequest, info: ModelInfo) -> Lane:
+        """The lane asked for, if this team, this model and this bot's setup allow it. A relaxed
+        request on a model without Flex goes to the Batch lane at the same half price
+        (`lane_note` says so); anything else a model or the bot lacks is refused, never sent
+        at Standard's full price."""
+        asked = requested_lane(req)
+        if asked is Lane.PRIORITY and not self._policies.for_team(req.team).priority:
+            raise InvalidRequest(PRIORITY_NOT_ENABLED.format(
+                extra=f"{info.priority_multiplier - 1:.0%}", team=req.team))
+        if asked is Lane.FLEX and "flex" not in info.lanes and "batch" in info.lanes and self._batch_lane:
+            return Lane.BATCH
+        if asked.value not in info.lanes:
+            takes = ", ".join(f"{LANE_NAMES[lane]} ({LANE_FLAGS[lane]})" for lane in info.lanes)
+            raise InvalidRequest(f"{info.alias} has no {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}). "
+                                 f"Its lanes: {takes}. Nothing was charged.")
+        if asked is Lane.BATCH and not self._batch_lane:
+            raise InvalidRequest("The Batch lane (--batch) needs Google's Batch API, which this bot is not "
+                                 "set up for (it needs a Gemini API key). Leave out --batch.")
+        if asked in (Lane.FLEX, Lane.PRIORITY) and not self._service_tiers:
+            raise InvalidRequest(f"The {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}) needs the Gemini Developer "
+                                 f"API (a Gemini API key), which this bot is not set up for. Leave out "
+                                 f"{LANE_FLAGS[asked]}.")
+        return asked
+
+    def _lane_note(self, req: ImagineRequest | EditRequest, spec: GenerationSpec) -> str | None:
+        if requested_lane(req) is Lane.FLEX and spec.lane is Lane.BATCH:
+            return (f"{spec.model_alias} has no Flex lane, so this relaxed request goes to the Batch lane "
+                    "at the same half price; results within hours.")
+        return None
 
     def _resolve(self, model: str | None, aspect_ratio: str | None, size: str | None) -> tuple[ModelInfo, str, str]:
         resolved = self._catalog.validate_on(self._today(), model, aspect_ratio, size)
@@ -303,7 +340,7 @@ class ImagineService:
         job, position = await self.status(job_id)
         return Accepted(job_id=job_id, position=position or 0, model=job.spec.model_alias, size=job.spec.size,
                         aspect_ratio=job.spec.aspect_ratio, estimate_usd=from_micros(job.held_micros),
-                        duplicate=True, relaxed=job.spec.lane is Lane.BATCH)
+                        duplicate=True, relaxed=job.spec.lane is Lane.BATCH, lane=job.spec.lane.value)
 
     async def _has_own_team_budget(self, team: str) -> bool:
         return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
@@ -326,7 +363,7 @@ class ImagineService:
         """What each model in the chain costs on a configured gateway that may serve it, at
         that model's own gateway price (a Flash image is never held at Pro's)."""
         if spec.lane is not Lane.STANDARD:
-            return []  # the Batch lane is Gemini's alone
+            return []  # the other lanes are Gemini's alone
         prices = []
         for entry in (spec.model_alias, *spec.fallbacks):
             route, _, alias = entry.rpartition(":")
@@ -566,9 +603,20 @@ def check_fits_a_batch(spec: GenerationSpec, inputs: Sequence[CheckedImage], par
     size = inline_request_bytes(sum(len(i.data) for i in inputs) + parent_bytes, images, spec.prompt)
     if size > BATCH_INLINE_BYTES:
         raise InvalidRequest(
-            f"This request is too big for the relaxed lane: its images come to {size / 1_048_576:.1f} MB once "
+            f"This request is too big for the Batch lane: its images come to {size / 1_048_576:.1f} MB once "
             f"encoded, and a batch takes at most {BATCH_INLINE_BYTES / 1_048_576:.0f} MB. "
-            f"Run it without --relax (or send smaller images).")
+            f"Run it without --batch (or send smaller images).")
+
+
+def requested_lane(req: ImagineRequest | EditRequest) -> Lane:
+    """The lane a request asks for: its `lane`, else Flex for `relax`, else Standard."""
+    if req.lane:
+        try:
+            return Lane(req.lane.strip().lower())
+        except ValueError:
+            raise InvalidRequest(f"Unknown lane '{req.lane}'. Choose one of: "
+                                 f"{', '.join(lane.value for lane in Lane)}.") from None
+    return Lane.FLEX if req.relax else Lane.STANDARD
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:

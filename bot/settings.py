@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     imagine_max_attempts: int = Field(default=3, ge=1, le=20)
     imagine_lease_seconds: float = Field(default=120.0, gt=0)
     imagine_request_timeout: float = Field(default=180.0, gt=0)
+    # A Flex lane call (--relax): Google's target is 1-15 minutes, so it waits longer.
+    imagine_flex_timeout: float = Field(default=960.0, gt=0)
     # No retry is scheduled past this many seconds after the request was made.
     imagine_job_deadline: float = Field(default=900.0, gt=0)
     # An identical request within this many seconds gets the stored image at $0; 0 turns it off.
@@ -95,6 +97,12 @@ class Settings(BaseSettings):
     @property
     def batch_lane_available(self) -> bool:
         # Inlined batch requests are a Developer API feature; Vertex batches read from GCS or BigQuery.
+        return self.gemini_api_key is not None and not self.google_genai_use_vertexai
+
+    @property
+    def service_tiers_available(self) -> bool:
+        # Flex and Priority: generateContent's service_tier on the Developer API (Vertex AI sells
+        # them as PayGo options of its own).
         return self.gemini_api_key is not None and not self.google_genai_use_vertexai
 
     @property

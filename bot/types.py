@@ -30,8 +30,17 @@ class JobState(StrEnum):
 
 
 class Lane(StrEnum):
+    """How a request is served, and so what it costs (see bot/pricing.py)."""
+
     STANDARD = "standard"
-    BATCH = "batch"
+    BATCH = "batch"        # Google's Batch API: half price, within hours
+    FLEX = "flex"          # generateContent at service_tier flex: half price, minutes, sheddable
+    PRIORITY = "priority"  # generateContent at service_tier priority: dearer, never shed
+
+    @property
+    def interactive(self) -> bool:
+        """Answered in seconds, so its latency is charted and alerted on."""
+        return self in (Lane.STANDARD, Lane.PRIORITY)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,9 @@ class _Request:
     aspect_ratio: str | None = None
     size: str | None = None
     model: str | None = None
-    relax: bool = False
+    # "flex", "batch", "priority" or "standard"; None: standard, or flex when `relax` is set.
+    lane: str | None = None
+    relax: bool = False  # --relax: the Flex lane (kept for callers that say relax=True)
     images: tuple[InputImage, ...] = ()
     # Opaque platform context the notifier needs to post the result
     # (a Slack thread ts, a Discord interaction token...). The core never reads it.
@@ -163,6 +174,9 @@ class GenerationResult:
     fallback_from: str | None = None
     # The provider call alone (set by the router), without waiting for a rate limit or a slot.
     call_seconds: float | None = None
+    # The lane Google says it served (and bills) the call at, when it says: Priority past its
+    # limit is served at Standard. None: the lane asked for.
+    served_lane: Lane | None = None
 
 
 @dataclass(frozen=True)
@@ -264,8 +278,12 @@ class Accepted:
     alerts: tuple[str, ...] = ()
     # Answered from the prompt cache: the result is already on its way, at $0.
     cached: bool = False
-    # On the Batch lane (--relax): half price, answered within hours.
+    # On the Batch lane (--batch, or --relax on a model without Flex): half price, within hours.
     relaxed: bool = False
+    # The lane it runs on ("standard", "flex", "batch", "priority").
+    lane: str = "standard"
+    # Why it is not on the lane asked for ("lite has no Flex lane; it goes to the Batch lane").
+    lane_note: str | None = None
     # The model asked for is retired and this was made with its replacement:
     # "legacy was retired on 2026-10-02; made with flash." Adapters show it.
     retired_note: str | None = None

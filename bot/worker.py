@@ -28,11 +28,14 @@ from bot.alerts import CallWatch
 from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider
 from bot.providers.errors import (
-    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall,
+    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, OverloadedError, ProviderError,
+    QuotaError, UnpricedCall,
 )
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros
-from bot.store.base import Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key
+from bot.store.base import (
+    BATCH_INLINE_BYTES, Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key, inline_request_bytes,
+)
 from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,10 @@ class Worker:
         clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
         only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
         batch_deadline_seconds: float = 3 * 86400.0, watch: CallWatch | None = None,
+        batch_lane: bool = False,
     ) -> None:
+        # A Batch runner serves this queue, so a Flex job Google sheds can wait for it.
+        self._batch_lane = batch_lane
         self._watch = watch
         self._deadline = deadline_seconds
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
@@ -157,6 +163,9 @@ class Worker:
         latency = outcome.call_seconds if outcome.call_seconds is not None else elapsed
         if isinstance(outcome, ProviderError):
             self._log_call(job, latency, error=outcome)
+            if self._sheds(job, outcome) and await self._fits_a_batch(job):
+                await self._to_batch(job, slot_id, outcome)
+                return
             await self._failed(job, slot_id, outcome)
             return
         result = outcome
@@ -186,6 +195,8 @@ class Worker:
             "elapsed_s": round(elapsed, 3),
             "text": result.text,
             "response_id": result.response_id,
+            "lane": job.spec.lane.value,
+            "served_lane": (result.served_lane or job.spec.lane).value,
         }
         image_id = await self._stored(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
@@ -201,13 +212,42 @@ class Worker:
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)
 
+    def _sheds(self, job: Job, exc: ProviderError) -> bool:
+        """Flex is best effort: a 429 or 503 (or no answer in time) on it is Google shedding
+        the request, not a failure of the route or the request."""
+        return (job.spec.lane is Lane.FLEX and self._batch_lane and exc.retryable
+                and isinstance(exc, QuotaError | OverloadedError))
+
+    async def _fits_a_batch(self, job: Job) -> bool:
+        """Whether a batch could take the job inline: one too big stays on Flex (which takes it)."""
+        try:
+            inputs = await self.inputs(job)
+        except ProviderError:
+            return False  # its failure path says why
+        size = inline_request_bytes(sum(len(i.data) for i in inputs), len(inputs), job.spec.prompt)
+        return size <= BATCH_INLINE_BYTES
+
+    async def _to_batch(self, job: Job, slot_id: str, exc: ProviderError) -> None:
+        """A shed Flex job goes to the Batch lane at the same half price (its hold stands), and
+        the user is told; the Batch runner takes it from there. Nothing was billed for the shed call."""
+        moved = await self._stored(lambda: self._store.relane(
+            job.id, slot_id, job.attempt, Lane.BATCH, NewDelivery(
+                f"job:{job.id}:relaned:{job.attempt}", "started",
+                {"attempt": job.attempt, "relaned": Lane.BATCH.value, "from": Lane.FLEX.value,
+                 "error_class": exc.kind})), job)
+        if not moved:
+            log.warning("job %d: lease lost before moving it to the Batch lane", job.id)
+            return
+        log.info("job %d: Flex shed it (%s); moved to the Batch lane at the same price", job.id, exc.kind)
+        self._on_delivery()
+
     def _cost_of(self, job: Job, result: GenerationResult) -> tuple[ModelInfo, Decimal]:
         """The model that actually ran (a fallback may differ) and what its call cost:
         the provider's reported charge, else the price table applied to its usage."""
         model = self._catalog.resolve(result.model_alias or job.spec.model_alias)
         if result.cost_usd is not None:
             return model, result.cost_usd
-        return model, pricing.settle(model, job.spec.size, job.spec.lane, result.usage)
+        return model, pricing.settle(model, job.spec.size, result.served_lane or job.spec.lane, result.usage)
 
     async def _unpriced(self, job: Job, slot_id: str, result: GenerationResult, exc: Exception) -> None:
         """A call ran but cannot be priced (start-up checks should make this impossible).
@@ -289,7 +329,8 @@ class Worker:
             # Full jitter: spreads a burst of failed jobs instead of retrying in lockstep.
             delay = random.uniform(0, min(self._retry_cap, self._retry_base * 2 ** (job.attempt - 1)))
         final_state = JobState.BLOCKED if isinstance(exc, BlockedError) else JobState.FAILED
-        deadline = self._batch_deadline if job.spec.lane is Lane.BATCH else self._deadline
+        # Flex answers in minutes and may wait for the Batch lane: its retries get the Batch lane's days too.
+        deadline = self._batch_deadline if job.spec.lane in (Lane.BATCH, Lane.FLEX) else self._deadline
         if retryable and now + delay > job.created_at + deadline:
             # Past the job's deadline a retry would answer too late to matter.
             retryable, final_state = False, JobState.DEAD
@@ -347,15 +388,15 @@ class Worker:
                   error: ProviderError | None = None, route: str | None = None) -> None:
         """One structured line (and the metrics) per provider call: enough to chart and debug, no prompt text."""
         route = route or (error.route if error else None) or self._provider.name
-        # A batch answer takes hours by design: not a latency to chart or alert on.
-        interactive = job.spec.lane is Lane.STANDARD
+        # A batch or Flex answer takes minutes to hours by design: not a latency to chart or alert on.
+        interactive = job.spec.lane.interactive
         self._metrics.provider_call(route=route, model=job.spec.model_id, size=job.spec.size,
                                     status="ok" if error is None else error.kind,
                                     seconds=latency if interactive else None)
         if self._watch is not None and interactive:
             self._watch.observe(error_kind=error.kind if error else None, seconds=latency)
         if cost is not None:
-            self._metrics.charged(job.team, float(cost))
+            self._metrics.charged(job.team, float(cost), lane=job.spec.lane.value)
         calls_log.info(json.dumps({
             "event": "provider_call", "job": job.id, "attempt": job.attempt, "route": route,
             "model": job.spec.model_id, "size": job.spec.size, "lane": job.spec.lane.value,

@@ -15,6 +15,7 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     banned_terms = ["gore"]
     privacy_mode = true
     fallback = { pro = ["flash"] }
+    priority = true                       # may use --priority (dearer, never shed)
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]
@@ -57,6 +58,8 @@ class TeamPolicy(BaseModel):
     # When a model's route is overloaded or rate-limited, try these instead, in
     # order: {"pro": ["flash"]}, or a gateway route: {"pro": ["openrouter:pro", "flash"]}.
     fallback: dict[str, list[str]] = Field(default_factory=dict)
+    # The Priority lane (--priority): never shed, at the catalog's priority_multiplier.
+    priority: bool = False
 
 
 class Access(BaseModel):

@@ -47,6 +47,12 @@ RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 
 
+# The lanes by the names Slack's flags use (--relax, --batch, --priority); no choice is Standard.
+LANE_CHOICES = [app_commands.Choice(name="relax (Flex): half price, within 15 minutes", value="flex"),
+                app_commands.Choice(name="batch: half price, within hours", value="batch"),
+                app_commands.Choice(name="priority: dearer, never shed", value="priority")]
+
+
 def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
     return [app_commands.Choice(name=v, value=v) for v in values]
 
@@ -191,14 +197,14 @@ class DiscordAdapter:
         @app_commands.guild_only()
         @app_commands.describe(prompt="What to draw", aspect="Aspect ratio", size="Image size",
                                model="Model (pro is best, flash is cheaper)",
-                               relax="Cheaper Batch lane: done within hours",
+                               lane="relax or batch: half price, slower; priority: dearer, never shed",
                                image="An image to edit or use as a reference")
         @app_commands.choices(aspect=_choices(RATIOS), size=_choices(["512", "1K", "2K", "4K"]),
-                              model=_choices(["pro", "flash", "lite"]))
+                              model=_choices(["pro", "flash", "lite"]), lane=LANE_CHOICES)
         async def imagine(interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 2000],
                           aspect: str | None = None, size: str | None = None, model: str | None = None,
-                          relax: bool = False, image: discord.Attachment | None = None) -> None:
-            await adapter.on_imagine(interaction, prompt, aspect, size, model, relax, image)
+                          lane: str | None = None, image: discord.Attachment | None = None) -> None:
+            await adapter.on_imagine(interaction, prompt, aspect, size, model, lane, image)
 
         @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
         @app_commands.guild_only()
@@ -230,7 +236,7 @@ class DiscordAdapter:
         admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
         return Caller(team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin)
 
-    async def on_imagine(self, interaction: discord.Interaction, prompt: str, aspect, size, model, relax,
+    async def on_imagine(self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane,
                          image: discord.Attachment | None) -> None:
         await interaction.response.defer(thinking=True)
         try:
@@ -240,7 +246,7 @@ class DiscordAdapter:
             return
         request = ImagineRequest(
             team=str(interaction.guild_id), channel=_budget_channel(interaction.channel), user=str(interaction.user.id),
-            platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, relax=relax,
+            platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, lane=lane,
             images=attachments, announced=True, idempotency_key=f"discord:interaction:{interaction.id}")
         await self._present(interaction, await self._service.submit(request), prompt)
 
@@ -448,7 +454,8 @@ class DiscordAdapter:
         edit = job.kind == "edit" or job.spec.parent_image_id is not None
         if delivery.kind == "started":
             status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
-                                       relaxed="batch" in delivery.payload)
+                                       relaxed="batch" in delivery.payload,
+                                       lane=job.spec.lane.value, relaned="relaned" in delivery.payload)
             await self._edit_status(where, render.status_message(job.spec.prompt, job.user, status, edit=edit))
             return
         if delivery.kind == "result":

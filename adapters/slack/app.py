@@ -152,7 +152,7 @@ class SlackAdapter:
         request = ImagineRequest(
             team=command["team_id"], channel=command["channel_id"], user=command["user_id"],
             platform=PLATFORM, prompt=parsed.prompt, aspect_ratio=parsed.aspect_ratio,
-            size=parsed.size, model=parsed.model, relax=parsed.relax,
+            size=parsed.size, model=parsed.model, lane=parsed.lane,
             delivery={"channel": command["channel_id"]}, announced=True,
             idempotency_key=f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None,
         )
@@ -360,7 +360,8 @@ class SlackAdapter:
         prompt = job.spec.prompt
         if delivery.kind == "started":
             status = render.generating(job.spec.model_alias, job.spec.size, job.attempt,
-                                       relaxed="batch" in delivery.payload)
+                                       relaxed="batch" in delivery.payload,
+                                       lane=job.spec.lane.value, relaned="relaned" in delivery.payload)
             await self.client.chat_update(channel=channel, ts=status_ts,
                                           **render.status_message(prompt, job.user, status, edit=edit))
         elif delivery.kind == "result":

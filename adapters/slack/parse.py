@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from bot.types import InvalidRequest
 
-USAGE = "Usage: /imagine <prompt> [--ar W:H] [--size 1K|2K|4K] [--model pro|flash|lite] [--relax]"
+USAGE = ("Usage: /imagine <prompt> [--ar W:H] [--size 1K|2K|4K] [--model pro|flash|lite] "
+         "[--relax | --batch | --priority]")
 _VALUED = {"--ar": "aspect_ratio", "--aspect": "aspect_ratio", "--size": "size", "--model": "model"}
-_SWITCHES = {"--relax": "relax"}
+# Lanes: --relax is Flex (half price, minutes), --batch the Batch API (half price, hours).
+_LANES = {"--relax": "flex", "--batch": "batch", "--priority": "priority"}
 _DASHES = re.compile(r"(?<!\S)[\u2014\u2013](?=[a-z])", re.IGNORECASE)
 
 
@@ -23,7 +25,11 @@ class ImagineText:
     aspect_ratio: str | None = None
     size: str | None = None
     model: str | None = None
-    relax: bool = False
+    lane: str | None = None  # "flex", "batch" or "priority"; None: Standard
+
+    @property
+    def relax(self) -> bool:
+        return self.lane == "flex"
 
 
 def parse_imagine(text: str) -> ImagineText:
@@ -38,8 +44,10 @@ def parse_imagine(text: str) -> ImagineText:
             words.append(token)
             continue
         name, _, value = token.lower().partition("=")
-        if name in _SWITCHES:
-            options[_SWITCHES[name]] = True
+        if name in _LANES:
+            if options.get("lane", _LANES[name]) != _LANES[name]:
+                raise InvalidRequest(f"Choose one of --relax, --batch and --priority. {USAGE}")
+            options["lane"] = _LANES[name]
         elif name in _VALUED:
             if not value:
                 if i >= len(tokens) or tokens[i].startswith("--"):

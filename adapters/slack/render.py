@@ -39,8 +39,8 @@ def queued(accepted: Accepted) -> str:
     return line + (f"\n:information_source: {accepted.retired_note}" if accepted.retired_note else "")
 
 
-def generating(model: str, size: str, attempt: int, *, relaxed: bool = False) -> str:
-    return f":art: {status.generating(model, size, attempt, relaxed=relaxed)}"
+def generating(model: str, size: str, attempt: int, **lane: Any) -> str:
+    return f":art: {status.generating(model, size, attempt, **lane)}"
 
 
 def done(result: dict[str, Any]) -> str:

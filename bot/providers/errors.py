@@ -166,7 +166,7 @@ class BatchNotDone(ProviderError):
 
     kind = "batch_not_done"
     user_message = ("Google's Batch lane did not finish this image in time, so nothing was charged. "
-                    "Run it again, without --relax for a quick answer.")
+                    "Run it again without --batch or --relax for a quick answer.")
     operator_fix = "Batches expire after 48 h when Google's batch capacity is short; check the batch in AI Studio."
 
 
@@ -174,8 +174,8 @@ class TooBigForBatch(BadRequestError):
     """A relaxed job whose images are too big for any batch Google takes inline."""
 
     kind = "too_big_for_batch"
-    user_message = ("This request's images are too big for the relaxed lane, so it was not run and nothing "
-                    "was charged. Run it again without --relax.")
+    user_message = ("This request's images are too big for the Batch lane, so it was not run and nothing "
+                    "was charged. Run it again without --batch or --relax.")
     operator_fix = ("Google takes at most about 20 MB of inlined requests per batch; new relaxed requests "
                     "that big are refused at submit, so this one was queued before that check.")
 
@@ -202,13 +202,14 @@ class UnpricedCall(ProviderError):
 
 
 class LaneUnavailable(ProviderError):
-    """Not raised: the class of a relaxed job cancelled because its lane is gone."""
+    """Not raised: the class of a Flex, Batch or Priority job cancelled because its lane is gone."""
 
     kind = "lane_unavailable"
-    user_message = ("The relaxed (half-price) lane is no longer available on this bot, so this queued "
-                    "request was cancelled and nothing was charged. Run it again without --relax.")
-    operator_fix = ("The Batch lane needs a Gemini API key (not Vertex AI, not a gateway alone); relaxed jobs "
-                    "queued while it was on were cancelled at start-up.")
+    user_message = ("The lane this request asked for (--relax, --batch or --priority) is no longer available "
+                    "on this bot, so this queued request was cancelled and nothing was charged. Run it again "
+                    "without that option.")
+    operator_fix = ("The Flex, Batch and Priority lanes need a Gemini API key (not Vertex AI, not a gateway "
+                    "alone); their jobs queued while it was set were cancelled at start-up.")
 
 
 class NotAnnounced(ProviderError):

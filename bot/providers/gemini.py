@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from bot.providers.errors import (
     AuthError, BadRequestError, BillingNotEnabled, BlockedError, CredentialsError, InputTooLarge, NoImageError,
     OverloadedError, PermissionDeniedError, ProviderError, QuotaError,
 )
-from bot.types import GenerationResult, GenerationSpec, InputImage, Usage
+from bot.types import GenerationResult, GenerationSpec, InputImage, Lane, Usage
 
 # Google's REST docs and the image models live on v1beta; the SDK defaults to v1.
 API_VERSION = "v1beta"
@@ -46,6 +47,10 @@ VERTEX_DEFAULT_LOCATION = "global"
 # limits there are MiB, e.g. 30 MB = 31457280 bytes).
 VERTEX_INLINE_IMAGE_BYTES = 7 * 1024 * 1024
 _CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Flex answers "Minutes (1-15 min target)" (ai.google.dev/gemini-api/docs/optimization): its
+# calls wait that long and a minute more before they count as lost.
+FLEX_TIMEOUT = 16 * 60.0
+_SERVICE_TIERS = {Lane.FLEX: types.ServiceTier.FLEX, Lane.PRIORITY: types.ServiceTier.PRIORITY}
 
 
 def vertex_serves(model_id: str, location: str) -> bool:
@@ -58,16 +63,21 @@ class GeminiProvider:
     name = "gemini"
 
     def __init__(self, client: genai.Client, *, timeout_seconds: float,
-                 inline_image_limit: int | None = None) -> None:
+                 inline_image_limit: int | None = None, flex_timeout_seconds: float = FLEX_TIMEOUT,
+                 service_tiers: bool = True) -> None:
         self._client = client
         self._timeout = timeout_seconds
+        # A Flex answer may take its whole 1-15 minute target; Standard's timeout would cut it off.
+        self._flex_timeout = max(flex_timeout_seconds, timeout_seconds)
+        # Whether this route takes generateContent's service_tier (the Flex and Priority lanes).
+        self.service_tiers = service_tiers
         # The largest image the route takes inline, in bytes (None: only the request's own cap).
         self._inline_image_limit = inline_image_limit
 
     @classmethod
     def create(
         cls, *, api_key: str | None, base_url: str | None, vertexai: bool, timeout_seconds: float,
-        project: str | None = None, location: str = VERTEX_DEFAULT_LOCATION,
+        flex_timeout_seconds: float = FLEX_TIMEOUT, project: str | None = None, location: str = VERTEX_DEFAULT_LOCATION,
         credentials_file: str | os.PathLike[str] | None = None,
     ) -> GeminiProvider:
         """A Developer API client (api_key), or a Vertex AI one (project, location, and OAuth
@@ -89,24 +99,37 @@ class GeminiProvider:
         )
         if not vertexai:
             client = genai.Client(api_key=api_key, vertexai=False, http_options=http_options)
-            return cls(client, timeout_seconds=timeout_seconds)
+            return cls(client, timeout_seconds=timeout_seconds, flex_timeout_seconds=flex_timeout_seconds)
         if api_key is not None:
             raise ValueError("an API key is not sent to Vertex AI: it would switch the SDK to express mode")
         if not project:
             raise ValueError("Vertex AI needs a project")
         client = genai.Client(vertexai=True, project=project, location=location,
                               credentials=_load_credentials(credentials_file), http_options=http_options)
-        return cls(client, timeout_seconds=timeout_seconds, inline_image_limit=VERTEX_INLINE_IMAGE_BYTES)
+        # Vertex sells Flex and Priority as PayGo options of its own, not this request field.
+        return cls(client, timeout_seconds=timeout_seconds, inline_image_limit=VERTEX_INLINE_IMAGE_BYTES,
+                   service_tiers=False)
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
         self._check_inline_sizes(inputs)
         contents, config = _request(spec, inputs)
+        timeout = self._timeout
+        if spec.lane in _SERVICE_TIERS:
+            if not self.service_tiers:
+                raise BadRequestError(f"this route does not take the {spec.lane.value} service tier")
+            config.service_tier = _SERVICE_TIERS[spec.lane]
+        if spec.lane is Lane.FLEX:
+            # Per request: the client's other HTTP options (base URL, one attempt) still apply.
+            timeout = self._flex_timeout
+            config.http_options = types.HttpOptions(timeout=int(timeout * 1000))
         # The SDK's own timeout covers one HTTP exchange; this one covers
         # the whole call, so a hung connection cannot hold a worker forever.
         response = await self._call(
             self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
-            "network error or timeout talking to Gemini")
-        return parse_response(response, spec.model_id)
+            "network error or timeout talking to Gemini", timeout=timeout)
+        result = parse_response(response, spec.model_id)
+        served = served_lane(response) if spec.lane in _SERVICE_TIERS else None
+        return dataclasses.replace(result, served_lane=served) if served not in (None, spec.lane) else result
 
     def _check_inline_sizes(self, inputs: Sequence[InputImage]) -> None:
         """Refuse before sending what the route would refuse: the call would fail the same way
@@ -117,10 +140,10 @@ class GeminiProvider:
             raise InputTooLarge(f"an input image is {max(too_big)} bytes; Vertex AI takes at most {limit} "
                                 "bytes per inline image")
 
-    async def _call(self, call: Awaitable[T], network_failure: str) -> T:
+    async def _call(self, call: Awaitable[T], network_failure: str, *, timeout: float | None = None) -> T:
         """One API call, its errors mapped onto the provider taxonomy."""
         try:
-            return await asyncio.wait_for(call, timeout=self._timeout + 5)
+            return await asyncio.wait_for(call, timeout=(timeout or self._timeout) + 5)
         except genai_errors.APIError as exc:
             raise map_api_error(exc) from exc
         except auth_errors.GoogleAuthError as exc:
@@ -263,6 +286,17 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
         text=text,
         response_id=response.response_id,
     )
+
+
+def served_lane(response: types.GenerateContentResponse) -> Lane | None:
+    """The tier Google served a call at, from its x-gemini-service-tier header (None: not said).
+    Priority past the project's limit is served, and billed, at Standard (priority-inference page)."""
+    headers = getattr(response.sdk_http_response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "x-gemini-service-tier"), None)
+    try:
+        return Lane(str(value).lower()) if value else None
+    except ValueError:
+        return None
 
 
 def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:

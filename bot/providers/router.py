@@ -31,7 +31,7 @@ from typing import Protocol
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import OverloadedError, ProviderError, QuotaError
-from bot.types import GenerationResult, GenerationSpec, InputImage, InvalidRequest
+from bot.types import GenerationResult, GenerationSpec, InputImage, InvalidRequest, Lane
 
 log = logging.getLogger(__name__)
 # A minute, plus a margin: a call sent just inside our window may reach Google a
@@ -185,6 +185,8 @@ class RoutedProvider:
             route = self.routes.get(route_name or self._primary_for(alias))
             if route is None or (route.serves is not None and alias not in route.serves):
                 continue
+            if spec.lane in (Lane.FLEX, Lane.PRIORITY) and not getattr(route.provider, "service_tiers", False):
+                continue  # a route without service tiers would serve it at Standard's full price
             try:
                 model = self._catalog.resolve(alias)
             except InvalidRequest:
@@ -214,8 +216,8 @@ class RoutedProvider:
                 result = await self._timed_call(route, candidate, inputs)
             except ProviderError as exc:
                 exc.route, exc.model_alias = route.name, candidate.model_alias
-                if not isinstance(exc, QuotaError | OverloadedError):
-                    raise
+                if not isinstance(exc, QuotaError | OverloadedError) or candidate.lane is Lane.FLEX:
+                    raise  # Flex shedding its load says nothing about the route's health
                 route.breaker.record(False)
                 if isinstance(exc, QuotaError):
                     route.concurrency.throttled()

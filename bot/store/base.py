@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.types import CheckedImage, Delivery, Job, JobState, NewJob, StoredImage, Usage
+from bot.types import CheckedImage, Delivery, Job, JobState, Lane, NewJob, StoredImage, Usage
 from policies.quota import QuotaLimits
 from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset
 
@@ -25,6 +25,8 @@ LEASE_EXPIRED = "lease_expired"
 ANNOUNCE_WINDOW = 120.0
 # The error class of an announced job that was never attached in time.
 NOT_ANNOUNCED = "not_announced"
+# The lanes the workers lease from (SQL), Priority first; the Batch runner takes the Batch lane's.
+WORKER_LANES = "('standard', 'flex', 'priority')"
 # The error class of a relaxed job cancelled because the Batch lane has gone.
 LANE_UNAVAILABLE = "lane_unavailable"
 
@@ -252,8 +254,15 @@ class Store(Protocol):
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job that has not started. False if it is not queued."""
 
+    async def relane(self, job_id: int, worker_id: str, attempt: int, lane: Lane, delivery: NewDelivery) -> bool:
+        """Move a job this worker holds (running, this attempt) to another lane, queued again
+        at once, and add `delivery` (telling its requester). Its hold stays as it is, so the
+        new lane must not cost more. The spec's lane changes too, so the job is settled and
+        ledgered at the new lane's rate. False, changing nothing, if the lease was lost."""
+
     async def cancel_relaxed(self, detail: str) -> list[int]:
-        """Cancel every queued relaxed (Batch lane) job, release its hold and
+        """Cancel every queued job of a lane but Standard (Flex, Batch, Priority: the lanes
+        that need the Developer API), release its hold and
         queue a failure delivery (error_class LANE_UNAVAILABLE, `detail`)
         telling its requester; returns their ids. Jobs already in a batch
         are left to it. For start-up, when the lane has gone."""

@@ -44,12 +44,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget,
 )
 from bot.store.postgres_schema import applied, migrate
-from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
+from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
 from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 log = logging.getLogger(__name__)
@@ -298,9 +298,9 @@ class PostgresStore:
             await self._cancel_unannounced(c, now)
             only = " AND id = %(only)s" if only_job_id is not None else ""
             job_id = await _value(
-                c, f"""SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
+                c, f"""SELECT id FROM jobs WHERE state = 'queued' AND lane IN {WORKER_LANES}
                        AND available_at <= %(now)s AND announce_by IS NULL{only}
-                       ORDER BY round, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
+                       ORDER BY lane = 'priority' DESC, round, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
                 {"now": now, "only": only_job_id})
             if job_id is None:
                 return None
@@ -371,10 +371,25 @@ class PostgresStore:
             await self._close_hold(c, row, None, now)
         return rows
 
+    async def relane(self, job_id: int, worker_id: str, attempt: int, lane: Lane, delivery: NewDelivery) -> bool:
+        now = self._clock()
+        async with self._tx() as c:
+            row = await self._take_back(c, job_id, worker_id, attempt)
+            if row is None:
+                return False
+            await c.execute(
+                """UPDATE jobs SET lane = %(lane)s, request = jsonb_set(request, '{lane}', to_jsonb(%(lane)s::text)),
+                       state = 'queued', worker_id = NULL, lease_until = NULL, available_at = %(now)s,
+                       updated_at = %(now)s
+                   WHERE id = %(id)s""",
+                {"lane": lane.value, "now": now, "id": job_id})
+            await _insert_delivery(c, job_id, row["platform"], delivery, now)
+            return True
+
     async def cancel_relaxed(self, detail: str) -> list[int]:
         now = self._clock()
         async with self._tx() as c:
-            rows = await self._cancel_where(c, "state = 'queued' AND lane = 'batch'", (), LANE_UNAVAILABLE, detail,
+            rows = await self._cancel_where(c, "state = 'queued' AND lane <> 'standard'", (), LANE_UNAVAILABLE, detail,
                                             now)
             for row in rows:
                 await _insert_delivery(c, row["id"], row["platform"], NewDelivery(

@@ -31,12 +31,12 @@ from sqlite_utils import Database
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget,
 )
 from bot.store.sqlite_schema import migrations
-from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, NewJob, StoredImage
+from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
 from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 T = TypeVar("T")
@@ -327,10 +327,10 @@ class SQLiteStore:
             row = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
                         lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
-                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane = 'standard'
+                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane IN {WORKER_LANES}
                                 AND available_at <= :now AND announce_by IS NULL
                                 AND (:only IS NULL OR id = :only)
-                                ORDER BY round, id LIMIT 1)
+                                ORDER BY lane = 'priority' DESC, round, id LIMIT 1)
                     RETURNING *, {HELD_MICROS}""",
                 {"worker": worker_id, "until": now + lease_seconds, "now": now, "only": only_job_id},
             ).fetchone()
@@ -390,7 +390,7 @@ class SQLiteStore:
         def cancel() -> list[int]:
             now = self._clock()
             with self._write() as c:
-                rows = self._cancel_where(c, "state = 'queued' AND lane = 'batch'", (), LANE_UNAVAILABLE, detail, now)
+                rows = self._cancel_where(c, "state = 'queued' AND lane <> 'standard'", (), LANE_UNAVAILABLE, detail, now)
                 for row in rows:
                     self._insert_delivery(c, row["id"], row["platform"], NewDelivery(
                         final_delivery_key(row["id"]), "failure",
@@ -616,6 +616,22 @@ class SQLiteStore:
                 self._close_hold(c, row, None, now)
                 return True
         return await self._run(cancel)
+
+    async def relane(self, job_id: int, worker_id: str, attempt: int, lane: Lane, delivery: NewDelivery) -> bool:
+        def relane() -> bool:
+            now = self._clock()
+            with self._write() as c:
+                row = self._take_back(c, job_id, worker_id, attempt)
+                if row is None:
+                    return False
+                c.execute(
+                    """UPDATE jobs SET lane = ?, request = json_set(request, '$.lane', ?), state = 'queued',
+                           worker_id = NULL, lease_until = NULL, available_at = ?, updated_at = ?
+                       WHERE id = ?""",
+                    (lane.value, lane.value, now, now, job_id))
+                self._insert_delivery(c, job_id, row["platform"], delivery, now)
+                return True
+        return await self._run(relane)
 
     async def get_job(self, job_id: int) -> Job | None:
         def get() -> Job | None:

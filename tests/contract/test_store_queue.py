@@ -467,3 +467,50 @@ async def test_split_batch_moves_jobs_into_a_new_batch_being_created(store, cloc
     clock.advance(1000)
     due = {b.id: [j.id for j in b.jobs] for b in await store.due_batches(60, 900)}
     assert due == {batch.id: ids[:1], half.id: ids[1:]}
+
+
+def lane_job(prompt: str, lane: Lane):
+    return replace(new_job(prompt=prompt), spec=spec(prompt, lane=lane))
+
+
+async def test_workers_lease_flex_and_priority_jobs_priority_first_and_never_batch_ones(store):
+    batch = await store.submit(relaxed_job("batch"), [], ADMISSION)
+    standard = await store.submit(lane_job("standard", Lane.STANDARD), [], ADMISSION)
+    flex = await store.submit(lane_job("flex", Lane.FLEX), [], ADMISSION)
+    priority = await store.submit(lane_job("priority", Lane.PRIORITY), [], ADMISSION)
+    leased = [(await store.lease("w", 60)).id for _ in range(3)]
+    assert leased == [priority.job_id, standard.job_id, flex.job_id]
+    assert await store.lease("w", 60) is None
+    assert (await store.get_job(batch.job_id)).state is JobState.QUEUED
+
+
+async def test_relane_moves_a_held_job_to_another_lane_keeping_its_hold_and_telling_its_requester(store):
+    await store.set_budget(team_budget(), "mod")
+    submitted = await store.submit(lane_job("a fox", Lane.FLEX), [], ADMISSION)
+    job = await store.lease("w1", 60)
+    told = NewDelivery(f"job:{job.id}:relaned:1", "started", {"attempt": 1, "relaned": "batch"})
+    # Only the lease holder, at its attempt, may move it.
+    assert not await store.relane(job.id, "w2", job.attempt, Lane.BATCH, told)
+    assert not await store.relane(job.id, "w1", job.attempt + 1, Lane.BATCH, told)
+    assert (await store.get_job(job.id)).state is JobState.RUNNING
+    assert await store.relane(job.id, "w1", job.attempt, Lane.BATCH, told)
+    moved = await store.get_job(submitted.job_id)
+    assert (moved.state, moved.spec.lane, moved.worker_id, moved.held_micros) == (
+        JobState.QUEUED, Lane.BATCH, None, ADMISSION.estimate_micros)
+    assert moved.spec == replace(job.spec, lane=Lane.BATCH)  # the rest of the request is untouched
+    [delivery] = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.key == told.key]
+    assert (delivery.job_id, delivery.kind, delivery.payload) == (job.id, "started", told.payload)
+    assert [r["entry"] for r in await store.ledger() if r["job_id"] == job.id] == ["reservation"]
+    # Now the Batch lane's: the workers pass it by, a batch takes it.
+    assert await store.lease("w1", 60) is None
+    assert [j.id for j in (await store.open_batch(10)).jobs] == [job.id]
+    # A second relane by the same lease (a retried write after success) changes nothing.
+    assert not await store.relane(job.id, "w1", job.attempt, Lane.BATCH, told)
+
+
+async def test_cancel_relaxed_also_ends_queued_flex_and_priority_jobs(store):
+    flex = await store.submit(lane_job("flex", Lane.FLEX), [], ADMISSION)
+    priority = await store.submit(lane_job("priority", Lane.PRIORITY), [], ADMISSION)
+    standard = await store.submit(lane_job("standard", Lane.STANDARD), [], ADMISSION)
+    assert sorted(await store.cancel_relaxed("gone")) == sorted([flex.job_id, priority.job_id])
+    assert (await store.get_job(standard.job_id)).state is JobState.QUEUED

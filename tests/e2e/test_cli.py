@@ -104,6 +104,18 @@ async def test_success_writes_the_png_and_reports_it(fake, tmp_path):
     assert req.headers["x-goog-api-key"] == KEY
 
 
+async def test_relax_renders_on_the_flex_lane_and_batch_is_refused_with_the_alternative(fake, tmp_path):
+    run = await imagine(fake, tmp_path, "a koi pond", "--relax", "--size", "2K", "--out", "out.png")
+    assert run.code == EXIT_OK, run.stderr
+    [req] = fake.requests
+    assert req.service_tier == "flex" and req.image_size == "2K"
+    refused = await imagine(fake, tmp_path, "a koi pond", "--batch")
+    assert refused.code == EXIT_INVALID and "use --relax" in assert_one_error_line(refused)
+    refused = await imagine(fake, tmp_path, "a koi pond", "--priority")
+    assert refused.code == EXIT_INVALID and "[teams.\"cli\"]" in assert_one_error_line(refused)
+    assert len(fake.requests) == 1
+
+
 async def test_edit_sends_the_input_image(fake, tmp_path):
     data = png_bytes(24, 16, "green")
     (tmp_path / "in.png").write_bytes(data)

@@ -122,6 +122,19 @@ async def test_results_arrive_after_the_interaction_token_expired(world):
     assert discord.calls_to("PATCH", rf"^/channels/{discord.channel_id}/messages/{status.id}$")
 
 
+async def test_the_lane_option_relax_answers_on_the_flex_lane_and_the_status_says_so(world):
+    discord, gemini = world.discord, world.gemini
+    command = next(c for c in discord.commands if c["name"] == "imagine")
+    [lane] = [o for o in command["options"] if o["name"] == "lane"]
+    assert [c["value"] for c in lane["choices"]] == ["flex", "batch", "priority"]
+    it = await discord.slash("imagine", {"prompt": "a slow lighthouse", "lane": "flex"}, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images() and "Done" in world.original(it).content)
+    assert [r.service_tier for r in gemini.requests] == ["flex"]
+    # Edits of the status went through "Sent to Google's Flex lane ... usually within 15 minutes".
+    edits = [(c.json or {}).get("content", "") for c in discord.calls_to("PATCH", r"/messages/")]
+    assert any("Flex lane" in t and "usually within 15 minutes" in t for t in edits), edits
+
+
 async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     discord = world.discord
     await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=USER)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly, wait_healthy
-from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.gemini_server import FakeGemini, error
 from tests.fakes.slack_server import (
     FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
 )
@@ -75,6 +77,14 @@ class World:
         return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
 
 
+
+
+def only_job(db: Path) -> tuple[str, str, str | None, set[str]]:
+    """The one job's lane, state and result, and the lanes its ledger rows name."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        [(lane, state, result)] = conn.execute("SELECT lane, state, result FROM jobs").fetchall()
+        ledger = {row[0] for row in conn.execute("SELECT lane FROM ledger")}
+    return lane, state, result, ledger
 
 
 @pytest.fixture
@@ -148,12 +158,52 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
             metrics = await r.text()
     assert 'imagine_jobs{state="succeeded"} 2.0' in metrics
     assert 'imagine_provider_calls_total{model="gemini-3-pro-image",route="gemini",status="ok"} 2.0' in metrics
-    assert 'imagine_spend_usd_total{team="T1"}' in metrics and "imagine_generation_seconds_bucket" in metrics
+    assert 'imagine_spend_usd_total{lane="standard",team="T1"}' in metrics and "imagine_generation_seconds_bucket" in metrics
     # A reply to the edited image edits the newest image in the thread.
     reply2 = {**reply, "text": "add stars", "ts": "1800000000.000300"}
     await world.event(reply2, "Ev-reply-2")
     await slack.wait_for(lambda: len(slack.uploads) == 3)
     assert gemini.requests[2].input_images == [edited.data]
+
+
+async def test_a_relaxed_request_is_answered_in_its_thread_by_the_flex_lane_at_half_price(world):
+    slack, gemini = world.slack, world.gemini
+    await world.command("/imagine", "a koi pond at dawn --relax --size 2K", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
+    [parent] = world.statuses()
+    [upload] = slack.uploads
+    assert (upload.channel, upload.thread_ts) == ("C1", parent.ts)
+    [sent] = gemini.requests
+    assert sent.service_tier == "flex" and sent.image_size == "2K" and not gemini.batches
+    updates = [c.args.get("text", "") for c in slack.calls_to("chat.update")]
+    first = slack.calls_to("chat.postMessage")[0].args.get("text", "")
+    assert "relaxed (Flex): half price, usually within 15 minutes" in first
+    assert any("Flex lane" in t for t in updates)
+    # Half of Standard's bill for the same answer: $0.0672 for the image, the rest at half too.
+    [(_, _, usage)] = gemini.sent_usage
+    standard = (usage["candidatesTokenCount"] - usage["candidatesTokensDetails"][0]["tokenCount"]
+                + usage.get("thoughtsTokenCount", 0)) * 12 + usage["promptTokenCount"] * 2 + 1120 * 120
+    lane, state, result, ledger = only_job(world.db)
+    assert (lane, state, ledger) == ("flex", "succeeded", {"flex"})
+    assert round(float(json.loads(result)["cost_usd"]) * 1_000_000) == round(standard / 2)
+
+
+async def test_a_flex_request_google_sheds_moves_to_the_batch_lane_and_the_user_is_told(world):
+    slack, gemini = world.slack, world.gemini
+    gemini.script_flex(error(503))
+    await world.command("/imagine", "a koi pond --relax", response_url=slack.response_url())
+    await slack.wait_for(lambda: any("moved to the Batch lane" in c.args.get("text", "")
+                                     for c in slack.calls_to("chat.update")))
+    lane, state, _, ledger = only_job(world.db)
+    # Waiting for the Batch runner (or in its batch already), still held at the Flex price.
+    assert lane == "batch" and state in ("queued", "running") and ledger == {"flex"}
+    assert [r.service_tier for r in gemini.requests] == ["flex"]
+
+
+async def test_priority_needs_the_team_policy(world):
+    await world.command("/imagine", "a koi pond --priority", response_url=world.slack.response_url())
+    await world.slack.wait_for(lambda: world.slack.responses)
+    assert "not enabled for this team" in world.answers()[-1] and not world.gemini.requests
 
 
 async def test_forged_and_stale_requests_are_rejected_and_change_nothing(world):

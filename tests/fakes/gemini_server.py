@@ -25,6 +25,14 @@ that stopped without an image, billed for the tokens it reports. ``POST /token``
 OAuth token endpoint, for Vertex AI clients whose credentials refresh there
 (``fake.token_error = "invalid_grant"`` refuses the refresh as Google does).
 
+Service tiers (generateContent's ``serviceTier``: flex, standard, priority): each request's tier
+is recorded (``rec.service_tier``) and echoed in the ``x-gemini-service-tier`` response header, as
+Google does; a tier the model does not offer (``TIERS``) or an unknown one is refused with a 400
+INVALID_ARGUMENT. ``fake.script_flex(error(503), ...)`` scripts answers for flex requests only
+(Flex is sheddable: a 429 or 503 when it has no capacity), ahead of ``fake.script``'s. Past
+``fake.priority_capacity`` priority requests the rest are served (and billed) at standard, and the
+header says so (ai.google.dev/gemini-api/docs/priority-inference: "graceful downgrade").
+
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
 from __future__ import annotations
@@ -56,6 +64,11 @@ ASPECTS = {"1:1": (1024, 1024), "2:3": (848, 1264), "3:2": (1264, 848), "3:4": (
            "16:9": (1376, 768), "21:9": (1584, 672), "1:4": (512, 2048), "4:1": (2048, 512),
            "1:8": (384, 3072), "8:1": (3072, 384)}  # no "9:21": Google has none
 SIZES = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
+# The service tiers each model takes beside standard (ai.google.dev/gemini-api/docs/optimization,
+# checked 2026-11-30; the Flash-Lite Image page lists no Flex or Priority tier, 2.5 Flash Image none).
+TIERS = {"gemini-3-pro-image": {"flex", "priority"}, "gemini-3.1-flash-image": {"flex", "priority"},
+         "gemini-3.1-flash-lite-image": set(), "gemini-2.5-flash-image": set()}
+KNOWN_TIERS = {"unspecified", "standard", "flex", "priority"}
 STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
             404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
             503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -176,6 +189,12 @@ class RecordedRequest:
     input_images: list[bytes] = field(default_factory=list)
     aspect_ratio: str | None = None
     image_size: str | None = None
+    service_tier: str | None = None  # as sent ("flex"); None when the request names none
+
+
+def _tier(value: str | None) -> str:
+    """A serviceTier as the API reads it: enum names and values, any case ("FLEX", "SERVICE_TIER_FLEX")."""
+    return (value or "standard").lower().removeprefix("service_tier_")
 
 
 @dataclass
@@ -291,9 +310,17 @@ class FakeGemini(LoopbackServer):
         self._batch_create_replies: deque[Reply] = deque()
         self.token_requests = 0  # POST /token (OAuth refreshes)
         self.token_error: str | None = None  # e.g. "invalid_grant": refuse every refresh
+        self._flex_replies: deque[Reply] = deque()
+        # Priority requests served at priority before the rest are served at standard, as Google
+        # does past a project's Priority limit ("x-gemini-service-tier: standard"); None: no limit.
+        self.priority_capacity: int | None = None
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
+
+    def script_flex(self, *replies: Reply) -> None:
+        """Answers for the next flex requests only (error(503) or error(429): Flex shedding the load)."""
+        self._flex_replies.extend(replies)
 
     def script_batch_create(self, *replies: Reply) -> None:
         """Answers for the next valid batch creates: error() fails the call, hang() stalls it,
@@ -396,7 +423,8 @@ class FakeGemini(LoopbackServer):
             headers={k.lower(): v for k, v in request.headers.items()},
             prompt="".join(p.get("text", "") for p in (users[-1].get("parts", []) if users else [])),
             input_images=[_b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p],
-            aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"))
+            aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"),
+            service_tier=body.get("serviceTier"))
 
     @classmethod
     def _bad_json(cls) -> web.Response:
@@ -412,7 +440,9 @@ class FakeGemini(LoopbackServer):
             await asyncio.sleep(self.latency)
         if (resp := self._key_error(request) or self._invalid(rec)) is not None:
             return resp
-        reply = self._replies.popleft() if self._replies else ok()
+        tier = _tier(rec.service_tier)
+        flex = tier == "flex" and self._flex_replies
+        reply = self._flex_replies.popleft() if flex else self._replies.popleft() if self._replies else ok()
         if reply.kind == "hang":
             await asyncio.sleep(3600)
             reply = ok()
@@ -420,7 +450,11 @@ class FakeGemini(LoopbackServer):
             hang_up(request)
         if reply.kind == "error":
             return self._error(reply, model)
-        return self._json(self._answer(reply, rec))
+        served = "standard" if tier == "unspecified" else tier
+        if served == "priority" and self.priority_capacity is not None:
+            served = "priority" if self.priority_capacity > 0 else "standard"
+            self.priority_capacity = max(0, self.priority_capacity - 1)
+        return self._json(self._answer(reply, rec), headers={"x-gemini-service-tier": served})
 
     async def _create_batch(self, request: web.Request, model: str) -> web.Response:
         self.batch_creates += 1
@@ -548,6 +582,11 @@ class FakeGemini(LoopbackServer):
                                               or "flash-lite" in rec.model and rec.image_size != "1K"):
             # 2.5 Flash Image takes no imageSize; Flash-Lite Image takes 1K only.
             msg = "Image size is not supported for this model."
+        elif _tier(rec.service_tier) not in KNOWN_TIERS:
+            msg = (f"Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta."
+                   f"ServiceTier), \"{rec.service_tier}\"")
+        elif _tier(rec.service_tier) not in {"standard", "unspecified", *TIERS.get(rec.model, ())}:
+            msg = f"Service tier {_tier(rec.service_tier)} is not supported for model {rec.model}."
         else:
             return None
         return self._json(error_body(400, message=msg), 400)

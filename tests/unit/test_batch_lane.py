@@ -46,7 +46,7 @@ class Lane_:
 
     async def relax(self, prompt: str, **kw) -> Accepted:
         outcome = await self.service.submit(ImagineRequest(
-            team="T1", channel="C1", user="U1", platform="test", prompt=prompt, relax=True, **kw))
+            team="T1", channel="C1", user="U1", platform="test", prompt=prompt, lane="batch", **kw))
         assert isinstance(outcome, Accepted), outcome
         return outcome
 
@@ -202,7 +202,7 @@ async def test_relaxed_requests_are_held_at_the_batch_rate_even_with_a_gateway_a
     service = ImagineService(store, catalog, batch_lane=True, clock=clock, policies=policies,
                              gateway_routes=("openrouter",))
     outcome = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                  prompt="a fox", size="1K", relax=True))
+                                                  prompt="a fox", size="1K", lane="batch"))
     assert outcome.estimate_usd < pricing.image_price(catalog.resolve("pro"), "1K", Lane.STANDARD)
     assert (await store.get_job(outcome.job_id)).spec.fallbacks == ()
 
@@ -261,7 +261,7 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
     with_lane = Settings(_env_file=None, database_url=database_url, gemini_api_key="k", gemini_base_url=fake.url)
     runtime = await bootstrap.build(with_lane, notifiers=[])
     relaxed = await runtime.service.submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", relax=True))
+        team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", lane="batch"))
     await runtime.close()
     assert isinstance(relaxed, Accepted)
 
@@ -280,8 +280,8 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
         assert (told.kind, told.payload["error_class"]) == ("failure", "lane_unavailable")
         # And a new --relax is refused at once on this configuration.
         again = await runtime.service.submit(ImagineRequest(
-            team="T1", channel="C1", user="U1", platform="test", prompt="again", relax=True))
-        assert getattr(again, "reason", None) is not None and "--relax" in again.detail
+            team="T1", channel="C1", user="U1", platform="test", prompt="again", lane="batch"))
+        assert getattr(again, "reason", None) is not None and "--batch" in again.detail
     finally:
         await runtime.close()
 
@@ -333,10 +333,10 @@ async def test_a_request_google_refuses_fails_alone_and_the_rest_of_its_batch_go
 
 async def test_a_relaxed_request_too_big_for_any_batch_is_refused_at_submit(lane, six_mb):
     outcome = await lane.service.submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a collage", relax=True,
+        team="T1", channel="C1", user="U1", platform="test", prompt="a collage", lane="batch",
         images=[InputImage(six_mb, "image/png")] * 3))
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
-    assert "too big for the relaxed lane" in outcome.detail and "without --relax" in outcome.detail
+    assert "too big for the Batch lane" in outcome.detail and "without --batch" in outcome.detail
     # Without --relax it is a request like any other.
     again = await lane.service.submit(ImagineRequest(
         team="T1", channel="C1", user="U1", platform="test", prompt="a collage",
@@ -369,7 +369,7 @@ async def test_the_image_an_edit_changes_counts_toward_the_relaxed_size_limit(la
     attachments = [InputImage(six_mb, "image/png")] * 2
     edit = EditRequest(team="T1", channel="C1", user="U1", platform="test", parent_image_id=image_id,
                        instruction="make it blue", images=attachments)
-    assert isinstance(await lane.service.edit(dataclasses.replace(edit, images=attachments[:1], relax=True)),
+    assert isinstance(await lane.service.edit(dataclasses.replace(edit, images=attachments[:1], lane="batch")),
                       Accepted)  # 12 MB encodes to 16 MB: it fits
-    refused = await lane.service.edit(dataclasses.replace(edit, relax=True))
-    assert isinstance(refused, Refused) and "too big for the relaxed lane" in refused.detail
+    refused = await lane.service.edit(dataclasses.replace(edit, lane="batch"))
+    assert isinstance(refused, Refused) and "too big for the Batch lane" in refused.detail

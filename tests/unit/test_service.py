@@ -32,6 +32,7 @@ INVALID, MODERATION = RefusalReason.INVALID_REQUEST, RefusalReason.MODERATION
     ({"model": "pro", "size": "512"}, INVALID, "does not do size '512'"),
     ({"model": "pro", "aspect_ratio": "1:8"}, INVALID, "does not do aspect ratio '1:8'"),
     ({"model": "lite"}, RefusalReason.UNPRICED, "No price is configured for lite"),
+    ({"lane": "batch"}, INVALID, "Leave out --batch"),
     ({"relax": True}, INVALID, "Leave out --relax"),
     ({"images": (InputImage(b"<html>login</html>", "image/png"),)}, INVALID, "not an image"),
     ({"images": (InputImage(b"", "image/png"),)}, INVALID, "empty"),
