@@ -15,6 +15,7 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     banned_terms = ["gore"]
     privacy_mode = true
     fallback = { pro = ["flash"] }
+    hedge_after_s = 20                    # also ask flash when pro is slower than this
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]
@@ -57,6 +58,13 @@ class TeamPolicy(BaseModel):
     # When a model's route is overloaded or rate-limited, try these instead, in
     # order: {"pro": ["flash"]}, or a gateway route: {"pro": ["openrouter:pro", "flash"]}.
     fallback: dict[str, list[str]] = Field(default_factory=dict)
+    # When every route is down, answer with the team's own earlier image for the
+    # identical request (however old), at $0, marked as such, rather than failing.
+    stale_cache_fallback: bool = True
+    # Off (None) by default: when the primary route has not answered after this many
+    # seconds, also ask the next route in the fallback chain; the first image wins and
+    # both calls are paid for (the hold covers both).
+    hedge_after_s: float | None = Field(default=None, gt=0, le=600)
 
 
 class Access(BaseModel):
