@@ -16,6 +16,7 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     privacy_mode = true
     fallback = { pro = ["flash"] }
     hedge_after_s = 20                    # also ask flash when pro is slower than this
+    stale_cache_fallback = false          # when every route is down, fail rather than serve an earlier image
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]

@@ -5,6 +5,8 @@ fake Gemini, and the fake gateway for a two-route chain."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import dataclasses
 from decimal import Decimal
 
@@ -15,6 +17,7 @@ from adapters.slack import render as slack_render
 from bot import pricing
 from bot.catalog import load_catalog
 from bot.money import to_micros, usd
+from bot.reports import render_ledger
 from bot.providers.errors import BlockedError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_compat import OpenAICompatProvider
@@ -173,6 +176,8 @@ async def test_when_the_loser_answered_both_calls_are_settled_within_the_hold(sq
         ("reservation", held, 0), ("settlement", to_micros(flash_cost), 1), ("settlement", to_micros(pro_cost), 0),
         ("release", held - to_micros(pro_cost + flash_cost), 0)]
     assert held >= to_micros(pro_cost + flash_cost)  # the hold covered both
+    exported = csv.DictReader(io.StringIO(render_ledger(await sqlite_store.ledger(), "csv", 0)))
+    assert [r["hedge"] for r in exported if r["entry"] == "settlement"] == ["1", "0"]
     [result] = [d for d in await sqlite_store.claim_deliveries(["test"], 10, 60) if d.kind == "result"]
     assert f"the hedge call (flash via gemini) cost {usd(to_micros(flash_cost))}, included above" in status.done(
         result.payload)
