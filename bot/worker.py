@@ -257,6 +257,8 @@ class Worker:
         making). A call that answered is settled like any other: an image from
         its usage or reported charge, an answer without one for its tokens."""
         cost = self._hedge_cost(job, hedge)
+        self._metrics.hedges.labels("hedge" if hedge.won else "primary",
+                                    "cancelled" if hedge.answer is None else "answered").inc()
         calls_log.info(json.dumps({
             "event": "hedge_call", "job": job.id, "attempt": job.attempt, "route": hedge.route,
             "model": hedge.model_alias, "hedge_won": hedge.won, "answered": hedge.answer is not None,

@@ -267,11 +267,12 @@ def paused(route: Route) -> OverloadedError:
     return OverloadedError(f"route {route.name} is paused after repeated failures")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Call:
     task: asyncio.Task[GenerationResult]
     route: Route
     spec: GenerationSpec
+    outcome: GenerationResult | ProviderError | None = None  # once it finished
 
 
 class Hedged:
@@ -295,7 +296,6 @@ class Hedged:
         self._first_error: ProviderError | None = None
         # The call in flight when the hedge was sent, and the hedge itself.
         self._pair: tuple[_Call, _Call] | None = None
-        self._outcomes: dict[int, GenerationResult | ProviderError] = {}
         self._hedge_after: float | None = None
         # The first call made, and why the chain's primary was skipped before it (an open circuit).
         self._first: _Call | None = None
@@ -326,7 +326,9 @@ class Hedged:
                 call.task.cancel()
         if self._first_error is None:
             raise ProviderError(f"no configured route serves the model {self._spec.model_alias}")
-        raise self._with_hedge(self._first_error, None)
+        # The error raised is billed as the attempt's own; the pair's other call is settled beside it.
+        raised_by = next((c for c in self._pair or () if c.outcome is self._first_error), None)
+        raise self._with_hedge(self._first_error, raised_by)
 
     def _launch(self) -> _Call | None:
         """Start the next route in the chain whose circuit is closed."""
@@ -354,15 +356,14 @@ class Hedged:
     def _settled(self, call: _Call) -> GenerationResult | None:
         """A finished call's image, or None when it failed in a way the chain goes past."""
         try:
-            result = call.task.result()
+            call.outcome = result = call.task.result()
         except (QuotaError, OverloadedError) as exc:
-            self._outcomes[id(call)] = exc
+            call.outcome = exc
             self._first_error = self._first_error or exc
             return None
         except ProviderError as exc:  # a refusal or a configuration error ends the attempt
-            self._outcomes[id(call)] = exc
+            call.outcome = exc
             raise self._with_hedge(exc, call) from None
-        self._outcomes[id(call)] = result
         return result
 
     async def _won(self, winner: _Call, result: GenerationResult) -> GenerationResult:
@@ -375,11 +376,11 @@ class Hedged:
                 continue
             error = call.task.exception()
             if error is None or isinstance(error, ProviderError):
-                self._outcomes[id(call)] = error or call.task.result()
+                call.outcome = error or call.task.result()
         self._running.clear()
         fell_back = None
         if winner is not self._first or self._skipped is not None:  # not the primary's own image
-            failed = self._skipped or self._outcomes.get(id(self._first))
+            failed = self._skipped or self._first.outcome
             why = failed.kind if isinstance(failed, ProviderError) else f"no answer after {self._spec.hedge_after_s:g} s"
             fell_back = f"{self._spec.model_alias} ({why})"
         return dataclasses.replace(result, fallback_from=fell_back, hedge=self._other_call(winner))
@@ -389,10 +390,11 @@ class Hedged:
         return exc
 
     def _other_call(self, decided_by: _Call | None) -> HedgeCall | None:
-        """The call of the hedged pair that did not decide the attempt, as it ended."""
+        """The call of the hedged pair that did not decide the attempt (make its image or
+        raise its error), as it ended."""
         if self._pair is None:
             return None
         primary, hedge = self._pair
         other = primary if decided_by is hedge else hedge
         return HedgeCall(route=other.route.name, model_alias=other.spec.model_alias, after_s=self._hedge_after,
-                         won=decided_by is hedge, answer=self._outcomes.get(id(other)))
+                         won=decided_by is hedge, answer=other.outcome)

@@ -18,7 +18,7 @@ from bot import pricing
 from bot.catalog import load_catalog
 from bot.money import to_micros, usd
 from bot.reports import render_ledger
-from bot.providers.errors import BlockedError
+from bot.providers.errors import BlockedError, OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_compat import OpenAICompatProvider
 from bot.providers.router import Route, RoutedProvider
@@ -147,6 +147,7 @@ async def test_a_hedged_job_holds_both_calls_and_settles_the_winner_alone_when_t
     held, charged = to_micros(accepted.estimate_usd), to_micros(Decimal(job.result["cost_usd"]))
     assert [(r["entry"], r["cost_micros"], r["hedge"]) for r in await sqlite_store.ledger()] == [
         ("reservation", held, 0), ("settlement", charged, 0), ("release", held - charged, 0)]
+    assert p.worker._metrics.hedges.labels("hedge", "cancelled")._value.get() == 1
     reply = slack_render.done(p.result_payload(job.id))
     assert "hedged after 0." in reply and "cancelled unanswered" in reply and "Google may still bill it" in reply
 
@@ -189,3 +190,17 @@ def test_a_team_without_a_fallback_is_never_hedged():
     service = ImagineService(None, load_catalog(), policies=PolicyBook({"hedge_after_s": 5}))
     request = ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond")
     assert service._spec(request, "a koi pond", "pro", None, None, None, 0).hedge_after_s is None
+
+
+async def test_when_both_calls_fail_the_pairs_other_call_is_never_the_error_raised(fake):
+    # The gateway hedge fails first, so its error is the one raised (and billed as the
+    # attempt's own, by a gateway that bills failed calls): the other call is Gemini's.
+    async with FakeGateway() as gateway:
+        routed = two_routes(fake, gateway)
+        fake.script(slow(0.5, error(503)))
+        gateway.script(openai_server.error(503))
+        with pytest.raises(OverloadedError) as caught:
+            await routed.generate(dataclasses.replace(HEDGED, fallbacks=("openrouter:pro",)), [])
+        assert caught.value.route == "openrouter"
+        assert (caught.value.hedge.route, caught.value.hedge.answer.route) == ("gemini", "gemini")
+        await routed.close()

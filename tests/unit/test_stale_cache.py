@@ -7,11 +7,16 @@ from __future__ import annotations
 from adapters.discord import render as discord_render
 from adapters.slack import render as slack_render
 from bot import cli
+from bot.catalog import load_catalog
+from bot.providers.openai_compat import OpenAICompatProvider
+from bot.providers.router import Route
 from bot.result_notes import STALE
 from bot.service import Caller
 from bot.types import Accepted, Delivery, JobState
 from policies.config import PolicyBook
+from tests.fakes import openai_server
 from tests.fakes.gemini_server import error, finish
+from tests.fakes.openai_server import FakeGateway
 from tests.unit.test_worker import Pipeline, sqlite_store  # noqa: F401 - a fixture
 
 DAY = 86400.0
@@ -22,9 +27,14 @@ class RoutedPipeline(Pipeline):
     """The worker pipeline behind the router (fallback chains, hedging), with team policies."""
 
     def __init__(self, store, fake, *, policy: dict | None = None, teams: dict | None = None,
-                 max_attempts: int = 2, cache_ttl: float = 60) -> None:
+                 max_attempts: int = 2, cache_ttl: float = 60, gateway=None) -> None:
+        catalog = load_catalog()
+        more = () if gateway is None else (Route("openrouter", OpenAICompatProvider.create(
+            name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
+            models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"]),
+            serves=frozenset({"pro"})),)
         super().__init__(store, fake, max_attempts=max_attempts, policies=PolicyBook(policy, teams), routed=True,
-                         cache_ttl=cache_ttl)
+                         cache_ttl=cache_ttl, more_routes=more)
 
     async def finished(self, prompt: str = "a koi pond", team: str = "T1", **kw) -> Accepted:
         """Submit a request and wait for its final message."""
@@ -127,3 +137,16 @@ async def test_the_cli_says_the_image_is_an_earlier_one(sqlite_store, fake, tmp_
     assert cli.report(cli.Finished(delivery, job), tmp_path / "out.png") == cli.EXIT_OK
     printed = capsys.readouterr().out
     assert "cost $0 " in printed and STALE in printed
+
+
+async def test_with_gemini_and_the_gateway_both_down_the_earlier_image_is_served(sqlite_store, fake):
+    async with FakeGateway() as gateway, RoutedPipeline(
+            sqlite_store, fake, policy={"fallback": {"pro": ["openrouter:pro"]}}, gateway=gateway) as p:
+        first = await made_long_ago(p)
+        fake.script(*DOWN)
+        gateway.script(*[openai_server.error(429)] * 20)
+        again = await p.finished()
+    job = await sqlite_store.get_job(again.job_id)
+    assert (job.state, job.result["stale_from_job"], job.result["unavailable"]) == (
+        JobState.SUCCEEDED, first, "overloaded")  # the first route's error: Gemini's 503
+    assert len(gateway.requests) == 1  # the chain went through the gateway before the stale answer

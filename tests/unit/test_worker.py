@@ -52,13 +52,13 @@ class RecordingNotifier:
 
 class Pipeline:
     def __init__(self, store, fake, *, max_attempts=3, concurrency=2, watch=None, policies=None, routed=False,
-                 cache_ttl=0):
+                 cache_ttl=0, more_routes=()):
         self.store = store
         self.catalog = load_catalog()
         self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False,
                                               timeout_seconds=10)
-        if routed:  # behind the router: fallback chains, hedging
-            self.provider = RoutedProvider([Route("gemini", self.provider)], self.catalog)
+        if routed:  # behind the router: fallback chains (to `more_routes` too), hedging
+            self.provider = RoutedProvider([Route("gemini", self.provider), *more_routes], self.catalog)
         self.notifier = RecordingNotifier()
         self.dispatcher = OutboxDispatcher(store, [self.notifier], poll_interval=0.05)
         self.worker = Worker(store, self.provider, self.catalog, concurrency=concurrency,
