@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.money import to_micros, usd
+from bot.result_notes import hedge_note, stale_note
 from bot.types import Accepted
 from policies.spend import BudgetStatus
 
@@ -70,9 +71,12 @@ def done(result: dict[str, Any]) -> str:
     if result.get("cached"):
         return (f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · "
                 "the same request was answered recently, so this one is free (Reroll for a new image)")
+    if note := stale_note(result):
+        return f"Done · {result['model_version']} · {result['size']} {result['aspect_ratio']} · {note}"
     fallback = (f" (instead of {result['fallback_from']})" if result.get("fallback_from") else "")
     # Google serves Priority past its limit at Standard, and bills it so.
     served = (" · served at Standard (Priority was at its limit), charged as Standard"
               if result.get("lane") == "priority" and result.get("served_lane") == "standard" else "")
+    hedged = f" · {note}" if (note := hedge_note(result)) else ""
     return (f"Done · {result['model_version']}{fallback} · {result['size']} {result['aspect_ratio']} · "
-            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s{served}")
+            f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s{served}{hedged}")

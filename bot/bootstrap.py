@@ -140,6 +140,7 @@ class Runtime:
     watch: CallWatch | None = None
     # A worker here takes any job (not just the CLI's own one).
     serves_queue: bool = False
+    policies: PolicyBook = field(default_factory=PolicyBook)
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -157,6 +158,7 @@ class Runtime:
             lease_seconds=self.settings.imagine_lease_seconds,
             on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
             deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics, watch=self.watch,
+            policies=self.policies,
         )
         self.workers.append(worker)
         self.serves_queue = self.serves_queue or only_job_id is None
@@ -292,5 +294,5 @@ async def build(
                                                           ("discord", settings.discord_alert_channel)) if channel]
     watch = CallWatch(store, alert_platforms, on_alert=dispatcher.wake)
     runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,
-                      dispatcher=dispatcher, provider=provider, metrics=metrics, watch=watch)
+                      dispatcher=dispatcher, provider=provider, metrics=metrics, watch=watch, policies=policies)
     return runtime

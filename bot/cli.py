@@ -26,6 +26,7 @@ from bot.settings import Settings
 from policies.spend import Period, Scope, period_start
 from bot.money import to_micros, usd
 from bot.reports import render_ledger
+from bot.result_notes import hedge_note, stale_note
 from bot.store.base import Store, StoreUnavailable
 from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.types import (
@@ -154,9 +155,10 @@ def report(done: Finished, out: Path, *, note: str | None = None) -> int:
     payload = done.delivery.payload
     if done.delivery.kind == "result":
         cached = " (from the cache: the same request was answered recently)" if payload.get("cached") else ""
+        notes = [n for n in (stale_note(payload), hedge_note(payload), note) if n]
         print(f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
               f"model {payload['model_version']} cost ${payload['cost_usd']} "
-              f"in {payload['elapsed_s']:.1f}s{cached}" + (f" ({note})" if note else ""))
+              f"in {payload['elapsed_s']:.1f}s{cached}" + "".join(f" ({n})" for n in notes))
         return EXIT_OK
     kind = payload.get("error_class")
     print(f"error: {user_message_for(kind)} [{kind}: {payload.get('detail', 'no detail')}]", file=sys.stderr)

@@ -29,6 +29,10 @@ class Metrics:
                              registry=r)
         self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
                                   registry=r)
+        self.hedges = Counter("imagine_hedges_total", "Hedged attempts, by which call decided them and whether "
+                              "the other call answered before it was cancelled", ["winner", "other"], registry=r)
+        self.stale_answers = Counter("imagine_stale_answers_total", "Jobs answered with an earlier identical "
+                                     "request's image because every route was down", registry=r)
         # A call that cost more than its job held: charged in full all the same, so the
         # budgets were briefly exceedable by this much. Any increase is a pricing fault.
         self.overshoots = Counter("imagine_hold_overshoot_total", "Calls that cost more than their job's hold",

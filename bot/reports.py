@@ -12,7 +12,8 @@ from typing import Any
 from bot.money import from_micros, usd
 
 COLUMNS = ["at", "job_id", "entry", "team", "channel", "user", "model", "size", "lane", "status",
-           "prompt_tokens", "output_tokens", "image_tokens", "cost_usd", "price_version"]
+           "prompt_tokens", "output_tokens", "image_tokens", "cost_usd", "price_version",
+           "hedge"]  # 1: the second call of a hedged attempt, settled beside the first
 
 
 def _iso(ts: float) -> str:

@@ -246,10 +246,13 @@ class ImagineService:
                                  f"(this one has {sent}{counted}). Send fewer images.")
         # The other lanes are Gemini's alone: no fallbacks, and priced at their own rate.
         fallbacks = () if lane is not Lane.STANDARD else self._usable_fallbacks(req, info.alias, ratio, size)
+        # Hedging needs a route to hedge with: the next in the chain.
+        hedge_after_s = self._policies.for_team(req.team).hedge_after_s if fallbacks else None
         return GenerationSpec(
             prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
             size=size, lane=lane,
             send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
+            hedge_after_s=hedge_after_s,
         )
 
     def _lane(self, req: ImagineRequest | EditRequest, info: ModelInfo) -> Lane:
@@ -346,26 +349,33 @@ class ImagineService:
         return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
 
     def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
-        """The hold covers the dearest model the request may end up on (its fallbacks too)."""
+        """The hold covers the dearest model the request may end up on (its fallbacks too).
+
+        With hedging, two calls of the chain may run and both are billed: the hold is the
+        sum of the two dearest (the primary and the dearest route that may hedge it)."""
         images_sent = attachments + (spec.parent_image_id is not None)
-        prices = []
-        for alias in (spec.model_alias, *(f.rpartition(":")[2] for f in spec.fallbacks)):
+        dearest = []
+        for entry in (spec.model_alias, *spec.fallbacks):
+            alias = entry.rpartition(":")[2]
+            prices = self._gateway_prices(spec, (entry,))
             try:
                 prices.append(pricing.estimate(self._catalog.resolve(alias), spec.size, spec.lane, images_sent,
                                                prompt_chars=len(spec.prompt)))
             except InvalidRequest:
                 if alias == spec.model_alias:
                     raise  # the model asked for must be priced; _usable_fallbacks kept only priced ones
-        prices += self._gateway_prices(spec)
-        return max(prices)
+            dearest += [max(prices)] if prices else []
+        if spec.hedge_after_s is not None:
+            return sum(sorted(dearest, reverse=True)[:2], Decimal(0))
+        return max(dearest)
 
-    def _gateway_prices(self, spec: GenerationSpec) -> list[Decimal]:
-        """What each model in the chain costs on a configured gateway that may serve it, at
+    def _gateway_prices(self, spec: GenerationSpec, entries: Sequence[str]) -> list[Decimal]:
+        """What each of these chain entries costs on a configured gateway that may serve it, at
         that model's own gateway price (a Flash image is never held at Pro's)."""
         if spec.lane is not Lane.STANDARD:
             return []  # the other lanes are Gemini's alone
         prices = []
-        for entry in (spec.model_alias, *spec.fallbacks):
+        for entry in entries:
             route, _, alias = entry.rpartition(":")
             for name in (route,) if route else self._gateway_routes:
                 gateway = self._catalog.gateways.get(name)

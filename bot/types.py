@@ -126,6 +126,9 @@ class GenerationSpec:
     # Where to go when the primary route is overloaded or rate-limited: "flash",
     # or "route:alias" such as "openrouter:pro". From the team's policy.
     fallbacks: tuple[str, ...] = ()
+    # Hedging (the team's hedge_after_s): when the primary has not answered after this
+    # many seconds, the next route in the chain is asked too and the first image wins.
+    hedge_after_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class GenerationSpec:
             "send_image_size": self.send_image_size,
             "parent_image_id": self.parent_image_id,
             "fallbacks": list(self.fallbacks),
+            "hedge_after_s": self.hedge_after_s,
         }
 
     @classmethod
@@ -177,6 +181,25 @@ class GenerationResult:
     # The lane Google says it served (and bills) the call at, when it says: Priority past its
     # limit is served at Standard. None: the lane asked for.
     served_lane: Lane | None = None
+    # A hedged attempt's other call (set by the router): billed, or cancelled unanswered.
+    hedge: HedgeCall | None = None
+
+
+@dataclass(frozen=True)
+class HedgeCall:
+    """The call of a hedged attempt that did not make the image.
+
+    `won` says which call that was: False, the hedge lost (the primary's image
+    won); True, the hedge's image won and this is the primary's call. `answer`
+    is what it returned before it was cancelled (an image, or an error billed
+    for its tokens), or None: cancelled unanswered, so it reported no usage to
+    settle, though Google may bill it all the same."""
+
+    route: str
+    model_alias: str
+    after_s: float                     # how long the primary ran before the hedge was sent
+    won: bool
+    answer: GenerationResult | Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +245,8 @@ class Job:
     error_detail: str | None = None
     # Micro-dollars still held for this job (its open reservation); 0 when none.
     held_micros: int = 0
+    # Identical requests share it (None for a reroll, which wants a new image).
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)

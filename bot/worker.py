@@ -36,7 +36,8 @@ from bot.money import from_micros, to_micros
 from bot.store.base import (
     BATCH_INLINE_BYTES, Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key, inline_request_bytes,
 )
-from bot.types import CheckedImage, GenerationResult, InputImage, Job, JobState, Lane, Usage
+from bot.types import CheckedImage, GenerationResult, HedgeCall, InputImage, Job, JobState, Lane, Usage
+from policies.config import PolicyBook
 
 log = logging.getLogger(__name__)
 STORE_WRITE_ATTEMPTS = 6
@@ -50,6 +51,12 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()[:16]
 
 
+def hedge_summary(hedge: HedgeCall, cost: Decimal | None) -> dict:
+    """What a result says about its hedged attempt's other call, for the reply."""
+    return {"route": hedge.route, "model": hedge.model_alias, "won": hedge.won, "after_s": hedge.after_s,
+            "answered": hedge.answer is not None, "cost_usd": None if cost is None else str(cost)}
+
+
 class Worker:
     def __init__(
         self, store: Store, provider: ImageProvider, catalog: Catalog, *,
@@ -59,10 +66,12 @@ class Worker:
         only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
         batch_deadline_seconds: float = 3 * 86400.0, watch: CallWatch | None = None,
         batch_lane: bool = False,
+        policies: PolicyBook | None = None,
     ) -> None:
         # A Batch runner serves this queue, so a Flex job Google sheds can wait for it.
         self._batch_lane = batch_lane
         self._watch = watch
+        self._policies = policies or PolicyBook()
         self._deadline = deadline_seconds
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
         self._batch_deadline = batch_deadline_seconds
@@ -161,10 +170,16 @@ class Worker:
         image (charged, stored, delivered) or the failure (retried or final)."""
         # Latency is the provider's own time when the router measured it; `elapsed` includes queueing.
         latency = outcome.call_seconds if outcome.call_seconds is not None else elapsed
+        # A hedged attempt's other call is settled first, so the release that ends the job frees only the rest.
+        hedge_cost = await self._settle_hedge(job, outcome.hedge) if outcome.hedge is not None else None
         if isinstance(outcome, ProviderError):
             self._log_call(job, latency, error=outcome)
+            # A Flex job Google sheds moves to the Batch lane first: it will be answered, at
+            # the same price; the stale image is for when nothing else can answer.
             if self._sheds(job, outcome) and await self._fits_a_batch(job):
                 await self._to_batch(job, slot_id, outcome)
+                return
+            if await self._served_stale(job, slot_id, outcome, elapsed):
                 return
             await self._failed(job, slot_id, outcome)
             return
@@ -198,12 +213,14 @@ class Worker:
             "lane": job.spec.lane.value,
             "served_lane": (result.served_lane or job.spec.lane).value,
         }
+        if result.hedge is not None:
+            outcome |= {"cost_usd": str(cost + (hedge_cost or 0)), "hedge": hedge_summary(result.hedge, hedge_cost)}
         image_id = await self._stored(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             Charge(to_micros(cost), result.usage, "succeeded"),
         ), job)
-        await self._check_hold(job, to_micros(cost), model.alias, outcome["route"])
+        await self._check_hold(job, to_micros(cost + (hedge_cost or 0)), model.alias, outcome["route"])
         if image_id is None:
             log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
                         "the job now", job.id)
@@ -240,6 +257,86 @@ class Worker:
             return
         log.info("job %d: Flex shed it (%s); moved to the Batch lane at the same price", job.id, exc.kind)
         self._on_delivery()
+
+    async def _served_stale(self, job: Job, slot_id: str, exc: ProviderError, elapsed: float) -> bool:
+        """The last resort when every route is down (overloaded, rate-limited, circuit open):
+        the team's own earlier image for this very request, however old, at $0.
+
+        Never for a reroll (it has no cache key), a Batch-lane job, another team's
+        image or one a fallback made; the team's policy may turn it off. The job
+        ends through the store's normal completion, so its hold is released
+        whole and its result delivered once."""
+        if (not isinstance(exc, QuotaError | OverloadedError) or job.cache_key is None
+                or job.spec.lane is Lane.BATCH or not self._policies.for_team(job.team).stale_cache_fallback):
+            return False
+        earlier = await self._store.stale_result(job.team, job.cache_key)
+        if earlier is None:
+            return False
+        image = earlier.image
+        outcome = {key: value for key, value in earlier.result.items() if key not in ("cached", "hedge")}
+        outcome |= {"cost_usd": "0", "elapsed_s": round(elapsed, 3), "stale": True,
+                    "stale_from_job": earlier.job_id, "stale_made_at": earlier.finished_at,
+                    "unavailable": exc.kind}
+        image_id = await self._stored(lambda: self._store.complete(
+            job.id, slot_id, job.attempt, CheckedImage(image.data, image.mime, image.width, image.height, image.sha256),
+            outcome, NewDelivery(final_delivery_key(job.id), "result", outcome), None,
+        ), job)
+        if image_id is None:
+            log.warning("job %d: lease lost before serving the earlier image; another worker owns the job now",
+                        job.id)
+            return True
+        self._metrics.stale_answers.inc()
+        self._on_delivery()
+        log.warning("job %d: every route is down (%s); served job %d's image for the identical request at $0",
+                    job.id, exc, earlier.job_id)
+        return True
+
+    async def _settle_hedge(self, job: Job, hedge: HedgeCall) -> Decimal | None:
+        """Record what a hedged attempt's other call cost; None when it reported nothing to settle.
+
+        A call cancelled before it answered reported no usage, so nothing is
+        recorded for it, although Google may bill it (an answer it was still
+        making). A call that answered is settled like any other: an image from
+        its usage or reported charge, an answer without one for its tokens."""
+        cost = self._hedge_cost(job, hedge)
+        self._metrics.hedges.labels("hedge" if hedge.won else "primary",
+                                    "cancelled" if hedge.answer is None else "answered").inc()
+        calls_log.info(json.dumps({
+            "event": "hedge_call", "job": job.id, "attempt": job.attempt, "route": hedge.route,
+            "model": hedge.model_alias, "hedge_won": hedge.won, "answered": hedge.answer is not None,
+            "cost_usd": None if cost is None else str(cost[0])}))
+        if cost is None:
+            return None
+        amount, usage, status = cost
+        await self._stored(lambda: self._store.settle_hedge(job.id, job.attempt,
+                                                            Charge(to_micros(amount), usage, status)), job)
+        self._metrics.charged(job.team, float(amount))
+        return amount
+
+    def _hedge_cost(self, job: Job, hedge: HedgeCall) -> tuple[Decimal, Usage | None, str] | None:
+        answer = hedge.answer
+        if isinstance(answer, GenerationResult):
+            try:
+                return self._cost_of(job, answer)[1], answer.usage, "succeeded"
+            except Exception:  # noqa: BLE001 - the start-up checks price every route; say so loudly if not
+                log.exception("job %d: unpriced, needs review: the hedged call to %s via %s made an image but "
+                              "could not be priced; usage %s", job.id, hedge.model_alias, hedge.route,
+                              answer.usage.to_json() if answer.usage else None)
+                return None
+        if not isinstance(answer, ProviderError):
+            return None
+        # An answer without an image is billed: the route's own figure, else its tokens.
+        status = "blocked" if isinstance(answer, BlockedError) else "failed"
+        usage = getattr(answer, "usage", None)
+        if getattr(answer, "cost_usd", None) is not None:
+            return answer.cost_usd, usage, status
+        if usage is not None:
+            return pricing.tokens_cost(self._catalog.resolve(hedge.model_alias), job.spec.lane, usage), usage, status
+        gateway = self._catalog.gateways.get(hedge.route)
+        price = gateway.price(hedge.model_alias, job.spec.size) if gateway is not None else None
+        if gateway is not None and gateway.bills_failed_calls and price is not None:
+            return price, None, answer.kind
+        return None
 
     def _cost_of(self, job: Job, result: GenerationResult) -> tuple[ModelInfo, Decimal]:
         """The model that actually ran (a fallback may differ) and what its call cost:

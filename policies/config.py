@@ -16,6 +16,8 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     privacy_mode = true
     fallback = { pro = ["flash"] }
     priority = true                       # may use --priority (dearer, never shed)
+    hedge_after_s = 20                    # also ask flash when pro is slower than this
+    stale_cache_fallback = false          # when every route is down, fail rather than serve an earlier image
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]
@@ -60,6 +62,13 @@ class TeamPolicy(BaseModel):
     fallback: dict[str, list[str]] = Field(default_factory=dict)
     # The Priority lane (--priority): never shed, at the catalog's priority_multiplier.
     priority: bool = False
+    # When every route is down, answer with the team's own earlier image for the
+    # identical request (however old), at $0, marked as such, rather than failing.
+    stale_cache_fallback: bool = True
+    # Off (None) by default: when the primary route has not answered after this many
+    # seconds, also ask the next route in the fallback chain; the first image wins and
+    # both calls are paid for (the hold covers both).
+    hedge_after_s: float | None = Field(default=None, gt=0, le=600)
 
 
 class Access(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
-from bot.types import Usage
+from bot.types import HedgeCall, Usage
 
 
 class ProviderError(Exception):
@@ -44,6 +44,8 @@ class ProviderError(Exception):
         self.model_alias: str | None = None
         # How long the provider call itself took (set by the router), without queueing.
         self.call_seconds: float | None = None
+        # A hedged attempt's other call (set by the router), settled beside this failure.
+        self.hedge: HedgeCall | None = None
 
     def __str__(self) -> str:
         code = f" (HTTP {self.status_code})" if self.status_code else ""

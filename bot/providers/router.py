@@ -15,6 +15,11 @@ go when it is down.
   back nor count against the route's concurrency or circuit: every model of
   the project would answer the same, and no wait cures them. A "no image"
   answer goes up for the worker's one retry on the same model.
+- Hedging (spec.hedge_after_s, off by default): when no image has come after
+  that many seconds, the next route in the chain is asked too, and the first
+  image wins; the other call is cancelled, and the result carries it
+  (`GenerationResult.hedge`) so the worker can settle it. A refusal or a
+  configuration error from either call ends the attempt, as in the chain.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Protocol
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import OverloadedError, ProviderError, QuotaError
-from bot.types import GenerationResult, GenerationSpec, InputImage, InvalidRequest, Lane
+from bot.types import GenerationResult, GenerationSpec, HedgeCall, InputImage, InvalidRequest, Lane
 
 log = logging.getLogger(__name__)
 # A minute, plus a margin: a call sent just inside our window may reach Google a
@@ -205,33 +210,41 @@ class RoutedProvider:
         return self._default
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        if spec.hedge_after_s is not None:
+            return await Hedged(self, spec, inputs).run()
         first_error: ProviderError | None = None
         for route, candidate in self.chain(spec):
             if not route.breaker.allow():
-                first_error = first_error or OverloadedError(
-                    f"route {route.name} is paused after repeated failures")
+                first_error = first_error or paused(route)
                 continue
-            await self.limiter.acquire(f"{route.name}:{candidate.model_id}")
             try:
-                result = await self._timed_call(route, candidate, inputs)
-            except ProviderError as exc:
-                exc.route, exc.model_alias = route.name, candidate.model_alias
-                if not isinstance(exc, QuotaError | OverloadedError) or candidate.lane is Lane.FLEX:
-                    raise  # Flex shedding its load says nothing about the route's health
-                route.breaker.record(False)
-                if isinstance(exc, QuotaError):
-                    route.concurrency.throttled()
-                log.warning("route %s (%s) failed: %s", route.name, candidate.model_alias, exc)
+                result = await self.call(route, candidate, inputs)
+            except (QuotaError, OverloadedError) as exc:
                 first_error = first_error or exc
                 continue
-            route.breaker.record(True)
-            await route.concurrency.succeeded()
             fell_back = None if first_error is None else f"{spec.model_alias} ({first_error.kind})"
-            return dataclasses.replace(result, route=route.name, model_alias=candidate.model_alias,
-                                       fallback_from=fell_back)
+            return dataclasses.replace(result, fallback_from=fell_back)
         if first_error is None:
             raise ProviderError(f"no configured route serves the model {spec.model_alias}")
         raise first_error
+
+    async def call(self, route: Route, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
+        """One call on one route, counted by its circuit breaker and concurrency."""
+        await self.limiter.acquire(f"{route.name}:{spec.model_id}")
+        try:
+            result = await self._timed_call(route, spec, inputs)
+        except ProviderError as exc:
+            exc.route, exc.model_alias = route.name, spec.model_alias
+            # Flex shedding its load says nothing about the route's health.
+            if isinstance(exc, QuotaError | OverloadedError) and spec.lane is not Lane.FLEX:
+                route.breaker.record(False)
+                if isinstance(exc, QuotaError):
+                    route.concurrency.throttled()
+                log.warning("route %s (%s) failed: %s", route.name, spec.model_alias, exc)
+            raise
+        route.breaker.record(True)
+        await route.concurrency.succeeded()
+        return dataclasses.replace(result, route=route.name, model_alias=spec.model_alias)
 
     @staticmethod
     async def _timed_call(route: Route, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
@@ -255,3 +268,140 @@ class RoutedProvider:
     async def close(self) -> None:
         for route in self.routes.values():
             await route.provider.close()
+
+
+def paused(route: Route) -> OverloadedError:
+    return OverloadedError(f"route {route.name} is paused after repeated failures")
+
+
+@dataclass(eq=False)
+class _Call:
+    task: asyncio.Task[GenerationResult]
+    route: Route
+    spec: GenerationSpec
+    outcome: GenerationResult | ProviderError | None = None  # once it finished
+
+
+class Hedged:
+    """One hedged attempt: the chain in turn, as RoutedProvider.generate goes
+    through it, except that once `hedge_after_s` has passed with no image, the
+    next route is asked too (once), so two calls may be in flight.
+
+    The first image wins and the other call is cancelled. The winner's result
+    carries the other call of the pair (`HedgeCall`): its answer when it had one
+    (an image that came at the same moment, or an error), else None, cancelled
+    unanswered. Cancelling closes the connection, but a model already rendering
+    may finish and Google may bill that call; it reported no usage to us, so
+    nothing can be settled for it, and the docs say so."""
+
+    def __init__(self, router: RoutedProvider, spec: GenerationSpec, inputs: Sequence[InputImage]) -> None:
+        self._router = router
+        self._spec = spec
+        self._inputs = inputs
+        self._waiting = deque(router.chain(spec))
+        self._running: list[_Call] = []
+        self._first_error: ProviderError | None = None
+        # The call in flight when the hedge was sent, and the hedge itself.
+        self._pair: tuple[_Call, _Call] | None = None
+        self._hedge_after: float | None = None
+        # The first call made, and why the chain's primary was skipped before it (an open circuit).
+        self._first: _Call | None = None
+        self._skipped: ProviderError | None = None
+
+    async def run(self) -> GenerationResult:
+        started = time.monotonic()
+        try:
+            self._launch()
+            while self._running:
+                hedge_at = started + self._spec.hedge_after_s if self._hedge_after is None else None
+                timeout = None if hedge_at is None else max(0.0, hedge_at - time.monotonic())
+                done, _ = await asyncio.wait([c.task for c in self._running], timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    self._hedge(time.monotonic() - started)
+                    continue
+                # In launch order: when both answer at once, the earlier call wins.
+                for call in [c for c in self._running if c.task in done]:
+                    self._running.remove(call)
+                    result = self._settled(call)
+                    if result is not None:
+                        return await self._won(call, result)
+                if not self._running:
+                    self._launch()
+        finally:
+            for call in self._running:
+                call.task.cancel()
+        if self._first_error is None:
+            raise ProviderError(f"no configured route serves the model {self._spec.model_alias}")
+        # The error raised is billed as the attempt's own; the pair's other call is settled beside it.
+        raised_by = next((c for c in self._pair or () if c.outcome is self._first_error), None)
+        raise self._with_hedge(self._first_error, raised_by)
+
+    def _launch(self) -> _Call | None:
+        """Start the next route in the chain whose circuit is closed."""
+        while self._waiting:
+            route, spec = self._waiting.popleft()
+            if not route.breaker.allow():
+                self._first_error = self._first_error or paused(route)
+                self._skipped = self._skipped or (self._first_error if self._first is None else None)
+                continue
+            call = _Call(asyncio.create_task(self._router.call(route, spec, self._inputs)), route, spec)
+            self._running.append(call)
+            self._first = self._first or call
+            return call
+        return None
+
+    def _hedge(self, after: float) -> None:
+        self._hedge_after = after
+        primary = self._running[0]
+        hedge = self._launch()
+        if hedge is not None:
+            log.info("no image from %s (%s) after %.1f s: hedging with %s (%s)", primary.route.name,
+                     primary.spec.model_alias, after, hedge.route.name, hedge.spec.model_alias)
+            self._pair = (primary, hedge)
+
+    def _settled(self, call: _Call) -> GenerationResult | None:
+        """A finished call's image, or None when it failed in a way the chain goes past."""
+        try:
+            call.outcome = result = call.task.result()
+        except (QuotaError, OverloadedError) as exc:
+            call.outcome = exc
+            self._first_error = self._first_error or exc
+            return None
+        except ProviderError as exc:  # a refusal or a configuration error ends the attempt
+            call.outcome = exc
+            raise self._with_hedge(exc, call) from None
+        return result
+
+    async def _won(self, winner: _Call, result: GenerationResult) -> GenerationResult:
+        for call in self._running:
+            call.task.cancel()
+        # A call that finished before its cancel took effect keeps its answer.
+        await asyncio.gather(*(c.task for c in self._running), return_exceptions=True)
+        for call in self._running:
+            if call.task.cancelled():
+                continue
+            error = call.task.exception()
+            if error is None or isinstance(error, ProviderError):
+                call.outcome = error or call.task.result()
+        self._running.clear()
+        fell_back = None
+        if winner is not self._first or self._skipped is not None:  # not the primary's own image
+            failed = self._skipped or self._first.outcome
+            why = failed.kind if isinstance(failed, ProviderError) else f"no answer after {self._spec.hedge_after_s:g} s"
+            fell_back = f"{self._spec.model_alias} ({why})"
+        return dataclasses.replace(result, fallback_from=fell_back, hedge=self._other_call(winner))
+
+    def _with_hedge(self, exc: ProviderError, ended_by: _Call | None) -> ProviderError:
+        exc.hedge = self._other_call(ended_by)
+        return exc
+
+    def _other_call(self, decided_by: _Call | None) -> HedgeCall | None:
+        """The call of the hedged pair that did not decide the attempt (make its image or
+        raise its error), as it ended."""
+        if self._pair is None:
+            return None
+        primary, hedge = self._pair
+        other = primary if decided_by is hedge else hedge
+        return HedgeCall(route=other.route.name, model_alias=other.spec.model_alias, after_s=self._hedge_after,
+                         won=decided_by is hedge, answer=other.outcome)

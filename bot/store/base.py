@@ -89,6 +89,16 @@ class Charge:
 
 
 @dataclass(frozen=True)
+class EarlierResult:
+    """A team's finished image for a cache key, for Store.stale_result."""
+
+    job_id: int
+    image: StoredImage
+    result: dict[str, Any]
+    finished_at: float
+
+
+@dataclass(frozen=True)
 class Batch:
     """Relaxed jobs sent together to the provider's Batch API.
 
@@ -229,10 +239,12 @@ class Store(Protocol):
 
     async def complete(
         self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery, charge: Charge,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge | None,
     ) -> int | None:
         """Store the image, finish the job, settle its charge, release the
-        rest of its hold and queue its delivery, all atomically.
+        rest of its hold and queue its delivery, all atomically. A charge of
+        None settles nothing (an earlier image served at $0): the whole hold
+        is released.
 
         Returns the image id, or None when this worker no longer holds the
         lease (another worker owns the job now; nothing is written).
@@ -250,6 +262,18 @@ class Store(Protocol):
 
         Returns the job's new state, or None when the lease was lost.
         """
+
+    async def settle_hedge(self, job_id: int, attempt: int, charge: Charge) -> None:
+        """Record what the other call of a hedged attempt cost (a ledger settlement of
+        its own, beside the attempt's), before the attempt's complete() or fail(), so the
+        release that follows frees only what neither call used. Recorded whether or
+        not this worker still holds the job: the call was billed all the same. Once
+        per (job, attempt)."""
+
+    async def stale_result(self, team: str, cache_key: str) -> EarlierResult | None:
+        """The team's latest finished image for `cache_key`, however old (no TTL), for
+        answering while every route is down: never another team's, never one a
+        fallback made in place of the model asked for, never one itself served stale."""
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job that has not started. False if it is not queued."""

@@ -44,7 +44,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
+    StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget,
 )
@@ -168,7 +169,8 @@ class PostgresStore:
                 hit = await _one(
                     c, """SELECT result_image_id, result FROM jobs WHERE cache_key = %s AND team = %s
                           AND state = 'succeeded' AND finished_at >= %s
-                          AND result->>'fallback_from' IS NULL ORDER BY id DESC LIMIT 1""",
+                          AND result->>'fallback_from' IS NULL AND result->>'stale' IS NULL
+                          ORDER BY id DESC LIMIT 1""",
                     (job.cache_key, job.team, now - cache_ttl))
                 if hit is not None:
                     # $0, so no budget applies, but it is an image like any other to the quotas.
@@ -237,11 +239,11 @@ class PostgresStore:
         await _ledger_row(c, job_id, "reservation", 0, (job.team, job.channel, job.user), job.spec.to_json(),
                           None, admission.estimate_micros, "held", admission.price_version, now)
 
-    async def _settle(self, c: Conn, row: Row, attempt: int, charge: Charge, now: float) -> None:
-        """Record what one provider call cost (one row per billed attempt)."""
+    async def _settle(self, c: Conn, row: Row, attempt: int, charge: Charge, now: float, *, hedge: int = 0) -> None:
+        """Record what one provider call cost (one row per billed call)."""
         price_version = await _value(c, "SELECT price_version FROM holds WHERE job_id = %s", (row["id"],))
         await _ledger_row(c, row["id"], "settlement", attempt, _who(row), row["request"], charge.usage,
-                          charge.cost_micros, charge.status, price_version or "unmetered", now)
+                          charge.cost_micros, charge.status, price_version or "unmetered", now, hedge)
 
     async def _close_hold(self, c: Conn, row: Row, charge: Charge | None, now: float) -> None:
         """Settle what the last attempt was charged and release the rest of the job's hold."""
@@ -510,7 +512,7 @@ class PostgresStore:
 
     async def complete(
         self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery, charge: Charge,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge | None,
     ) -> int | None:
         now = self._clock()
         async with self._tx() as c:
@@ -573,6 +575,25 @@ class PostgresStore:
                     delivery.key, delivery.kind, {**delivery.payload, "state": state.value, "error_class": kind}),
                     now)
             return state
+
+    async def settle_hedge(self, job_id: int, attempt: int, charge: Charge) -> None:
+        async with self._tx() as c:
+            row = await _one(c, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+            if row is not None:
+                await self._settle(c, row, attempt, charge, self._clock(), hedge=1)
+
+    async def stale_result(self, team: str, cache_key: str) -> EarlierResult | None:
+        async with self._tx() as c:
+            hit = await _one(
+                c, """SELECT id, result, result_image_id, finished_at FROM jobs
+                      WHERE cache_key = %s AND team = %s AND state = 'succeeded'
+                      AND result->>'fallback_from' IS NULL AND result->>'stale' IS NULL
+                      ORDER BY id DESC LIMIT 1""",
+                (cache_key, team))
+            image = hit and await _one(c, f"{IMAGES_WITH_DATA} WHERE images.id = %s", (hit["result_image_id"],))
+            if not image:
+                return None
+            return EarlierResult(hit["id"], _image(image), hit["result"], hit["finished_at"])
 
     async def cancel(self, job_id: int) -> bool:
         now = self._clock()
@@ -940,8 +961,8 @@ async def _position(c: Conn, job_id: int) -> int | None:
 
 async def _ledger_row(c: Conn, job_id: int, entry: str, attempt: int, who: tuple[str, str, str],
                       spec: dict[str, Any], usage: Any, cost_micros: int, status: str, price_version: str,
-                      now: float) -> None:
-    # (job, entry, attempt) is unique, so the same call reported twice (a late
+                      now: float, hedge: int = 0) -> None:
+    # (job, entry, attempt, hedge) is unique, so the same call reported twice (a late
     # worker, a retried write) is charged once.
     team, channel, user = who
     await _insert(c, "ledger", {
@@ -951,6 +972,7 @@ async def _ledger_row(c: Conn, job_id: int, entry: str, attempt: int, who: tuple
         "output_tokens": usage.output_tokens if usage else None,
         "image_tokens": usage.image_tokens if usage else None,
         "cost_micros": cost_micros, "status": status, "price_version": price_version, "created_at": now,
+        "hedge": hedge,
     }, or_ignore=True)
 
 
@@ -993,6 +1015,7 @@ def _job(row: Row) -> Job:
         lease_until=row["lease_until"], worker_id=row["worker_id"], started_at=row["started_at"],
         finished_at=row["finished_at"], result_image_id=row["result_image_id"], result=row["result"],
         error_class=row["error_class"], error_detail=row["error_detail"], held_micros=row["held_micros"],
+        cache_key=row["cache_key"],
     )
 
 

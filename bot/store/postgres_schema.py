@@ -250,6 +250,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE images DROP COLUMN data",
         "ALTER TABLE images ADD FOREIGN KEY (sha256) REFERENCES blobs(sha256)",
     )),
+    # A hedged attempt makes two calls and both are billed: the second call's settlement
+    # is its own row (hedge = 1), so the key that keeps a call from being charged twice gains it.
+    Migration("0012_hedged_calls", (
+        "ALTER TABLE ledger ADD COLUMN hedge INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE ledger DROP CONSTRAINT ledger_job_id_entry_attempt_key",
+        "ALTER TABLE ledger ADD CONSTRAINT ledger_job_id_entry_attempt_hedge_key UNIQUE (job_id, entry, attempt, hedge)",
+    )),
 )
 
 # Advisory locks are database-wide; this key only has to differ from the team locks.

@@ -31,7 +31,8 @@ from sqlite_utils import Database
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, NewDelivery, StoreUnavailable, Submitted,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
+    StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget,
 )
@@ -162,7 +163,8 @@ class SQLiteStore:
                 hit = c.execute(
                     """SELECT result_image_id, result FROM jobs WHERE cache_key = ? AND team = ?
                        AND state = 'succeeded' AND finished_at >= ?
-                       AND json_extract(result, '$.fallback_from') IS NULL ORDER BY id DESC LIMIT 1""",
+                       AND json_extract(result, '$.fallback_from') IS NULL
+                       AND json_extract(result, '$.stale') IS NULL ORDER BY id DESC LIMIT 1""",
                     (job.cache_key, job.team, now - cache_ttl)).fetchone()
                 if hit is not None:
                     # $0, so no budget applies, but it is an image like any other to the quotas.
@@ -248,24 +250,25 @@ class SQLiteStore:
     @staticmethod
     def _ledger_row(c: sqlite3.Connection, job_id: int, entry: str, attempt: int,
                     who: tuple[str, str, str], spec: dict[str, Any], usage: Any, cost_micros: int,
-                    status: str, price_version: str, now: float) -> None:
-        # OR IGNORE: (job, entry, attempt) is unique, so the same call reported
+                    status: str, price_version: str, now: float, hedge: int = 0) -> None:
+        # OR IGNORE: (job, entry, attempt, hedge) is unique, so the same call reported
         # twice (a late worker, a retried write) is charged once.
         c.execute(
             """INSERT OR IGNORE INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
                    prompt_tokens, output_tokens, image_tokens, cost_micros, status, price_version,
-                   created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   created_at, hedge) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (job_id, entry, attempt, *who, spec["model_alias"], spec["size"], spec["lane"],
              usage.prompt_tokens if usage else None, usage.output_tokens if usage else None,
-             usage.image_tokens if usage else None, cost_micros, status, price_version, now),
+             usage.image_tokens if usage else None, cost_micros, status, price_version, now, hedge),
         )
 
-    def _settle(self, c: sqlite3.Connection, row: sqlite3.Row, attempt: int, charge: Charge, now: float) -> None:
-        """Record what one provider call cost (one row per billed attempt)."""
+    def _settle(self, c: sqlite3.Connection, row: sqlite3.Row, attempt: int, charge: Charge, now: float,
+                *, hedge: int = 0) -> None:
+        """Record what one provider call cost (one row per billed call)."""
         hold = c.execute("SELECT price_version FROM holds WHERE job_id = ?", (row["id"],)).fetchone()
         self._ledger_row(c, row["id"], "settlement", attempt, (row["team"], row["channel"], row["user"]),
                          json.loads(row["request"]), charge.usage, charge.cost_micros, charge.status,
-                         hold["price_version"] if hold else "unmetered", now)
+                         hold["price_version"] if hold else "unmetered", now, hedge)
 
     def _close_hold(self, c: sqlite3.Connection, row: sqlite3.Row, charge: Charge | None, now: float) -> None:
         """Settle what the last attempt was charged and release the rest of the job's hold."""
@@ -534,7 +537,7 @@ class SQLiteStore:
 
     async def complete(
         self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery, charge: Charge,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge | None,
     ) -> int | None:
         def complete() -> int | None:
             now = self._clock()
@@ -601,6 +604,29 @@ class SQLiteStore:
                                           NewDelivery(delivery.key, delivery.kind, payload), now)
                 return state
         return await self._run(fail)
+
+    async def settle_hedge(self, job_id: int, attempt: int, charge: Charge) -> None:
+        def settle() -> None:
+            with self._write() as c:
+                row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    self._settle(c, row, attempt, charge, self._clock(), hedge=1)
+        await self._run(settle)
+
+    async def stale_result(self, team: str, cache_key: str) -> EarlierResult | None:
+        def find() -> EarlierResult | None:
+            hit = self.conn.execute(
+                """SELECT id, result, result_image_id, finished_at FROM jobs
+                   WHERE cache_key = ? AND team = ? AND state = 'succeeded'
+                   AND json_extract(result, '$.fallback_from') IS NULL
+                   AND json_extract(result, '$.stale') IS NULL ORDER BY id DESC LIMIT 1""",
+                (cache_key, team)).fetchone()
+            image = hit and self.conn.execute(f"{IMAGES_WITH_DATA} WHERE images.id = ?",
+                                              (hit["result_image_id"],)).fetchone()
+            if not image:
+                return None
+            return EarlierResult(hit["id"], _image(image), json.loads(hit["result"]), hit["finished_at"])
+        return await self._run(find)
 
     async def cancel(self, job_id: int) -> bool:
         def cancel() -> bool:
@@ -921,6 +947,7 @@ def _job(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"], result_image_id=row["result_image_id"],
         result=json.loads(row["result"]) if row["result"] else None,
         error_class=row["error_class"], error_detail=row["error_detail"], held_micros=row["held_micros"],
+        cache_key=row["cache_key"],
     )
 
 

@@ -33,6 +33,11 @@ INVALID_ARGUMENT. ``fake.script_flex(error(503), ...)`` scripts answers for flex
 ``fake.priority_capacity`` priority requests the rest are served (and billed) at standard, and the
 header says so (ai.google.dev/gemini-api/docs/priority-inference: "graceful downgrade").
 
+Latency: ``latency`` seconds before every answer; ``slow(seconds)`` scripts one slow
+answer; ``tail=(0.05, 10)`` makes a seeded 5% of calls take 10x ``latency`` (a slow
+tail, for hedging). A call whose client hangs up before the answer (a cancelled
+hedge) is counted in ``fake.cancelled``.
+
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
 from __future__ import annotations
@@ -41,10 +46,11 @@ import argparse
 import asyncio
 import base64
 import json
+import random
 import secrets
 import string
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -136,6 +142,7 @@ class Reply:
     usage: Tokens = Tokens()
     default_text: bool = False  # ok() without text=: the family's usual words
     free_tier: bool = False  # a 429 against the free tier's quota of 0
+    delay: float = 0.0  # seconds before answering (slow())
 
 
 def ok(*, text: str | None | object = _KEEP, model_version: str | None = None, images: int = 1,
@@ -172,6 +179,11 @@ def no_image(text: str = "I can't draw that.", *, usage: Tokens = Tokens()) -> R
 
 def hang() -> Reply:
     return Reply("hang")
+
+
+def slow(seconds: float, reply: Reply | None = None) -> Reply:
+    """`reply` (a success by default), after `seconds` more than the fake's latency."""
+    return replace(reply or ok(), delay=seconds)
 
 
 def drop() -> Reply:
@@ -295,8 +307,13 @@ class FakeGemini(LoopbackServer):
     # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
     _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
 
-    def __init__(self, *, latency: float = 0.0, image_scale: float = 1.0):
+    def __init__(self, *, latency: float = 0.0, image_scale: float = 1.0,
+                 tail: tuple[float, float] | None = None, seed: int = 0):
         self.latency = latency
+        # (share of calls, latency multiple): a seeded slow tail.
+        self.tail = tail
+        self._rng = random.Random(seed)
+        self.cancelled = 0  # calls whose client hung up before the answer
         self.image_scale = image_scale
         self.api_key: str | None = None
         self.requests: list[RecordedRequest] = []
@@ -436,13 +453,27 @@ class FakeGemini(LoopbackServer):
         except (ValueError, AttributeError, KeyError, TypeError):  # bad JSON, shape or base64
             return self._bad_json()
         self.requests.append(rec)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        try:
+            return await self._answer_call(request, rec, model)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    def _latency(self) -> float:
+        if self.tail is not None and self._rng.random() < self.tail[0]:
+            return self.latency * self.tail[1]
+        return self.latency
+
+    async def _answer_call(self, request: web.Request, rec: RecordedRequest, model: str) -> web.Response:
+        if latency := self._latency():
+            await asyncio.sleep(latency)
         if (resp := self._key_error(request) or self._invalid(rec)) is not None:
             return resp
         tier = _tier(rec.service_tier)
         flex = tier == "flex" and self._flex_replies
         reply = self._flex_replies.popleft() if flex else self._replies.popleft() if self._replies else ok()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.kind == "hang":
             await asyncio.sleep(3600)
             reply = ok()

@@ -8,6 +8,7 @@ import sqlite3
 from sqlite_utils import Database
 
 from bot.store.sqlite import SQLiteStore
+from bot.store.base import Charge
 from bot.store.sqlite_schema import migrations
 from bot.types import JobState
 from tests.conftest import FakeClock, new_job, png_bytes, spec
@@ -112,3 +113,28 @@ async def test_old_announced_jobs_never_attached_are_cancelled_after_the_migrati
     assert ((await store.get_job(never)).state, (await store.get_job(never)).error_class) == (
         JobState.CANCELLED, "not_announced")
     await store.close()
+
+
+async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learns_of_hedges(tmp_path):
+    path = str(tmp_path / "ledger.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.apply(Database(conn), stop_before="0012_hedged_calls")
+    job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="a")
+    conn.execute("""INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
+                        cost_micros, status, price_version, created_at)
+                    VALUES (?, 'settlement', 1, 'T1', 'C1', 'U1', 'pro', '1K', 'standard', 134000, 'succeeded',
+                        'p1', 1.0)""", (job_id,))
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    [row] = await store.ledger()
+    assert (row["job_id"], row["cost_micros"], row["hedge"]) == (job_id, 134000, 0)
+    charge = Charge(67000, None, "succeeded")
+    await store.settle_hedge(job_id, 1, charge)
+    await store.settle_hedge(job_id, 1, charge)
+    assert [(r["attempt"], r["hedge"], r["cost_micros"]) for r in await store.ledger()] == [
+        (1, 0, 134000), (1, 1, 67000)]
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        indexes = {r[1] for r in raw.execute("PRAGMA index_list(ledger)")}
+        assert {"ledger_team", "ledger_channel", "ledger_user"} <= indexes

@@ -14,6 +14,7 @@ from PIL import Image
 from bot.catalog import load_catalog
 from bot.notify import OutboxDispatcher
 from bot.providers.gemini import GeminiProvider
+from bot.providers.router import Route, RoutedProvider
 from bot.service import ImagineService
 from bot.store.sqlite import SQLiteStore
 from bot.service import Caller
@@ -50,18 +51,21 @@ class RecordingNotifier:
 
 
 class Pipeline:
-    def __init__(self, store, fake, *, max_attempts=3, concurrency=2, watch=None):
+    def __init__(self, store, fake, *, max_attempts=3, concurrency=2, watch=None, policies=None, routed=False,
+                 cache_ttl=0, more_routes=()):
         self.store = store
         self.catalog = load_catalog()
         self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False,
                                               timeout_seconds=10)
+        if routed:  # behind the router: fallback chains (to `more_routes` too), hedging
+            self.provider = RoutedProvider([Route("gemini", self.provider), *more_routes], self.catalog)
         self.notifier = RecordingNotifier()
         self.dispatcher = OutboxDispatcher(store, [self.notifier], poll_interval=0.05)
         self.worker = Worker(store, self.provider, self.catalog, concurrency=concurrency,
                              lease_seconds=30, poll_interval=0.05, retry_base=0.01, retry_cap=0.05,
-                             on_delivery=self.dispatcher.wake, watch=watch)
-        self.service = ImagineService(store, self.catalog, max_attempts=max_attempts,
-                                      on_submit=self.worker.wake)
+                             on_delivery=self.dispatcher.wake, watch=watch, policies=policies)
+        self.service = ImagineService(store, self.catalog, max_attempts=max_attempts, policies=policies,
+                                      cache_ttl=cache_ttl, on_submit=self.worker.wake)
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
