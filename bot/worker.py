@@ -262,13 +262,18 @@ class Worker:
         """The last resort when every route is down (overloaded, rate-limited, circuit open):
         the team's own earlier image for this very request, however old, at $0.
 
-        Never for a reroll (it has no cache key), a Batch-lane job, another team's
-        image or one a fallback made; the team's policy may turn it off. The job
-        ends through the store's normal completion, so its hold is released
-        whole and its result delivered once."""
+        Only on the Standard and Priority lanes: Flex and Batch jobs wait to be
+        answered (a shed is not an outage). Never for a reroll (it has no cache
+        key), another team's image or one a fallback made; the team's policy
+        may turn it off. The job ends through the store's normal completion, so
+        its hold is released whole and its result delivered once."""
         if (not isinstance(exc, QuotaError | OverloadedError) or job.cache_key is None
-                or job.spec.lane is Lane.BATCH or not self._policies.for_team(job.team).stale_cache_fallback):
+                or job.spec.lane not in (Lane.STANDARD, Lane.PRIORITY)
+                or not self._policies.for_team(job.team).stale_cache_fallback):
             return False
+        gateway = self._catalog.gateways.get(exc.route or "")
+        if gateway is not None and gateway.bills_failed_calls:
+            return False  # that failure is billed: _failed charges it, and a $0 answer would hide it
         earlier = await self._store.stale_result(job.team, job.cache_key)
         if earlier is None:
             return False

@@ -18,8 +18,9 @@ go when it is down.
 - Hedging (spec.hedge_after_s, off by default): when no image has come after
   that many seconds, the next route in the chain is asked too, and the first
   image wins; the other call is cancelled, and the result carries it
-  (`GenerationResult.hedge`) so the worker can settle it. A refusal or a
-  configuration error from either call ends the attempt, as in the chain.
+  (`GenerationResult.hedge`) so the worker can settle it. A policy refusal
+  from either call ends the attempt; any other error ends it only when no
+  other call is still working.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Protocol
 
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
-from bot.providers.errors import OverloadedError, ProviderError, QuotaError
+from bot.providers.errors import BlockedError, OverloadedError, ProviderError, QuotaError
 from bot.types import GenerationResult, GenerationSpec, HedgeCall, InputImage, InvalidRequest, Lane
 
 log = logging.getLogger(__name__)
@@ -307,6 +308,8 @@ class Hedged:
         # The first call made, and why the chain's primary was skipped before it (an open circuit).
         self._first: _Call | None = None
         self._skipped: ProviderError | None = None
+        # A call that failed for good (not a passing overload) while another was still running.
+        self._ended_by: _Call | None = None
 
     async def run(self) -> GenerationResult:
         started = time.monotonic()
@@ -327,6 +330,8 @@ class Hedged:
                     if result is not None:
                         return await self._won(call, result)
                 if not self._running:
+                    if self._ended_by is not None:  # nothing else answered: its error ends the attempt
+                        raise self._with_hedge(self._ended_by.outcome, self._ended_by)
                     self._launch()
         finally:
             for call in self._running:
@@ -368,9 +373,17 @@ class Hedged:
             call.outcome = exc
             self._first_error = self._first_error or exc
             return None
-        except ProviderError as exc:  # a refusal or a configuration error ends the attempt
+        except BlockedError as exc:  # a policy refusal ends the attempt: no route may get around it
             call.outcome = exc
             raise self._with_hedge(exc, call) from None
+        except ProviderError as exc:
+            call.outcome = exc
+            if not self._running:
+                raise self._with_hedge(exc, call) from None
+            # Another call is still working (a healthy primary, say): this one's error (a gateway's
+            # 401, an answer without an image) is only its own outcome, settled beside the winner.
+            self._ended_by = self._ended_by or call
+            return None
         return result
 
     async def _won(self, winner: _Call, result: GenerationResult) -> GenerationResult:

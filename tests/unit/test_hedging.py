@@ -204,3 +204,26 @@ async def test_when_both_calls_fail_the_pairs_other_call_is_never_the_error_rais
         assert caught.value.route == "openrouter"
         assert (caught.value.hedge.route, caught.value.hedge.answer.route) == ("gemini", "gemini")
         await routed.close()
+
+
+async def test_a_hedge_refused_by_its_gateway_leaves_the_healthy_primary_to_answer(fake):
+    async with FakeGateway() as gateway:
+        routed = two_routes(fake, gateway)
+        fake.script(slow(0.6))
+        gateway.script(openai_server.error(401))
+        try:
+            result = await routed.generate(dataclasses.replace(HEDGED, fallbacks=("openrouter:pro",)), [])
+        finally:
+            await routed.close()
+    assert (result.route, result.fallback_from) == ("gemini", None)
+    assert result.hedge is not None and result.hedge.answer.kind == "auth"  # settled as what it was
+
+
+async def test_a_hedge_without_an_image_leaves_the_primary_to_answer(fake):
+    fake.script(slow(0.6), finish("MAX_TOKENS"))
+    routed = RoutedProvider([Route("gemini", gemini(fake))], load_catalog())
+    try:
+        result = await routed.generate(HEDGED, [])
+    finally:
+        await routed.close()
+    assert result.model_alias == "pro" and result.hedge.answer.kind == "no_image"

@@ -356,3 +356,23 @@ def test_the_usage_table_sums_the_charges_by_lane():
     table = render_ledger(rows, "table", 1_800_000_000.0)
     by_lane = table.split("Charged by lane:\n", 1)[1].splitlines()[:3]
     assert [line.split() for line in by_lane] == [["batch", "$0.07"], ["flex", "$0.14"], ["priority", "$0.24"]]
+
+
+async def test_a_shed_flex_job_is_never_answered_with_an_earlier_image(store, fake, clock):
+    # No Batch runner here (as in the CLI): the shed job is retried on Flex, never served stale,
+    # though an identical earlier image exists.
+    lanes = Lanes(store, fake, clock, batch_runner=False)
+    try:
+        first = await lanes.submit(relax=True)
+        await lanes.run_one()
+        assert (await store.get_job(first.job_id)).state is JobState.SUCCEEDED
+        clock.advance(60)
+        again = await lanes.submit(relax=True)
+        assert isinstance(again, Accepted) and not again.cached
+        fake.script_flex(error(503))
+        await lanes.run_one()
+        job = await store.get_job(again.job_id)
+        assert (job.state, job.spec.lane) == (JobState.QUEUED, Lane.FLEX)
+        assert not (job.result or {}).get("stale")
+    finally:
+        await lanes.gemini.close()
