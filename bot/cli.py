@@ -30,7 +30,7 @@ from bot.result_notes import hedge_note, stale_note
 from bot.store.base import Store, StoreUnavailable
 from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.types import (
-    Delivery, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation, RefusalReason, Refused,
+    Delivery, ImagineRequest, InputImage, InvalidRequest, Job, Lane, NeedsConfirmation, RefusalReason, Refused,
 )
 
 log = logging.getLogger("bot")
@@ -130,6 +130,13 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
             outcome = await runtime.service.submit(confirmed(outcome))
         if isinstance(outcome, Refused):
             raise CliError(outcome.detail, EXIT_BY_REFUSAL.get(outcome.reason, EXIT_INVALID))
+        if outcome.lane == Lane.BATCH and not outcome.cached:
+            # A relaxed request on a model without Flex goes to the Batch lane, which answers in
+            # hours through a runner this command does not start: take it back rather than hang.
+            await runtime.service.cancel(outcome.job_id)
+            raise CliError(f"{outcome.model} has no Flex lane, so --relax would go to the Batch lane, which "
+                           "answers within hours; this command waits for its image. Run it without --relax, "
+                           "or ask in Slack or Discord. Nothing was charged.", EXIT_INVALID)
         if outcome.downgraded_from:
             print(f"note: switched from {outcome.downgraded_from} to {outcome.model}: "
                   "the team is near its budget", file=sys.stderr)

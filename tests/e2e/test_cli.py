@@ -378,3 +378,16 @@ async def test_the_cli_is_not_held_to_the_chat_allow_list_and_says_how_to_set_it
     await run_cli(env, tmp_path, "budget", "set", "--team", "cli", "--usd", "5")
     made = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "koi.png")
     assert made.code == EXIT_OK, made.stderr
+
+
+async def test_relax_on_a_model_without_flex_is_refused_not_left_waiting_for_a_batch(fake, tmp_path):
+    config = tmp_path / "imagine.toml"
+    config.write_text('[models.lite]\nprice = { "1K" = 0.02 }\n')
+    env = cli_env(fake, tmp_path) | {"IMAGINE_CONFIG": str(config)}
+    run = await run_cli(env, tmp_path, "imagine", "a cat", "--relax", "--model", "lite", "--out", "cat.png")
+    assert run.code == EXIT_INVALID, run.stderr
+    line = assert_one_error_line(run)
+    assert "no Flex lane" in line and "Nothing was charged" in line
+    ledger = await run_cli(env, tmp_path, "usage", "--team", "cli", "--all-entries", "--format", "csv")
+    entries = [row.split(",")[2] for row in ledger.stdout.splitlines()[1:]]
+    assert entries == ["reservation", "release"] and fake.requests == []
