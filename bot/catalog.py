@@ -323,7 +323,14 @@ def read_config(path: Path | None) -> dict[str, Any]:
 
 def load_catalog(override_path: Path | None = None) -> Catalog:
     data = tomllib.loads(resources.files("bot").joinpath("catalog.toml").read_text("utf-8"))
-    data = _merge(data, read_config(override_path))
+    override = read_config(override_path)
+    for name, gateway in override.get("gateways", {}).items():
+        price = gateway.get("price") if isinstance(gateway, dict) else None
+        if isinstance(price, dict) and price and not any(isinstance(v, dict) for v in price.values()):
+            # An operator's flat table prices every model alike: it replaces the shipped
+            # per-model tables (merging the two would mix them).
+            data.get("gateways", {}).get(name, {}).pop("price", None)
+    data = _merge(data, override)
     models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
     _check_replacements(models)
     defaults = data.get("defaults", {})

@@ -313,7 +313,8 @@ class ImagineService:
                 check_channel(policy, req.channel, info.alias, size)
                 if route:
                     gateway = self._catalog.gateways.get(route)
-                    if gateway is None or gateway.price(info.alias, size) is None:
+                    # A route this bot does not run can't serve it (and must not inflate the hold).
+                    if route not in self._gateway_routes or gateway is None or gateway.price(info.alias, size) is None:
                         continue
                 else:
                     pricing.image_price(info, size, Lane.STANDARD)

@@ -104,9 +104,18 @@ def test_each_model_has_its_own_gateway_price_and_openrouters_size_names(tmp_pat
     assert openrouter.size_name("512") == "0.5K" and openrouter.size_name("2K") == "2K"
 
 
-def test_a_flat_gateway_price_over_per_model_tables_is_refused_not_ignored(tmp_path):
+def test_an_operators_flat_gateway_price_replaces_the_shipped_per_model_tables(tmp_path):
+    # The form documented before per-model prices: it keeps loading, and prices every model alike.
     config = tmp_path / "gw.toml"
-    config.write_text('[gateways.openrouter]\nprice = { "1K" = 0.2 }\n')
+    config.write_text('[gateways.openrouter]\nprice = { "1K" = 0.2, "2K" = 0.3 }\n')
+    gateway = load_catalog(config).gateways["openrouter"]
+    assert gateway.price("pro", "1K") == gateway.price("flash", "1K") == Decimal("0.2")
+    assert gateway.price("flash", "2K") == Decimal("0.3") and gateway.price("flash", "4K") is None
+
+
+def test_a_flat_gateway_price_beside_per_model_tables_is_refused_not_ignored(tmp_path):
+    config = tmp_path / "gw.toml"
+    config.write_text('[gateways.openrouter.price]\n"1K" = 0.2\nflash = { "1K" = 0.07 }\n')
     with pytest.raises(ValueError, match=r"gateways.openrouter.*per-model"):
         load_catalog(config)
 

@@ -199,3 +199,14 @@ def test_a_gateway_serving_a_model_it_has_no_price_for_is_named_at_load(tmp_path
     assert problems == ["gateway route 'acme' has no price for flash at 512, 2K, 4K: add them to "
                         "[gateways.acme.price] flash in IMAGINE_CONFIG"]
     assert unpriced_paths(load_catalog(), PolicyBook(), gateway_routes=("openrouter",)) == []
+
+
+async def test_a_fallback_to_a_gateway_route_this_bot_does_not_run_is_dropped(store, clock):
+    policies = PolicyBook(teams={"T1": {"confirm_above_usd": None, "fallback": {"pro": ["openrouter:pro", "flash"]}}})
+    without = ImagineService(store, load_catalog(), clock=clock, policies=policies)
+    with_gateway = ImagineService(store, load_catalog(), clock=clock, policies=policies,
+                                  gateway_routes=("openrouter",))
+    a = await without.submit(request("a"))
+    b = await with_gateway.submit(request("b"))
+    assert (await store.get_job(a.job_id)).spec.fallbacks == ("flash",)
+    assert (await store.get_job(b.job_id)).spec.fallbacks == ("openrouter:pro", "flash")

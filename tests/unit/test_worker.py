@@ -65,7 +65,8 @@ class Pipeline:
                              lease_seconds=30, poll_interval=0.05, retry_base=0.01, retry_cap=0.05,
                              on_delivery=self.dispatcher.wake, watch=watch, policies=policies)
         self.service = ImagineService(store, self.catalog, max_attempts=max_attempts, policies=policies,
-                                      cache_ttl=cache_ttl, on_submit=self.worker.wake)
+                                      cache_ttl=cache_ttl, on_submit=self.worker.wake,
+                                      gateway_routes=tuple(route.name for route in more_routes))
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
