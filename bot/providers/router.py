@@ -211,7 +211,8 @@ class RoutedProvider:
         return self._default
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
-        if spec.hedge_after_s is not None:
+        # Hedging sends a second call at the list price: only ever on the Standard lane.
+        if spec.hedge_after_s is not None and spec.lane is Lane.STANDARD:
             return await Hedged(self, spec, inputs).run()
         first_error: ProviderError | None = None
         for route, candidate in self.chain(spec):

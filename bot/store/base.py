@@ -381,6 +381,11 @@ def admission_denial(statuses: list[BudgetStatus], estimate_micros: int, quotas:
     return None
 
 
+def without_call_costs(result: dict[str, Any]) -> dict[str, Any]:
+    """A finished job's result, less what its own calls cost beside the image (a hedge)."""
+    return {key: value for key, value in result.items() if key != "hedge"}
+
+
 def with_default_team_budget(budgets: list[Budget], default: Budget | None) -> list[Budget]:
     """The budgets that apply, the default team budget first when the team has none of its own."""
     if default is None or any(b.scope is Scope.TEAM for b in budgets):

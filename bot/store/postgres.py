@@ -47,7 +47,7 @@ from bot.store.base import (
     NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
     StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
-    inline_request_bytes, over_budget, with_default_team_budget,
+    inline_request_bytes, over_budget, with_default_team_budget, without_call_costs,
 )
 from bot.store.postgres_schema import applied, migrate
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
@@ -197,7 +197,8 @@ class PostgresStore:
 
     async def _answer_from_cache(self, c: Conn, job: NewJob, inputs: list[CheckedImage],
                                  hit: Row, now: float) -> Submitted:
-        result = {**hit["result"], "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
+        # A copy costs nothing: the original's hedge (and what it cost) is not this job's.
+        result = {**without_call_costs(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
         job_id = await _insert_job(c, job, now, state=JobState.SUCCEEDED, round=0, available_at=now,
                                    result_image_id=hit["result_image_id"], result=Jsonb(result), finished_at=now)
         if job_id is None:

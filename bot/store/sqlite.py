@@ -34,7 +34,7 @@ from bot.store.base import (
     NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
     StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
-    inline_request_bytes, over_budget, with_default_team_budget,
+    inline_request_bytes, over_budget, with_default_team_budget, without_call_costs,
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
@@ -198,7 +198,8 @@ class SQLiteStore:
 
     def _answer_from_cache(self, c: sqlite3.Connection, job: NewJob, inputs: list[CheckedImage],
                            hit: sqlite3.Row, now: float) -> Submitted:
-        result = {**json.loads(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
+        # A copy costs nothing: the original's hedge (and what it cost) is not this job's.
+        result = {**without_call_costs(json.loads(hit["result"])), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
         job_id = c.execute(
             """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, idempotency_key,
                    cache_key, lane, state, round, max_attempts, available_at, result_image_id, result,

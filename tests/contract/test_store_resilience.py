@@ -57,6 +57,15 @@ async def test_an_answer_served_stale_never_feeds_the_fresh_cache(store):
     assert isinstance(again, Submitted) and not again.cached
 
 
+async def test_a_cached_copy_of_a_hedged_answer_carries_no_hedge_cost(store):
+    await made(store, {"model": "pro", "fallback_from": None, "cost_usd": "0.2",
+                       "hedge": {"route": "gemini", "model": "flash", "cost_usd": "0.07"}})
+    again = await store.submit(cacheable(), [], admission(), cache_ttl=3600)
+    assert isinstance(again, Submitted) and again.cached
+    copy = (await store.get_job(again.job_id)).result
+    assert copy["cost_usd"] == "0" and "hedge" not in copy
+
+
 async def test_completing_with_no_charge_releases_the_whole_hold(store):
     await store.set_budget(team_budget(1_000_000), "mod")
     submitted = await store.submit(cacheable(), [], admission())
