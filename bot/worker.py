@@ -66,8 +66,12 @@ class Worker:
         only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
         batch_deadline_seconds: float = 3 * 86400.0, watch: CallWatch | None = None,
         batch_lane: bool = False,
-        policies: PolicyBook | None = None,
+        policies: PolicyBook | None = None, flex_slots: int | None = None,
     ) -> None:
+        # A Flex call may take 15 minutes: at most this many slots run Flex, so Standard
+        # requests always find a slot.
+        self._flex_slots = max(1, concurrency // 2) if flex_slots is None else flex_slots
+        self._flex_running = 0
         # A Batch runner serves this queue, so a Flex job Google sheds can wait for it.
         self._batch_lane = batch_lane
         self._watch = watch
@@ -105,26 +109,38 @@ class Worker:
     async def _slot(self, stop: asyncio.Event, n: int) -> None:
         slot_id = f"{self.worker_id}/{n}"
         while not stop.is_set():
+            # Reserve a Flex slot before asking, so concurrent slots can never take more than the cap.
+            flex = self._flex_running < self._flex_slots
+            self._flex_running += flex
             try:
-                job = await self._store.lease(slot_id, self._lease, only_job_id=self._only_job_id)
+                job = await self._store.lease(slot_id, self._lease, only_job_id=self._only_job_id, flex=flex)
             except StoreUnavailable as exc:
                 log.warning("worker %s: store unavailable: %s", slot_id, exc)
                 job = None
+            if flex and (job is None or job.spec.lane is not Lane.FLEX):
+                self._flex_running -= 1
+                flex = False
             if job is None:
                 await self._idle(stop)
                 continue
-            self._on_delivery()  # the "started" row
-            self._metrics.queue_wait.observe(max(0.0, self._clock() - job.created_at))
             try:
-                await self.process(job, slot_id)
-            except StoreUnavailable as exc:
-                log.warning("job %d: store unavailable mid-job (%s); the job comes back when its lease expires",
-                            job.id, exc)
-            except Exception:
-                # Never let one job take the slot (and the process) down: its
-                # lease runs out and the job is retried or dead-lettered.
-                log.exception("job %d: worker slot failed; the job will come back when its lease expires",
-                              job.id)
+                await self._run_leased(job, slot_id)
+            finally:
+                self._flex_running -= flex
+
+    async def _run_leased(self, job: Job, slot_id: str) -> None:
+        self._on_delivery()  # the "started" row
+        self._metrics.queue_wait.observe(max(0.0, self._clock() - job.created_at))
+        try:
+            await self.process(job, slot_id)
+        except StoreUnavailable as exc:
+            log.warning("job %d: store unavailable mid-job (%s); the job comes back when its lease expires",
+                        job.id, exc)
+        except Exception:
+            # Never let one job take the slot (and the process) down: its
+            # lease runs out and the job is retried or dead-lettered.
+            log.exception("job %d: worker slot failed; the job will come back when its lease expires",
+                          job.id)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wakeup.clear()

@@ -27,6 +27,8 @@ ANNOUNCE_WINDOW = 120.0
 NOT_ANNOUNCED = "not_announced"
 # The lanes the workers lease from (SQL), Priority first; the Batch runner takes the Batch lane's.
 WORKER_LANES = "('standard', 'flex', 'priority')"
+# The same without Flex: for a worker whose Flex slots are all taken (a Flex call may run 15 minutes).
+INTERACTIVE_LANES = "('standard', 'priority')"
 # The error class of a relaxed job cancelled because the Batch lane has gone.
 LANE_UNAVAILABLE = "lane_unavailable"
 
@@ -193,8 +195,10 @@ class Store(Protocol):
         given), or None: lets a repeated request be answered before it is
         priced and checked again."""
 
-    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
-        """Atomically take the next job in fair order (or that one job), or None.
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
+                    flex: bool = True) -> Job | None:
+        """Atomically take the next job in fair order (or that one job), or None;
+        with flex=False, never a Flex job.
 
         Expired leases are reclaimed first: back to the queue, or `dead` when
         the job has used all its attempts (with a failure delivery).

@@ -44,7 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, INTERACTIVE_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
     StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget, without_call_costs,
@@ -294,14 +294,15 @@ class PostgresStore:
             statuses.append(BudgetStatus(budget, both["spent"], both["held"], next_reset(budget.period, now)))
         return statuses
 
-    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
+                    flex: bool = True) -> Job | None:
         now = self._clock()
         async with self._tx() as c:
             await self._reclaim_expired(c, now)
             await self._cancel_unannounced(c, now)
             only = " AND id = %(only)s" if only_job_id is not None else ""
             job_id = await _value(
-                c, f"""SELECT id FROM jobs WHERE state = 'queued' AND lane IN {WORKER_LANES}
+                c, f"""SELECT id FROM jobs WHERE state = 'queued' AND lane IN {WORKER_LANES if flex else INTERACTIVE_LANES}
                        AND available_at <= %(now)s AND announce_by IS NULL{only}
                        ORDER BY lane = 'priority' DESC, round, id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
                 {"now": now, "only": only_job_id})

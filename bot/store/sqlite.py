@@ -31,7 +31,7 @@ from sqlite_utils import Database
 
 from bot.store.base import (
     ANNOUNCE_WINDOW, BATCH_INLINE_BYTES, HELD_MICROS, IMAGES_WITH_DATA, LANE_UNAVAILABLE, LEASE_EXPIRED,
-    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
+    NOT_ANNOUNCED, QUOTA_COUNTS, WORKER_LANES, INTERACTIVE_LANES, Admission, Batch, Charge, Denied, EarlierResult, NewDelivery,
     StoreUnavailable, Submitted,
     admission_denial, after_failure, batch_worker, final_delivery_key, fitting, held_default_budget,
     inline_request_bytes, over_budget, with_default_team_budget, without_call_costs,
@@ -320,10 +320,11 @@ class SQLiteStore:
             statuses.append(BudgetStatus(budget, spent, held, next_reset(budget.period, now)))
         return statuses
 
-    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None) -> Job | None:
-        return await self._run(self._lease, worker_id, lease_seconds, only_job_id)
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
+                    flex: bool = True) -> Job | None:
+        return await self._run(self._lease, worker_id, lease_seconds, only_job_id, flex)
 
-    def _lease(self, worker_id: str, lease_seconds: float, only_job_id: int | None) -> Job | None:
+    def _lease(self, worker_id: str, lease_seconds: float, only_job_id: int | None, flex: bool) -> Job | None:
         now = self._clock()
         with self._write() as c:
             self._reclaim_expired(c, now)
@@ -331,7 +332,8 @@ class SQLiteStore:
             row = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker,
                         lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
-                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND lane IN {WORKER_LANES}
+                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued'
+                                AND lane IN {WORKER_LANES if flex else INTERACTIVE_LANES}
                                 AND available_at <= :now AND announce_by IS NULL
                                 AND (:only IS NULL OR id = :only)
                                 ORDER BY lane = 'priority' DESC, round, id LIMIT 1)

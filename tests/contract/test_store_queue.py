@@ -484,6 +484,14 @@ async def test_workers_lease_flex_and_priority_jobs_priority_first_and_never_bat
     assert (await store.get_job(batch.job_id)).state is JobState.QUEUED
 
 
+async def test_a_worker_whose_flex_slots_are_full_is_given_no_flex_job(store):
+    flex = await store.submit(lane_job("flex", Lane.FLEX), [], ADMISSION)
+    standard = await store.submit(lane_job("standard", Lane.STANDARD), [], ADMISSION)
+    assert (await store.lease("w", 60, flex=False)).id == standard.job_id
+    assert await store.lease("w", 60, flex=False) is None
+    assert (await store.lease("w", 60)).id == flex.job_id
+
+
 async def test_relane_moves_a_held_job_to_another_lane_keeping_its_hold_and_telling_its_requester(store):
     await store.set_budget(team_budget(), "mod")
     submitted = await store.submit(lane_job("a fox", Lane.FLEX), [], ADMISSION)

@@ -9,6 +9,7 @@ Google's tiers page (ai.google.dev/gemini-api/docs/optimization): Flex "50% disc
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -28,7 +29,7 @@ from bot.types import Accepted, ImagineRequest, InputImage, InvalidRequest, JobS
 from bot.worker import Worker
 from policies.config import PolicyBook
 from tests.conftest import spec
-from tests.fakes.gemini_server import error, ok
+from tests.fakes.gemini_server import error, hang, ok
 
 SLOT = "w/0"
 
@@ -376,3 +377,36 @@ async def test_a_shed_flex_job_is_never_answered_with_an_earlier_image(store, fa
         assert not (job.result or {}).get("stale")
     finally:
         await lanes.gemini.close()
+
+
+async def test_flex_calls_never_take_every_worker_slot(store, fake, clock):
+    # Two slots, so one may run Flex: a second Flex job waits while a Standard one is answered.
+    lanes = Lanes(store, fake, clock)
+    worker = Worker(store, RoutedProvider([Route("gemini", lanes.gemini)], lanes.catalog), lanes.catalog,
+                    concurrency=2, poll_interval=0.05, batch_lane=True)
+    fake.script_flex(hang(), hang())
+    stop = asyncio.Event()
+    try:
+        first = await lanes.submit("first flex", relax=True)
+        second = await lanes.submit("second flex", relax=True)
+        running = asyncio.create_task(worker.run(stop))
+        standard = await lanes.submit("standard")
+        await wait_until(lambda: state(store, standard.job_id), JobState.SUCCEEDED)
+        assert (await store.get_job(first.job_id)).state is JobState.RUNNING
+        assert (await store.get_job(second.job_id)).state is JobState.QUEUED
+    finally:
+        stop.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await lanes.gemini.close()
+
+
+async def state(store, job_id: int) -> JobState:
+    return (await store.get_job(job_id)).state
+
+
+async def wait_until(probe, wanted, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while await probe() != wanted:
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
