@@ -15,7 +15,9 @@ from bot.types import CheckedImage, InvalidRequest
 
 # What the Gemini image models accept as input.
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-# Inline request data is capped at 20 MB by the API, base64 grows it by 4/3.
+# One attachment at most: inside every route's inline limits once base64 grows it by 4/3
+# (a Batch request's ~20 MB; the Developer API allows 100 MB per request since January 2026).
+# Vertex AI's 7 MB per image is checked before its calls.
 MAX_INPUT_BYTES = 14 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 
