@@ -48,13 +48,6 @@ def two_routes(fake, gateway) -> RoutedProvider:
                           catalog)
 
 
-async def until(condition, timeout: float = 5.0) -> None:
-    """Wait for a state the server reaches on its own time (a handler seeing its client hang up)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def test_a_slow_primary_is_hedged_the_first_image_wins_and_the_primary_is_cancelled(fake):
     fake.script(hang(), ok())  # pro never answers; flash does
     routed = RoutedProvider([Route("gemini", gemini(fake))], load_catalog())
@@ -65,7 +58,7 @@ async def test_a_slow_primary_is_hedged_the_first_image_wins_and_the_primary_is_
     assert result.fallback_from == "pro (no answer after 0.2 s)"
     assert (result.hedge.route, result.hedge.model_alias, result.hedge.won) == ("gemini", "pro", True)
     assert result.hedge.answer is None  # cancelled unanswered: nothing to settle
-    await until(lambda: fake.cancelled == 1)  # the connection was closed, not left to run
+    await fake.wait_for(lambda: fake.cancelled == 1)  # the connection was closed, not left to run
     await routed.close()
 
 
@@ -83,7 +76,7 @@ async def test_when_the_primary_wins_the_hedge_is_cancelled_and_the_result_says_
     assert (result.model_alias, result.fallback_from) == ("pro", None)
     assert (result.hedge.model_alias, result.hedge.won, result.hedge.answer) == ("flash", False, None)
     assert 0.15 < result.hedge.after_s < 0.5
-    await until(lambda: fake.cancelled == 1)
+    await fake.wait_for(lambda: fake.cancelled == 1)
     await routed.close()
 
 
@@ -93,7 +86,7 @@ async def test_a_refusal_while_the_hedge_is_in_flight_ends_the_attempt(fake):
     with pytest.raises(BlockedError) as caught:
         await routed.generate(HEDGED, [])
     assert caught.value.hedge.model_alias == "flash" and caught.value.hedge.answer is None
-    await until(lambda: fake.cancelled == 1)  # the other model never gets to answer instead
+    await fake.wait_for(lambda: fake.cancelled == 1)  # the other model never gets to answer instead
     await routed.close()
 
 
@@ -113,7 +106,7 @@ async def test_a_slow_gemini_is_hedged_on_the_gateway_route(fake):
         assert (result.route, result.model_alias) == ("openrouter", "pro")
         assert result.cost_usd == Decimal("0.0021")  # the gateway's reported charge settles it
         assert (result.hedge.route, result.hedge.won, result.hedge.answer) == ("gemini", True, None)
-        await until(lambda: fake.cancelled == 1)
+        await fake.wait_for(lambda: fake.cancelled == 1)
         await routed.close()
 
 

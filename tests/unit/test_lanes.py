@@ -391,7 +391,7 @@ async def test_flex_calls_never_take_every_worker_slot(store, fake, clock):
         second = await lanes.submit("second flex", relax=True)
         running = asyncio.create_task(worker.run(stop))
         standard = await lanes.submit("standard")
-        await wait_until(lambda: state(store, standard.job_id), JobState.SUCCEEDED)
+        await fake.wait_for(lambda: state_is(store, standard.job_id, JobState.SUCCEEDED))
         assert (await store.get_job(first.job_id)).state is JobState.RUNNING
         assert (await store.get_job(second.job_id)).state is JobState.QUEUED
     finally:
@@ -401,12 +401,5 @@ async def test_flex_calls_never_take_every_worker_slot(store, fake, clock):
         await lanes.gemini.close()
 
 
-async def state(store, job_id: int) -> JobState:
-    return (await store.get_job(job_id)).state
-
-
-async def wait_until(probe, wanted, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while await probe() != wanted:
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
+async def state_is(store, job_id: int, wanted: JobState) -> bool:
+    return (await store.get_job(job_id)).state is wanted
