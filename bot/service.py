@@ -23,7 +23,9 @@ from bot import images, pricing
 from bot.catalog import Catalog, ModelInfo, retired_note
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
-from bot.store.base import BATCH_INLINE_BYTES, Admission, Denied, Store, StoreUnavailable, inline_request_bytes
+from bot.store.base import (
+    BATCH_INLINE_BYTES, Admission, Denied, Store, StoreUnavailable, inline_request_bytes, with_default_team_budget,
+)
 from bot.types import (
     Accepted, CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage,
     InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,
@@ -169,11 +171,10 @@ class ImagineService:
         statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)
         # Fit first: a request no budget can take is refused, never offered a
         # confirmation (the store checks again, atomically, when it holds).
-        over = next((s for s in statuses if s.spent_micros + s.reserved_micros + to_micros(estimate)
-                     > s.budget.limit_micros), None)
+        fits = not any(s.over_limit(to_micros(estimate)) for s in statuses)
         # An over-budget request skips the questions below: the store refuses it
         # (or answers it from the cache, at $0), never a confirmation.
-        if not req.confirmed and over is None:
+        if not req.confirmed and fits:
             near_edge = [s for s in statuses if s.past_soft_threshold(to_micros(estimate))]
             if near_edge and policy.over_soft_threshold == "downgrade" and spec.model_alias in DOWNGRADE:
                 try:
@@ -336,7 +337,7 @@ class ImagineService:
             estimate = self._estimate(cheaper, attachments)
         except InvalidRequest:
             return ""
-        if any(s.spent_micros + s.reserved_micros + to_micros(estimate) > s.budget.limit_micros for s in statuses):
+        if any(s.over_limit(to_micros(estimate)) for s in statuses):
             return ""
         return f" A {cheaper_alias} image (about {usd(to_micros(estimate))}) would still fit: ask with model {cheaper_alias}."
 
@@ -555,14 +556,11 @@ class ImagineService:
         if not self.is_moderator(caller):
             return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can see the team's budgets.")
         statuses = []
-        budgets = await self._store.budgets(caller.team)
-        if not any(b.scope is Scope.TEAM for b in budgets):
-            budgets.insert(0, self.default_team_budget(caller.team))
-        for budget in budgets:
+        default = self.default_team_budget(caller.team)
+        for budget in with_default_team_budget(await self._store.budgets(caller.team), default):
             channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
             user = budget.scope_id if budget.scope is Scope.USER else None
-            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user,
-                                                                      self.default_team_budget(caller.team))
+            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user, default)
                          if s.budget == budget]
         return statuses
 

@@ -82,9 +82,16 @@ class BudgetStatus:
     def remaining_micros(self) -> int:
         return max(0, self.budget.limit_micros - self.spent_micros - self.reserved_micros)
 
+    @property
+    def used_micros(self) -> int:
+        """Spent plus held: what the limit is checked against."""
+        return self.spent_micros + self.reserved_micros
+
+    def over_limit(self, extra_micros: int = 0) -> bool:
+        return self.used_micros + extra_micros > self.budget.limit_micros
+
     def past_soft_threshold(self, extra_micros: int = 0) -> bool:
-        used = self.spent_micros + self.reserved_micros + extra_micros
-        return used > self.budget.limit_micros * self.budget.soft_threshold
+        return self.used_micros + extra_micros > self.budget.limit_micros * self.budget.soft_threshold
 
     def describe(self) -> str:
         b = self.budget

@@ -373,9 +373,8 @@ def admission_denial(statuses: list[BudgetStatus], estimate_micros: int, quotas:
     budgets' statuses and the `current` counts of QUOTA_COUNTS (under its own
     lock) and lets this decide, so every store applies the same rules."""
     for status in statuses:
-        used = status.spent_micros + status.reserved_micros
-        if used + estimate_micros > status.budget.limit_micros:
-            return Denied("budget", status.budget.limit_micros, used, status.resets_at, status.budget)
+        if status.over_limit(estimate_micros):
+            return Denied("budget", status.budget.limit_micros, status.used_micros, status.resets_at, status.budget)
     for name in QUOTA_COUNTS:
         limit = getattr(quotas, name)
         if limit is not None and current[name] + 1 > limit:
@@ -414,7 +413,7 @@ def held_default_budget(team: str, limit_micros: int | None, period: str | None)
 
 
 def over_budget(statuses: list[BudgetStatus]) -> bool:
-    return any(s.spent_micros + s.reserved_micros > s.budget.limit_micros for s in statuses)
+    return any(s.over_limit() for s in statuses)
 
 
 # The quotas admission counts, in the order they are checked.
