@@ -188,7 +188,7 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
     runtime = await bootstrap.build(settings, notifiers=[])
     try:
         # Whoever runs the CLI operates the bot: a moderator of every team.
-        caller = Caller(team=args.team, user="cli", platform_admin=True)
+        caller = Caller(team=args.team, user="cli", platform_admin=True, platform=CLI_PLATFORM)
         if args.action == "set":
             scope, scope_id = ((Scope.CHANNEL, args.channel) if args.channel else
                                (Scope.USER, args.user) if args.user else (Scope.TEAM, ""))

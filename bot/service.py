@@ -64,6 +64,7 @@ class Caller:
     team: str
     user: str
     platform_admin: bool = False
+    platform: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,8 @@ class ImagineService:
         aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
         parent_sha256: str | None = None, parent_bytes: int = 0,
     ) -> Outcome:
-        # The allow-list is about chat teams; whoever runs the CLI operates the bot.
-        if req.platform != CLI_PLATFORM and not self.team_allowed(req.team):
-            return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
+        if (refused := self._off_allow_list(req.team, req.platform)) is not None:
+            return refused
         if req.idempotency_key is not None:
             # A repeat (a retried event, a double click) gets its first job back before
             # anything is priced again: never a question or a refusal about a job that exists.
@@ -528,6 +528,12 @@ class ImagineService:
     def policy(self, team: str) -> TeamPolicy:
         return self._policies.for_team(team)
 
+    def _off_allow_list(self, team: str, platform: str) -> Refused | None:
+        # The allow-list is about chat teams; whoever runs the CLI operates the bot.
+        if platform == CLI_PLATFORM or self.team_allowed(team):
+            return None
+        return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
+
     def team_allowed(self, team: str) -> bool:
         """Whether this Slack team / Discord guild is on the `[access] teams`
         allow-list (every team is, when there is none)."""
@@ -542,7 +548,10 @@ class ImagineService:
     def is_moderator(self, caller: Caller) -> bool:
         return caller.platform_admin or caller.user in self._policies.for_team(caller.team).moderators
 
-    async def usage(self, team: str, user: str, channel: str | None = None) -> UsageReport:
+    async def usage(self, team: str, user: str, channel: str | None = None, *,
+                    platform: str = "") -> UsageReport | Refused:
+        if (refused := self._off_allow_list(team, platform)) is not None:
+            return refused
         now = self._clock()
         return UsageReport(
             team=team, user=user,
@@ -553,6 +562,8 @@ class ImagineService:
         )
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
+        if (refused := self._off_allow_list(caller.team, caller.platform)) is not None:
+            return refused
         if not self.is_moderator(caller):
             return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can see the team's budgets.")
         statuses = []
@@ -568,6 +579,8 @@ class ImagineService:
         self, caller: Caller, amount_usd: str | Decimal, period: str = "month", *,
         scope: Scope = Scope.TEAM, scope_id: str = "", soft_threshold: float | None = None,
     ) -> Budget | Refused:
+        if (refused := self._off_allow_list(caller.team, caller.platform)) is not None:
+            return refused
         if not self.is_moderator(caller):
             return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can change budgets.")
         try:

@@ -29,7 +29,7 @@ from adapters.status import NOT_STARTED
 from bot import images
 from bot.notify import GiveUp, RetryLater
 from bot.providers.errors import user_message_for
-from bot.service import NOT_ON_ALLOW_LIST, Caller, ImagineService
+from bot.service import Caller, ImagineService
 from bot.settings import Settings
 from bot.types import (
     Accepted, CheckedImage, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
@@ -210,12 +210,10 @@ class DiscordAdapter:
         @app_commands.guild_only()
         async def usage(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            if not adapter._service.team_allowed(str(interaction.guild_id)):
-                await interaction.followup.send(NOT_ON_ALLOW_LIST, ephemeral=True)
-                return
             report = await adapter._service.usage(str(interaction.guild_id), str(interaction.user.id),
-                                                  _budget_channel(interaction.channel))
-            await interaction.followup.send(render.usage(report), ephemeral=True)
+                                                  _budget_channel(interaction.channel), platform=PLATFORM)
+            text = report.detail if isinstance(report, Refused) else render.usage(report)
+            await interaction.followup.send(text, ephemeral=True)
 
         @app_commands.command(name="imagine-budget", description="Moderators: show or set the server's budget")
         @app_commands.guild_only()
@@ -234,7 +232,8 @@ class DiscordAdapter:
     def _caller(self, interaction: discord.Interaction) -> Caller:
         # Manage Server in this channel counts as a moderator; the core checks again.
         admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
-        return Caller(team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin)
+        return Caller(team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin,
+                      platform=PLATFORM)
 
     async def on_imagine(self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane,
                          image: discord.Attachment | None) -> None:
@@ -253,9 +252,7 @@ class DiscordAdapter:
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         caller = self._caller(interaction)
-        if not self._service.team_allowed(caller.team):
-            text = NOT_ON_ALLOW_LIST
-        elif action == "set":
+        if action == "set":
             if amount is None:
                 text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
             else:

@@ -32,7 +32,7 @@ from adapters.slack.parse import USAGE, parse_imagine
 from adapters.status import NOT_STARTED
 from bot.notify import RetryLater
 from bot.providers.errors import user_message_for
-from bot.service import NOT_ON_ALLOW_LIST, Caller, ImagineService
+from bot.service import Caller, ImagineService
 from bot.settings import Settings
 from bot.types import (
     Accepted, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
@@ -236,19 +236,15 @@ class SlackAdapter:
 
     async def _on_usage(self, ack, command: dict, respond) -> None:
         await ack()
-        if not self._service.team_allowed(command["team_id"]):
-            await respond(text=NOT_ON_ALLOW_LIST, response_type="ephemeral")
-            return
-        report = await self._service.usage(command["team_id"], command["user_id"], command["channel_id"])
-        await respond(text=render.usage(report), response_type="ephemeral")
+        report = await self._service.usage(command["team_id"], command["user_id"], command["channel_id"],
+                                           platform=PLATFORM)
+        text = report.detail if isinstance(report, Refused) else render.usage(report)
+        await respond(text=text, response_type="ephemeral")
 
     async def _on_budget(self, ack, command: dict, respond) -> None:
         await ack()
         team, user = command["team_id"], command["user_id"]
-        if not self._service.team_allowed(team):
-            await respond(text=NOT_ON_ALLOW_LIST, response_type="ephemeral")
-            return
-        caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user))
+        caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
         words = command.get("text", "").split()
         action = words[0].lower() if words else "show"
         if action == "show":

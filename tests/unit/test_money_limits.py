@@ -13,6 +13,7 @@ from bot.config_check import unpriced_paths
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason, Refused
 from policies.config import PolicyBook
+from policies.spend import Budget
 
 MOD = Caller("T1", "mod", platform_admin=True)
 
@@ -87,6 +88,14 @@ async def test_a_team_off_the_allow_list_is_refused_and_changes_nothing(store, c
     assert "allow-list" in outcome.detail
     assert await store.counts_by_state() == {} and await store.ledger() == []
     assert isinstance(await service.submit(request()), Accepted)
+    # Usage and budgets too, whichever platform asks; the CLI's operator is not held to it.
+    stranger = Caller("T-stranger", "U1", platform_admin=True, platform="slack")
+    for refused in (await service.usage("T-stranger", "U1", platform="discord"), await service.show_budgets(stranger),
+                    await service.set_budget(stranger, "5")):
+        assert isinstance(refused, Refused) and refused.reason is RefusalReason.TEAM_NOT_ALLOWED
+    assert await store.budgets("T-stranger") == []
+    operator = Caller("T-stranger", "cli", platform_admin=True, platform="cli")
+    assert isinstance(await service.set_budget(operator, "5"), Budget)
 
 
 async def test_over_the_limit_is_refused_never_offered_a_confirmation(store, clock):
