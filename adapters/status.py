@@ -11,7 +11,7 @@ from typing import Any
 from bot.money import to_micros, usd
 from bot.result_notes import hedge_note, stale_note
 from bot.types import Accepted
-from policies.spend import BudgetStatus
+from bot.money.budgets import BudgetStatus
 
 # A job's status when its adapter could not announce it and cancelled it (its hold released).
 NOT_STARTED = "This request could not start. Nothing was charged."

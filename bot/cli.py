@@ -23,7 +23,7 @@ from bot import bootstrap, images
 from bot.doctor import doctor
 from bot.providers.errors import user_message_for
 from bot.settings import Settings
-from policies.spend import Period, Scope, period_start
+from bot.money.budgets import Period, Scope, period_start
 from bot.money import to_micros, usd
 from bot.reports import render_ledger
 from bot.result_notes import hedge_note, stale_note

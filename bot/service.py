@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from bot import images, pricing
+from bot import images
+from bot.money import pricing
 from bot.catalog import Catalog, ModelInfo, retired_note
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
@@ -32,9 +33,9 @@ from bot.types import (
 )
 from policies.config import PolicyBook, TeamPolicy
 from policies.moderation import ModerationRefusal, check_prompt, printable
-from policies.quota import QUOTA_TEXT, QuotaLimits
+from bot.money.quotas import QUOTA_TEXT, QuotaLimits
 from policies.routing import DOWNGRADE, NotAllowedHere, check_channel
-from policies.spend import Budget, BudgetStatus, Period, Scope, period_start, when
+from bot.money.budgets import Budget, BudgetStatus, Period, Scope, period_start, when
 
 log = logging.getLogger(__name__)
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."

@@ -30,7 +30,7 @@ class JobState(StrEnum):
 
 
 class Lane(StrEnum):
-    """How a request is served, and so what it costs (see bot/pricing.py)."""
+    """How a request is served, and so what it costs (see bot/money/pricing.py)."""
 
     STANDARD = "standard"
     BATCH = "batch"        # Google's Batch API: half price, within hours

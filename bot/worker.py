@@ -23,7 +23,8 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bot import images, pricing
+from bot import images
+from bot.money import pricing
 from bot.alerts import CallWatch
 from bot.catalog import Catalog, ModelInfo
 from bot.providers.base import ImageProvider

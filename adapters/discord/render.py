@@ -13,7 +13,7 @@ from adapters.status import money
 from bot.money import usd
 from bot.service import UsageReport
 from bot.types import Accepted, NeedsConfirmation
-from policies.spend import BudgetStatus
+from bot.money.budgets import BudgetStatus
 
 MAX_CONTENT = 2000
 

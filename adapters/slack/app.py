@@ -38,7 +38,7 @@ from bot.types import (
     Accepted, Delivery, EditRequest, ImagineRequest, InputImage, InvalidRequest, Job, NeedsConfirmation,
     Outcome, Refused,
 )
-from policies.spend import Period
+from bot.money.budgets import Period
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"

@@ -9,7 +9,7 @@ from adapters.status import money
 from bot.money import usd
 from bot.service import UsageReport
 from bot.types import Accepted, NeedsConfirmation
-from policies.spend import BudgetStatus
+from bot.money.budgets import BudgetStatus
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
 ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"

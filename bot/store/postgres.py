@@ -51,7 +51,7 @@ from bot.store.base import (
 )
 from bot.store.postgres_schema import applied, migrate
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
-from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
+from bot.money.budgets import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from bot.store.base import (
 )
 from bot.store.sqlite_schema import migrations
 from bot.types import CheckedImage, Delivery, GenerationSpec, Job, JobState, Lane, NewJob, StoredImage
-from policies.spend import Budget, BudgetStatus, Period, Scope, next_reset, period_start
+from bot.money.budgets import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

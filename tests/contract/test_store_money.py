@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from bot.store.base import Admission, Charge, Denied, NewDelivery, Submitted, final_delivery_key
 from bot.types import CheckedImage, JobState, Lane, Usage
-from policies.quota import QuotaLimits
-from policies.spend import Budget, Period, Scope
+from bot.money.quotas import QuotaLimits
+from bot.money.budgets import Budget, Period, Scope
 from tests.conftest import new_job, png_bytes, spec
 
 EST = 135_600  # micro-dollars: one Pro 2K estimate

@@ -11,8 +11,8 @@ import pytest
 from bot.store.base import (ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key,
                             inline_request_bytes)
 from bot.types import CheckedImage, JobState, Lane
-from policies.quota import QuotaLimits
-from policies.spend import Budget, Period, Scope
+from bot.money.quotas import QuotaLimits
+from bot.money.budgets import Budget, Period, Scope
 from tests.conftest import new_job, png_bytes, spec
 
 

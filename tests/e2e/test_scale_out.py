@@ -19,7 +19,7 @@ from bot.service import ImagineService
 from bot.store.postgres import PostgresStore
 from bot.types import Accepted, ImagineRequest, JobState
 from policies.config import PolicyBook
-from policies.spend import Budget, Period, Scope
+from bot.money.budgets import Budget, Period, Scope
 from tests.conftest import drop_schema, unique_schema
 from tests.e2e.bot_process import bot_env
 from tests.fakes.gemini_server import FakeGemini

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from PIL import Image
 
-from bot import pricing
+from bot.money import pricing
 from bot.batch import BatchRunner, display_name
 from bot.catalog import load_catalog
 from bot.money import to_micros
@@ -24,7 +24,7 @@ from bot.types import (Accepted, CheckedImage, EditRequest, ImagineRequest, Inpu
                        RefusalReason, Refused, Usage)
 from bot.worker import Worker
 from policies.config import PolicyBook
-from policies.quota import QuotaLimits
+from bot.money.quotas import QuotaLimits
 from tests.conftest import spec
 from tests.fakes.gemini_server import blocked_prompt, error, ok
 

@@ -16,7 +16,7 @@ from bot.alerts import CallWatch
 from bot.catalog import load_catalog
 from bot.metrics import Metrics
 from bot.money import to_micros
-from bot.pricing import estimate, settle, tokens_cost
+from bot.money.pricing import estimate, settle, tokens_cost
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_compat import OpenAICompatProvider
 from bot.service import ImagineService

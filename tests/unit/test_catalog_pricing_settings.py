@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from bot.catalog import load_catalog
-from bot.pricing import Unpriced, estimate, settle, tokens_cost
+from bot.money.pricing import Unpriced, estimate, settle, tokens_cost
 from bot.settings import Settings
 from bot.types import InvalidRequest, Lane, Usage
 

@@ -14,7 +14,7 @@ import pytest
 
 from adapters import status
 from adapters.slack import render as slack_render
-from bot import pricing
+from bot.money import pricing
 from bot.catalog import load_catalog
 from bot.money import to_micros, usd
 from bot.reports import render_ledger

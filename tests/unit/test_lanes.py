@@ -16,7 +16,7 @@ import pytest
 
 from adapters import status
 from adapters.slack.parse import parse_imagine
-from bot import pricing
+from bot.money import pricing
 from bot.batch import BatchRunner
 from bot.catalog import load_catalog
 from bot.metrics import Metrics

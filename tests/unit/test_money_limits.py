@@ -13,7 +13,7 @@ from bot.config_check import unpriced_paths
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason, Refused
 from policies.config import PolicyBook
-from policies.spend import Budget
+from bot.money.budgets import Budget
 
 MOD = Caller("T1", "mod", platform_admin=True)
 

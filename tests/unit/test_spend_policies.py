@@ -11,7 +11,7 @@ from bot.catalog import load_catalog
 from bot.service import Caller, ImagineService, confirmed
 from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason, Refused
 from policies.config import PolicyBook
-from policies.spend import Budget, Period
+from bot.money.budgets import Budget, Period
 
 def pro_2k(prompt: str) -> Decimal:
     """The Pro 2K estimate: 1,120 image tokens at $120/M, the prompt (a token a character

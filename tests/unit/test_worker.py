@@ -22,7 +22,7 @@ from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobStat
 from bot.alerts import CallWatch
 from bot.store.base import Admission
 from bot.worker import Worker
-from policies.quota import QuotaLimits
+from bot.money.quotas import QuotaLimits
 from tests.conftest import new_job, spec
 from tests.fakes.gemini_server import Tokens, error, finish, free_tier_zero, ok
 
