@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from bot.store.base import StoreUnavailable, Submitted
 from bot.store.postgres import PostgresStore
-from bot.store.postgres_schema import MIGRATIONS, migrate
+from bot.store.migrate import MIGRATIONS, migrate
 from bot.types import JobState, Lane
 from tests.conftest import drop_schema, new_job, png_bytes, spec, unique_schema
 

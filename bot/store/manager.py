@@ -1,0 +1,29 @@
+"""The store: every operation written once (bot/store/queue.py, batches.py, ledger.py,
+outbox.py, chat.py), over a thin connector per database (bot/store/sqlite.py,
+bot/store/postgres.py) and the named SQL in bot/store/sql."""
+
+from __future__ import annotations
+
+from bot.store.batches import Batches
+from bot.store.tx import JOBS, OUTBOX
+
+
+class StoreManager(Batches):
+    """A Store (bot/store/base.py) over whichever connector it is given."""
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def applied_migrations(self) -> list[str]:
+        return await self._db.applied_migrations()
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Return when a job may have become runnable in another process, or after `timeout` seconds."""
+        await self._db.wait(JOBS, timeout)
+
+    async def wait_for_deliveries(self, timeout: float) -> None:
+        """Return when a delivery may have been queued, or after `timeout` seconds."""
+        await self._db.wait(OUTBOX, timeout)

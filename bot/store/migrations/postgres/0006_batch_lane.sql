@@ -1,0 +1,23 @@
+-- Relaxed jobs wait for the Batch lane; the interactive workers never lease them.
+
+ALTER TABLE jobs ADD COLUMN lane TEXT NOT NULL DEFAULT 'standard';
+
+ALTER TABLE jobs ADD COLUMN batch_id BIGINT;
+
+CREATE INDEX jobs_lane_queue ON jobs (lane, state, round, id);
+
+CREATE INDEX jobs_batch ON jobs (batch_id);
+
+CREATE TABLE batches (
+    id BIGSERIAL PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    state TEXT NOT NULL,              -- creating | submitted | closed
+    remote_name TEXT,                 -- the provider's name, e.g. batches/123
+    remote_state TEXT,
+    job_ids JSONB NOT NULL,           -- list in request order (answers come back in it)
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    next_poll_at DOUBLE PRECISION NOT NULL
+);
+
+CREATE INDEX batches_due ON batches (state, next_poll_at);

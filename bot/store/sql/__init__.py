@@ -1,0 +1,57 @@
+"""The store's SQL, loaded by name (the way procrastinate keeps its queries).
+
+queries.sql holds every statement once; sqlite.sql and postgres.sql hold only
+what differs between the two databases: fragments (row locks, JSON access,
+list parameters) and the few whole statements that have no common form.
+Placeholders are written `:name` in every file and converted here for psycopg.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DIALECTS = ("sqlite", "postgres")
+
+_SECTION = re.compile(r"^-- (name|fragment): (\w+)[ \t]*$", re.MULTILINE)
+# {name} or {name:arg1.arg2...}; JSON literals like '{}' have no name and are left alone.
+_USE = re.compile(r"\{(\w+)(?::([\w.]+))?\}")
+# :name, but not the second half of a PostgreSQL cast (value::type).
+_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _sections(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(statements, fragments) by name. A section runs to the next; comment lines are dropped."""
+    found: dict[str, dict[str, str]] = {"name": {}, "fragment": {}}
+    marks = list(_SECTION.finditer(text))
+    for mark, following in zip(marks, [*marks[1:], None]):
+        body = text[mark.end():following.start() if following else len(text)]
+        lines = [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("--")]
+        found[mark.group(1)][mark.group(2)] = "\n".join(lines)
+    return found["name"], found["fragment"]
+
+
+def _expand(text: str, fragments: dict[str, str]) -> str:
+    def use(match: re.Match[str]) -> str:
+        body = _expand(fragments[match.group(1)], fragments)
+        for i, arg in enumerate((match.group(2) or "").split("."), start=1):
+            body = body.replace(f"${i}", arg)
+        return body
+    return _USE.sub(use, text)
+
+
+@cache
+def queries(dialect: str) -> dict[str, str]:
+    """Every statement for `dialect`, fragments filled in, in its driver's placeholder style."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    statements, fragments = _sections((HERE / "queries.sql").read_text())
+    own_statements, own_fragments = _sections((HERE / f"{dialect}.sql").read_text())
+    statements |= own_statements
+    fragments |= own_fragments
+    expanded = {name: _expand(text, fragments) for name, text in statements.items()}
+    if dialect == "postgres":  # psycopg: %(name)s, and a literal % doubled
+        expanded = {name: _PLACEHOLDER.sub(r"%(\1)s", text.replace("%", "%%")) for name, text in expanded.items()}
+    return expanded

@@ -1,0 +1,44 @@
+-- PostgreSQL: concurrent writers, so rows a statement takes are locked, and
+-- those another transaction holds are skipped (FOR NO KEY UPDATE excludes
+-- other takers without blocking inserts of rows that merely reference the
+-- row, such as a job's ledger entries); JSON is JSONB; lists are arrays.
+
+-- fragment: skip_locked
+FOR NO KEY UPDATE SKIP LOCKED
+
+-- fragment: skip_locked_jobs
+FOR NO KEY UPDATE OF jobs SKIP LOCKED
+
+-- fragment: lock_row
+FOR NO KEY UPDATE
+
+-- fragment: json
+($1->>'$2')
+
+-- fragment: set_json
+jsonb_set($1, ARRAY['$2'], to_jsonb(CAST(:$3 AS TEXT)))
+
+-- fragment: in
+= ANY(:$1)
+
+-- Held until commit. Advisory locks are database-wide: stores in other
+-- schemas of the same database only ever wait on each other, harmlessly.
+-- name: advisory_lock
+SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))
+
+-- Delivered when the transaction commits, and not at all if it rolls back.
+-- name: notify
+SELECT pg_notify(:channel, '')
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS imagine_migrations (
+    name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+
+-- name: migrations_index
+SELECT 1
+
+-- name: migrations_applied
+SELECT name FROM imagine_migrations
+
+-- name: migration_record
+INSERT INTO imagine_migrations (name) VALUES (:name)

@@ -1,0 +1,382 @@
+-- Every statement the store runs, written once for SQLite and PostgreSQL.
+--
+-- `-- name: x` starts a statement, `-- fragment: x` a piece other statements
+-- use as {x} (or {x:a.b}, whose parts replace $1 and $2). sqlite.sql and
+-- postgres.sql define the fragments that differ (row locks, JSON access, lists)
+-- and may override a whole statement. Parameters are :named, in both.
+-- "user" is quoted: a reserved word in PostgreSQL, a plain name in SQLite.
+
+-- fragment: held_micros
+COALESCE((SELECT h.amount_micros FROM holds h WHERE h.job_id = jobs.id), 0) AS held_micros
+
+-- fragment: images_with_data
+SELECT images.*, blobs.data FROM images JOIN blobs ON blobs.sha256 = images.sha256
+
+-- fragment: not_a_stand_in
+{json:result.fallback_from} IS NULL AND {json:result.stale} IS NULL
+
+
+-- ---- jobs: submit ---------------------------------------------------------
+
+-- name: job_for_key
+SELECT id FROM jobs WHERE idempotency_key = :key AND created_at >= :since
+
+-- name: job_by_key
+SELECT id FROM jobs WHERE idempotency_key = :key
+
+-- name: free_old_key
+UPDATE jobs SET idempotency_key = idempotency_key || ':' || id
+WHERE idempotency_key = :key AND created_at < :before
+
+-- name: cache_hit
+SELECT result_image_id, result FROM jobs WHERE cache_key = :cache_key AND team = :team
+AND state = 'succeeded' AND finished_at >= :since AND {not_a_stand_in}
+ORDER BY id DESC LIMIT 1
+
+-- name: served_round
+SELECT value FROM queue_meta WHERE key = 'served_round'
+
+-- name: team_last_round
+SELECT MAX(round) FROM jobs WHERE team = :team AND state = 'queued' AND lane = :lane
+
+-- name: insert_job
+INSERT INTO jobs (team, channel, "user", platform, kind, request, delivery, idempotency_key, cache_key,
+    lane, state, round, max_attempts, available_at, announce_by, result_image_id, result,
+    created_at, updated_at, finished_at)
+VALUES (:team, :channel, :user, :platform, :kind, :request, :delivery, :idempotency_key, :cache_key,
+    :lane, :state, :round, :max_attempts, :now, :announce_by, :result_image_id, :result,
+    :now, :now, :finished_at)
+ON CONFLICT DO NOTHING RETURNING id
+
+-- name: position
+SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = j.lane
+            AND (o.round < j.round OR (o.round = j.round AND o.id < j.id)))
+FROM jobs j WHERE j.id = :id AND j.state = 'queued'
+
+-- name: quota_user_concurrent_jobs
+SELECT COUNT(*) FROM jobs WHERE team = :team AND "user" = :user AND state IN ('queued', 'running')
+
+-- name: quota_team_queued_jobs
+SELECT COUNT(*) FROM jobs WHERE team = :team AND state = 'queued'
+
+-- name: quota_user_images_per_day
+SELECT COUNT(*) FROM jobs WHERE team = :team AND "user" = :user AND created_at >= :day_start
+AND state NOT IN ('failed', 'dead', 'cancelled')
+
+
+-- ---- jobs: leasing and finishing ----------------------------------------
+
+-- name: reclaim_pick
+SELECT id FROM jobs WHERE state = 'running' AND lease_until < :now {skip_locked}
+
+-- name: reclaim_dead
+UPDATE jobs SET state = 'dead', error_class = :error_class, worker_id = NULL, lease_until = NULL,
+    error_detail = 'the worker stopped responding (lease expired) on every attempt',
+    finished_at = :now, updated_at = :now
+WHERE id {in:ids} AND attempt >= max_attempts RETURNING *
+
+-- name: reclaim_requeue
+UPDATE jobs SET state = 'queued', worker_id = NULL, lease_until = NULL, available_at = :now, updated_at = :now
+WHERE id {in:ids} AND state = 'running'
+
+-- name: unannounced_pick
+SELECT id FROM jobs WHERE state = 'queued' AND announce_by <= :now {skip_locked}
+
+-- name: relaxed_pick
+SELECT id FROM jobs WHERE state = 'queued' AND lane <> 'standard' {skip_locked}
+
+-- name: cancel_jobs
+UPDATE jobs SET state = 'cancelled', error_class = :error_class, error_detail = :detail,
+    finished_at = :now, updated_at = :now
+WHERE id {in:ids} RETURNING *
+
+-- name: lease_pick
+SELECT id FROM jobs WHERE state = 'queued'
+AND (lane IN ('standard', 'priority') OR (:flex AND lane = 'flex'))
+AND available_at <= :now AND announce_by IS NULL AND (CAST(:only AS BIGINT) IS NULL OR id = :only)
+ORDER BY lane = 'priority' DESC, round, id LIMIT 1 {skip_locked}
+
+-- name: lease_take
+UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker, lease_until = :until,
+    started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE id = :id RETURNING *, {held_micros}
+
+-- A lease that does not move the served round forward skips the write, so
+-- leases don't all queue on this one row.
+-- name: advance_served_round
+UPDATE queue_meta SET value = :round WHERE key = 'served_round' AND value < :round
+
+-- name: extend_lease
+UPDATE jobs SET lease_until = :until, updated_at = :now
+WHERE id = :id AND state = 'running' AND worker_id = :worker AND attempt = :attempt
+
+-- name: take_back
+SELECT * FROM jobs WHERE id = :id AND state = 'running' AND worker_id = :worker AND attempt = :attempt
+{lock_row}
+
+-- name: job_row
+SELECT * FROM jobs WHERE id = :id
+
+-- name: succeed_job
+UPDATE jobs SET state = 'succeeded', result_image_id = :image_id, result = :result, lease_until = NULL,
+    finished_at = :now, updated_at = :now, error_class = NULL, error_detail = NULL
+WHERE id = :id
+
+-- name: fail_job
+UPDATE jobs SET state = :state, error_class = :error_class, error_detail = :detail, result = :result,
+    worker_id = NULL, lease_until = NULL, available_at = :available_at, finished_at = :finished_at,
+    updated_at = :now
+WHERE id = :id
+
+-- name: cancel_queued
+UPDATE jobs SET state = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id = :id AND state = 'queued' RETURNING *
+
+-- name: relane_job
+UPDATE jobs SET lane = :lane, request = {set_json:request.lane.lane}, state = 'queued',
+    worker_id = NULL, lease_until = NULL, available_at = :now, updated_at = :now
+WHERE id = :id
+
+-- name: stale_hit
+SELECT id, result, result_image_id, finished_at FROM jobs
+WHERE cache_key = :cache_key AND team = :team AND state = 'succeeded' AND {not_a_stand_in}
+ORDER BY id DESC LIMIT 1
+
+-- name: get_job
+SELECT *, {held_micros} FROM jobs WHERE id = :id
+
+-- name: error_counts
+SELECT error_class, COUNT(*) AS n FROM jobs WHERE error_class IS NOT NULL AND updated_at >= :since
+GROUP BY error_class ORDER BY n DESC
+
+-- name: counts_by_state
+SELECT state, COUNT(*) AS n FROM jobs GROUP BY state
+
+
+-- ---- images ---------------------------------------------------------------
+
+-- name: insert_blob
+INSERT INTO blobs (sha256, data) VALUES (:sha256, :data) ON CONFLICT DO NOTHING
+
+-- name: insert_image
+INSERT INTO images (job_id, role, parent_image_id, mime, width, height, size_bytes, sha256, created_at)
+VALUES (:job_id, :role, :parent, :mime, :width, :height, :size_bytes, :sha256, :now) RETURNING id
+
+-- name: image
+{images_with_data} WHERE images.id = :id
+
+-- name: job_inputs
+{images_with_data} WHERE images.job_id = :job_id AND images.role = 'input' ORDER BY images.id
+
+
+-- ---- Batch lane -----------------------------------------------------------
+
+-- The longest-waiting relaxed job picks the model; jobs another process is
+-- batching right now are skipped, never shared.
+-- name: batch_first_model
+SELECT {json:request.model_id} AS model_id FROM jobs
+WHERE state = 'queued' AND lane = 'batch' AND available_at <= :now AND announce_by IS NULL
+ORDER BY id LIMIT 1 {skip_locked}
+
+-- A job's input images for the Batch lane's size limit: how many and their
+-- bytes, the image an edit changes (named in its request) included.
+-- name: batch_candidates
+SELECT id, {json:request.prompt} AS prompt,
+    (SELECT COUNT(*) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + (CASE WHEN {json:request.parent_image_id} IS NULL THEN 0 ELSE 1 END) AS images,
+    CAST((SELECT COALESCE(SUM(i.size_bytes), 0) FROM images i WHERE i.job_id = jobs.id AND i.role = 'input')
+      + COALESCE((SELECT p.size_bytes FROM images p
+                  WHERE p.id = CAST({json:request.parent_image_id} AS BIGINT)), 0) AS BIGINT) AS image_bytes
+FROM jobs
+WHERE state = 'queued' AND lane = 'batch' AND available_at <= :now AND announce_by IS NULL
+AND {json:request.model_id} = :model_id
+ORDER BY id LIMIT :limit {skip_locked_jobs}
+
+-- name: insert_batch
+INSERT INTO batches (model_id, state, job_ids, created_at, updated_at, next_poll_at)
+VALUES (:model_id, 'creating', :job_ids, :now, :now, :now) RETURNING id
+
+-- No lease expiry: a batch's jobs wait on the batch, however long Google takes.
+-- name: batch_take_jobs
+UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker, batch_id = :batch_id,
+    lease_until = NULL, started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE id {in:ids} RETURNING *, {held_micros}
+
+-- name: batch_to_split
+SELECT model_id, job_ids FROM batches WHERE id = :id AND state = 'creating' {lock_row}
+
+-- name: batch_move_jobs
+UPDATE jobs SET worker_id = :worker, batch_id = :batch_id, updated_at = :now
+WHERE batch_id = :old_batch_id AND worker_id = :old_worker AND state = 'running' AND id {in:ids}
+RETURNING *, {held_micros}
+
+-- name: batch_set_job_ids
+UPDATE batches SET job_ids = :job_ids, updated_at = :now WHERE id = :id
+
+-- name: batch_submitted
+UPDATE batches SET state = 'submitted', remote_name = :remote_name, updated_at = :now, next_poll_at = :poll_at
+WHERE id = :id AND (state = 'creating' OR (state = 'submitted' AND remote_name = :remote_name))
+RETURNING id
+
+-- The batch's jobs still waiting on it (not yet finished, not retried elsewhere).
+-- name: batch_jobs
+SELECT *, {held_micros} FROM jobs WHERE batch_id = :batch_id AND state = 'running' AND worker_id = :worker
+ORDER BY id
+
+-- name: due_batches_pick
+SELECT id FROM batches
+WHERE next_poll_at <= :now AND (state = 'submitted' OR (state = 'creating' AND updated_at <= :stale_before))
+{skip_locked}
+
+-- name: due_batches_push
+UPDATE batches SET next_poll_at = :next_poll_at WHERE id {in:ids} RETURNING *
+
+-- name: close_batch
+UPDATE batches SET state = 'closed', remote_state = :remote_state, updated_at = :now WHERE id = :id
+
+
+-- ---- money: holds, ledger, budgets ----------------------------------------
+
+-- name: insert_hold
+INSERT INTO holds (job_id, team, channel, "user", amount_micros, price_version, default_limit_micros,
+    default_period, created_at)
+VALUES (:job_id, :team, :channel, :user, :amount_micros, :price_version, :default_limit_micros,
+    :default_period, :now)
+
+-- (job, entry, attempt, hedge) is unique, so the same call reported twice (a
+-- late worker, a retried write) is charged once.
+-- name: insert_ledger
+INSERT INTO ledger (job_id, entry, attempt, team, channel, "user", model, size, lane, prompt_tokens,
+    output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge)
+VALUES (:job_id, :entry, :attempt, :team, :channel, :user, :model, :size, :lane, :prompt_tokens,
+    :output_tokens, :image_tokens, :cost_micros, :status, :price_version, :now, :hedge)
+ON CONFLICT DO NOTHING
+
+-- name: hold_price_version
+SELECT price_version FROM holds WHERE job_id = :job_id
+
+-- name: hold_default_budget
+SELECT default_limit_micros, default_period FROM holds WHERE job_id = :job_id
+
+-- name: release_hold
+DELETE FROM holds WHERE job_id = :job_id RETURNING amount_micros, price_version
+
+-- name: job_charged
+SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger WHERE job_id = :job_id AND entry = 'settlement'
+
+-- name: applicable_budgets
+SELECT * FROM budgets WHERE team = :team AND ((scope = 'team' AND scope_id = '')
+    OR (scope = 'channel' AND scope_id = :channel) OR (scope = 'user' AND scope_id = :user))
+ORDER BY CASE scope WHEN 'team' THEN 0 WHEN 'channel' THEN 1 ELSE 2 END
+
+-- One statement, so one snapshot: a job finishing meanwhile (its charge added
+-- and its hold removed in one commit) is seen whole or not at all. Two reads
+-- could see neither and admit over the budget.
+-- name: budget_usage
+SELECT (SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger
+        WHERE team = :team AND {in_scope} AND entry = 'settlement' AND created_at >= :since) AS spent,
+       (SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM holds
+        WHERE team = :team AND {in_scope}) AS held
+
+-- The rows of one budget's scope: the whole team, one channel or one user.
+-- fragment: in_scope
+(:scope = 'team' OR (:scope = 'channel' AND channel = :scope_id) OR (:scope = 'user' AND "user" = :scope_id))
+
+-- name: upsert_budget
+INSERT INTO budgets (team, scope, scope_id, limit_micros, period, soft_threshold, updated_by, updated_at)
+VALUES (:team, :scope, :scope_id, :limit_micros, :period, :soft_threshold, :updated_by, :now)
+ON CONFLICT (team, scope, scope_id) DO UPDATE SET limit_micros = excluded.limit_micros,
+    period = excluded.period, soft_threshold = excluded.soft_threshold,
+    updated_by = excluded.updated_by, updated_at = excluded.updated_at
+
+-- name: delete_budget
+DELETE FROM budgets WHERE team = :team AND scope = :scope AND scope_id = :scope_id
+
+-- name: team_budgets
+SELECT * FROM budgets WHERE team = :team ORDER BY scope, scope_id
+
+-- name: spent
+SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger
+WHERE team = :team AND (CAST(:user AS TEXT) IS NULL OR "user" = :user)
+AND entry = 'settlement' AND created_at >= :since
+
+-- name: ledger
+SELECT * FROM ledger WHERE (CAST(:team AS TEXT) IS NULL OR team = :team)
+AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since) ORDER BY id
+
+-- name: insert_moderation
+INSERT INTO moderation_log (team, channel, "user", reason, prompt, created_at)
+VALUES (:team, :channel, :user, :reason, :prompt, :now)
+
+-- name: moderation_log
+SELECT * FROM moderation_log WHERE team = :team ORDER BY id
+
+
+-- ---- outbox ---------------------------------------------------------------
+
+-- Ignored on a duplicate key: a job finished twice (a retry racing a late
+-- worker) still posts once.
+-- name: insert_delivery
+INSERT INTO outbox (key, job_id, platform, kind, payload, available_at, created_at)
+VALUES (:key, :job_id, :platform, :kind, :payload, :now, :now)
+ON CONFLICT DO NOTHING RETURNING id
+
+-- name: claim_pick
+SELECT id FROM outbox WHERE state = 'pending' AND platform {in:platforms} AND available_at <= :now
+ORDER BY id LIMIT :limit {skip_locked}
+
+-- Claiming pushes available_at forward: a dispatcher that dies mid-send
+-- leaves the row to be picked up again after the lease.
+-- name: claim_take
+UPDATE outbox SET available_at = :until, attempts = attempts + 1 WHERE id {in:ids} RETURNING *
+
+-- name: mark_delivered
+UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id = :id
+
+-- name: retry_delivery
+UPDATE outbox SET last_error = :error, available_at = :retry_at,
+    state = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END
+WHERE id = :id
+
+
+-- ---- chat context: deliveries' context, threads, confirmations, rate slots --
+
+-- name: delivery_context
+SELECT delivery, state FROM jobs WHERE id = :id {lock_row}
+
+-- An announced job waits for this before it may be leased (or is cancelled).
+-- name: set_delivery_context
+UPDATE jobs SET delivery = :delivery, announce_by = NULL WHERE id = :id
+
+-- name: upsert_thread
+INSERT INTO threads (platform, team, channel, thread_id, image_id, updated_at)
+VALUES (:platform, :team, :channel, :thread_id, :image_id, :now)
+ON CONFLICT (platform, team, channel, thread_id)
+DO UPDATE SET image_id = excluded.image_id, updated_at = excluded.updated_at
+
+-- name: thread_image
+SELECT image_id FROM threads WHERE platform = :platform AND team = :team AND channel = :channel
+AND thread_id = :thread_id
+
+-- name: prune_confirmations
+DELETE FROM confirmations WHERE expires_at < :now
+
+-- name: insert_confirmation
+INSERT INTO confirmations (token, team, "user", request, expires_at) VALUES (:token, :team, :user, :request, :expires_at)
+
+-- Deleting is the claim: of two clicks at once, exactly one gets the request.
+-- name: take_confirmation
+DELETE FROM confirmations WHERE token = :token AND team = :team AND "user" = :user AND expires_at >= :now
+RETURNING request
+
+-- name: confirmation_held
+SELECT 1 FROM confirmations WHERE token = :token AND expires_at >= :now
+
+-- name: prune_rate_slots
+DELETE FROM rate_slots WHERE key = :key AND taken_at <= :before
+
+-- name: rate_slots
+SELECT COUNT(*) AS n, MIN(taken_at) AS oldest FROM rate_slots WHERE key = :key
+
+-- name: take_rate_slot
+INSERT INTO rate_slots (key, taken_at) VALUES (:key, :now)

@@ -1,0 +1,32 @@
+-- SQLite: one writer at a time (BEGIN IMMEDIATE), so no row locks; JSON is
+-- TEXT read with json_extract; a list parameter arrives as a JSON array.
+
+-- fragment: skip_locked
+
+-- fragment: skip_locked_jobs
+
+-- fragment: lock_row
+
+-- fragment: json
+json_extract($1, '$.$2')
+
+-- fragment: set_json
+json_set($1, '$.$2', :$3)
+
+-- fragment: in
+IN (SELECT value FROM json_each(:$1))
+
+-- The migration record sqlite-utils kept (set "imagine"), so files it migrated open as they are.
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS _sqlite_migrations (
+    id INTEGER PRIMARY KEY, migration_set TEXT, name TEXT, applied_at TEXT)
+
+-- name: migrations_index
+CREATE UNIQUE INDEX IF NOT EXISTS idx__sqlite_migrations_migration_set_name
+ON _sqlite_migrations (migration_set, name)
+
+-- name: migrations_applied
+SELECT name FROM _sqlite_migrations WHERE migration_set = 'imagine'
+
+-- name: migration_record
+INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('imagine', :name, :at)
