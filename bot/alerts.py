@@ -22,7 +22,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
-from bot.store.base import Store, StoreUnavailable
+from bot.store.ports import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 EPISODE_BUCKET = 600.0

@@ -35,8 +35,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.providers.base import BatchItem, BatchProvider, BatchStatus
 from bot.providers.errors import BadRequestError, BatchNotDone, OverloadedError, ProviderError, TooBigForBatch
-from bot.store.base import BATCH_INLINE_BYTES, Batch, Store, StoreUnavailable, inline_request_bytes
-from bot.types import GenerationResult, Job
+from bot.store.batch_sizing import BATCH_INLINE_BYTES, inline_request_bytes
+from bot.store.ports import Store, StoreUnavailable
+from bot.types import Batch, GenerationResult, Job
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from bot.providers.gemini import GeminiProvider
 from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider, SharedRateLimiter
 from bot.service import ImagineService
 from bot.settings import Settings
-from bot.store.base import Store
+from bot.store.ports import Store
 from bot.store.sqlite import SQLiteStore
 from bot.worker import Worker
 from policies.config import PolicyBook

@@ -27,7 +27,7 @@ from bot.money.budgets import Period, Scope, period_start
 from bot.money import to_micros, usd
 from bot.reports import render_ledger
 from bot.result_notes import hedge_note, stale_note
-from bot.store.base import Store, StoreUnavailable
+from bot.store.ports import Store, StoreUnavailable
 from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.types import (
     Delivery, ImagineRequest, InputImage, InvalidRequest, Job, Lane, NeedsConfirmation, RefusalReason, Refused,

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from bot.metrics import Metrics
-from bot.store.base import Store, StoreUnavailable
+from bot.store.ports import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from bot.store.base import Store, StoreUnavailable
+from bot.store.ports import Store, StoreUnavailable
 from bot.types import Delivery, Job
 
 log = logging.getLogger(__name__)

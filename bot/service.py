@@ -24,9 +24,9 @@ from bot.money import pricing
 from bot.catalog import Catalog, ModelInfo, retired_note
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros, usd
-from bot.store.base import (
-    BATCH_INLINE_BYTES, Admission, Denied, Store, StoreUnavailable, inline_request_bytes, with_default_team_budget,
-)
+from bot.money.admission import Admission, Denied, with_default_team_budget
+from bot.store.batch_sizing import BATCH_INLINE_BYTES, inline_request_bytes
+from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
     Accepted, CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage,
     InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,

@@ -333,3 +333,60 @@ class NeedsConfirmation:
 
 
 Outcome = Accepted | NeedsConfirmation | Refused
+
+
+# -- Store records: what the store's ports (bot/store/ports.py) take and give back --------
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    key: str
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    position: int
+    duplicate: bool
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class EarlierResult:
+    """A team's finished image for a cache key, for Store.stale_result."""
+
+    job_id: int
+    image: StoredImage
+    result: dict[str, Any]
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Relaxed jobs sent together to the provider's Batch API.
+
+    Its jobs are `running` with worker_id `batch_worker(id)` and no lease
+    expiry: they are finished through complete()/fail() like any job, by
+    whichever process polls the batch.
+    """
+
+    id: int
+    model_id: str
+    state: str                 # creating | submitted | closed
+    remote_name: str | None
+    created_at: float
+    job_ids: tuple[int, ...]   # in request order (set by batch_sending): the provider answers in it
+    jobs: tuple[Job, ...]      # those still waiting on the batch
+
+    def waiting(self) -> dict[int, Job]:
+        return {job.id: job for job in self.jobs}
+
+    @property
+    def worker_id(self) -> str:
+        return batch_worker(self.id)
+
+
+def batch_worker(batch_id: int) -> str:
+    return f"batch:{batch_id}"

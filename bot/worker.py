@@ -34,10 +34,10 @@ from bot.providers.errors import (
 )
 from bot.metrics import Metrics
 from bot.money import from_micros, to_micros
-from bot.store.base import (
-    BATCH_INLINE_BYTES, Charge, NewDelivery, Store, StoreUnavailable, final_delivery_key, inline_request_bytes,
-)
-from bot.types import CheckedImage, GenerationResult, HedgeCall, InputImage, Job, JobState, Lane, Usage
+from bot.money.admission import Charge
+from bot.store.batch_sizing import BATCH_INLINE_BYTES, inline_request_bytes
+from bot.store.ports import Store, StoreUnavailable, final_delivery_key
+from bot.types import CheckedImage, GenerationResult, HedgeCall, InputImage, Job, JobState, Lane, NewDelivery, Usage
 from policies.config import PolicyBook
 
 log = logging.getLogger(__name__)

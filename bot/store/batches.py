@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bot.store.base import BATCH_INLINE_BYTES, Batch, NewDelivery, batch_worker, fitting, inline_request_bytes
-from bot.store.queue import JobQueue
+from bot.store.batch_sizing import BATCH_INLINE_BYTES, fitting, inline_request_bytes
+from bot.store.queue import QueueOperations
 from bot.store.tx import Json, Row, Tx, job, writes
+from bot.types import Batch, NewDelivery, batch_worker
 
 
-class Batches(JobQueue):
+class BatchOperations(QueueOperations):
     @writes
     async def open_batch(self, tx: Tx, limit: int, max_bytes: int = BATCH_INLINE_BYTES) -> Batch | None:
         now = self._clock()

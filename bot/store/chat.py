@@ -8,7 +8,7 @@ from bot.store.tx import JOBS, Json, Operations, Tx, reads, writes
 from bot.types import JobState
 
 
-class ChatContext(Operations):
+class ChatOperations(Operations):
     @writes
     async def attach_delivery(self, tx: Tx, job_id: int, context: dict[str, Any]) -> bool:
         row = await tx.one("delivery_context", id=job_id)

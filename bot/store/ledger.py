@@ -20,7 +20,7 @@ from bot.types import NewJob
 log = logging.getLogger(__name__)
 
 
-class Ledger(Operations):
+class LedgerOperations(Operations):
     async def _admit(self, tx: Tx, job: NewJob, admission: Admission, now: float,
                      *, costs: bool = True) -> Denied | None:
         """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone.

@@ -4,12 +4,12 @@ bot/store/postgres.py) and the named SQL in bot/store/sql."""
 
 from __future__ import annotations
 
-from bot.store.batches import Batches
+from bot.store.batches import BatchOperations
 from bot.store.tx import JOBS, OUTBOX
 
 
-class StoreManager(Batches):
-    """A Store (bot/store/base.py) over whichever connector it is given."""
+class StoreManager(BatchOperations):
+    """A Store (bot/store/ports.py) over whichever connector it is given."""
 
     async def open(self) -> None:
         await self._db.open()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from bot.store.base import NewDelivery
 from bot.store.tx import OUTBOX, Json, Operations, Tx, writes
-from bot.types import Delivery
+from bot.types import Delivery, NewDelivery
 
 
-class Outbox(Operations):
+class OutboxOperations(Operations):
     @staticmethod
     async def _insert_delivery(tx: Tx, job_id: int | None, platform: str, delivery: NewDelivery,
                                now: float) -> bool:

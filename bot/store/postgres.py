@@ -32,8 +32,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from bot.store.base import StoreUnavailable
 from bot.store.manager import StoreManager
+from bot.store.ports import StoreUnavailable
 from bot.store.migrate import POSTGRES, migrate
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx

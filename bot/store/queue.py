@@ -19,18 +19,17 @@ import hashlib
 from typing import Any
 
 from bot.money.admission import Admission, Charge, Denied
-from bot.store.base import (
-    ANNOUNCE_WINDOW, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, EarlierResult, NewDelivery, Submitted,
-    after_failure, final_delivery_key, without_call_costs,
-)
-from bot.store.chat import ChatContext
-from bot.store.ledger import Ledger
-from bot.store.outbox import Outbox
+from bot.store.ports import ANNOUNCE_WINDOW, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, final_delivery_key
+from bot.store.chat import ChatOperations
+from bot.store.ledger import LedgerOperations
+from bot.store.outbox import OutboxOperations
 from bot.store.tx import JOBS, Json, Row, Tx, image, job, reads, writes
-from bot.types import CheckedImage, Job, JobState, Lane, NewJob, StoredImage
+from bot.types import (
+    CheckedImage, EarlierResult, Job, JobState, Lane, NewDelivery, NewJob, StoredImage, Submitted,
+)
 
 
-class JobQueue(Ledger, Outbox, ChatContext):
+class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
     @reads
     async def job_for_key(self, tx: Tx, idempotency_key: str, window: float | None) -> int | None:
         since = self._clock() - window if window is not None else float("-inf")
@@ -262,6 +261,19 @@ class JobQueue(Ledger, Outbox, ChatContext):
     @reads
     async def job_inputs(self, tx: Tx, job_id: int) -> list[StoredImage]:
         return [image(r) for r in await tx.all("job_inputs", job_id=job_id)]
+
+
+def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:
+    """A failed attempt's job state: queued again while attempts remain, dead when a
+    retryable failure used them all, else the caller's final state."""
+    if retryable:
+        return JobState.QUEUED if attempt < max_attempts else JobState.DEAD
+    return final_state
+
+
+def without_call_costs(result: dict[str, Any]) -> dict[str, Any]:
+    """A finished job's result, less what its own calls cost beside the image (a hedge)."""
+    return {key: value for key, value in result.items() if key != "hedge"}
 
 
 async def _insert_job(tx: Tx, job: NewJob, now: float, *, state: JobState, round: int,

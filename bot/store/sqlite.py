@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
-from bot.store.base import StoreUnavailable
 from bot.store.manager import StoreManager
+from bot.store.ports import StoreUnavailable
 from bot.store.migrate import SQLITE, prepare_sqlite
 from bot.store.sql import queries
 from bot.store.tx import JSON_COLUMNS, Json, Row, Tx

@@ -9,9 +9,10 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from bot.store.base import Charge, NewDelivery, final_delivery_key
+from bot.money.admission import Charge
+from bot.store.ports import final_delivery_key
 from bot.store.postgres import PostgresStore
-from bot.types import CheckedImage
+from bot.types import CheckedImage, NewDelivery
 from tests.conftest import new_job, png_bytes
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from bot.store.base import Admission, Charge, Denied, NewDelivery, Submitted, final_delivery_key
-from bot.types import CheckedImage, JobState, Lane, Usage
+from bot.money.admission import Admission, Charge, Denied
+from bot.store.ports import final_delivery_key
+from bot.types import CheckedImage, JobState, Lane, NewDelivery, Submitted, Usage
 from bot.money.quotas import QuotaLimits
 from bot.money.budgets import Budget, Period, Scope
 from tests.conftest import new_job, png_bytes, spec

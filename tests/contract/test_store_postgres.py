@@ -21,10 +21,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from bot.store.base import StoreUnavailable, Submitted
+from bot.store.ports import StoreUnavailable
 from bot.store.postgres import PostgresStore
 from bot.store.migrate import MIGRATIONS, migrate
-from bot.types import JobState, Lane
+from bot.types import JobState, Lane, Submitted
 from tests.conftest import drop_schema, new_job, png_bytes, spec, unique_schema
 
 # Long enough that a wait ending early can only be a wake-up.

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from bot.store.base import (ANNOUNCE_WINDOW, Admission, Charge, NewDelivery, final_delivery_key,
-                            inline_request_bytes)
-from bot.types import CheckedImage, JobState, Lane
+from bot.money.admission import Admission, Charge
+from bot.store.batch_sizing import inline_request_bytes
+from bot.store.ports import ANNOUNCE_WINDOW, final_delivery_key
+from bot.types import CheckedImage, JobState, Lane, NewDelivery
 from bot.money.quotas import QuotaLimits
 from bot.money.budgets import Budget, Period, Scope
 from tests.conftest import new_job, png_bytes, spec

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.store.base import Charge, NewDelivery, Submitted, final_delivery_key
-from bot.types import CheckedImage, Usage
+from bot.money.admission import Charge
+from bot.store.ports import final_delivery_key
+from bot.types import CheckedImage, NewDelivery, Submitted, Usage
 from tests.conftest import new_job, png_bytes
 from tests.contract.test_store_money import EST, admission, entries, team_status, team_budget
 

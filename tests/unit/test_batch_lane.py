@@ -19,9 +19,10 @@ from bot.providers.base import BatchItem
 from bot.providers.errors import OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.service import ImagineService
-from bot.store.base import Admission, Charge, NewDelivery, final_delivery_key
-from bot.types import (Accepted, CheckedImage, EditRequest, ImagineRequest, InputImage, JobState, Lane, NewJob,
-                       RefusalReason, Refused, Usage)
+from bot.money.admission import Admission, Charge
+from bot.store.ports import final_delivery_key
+from bot.types import (Accepted, CheckedImage, EditRequest, ImagineRequest, InputImage, JobState, Lane, NewDelivery,
+                       NewJob, RefusalReason, Refused, Usage)
 from bot.worker import Worker
 from policies.config import PolicyBook
 from bot.money.quotas import QuotaLimits

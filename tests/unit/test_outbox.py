@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.notify import GiveUp, OutboxDispatcher, RetryLater
-from bot.store.base import NewDelivery, final_delivery_key
-from bot.types import JobState
+from bot.store.ports import final_delivery_key
+from bot.types import JobState, NewDelivery
 from tests.conftest import new_job
 
 

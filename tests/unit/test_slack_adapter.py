@@ -12,7 +12,7 @@ from adapters.slack.app import SORRY, SlackAdapter
 from bot.catalog import load_catalog
 from bot.service import ImagineService
 from bot.settings import Settings
-from bot.store.base import StoreUnavailable
+from bot.store.ports import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
 from tests.fakes.slack_server import FakeSlack, slash_command_body

@@ -8,7 +8,7 @@ import sqlite3
 from sqlite_utils import Database
 
 from bot.store.sqlite import SQLiteStore
-from bot.store.base import Charge
+from bot.money.admission import Charge
 from bot.store.migrate import SQLITE as migrations
 from bot.types import JobState
 from tests.conftest import FakeClock, new_job, png_bytes, spec

@@ -20,7 +20,7 @@ from bot.store.sqlite import SQLiteStore
 from bot.service import Caller
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobState
 from bot.alerts import CallWatch
-from bot.store.base import Admission
+from bot.money.admission import Admission
 from bot.worker import Worker
 from bot.money.quotas import QuotaLimits
 from tests.conftest import new_job, spec
@@ -331,7 +331,7 @@ async def test_no_retry_is_scheduled_past_the_job_deadline(sqlite_store, fake):
 
 
 async def test_a_briefly_unavailable_store_does_not_lose_a_paid_image(sqlite_store, fake, monkeypatch):
-    from bot.store.base import StoreUnavailable
+    from bot.store.ports import StoreUnavailable
 
     real_complete, failures = sqlite_store.complete, []
 

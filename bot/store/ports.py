@@ -1,0 +1,270 @@
+"""The store's ports, one per role, and `Store`, all of them at once.
+
+Callers name the narrowest port they need; a store (bot/store/manager.py)
+implements every one. Every method is a coroutine so the SQLite store (a worker
+thread) and the PostgreSQL store (a native async driver) satisfy the same
+Protocols and the same contract tests (tests/contract).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bot.money.admission import Admission, Charge, Denied
+from bot.money.budgets import Budget, BudgetStatus, Scope
+from bot.store.batch_sizing import BATCH_INLINE_BYTES
+from bot.types import (
+    Batch, CheckedImage, Delivery, EarlierResult, Job, JobState, Lane, NewDelivery, NewJob, StoredImage, Submitted,
+)
+
+# The error class of a job whose worker died (or hung) on every attempt.
+LEASE_EXPIRED = "lease_expired"
+# How long an announced job waits for its adapter's attach_delivery. Past it
+# the job is cancelled and released, never started: its adapter failed to tell
+# the user (or died first), and may have said nothing was charged.
+ANNOUNCE_WINDOW = 120.0
+# The error class of an announced job that was never attached in time.
+NOT_ANNOUNCED = "not_announced"
+# The error class of a relaxed job cancelled because the Batch lane has gone.
+LANE_UNAVAILABLE = "lane_unavailable"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked past its timeout."""
+
+
+def final_delivery_key(job_id: int) -> str:
+    """The outbox key of a job's one final message (result or failure)."""
+    return f"job:{job_id}:final"
+
+
+class JobQueue(Protocol):
+    """Durable jobs: submitted (with admission), leased in fair order, finished once."""
+
+    async def submit(
+        self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+        cache_ttl: float = 0,
+    ) -> Submitted | Denied:
+        """Insert a queued job (and its input images) in one transaction.
+
+        An announced job (`job.announced`) is not started before
+        attach_delivery; if that does not come within ANNOUNCE_WINDOW, it
+        is cancelled (error_class NOT_ANNOUNCED) and its hold released.
+
+        With an admission, the same transaction checks every budget that
+        applies (team, channel, user: spent + held + estimate <= limit) and
+        the quotas, then holds the estimate: concurrent submits can never
+        overspend. A job whose idempotency key already exists is not
+        inserted again; the existing job is returned with duplicate=True.
+        With `job.idempotency_window`, a key older than that many seconds
+        is free again (the old job keeps its row, under a changed key).
+        When a job with the same cache key succeeded within `cache_ttl`
+        seconds, the new job is finished at once with that image, at $0
+        and without a hold (cached=True), and its result is queued for delivery;
+        it still counts toward the admission's quotas, and is Denied past them.
+        Image bytes are stored once per distinct content (by their own sha256).
+        """
+
+    async def job_for_key(self, idempotency_key: str, window: float | None) -> int | None:
+        """The job holding this idempotency key (within `window` seconds, when
+        given), or None: lets a repeated request be answered before it is
+        priced and checked again."""
+
+    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
+                    flex: bool = True) -> Job | None:
+        """Atomically take the next job in fair order (or that one job), or None;
+        with flex=False, never a Flex job.
+
+        Expired leases are reclaimed first: back to the queue, or `dead` when
+        the job has used all its attempts (with a failure delivery).
+        """
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Return when a job may have become runnable in another process, or
+        after `timeout` seconds (a store without notifications just sleeps)."""
+
+    async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool: ...
+
+    async def complete(
+        self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
+        result: dict[str, Any], delivery: NewDelivery, charge: Charge | None,
+    ) -> int | None:
+        """Store the image, finish the job, settle its charge, release the
+        rest of its hold and queue its delivery, all atomically. A charge of
+        None settles nothing (an earlier image served at $0): the whole hold
+        is released.
+
+        Returns the image id, or None when this worker no longer holds the
+        lease (another worker owns the job now; nothing is written).
+        """
+
+    async def fail(
+        self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
+        detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
+        delivery: NewDelivery, result: dict[str, Any] | None = None, charge: Charge | None = None,
+    ) -> JobState | None:
+        """Record a failed attempt: requeue, dead-letter or finish the job.
+
+        A finished job settles `charge` (a billed failure, e.g. a blocked
+        answer) and releases the rest of its hold.
+
+        Returns the job's new state, or None when the lease was lost.
+        """
+
+    async def settle_hedge(self, job_id: int, attempt: int, charge: Charge) -> None:
+        """Record what the other call of a hedged attempt cost (a ledger settlement of
+        its own, beside the attempt's), before the attempt's complete() or fail(), so the
+        release that follows frees only what neither call used. Recorded whether or
+        not this worker still holds the job: the call was billed all the same. Once
+        per (job, attempt)."""
+
+    async def relane(self, job_id: int, worker_id: str, attempt: int, lane: Lane, delivery: NewDelivery) -> bool:
+        """Move a job this worker holds (running, this attempt) to another lane, queued again
+        at once, and add `delivery` (telling its requester). Its hold stays as it is, so the
+        new lane must not cost more. The spec's lane changes too, so the job is settled and
+        ledgered at the new lane's rate. False, changing nothing, if the lease was lost."""
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a job that has not started. False if it is not queued."""
+
+    async def cancel_relaxed(self, detail: str) -> list[int]:
+        """Cancel every queued job of a lane but Standard (Flex, Batch, Priority: the lanes
+        that need the Developer API), release its hold and
+        queue a failure delivery (error_class LANE_UNAVAILABLE, `detail`)
+        telling its requester; returns their ids. Jobs already in a batch
+        are left to it. For start-up, when the lane has gone."""
+
+    async def get_job(self, job_id: int) -> Job | None: ...
+
+    async def position(self, job_id: int) -> int | None:
+        """1 for the next job to run; None once the job has left the queue."""
+
+    async def stale_result(self, team: str, cache_key: str) -> EarlierResult | None:
+        """The team's latest finished image for `cache_key`, however old (no TTL), for
+        answering while every route is down: never another team's, never one a
+        fallback made in place of the model asked for, never one itself served stale."""
+
+    async def get_image(self, image_id: int) -> StoredImage | None: ...
+
+    async def job_inputs(self, job_id: int) -> list[StoredImage]: ...
+
+    async def counts_by_state(self) -> dict[str, int]: ...
+
+    async def error_counts(self, since: float) -> dict[str, int]:
+        """Jobs whose last error happened since `since`, by error class."""
+
+
+
+class BatchQueue(Protocol):
+    """Relaxed jobs gathered into provider batches (the Batch lane)."""
+
+    async def open_batch(self, limit: int, max_bytes: int = BATCH_INLINE_BYTES) -> Batch | None:
+        """Take up to `limit` queued relaxed jobs for one model (the one waiting
+        longest), in order while their requests fit `max_bytes` inline together
+        (`inline_request_bytes` of their input images, the edited image included),
+        into a new batch in state `creating`, or None if none wait."""
+
+    async def split_batch(self, batch_id: int, job_ids: list[int]) -> Batch:
+        """Move these jobs of a `creating` batch (one the provider refused) into a
+        new `creating` batch, to be sent on their own."""
+
+    async def batch_sending(self, batch_id: int, job_ids: list[int]) -> None:
+        """Record the order the batch's requests are about to be sent in (the
+        provider answers in that order), before sending them."""
+
+    async def batch_submitted(self, batch_id: int, remote_name: str, poll_at: float) -> bool:
+        """The provider accepted the batch: record its name and tell each job's
+        requester (a "started" delivery per job). False when the batch was
+        given back meanwhile (a slow sender outlived by recovery): the caller
+        must cancel the remote batch, since its jobs are queued again."""
+
+    async def due_batches(self, poll_interval: float, stale_after: float) -> list[Batch]:
+        """Submitted batches due for a poll, plus `creating` ones not touched
+        for `stale_after` seconds (their sender died, or its create call's
+        answer was lost). Each is pushed `poll_interval` into the future, so
+        concurrent pollers share the work."""
+
+    async def close_batch(self, batch_id: int, remote_state: str) -> None: ...
+
+
+
+class Ledger(Protocol):
+    """Money as recorded: budgets, what was spent and held, the ledger; and refused prompts."""
+
+    async def set_budget(self, budget: Budget, updated_by: str) -> None: ...
+
+    async def delete_budget(self, team: str, scope: Scope, scope_id: str) -> bool: ...
+
+    async def budgets(self, team: str) -> list[Budget]: ...
+
+    async def budget_statuses(self, team: str, channel: str | None, user: str | None,
+                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
+        """Every budget that applies to (team, channel, user), with spent and held now.
+
+        When the team has no team-scope budget row, `default_team_budget` (a
+        Budget with default=True) applies in its place, figured like a row."""
+
+    async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
+        """Micro-dollars settled since `since` for a team (or one of its users)."""
+
+    async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Ledger rows, oldest first, with cost as micro-dollars."""
+
+    async def record_moderation(self, team: str, channel: str, user: str, reason: str, prompt: str | None) -> None: ...
+
+    async def moderation_log(self, team: str) -> list[dict[str, Any]]:
+        """The team's refused prompts, oldest first: reason, prompt (None in privacy mode), who, when."""
+
+
+
+class Outbox(Protocol):
+    """Messages for the adapters, queued in the transaction that decides them."""
+
+    async def wait_for_deliveries(self, timeout: float) -> None:
+        """The same, for outbox rows."""
+
+    async def raise_alert(self, key: str, platforms: list[str], text: str) -> bool:
+        """Queue an operator alert for each platform, once per `key` however
+        many processes raise it; False when it was already raised."""
+
+    async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]: ...
+
+    async def mark_delivered(self, delivery_id: int) -> None: ...
+
+    async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None: ...
+
+
+
+class ChatContext(Protocol):
+    """What a conversation needs kept: a job's platform context, threads, pending confirmations, shared rate slots."""
+
+    async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool:
+        """Merge platform context into a job's delivery (e.g. the status message
+        posted after the job was accepted). False when the job is gone or was
+        cancelled (an announcement after ANNOUNCE_WINDOW): the adapter must
+        then show it as not started, not leave it "Queued"."""
+
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        """Point a chat thread at its latest bot image."""
+
+    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None: ...
+
+    async def save_confirmation(self, token: str, team: str, user: str, request: dict[str, Any],
+                                ttl_seconds: float) -> None: ...
+
+    async def take_confirmation(self, token: str, team: str, user: str) -> dict[str, Any] | str:
+        """The held request, removed so it runs once; or "expired", or "not_yours"
+        when someone other than the asker answers (the request stays)."""
+
+    async def take_rate_slot(self, key: str, limit: int, window: float) -> float:
+        """Take one call slot under `key` if fewer than `limit` were taken in the
+        last `window` seconds (returns 0), else take nothing and return the
+        seconds until the oldest slot frees. Atomic across processes."""
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Protocol):
+    """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
