@@ -1,7 +1,11 @@
-"""One migration runner over per-dialect migration files.
+"""One migration runner over the migration files.
 
-bot/store/migrations/<dialect>/NNNN_name.sql: ordered, named, one statement per
-`;` at a line's end. Append new ones; never edit one that has shipped. Each
+bot/store/migrations/NNNN_name.sql: ordered, named, one statement per `;` at a
+line's end, written once for both databases with column types as fragments
+({bigint}, {json_column}, ...: bot/store/sql/<dialect>.sql). A step the two
+databases take differently (SQLite rebuilds a table where PostgreSQL alters it)
+is a file of the same name in migrations/<dialect>/, which replaces the shared
+one. Append new ones; never edit one that has shipped. Each
 database keeps the record its earlier runner kept (SQLite: sqlite-utils'
 _sqlite_migrations, set "imagine"; PostgreSQL: imagine_migrations), so a file
 or schema made by an earlier release opens without re-applying anything.
@@ -19,6 +23,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from bot.store.sql import expand
 from bot.store.tx import Tx
 
 HERE = Path(__file__).parent / "migrations"
@@ -33,9 +38,10 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def _load(path: Path) -> Migration:
+def _load(path: Path, dialect: str) -> Migration:
     text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-    return Migration(path.stem, tuple(s.strip() for s in _STATEMENT_END.split(text) if s.strip()))
+    statements = (expand(s, dialect).strip() for s in _STATEMENT_END.split(text))
+    return Migration(path.stem, tuple(s for s in statements if s))  # a fragment may leave nothing to run
 
 
 class Migrations:
@@ -43,7 +49,8 @@ class Migrations:
 
     def __init__(self, dialect: str):
         self.dialect = dialect
-        self._migrations = [_load(path) for path in sorted((HERE / dialect).glob("*.sql"))]
+        files = {p.name: p for p in HERE.glob("*.sql")} | {p.name: p for p in (HERE / dialect).glob("*.sql")}
+        self._migrations = [_load(files[name], dialect) for name in sorted(files)]
 
     @property
     def names(self) -> list[str]:

@@ -43,14 +43,23 @@ def _expand(text: str, fragments: dict[str, str]) -> str:
 
 
 @cache
-def queries(dialect: str) -> dict[str, str]:
-    """Every statement for `dialect`, fragments filled in, in its driver's placeholder style."""
+def _dialect(dialect: str) -> tuple[dict[str, str], dict[str, str]]:
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     statements, fragments = _sections((HERE / "queries.sql").read_text())
     own_statements, own_fragments = _sections((HERE / f"{dialect}.sql").read_text())
-    statements |= own_statements
-    fragments |= own_fragments
+    return statements | own_statements, fragments | own_fragments
+
+
+def expand(text: str, dialect: str) -> str:
+    """`text` with the dialect's fragments filled in (placeholders left as written)."""
+    return _expand(text, _dialect(dialect)[1])
+
+
+@cache
+def queries(dialect: str) -> dict[str, str]:
+    """Every statement for `dialect`, fragments filled in, in its driver's placeholder style."""
+    statements, fragments = _dialect(dialect)
     expanded = {name: _expand(text, fragments) for name, text in statements.items()}
     if dialect == "postgres":  # psycopg: %(name)s, and a literal % doubled
         expanded = {name: _PLACEHOLDER.sub(r"%(\1)s", text.replace("%", "%%")) for name, text in expanded.items()}

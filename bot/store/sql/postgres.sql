@@ -42,3 +42,19 @@ SELECT name FROM imagine_migrations
 
 -- name: migration_record
 INSERT INTO imagine_migrations (name) VALUES (:name)
+
+-- Column types of the migrations shared by both databases (bot/store/migrations/*.sql).
+-- fragment: serial
+BIGSERIAL PRIMARY KEY
+-- fragment: bigint
+BIGINT
+-- fragment: float
+DOUBLE PRECISION
+-- fragment: json_column
+JSONB
+-- fragment: bytes
+BYTEA
+-- fragment: early_image_key
+-- jobs and images reference each other: the key from jobs can only come once images exists.
+-- fragment: late_image_key
+ALTER TABLE jobs ADD FOREIGN KEY (result_image_id) REFERENCES images(id)

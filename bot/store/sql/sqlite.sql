@@ -30,3 +30,19 @@ SELECT name FROM _sqlite_migrations WHERE migration_set = 'imagine'
 
 -- name: migration_record
 INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('imagine', :name, :at)
+
+-- Column types of the migrations shared by both databases (bot/store/migrations/*.sql).
+-- fragment: serial
+INTEGER PRIMARY KEY
+-- fragment: bigint
+INTEGER
+-- fragment: float
+REAL
+-- fragment: json_column
+TEXT
+-- fragment: bytes
+BLOB
+-- SQLite lets a table name a key to a table made after it.
+-- fragment: early_image_key
+ REFERENCES images(id)
+-- fragment: late_image_key

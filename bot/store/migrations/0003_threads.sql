@@ -6,7 +6,7 @@ CREATE TABLE threads (
     team TEXT NOT NULL,
     channel TEXT NOT NULL,
     thread_id TEXT NOT NULL,
-    image_id BIGINT NOT NULL REFERENCES images(id),
-    updated_at DOUBLE PRECISION NOT NULL,
+    image_id {bigint} NOT NULL REFERENCES images(id),
+    updated_at {float} NOT NULL,
     PRIMARY KEY (platform, team, channel, thread_id)
 );

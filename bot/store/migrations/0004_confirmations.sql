@@ -5,6 +5,6 @@ CREATE TABLE confirmations (
     token TEXT PRIMARY KEY,
     team TEXT NOT NULL,
     "user" TEXT NOT NULL,
-    request JSONB NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
+    request {json_column} NOT NULL,
+    expires_at {float} NOT NULL
 );

@@ -4,7 +4,7 @@
 -- off by exactly 120 s and attach_delivery brought it forward: one still
 -- 120 s after its creation was never attached.
 
-ALTER TABLE jobs ADD COLUMN announce_by DOUBLE PRECISION;
+ALTER TABLE jobs ADD COLUMN announce_by {float};
 
 UPDATE jobs SET announce_by = available_at, available_at = created_at
            WHERE state = 'queued' AND attempt = 0 AND available_at = created_at + 120;
