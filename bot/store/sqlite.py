@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 from bot.store.manager import StoreManager
 from bot.store.ports import StoreUnavailable
 from bot.store.migrate import SQLITE, prepare_sqlite
-from bot.store.sql import queries
+from bot.store.sql import numbered, queries
 from bot.store.tx import JSON_COLUMNS, Json, Row, Tx
 
 T = TypeVar("T")
-QUERIES = queries("sqlite")
+QUERIES = {name: numbered(text) for name, text in queries("sqlite").items()}
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -45,12 +45,16 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a SQLite store operation suspended: only a SQLiteTx may be awaited in it")
 
 
-def _param(value: Any) -> Any:
-    if isinstance(value, Json):
-        return json.dumps(value.value)
-    if isinstance(value, list):  # fills an {in:...} fragment: json_each reads it
-        return json.dumps(value)
-    return value
+def _execute(conn: sqlite3.Connection, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
+    text, names = QUERIES[query]
+    values = [params[name] for name in names]
+    for i, value in enumerate(values):
+        # Json as TEXT, and a list (an {in:...} fragment's) as the JSON array json_each reads.
+        if type(value) is Json:
+            values[i] = json.dumps(value.value)
+        elif type(value) is list:
+            values[i] = json.dumps(value)
+    return conn.execute(text, values)
 
 
 class SQLiteTx:
@@ -60,9 +64,7 @@ class SQLiteTx:
         self._conn = conn
 
     def _rows(self, query: str, params: dict[str, Any]) -> list[Row]:
-        cur = self._conn.execute(QUERIES[query], {k: _param(v) for k, v in params.items()})
-        if cur.description is None:
-            return []
+        cur = _execute(self._conn, query, params)
         columns = [d[0] for d in cur.description]
         rows = [dict(zip(columns, values)) for values in cur.fetchall()]
         for column in JSON_COLUMNS.intersection(columns):
@@ -79,11 +81,15 @@ class SQLiteTx:
         return rows[0] if rows else None
 
     async def value(self, query: str, /, **params: Any) -> Any:
-        rows = self._rows(query, params)
-        return next(iter(rows[0].values())) if rows else None
+        # The hot path (ids, counts): no dict for the row.
+        cur = _execute(self._conn, query, params)
+        rows = cur.fetchall()
+        if not rows or rows[0][0] is None:
+            return None
+        return json.loads(rows[0][0]) if cur.description[0][0] in JSON_COLUMNS else rows[0][0]
 
     async def run(self, query: str, /, **params: Any) -> int:
-        cur = self._conn.execute(QUERIES[query], {k: _param(v) for k, v in params.items()})
+        cur = _execute(self._conn, query, params)
         cur.fetchall()  # a RETURNING statement is done only once read
         return cur.rowcount
 
