@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-
 # Google takes a batch's requests inline only while they stay "under 20MB" in all
 # (ai.google.dev/gemini-api/docs/batch-api, checked 2026-11-30; past it the create
 # call is a 400). Batches are cut at 19 MiB of `inline_request_bytes`, a margin
@@ -29,7 +28,8 @@ def fitting(candidates: Iterable[tuple[int, int]], max_bytes: int) -> list[int]:
     """The ids of the leading (job id, request bytes) pairs that fit in `max_bytes`
     together; the first always, so a request too big even alone goes in a batch of
     its own (the sender refuses it there) and never holds up the queue."""
-    taken, total = [], 0
+    taken: list[int] = []
+    total = 0
     for job_id, size in candidates:
         if taken and total + size > max_bytes:
             break

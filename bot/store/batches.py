@@ -17,8 +17,9 @@ class BatchOperations(QueueOperations):
         if model_id is None:
             return None
         candidates = await tx.all("batch_candidates", now=now, model_id=model_id, limit=limit)
-        ids = fitting(((r["id"], inline_request_bytes(r["image_bytes"], r["images"], r["prompt"]))
-                       for r in candidates), max_bytes)
+        ids = fitting(
+            ((r["id"], inline_request_bytes(r["image_bytes"], r["images"], r["prompt"])) for r in candidates), max_bytes
+        )
         batch_id = await tx.value("insert_batch", model_id=model_id, job_ids=Json([]), now=now)
         rows = await tx.all("batch_take_jobs", worker=batch_worker(batch_id), batch_id=batch_id, now=now, ids=ids)
         return Batch(batch_id, model_id, "creating", None, now, (), _jobs(rows))
@@ -30,12 +31,20 @@ class BatchOperations(QueueOperations):
         if old is None:
             raise ValueError(f"batch {batch_id} is not being created: it cannot be split")
         new_id = await tx.value("insert_batch", model_id=old["model_id"], job_ids=Json([]), now=now)
-        rows = await tx.all("batch_move_jobs", worker=batch_worker(new_id), batch_id=new_id, now=now,
-                            old_batch_id=batch_id, old_worker=batch_worker(batch_id), ids=job_ids)
+        rows = await tx.all(
+            "batch_move_jobs",
+            worker=batch_worker(new_id),
+            batch_id=new_id,
+            now=now,
+            old_batch_id=batch_id,
+            old_worker=batch_worker(batch_id),
+            ids=job_ids,
+        )
         moved = {r["id"] for r in rows}
         # The old batch's request order no longer names them.
-        await tx.run("batch_set_job_ids", job_ids=Json([i for i in old["job_ids"] if i not in moved]), now=now,
-                     id=batch_id)
+        await tx.run(
+            "batch_set_job_ids", job_ids=Json([i for i in old["job_ids"] if i not in moved]), now=now, id=batch_id
+        )
         return Batch(new_id, old["model_id"], "creating", None, now, (), _jobs(rows))
 
     @writes
@@ -48,9 +57,17 @@ class BatchOperations(QueueOperations):
         if await tx.value("batch_submitted", remote_name=remote_name, now=now, poll_at=poll_at, id=batch_id) is None:
             return False  # given back meanwhile: its jobs are queued again
         for row in await _batch_jobs(tx, batch_id):
-            await self._insert_delivery(tx, row["id"], row["platform"], NewDelivery(
-                key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
-                payload={"attempt": row["attempt"], "batch": remote_name}), now)
+            await self._insert_delivery(
+                tx,
+                row["id"],
+                row["platform"],
+                NewDelivery(
+                    key=f"job:{row['id']}:started:{row['attempt']}",
+                    kind="started",
+                    payload={"attempt": row["attempt"], "batch": remote_name},
+                ),
+                now,
+            )
         return True
 
     @writes
@@ -61,9 +78,18 @@ class BatchOperations(QueueOperations):
         if not ids:
             return []
         rows = await tx.all("due_batches_push", next_poll_at=now + poll_interval, ids=ids)
-        return [Batch(r["id"], r["model_id"], r["state"], r["remote_name"], r["created_at"],
-                      tuple(r["job_ids"]), _jobs(await _batch_jobs(tx, r["id"])))
-                for r in sorted(rows, key=lambda r: r["id"])]
+        return [
+            Batch(
+                r["id"],
+                r["model_id"],
+                r["state"],
+                r["remote_name"],
+                r["created_at"],
+                tuple(r["job_ids"]),
+                _jobs(await _batch_jobs(tx, r["id"])),
+            )
+            for r in sorted(rows, key=lambda r: r["id"])
+        ]
 
     @writes
     async def close_batch(self, tx: Tx, batch_id: int, remote_state: str) -> None:

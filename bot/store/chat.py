@@ -20,22 +20,37 @@ class ChatOperations(Operations):
         return row["state"] != JobState.CANCELLED.value
 
     @writes
-    async def remember_thread(self, tx: Tx, platform: str, team: str, channel: str, thread_id: str,
-                              image_id: int) -> None:
-        await tx.run("upsert_thread", platform=platform, team=team, channel=channel, thread_id=thread_id,
-                     image_id=image_id, now=self._clock())
+    async def remember_thread(
+        self, tx: Tx, platform: str, team: str, channel: str, thread_id: str, image_id: int
+    ) -> None:
+        await tx.run(
+            "upsert_thread",
+            platform=platform,
+            team=team,
+            channel=channel,
+            thread_id=thread_id,
+            image_id=image_id,
+            now=self._clock(),
+        )
 
     @reads
     async def thread_image(self, tx: Tx, platform: str, team: str, channel: str, thread_id: str) -> int | None:
         return await tx.value("thread_image", platform=platform, team=team, channel=channel, thread_id=thread_id)
 
     @writes
-    async def save_confirmation(self, tx: Tx, token: str, team: str, user: str, request: dict[str, Any],
-                                ttl_seconds: float) -> None:
+    async def save_confirmation(
+        self, tx: Tx, token: str, team: str, user: str, request: dict[str, Any], ttl_seconds: float
+    ) -> None:
         now = self._clock()
         await tx.run("prune_confirmations", now=now)
-        await tx.run("insert_confirmation", token=token, team=team, user=user, request=Json(request),
-                     expires_at=now + ttl_seconds)
+        await tx.run(
+            "insert_confirmation",
+            token=token,
+            team=team,
+            user=user,
+            request=Json(request),
+            expires_at=now + ttl_seconds,
+        )
 
     @writes
     async def take_confirmation(self, tx: Tx, token: str, team: str, user: str) -> dict[str, Any] | str:

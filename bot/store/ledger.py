@@ -10,7 +10,13 @@ import logging
 from typing import Any
 
 from bot.money.admission import (
-    QUOTA_COUNTS, Admission, Charge, Denied, admission_denial, held_default_budget, over_budget,
+    QUOTA_COUNTS,
+    Admission,
+    Charge,
+    Denied,
+    admission_denial,
+    held_default_budget,
+    over_budget,
     with_default_team_budget,
 )
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope, next_reset, period_start
@@ -21,31 +27,68 @@ log = logging.getLogger(__name__)
 
 
 class LedgerOperations(Operations):
-    async def _admit(self, tx: Tx, job: NewJob, admission: Admission, now: float,
-                     *, costs: bool = True) -> Denied | None:
+    async def _admit(
+        self, tx: Tx, job: NewJob, admission: Admission, now: float, *, costs: bool = True
+    ) -> Denied | None:
         """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone.
         The caller holds the team's lock: no other admission for the team interleaves."""
-        current = {name: await tx.value(f"quota_{name}", team=job.team, user=job.user,
-                                        day_start=period_start(Period.DAY, now))
-                   for name in QUOTA_COUNTS if getattr(admission.quotas, name) is not None}
-        statuses = await self._statuses(tx, job.team, job.channel, job.user, now,
-                                        admission.default_team_budget) if costs else []
+        current = {
+            name: await tx.value(f"quota_{name}", team=job.team, user=job.user, day_start=period_start(Period.DAY, now))
+            for name in QUOTA_COUNTS
+            if getattr(admission.quotas, name) is not None
+        }
+        statuses = (
+            await self._statuses(tx, job.team, job.channel, job.user, now, admission.default_team_budget)
+            if costs
+            else []
+        )
         return admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
 
     async def _hold(self, tx: Tx, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
         default = admission.default_team_budget
-        await tx.run("insert_hold", job_id=job_id, team=job.team, channel=job.channel, user=job.user,
-                     amount_micros=admission.estimate_micros, price_version=admission.price_version,
-                     default_limit_micros=default.limit_micros if default else None,
-                     default_period=default.period.value if default else None, now=now)
-        await _ledger_row(tx, job_id, "reservation", 0, (job.team, job.channel, job.user), job.spec.to_json(),
-                          None, admission.estimate_micros, "held", admission.price_version, now)
+        await tx.run(
+            "insert_hold",
+            job_id=job_id,
+            team=job.team,
+            channel=job.channel,
+            user=job.user,
+            amount_micros=admission.estimate_micros,
+            price_version=admission.price_version,
+            default_limit_micros=default.limit_micros if default else None,
+            default_period=default.period.value if default else None,
+            now=now,
+        )
+        await _ledger_row(
+            tx,
+            job_id,
+            "reservation",
+            0,
+            (job.team, job.channel, job.user),
+            job.spec.to_json(),
+            None,
+            admission.estimate_micros,
+            "held",
+            admission.price_version,
+            now,
+        )
 
     async def _settle(self, tx: Tx, row: Row, attempt: int, charge: Charge, now: float, *, hedge: int = 0) -> None:
         """Record what one provider call cost (one row per billed call)."""
         price_version = await tx.value("hold_price_version", job_id=row["id"])
-        await _ledger_row(tx, row["id"], "settlement", attempt, who(row), row["request"], charge.usage,
-                          charge.cost_micros, charge.status, price_version or "unmetered", now, hedge)
+        await _ledger_row(
+            tx,
+            row["id"],
+            "settlement",
+            attempt,
+            who(row),
+            row["request"],
+            charge.usage,
+            charge.cost_micros,
+            charge.status,
+            price_version or "unmetered",
+            now,
+            hedge,
+        )
 
     async def _close_hold(self, tx: Tx, row: Row, charge: Charge | None, now: float) -> None:
         """Settle what the last attempt was charged and release the rest of the job's hold."""
@@ -56,13 +99,24 @@ class LedgerOperations(Operations):
             return
         charged = await tx.value("job_charged", job_id=row["id"])
         if charged > hold["amount_micros"]:
-            log.warning("job %d cost %d micro-USD, more than the %d held for it", row["id"], charged,
-                        hold["amount_micros"])
-        await _ledger_row(tx, row["id"], "release", 0, who(row), row["request"], None,
-                          max(0, hold["amount_micros"] - charged), "released", hold["price_version"], now)
+            log.warning(
+                "job %d cost %d micro-USD, more than the %d held for it", row["id"], charged, hold["amount_micros"]
+            )
+        await _ledger_row(
+            tx,
+            row["id"],
+            "release",
+            0,
+            who(row),
+            row["request"],
+            None,
+            max(0, hold["amount_micros"] - charged),
+            "released",
+            hold["price_version"],
+            now,
+        )
 
-    async def _settle_lost_attempt(self, tx: Tx, job_id: int, attempt: int, charge: Charge | None,
-                                   now: float) -> None:
+    async def _settle_lost_attempt(self, tx: Tx, job_id: int, attempt: int, charge: Charge | None, now: float) -> None:
         # The lease moved on, but Google billed this call all the same.
         row = await tx.one("job_row", id=job_id)
         if charge is not None and row is not None:
@@ -75,26 +129,41 @@ class LedgerOperations(Operations):
         await self._settle(tx, row, attempt, charge, now)
         # The default team budget it was admitted under still caps it.
         hold = await tx.one("hold_default_budget", job_id=row["id"])
-        default = (held_default_budget(row["team"], hold["default_limit_micros"], hold["default_period"])
-                   if hold else None)
+        default = (
+            held_default_budget(row["team"], hold["default_limit_micros"], hold["default_period"]) if hold else None
+        )
         return not over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default))
 
-    async def _statuses(self, tx: Tx, team: str, channel: str | None, user: str | None,
-                        now: float, default: Budget | None = None) -> list[BudgetStatus]:
+    async def _statuses(
+        self, tx: Tx, team: str, channel: str | None, user: str | None, now: float, default: Budget | None = None
+    ) -> list[BudgetStatus]:
         rows = await tx.all("applicable_budgets", team=team, channel=channel, user=user)
         statuses = []
         for each in with_default_team_budget([budget(r) for r in rows], default):
-            usage = await tx.one("budget_usage", team=team, scope=each.scope.value, scope_id=each.scope_id,
-                                 since=period_start(each.period, now))
+            usage = await tx.one(
+                "budget_usage",
+                team=team,
+                scope=each.scope.value,
+                scope_id=each.scope_id,
+                since=period_start(each.period, now),
+            )
             assert usage is not None
             statuses.append(BudgetStatus(each, usage["spent"], usage["held"], next_reset(each.period, now)))
         return statuses
 
     @writes
     async def set_budget(self, tx: Tx, budget: Budget, updated_by: str) -> None:
-        await tx.run("upsert_budget", team=budget.team, scope=budget.scope.value, scope_id=budget.scope_id,
-                     limit_micros=budget.limit_micros, period=budget.period.value,
-                     soft_threshold=budget.soft_threshold, updated_by=updated_by, now=self._clock())
+        await tx.run(
+            "upsert_budget",
+            team=budget.team,
+            scope=budget.scope.value,
+            scope_id=budget.scope_id,
+            limit_micros=budget.limit_micros,
+            period=budget.period.value,
+            soft_threshold=budget.soft_threshold,
+            updated_by=updated_by,
+            now=self._clock(),
+        )
 
     @writes
     async def delete_budget(self, tx: Tx, team: str, scope: Scope, scope_id: str) -> bool:
@@ -105,8 +174,9 @@ class LedgerOperations(Operations):
         return [budget(r) for r in await tx.all("team_budgets", team=team)]
 
     @reads
-    async def budget_statuses(self, tx: Tx, team: str, channel: str | None, user: str | None,
-                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
+    async def budget_statuses(
+        self, tx: Tx, team: str, channel: str | None, user: str | None, default_team_budget: Budget | None = None
+    ) -> list[BudgetStatus]:
         return await self._statuses(tx, team, channel, user, self._clock(), default_team_budget)
 
     @reads
@@ -114,10 +184,12 @@ class LedgerOperations(Operations):
         return await tx.value("spent", team=team, user=user, since=since)
 
     @writes
-    async def record_moderation(self, tx: Tx, team: str, channel: str, user: str, reason: str,
-                                prompt: str | None) -> None:
-        await tx.run("insert_moderation", team=team, channel=channel, user=user, reason=reason, prompt=prompt,
-                     now=self._clock())
+    async def record_moderation(
+        self, tx: Tx, team: str, channel: str, user: str, reason: str, prompt: str | None
+    ) -> None:
+        await tx.run(
+            "insert_moderation", team=team, channel=channel, user=user, reason=reason, prompt=prompt, now=self._clock()
+        )
 
     @reads
     async def moderation_log(self, tx: Tx, team: str) -> list[dict[str, Any]]:
@@ -128,13 +200,38 @@ class LedgerOperations(Operations):
         return await tx.all("ledger", team=team, since=since)
 
 
-async def _ledger_row(tx: Tx, job_id: int, entry: str, attempt: int, who: tuple[str, str, str],
-                      spec: dict[str, Any], usage: Any, cost_micros: int, status: str, price_version: str,
-                      now: float, hedge: int = 0) -> None:
+async def _ledger_row(
+    tx: Tx,
+    job_id: int,
+    entry: str,
+    attempt: int,
+    who: tuple[str, str, str],
+    spec: dict[str, Any],
+    usage: Any,
+    cost_micros: int,
+    status: str,
+    price_version: str,
+    now: float,
+    hedge: int = 0,
+) -> None:
     team, channel, user = who
-    await tx.run("insert_ledger", job_id=job_id, entry=entry, attempt=attempt, team=team, channel=channel,
-                 user=user, model=spec["model_alias"], size=spec["size"], lane=spec["lane"],
-                 prompt_tokens=usage.prompt_tokens if usage else None,
-                 output_tokens=usage.output_tokens if usage else None,
-                 image_tokens=usage.image_tokens if usage else None,
-                 cost_micros=cost_micros, status=status, price_version=price_version, now=now, hedge=hedge)
+    await tx.run(
+        "insert_ledger",
+        job_id=job_id,
+        entry=entry,
+        attempt=attempt,
+        team=team,
+        channel=channel,
+        user=user,
+        model=spec["model_alias"],
+        size=spec["size"],
+        lane=spec["lane"],
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        image_tokens=usage.image_tokens if usage else None,
+        cost_micros=cost_micros,
+        status=status,
+        price_version=price_version,
+        now=now,
+        hedge=hedge,
+    )

@@ -1,4 +1,4 @@
-"""The store: every operation written once (bot/store/queue.py, batches.py, ledger.py,
+"""The store: every operation written once (bot/store/queue.py, lookups.py, batches.py, ledger.py,
 outbox.py, chat.py), over a thin connector per database (bot/store/sqlite.py,
 bot/store/postgres.py) and the named SQL in bot/store/sql."""
 

@@ -71,8 +71,7 @@ class Migrations:
                 continue
             for statement in migration.statements:
                 await tx.script(statement)
-            await tx.run("migration_record", name=migration.name,
-                         at=str(datetime.datetime.now(datetime.timezone.utc)))
+            await tx.run("migration_record", name=migration.name, at=str(datetime.datetime.now(datetime.UTC)))
 
     async def applied(self, tx: Tx) -> list[str]:
         """Names of the migrations recorded, in the order they are declared."""
@@ -83,6 +82,7 @@ class Migrations:
         """SQLite only, synchronously, in one transaction: `db` a sqlite3 connection or a
         sqlite-utils Database (for tests that build a file as an older release left it)."""
         from bot.store.sqlite import SQLiteTx, drive
+
         conn: sqlite3.Connection = getattr(db, "conn", db)
         prepare_sqlite(conn)
         conn.execute("BEGIN IMMEDIATE")
@@ -105,10 +105,11 @@ POSTGRES = Migrations("postgres")
 MIGRATIONS = POSTGRES._migrations
 
 
-async def migrate(conn: AsyncConnection, schema: str | None, migrations: list[Migration] | None = None) -> None:
+async def migrate(conn: AsyncConnection[Any], schema: str | None, migrations: list[Migration] | None = None) -> None:
     """Bring a PostgreSQL database (or `schema`) up to date, in one transaction
     (`migrations`: only those, for tests that build an older database)."""
     from bot.store.postgres import PgTx
+
     async with conn.transaction():
         tx = PgTx(conn)
         await tx.lock(MIGRATION_LOCK)

@@ -8,11 +8,17 @@ from bot.types import Delivery, NewDelivery
 
 class OutboxOperations(Operations):
     @staticmethod
-    async def _insert_delivery(tx: Tx, job_id: int | None, platform: str, delivery: NewDelivery,
-                               now: float) -> bool:
+    async def _insert_delivery(tx: Tx, job_id: int | None, platform: str, delivery: NewDelivery, now: float) -> bool:
         """Queue a delivery (job_id None for an alert); False when its key was already queued."""
-        queued = await tx.value("insert_delivery", key=delivery.key, job_id=job_id, platform=platform,
-                                kind=delivery.kind, payload=Json(delivery.payload), now=now)
+        queued = await tx.value(
+            "insert_delivery",
+            key=delivery.key,
+            job_id=job_id,
+            platform=platform,
+            kind=delivery.kind,
+            payload=Json(delivery.payload),
+            now=now,
+        )
         if queued is None:
             return False
         await tx.notify(OUTBOX)
@@ -21,9 +27,12 @@ class OutboxOperations(Operations):
     @writes
     async def raise_alert(self, tx: Tx, key: str, platforms: list[str], text: str) -> bool:
         now = self._clock()
-        queued = [await self._insert_delivery(tx, None, platform, NewDelivery(f"{key}:{platform}", "alert",
-                                                                               {"text": text}), now)
-                  for platform in platforms]
+        queued = [
+            await self._insert_delivery(
+                tx, None, platform, NewDelivery(f"{key}:{platform}", "alert", {"text": text}), now
+            )
+            for platform in platforms
+        ]
         return any(queued)
 
     async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]:
@@ -38,8 +47,10 @@ class OutboxOperations(Operations):
         if not ids:
             return []
         rows = await tx.all("claim_take", until=now + lease_seconds, ids=ids)
-        return [Delivery(r["id"], r["key"], r["job_id"], r["platform"], r["kind"], r["payload"], r["attempts"])
-                for r in sorted(rows, key=lambda r: r["id"])]
+        return [
+            Delivery(r["id"], r["key"], r["job_id"], r["platform"], r["kind"], r["payload"], r["attempts"])
+            for r in sorted(rows, key=lambda r: r["id"])
+        ]
 
     @writes
     async def mark_delivered(self, tx: Tx, delivery_id: int) -> None:
@@ -47,5 +58,4 @@ class OutboxOperations(Operations):
 
     @writes
     async def retry_delivery(self, tx: Tx, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None:
-        await tx.run("retry_delivery", error=error[:2000], retry_at=retry_at, max_attempts=max_attempts,
-                     id=delivery_id)
+        await tx.run("retry_delivery", error=error[:2000], retry_at=retry_at, max_attempts=max_attempts, id=delivery_id)

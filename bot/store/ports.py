@@ -14,7 +14,17 @@ from bot.money.admission import Admission, Charge, Denied
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.store.batch_sizing import BATCH_INLINE_BYTES
 from bot.types import (
-    Batch, CheckedImage, Delivery, EarlierResult, Job, JobState, Lane, NewDelivery, NewJob, StoredImage, Submitted,
+    Batch,
+    CheckedImage,
+    Delivery,
+    EarlierResult,
+    Job,
+    JobState,
+    Lane,
+    NewDelivery,
+    NewJob,
+    StoredImage,
+    Submitted,
 )
 
 # The error class of a job whose worker died (or hung) on every attempt.
@@ -42,7 +52,10 @@ class JobQueue(Protocol):
     """Durable jobs: submitted (with admission), leased in fair order, finished once."""
 
     async def submit(
-        self, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
+        self,
+        job: NewJob,
+        inputs: list[CheckedImage],
+        admission: Admission | None = None,
         cache_ttl: float = 0,
     ) -> Submitted | Denied:
         """Insert a queued job (and its input images) in one transaction.
@@ -70,8 +83,9 @@ class JobQueue(Protocol):
         given), or None: lets a repeated request be answered before it is
         priced and checked again."""
 
-    async def lease(self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
-                    flex: bool = True) -> Job | None:
+    async def lease(
+        self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None, flex: bool = True
+    ) -> Job | None:
         """Atomically take the next job in fair order (or that one job), or None;
         with flex=False, never a Flex job.
 
@@ -86,8 +100,14 @@ class JobQueue(Protocol):
     async def extend_lease(self, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool: ...
 
     async def complete(
-        self, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-        result: dict[str, Any], delivery: NewDelivery, charge: Charge | None,
+        self,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        image: CheckedImage,
+        result: dict[str, Any],
+        delivery: NewDelivery,
+        charge: Charge | None,
     ) -> int | None:
         """Store the image, finish the job, settle its charge, release the
         rest of its hold and queue its delivery, all atomically. A charge of
@@ -99,9 +119,19 @@ class JobQueue(Protocol):
         """
 
     async def fail(
-        self, job_id: int, worker_id: str, attempt: int, *, error_class: str,
-        detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
-        delivery: NewDelivery, result: dict[str, Any] | None = None, charge: Charge | None = None,
+        self,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        *,
+        error_class: str,
+        detail: str,
+        retryable: bool,
+        final_state: JobState,
+        retry_at: float | None,
+        delivery: NewDelivery,
+        result: dict[str, Any] | None = None,
+        charge: Charge | None = None,
     ) -> JobState | None:
         """Record a failed attempt: requeue, dead-letter or finish the job.
 
@@ -154,7 +184,6 @@ class JobQueue(Protocol):
         """Jobs whose last error happened since `since`, by error class."""
 
 
-
 class BatchQueue(Protocol):
     """Relaxed jobs gathered into provider batches (the Batch lane)."""
 
@@ -187,7 +216,6 @@ class BatchQueue(Protocol):
     async def close_batch(self, batch_id: int, remote_state: str) -> None: ...
 
 
-
 class Ledger(Protocol):
     """Money as recorded: budgets, what was spent and held, the ledger; and refused prompts."""
 
@@ -197,8 +225,9 @@ class Ledger(Protocol):
 
     async def budgets(self, team: str) -> list[Budget]: ...
 
-    async def budget_statuses(self, team: str, channel: str | None, user: str | None,
-                              default_team_budget: Budget | None = None) -> list[BudgetStatus]:
+    async def budget_statuses(
+        self, team: str, channel: str | None, user: str | None, default_team_budget: Budget | None = None
+    ) -> list[BudgetStatus]:
         """Every budget that applies to (team, channel, user), with spent and held now.
 
         When the team has no team-scope budget row, `default_team_budget` (a
@@ -214,7 +243,6 @@ class Ledger(Protocol):
 
     async def moderation_log(self, team: str) -> list[dict[str, Any]]:
         """The team's refused prompts, oldest first: reason, prompt (None in privacy mode), who, when."""
-
 
 
 class Outbox(Protocol):
@@ -234,7 +262,6 @@ class Outbox(Protocol):
     async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None: ...
 
 
-
 class ChatContext(Protocol):
     """What a conversation needs kept: a job's platform context, threads, pending confirmations, shared rate slots."""
 
@@ -249,8 +276,9 @@ class ChatContext(Protocol):
 
     async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None: ...
 
-    async def save_confirmation(self, token: str, team: str, user: str, request: dict[str, Any],
-                                ttl_seconds: float) -> None: ...
+    async def save_confirmation(
+        self, token: str, team: str, user: str, request: dict[str, Any], ttl_seconds: float
+    ) -> None: ...
 
     async def take_confirmation(self, token: str, team: str, user: str) -> dict[str, Any] | str:
         """The held request, removed so it runs once; or "expired", or "not_yours"

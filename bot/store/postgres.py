@@ -33,8 +33,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bot.store.manager import StoreManager
-from bot.store.ports import StoreUnavailable
 from bot.store.migrate import POSTGRES, migrate
+from bot.store.ports import StoreUnavailable
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
 
@@ -92,8 +92,13 @@ class PostgresConnector:
         if self._closed:
             raise StoreUnavailable("store is closed")
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            self.url, min_size=self._min_size, max_size=self._max_size, timeout=self._timeout, open=False,
-            name="imagine-store", kwargs={"row_factory": dict_row},
+            self.url,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            open=False,
+            name="imagine-store",
+            kwargs={"row_factory": dict_row},
             configure=self._use_schema if self._schema else None,
             # A connection broken by a server restart is replaced before use
             # instead of failing one request each.
@@ -140,14 +145,21 @@ class PostgresConnector:
 
 class PostgresStore(StoreManager):
     def __init__(
-        self, url: str, *, clock: Callable[[], float] = time.time, min_size: int = 1, max_size: int = 10,
-        schema: str | None = None, timeout: float = 10.0,
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        min_size: int = 1,
+        max_size: int = 10,
+        schema: str | None = None,
+        timeout: float = 10.0,
     ):
         """`schema` isolates the store in its own schema (created if missing);
         `timeout` is how long a call waits for a connection before the store
         reports itself unavailable."""
-        super().__init__(PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema,
-                                           timeout=timeout), clock)
+        super().__init__(
+            PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema, timeout=timeout), clock
+        )
         self.url = url
         self._schema = schema
 
@@ -183,8 +195,9 @@ class _Listener:
     async def _listen(self) -> None:
         try:
             # Keepalives, so a connection silently lost (no FIN) is noticed too.
-            conn = await AsyncConnection.connect(self._url, autocommit=True, keepalives=1, keepalives_idle=30,
-                                                 keepalives_interval=10, keepalives_count=3)
+            conn = await AsyncConnection.connect(
+                self._url, autocommit=True, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+            )
         except psycopg.Error as exc:
             log.debug("store listener: cannot connect (%s); polling until it can", exc)
             return

@@ -19,25 +19,33 @@ import hashlib
 from typing import Any
 
 from bot.money.admission import Admission, Charge, Denied
-from bot.store.ports import ANNOUNCE_WINDOW, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, final_delivery_key
 from bot.store.chat import ChatOperations
 from bot.store.ledger import LedgerOperations
+from bot.store.lookups import LookupOperations
 from bot.store.outbox import OutboxOperations
-from bot.store.tx import JOBS, Json, Row, Tx, image, job, reads, writes
+from bot.store.ports import ANNOUNCE_WINDOW, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, final_delivery_key
+from bot.store.tx import JOBS, Json, Row, Tx, job, reads, writes
 from bot.types import (
-    CheckedImage, EarlierResult, Job, JobState, Lane, NewDelivery, NewJob, StoredImage, Submitted,
+    CheckedImage,
+    Job,
+    JobState,
+    Lane,
+    NewDelivery,
+    NewJob,
+    Submitted,
 )
 
 
-class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
+class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, ChatOperations):
     @reads
     async def job_for_key(self, tx: Tx, idempotency_key: str, window: float | None) -> int | None:
         since = self._clock() - window if window is not None else float("-inf")
         return await tx.value("job_for_key", key=idempotency_key, since=since)
 
     @writes
-    async def submit(self, tx: Tx, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None,
-                     cache_ttl: float = 0) -> Submitted | Denied:
+    async def submit(
+        self, tx: Tx, job: NewJob, inputs: list[CheckedImage], admission: Admission | None = None, cache_ttl: float = 0
+    ) -> Submitted | Denied:
         now = self._clock()
         # Held to commit: the checks below and the hold they admit cannot
         # interleave with another submit (or billed retry) for this team.
@@ -62,9 +70,14 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
                 return denied
         served = await tx.value("served_round")
         last = await tx.value("team_last_round", team=job.team, lane=job.spec.lane.value)
-        job_id = await _insert_job(tx, job, now, state=JobState.QUEUED,
-                                   round=served if last is None else max(served, last + 1),
-                                   announce_by=now + ANNOUNCE_WINDOW if job.announced else None)
+        job_id = await _insert_job(
+            tx,
+            job,
+            now,
+            state=JobState.QUEUED,
+            round=served if last is None else max(served, last + 1),
+            announce_by=now + ANNOUNCE_WINDOW if job.announced else None,
+        )
         if job_id is None:
             return await _lost_race(tx, job)
         for each in inputs:
@@ -74,23 +87,38 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         await tx.notify(JOBS)
         return Submitted(job_id, await tx.value("position", id=job_id) or 0, duplicate=False)
 
-    async def _answer_from_cache(self, tx: Tx, job: NewJob, inputs: list[CheckedImage], hit: Row,
-                                 now: float) -> Submitted:
+    async def _answer_from_cache(
+        self, tx: Tx, job: NewJob, inputs: list[CheckedImage], hit: Row, now: float
+    ) -> Submitted:
         # A copy costs nothing: the original's hedge (and what it cost) is not this job's.
         result = {**without_call_costs(hit["result"]), "cost_usd": "0", "cached": True, "elapsed_s": 0.0}
-        job_id = await _insert_job(tx, job, now, state=JobState.SUCCEEDED, round=0,
-                                   result_image_id=hit["result_image_id"], result=Json(result), finished_at=now)
+        job_id = await _insert_job(
+            tx,
+            job,
+            now,
+            state=JobState.SUCCEEDED,
+            round=0,
+            result_image_id=hit["result_image_id"],
+            result=Json(result),
+            finished_at=now,
+        )
         if job_id is None:
             return await _lost_race(tx, job)
         for each in inputs:  # kept, so a Reroll of this job sends the same pictures
             await _insert_image(tx, job_id, "input", each, parent=None, now=now)
-        await self._insert_delivery(tx, job_id, job.platform, NewDelivery(
-            final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}), now)
+        await self._insert_delivery(
+            tx,
+            job_id,
+            job.platform,
+            NewDelivery(final_delivery_key(job_id), "result", {**result, "image_id": hit["result_image_id"]}),
+            now,
+        )
         return Submitted(job_id, 0, duplicate=False, cached=True)
 
     @writes
-    async def lease(self, tx: Tx, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None,
-                    flex: bool = True) -> Job | None:
+    async def lease(
+        self, tx: Tx, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None, flex: bool = True
+    ) -> Job | None:
         now = self._clock()
         await self._reclaim_expired(tx, now)
         await self._cancel_unannounced(tx, now)
@@ -101,9 +129,15 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         assert row is not None  # picked (and, where rows lock, locked) above
         await tx.run("advance_served_round", round=row["round"])
         # Tells the adapter to show "generating" (one per attempt).
-        await self._insert_delivery(tx, row["id"], row["platform"], NewDelivery(
-            key=f"job:{row['id']}:started:{row['attempt']}", kind="started",
-            payload={"attempt": row["attempt"]}), now)
+        await self._insert_delivery(
+            tx,
+            row["id"],
+            row["platform"],
+            NewDelivery(
+                key=f"job:{row['id']}:started:{row['attempt']}", kind="started", payload={"attempt": row["attempt"]}
+            ),
+            now,
+        )
         return job(row)
 
     async def _reclaim_expired(self, tx: Tx, now: float) -> None:
@@ -116,25 +150,38 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
             return
         for row in await tx.all("reclaim_dead", error_class=LEASE_EXPIRED, now=now, ids=expired):
             await self._close_hold(tx, row, None, now)
-            await self._insert_delivery(tx, row["id"], row["platform"], NewDelivery(
-                key=final_delivery_key(row["id"]), kind="failure",
-                payload={"state": JobState.DEAD.value, "error_class": LEASE_EXPIRED}), now)
+            await self._insert_delivery(
+                tx,
+                row["id"],
+                row["platform"],
+                NewDelivery(
+                    key=final_delivery_key(row["id"]),
+                    kind="failure",
+                    payload={"state": JobState.DEAD.value, "error_class": LEASE_EXPIRED},
+                ),
+                now,
+            )
         if await tx.run("reclaim_requeue", now=now, ids=expired):
             await tx.notify(JOBS)
 
     async def _cancel_unannounced(self, tx: Tx, now: float) -> None:
         # Announced jobs whose adapter never attached: the user may have been
         # told nothing was charged, so they never start (no message follows).
-        await self._cancel_picked(tx, await tx.all("unannounced_pick", now=now), NOT_ANNOUNCED,
-                                  "its adapter never confirmed the request was announced", now)
+        await self._cancel_picked(
+            tx,
+            await tx.all("unannounced_pick", now=now),
+            NOT_ANNOUNCED,
+            "its adapter never confirmed the request was announced",
+            now,
+        )
 
-    async def _cancel_picked(self, tx: Tx, picked: list[Row], error_class: str, detail: str,
-                             now: float) -> list[Row]:
+    async def _cancel_picked(self, tx: Tx, picked: list[Row], error_class: str, detail: str, now: float) -> list[Row]:
         """Cancel these queued jobs (no attempt to settle) and release their holds."""
         if not picked:
             return []
-        rows = await tx.all("cancel_jobs", error_class=error_class, detail=detail, now=now,
-                            ids=[r["id"] for r in picked])
+        rows = await tx.all(
+            "cancel_jobs", error_class=error_class, detail=detail, now=now, ids=[r["id"] for r in picked]
+        )
         for row in rows:
             await self._close_hold(tx, row, None, now)
         return rows
@@ -144,38 +191,77 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         now = self._clock()
         rows = await self._cancel_picked(tx, await tx.all("relaxed_pick"), LANE_UNAVAILABLE, detail, now)
         for row in rows:
-            await self._insert_delivery(tx, row["id"], row["platform"], NewDelivery(
-                final_delivery_key(row["id"]), "failure",
-                {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail}), now)
+            await self._insert_delivery(
+                tx,
+                row["id"],
+                row["platform"],
+                NewDelivery(
+                    final_delivery_key(row["id"]),
+                    "failure",
+                    {"state": JobState.CANCELLED.value, "error_class": LANE_UNAVAILABLE, "detail": detail},
+                ),
+                now,
+            )
         return sorted(row["id"] for row in rows)
 
     @writes
     async def extend_lease(self, tx: Tx, job_id: int, worker_id: str, attempt: int, lease_seconds: float) -> bool:
         now = self._clock()
-        return await tx.run("extend_lease", until=now + lease_seconds, now=now, id=job_id, worker=worker_id,
-                            attempt=attempt) == 1
+        return (
+            await tx.run(
+                "extend_lease", until=now + lease_seconds, now=now, id=job_id, worker=worker_id, attempt=attempt
+            )
+            == 1
+        )
 
     @writes
-    async def complete(self, tx: Tx, job_id: int, worker_id: str, attempt: int, image: CheckedImage,
-                       result: dict[str, Any], delivery: NewDelivery, charge: Charge | None) -> int | None:
+    async def complete(
+        self,
+        tx: Tx,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        image: CheckedImage,
+        result: dict[str, Any],
+        delivery: NewDelivery,
+        charge: Charge | None,
+    ) -> int | None:
         now = self._clock()
         row = await tx.one("take_back", id=job_id, worker=worker_id, attempt=attempt)
         if row is None:
             await self._settle_lost_attempt(tx, job_id, attempt, charge, now)
             return None
-        image_id = await _insert_image(tx, job_id, "output", image, parent=row["request"].get("parent_image_id"),
-                                       now=now)
+        image_id = await _insert_image(
+            tx, job_id, "output", image, parent=row["request"].get("parent_image_id"), now=now
+        )
         await tx.run("succeed_job", image_id=image_id, result=Json(result), now=now, id=job_id)
         await self._close_hold(tx, row, charge, now)
-        await self._insert_delivery(tx, job_id, row["platform"], NewDelivery(
-            delivery.key, delivery.kind, {**delivery.payload, "image_id": image_id}), now)
+        await self._insert_delivery(
+            tx,
+            job_id,
+            row["platform"],
+            NewDelivery(delivery.key, delivery.kind, {**delivery.payload, "image_id": image_id}),
+            now,
+        )
         return image_id
 
     @writes
-    async def fail(self, tx: Tx, job_id: int, worker_id: str, attempt: int, *, error_class: str,
-                   detail: str, retryable: bool, final_state: JobState, retry_at: float | None,
-                   delivery: NewDelivery, result: dict[str, Any] | None = None,
-                   charge: Charge | None = None) -> JobState | None:
+    async def fail(
+        self,
+        tx: Tx,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        *,
+        error_class: str,
+        detail: str,
+        retryable: bool,
+        final_state: JobState,
+        retry_at: float | None,
+        delivery: NewDelivery,
+        result: dict[str, Any] | None = None,
+        charge: Charge | None = None,
+    ) -> JobState | None:
         now = self._clock()
         kind, text, billed = error_class, detail, charge
         row = await tx.one("take_back", id=job_id, worker=worker_id, attempt=attempt)
@@ -190,16 +276,30 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
             if not fits:
                 state, kind = JobState.FAILED, "budget_exhausted"
                 text = f"{text} (a billed attempt used up the budget, so it was not retried)"
-        await tx.run("fail_job", state=state.value, error_class=kind, detail=text[:2000],
-                     result=Json(result) if result is not None else None,
-                     available_at=retry_at if retry_at is not None else now,
-                     finished_at=None if state is JobState.QUEUED else now, now=now, id=job_id)
+        await tx.run(
+            "fail_job",
+            state=state.value,
+            error_class=kind,
+            detail=text[:2000],
+            result=Json(result) if result is not None else None,
+            available_at=retry_at if retry_at is not None else now,
+            finished_at=None if state is JobState.QUEUED else now,
+            now=now,
+            id=job_id,
+        )
         if state is JobState.QUEUED:
             await tx.notify(JOBS)
         if state.terminal:
             await self._close_hold(tx, row, billed, now)
-            await self._insert_delivery(tx, job_id, row["platform"], NewDelivery(
-                delivery.key, delivery.kind, {**delivery.payload, "state": state.value, "error_class": kind}), now)
+            await self._insert_delivery(
+                tx,
+                job_id,
+                row["platform"],
+                NewDelivery(
+                    delivery.key, delivery.kind, {**delivery.payload, "state": state.value, "error_class": kind}
+                ),
+                now,
+            )
         return state
 
     @writes
@@ -207,14 +307,6 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         row = await tx.one("job_row", id=job_id)
         if row is not None:
             await self._settle(tx, row, attempt, charge, self._clock(), hedge=1)
-
-    @reads
-    async def stale_result(self, tx: Tx, team: str, cache_key: str) -> EarlierResult | None:
-        hit = await tx.one("stale_hit", cache_key=cache_key, team=team)
-        found = hit and await tx.one("image", id=hit["result_image_id"])
-        if not found:
-            return None
-        return EarlierResult(hit["id"], image(found), hit["result"], hit["finished_at"])
 
     @writes
     async def cancel(self, tx: Tx, job_id: int) -> bool:
@@ -226,8 +318,9 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         return True
 
     @writes
-    async def relane(self, tx: Tx, job_id: int, worker_id: str, attempt: int, lane: Lane,
-                     delivery: NewDelivery) -> bool:
+    async def relane(
+        self, tx: Tx, job_id: int, worker_id: str, attempt: int, lane: Lane, delivery: NewDelivery
+    ) -> bool:
         now = self._clock()
         row = await tx.one("take_back", id=job_id, worker=worker_id, attempt=attempt)
         if row is None:
@@ -235,32 +328,6 @@ class QueueOperations(LedgerOperations, OutboxOperations, ChatOperations):
         await tx.run("relane_job", lane=lane.value, now=now, id=job_id)
         await self._insert_delivery(tx, job_id, row["platform"], delivery, now)
         return True
-
-    @reads
-    async def get_job(self, tx: Tx, job_id: int) -> Job | None:
-        row = await tx.one("get_job", id=job_id)
-        return job(row) if row else None
-
-    @reads
-    async def position(self, tx: Tx, job_id: int) -> int | None:
-        return await tx.value("position", id=job_id)
-
-    @reads
-    async def error_counts(self, tx: Tx, since: float) -> dict[str, int]:
-        return {r["error_class"]: r["n"] for r in await tx.all("error_counts", since=since)}
-
-    @reads
-    async def counts_by_state(self, tx: Tx) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in await tx.all("counts_by_state")}
-
-    @reads
-    async def get_image(self, tx: Tx, image_id: int) -> StoredImage | None:
-        row = await tx.one("image", id=image_id)
-        return image(row) if row else None
-
-    @reads
-    async def job_inputs(self, tx: Tx, job_id: int) -> list[StoredImage]:
-        return [image(r) for r in await tx.all("job_inputs", job_id=job_id)]
 
 
 def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:
@@ -276,16 +343,40 @@ def without_call_costs(result: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in result.items() if key != "hedge"}
 
 
-async def _insert_job(tx: Tx, job: NewJob, now: float, *, state: JobState, round: int,
-                      announce_by: float | None = None, result_image_id: int | None = None,
-                      result: Json | None = None, finished_at: float | None = None) -> int | None:
+async def _insert_job(
+    tx: Tx,
+    job: NewJob,
+    now: float,
+    *,
+    state: JobState,
+    round: int,
+    announce_by: float | None = None,
+    result_image_id: int | None = None,
+    result: Json | None = None,
+    finished_at: float | None = None,
+) -> int | None:
     """The new job's id, or None when its idempotency key is already taken."""
     return await tx.value(
-        "insert_job", team=job.team, channel=job.channel, user=job.user, platform=job.platform, kind=job.kind,
-        request=Json(job.spec.to_json()), delivery=Json(job.delivery), idempotency_key=job.idempotency_key,
-        cache_key=job.cache_key, lane=job.spec.lane.value, state=state.value, round=round,
-        max_attempts=job.max_attempts, now=now, announce_by=announce_by, result_image_id=result_image_id,
-        result=result, finished_at=finished_at)
+        "insert_job",
+        team=job.team,
+        channel=job.channel,
+        user=job.user,
+        platform=job.platform,
+        kind=job.kind,
+        request=Json(job.spec.to_json()),
+        delivery=Json(job.delivery),
+        idempotency_key=job.idempotency_key,
+        cache_key=job.cache_key,
+        lane=job.spec.lane.value,
+        state=state.value,
+        round=round,
+        max_attempts=job.max_attempts,
+        now=now,
+        announce_by=announce_by,
+        result_image_id=result_image_id,
+        result=result,
+        finished_at=finished_at,
+    )
 
 
 async def _duplicate(tx: Tx, idempotency_key: str) -> Submitted | None:
@@ -304,11 +395,19 @@ async def _lost_race(tx: Tx, job: NewJob) -> Submitted:
     return duplicate
 
 
-async def _insert_image(tx: Tx, job_id: int, role: str, image: CheckedImage, *, parent: int | None,
-                        now: float) -> int:
+async def _insert_image(tx: Tx, job_id: int, role: str, image: CheckedImage, *, parent: int | None, now: float) -> int:
     # Bytes once per content, addressed by their own digest (never the caller's).
     digest = hashlib.sha256(image.data).hexdigest()
     await tx.run("insert_blob", sha256=digest, data=image.data)
-    return await tx.value("insert_image", job_id=job_id, role=role, parent=parent, mime=image.mime,
-                          width=image.width, height=image.height, size_bytes=len(image.data), sha256=digest,
-                          now=now)
+    return await tx.value(
+        "insert_image",
+        job_id=job_id,
+        role=role,
+        parent=parent,
+        mime=image.mime,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(image.data),
+        sha256=digest,
+        now=now,
+    )

@@ -26,8 +26,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from bot.store.manager import StoreManager
-from bot.store.ports import StoreUnavailable
 from bot.store.migrate import SQLITE, prepare_sqlite
+from bot.store.ports import StoreUnavailable
 from bot.store.sql import numbered, queries
 from bot.store.tx import JSON_COLUMNS, Json, Row, Tx
 
@@ -66,7 +66,7 @@ class SQLiteTx:
     def _rows(self, query: str, params: dict[str, Any]) -> list[Row]:
         cur = _execute(self._conn, query, params)
         columns = [d[0] for d in cur.description]
-        rows = [dict(zip(columns, values)) for values in cur.fetchall()]
+        rows = [dict(zip(columns, values, strict=True)) for values in cur.fetchall()]
         for column in JSON_COLUMNS.intersection(columns):
             for row in rows:
                 if row[column] is not None:
@@ -150,8 +150,7 @@ class SQLiteConnector:
         return await self._run(self._transact, op, write)
 
     def _open_sync(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
         self._retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from bot.money.budgets import Budget, Period, Scope
@@ -85,13 +85,16 @@ class Operations:
         self._clock = clock
 
 
-def _operation(write: bool) -> Callable[[Callable[Concatenate[Any, Tx, P], Awaitable[T]]],
-                                        Callable[Concatenate[Any, P], Awaitable[T]]]:
+def _operation(
+    write: bool,
+) -> Callable[[Callable[Concatenate[Any, Tx, P], Awaitable[T]]], Callable[Concatenate[Any, P], Awaitable[T]]]:
     def wrap(fn: Callable[Concatenate[Any, Tx, P], Awaitable[T]]) -> Callable[Concatenate[Any, P], Awaitable[T]]:
         @functools.wraps(fn)
         async def method(self: Operations, *args: P.args, **kwargs: P.kwargs) -> T:
             return await self._db.transact(lambda tx: fn(self, tx, *args, **kwargs), write=write)
+
         return method
+
     return wrap
 
 
@@ -102,31 +105,30 @@ reads = _operation(write=False)
 
 
 def job(row: Row) -> Job:
-    return Job(
-        id=row["id"], team=row["team"], channel=row["channel"], user=row["user"],
-        platform=row["platform"], kind=row["kind"], spec=GenerationSpec.from_json(row["request"]),
-        state=JobState(row["state"]), attempt=row["attempt"], max_attempts=row["max_attempts"],
-        delivery=row["delivery"], created_at=row["created_at"],
-        lease_until=row["lease_until"], worker_id=row["worker_id"], started_at=row["started_at"],
-        finished_at=row["finished_at"], result_image_id=row["result_image_id"], result=row["result"],
-        error_class=row["error_class"], error_detail=row["error_detail"], held_micros=row["held_micros"],
-        cache_key=row["cache_key"],
-    )
+    """A jobs row (with held_micros) as a Job: its columns are the Job's fields, but for the spec."""
+    columns = {name: row[name] for name in _JOB_COLUMNS}
+    return Job(**columns, spec=GenerationSpec.from_json(row["request"]), state=JobState(row["state"]))
 
 
 def budget(row: Row) -> Budget:
-    return Budget(team=row["team"], scope=Scope(row["scope"]), scope_id=row["scope_id"],
-                  limit_micros=row["limit_micros"], period=Period(row["period"]),
-                  soft_threshold=row["soft_threshold"])
+    return Budget(
+        team=row["team"],
+        scope=Scope(row["scope"]),
+        scope_id=row["scope_id"],
+        limit_micros=row["limit_micros"],
+        period=Period(row["period"]),
+        soft_threshold=row["soft_threshold"],
+    )
 
 
 def image(row: Row) -> StoredImage:
-    return StoredImage(
-        id=row["id"], job_id=row["job_id"], role=row["role"], mime=row["mime"],
-        width=row["width"], height=row["height"], sha256=row["sha256"], data=bytes(row["data"]),
-        parent_image_id=row["parent_image_id"],
-    )
+    """An images row joined with its blob's bytes."""
+    return StoredImage(**{name: row[name] for name in _IMAGE_COLUMNS}, data=bytes(row["data"]))
 
 
 def who(row: Row) -> tuple[str, str, str]:
     return row["team"], row["channel"], row["user"]
+
+
+_JOB_COLUMNS = tuple(f.name for f in fields(Job) if f.name not in ("spec", "state"))
+_IMAGE_COLUMNS = tuple(f.name for f in fields(StoredImage) if f.name != "data")

@@ -39,12 +39,15 @@ def test_a_sqlite_operation_runs_to_its_end_in_one_step():
     async def op() -> int:
         async def inner() -> int:
             return 2
+
         return 1 + await inner()
+
     assert drive(op()) == 3
 
 
 def test_a_sqlite_operation_that_suspends_is_refused():
     async def op() -> None:
         await asyncio.sleep(0)
+
     with pytest.raises(RuntimeError, match="suspended"):
         drive(op())

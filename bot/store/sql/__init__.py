@@ -27,8 +27,8 @@ def _sections(text: str) -> tuple[dict[str, str], dict[str, str]]:
     """(statements, fragments) by name. A section runs to the next; comment lines are dropped."""
     found: dict[str, dict[str, str]] = {"name": {}, "fragment": {}}
     marks = list(_SECTION.finditer(text))
-    for mark, following in zip(marks, [*marks[1:], None]):
-        body = text[mark.end():following.start() if following else len(text)]
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        body = text[mark.end() : following.start() if following else len(text)]
         lines = [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("--")]
         found[mark.group(1)][mark.group(2)] = "\n".join(lines)
     return found["name"], found["fragment"]
@@ -40,6 +40,7 @@ def _expand(text: str, fragments: dict[str, str]) -> str:
         for i, arg in enumerate((match.group(2) or "").split("."), start=1):
             body = body.replace(f"${i}", arg)
         return body
+
     return _USE.sub(use, text)
 
 
@@ -74,4 +75,5 @@ def numbered(text: str) -> tuple[str, tuple[str, ...]]:
 
     def number(match: re.Match[str]) -> str:
         return f"?{names.setdefault(match.group(1), len(names) + 1)}"
+
     return _PLACEHOLDER.sub(number, text), tuple(names)
