@@ -48,6 +48,14 @@ def final_delivery_key(job_id: int) -> str:
     return f"job:{job_id}:final"
 
 
+def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:
+    """A failed attempt's job state, the rule JobQueue.fail applies: queued again while
+    attempts remain, dead when a retryable failure used them all, else the caller's final state."""
+    if retryable:
+        return JobState.QUEUED if attempt < max_attempts else JobState.DEAD
+    return final_state
+
+
 class JobQueue(Protocol):
     """Durable jobs: submitted (with admission), leased in fair order, finished once."""
 

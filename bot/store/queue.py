@@ -23,7 +23,14 @@ from bot.store.chat import ChatOperations
 from bot.store.ledger import LedgerOperations
 from bot.store.lookups import LookupOperations
 from bot.store.outbox import OutboxOperations
-from bot.store.ports import ANNOUNCE_WINDOW, LANE_UNAVAILABLE, LEASE_EXPIRED, NOT_ANNOUNCED, final_delivery_key
+from bot.store.ports import (
+    ANNOUNCE_WINDOW,
+    LANE_UNAVAILABLE,
+    LEASE_EXPIRED,
+    NOT_ANNOUNCED,
+    after_failure,
+    final_delivery_key,
+)
 from bot.store.tx import JOBS, Json, Row, Tx, job, reads, writes
 from bot.types import (
     CheckedImage,
@@ -328,14 +335,6 @@ class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, Chat
         await tx.run("relane_job", lane=lane.value, now=now, id=job_id)
         await self._insert_delivery(tx, job_id, row["platform"], delivery, now)
         return True
-
-
-def after_failure(retryable: bool, attempt: int, max_attempts: int, final_state: JobState) -> JobState:
-    """A failed attempt's job state: queued again while attempts remain, dead when a
-    retryable failure used them all, else the caller's final state."""
-    if retryable:
-        return JobState.QUEUED if attempt < max_attempts else JobState.DEAD
-    return final_state
 
 
 def without_call_costs(result: dict[str, Any]) -> dict[str, Any]:
