@@ -27,7 +27,7 @@ from bot.store.postgres import PostgresStore  # noqa: E402
 from bot.types import Accepted  # noqa: E402
 from bot.worker import Worker  # noqa: E402
 from policies.config import PolicyBook  # noqa: E402
-from tests.conftest import drop_schema  # noqa: E402
+from tests.support.postgres import drop_schema  # noqa: E402
 
 TARGET_JOBS_PER_SECOND = 5000
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

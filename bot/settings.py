@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None
     discord_alert_channel: str | None = None
 
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port, named in the log
     imagine_config: Path | None = None
 
     # Operational knobs, not part of the public contract but named alike.

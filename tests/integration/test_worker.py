@@ -3,94 +3,21 @@ real google-genai client -> loopback fake Gemini -> store -> outbox -> notifier.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 from decimal import Decimal
 
-import pytest
 from PIL import Image
 
-from bot.catalog import load_catalog
-from bot.notify import OutboxDispatcher
-from bot.providers.gemini import GeminiProvider
-from bot.providers.router import Route, RoutedProvider
 from bot.service import ImagineService
-from bot.store.sqlite import SQLiteStore
 from bot.service import Caller
-from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, JobState
+from bot.types import Accepted, EditRequest, InputImage, JobState
 from bot.alerts import CallWatch
 from bot.store.base import Admission
-from bot.worker import Worker
 from bot.money.quotas import QuotaLimits
-from tests.conftest import new_job, spec
+from tests.support.jobs import new_job, spec
+from tests.support.pipeline import Pipeline
 from tests.fakes.gemini_server import Tokens, error, finish, free_tier_zero, ok
-
-
-class RecordingNotifier:
-    platform = "test"
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int, dict]] = []
-        self.final: dict[int, asyncio.Event] = {}
-        self.alerts: list[str] = []
-
-    async def deliver(self, delivery, job) -> None:
-        self.seen.append((delivery.kind, job.id, delivery.payload))
-        if delivery.kind != "started":
-            self.final.setdefault(job.id, asyncio.Event()).set()
-
-    async def wait_final(self, job_id: int) -> None:
-        await asyncio.wait_for(self.final.setdefault(job_id, asyncio.Event()).wait(), 20)
-
-    async def alert(self, text: str) -> None:
-        self.alerts.append(text)
-
-    def kinds(self, job_id: int) -> list[str]:
-        return [kind for kind, jid, _ in self.seen if jid == job_id]
-
-
-class Pipeline:
-    def __init__(self, store, fake, *, max_attempts=3, concurrency=2, watch=None, policies=None, routed=False,
-                 cache_ttl=0, more_routes=()):
-        self.store = store
-        self.catalog = load_catalog()
-        self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False,
-                                              timeout_seconds=10)
-        if routed:  # behind the router: fallback chains (to `more_routes` too), hedging
-            self.provider = RoutedProvider([Route("gemini", self.provider), *more_routes], self.catalog)
-        self.notifier = RecordingNotifier()
-        self.dispatcher = OutboxDispatcher(store, [self.notifier], poll_interval=0.05)
-        self.worker = Worker(store, self.provider, self.catalog, concurrency=concurrency,
-                             lease_seconds=30, poll_interval=0.05, retry_base=0.01, retry_cap=0.05,
-                             on_delivery=self.dispatcher.wake, watch=watch, policies=policies)
-        self.service = ImagineService(store, self.catalog, max_attempts=max_attempts, policies=policies,
-                                      cache_ttl=cache_ttl, on_submit=self.worker.wake,
-                                      gateway_routes=tuple(route.name for route in more_routes))
-        self.stop = asyncio.Event()
-
-    async def __aenter__(self):
-        self.task = asyncio.gather(self.worker.run(self.stop), self.dispatcher.run(self.stop))
-        return self
-
-    async def __aexit__(self, *exc):
-        self.stop.set()
-        await self.task
-        await self.provider.close()
-
-    async def imagine(self, prompt="a koi pond", **kw) -> Accepted:
-        outcome = await self.service.submit(ImagineRequest(
-            team=kw.pop("team", "T1"), channel="C1", user="U1", platform="test", prompt=prompt, **kw))
-        assert isinstance(outcome, Accepted), outcome
-        return outcome
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path):
-    store = SQLiteStore(str(tmp_path / "w.db"))
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_a_job_is_rendered_stored_settled_and_delivered_once(sqlite_store, fake):
@@ -267,7 +194,7 @@ async def test_concurrent_jobs_all_finish_exactly_once(sqlite_store, fake):
 
 
 async def test_input_attachment_reaches_the_model(sqlite_store, fake):
-    from tests.conftest import png_bytes
+    from tests.support.images import png_bytes
 
     data = png_bytes(10, 20, "blue")
     async with Pipeline(sqlite_store, fake) as p:
@@ -369,7 +296,7 @@ async def test_a_call_that_cannot_be_priced_fails_once_releases_its_hold_and_is_
 
 
 async def test_an_edit_of_an_image_made_by_a_retired_model_is_made_with_its_replacement(sqlite_store, fake):
-    from tests.conftest import FakeClock
+    from tests.support.clock import FakeClock
     clock = FakeClock(1_788_000_000.0)  # 2026-08-29: legacy still runs
     async with Pipeline(sqlite_store, fake) as p:
         p.service = ImagineService(sqlite_store, p.catalog, on_submit=p.worker.wake, clock=clock)

@@ -7,44 +7,16 @@ from __future__ import annotations
 from adapters.discord import render as discord_render
 from adapters.slack import render as slack_render
 from bot import cli
-from bot.catalog import load_catalog
-from bot.providers.openai_compat import OpenAICompatProvider
-from bot.providers.router import Route
 from bot.result_notes import STALE
 from bot.service import Caller
-from bot.types import Accepted, Delivery, JobState
-from policies.config import PolicyBook
+from bot.types import Delivery, JobState
 from tests.fakes import openai_server
 from tests.fakes.gemini_server import error, finish
 from tests.fakes.openai_server import FakeGateway
-from tests.unit.test_worker import Pipeline, sqlite_store  # noqa: F401 - a fixture
+from tests.support.pipeline import RoutedPipeline
 
 DAY = 86400.0
 DOWN = [error(503)] * 20  # every call, on every route, for every attempt
-
-
-class RoutedPipeline(Pipeline):
-    """The worker pipeline behind the router (fallback chains, hedging), with team policies."""
-
-    def __init__(self, store, fake, *, policy: dict | None = None, teams: dict | None = None,
-                 max_attempts: int = 2, cache_ttl: float = 60, gateway=None) -> None:
-        catalog = load_catalog()
-        more = () if gateway is None else (Route("openrouter", OpenAICompatProvider.create(
-            name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
-            models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"]),
-            serves=frozenset({"pro"})),)
-        super().__init__(store, fake, max_attempts=max_attempts, policies=PolicyBook(policy, teams), routed=True,
-                         cache_ttl=cache_ttl, more_routes=more)
-
-    async def finished(self, prompt: str = "a koi pond", team: str = "T1", **kw) -> Accepted:
-        """Submit a request and wait for its final message."""
-        outcome = await self.imagine(prompt, team=team, **kw)
-        await self.notifier.wait_final(outcome.job_id)
-        return outcome
-
-    def result_payload(self, job_id: int) -> dict:
-        [payload] = [p for kind, jid, p in self.notifier.seen if jid == job_id and kind == "result"]
-        return payload
 
 
 async def made_long_ago(p: RoutedPipeline, **kw) -> int:

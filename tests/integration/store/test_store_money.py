@@ -9,7 +9,9 @@ from bot.store.base import Admission, Charge, Denied, NewDelivery, Submitted, fi
 from bot.types import CheckedImage, JobState, Lane, Usage
 from bot.money.quotas import QuotaLimits
 from bot.money.budgets import Budget, Period, Scope
-from tests.conftest import new_job, png_bytes, spec
+from tests.support.images import png_bytes
+from tests.support.jobs import new_job, spec
+from tests.support.probe import eventually
 
 EST = 135_600  # micro-dollars: one Pro 2K estimate
 NO_QUOTAS = QuotaLimits(None, None, None)
@@ -245,9 +247,14 @@ async def test_submits_racing_completions_never_admit_over_the_budget(store_fact
                     continue
                 await finish(store, job, EST)
 
+        async def drained() -> bool:
+            counts = await stores[0].counts_by_state()
+            return not counts.get("queued") and not counts.get("running")
+
         running = [asyncio.create_task(work(s)) for s in workers]
         await asyncio.gather(*(submit_all(s) for s in submitters))
-        await asyncio.sleep(0.2)
+        # The workers finish every job admitted: waited for, not guessed at with a fixed sleep.
+        await eventually(drained, 30, what="the workers finishing every admitted job")
         stop.set()
         await asyncio.gather(*running)
         [status] = await stores[0].budget_statuses(team, None, None)

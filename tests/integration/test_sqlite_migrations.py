@@ -11,7 +11,9 @@ from bot.store.sqlite import SQLiteStore
 from bot.store.base import Charge
 from bot.store.sqlite_schema import migrations
 from bot.types import JobState
-from tests.conftest import FakeClock, new_job, png_bytes, spec
+from tests.support.clock import FakeClock
+from tests.support.images import png_bytes
+from tests.support.jobs import new_job, spec
 
 ALL = [m.name for m in migrations._migrations]
 

@@ -13,7 +13,8 @@ from bot.providers.errors import BadRequestError, ProviderError, user_message_fo
 from bot.providers.gemini import GeminiProvider
 from bot.settings import Settings
 from bot.types import InputImage
-from tests.conftest import png_bytes, spec
+from tests.support.images import png_bytes
+from tests.support.jobs import spec
 from tests.fakes.gemini_server import ok
 from tests.fakes.vertex_server import INLINE_IMAGE_LIMIT, PROJECT, TOKEN, FakeVertex, write_credentials_file
 

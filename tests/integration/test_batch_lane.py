@@ -4,12 +4,9 @@ Batch API calls -> loopback fake Gemini -> worker outcome path -> store and ledg
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
 from decimal import Decimal
 
 import pytest
-from PIL import Image
 
 from bot.money import pricing
 from bot.batch import BatchRunner, display_name
@@ -25,7 +22,8 @@ from bot.types import (Accepted, CheckedImage, EditRequest, ImagineRequest, Inpu
 from bot.worker import Worker
 from policies.config import PolicyBook
 from bot.money.quotas import QuotaLimits
-from tests.conftest import spec
+from tests.support.images import noise_png
+from tests.support.jobs import spec
 from tests.fakes.gemini_server import blocked_prompt, error, ok
 
 STALE = 900.0
@@ -287,14 +285,6 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
 
 
 # --- batches Google can take: under the inline size limit, one bad request alone -----------------
-
-def noise_png(size: int) -> bytes:
-    """A PNG of about `size` bytes that does not compress: what a big photo costs inline."""
-    side = int((size / 3) ** 0.5)
-    buf = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buf, "PNG", compress_level=0)
-    return buf.getvalue()
-
 
 @pytest.fixture(scope="module")
 def six_mb() -> bytes:

@@ -24,12 +24,11 @@ from bot.providers.openai_compat import OpenAICompatProvider
 from bot.providers.router import Route, RoutedProvider
 from bot.types import HedgeCall, ImagineRequest, JobState, Lane
 from policies.config import PolicyBook
-from tests.conftest import spec
+from tests.support.jobs import spec
 from tests.fakes import openai_server
 from tests.fakes.gemini_server import error, finish, hang, ok, slow
 from tests.fakes.openai_server import FakeGateway
-from tests.unit.test_stale_cache import RoutedPipeline
-from tests.unit.test_worker import sqlite_store  # noqa: F401 - a fixture
+from tests.support.pipeline import RoutedPipeline
 
 HEDGED = dataclasses.replace(spec(), fallbacks=("flash",), hedge_after_s=0.2)
 

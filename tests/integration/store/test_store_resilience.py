@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from bot.store.base import Charge, NewDelivery, Submitted, final_delivery_key
 from bot.types import CheckedImage, Usage
-from tests.conftest import new_job, png_bytes
-from tests.contract.test_store_money import EST, admission, entries, team_status, team_budget
+from tests.support.images import png_bytes
+from tests.support.jobs import new_job
+from tests.integration.store.test_store_money import EST, admission, entries, team_status, team_budget
 
 PNG = png_bytes(color="blue")
 

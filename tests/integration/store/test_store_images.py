@@ -12,7 +12,8 @@ from psycopg import sql
 from bot.store.base import Charge, NewDelivery, final_delivery_key
 from bot.store.postgres import PostgresStore
 from bot.types import CheckedImage
-from tests.conftest import new_job, png_bytes
+from tests.support.images import png_bytes
+from tests.support.jobs import new_job
 
 
 def checked(data: bytes) -> CheckedImage:

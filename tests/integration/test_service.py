@@ -8,7 +8,7 @@ from bot.catalog import load_catalog
 from bot.service import STORE_DOWN, ImagineService
 from bot.store.sqlite import SQLiteStore
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, RefusalReason, Refused
-from tests.conftest import png_bytes
+from tests.support.images import png_bytes
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.notify import GiveUp, OutboxDispatcher, RetryLater
 from bot.store.base import NewDelivery, final_delivery_key
 from bot.types import JobState
-from tests.conftest import new_job
+from tests.support.jobs import new_job
 
 
 class ScriptedNotifier:

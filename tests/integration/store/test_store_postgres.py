@@ -25,7 +25,13 @@ from bot.store.base import StoreUnavailable, Submitted
 from bot.store.postgres import PostgresStore
 from bot.store.postgres_schema import MIGRATIONS, migrate
 from bot.types import JobState, Lane
-from tests.conftest import drop_schema, new_job, png_bytes, spec, unique_schema
+from tests.support.images import png_bytes
+
+# Long enough that a wait ending early can only be a wake-up.
+from tests.support.jobs import new_job, spec
+
+# Long enough that a wait ending early can only be a wake-up.
+from tests.support.postgres import drop_schema, unique_schema
 
 # Long enough that a wait ending early can only be a wake-up.
 LONG_WAIT = 10.0
