@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also when imported from elsewhere (run_all, a REPL)
     sys.path.insert(0, str(ROOT))
 
-from tests.support.bot_process import bot_env, free_port  # noqa: E402
+from tests.support.bot_process import bot_env  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from tests.fakes.gemini_server import ASPECTS, SIZES, FakeGemini, _dumps  # noqa: E402
 from tests.fakes.slack_server import FakeSlack, signed_headers, slash_command_body  # noqa: E402
 

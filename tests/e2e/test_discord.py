@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.support.bot_process import bot_env, free_port, read_jobs, stop_cleanly
+from tests.support.bot_process import bot_env, read_jobs, stop_cleanly
+from tests.support.ports import free_port
 from tests.support.images import png_bytes
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini

@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.bot_process import bot_env, free_port, read_jobs, stop_cleanly, wait_healthy
+from tests.support.bot_process import bot_env, read_jobs, stop_cleanly, wait_healthy
+from tests.support.ports import free_port
 from tests.fakes.gemini_server import FakeGemini, error
 from tests.fakes.slack_server import (
     FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,

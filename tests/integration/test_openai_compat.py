@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import time
 from decimal import Decimal
 
@@ -18,7 +17,8 @@ from bot.providers.openai_compat import OpenAICompatProvider
 from bot.types import GenerationResult, InputImage
 from tests.support.images import image_size, png_bytes
 from tests.support.jobs import spec
-from tests.fakes.openai_server import (FakeGateway, drop, error, error_in_200, no_image, ok)
+from tests.support.ports import refusing_port
+from tests.fakes.openai_server import FakeGateway, drop, error, error_in_200, no_image, ok
 
 
 KEY = "gw-key"
@@ -276,15 +276,13 @@ async def test_timeout_is_overloaded(fake):
 
 
 async def test_unreachable_gateway_is_overloaded(fake):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    prov = make(fake, base_url=f"http://127.0.0.1:{port}/v1")
-    try:
-        with pytest.raises(OverloadedError, match="cannot reach openrouter"):
-            await prov.generate(spec(), [])
-    finally:
-        await prov.close()
+    with refusing_port() as port:
+        prov = make(fake, base_url=f"http://127.0.0.1:{port}/v1")
+        try:
+            with pytest.raises(OverloadedError, match="cannot reach openrouter"):
+                await prov.generate(spec(), [])
+        finally:
+            await prov.close()
 
 
 async def test_list_models(provider):

@@ -1,17 +1,16 @@
 """Starting and stopping the bot as a user does, for the end-to-end tests (and bench/).
 
 A test starts the bot with PORT=0 and reads the port it bound from its log
-(`listening_port`), rather than picking a free port first and racing whoever takes it.
+(`start_bot`, `listening_port`), rather than picking a free port first and racing
+whoever takes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -44,39 +43,6 @@ async def stop_cleanly(proc: asyncio.subprocess.Process) -> str:
     assert proc.returncode == 0, log
     assert "Traceback" not in log, log
     return log
-
-
-def free_port() -> int:
-    """A port free a moment ago, which another process may take before the caller binds it.
-    Prefer PORT=0 and `listening_port` (or `start_bot`); bench/ still uses this.
-
-    Drawn from below the kernel's ephemeral range, so no port-0 listener and no outgoing
-    connection elsewhere on the machine (other suites run at the same time) can be given
-    it meanwhile: only another caller picking the same number at random could."""
-    low = _ephemeral_ports()[0]
-    for _ in range(100) if low > _FIXED_PORTS_FROM + 1000 else ():
-        port = random.randrange(_FIXED_PORTS_FROM, low)
-        with socket.socket() as s:
-            try:
-                s.bind(("", port))  # every address, as the bot binds it
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_FIXED_PORTS_FROM = 20_000
-
-
-def _ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for port 0 and outgoing connections (Linux; elsewhere its default)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
 
 
 # The log lines listening_port() read before the port line, by process: stop_cleanly() checks

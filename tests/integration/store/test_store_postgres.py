@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -26,11 +25,8 @@ from bot.store.postgres import PostgresStore
 from bot.store.postgres_schema import MIGRATIONS, migrate
 from bot.types import JobState, Lane
 from tests.support.images import png_bytes
-
-# Long enough that a wait ending early can only be a wake-up.
 from tests.support.jobs import new_job, spec
-
-# Long enough that a wait ending early can only be a wake-up.
+from tests.support.ports import refusing_port
 from tests.support.postgres import drop_schema, unique_schema
 
 # Long enough that a wait ending early can only be a wake-up.
@@ -92,17 +88,15 @@ async def test_wait_for_deliveries_returns_when_a_delivery_is_queued(open_pg):
 
 
 async def test_unreachable_server_is_reported_unavailable_at_once():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    store = PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/test", timeout=1)
-    start = monotonic()
-    with pytest.raises(StoreUnavailable):
-        await store.open()
-    with pytest.raises(StoreUnavailable):
-        await store.submit(new_job(), [])
-    assert monotonic() - start < 5
-    await store.wait_for_jobs(0.1)  # falls back to sleeping, never raises
+    with refusing_port() as port:
+        store = PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/test", timeout=1)
+        start = monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.open()
+        with pytest.raises(StoreUnavailable):
+            await store.submit(new_job(), [])
+        assert monotonic() - start < 5
+        await store.wait_for_jobs(0.1)  # falls back to sleeping, never raises
     await store.close()
 
 
