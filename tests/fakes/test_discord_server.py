@@ -9,7 +9,8 @@ import yarl
 from discord import app_commands
 from PIL import Image
 
-from tests.fakes.discord_server import EPHEMERAL, LOADING, FakeDiscord
+from tests.fakes.discord_model import EPHEMERAL, LOADING
+from tests.fakes.discord_server import FakeDiscord
 
 
 def _png(color: str = "teal") -> bytes:
