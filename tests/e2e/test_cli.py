@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.cli import (EXIT_BLOCKED, EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT,
                      EXIT_TRY_LATER)
-from tests.support.bot_process import bot_env, start_bot, stop_cleanly, wait_healthy
+from tests.support.bot_process import bot_env, healthz, start_bot, stop_cleanly, wait_healthy
 from tests.support.images import png_bytes
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, finish, free_tier_zero, no_image, ok
 
@@ -239,6 +239,8 @@ async def test_the_web_process_serves_health_without_workers_or_a_provider_key(t
     try:
         health = await wait_healthy(proc, base)
         assert health["status"] == "ok" and health["workers"] == 0
+        # The queue's depth and the jobs by state, what a test probes instead of sleeping.
+        assert (await healthz(base))["jobs"] == {} and health["queued"] == health["running"] == 0
     finally:
         await stop_cleanly(proc)
 

@@ -100,7 +100,7 @@ async def start_bot(command: str, env: dict[str, str], cwd: Path | str) -> tuple
     return proc, base
 
 
-async def health(base: str) -> dict:
+async def healthz(base: str) -> dict:
     """GET /healthz: the queue's depth (`queued`, `running`) and every job by state (`jobs`),
     what a test probes for "nothing queued, nothing new" instead of sleeping."""
     async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as r:
