@@ -5,6 +5,7 @@ Each adapter adds its own markup and emoji around these sentences.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -80,3 +81,28 @@ def done(result: dict[str, Any]) -> str:
     hedged = f" · {note}" if (note := hedge_note(result)) else ""
     return (f"Done · {result['model_version']}{fallback} · {result['size']} {result['aspect_ratio']} · "
             f"{money(result['cost_usd'])} · {result['elapsed_s']:.0f} s{served}{hedged}")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The status lines in one platform's emoji: Slack writes :shortcodes:, Discord shows
+    only Unicode in bot messages. The sentences are the same on both."""
+
+    queued_mark: str
+    note_mark: str
+    generating_mark: str
+    done_mark: str
+    failed_mark: str
+
+    def queued(self, accepted: Accepted) -> str:
+        line = f"{self.queued_mark} {queued(accepted)}"
+        return line + (f"\n{self.note_mark} {accepted.retired_note}" if accepted.retired_note else "")
+
+    def generating(self, model: str, size: str, attempt: int, **lane: Any) -> str:
+        return f"{self.generating_mark} {generating(model, size, attempt, **lane)}"
+
+    def done(self, result: dict[str, Any]) -> str:
+        return f"{self.done_mark} {done(result)}"
+
+    def failed(self, message: str) -> str:
+        return f"{self.failed_mark} {message}"

@@ -8,7 +8,7 @@ from adapters import status
 from adapters.status import money
 from bot.money import usd
 from bot.service import UsageReport
-from bot.types import Accepted, NeedsConfirmation
+from bot.types import NeedsConfirmation
 from bot.money.budgets import BudgetStatus
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
@@ -34,21 +34,10 @@ def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | N
     return {"text": f"{verb} {escape(prompt[:150])} — {line}", "blocks": blocks}
 
 
-def queued(accepted: Accepted) -> str:
-    line = f":hourglass_flowing_sand: {status.queued(accepted)}"
-    return line + (f"\n:information_source: {accepted.retired_note}" if accepted.retired_note else "")
-
-
-def generating(model: str, size: str, attempt: int, **lane: Any) -> str:
-    return f":art: {status.generating(model, size, attempt, **lane)}"
-
-
-def done(result: dict[str, Any]) -> str:
-    return f":white_check_mark: {status.done(result)}"
-
-
-def failed(message: str) -> str:
-    return f":warning: {message}"
+# The status lines (queued, generating, done, failed) with Slack's emoji.
+MARKS = status.Marks(queued_mark=":hourglass_flowing_sand:", note_mark=":information_source:",
+                     generating_mark=":art:", done_mark=":white_check_mark:", failed_mark=":warning:")
+queued, generating, done, failed = MARKS.queued, MARKS.generating, MARKS.done, MARKS.failed
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
