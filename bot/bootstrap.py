@@ -247,7 +247,7 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
             await socket.connect_async()
             closers.append(socket.close_async)
     if role.discord and settings.discord_configured:
-        from adapters.discord.bot import DiscordAdapter
+        from adapters.discord.client import DiscordAdapter
 
         discord_adapter = DiscordAdapter(settings, runtime.service)
         runtime.dispatcher.add(discord_adapter)
