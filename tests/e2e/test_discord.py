@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from discord import http as discord_http
+from discord.gateway import DiscordWebSocket
 from PIL import Image
+
+from adapters.discord.client import DiscordAdapter
+from bot.catalog import load_catalog
+from bot.service import ImagineService
+from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
 
 from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly
 from tests.conftest import png_bytes
@@ -350,3 +358,31 @@ async def test_a_status_that_cannot_be_shown_cancels_the_job_before_it_costs_any
     edit = read_jobs(world.db)[3]
     assert edit["state"] == "cancelled" and edit["ledger"] == ["reservation", "release"], edit
     assert len(world.gemini.requests) == 1
+
+
+async def test_two_clients_in_one_process_each_talk_to_their_own_discord(tmp_path: Path):
+    """The API and gateway bases live on each client, not in discord.py's class attributes."""
+    stock = (discord_http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    store = SQLiteStore(str(tmp_path / "bot.db"))
+    await store.open()
+    service = ImagineService(store, load_catalog())
+    async with FakeDiscord() as one, FakeDiscord(token="another-bot-token") as two:
+        adapters = [DiscordAdapter(Settings(_env_file=None, discord_token=fake.token,
+                                            discord_api_url=f"{fake.url}/api/v10"), service) for fake in (one, two)]
+        try:
+            for adapter in adapters:
+                await adapter.start()
+            for fake in (one, two):
+                fake.add_member(USER)
+                # Login and the command sync (REST), then IDENTIFY (the gateway), on each fake.
+                await fake.wait_for(lambda fake=fake: fake.identified.is_set() and fake.commands)
+                # An interaction's answers go back over that fake's webhook routes.
+                await fake.slash("imagine-usage", {}, user_id=USER)
+                await fake.wait_for(lambda fake=fake: any(
+                    "Your spend" in m.content for ms in fake.messages.values() for m in ms if m.ephemeral))
+            assert [len(one.gateway_connections), len(two.gateway_connections)] == [1, 1]
+            assert (discord_http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == stock
+        finally:
+            for adapter in adapters:
+                await adapter.close()
+            await store.close()
