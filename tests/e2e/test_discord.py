@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +79,13 @@ async def world(tmp_path: Path, prepare):
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
+            # `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the
+            # bot's websocket. Whatever a test does next (a slash command, a message) comes after them
+            # on that same ordered connection, so the client has its guild cached before it sees it.
             while not (discord.identified.is_set() and any(c["name"] == "imagine" for c in discord.commands)):
                 assert proc.returncode is None, (await proc.stderr.read()).decode()
                 assert time.monotonic() < deadline, "the bot never connected and synced its commands"
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0.3)  # GUILD_CREATE fills the client's cache
             yield World(gemini, discord, proc, tmp_path / "bot.db")
         finally:
             await stop_cleanly(proc)
@@ -207,9 +211,16 @@ async def test_a_403_on_delivery_is_given_up_not_retried_in_a_loop(world):
     discord.fail_next("POST", r"^/channels/\d+/messages$", 403, {"message": "Missing Access", "code": 50001})
     it = await discord.slash("imagine", {"prompt": "a locked room"}, user_id=USER)
     await discord.wait_for(lambda: discord.calls_to("POST", r"^/channels/\d+/messages$"))
-    await asyncio.sleep(2.0)
+    # Given up, the result's delivery is marked failed at once; retried, it would stay pending.
+    await discord.wait_for(lambda: outbox_states(world.db) == {"started": "delivered", "result": "failed"})
     assert len(discord.calls_to("POST", r"^/channels/\d+/messages$")) == 1
     assert world.thread_images() == [] and it.id
+
+
+def outbox_states(db: Path) -> dict[str, str]:
+    """The outbox rows' states by kind, read from the bot's SQLite database."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return dict(conn.execute("SELECT kind, state FROM outbox ORDER BY id").fetchall())
 
 
 def use_config(monkeypatch, tmp_path: Path, text: str) -> None:
