@@ -51,7 +51,8 @@ class Remembers(Protocol):
 
     async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool: ...
 
-    async def remember_thread(self, platform: str, team: str, channel: str, thread: str, image_id: int) -> None: ...
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str,
+                              image_id: int) -> None: ...
 
 
 async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Job) -> None:

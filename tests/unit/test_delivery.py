@@ -44,8 +44,8 @@ class Recorder:
         self.log.append(("attach", job_id, context))
         return True
 
-    async def remember_thread(self, platform: str, team: str, channel: str, thread: str, image_id: int) -> None:
-        self.log.append(("remember", platform, team, channel, thread, image_id))
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        self.log.append(("remember", platform, team, channel, thread_id, image_id))
 
 
 def job(where: dict[str, Any], *, attempt: int = 1) -> Job:
