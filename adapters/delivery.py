@@ -51,8 +51,7 @@ class Remembers(Protocol):
 
     async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool: ...
 
-    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str,
-                              image_id: int) -> None: ...
+    async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None: ...
 
 
 async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Job) -> None:
@@ -61,9 +60,14 @@ async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Jo
         raise RetryLater(f"job {job.id} has no status message yet")
     marks = surface.marks
     if delivery.kind == "started":
-        line = marks.generating(job.spec.model_alias, job.spec.size, job.attempt,
-                                relaxed="batch" in delivery.payload, lane=job.spec.lane.value,
-                                relaned="relaned" in delivery.payload)
+        line = marks.generating(
+            job.spec.model_alias,
+            job.spec.size,
+            job.attempt,
+            relaxed="batch" in delivery.payload,
+            lane=job.spec.lane.value,
+            relaned="relaned" in delivery.payload,
+        )
         await surface.edit_status(job, where, line)
     elif delivery.kind == "result":
         result = delivery.payload
@@ -77,7 +81,6 @@ async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Jo
         await surface.edit_status(job, where, marks.failed(user_message_for(delivery.payload.get("error_class"))))
 
 
-async def _remember(surface: Surface, core: Remembers, job: Job, keys: list[ReplyKey],
-                    result: dict[str, Any]) -> None:
+async def _remember(surface: Surface, core: Remembers, job: Job, keys: list[ReplyKey], result: dict[str, Any]) -> None:
     for channel, thread in keys:
         await core.remember_thread(surface.platform, job.team, channel, thread, result["image_id"])

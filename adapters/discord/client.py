@@ -60,7 +60,7 @@ class RebasedHTTPClient(HTTPClient):
         """`url` on this client's bases, or unchanged when it is not one of Discord's."""
         text, api = str(url), Route.BASE
         if text == api or text.startswith(api + "/"):
-            return self.api_base + text[len(api):]
+            return self.api_base + text[len(api) :]
         if self.gateway is not None and text.startswith(str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)):
             return str(self.gateway.with_query(yarl.URL(text).query))
         return url
@@ -88,8 +88,7 @@ class ImagineClient(discord.Client):
         if api_url:
             # Tests and proxies: this client's own HTTP client (see RebasedHTTPClient);
             # the connection state hands the same one to interactions and webhooks.
-            self.http = self._connection.http = RebasedHTTPClient(
-                self.loop, api_url, connector=kwargs.get("connector"))
+            self.http = self._connection.http = RebasedHTTPClient(self.loop, api_url, connector=kwargs.get("connector"))
         self.handlers = handlers
         handlers.client = self
         self.tree = discord.app_commands.CommandTree(self)
@@ -135,8 +134,12 @@ class DiscordAdapter:
         self._alert_channel = int(settings.discord_alert_channel) if settings.discord_alert_channel else None
         intents = discord.Intents.default()
         intents.message_content = True  # reply-to-edit reads the reply's text and attachments
-        self.client = ImagineClient(Handlers(service, self._alert_channel), api_url=settings.discord_api_url,
-                                    intents=intents, allowed_mentions=NO_PINGS)
+        self.client = ImagineClient(
+            Handlers(service, self._alert_channel),
+            api_url=settings.discord_api_url,
+            intents=intents,
+            allowed_mentions=NO_PINGS,
+        )
         self._delivery = DiscordDelivery(self.client, service)
 
     async def start(self) -> None:
@@ -169,6 +172,9 @@ class DiscordAdapter:
 def _report_gateway_end(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         error = task.exception()
-        hint = (" Turn on the Message Content intent in the Developer Portal (Bot -> Privileged Gateway Intents)."
-                if isinstance(error, discord.PrivilegedIntentsRequired) else "")
+        hint = (
+            " Turn on the Message Content intent in the Developer Portal (Bot -> Privileged Gateway Intents)."
+            if isinstance(error, discord.PrivilegedIntentsRequired)
+            else ""
+        )
         log.critical("discord: the gateway connection ended for good: %s.%s", error, hint, exc_info=error)

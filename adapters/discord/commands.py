@@ -23,11 +23,18 @@ from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
+from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
 from bot.types import (
-    Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Outcome, Refused,
+    Accepted,
+    EditRequest,
+    ImagineRequest,
+    InputImage,
+    InvalidRequest,
+    NeedsConfirmation,
+    Outcome,
+    Refused,
 )
-from bot.money.budgets import Period
 
 if TYPE_CHECKING:
     from adapters.discord.client import ImagineClient
@@ -40,9 +47,11 @@ RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9
 
 
 # The lanes by the names Slack's flags use (--relax, --batch, --priority); no choice is Standard.
-LANE_CHOICES = [app_commands.Choice(name="relax (Flex): half price, within 15 minutes", value="flex"),
-                app_commands.Choice(name="batch: half price, within hours", value="batch"),
-                app_commands.Choice(name="priority: dearer, never shed", value="priority")]
+LANE_CHOICES = [
+    app_commands.Choice(name="relax (Flex): half price, within 15 minutes", value="flex"),
+    app_commands.Choice(name="batch: half price, within hours", value="batch"),
+    app_commands.Choice(name="priority: dearer, never shed", value="priority"),
+]
 
 
 def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
@@ -65,8 +74,13 @@ class Handlers:
         try:
             await guild.leave()
         except discord.HTTPException as exc:  # its requests are still refused by the core
-            log.warning("discord: guild %s (%s) is not on the [access] teams allow-list, and leaving it "
-                        "failed: %s %s", guild.id, guild.name, exc.status, exc.text)
+            log.warning(
+                "discord: guild %s (%s) is not on the [access] teams allow-list, and leaving it failed: %s %s",
+                guild.id,
+                guild.name,
+                exc.status,
+                exc.text,
+            )
             return
         log.warning("discord: left guild %s (%s): not on the [access] teams allow-list", guild.id, guild.name)
 
@@ -77,23 +91,41 @@ class Handlers:
 
         @app_commands.command(name="imagine", description="Make an image from a prompt")
         @app_commands.guild_only()
-        @app_commands.describe(prompt="What to draw", aspect="Aspect ratio", size="Image size",
-                               model="Model (pro is best, flash is cheaper)",
-                               lane="relax or batch: half price, slower; priority: dearer, never shed",
-                               image="An image to edit or use as a reference")
-        @app_commands.choices(aspect=_choices(RATIOS), size=_choices(["512", "1K", "2K", "4K"]),
-                              model=_choices(["pro", "flash", "lite"]), lane=LANE_CHOICES)
-        async def imagine(interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 2000],
-                          aspect: str | None = None, size: str | None = None, model: str | None = None,
-                          lane: str | None = None, image: discord.Attachment | None = None) -> None:
+        @app_commands.describe(
+            prompt="What to draw",
+            aspect="Aspect ratio",
+            size="Image size",
+            model="Model (pro is best, flash is cheaper)",
+            lane="relax or batch: half price, slower; priority: dearer, never shed",
+            image="An image to edit or use as a reference",
+        )
+        @app_commands.choices(
+            aspect=_choices(RATIOS),
+            size=_choices(["512", "1K", "2K", "4K"]),
+            model=_choices(["pro", "flash", "lite"]),
+            lane=LANE_CHOICES,
+        )
+        async def imagine(
+            interaction: discord.Interaction,
+            prompt: app_commands.Range[str, 1, 2000],
+            aspect: str | None = None,
+            size: str | None = None,
+            model: str | None = None,
+            lane: str | None = None,
+            image: discord.Attachment | None = None,
+        ) -> None:
             await handlers.on_imagine(interaction, prompt, aspect, size, model, lane, image)
 
         @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
         @app_commands.guild_only()
         async def usage(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            report = await handlers._service.usage(str(interaction.guild_id), str(interaction.user.id),
-                                                   _budget_channel(interaction.channel), platform=PLATFORM)
+            report = await handlers._service.usage(
+                str(interaction.guild_id),
+                str(interaction.user.id),
+                _budget_channel(interaction.channel),
+                platform=PLATFORM,
+            )
             text = report.detail if isinstance(report, Refused) else render.usage(report)
             await interaction.followup.send(text, ephemeral=True)
 
@@ -102,8 +134,12 @@ class Handlers:
         @app_commands.default_permissions(manage_guild=True)
         @app_commands.describe(action="show or set", usd="New limit in dollars (for set)", period="Budget period")
         @app_commands.choices(action=_choices(["show", "set"]), period=_choices(["day", "week", "month"]))
-        async def budget(interaction: discord.Interaction, action: str = "show", usd: str | None = None,
-                         period: str = Period.MONTH.value) -> None:
+        async def budget(
+            interaction: discord.Interaction,
+            action: str = "show",
+            usd: str | None = None,
+            period: str = Period.MONTH.value,
+        ) -> None:
             await handlers.on_budget(interaction, action, usd, period)
 
         # Budgets belong to a server: in DMs nothing would pay for the image.
@@ -114,11 +150,13 @@ class Handlers:
     def _caller(self, interaction: discord.Interaction) -> Caller:
         # Manage Server in this channel counts as a moderator; the core checks again.
         admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
-        return Caller(team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin,
-                      platform=PLATFORM)
+        return Caller(
+            team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin, platform=PLATFORM
+        )
 
-    async def on_imagine(self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane,
-                         image: discord.Attachment | None) -> None:
+    async def on_imagine(
+        self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, image: discord.Attachment | None
+    ) -> None:
         await interaction.response.defer(thinking=True)
         try:
             attachments = (await self._read(image),) if image else ()
@@ -126,9 +164,19 @@ class Handlers:
             await self._refuse(interaction, str(exc))
             return
         request = ImagineRequest(
-            team=str(interaction.guild_id), channel=_budget_channel(interaction.channel), user=str(interaction.user.id),
-            platform=PLATFORM, prompt=prompt, aspect_ratio=aspect, size=size, model=model, lane=lane,
-            images=attachments, announced=True, idempotency_key=f"discord:interaction:{interaction.id}")
+            team=str(interaction.guild_id),
+            channel=_budget_channel(interaction.channel),
+            user=str(interaction.user.id),
+            platform=PLATFORM,
+            prompt=prompt,
+            aspect_ratio=aspect,
+            size=size,
+            model=model,
+            lane=lane,
+            images=attachments,
+            announced=True,
+            idempotency_key=f"discord:interaction:{interaction.id}",
+        )
         await self._present(interaction, await self._service.submit(request), prompt)
 
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
@@ -139,8 +187,11 @@ class Handlers:
                 text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
             else:
                 result = await self._service.set_budget(caller, amount, period)
-                text = result.detail if isinstance(result, Refused) else (
-                    f"Server budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+                text = (
+                    result.detail
+                    if isinstance(result, Refused)
+                    else (f"Server budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+                )
         else:
             result = await self._service.show_budgets(caller)
             text = result.detail if isinstance(result, Refused) else render.budgets(result)
@@ -154,11 +205,17 @@ class Handlers:
 
     async def on_edit_modal(self, interaction: discord.Interaction, target: discord.Message, instruction: str) -> None:
         await interaction.response.defer(thinking=True)
-        image_id = await self._service.thread_image(PLATFORM, str(interaction.guild_id), str(target.channel.id),
-                                                    f"msg:{target.id}")
-        common = dict(team=str(interaction.guild_id), channel=_budget_channel(interaction.channel),
-                      user=str(interaction.user.id), platform=PLATFORM, announced=True,
-                      idempotency_key=f"discord:interaction:{interaction.id}")
+        image_id = await self._service.thread_image(
+            PLATFORM, str(interaction.guild_id), str(target.channel.id), f"msg:{target.id}"
+        )
+        common = dict(
+            team=str(interaction.guild_id),
+            channel=_budget_channel(interaction.channel),
+            user=str(interaction.user.id),
+            platform=PLATFORM,
+            announced=True,
+            idempotency_key=f"discord:interaction:{interaction.id}",
+        )
         if image_id is not None:
             outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
         else:
@@ -178,11 +235,13 @@ class Handlers:
         guild = str(message.guild.id)
         image_id = None
         if message.reference and message.reference.message_id:
-            image_id = await self._service.thread_image(PLATFORM, guild, str(message.reference.channel_id),
-                                                        f"msg:{message.reference.message_id}")
+            image_id = await self._service.thread_image(
+                PLATFORM, guild, str(message.reference.channel_id), f"msg:{message.reference.message_id}"
+            )
         if image_id is None and isinstance(message.channel, discord.Thread):
-            image_id = await self._service.thread_image(PLATFORM, guild, str(message.channel.id),
-                                                        str(message.channel.id))
+            image_id = await self._service.thread_image(
+                PLATFORM, guild, str(message.channel.id), str(message.channel.id)
+            )
         if image_id is None:
             return
         try:
@@ -191,19 +250,30 @@ class Handlers:
             await message.reply(str(exc), mention_author=False)
             return
         request = EditRequest(
-            team=guild, channel=_budget_channel(message.channel), user=str(message.author.id), platform=PLATFORM,
-            parent_image_id=image_id, instruction=message.content, images=attachments, announced=True,
-            idempotency_key=f"discord:message:{message.id}")
+            team=guild,
+            channel=_budget_channel(message.channel),
+            user=str(message.author.id),
+            platform=PLATFORM,
+            parent_image_id=image_id,
+            instruction=message.content,
+            images=attachments,
+            announced=True,
+            idempotency_key=f"discord:message:{message.id}",
+        )
         outcome = await self._service.edit(request)
         if isinstance(outcome, Accepted):
             if not outcome.duplicate:  # a duplicate is a replayed message: its status is out already
-                status = functools.partial(message.reply, render.status_message(
-                    message.content, str(message.author.id), render.queued(outcome), edit=True), mention_author=False)
+                status = functools.partial(
+                    message.reply,
+                    render.status_message(message.content, str(message.author.id), render.queued(outcome), edit=True),
+                    mention_author=False,
+                )
                 if not await self._announce(outcome, status, message.channel, None, message.content):
                     await _quietly(message.reply(SORRY, mention_author=False))
         elif isinstance(outcome, NeedsConfirmation):
-            await message.reply(render.confirmation(outcome), view=await self._confirm_view(outcome),
-                                mention_author=False)
+            await message.reply(
+                render.confirmation(outcome), view=await self._confirm_view(outcome), mention_author=False
+            )
         else:
             await message.reply(outcome.detail, mention_author=False)
 
@@ -212,7 +282,8 @@ class Handlers:
             await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
             if not await self._service.may_delete(job_id, self._caller(interaction)):
                 await interaction.followup.send(
-                    "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True)
+                    "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
+                )
                 return
             await interaction.message.delete()
             await interaction.followup.send("Deleted.", ephemeral=True)
@@ -220,9 +291,14 @@ class Handlers:
         await interaction.response.defer(thinking=True)
         job, _ = await self._service.status(job_id)
         outcome = await self._service.rerun(
-            job_id, self._caller(interaction), platform=PLATFORM, channel=_budget_channel(interaction.channel),
+            job_id,
+            self._caller(interaction),
+            platform=PLATFORM,
+            channel=_budget_channel(interaction.channel),
             size="4K" if action == "4k" else None,
-            idempotency_key=_press_key(interaction, f"{action}:{job_id}"), idempotency_window=PRESS_WINDOW)
+            idempotency_key=_press_key(interaction, f"{action}:{job_id}"),
+            idempotency_window=PRESS_WINDOW,
+        )
         await self._present(interaction, outcome, job.spec.prompt if job else "")
 
     async def on_confirm(self, interaction: discord.Interaction, token: str, *, use_flash: bool) -> None:
@@ -230,28 +306,37 @@ class Handlers:
         await interaction.response.defer(thinking=True)
         async with self._one_at_a_time(token):
             outcome, request = await self._service.confirm(
-                token, self._caller(interaction), use_flash=use_flash,
+                token,
+                self._caller(interaction),
+                use_flash=use_flash,
                 idempotency_key=_press_key(interaction, f"{'flash' if use_flash else 'run'}:{token}"),
-                idempotency_window=PRESS_WINDOW)
-        prompt = "" if request is None else (request.instruction if isinstance(request, EditRequest) else request.prompt)
+                idempotency_window=PRESS_WINDOW,
+            )
+        prompt = (
+            "" if request is None else (request.instruction if isinstance(request, EditRequest) else request.prompt)
+        )
         await self._present(interaction, outcome, prompt, edit=isinstance(request, EditRequest))
 
     # -- outcomes ---------------------------------------------------------
 
-    async def _present(self, interaction: discord.Interaction, outcome: Outcome, prompt: str, *,
-                       edit: bool = False) -> None:
+    async def _present(
+        self, interaction: discord.Interaction, outcome: Outcome, prompt: str, *, edit: bool = False
+    ) -> None:
         """Turn the deferred reply into a status message, or into a private note."""
         if isinstance(outcome, Refused):
             await self._refuse(interaction, outcome.detail)
         elif isinstance(outcome, NeedsConfirmation):
             await interaction.delete_original_response()
-            await interaction.followup.send(render.confirmation(outcome), view=await self._confirm_view(outcome),
-                                            ephemeral=True)
+            await interaction.followup.send(
+                render.confirmation(outcome), view=await self._confirm_view(outcome), ephemeral=True
+            )
         elif outcome.duplicate:  # a second press of a button: the first one's job is running
             await self._refuse(interaction, ALREADY_ON_IT)
         else:
-            status = functools.partial(interaction.edit_original_response, content=render.status_message(
-                prompt, str(interaction.user.id), render.queued(outcome), edit=edit))
+            status = functools.partial(
+                interaction.edit_original_response,
+                content=render.status_message(prompt, str(interaction.user.id), render.queued(outcome), edit=edit),
+            )
             if not await self._announce(outcome, status, interaction.channel, interaction, prompt):
                 await _quietly(self._refuse(interaction, SORRY))
 
@@ -268,8 +353,12 @@ class Handlers:
                 await _quietly(status.edit(content=render.failed(NOT_STARTED)))
                 return True
         except Exception as exc:
-            log.warning("discord: job %d could not be announced (%s: %s); cancelling it",
-                        accepted.job_id, type(exc).__name__, exc)
+            log.warning(
+                "discord: job %d could not be announced (%s: %s); cancelling it",
+                accepted.job_id,
+                type(exc).__name__,
+                exc,
+            )
             if not await self._service.cancel(accepted.job_id):
                 log.error("discord: job %d could not be cancelled: it is no longer queued", accepted.job_id)
                 return True
@@ -288,12 +377,19 @@ class Handlers:
         False when the job was cancelled meanwhile."""
         own_thread = not isinstance(channel, discord.Thread)
         thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
-        context = {"channel": str(status.channel.id), "status": str(status.id), "thread": str(thread.id),
-                   # Only a thread the bot opened for the image turns every message in it into an edit.
-                   "own_thread": own_thread}
+        context = {
+            "channel": str(status.channel.id),
+            "status": str(status.id),
+            "thread": str(thread.id),
+            # Only a thread the bot opened for the image turns every message in it into an edit.
+            "own_thread": own_thread,
+        }
         if interaction is not None:
-            context.update(app_id=str(interaction.application_id), token=interaction.token,
-                           token_expires=time.time() + TOKEN_LIFETIME)
+            context.update(
+                app_id=str(interaction.application_id),
+                token=interaction.token,
+                token_expires=time.time() + TOKEN_LIFETIME,
+            )
         return await self._service.attach_delivery(accepted.job_id, context)
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
@@ -334,7 +430,6 @@ class Handlers:
         return InputImage(data=data, mime=attachment.content_type or "image/png")
 
 
-
 async def _quietly(telling) -> None:
     """Tell the user something when the platform may already be failing us."""
     try:
@@ -356,4 +451,3 @@ def _budget_channel(channel) -> str:
 
 def _image_attachments(message: discord.Message) -> list[discord.Attachment]:
     return [a for a in message.attachments if (a.content_type or "").startswith("image/")]
-

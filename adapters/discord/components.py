@@ -18,11 +18,16 @@ if TYPE_CHECKING:
 RESULT_ACTIONS = ("reroll", "4k", "delete")
 
 
-class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>reroll|4k|delete):(?P<job>\d+)"):
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>reroll|4k|delete):(?P<job>\d+)"
+):
     """[Reroll] [4K] [Delete] under a result."""
 
-    LABELS = {"reroll": ("Reroll", discord.ButtonStyle.secondary), "4k": ("4K", discord.ButtonStyle.secondary),
-              "delete": ("Delete", discord.ButtonStyle.danger)}
+    LABELS = {
+        "reroll": ("Reroll", discord.ButtonStyle.secondary),
+        "4k": ("4K", discord.ButtonStyle.secondary),
+        "delete": ("Delete", discord.ButtonStyle.danger),
+    }
 
     def __init__(self, action: str, job_id: int) -> None:
         label, style = self.LABELS[action]
@@ -37,14 +42,17 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?
         await interaction.client.handlers.on_job_button(interaction, self.action, self.job_id)
 
 
-class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>run|flash):(?P<token>[\w-]+)"):
+class ConfirmButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>run|flash):(?P<token>[\w-]+)"
+):
     """[Run] [Use Flash] for a request that needs a confirmation; the token
     names the request kept in the database."""
 
     def __init__(self, action: str, token: str, label: str | None = None) -> None:
         style = discord.ButtonStyle.primary if action == "run" else discord.ButtonStyle.secondary
-        super().__init__(discord.ui.Button(label=label or action.title(), style=style,
-                                           custom_id=f"imagine:{action}:{token}"))
+        super().__init__(
+            discord.ui.Button(label=label or action.title(), style=style, custom_id=f"imagine:{action}:{token}")
+        )
         self.action, self.token = action, token
 
     @classmethod
@@ -56,8 +64,7 @@ class ConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=r"imagin
 
 
 class EditModal(discord.ui.Modal, title="Edit image"):
-    instruction = discord.ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph,
-                                       max_length=2000)
+    instruction = discord.ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph, max_length=2000)
 
     def __init__(self, handlers: Handlers, target: discord.Message) -> None:
         super().__init__()

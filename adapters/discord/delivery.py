@@ -72,8 +72,10 @@ class DiscordDelivery:
             extension = "jpg" if fitted.mime == "image/jpeg" else "png"
             try:
                 posted = await thread.send(
-                    render.clip(f"{caption}\n{note}" if note else caption), view=result_view(job.id),
-                    file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"))
+                    render.clip(f"{caption}\n{note}" if note else caption),
+                    view=result_view(job.id),
+                    file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"),
+                )
                 return str(posted.id)
             except discord.HTTPException as exc:
                 if exc.status != 413:

@@ -10,9 +10,9 @@ import discord
 from adapters import status
 from adapters.status import money
 from bot.money import usd
+from bot.money.budgets import BudgetStatus
 from bot.service import UsageReport
 from bot.types import NeedsConfirmation
-from bot.money.budgets import BudgetStatus
 
 MAX_CONTENT = 2000
 
@@ -42,9 +42,11 @@ def confirmation(outcome: NeedsConfirmation) -> str:
 
 
 def usage(report: UsageReport) -> str:
-    lines = [f"**Your spend:** {usd(report.user_spent_today_micros)} today, "
-             f"{usd(report.user_spent_month_micros)} this month.",
-             f"**Team spend this month:** {usd(report.team_spent_month_micros)}."]
+    lines = [
+        f"**Your spend:** {usd(report.user_spent_today_micros)} today, "
+        f"{usd(report.user_spent_month_micros)} this month.",
+        f"**Team spend this month:** {usd(report.team_spent_month_micros)}.",
+    ]
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this server."]
     return clip("\n".join(lines + _default_note(report.budgets)))
 

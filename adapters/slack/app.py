@@ -45,20 +45,24 @@ class SlackAdapter:
         # connection (a TLS handshake) per call.
         self._session = aiohttp.ClientSession()
         self.client = AsyncWebClient(
-            token=token, base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, session=self._session,
+            token=token,
+            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+            session=self._session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
         self._running: set[asyncio.Task] = set()
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         with _bolt_token_warning_hidden():
             self.app = AsyncApp(
-                client=self.client, signing_secret=signing_secret,
+                client=self.client,
+                signing_secret=signing_secret,
                 request_verification_enabled=signing_secret is not None,
                 ignoring_self_events_enabled=True,
             )
         self._delivery = SlackDelivery(self.client, service)
-        Listeners(service, self.client, token=token, alert_channel=self._alert_channel,
-                  api_url=settings.slack_api_url).register(self.app, self._tracked)
+        Listeners(
+            service, self.client, token=token, alert_channel=self._alert_channel, api_url=settings.slack_api_url
+        ).register(self.app, self._tracked)
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /slack/events: commands, events and interactivity on one URL."""
@@ -67,6 +71,7 @@ class SlackAdapter:
     def _tracked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         """Bolt runs a listener on past its ack in a task it keeps no hold of;
         count it, so close() can let it finish before the store closes."""
+
         @functools.wraps(listener)  # bolt reads the listener's argument names through the wrapper
         async def run(**kwargs: Any) -> None:
             task = asyncio.current_task()
@@ -76,6 +81,7 @@ class SlackAdapter:
                 await listener(**kwargs)
             finally:
                 self._running.discard(task)
+
         return run
 
     async def close(self) -> None:
@@ -89,8 +95,9 @@ class SlackAdapter:
     async def alert(self, text: str) -> None:
         """An operator alert from the outbox (error rate, latency); a failure here is retried."""
         if self._alert_channel:
-            await self.client.chat_postMessage(channel=self._alert_channel,
-                                               text=f":rotating_light: {render.escape(text)}")
+            await self.client.chat_postMessage(
+                channel=self._alert_channel, text=f":rotating_light: {render.escape(text)}"
+            )
 
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)

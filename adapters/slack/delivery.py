@@ -31,15 +31,22 @@ class SlackDelivery:
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
         # The buttons ([Reroll] [4K] [Delete]) come with the image.
         buttons = render.result_buttons(job.id) if done else None
-        await self._client.chat_update(channel=where["channel"], ts=where["status_ts"], **render.status_message(
-            job.spec.prompt, job.user, line, buttons=buttons, edit=bool(where.get("edit"))))
+        await self._client.chat_update(
+            channel=where["channel"],
+            ts=where["status_ts"],
+            **render.status_message(job.spec.prompt, job.user, line, buttons=buttons, edit=bool(where.get("edit"))),
+        )
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
         image = await self._service.image(result["image_id"])
         upload = await self._client.files_upload_v2(
-            channel=where["channel"], thread_ts=where["thread_ts"], content=image.data,
-            filename=f"imagine-{job.id}.png", title=job.spec.prompt[:200],
-            initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}")
+            channel=where["channel"],
+            thread_ts=where["thread_ts"],
+            content=image.data,
+            filename=f"imagine-{job.id}.png",
+            title=job.spec.prompt[:200],
+            initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}",
+        )
         return upload["file"]["id"]
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:

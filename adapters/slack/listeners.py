@@ -22,11 +22,18 @@ from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.parse import USAGE, parse_imagine
 from adapters.status import NOT_STARTED
+from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
 from bot.types import (
-    Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Outcome, Refused,
+    Accepted,
+    EditRequest,
+    ImagineRequest,
+    InputImage,
+    InvalidRequest,
+    NeedsConfirmation,
+    Outcome,
+    Refused,
 )
-from bot.money.budgets import Period
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
@@ -41,8 +48,15 @@ class Listeners:
     """The bolt listeners of one Slack app, and what they share: the core, the Web
     API client, the alert channel and a short cache of who is a workspace admin."""
 
-    def __init__(self, service: ImagineService, client: AsyncWebClient, *, token: str,
-                 alert_channel: str | None, api_url: str | None) -> None:
+    def __init__(
+        self,
+        service: ImagineService,
+        client: AsyncWebClient,
+        *,
+        token: str,
+        alert_channel: str | None,
+        api_url: str | None,
+    ) -> None:
         self._service, self.client, self._token = service, client, token
         self._alert_channel = alert_channel
         # (scheme, host) pairs the bot token may be sent to: Slack's file host, and
@@ -88,20 +102,33 @@ class Listeners:
             return
         await ack()
         request = ImagineRequest(
-            team=command["team_id"], channel=command["channel_id"], user=command["user_id"],
-            platform=PLATFORM, prompt=parsed.prompt, aspect_ratio=parsed.aspect_ratio,
-            size=parsed.size, model=parsed.model, lane=parsed.lane,
-            delivery={"channel": command["channel_id"]}, announced=True,
+            team=command["team_id"],
+            channel=command["channel_id"],
+            user=command["user_id"],
+            platform=PLATFORM,
+            prompt=parsed.prompt,
+            aspect_ratio=parsed.aspect_ratio,
+            size=parsed.size,
+            model=parsed.model,
+            lane=parsed.lane,
+            delivery={"channel": command["channel_id"]},
+            announced=True,
             idempotency_key=f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None,
         )
-        await self._present(await self._service.submit(request), parsed.prompt, request.channel,
-                            request.user, None, respond=respond)
+        await self._present(
+            await self._service.submit(request), parsed.prompt, request.channel, request.user, None, respond=respond
+        )
 
     async def _on_message(self, event: dict, body: dict) -> None:
         """A reply in the thread of a bot image edits that image."""
         thread_ts = event.get("thread_ts")
-        if (not thread_ts or thread_ts == event.get("ts") or event.get("bot_id")
-                or event.get("subtype") not in (None, "file_share") or not event.get("user")):
+        if (
+            not thread_ts
+            or thread_ts == event.get("ts")
+            or event.get("bot_id")
+            or event.get("subtype") not in (None, "file_share")
+            or not event.get("user")
+        ):
             return
         team, channel, user = body.get("team_id") or event.get("team"), event["channel"], event["user"]
         image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
@@ -113,9 +140,15 @@ class Listeners:
             await self._ephemeral(channel, user, str(exc), thread_ts)
             return
         request = EditRequest(
-            team=team, channel=channel, user=user, platform=PLATFORM, parent_image_id=image_id,
-            instruction=event.get("text", ""), images=attachments,
-            delivery={"channel": channel, "thread_ts": thread_ts}, announced=True,
+            team=team,
+            channel=channel,
+            user=user,
+            platform=PLATFORM,
+            parent_image_id=image_id,
+            instruction=event.get("text", ""),
+            images=attachments,
+            delivery={"channel": channel, "thread_ts": thread_ts},
+            announced=True,
             idempotency_key=f"slack:event:{body.get('event_id')}" if body.get("event_id") else None,
         )
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
@@ -128,11 +161,24 @@ class Listeners:
         job, _ = await self._service.status(int(action["value"]))
         size = "4K" if action["action_id"] == render.ACTION_4K else None
         outcome = await self._service.rerun(
-            int(action["value"]), Caller(team=_team(body), user=user), platform=PLATFORM, channel=channel,
-            size=size, delivery={"channel": channel, "thread_ts": thread_ts},
-            idempotency_key=_press_key(body, action), idempotency_window=PRESS_WINDOW)
-        await self._present(outcome, job.spec.prompt if job else "", channel, user, thread_ts, respond=respond,
-                            edit=bool(job and job.spec.parent_image_id))
+            int(action["value"]),
+            Caller(team=_team(body), user=user),
+            platform=PLATFORM,
+            channel=channel,
+            size=size,
+            delivery={"channel": channel, "thread_ts": thread_ts},
+            idempotency_key=_press_key(body, action),
+            idempotency_window=PRESS_WINDOW,
+        )
+        await self._present(
+            outcome,
+            job.spec.prompt if job else "",
+            channel,
+            user,
+            thread_ts,
+            respond=respond,
+            edit=bool(job and job.spec.parent_image_id),
+        )
 
     async def _on_delete(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
@@ -140,15 +186,19 @@ class Listeners:
         caller = Caller(team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user))
         job_id = int(action["value"])
         if not await self._service.may_delete(job_id, caller):
-            await respond(text="Only the person who asked for this image, or a moderator, can delete it.",
-                          response_type="ephemeral", replace_original=False)
+            await respond(
+                text="Only the person who asked for this image, or a moderator, can delete it.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
             return
         job, _ = await self._service.status(job_id)
         if job and job.delivery.get("file_id"):
             await self.client.files_delete(file=job.delivery["file_id"])
         message = body.get("message") or {}
-        await self.client.chat_update(channel=body["channel"]["id"], ts=message.get("ts"),
-                                      text=f"Image deleted by <@{user}>.", blocks=[])
+        await self.client.chat_update(
+            channel=body["channel"]["id"], ts=message.get("ts"), text=f"Image deleted by <@{user}>.", blocks=[]
+        )
 
     async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
         """[Run] / [Use Flash]: the answer is the core's outcome, never a "going ahead" before it."""
@@ -156,16 +206,20 @@ class Listeners:
         user = body["user"]["id"]
         async with self._one_at_a_time(action["value"]):
             outcome, request = await self._service.confirm(
-                action["value"], Caller(team=_team(body), user=user),
+                action["value"],
+                Caller(team=_team(body), user=user),
                 use_flash=action["action_id"] == render.ACTION_USE_FLASH,
-                idempotency_key=_press_key(body, action), idempotency_window=PRESS_WINDOW)
+                idempotency_key=_press_key(body, action),
+                idempotency_window=PRESS_WINDOW,
+            )
         if request is None or isinstance(outcome, Refused):
             # In place of the question: its buttons can do nothing more.
             await respond(text=outcome.detail, response_type="ephemeral", replace_original=request is not None)
             return
         prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
-        await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"),
-                            respond=respond)
+        await self._present(
+            outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"), respond=respond
+        )
         if isinstance(outcome, Accepted) and not outcome.duplicate:
             try:  # the status message is the answer; the question goes
                 await respond(delete_original=True)
@@ -174,8 +228,9 @@ class Listeners:
 
     async def _on_usage(self, ack, command: dict, respond) -> None:
         await ack()
-        report = await self._service.usage(command["team_id"], command["user_id"], command["channel_id"],
-                                           platform=PLATFORM)
+        report = await self._service.usage(
+            command["team_id"], command["user_id"], command["channel_id"], platform=PLATFORM
+        )
         text = report.detail if isinstance(report, Refused) else render.usage(report)
         await respond(text=text, response_type="ephemeral")
 
@@ -191,16 +246,28 @@ class Listeners:
         elif action == "set" and len(words) in (2, 3):
             period = words[2] if len(words) == 3 else Period.MONTH.value
             result = await self._service.set_budget(caller, words[1], period)
-            text = result.detail if isinstance(result, Refused) else (
-                f"Team budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+            text = (
+                result.detail
+                if isinstance(result, Refused)
+                else (f"Team budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+            )
         else:
             text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
         await respond(text=text, response_type="ephemeral")
 
     # -- outcomes ---------------------------------------------------------
 
-    async def _present(self, outcome: Outcome, prompt: str, channel: str, user: str,
-                       thread_ts: str | None, *, respond=None, edit: bool | None = None) -> None:
+    async def _present(
+        self,
+        outcome: Outcome,
+        prompt: str,
+        channel: str,
+        user: str,
+        thread_ts: str | None,
+        *,
+        respond=None,
+        edit: bool | None = None,
+    ) -> None:
         """Show an outcome: a status message for a new job, an ephemeral note otherwise."""
         if isinstance(outcome, Refused):
             await self._tell(outcome.detail, respond, channel, user, thread_ts)
@@ -211,27 +278,37 @@ class Listeners:
             else:
                 await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
         elif not outcome.duplicate:
-            await self._announce(outcome, prompt, channel, user, thread_ts, respond,
-                                 edit=thread_ts is not None if edit is None else edit)
+            await self._announce(
+                outcome, prompt, channel, user, thread_ts, respond, edit=thread_ts is not None if edit is None else edit
+            )
         elif respond is not None:  # a second press of a button: the first one's job is running
             await self._tell(ALREADY_ON_IT, respond, channel, user, thread_ts)
 
-    async def _announce(self, accepted: Accepted, prompt: str, channel: str, user: str,
-                        thread_ts: str | None, respond, *, edit: bool) -> None:
+    async def _announce(
+        self, accepted: Accepted, prompt: str, channel: str, user: str, thread_ts: str | None, respond, *, edit: bool
+    ) -> None:
         message = render.status_message(prompt, user, render.queued(accepted), edit=edit)
         try:
             posted = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
         except Exception as exc:
             # Without a status message nobody would see the result: undo the job (and its hold).
-            log.warning("slack: cannot post the status of job %d in %s (%s); cancelling it",
-                        accepted.job_id, channel, exc)
+            log.warning(
+                "slack: cannot post the status of job %d in %s (%s); cancelling it", accepted.job_id, channel, exc
+            )
             await self._service.cancel(accepted.job_id)
-            await self._tell("I can't post in this channel. Invite me with `/invite @imagine` and try again.",
-                             respond, channel, user, thread_ts)
+            await self._tell(
+                "I can't post in this channel. Invite me with `/invite @imagine` and try again.",
+                respond,
+                channel,
+                user,
+                thread_ts,
+            )
             return
         try:
-            live = await self._service.attach_delivery(accepted.job_id, {
-                "channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit})
+            live = await self._service.attach_delivery(
+                accepted.job_id,
+                {"channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit},
+            )
         except Exception:
             if await self._unannounced(accepted, channel, posted["ts"], prompt, user, edit):
                 raise  # the user hears SORRY, "nothing was charged", which the cancel made true
@@ -242,12 +319,15 @@ class Listeners:
             return
         for alert in accepted.alerts if self._alert_channel else ():
             try:
-                await self.client.chat_postMessage(channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}")
+                await self.client.chat_postMessage(
+                    channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}"
+                )
             except Exception:  # the job is accepted; a lost alert must not tell the user otherwise
                 log.exception("slack: could not post a budget alert to %s", self._alert_channel)
 
-    async def _unannounced(self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str,
-                           edit: bool) -> bool:
+    async def _unannounced(
+        self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str, edit: bool
+    ) -> bool:
         """The status is posted but the job could not learn where it is: cancel the
         job before it may start, and say so in the status instead of "Queued".
         False when the job could not be cancelled (it started): nothing may then
@@ -259,12 +339,16 @@ class Listeners:
         await self._mark_not_started(accepted, channel, status_ts, prompt, user, edit)
         return True
 
-    async def _mark_not_started(self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str,
-                                edit: bool) -> None:
+    async def _mark_not_started(
+        self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str, edit: bool
+    ) -> None:
         """Not "Queued" for a job that will never run."""
         try:
-            await self.client.chat_update(channel=channel, ts=status_ts, **render.status_message(
-                prompt, user, render.failed(NOT_STARTED), edit=edit))
+            await self.client.chat_update(
+                channel=channel,
+                ts=status_ts,
+                **render.status_message(prompt, user, render.failed(NOT_STARTED), edit=edit),
+            )
         except Exception as exc:
             log.warning("slack: could not mark job %d's status as not started: %s", accepted.job_id, exc)
 
@@ -288,8 +372,9 @@ class Listeners:
         if (file.get("size") or 0) > MAX_DOWNLOAD_BYTES:
             raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            async with session.get(url, headers={"Authorization": f"Bearer {self._token}"},
-                                   allow_redirects=False) as response:
+            async with session.get(
+                url, headers={"Authorization": f"Bearer {self._token}"}, allow_redirects=False
+            ) as response:
                 kind = response.headers.get("Content-Type", "")
                 data = bytearray()
                 async for chunk in response.content.iter_chunked(1 << 16):
@@ -311,16 +396,15 @@ class Listeners:
         return admin
 
 
-
 def _press_key(body: dict, action: dict) -> str:
     """The message, the button (with its value: the job or the question) and the user."""
     container = body.get("container") or {}
     message = (body.get("message") or {}).get("ts") or container.get("message_ts") or ""
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-    return press_key(PLATFORM, f"{channel}/{message}", f"{action['action_id']}/{action.get('value', '')}",
-                     body["user"]["id"])
+    return press_key(
+        PLATFORM, f"{channel}/{message}", f"{action['action_id']}/{action.get('value', '')}", body["user"]["id"]
+    )
 
 
 def _team(body: dict) -> str:
     return (body.get("team") or {}).get("id") or body["user"].get("team_id")
-
