@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -25,19 +25,11 @@ from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
-from bot.types import (
-    Accepted,
-    EditRequest,
-    ImagineRequest,
-    InputImage,
-    InvalidRequest,
-    NeedsConfirmation,
-    Outcome,
-    Refused,
-)
+from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names used only in annotations
     from adapters.discord.client import ImagineClient
+    from bot.types import Outcome
 
 log = logging.getLogger(__name__)
 SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
@@ -163,20 +155,8 @@ class Handlers:
         except InvalidRequest as exc:
             await self._refuse(interaction, str(exc))
             return
-        request = ImagineRequest(
-            team=str(interaction.guild_id),
-            channel=_budget_channel(interaction.channel),
-            user=str(interaction.user.id),
-            platform=PLATFORM,
-            prompt=prompt,
-            aspect_ratio=aspect,
-            size=size,
-            model=model,
-            lane=lane,
-            images=attachments,
-            announced=True,
-            idempotency_key=f"discord:interaction:{interaction.id}",
-        )
+        options = {"aspect_ratio": aspect, "size": size, "model": model, "lane": lane}
+        request = ImagineRequest(prompt=prompt, images=attachments, **options, **_asked_by(interaction))
         await self._present(interaction, await self._service.submit(request), prompt)
 
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
@@ -208,14 +188,7 @@ class Handlers:
         image_id = await self._service.thread_image(
             PLATFORM, str(interaction.guild_id), str(target.channel.id), f"msg:{target.id}"
         )
-        common = dict(
-            team=str(interaction.guild_id),
-            channel=_budget_channel(interaction.channel),
-            user=str(interaction.user.id),
-            platform=PLATFORM,
-            announced=True,
-            idempotency_key=f"discord:interaction:{interaction.id}",
-        )
+        common = _asked_by(interaction)
         if image_id is not None:
             outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
         else:
@@ -442,6 +415,13 @@ def _press_key(interaction: discord.Interaction, button: str) -> str:
     """The message, the button (with its job or question) and the user."""
     message = str(interaction.message.id) if interaction.message else ""
     return press_key(PLATFORM, message, button, str(interaction.user.id))
+
+
+def _asked_by(interaction: discord.Interaction) -> dict[str, Any]:
+    """Who asked, where, and the key that makes a replayed interaction the same request."""
+    where = {"team": str(interaction.guild_id), "channel": _budget_channel(interaction.channel)}
+    who = {"user": str(interaction.user.id), "platform": PLATFORM}
+    return {**where, **who, "announced": True, "idempotency_key": f"discord:interaction:{interaction.id}"}
 
 
 def _budget_channel(channel) -> str:

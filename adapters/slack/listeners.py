@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import aiohttp
@@ -24,16 +24,10 @@ from adapters.slack.parse import USAGE, parse_imagine
 from adapters.status import NOT_STARTED
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
-from bot.types import (
-    Accepted,
-    EditRequest,
-    ImagineRequest,
-    InputImage,
-    InvalidRequest,
-    NeedsConfirmation,
-    Outcome,
-    Refused,
-)
+from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
+
+if TYPE_CHECKING:  # names used only in annotations
+    from bot.types import Outcome
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
@@ -101,19 +95,13 @@ class Listeners:
             await ack(response_type="ephemeral", text=f"Tell me what to draw. {USAGE}")
             return
         await ack()
+        key = f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None
+        options = {"aspect_ratio": parsed.aspect_ratio, "size": parsed.size, "model": parsed.model, "lane": parsed.lane}
         request = ImagineRequest(
-            team=command["team_id"],
-            channel=command["channel_id"],
-            user=command["user_id"],
-            platform=PLATFORM,
             prompt=parsed.prompt,
-            aspect_ratio=parsed.aspect_ratio,
-            size=parsed.size,
-            model=parsed.model,
-            lane=parsed.lane,
             delivery={"channel": command["channel_id"]},
-            announced=True,
-            idempotency_key=f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None,
+            **options,
+            **_asked(command["team_id"], command["channel_id"], command["user_id"], key),
         )
         await self._present(
             await self._service.submit(request), parsed.prompt, request.channel, request.user, None, respond=respond
@@ -139,17 +127,13 @@ class Listeners:
         except InvalidRequest as exc:
             await self._ephemeral(channel, user, str(exc), thread_ts)
             return
+        key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
         request = EditRequest(
-            team=team,
-            channel=channel,
-            user=user,
-            platform=PLATFORM,
             parent_image_id=image_id,
             instruction=event.get("text", ""),
             images=attachments,
             delivery={"channel": channel, "thread_ts": thread_ts},
-            announced=True,
-            idempotency_key=f"slack:event:{body.get('event_id')}" if body.get("event_id") else None,
+            **_asked(team, channel, user, key),
         )
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
 
@@ -404,6 +388,12 @@ def _press_key(body: dict, action: dict) -> str:
     return press_key(
         PLATFORM, f"{channel}/{message}", f"{action['action_id']}/{action.get('value', '')}", body["user"]["id"]
     )
+
+
+def _asked(team: str, channel: str, user: str, key: str | None) -> dict[str, Any]:
+    """Who asked, where, and the key that makes a replayed request (Slack retries) the same one."""
+    where = {"team": team, "channel": channel, "user": user, "platform": PLATFORM}
+    return {**where, "announced": True, "idempotency_key": key}
 
 
 def _team(body: dict) -> str:
