@@ -17,15 +17,17 @@ posted, and under which keys a reply finds the image (`Surface`).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from adapters.status import Marks
 from bot.notify import RetryLater
 from bot.providers.errors import user_message_for
+from bot.service import ImagineService
 from bot.types import Delivery, Job
 
 # A reply finds its image by (channel, key): the key is a thread or a message the platform names.
 ReplyKey = tuple[str, str]
+ClientT = TypeVar("ClientT")
 
 
 class Surface(Protocol):
@@ -79,6 +81,16 @@ async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Jo
         await surface.edit_status(job, where, marks.done(result), done=True)
     else:
         await surface.edit_status(job, where, marks.failed(user_message_for(delivery.payload.get("error_class"))))
+
+
+class Delivers(Generic[ClientT]):
+    """What a platform's delivery (a Surface) holds: its API client and the core."""
+
+    def __init__(self, client: ClientT, service: ImagineService) -> None:
+        self._client, self._service = client, service
+
+    async def deliver(self, item: Delivery, job: Job) -> None:
+        await deliver(cast(Surface, self), self._service, item, job)
 
 
 async def _remember(surface: Surface, core: Remembers, job: Job, keys: list[ReplyKey], result: dict[str, Any]) -> None:

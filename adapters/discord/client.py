@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import discord
 import yarl
 from discord.http import HTTPClient, Route
 from discord.utils import MISSING
+from pydantic import SecretStr
 
 from adapters.discord import render
 from adapters.discord.commands import Handlers
@@ -95,7 +96,7 @@ class ImagineClient(discord.Client):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(JobButton, ConfirmButton)
-        self.tree.on_error = self.handlers.on_tree_error
+        self.tree.error(self.handlers.on_tree_error)
         self.handlers.add_commands(self.tree)
         await self.point_gateway()
         await self.tree.sync()
@@ -130,7 +131,8 @@ class DiscordAdapter:
     platform = PLATFORM
 
     def __init__(self, settings: Settings, service: ImagineService) -> None:
-        self._token = settings.discord_token.get_secret_value()
+        # Built only when DISCORD_TOKEN is set (bootstrap checks discord_configured).
+        self._token = cast(SecretStr, settings.discord_token).get_secret_value()
         self._alert_channel = int(settings.discord_alert_channel) if settings.discord_alert_channel else None
         intents = discord.Intents.default()
         intents.message_content = True  # reply-to-edit reads the reply's text and attachments

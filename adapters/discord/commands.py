@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import discord
@@ -136,8 +136,10 @@ class Handlers:
 
         # Budgets belong to a server: in DMs nothing would pay for the image.
         edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=handlers.on_edit_menu))
-        for command in (imagine, usage, budget, edit_menu):
-            tree.add_command(command)
+        tree.add_command(imagine)
+        tree.add_command(usage)
+        tree.add_command(budget)
+        tree.add_command(edit_menu)
 
     def _caller(self, interaction: discord.Interaction) -> Caller:
         # Manage Server in this channel counts as a moderator; the core checks again.
@@ -166,15 +168,15 @@ class Handlers:
             if amount is None:
                 text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
             else:
-                result = await self._service.set_budget(caller, amount, period)
+                budget = await self._service.set_budget(caller, amount, period)
                 text = (
-                    result.detail
-                    if isinstance(result, Refused)
-                    else (f"Server budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+                    budget.detail
+                    if isinstance(budget, Refused)
+                    else (f"Server budget set to {render.usd(budget.limit_micros)} per {budget.period.value}.")
                 )
         else:
-            result = await self._service.show_budgets(caller)
-            text = result.detail if isinstance(result, Refused) else render.budgets(result)
+            statuses = await self._service.show_budgets(caller)
+            text = statuses.detail if isinstance(statuses, Refused) else render.budgets(statuses)
         await interaction.followup.send(text, ephemeral=True)
 
     async def on_edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -258,7 +260,7 @@ class Handlers:
                     "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
                 )
                 return
-            await interaction.message.delete()
+            await cast(discord.Message, interaction.message).delete()  # a button press has its message
             await interaction.followup.send("Deleted.", ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
@@ -338,11 +340,12 @@ class Handlers:
             if status is not None:  # not "Queued" for a job that will never run
                 await _quietly(status.edit(content=render.failed(NOT_STARTED)))
             return False
-        for alert in accepted.alerts if self._alert_channel else ():
-            try:
-                await self.client.channel(self._alert_channel).send(f"💰 {alert}")
-            except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
-                log.exception("discord: could not post a budget alert")
+        if self._alert_channel:
+            for alert in accepted.alerts:
+                try:
+                    await self.client.channel(self._alert_channel).send(f"💰 {alert}")
+                except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
+                    log.exception("discord: could not post a budget alert")
         return True
 
     async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> bool:

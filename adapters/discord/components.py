@@ -5,7 +5,7 @@ handlers (adapters/discord/commands.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import discord
 
@@ -13,6 +13,7 @@ from adapters.discord import render
 from bot.types import NeedsConfirmation
 
 if TYPE_CHECKING:
+    from adapters.discord.client import ImagineClient
     from adapters.discord.commands import Handlers
 
 RESULT_ACTIONS = ("reroll", "4k", "delete")
@@ -39,7 +40,7 @@ class JobButton(
         return cls(match["action"], int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.handlers.on_job_button(interaction, self.action, self.job_id)
+        await _handlers(interaction).on_job_button(interaction, self.action, self.job_id)
 
 
 class ConfirmButton(
@@ -60,11 +61,13 @@ class ConfirmButton(
         return cls(match["action"], match["token"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.handlers.on_confirm(interaction, self.token, use_flash=self.action == "flash")
+        await _handlers(interaction).on_confirm(interaction, self.token, use_flash=self.action == "flash")
 
 
 class EditModal(discord.ui.Modal, title="Edit image"):
-    instruction = discord.ui.TextInput(label="What should change?", style=discord.TextStyle.paragraph, max_length=2000)
+    instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="What should change?", style=discord.TextStyle.paragraph, max_length=2000
+    )
 
     def __init__(self, handlers: Handlers, target: discord.Message) -> None:
         super().__init__()
@@ -73,8 +76,14 @@ class EditModal(discord.ui.Modal, title="Edit image"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self.handlers.on_edit_modal(interaction, self.target, self.instruction.value)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # Modal's own on_error drops View's `item` argument; mypy holds it to View's.
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         await self.handlers.on_interaction_error(interaction, error)
+
+
+def _handlers(interaction: discord.Interaction) -> Handlers:
+    """The handlers of the client the press came to (always an ImagineClient)."""
+    return cast("ImagineClient", interaction.client).handlers
 
 
 def result_view(job_id: int) -> discord.ui.View:

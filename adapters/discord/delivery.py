@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -21,26 +21,25 @@ from adapters.discord import render
 from adapters.discord.components import result_view
 from bot import images
 from bot.notify import GiveUp
-from bot.service import ImagineService
 from bot.types import CheckedImage, Delivery, Job
+
+if TYPE_CHECKING:
+    from adapters.discord.client import ImagineClient  # noqa: F401 (named in the base class below)
 
 PLATFORM = "discord"
 TOKEN_LIFETIME = 14 * 60  # Discord's is 15 minutes; stop using it a little early
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # outside a guild
 
 
-class DiscordDelivery:
+class DiscordDelivery(delivery.Delivers["ImagineClient"]):
     platform = PLATFORM
     status_key = "status"
     posted_key = "result_message"
     marks = render.MARKS
 
-    def __init__(self, client: discord.Client, service: ImagineService) -> None:
-        self._client, self._service = client, service
-
     async def deliver(self, item: Delivery, job: Job) -> None:
         try:
-            await delivery.deliver(self, self._service, item, job)
+            await super().deliver(item, job)
         except (discord.Forbidden, discord.NotFound) as exc:
             # Lost access or the channel is gone: retrying cannot help.
             raise GiveUp(f"{exc.status} {exc.text}") from exc
@@ -62,6 +61,8 @@ class DiscordDelivery:
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
         stored = await self._service.image(result["image_id"])
+        if stored is None:  # retried, as any failure to post is
+            raise LookupError(f"image {result['image_id']} of job {job.id} is gone")
         thread = self._client.channel(int(where["thread"]))
         limit = thread.guild.filesize_limit if getattr(thread, "guild", None) else DEFAULT_UPLOAD_LIMIT
         caption = f"{result['model_version']} · {render.money(result['cost_usd'])}"

@@ -12,10 +12,11 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -39,7 +40,8 @@ class SlackAdapter:
     platform = PLATFORM
 
     def __init__(self, settings: Settings, service: ImagineService) -> None:
-        token = settings.slack_bot_token.get_secret_value()
+        # Built only when SLACK_BOT_TOKEN is set (bootstrap checks slack_configured).
+        token = cast(SecretStr, settings.slack_bot_token).get_secret_value()
         self._alert_channel = settings.slack_alert_channel
         # One session for every Web API call: without it slack_sdk opens a new
         # connection (a TLS handshake) per call.

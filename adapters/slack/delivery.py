@@ -10,23 +10,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import delivery
 from adapters.slack import render
-from bot.service import ImagineService
-from bot.types import Delivery, Job
+from bot.types import Job
 
 PLATFORM = "slack"
 
 
-class SlackDelivery:
+class SlackDelivery(delivery.Delivers[AsyncWebClient]):
     platform = PLATFORM
     status_key = "status_ts"
     posted_key = "file_id"
     marks = render.MARKS
-
-    def __init__(self, client: AsyncWebClient, service: ImagineService) -> None:
-        self._client, self._service = client, service
-
-    async def deliver(self, item: Delivery, job: Job) -> None:
-        await delivery.deliver(self, self._service, item, job)
 
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
         # The buttons ([Reroll] [4K] [Delete]) come with the image.
@@ -39,6 +32,8 @@ class SlackDelivery:
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
         image = await self._service.image(result["image_id"])
+        if image is None:  # retried, as any failure to post is
+            raise LookupError(f"image {result['image_id']} of job {job.id} is gone")
         upload = await self._client.files_upload_v2(
             channel=where["channel"],
             thread_ts=where["thread_ts"],

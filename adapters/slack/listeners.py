@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import aiohttp
@@ -96,7 +96,7 @@ class Listeners:
             return
         await ack()
         key = f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None
-        options = {"aspect_ratio": parsed.aspect_ratio, "size": parsed.size, "model": parsed.model, "lane": parsed.lane}
+        options = {name: getattr(parsed, name) for name in ("aspect_ratio", "size", "model", "lane")}
         request = ImagineRequest(
             prompt=parsed.prompt,
             delivery={"channel": command["channel_id"]},
@@ -118,7 +118,8 @@ class Listeners:
             or not event.get("user")
         ):
             return
-        team, channel, user = body.get("team_id") or event.get("team"), event["channel"], event["user"]
+        team = cast(str, body.get("team_id") or event.get("team"))  # one of them is always there
+        channel, user = event["channel"], event["user"]
         image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
         if image_id is None:
             return  # not one of our threads
@@ -181,7 +182,10 @@ class Listeners:
             await self.client.files_delete(file=job.delivery["file_id"])
         message = body.get("message") or {}
         await self.client.chat_update(
-            channel=body["channel"]["id"], ts=message.get("ts"), text=f"Image deleted by <@{user}>.", blocks=[]
+            channel=body["channel"]["id"],
+            ts=cast(str, message.get("ts")),
+            text=f"Image deleted by <@{user}>.",
+            blocks=[],
         )
 
     async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
@@ -198,7 +202,9 @@ class Listeners:
             )
         if request is None or isinstance(outcome, Refused):
             # In place of the question: its buttons can do nothing more.
-            await respond(text=outcome.detail, response_type="ephemeral", replace_original=request is not None)
+            # (Without a request, the outcome is the refusal.)
+            refused = cast(Refused, outcome)
+            await respond(text=refused.detail, response_type="ephemeral", replace_original=request is not None)
             return
         prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
         await self._present(
@@ -225,15 +231,15 @@ class Listeners:
         words = command.get("text", "").split()
         action = words[0].lower() if words else "show"
         if action == "show":
-            result = await self._service.show_budgets(caller)
-            text = result.detail if isinstance(result, Refused) else render.budgets(result)
+            statuses = await self._service.show_budgets(caller)
+            text = statuses.detail if isinstance(statuses, Refused) else render.budgets(statuses)
         elif action == "set" and len(words) in (2, 3):
             period = words[2] if len(words) == 3 else Period.MONTH.value
-            result = await self._service.set_budget(caller, words[1], period)
+            budget = await self._service.set_budget(caller, words[1], period)
             text = (
-                result.detail
-                if isinstance(result, Refused)
-                else (f"Team budget set to {render.usd(result.limit_micros)} per {result.period.value}.")
+                budget.detail
+                if isinstance(budget, Refused)
+                else (f"Team budget set to {render.usd(budget.limit_micros)} per {budget.period.value}.")
             )
         else:
             text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
@@ -301,7 +307,9 @@ class Listeners:
             log.warning("slack: job %d was cancelled before its status could be recorded", accepted.job_id)
             await self._mark_not_started(accepted, channel, posted["ts"], prompt, user, edit)
             return
-        for alert in accepted.alerts if self._alert_channel else ():
+        if not self._alert_channel:
+            return
+        for alert in accepted.alerts:
             try:
                 await self.client.chat_postMessage(
                     channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}"
