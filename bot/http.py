@@ -21,9 +21,17 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
             return web.json_response({"status": "unavailable", "store": False}, status=503)
         # The queue's depth, and every job by state: a test (or an operator) probes "nothing
         # queued, nothing new" here instead of sleeping and hoping.
-        return web.json_response({"status": "ok", "store": True, "workers": workers,
-                                  "queued": counts.get("queued", 0), "running": counts.get("running", 0),
-                                  "jobs": counts})
+        return web.json_response(
+            {
+                "status": "ok",
+                "store": True,
+                "workers": workers,
+                "queued": counts.get("queued", 0),
+                "running": counts.get("running", 0),
+                "jobs": counts,
+            }
+        )
+
     return web.get("/healthz", healthz)
 
 
@@ -34,6 +42,7 @@ def metrics_route(store: Store, metrics: Metrics) -> web.RouteDef:
         except StoreUnavailable:
             counts = {}  # the process's own counters still help while the store is down
         return web.Response(body=metrics.render(counts), headers={"Content-Type": metrics.content_type})
+
     return web.get("/metrics", scrape)
 
 

@@ -73,6 +73,16 @@ class World:
         """The texts the bot sent to response_urls, oldest first."""
         return [r.get("text", "") for r in self.slack.responses]
 
+    async def settled(self) -> None:
+        """Wait until the bot has nothing left to do: no job queued or running (its /healthz),
+        and no delivery pending in its outbox (read from the database: /healthz does not say)."""
+        async def idle() -> bool:
+            health = await wait_healthy(self.proc, self.base)
+            with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
+                [(pending,)] = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchall()
+            return health["queued"] == health["running"] == pending == 0
+        await self.slack.wait_for(idle)
+
     def statuses(self) -> list:
         """The bot's status messages in C1 (those with our context block)."""
         return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
@@ -149,7 +159,7 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     status, _, _ = await world.event(reply, "Ev-reply-1", extra={"X-Slack-Retry-Num": "1",
                                                                 "X-Slack-Retry-Reason": "http_timeout"})
     assert status == 200
-    await asyncio.sleep(1.0)
+    await world.settled()
     assert len(gemini.requests) == 2 and len(slack.uploads) == 2
     # Health and Prometheus metrics on the same HTTP port.
     async with aiohttp.ClientSession() as session:
@@ -165,6 +175,9 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     await world.event(reply2, "Ev-reply-2")
     await slack.wait_for(lambda: len(slack.uploads) == 3)
     assert gemini.requests[2].input_images == [edited.data]
+    # Stopped, the bot has let every acked listener finish: the retried event made no job of its own.
+    await stop_cleanly(world.proc)
+    assert len(read_jobs(world.db)) == 3
 
 
 async def test_a_relaxed_request_is_answered_in_its_thread_by_the_flex_lane_at_half_price(world):
@@ -213,8 +226,9 @@ async def test_forged_and_stale_requests_are_rejected_and_change_nothing(world):
     assert status == 401
     status, _, _ = await world.post(body, timestamp=int(time.time()) - 600)
     assert status == 401
-    await asyncio.sleep(0.3)
+    await stop_cleanly(world.proc)  # every request it took is handled to the end: nothing more can happen
     assert world.slack.calls_to("chat.postMessage") == [] and world.gemini.requests == []
+    assert read_jobs(world.db) == {}
 
 
 async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
@@ -231,8 +245,9 @@ async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
     status, _, _ = await world.event({"type": "message", "channel": "C1", "user": "U2", "text": "hello",
                                       "ts": "1800000000.000500", "thread_ts": "1700000000.999999"}, "Ev-x")
     assert status == 200
-    await asyncio.sleep(0.3)
+    await stop_cleanly(world.proc)  # its listener (acked already) runs to the end first
     assert world.gemini.requests == [] and slack.calls_to("chat.postMessage") == []
+    assert read_jobs(world.db) == {}
 
 
 async def test_non_image_reply_is_refused_in_the_thread(world):
