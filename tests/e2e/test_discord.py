@@ -7,7 +7,6 @@ import asyncio
 import io
 import os
 import sqlite3
-import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -23,12 +22,10 @@ from bot.catalog import load_catalog
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.store.sqlite import SQLiteStore
-
-from tests.support.bot_process import bot_env, read_jobs, stop_cleanly
-from tests.support.ports import free_port
-from tests.support.images import png_bytes
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly
+from tests.support.images import png_bytes
 
 USER, MOD = 111, 222
 ALREADY = "Already on it"
@@ -72,12 +69,10 @@ async def world(tmp_path: Path, prepare):
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
         env = bot_env(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(free_port()),
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
                    **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        proc, _ = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
         try:
             deadline = time.monotonic() + 30
             # `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the

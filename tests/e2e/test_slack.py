@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -15,12 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.bot_process import bot_env, read_jobs, stop_cleanly, wait_healthy
-from tests.support.ports import free_port
 from tests.fakes.gemini_server import FakeGemini, error
 from tests.fakes.slack_server import (
-    FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
+    FakeSlack,
+    block_action_body,
+    event_body,
+    signed_headers,
+    slash_command_body,
 )
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly, wait_healthy
 
 SECRET = "test-signing-secret"
 DEFAULT_NOTE = "on the default budget"
@@ -106,17 +108,14 @@ async def world(tmp_path: Path, request):
         for user in ("U1", "U2"):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
-        port = free_port()
         env = bot_env(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(port),
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", IMAGINE_CONFIG=str(config),
                    SLACK_ALERT_CHANNEL="CMODS")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        world = World(gemini, slack, f"http://127.0.0.1:{port}", proc, tmp_path / "bot.db")
+        # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
+        proc, base = await start_bot("run", env, tmp_path)
+        world = World(gemini, slack, base, proc, tmp_path / "bot.db")
         try:
-            await wait_healthy(world.proc, world.base)
             yield world
         finally:
             await stop_cleanly(proc)
