@@ -5,6 +5,12 @@ job is held by a lease that a heartbeat extends while the provider works;
 if this process dies, the lease runs out and another worker takes the job.
 Every state change goes through the store together with its outbox row,
 so a job is finished, charged and announced once.
+
+What a call is charged, and whether a failure is retried, are decided by
+pure functions (bot.money.charges, bot.retries) that this module hands to
+the store. Beside it: bot.call_log (the log line, metrics and overshoot
+alert of each call), bot.last_resorts (a shed Flex job to the Batch lane,
+an earlier image when every route is down) and bot.outcome_writes.
 """
 
 from __future__ import annotations
@@ -14,36 +20,30 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TypeVar
-
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bot import images
 from bot.alerts import CallWatch
 from bot.call_log import CallLog, hedge_summary, prompt_hash
 from bot.catalog import Catalog, ModelInfo
+from bot.last_resorts import LastResorts
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.money.charges import (
     Bill, FailedCall, charge_for_failure, charge_for_hedged_failure, charge_for_success,
 )
+from bot.outcome_writes import write_outcome
 from bot.providers.base import ImageProvider
 from bot.providers.errors import (
-    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, OverloadedError, ProviderError,
-    QuotaError, UnpricedCall,
+    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall,
 )
 from bot.retries import retry_decision
-from bot.store.base import (
-    BATCH_INLINE_BYTES, NewDelivery, Store, StoreUnavailable, final_delivery_key, inline_request_bytes,
-)
+from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, HedgeCall, InputImage, Job, JobState, Lane, Usage
 from policies.config import PolicyBook
 
 log = logging.getLogger(__name__)
-STORE_WRITE_ATTEMPTS = 6
-T = TypeVar("T")
 # Providers return up to 4K PNGs; anything bigger is not an image we want.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
@@ -63,10 +63,7 @@ class Worker:
         # requests always find a slot.
         self._flex_slots = max(1, concurrency // 2) if flex_slots is None else flex_slots
         self._flex_running = 0
-        # A Batch runner serves this queue, so a Flex job Google sheds can wait for it.
-        self._batch_lane = batch_lane
         self._watch = watch
-        self._policies = policies or PolicyBook()
         self._deadline = deadline_seconds
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
         self._batch_deadline = batch_deadline_seconds
@@ -84,6 +81,9 @@ class Worker:
         self._only_job_id = only_job_id
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._calls = CallLog(self._metrics, watch, catalog, provider.name)
+        # A Batch runner serves this queue (batch_lane), so a Flex job Google sheds can wait for it.
+        self._last_resorts = LastResorts(store, catalog, policies or PolicyBook(), self._metrics,
+                                         batch_lane=batch_lane, inputs=self.inputs, on_delivery=self._on_delivery)
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -182,14 +182,8 @@ class Worker:
         hedge_cost = await self._settle_hedge(job, outcome.hedge) if outcome.hedge is not None else None
         if isinstance(outcome, ProviderError):
             self._calls.call(job, latency, error=outcome)
-            # A Flex job Google sheds moves to the Batch lane first: it will be answered, at
-            # the same price; the stale image is for when nothing else can answer.
-            if self._sheds(job, outcome) and await self._fits_a_batch(job):
-                await self._to_batch(job, slot_id, outcome)
-                return
-            if await self._served_stale(job, slot_id, outcome, elapsed):
-                return
-            await self._failed(job, slot_id, outcome)
+            if not await self._last_resorts.took_over(job, slot_id, outcome, elapsed):
+                await self._failed(job, slot_id, outcome)
             return
         result = outcome
         try:
@@ -224,7 +218,7 @@ class Worker:
         }
         if result.hedge is not None:
             outcome |= {"cost_usd": str(cost + (hedge_cost or 0)), "hedge": hedge_summary(result.hedge, hedge_cost)}
-        image_id = await self._stored(lambda: self._store.complete(
+        image_id = await write_outcome(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
             NewDelivery(final_delivery_key(job.id), "result", outcome),
             bill.charge,
@@ -238,73 +232,6 @@ class Worker:
         log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
                  result.model_version, job.spec.size, cost, elapsed)
 
-    def _sheds(self, job: Job, exc: ProviderError) -> bool:
-        """Flex is best effort: a 429 or 503 (or no answer in time) on it is Google shedding
-        the request, not a failure of the route or the request."""
-        return (job.spec.lane is Lane.FLEX and self._batch_lane and exc.retryable
-                and isinstance(exc, QuotaError | OverloadedError))
-
-    async def _fits_a_batch(self, job: Job) -> bool:
-        """Whether a batch could take the job inline: one too big stays on Flex (which takes it)."""
-        try:
-            inputs = await self.inputs(job)
-        except ProviderError:
-            return False  # its failure path says why
-        size = inline_request_bytes(sum(len(i.data) for i in inputs), len(inputs), job.spec.prompt)
-        return size <= BATCH_INLINE_BYTES
-
-    async def _to_batch(self, job: Job, slot_id: str, exc: ProviderError) -> None:
-        """A shed Flex job goes to the Batch lane at the same half price (its hold stands), and
-        the user is told; the Batch runner takes it from there. Nothing was billed for the shed call."""
-        moved = await self._stored(lambda: self._store.relane(
-            job.id, slot_id, job.attempt, Lane.BATCH, NewDelivery(
-                f"job:{job.id}:relaned:{job.attempt}", "started",
-                {"attempt": job.attempt, "relaned": Lane.BATCH.value, "from": Lane.FLEX.value,
-                 "error_class": exc.kind})), job)
-        if not moved:
-            log.warning("job %d: lease lost before moving it to the Batch lane", job.id)
-            return
-        log.info("job %d: Flex shed it (%s); moved to the Batch lane at the same price", job.id, exc.kind)
-        self._on_delivery()
-
-    async def _served_stale(self, job: Job, slot_id: str, exc: ProviderError, elapsed: float) -> bool:
-        """The last resort when every route is down (overloaded, rate-limited, circuit open):
-        the team's own earlier image for this very request, however old, at $0.
-
-        Only on the Standard and Priority lanes: Flex and Batch jobs wait to be
-        answered (a shed is not an outage). Never for a reroll (it has no cache
-        key), another team's image or one a fallback made; the team's policy
-        may turn it off. The job ends through the store's normal completion, so
-        its hold is released whole and its result delivered once."""
-        if (not isinstance(exc, QuotaError | OverloadedError) or job.cache_key is None
-                or job.spec.lane not in (Lane.STANDARD, Lane.PRIORITY)
-                or not self._policies.for_team(job.team).stale_cache_fallback):
-            return False
-        gateway = self._catalog.gateways.get(exc.route or "")
-        if gateway is not None and gateway.bills_failed_calls:
-            return False  # that failure is billed: _failed charges it, and a $0 answer would hide it
-        earlier = await self._store.stale_result(job.team, job.cache_key)
-        if earlier is None:
-            return False
-        image = earlier.image
-        outcome = {key: value for key, value in earlier.result.items() if key not in ("cached", "hedge")}
-        outcome |= {"cost_usd": "0", "elapsed_s": round(elapsed, 3), "stale": True,
-                    "stale_from_job": earlier.job_id, "stale_made_at": earlier.finished_at,
-                    "unavailable": exc.kind}
-        image_id = await self._stored(lambda: self._store.complete(
-            job.id, slot_id, job.attempt, CheckedImage(image.data, image.mime, image.width, image.height, image.sha256),
-            outcome, NewDelivery(final_delivery_key(job.id), "result", outcome), None,
-        ), job)
-        if image_id is None:
-            log.warning("job %d: lease lost before serving the earlier image; another worker owns the job now",
-                        job.id)
-            return True
-        self._metrics.stale_answers.inc()
-        self._on_delivery()
-        log.warning("job %d: every route is down (%s); served job %d's image for the identical request at $0",
-                    job.id, exc, earlier.job_id)
-        return True
-
     async def _settle_hedge(self, job: Job, hedge: HedgeCall) -> Decimal | None:
         """Record what a hedged attempt's other call cost; None when it reported nothing to settle.
 
@@ -316,7 +243,7 @@ class Worker:
         self._calls.hedge(job, hedge, None if bill is None else bill.cost)
         if bill is None:
             return None
-        await self._stored(lambda: self._store.settle_hedge(job.id, job.attempt, bill.charge), job)
+        await write_outcome(lambda: self._store.settle_hedge(job.id, job.attempt, bill.charge), job)
         self._metrics.charged(job.team, float(bill.cost))
         return bill.cost
 
@@ -363,18 +290,6 @@ class Worker:
                 f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
                 f"add the price to IMAGINE_CONFIG and settle the call by hand."))
 
-    async def _stored(self, write: Callable[[], Awaitable[T]], job: Job) -> T:
-        """Write an outcome, riding out a briefly unavailable database: the
-        image is already paid for, so giving up early would pay for it twice."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
-            wait=wait_random_exponential(multiplier=0.5, max=30), reraise=True,
-            before_sleep=lambda state: log.warning("job %d: store unavailable while saving its outcome (%s); "
-                                                   "retrying", job.id, state.outcome.exception())):
-            with attempt:
-                return await write()
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
     async def inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
         stored = await self._store.job_inputs(job.id)
@@ -407,7 +322,7 @@ class Worker:
             "model_id": job.spec.model_id, "route": exc.route or self._provider.name, "size": job.spec.size,
             "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
             "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
-        state = await self._stored(lambda: self._store.fail(
+        state = await write_outcome(lambda: self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=decision.retryable, final_state=decision.final_state, retry_at=decision.retry_at,
             delivery=NewDelivery(final_delivery_key(job.id), "failure",
