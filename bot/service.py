@@ -2,8 +2,13 @@
 
 Expected failures come back as `Refused` outcomes with a sentence fit for
 the user; adapters render them in their own words and never see an
-exception for bad input. Every decision is made here and in policies/;
-the store applies the money checks atomically.
+exception for bad input. Every decision is made here, in bot.money (what a
+request holds, whether it fits) and in policies/ (moderation, channel rules,
+when to ask first); the store applies the money checks atomically.
+
+Beside it: bot.specs turns a request into a GenerationSpec, bot.confirmations
+words the questions and refusals about money, and bot.budget_desk reports and
+sets a team's budgets.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot import confirmations
+from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import confirmed, request_from_json, request_json
 from bot.metrics import Metrics
 from bot.money import from_micros, pricing, to_micros, usd
-from bot.money.admission import Admission, Denied, with_default_team_budget
-from bot.money.budgets import Budget, BudgetStatus, Period, Scope, budget_from_input, period_start
+from bot.money.admission import Admission, Denied
+from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.money.estimates import fits, hold_estimate, near_edge, newly_past_threshold
 from bot.money.quotas import QuotaLimits
 from bot.specs import SpecBuilder, cache_key, check_fits_a_batch, check_images
@@ -56,16 +62,6 @@ class Caller:
     platform: str = ""
 
 
-@dataclass(frozen=True)
-class UsageReport:
-    team: str
-    user: str
-    user_spent_today_micros: int
-    user_spent_month_micros: int
-    team_spent_month_micros: int
-    budgets: list[BudgetStatus]
-
-
 class ImagineService:
     def __init__(
         self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
@@ -75,14 +71,16 @@ class ImagineService:
     ) -> None:
         self._cache_ttl = cache_ttl
         self._gateway_routes = gateway_routes
-        self._specs = SpecBuilder(catalog, policies or PolicyBook(), batch_lane=batch_lane,
-                                  service_tiers=batch_lane if service_tiers is None else service_tiers,
-                                  gateway_routes=gateway_routes, clock=clock)
         self._metrics = metrics or Metrics()
         self._store = store
         self._catalog = catalog
         self._policies = policies or PolicyBook()
         self._max_attempts = max_attempts
+        # Flex and Priority (generateContent's service_tier) need the Developer API, as Batch does.
+        self._specs = SpecBuilder(catalog, self._policies, batch_lane=batch_lane,
+                                  service_tiers=batch_lane if service_tiers is None else service_tiers,
+                                  gateway_routes=gateway_routes, clock=clock)
+        self._budgets = BudgetDesk(store, self._policies, clock)
         self._on_submit = on_submit or (lambda: None)
         self._clock = clock
 
@@ -132,7 +130,7 @@ class ImagineService:
             if existing is not None:
                 return await self._duplicate_of(existing)
         policy = self._policies.for_team(req.team)
-        if policy.default_team_budget_usd == 0 and not await self._has_own_team_budget(req.team):
+        if policy.default_team_budget_usd == 0 and not await self._budgets.has_own_team_budget(req.team):
             return confirmations.no_budget_yet(req.team, cli=req.platform == CLI_PLATFORM)
         try:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
@@ -246,9 +244,6 @@ class ImagineService:
         return Accepted(job_id=job_id, position=position or 0, model=job.spec.model_alias, size=job.spec.size,
                         aspect_ratio=job.spec.aspect_ratio, estimate_usd=from_micros(job.held_micros),
                         duplicate=True, relaxed=job.spec.lane is Lane.BATCH, lane=job.spec.lane.value)
-
-    async def _has_own_team_budget(self, team: str) -> bool:
-        return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
 
     def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
                  attachments: int, why: str) -> NeedsConfirmation:
@@ -383,9 +378,7 @@ class ImagineService:
 
     def default_team_budget(self, team: str) -> Budget | None:
         """The budget that caps a team with no team budget of its own."""
-        limit = self._policies.for_team(team).default_team_budget_usd
-        return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=to_micros(limit),
-                      period=Period.MONTH, soft_threshold=float(self.policy(team).soft_threshold), default=True)
+        return self._budgets.default_team_budget(team)
 
     def is_moderator(self, caller: Caller) -> bool:
         return caller.platform_admin or caller.user in self._policies.for_team(caller.team).moderators
@@ -394,45 +387,24 @@ class ImagineService:
                     platform: str = "") -> UsageReport | Refused:
         if (refused := self._off_allow_list(team, platform)) is not None:
             return refused
-        now = self._clock()
-        return UsageReport(
-            team=team, user=user,
-            user_spent_today_micros=await self._store.spent(team, user=user, since=period_start(Period.DAY, now)),
-            user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
-            team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
-            budgets=await self._store.budget_statuses(team, channel, user, self.default_team_budget(team)),
-        )
+        return await self._budgets.usage(team, user, channel)
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
-        if (refused := self._off_allow_list(caller.team, caller.platform)) is not None:
+        if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
             return refused
-        if not self.is_moderator(caller):
-            return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can see the team's budgets.")
-        statuses = []
-        default = self.default_team_budget(caller.team)
-        for budget in with_default_team_budget(await self._store.budgets(caller.team), default):
-            channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
-            user = budget.scope_id if budget.scope is Scope.USER else None
-            statuses += [s for s in await self._store.budget_statuses(caller.team, channel, user, default)
-                         if s.budget == budget]
-        return statuses
+        return await self._budgets.statuses(caller.team)
 
     async def set_budget(
         self, caller: Caller, amount_usd: str | Decimal, period: str = "month", *,
         scope: Scope = Scope.TEAM, scope_id: str = "", soft_threshold: float | None = None,
     ) -> Budget | Refused:
-        if (refused := self._off_allow_list(caller.team, caller.platform)) is not None:
+        if (refused := self._moderators_only(caller, "Only moderators can change budgets.")) is not None:
             return refused
-        if not self.is_moderator(caller):
-            return Refused(RefusalReason.NOT_MODERATOR, "Only moderators can change budgets.")
-        threshold = soft_threshold if soft_threshold is not None else float(self.policy(caller.team).soft_threshold)
         try:
-            budget = budget_from_input(caller.team, amount_usd, period, scope=scope, scope_id=scope_id,
-                                       soft_threshold=threshold)
+            budget = await self._budgets.set(caller.team, caller.user, amount_usd, period, scope=scope,
+                                             scope_id=scope_id, soft_threshold=soft_threshold)
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
-        try:
-            await self._store.set_budget(budget, updated_by=caller.user)
         except StoreUnavailable:
             log.exception("set_budget: store unavailable")
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
@@ -440,3 +412,10 @@ class ImagineService:
                  usd(budget.limit_micros), budget.period.value, caller.user)
         return budget
 
+    def _moderators_only(self, caller: Caller, refusal: str) -> Refused | None:
+        """A team's budgets are its moderators' to see and set (a team on the allow-list)."""
+        if (refused := self._off_allow_list(caller.team, caller.platform)) is not None:
+            return refused
+        if not self.is_moderator(caller):
+            return Refused(RefusalReason.NOT_MODERATOR, refusal)
+        return None

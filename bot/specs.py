@@ -22,7 +22,8 @@ LANE_NAMES = {"standard": "Standard", "flex": "Flex", "batch": "Batch", "priorit
 LANE_FLAGS = {"standard": "no flag", "flex": "--relax", "batch": "--batch", "priority": "--priority"}
 PRIORITY_NOT_ENABLED = ("The Priority lane (--priority) is not enabled for this team: it costs about {extra} more "
                         "than Standard. The bot's operator can enable it with `priority = true` under "
-                        "[teams.\"{team}\"] in IMAGINE_CONFIG. Leave out --priority to run it now. Nothing was charged.")
+                        "[teams.\"{team}\"] in IMAGINE_CONFIG. Leave out --priority to run it now. "
+                        "Nothing was charged.")
 
 
 class SpecBuilder:
