@@ -6,13 +6,13 @@ No prompt text is ever logged, only its hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from decimal import Decimal
 
 from bot.alerts import CallWatch
 from bot.catalog import Catalog
+from bot.job_results import prompt_hash
 from bot.metrics import Metrics
 from bot.money import from_micros
 from bot.money.charges import overshoot_micros
@@ -22,16 +22,6 @@ from bot.types import HedgeCall, Job, Usage
 # The worker's logger: these lines read, and are filtered, as the worker's own.
 log = logging.getLogger("bot.worker")
 calls_log = logging.getLogger("bot.calls")
-
-
-def prompt_hash(prompt: str) -> str:
-    return hashlib.sha256(prompt.encode()).hexdigest()[:16]
-
-
-def hedge_summary(hedge: HedgeCall, cost: Decimal | None) -> dict:
-    """What a result says about its hedged attempt's other call, for the reply."""
-    return {"route": hedge.route, "model": hedge.model_alias, "won": hedge.won, "after_s": hedge.after_s,
-            "answered": hedge.answer is not None, "cost_usd": None if cost is None else str(cost)}
 
 
 class CallLog:

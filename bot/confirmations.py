@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from bot.money import from_micros, to_micros, usd
@@ -18,6 +19,7 @@ from bot.money.admission import Denied
 from bot.money.budgets import BudgetStatus, when
 from bot.money.estimates import least_remaining
 from bot.money.quotas import QUOTA_TEXT
+from bot.store.base import Store
 from bot.types import (
     EditRequest, GenerationSpec, ImagineRequest, InputImage, NeedsConfirmation, RefusalReason, Refused,
 )
@@ -110,3 +112,42 @@ def confirmed(outcome: NeedsConfirmation, *, use_flash: bool = False) -> Imagine
 
 def confirmed_request(request: ImagineRequest | EditRequest, *, use_flash: bool) -> ImagineRequest | EditRequest:
     return dataclasses.replace(request, confirmed=True, **({"model": "flash"} if use_flash else {}))
+
+
+class HeldQuestions:
+    """Requests waiting for their [Run] / [Use Flash] answer, kept in the store under a token."""
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def hold(self, outcome: NeedsConfirmation, ttl_seconds: float) -> str:
+        """Keep a question's request; returns its token."""
+        token = secrets.token_urlsafe(12)
+        req = outcome.request
+        await self._store.save_confirmation(token, req.team, req.user, request_json(req), ttl_seconds)
+        return token
+
+    async def take(self, token: str, team: str, user: str, *, use_flash: bool, idempotency_key: str | None,
+                   idempotency_window: float | None) -> tuple[ImagineRequest | EditRequest, float] | Refused:
+        """The request to run as confirmed, and until when a later press gets it again (see
+        ImagineService.confirm); or why not: someone else's question, or one expired."""
+        held = await self._store.take_confirmation(token, team, user)
+        if held == "not_yours":
+            return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this.")
+        if held == "expired":
+            return Refused(RefusalReason.NOT_FOUND,
+                           "That question was already answered, or it has expired. Please ask again.")
+        if "answered" in held:  # a later press on a question already answered
+            return request_from_json(held["answered"]), float(held["until"])
+        request = confirmed_request(request_from_json(held), use_flash=use_flash)
+        if idempotency_key is not None:
+            request = dataclasses.replace(request, idempotency_key=idempotency_key,
+                                          idempotency_window=idempotency_window)
+        return request, self._clock() + (idempotency_window or 0)
+
+    async def keep_answer(self, token: str, team: str, user: str, request: ImagineRequest | EditRequest,
+                          until: float) -> None:
+        """Keep the answered question under its token until `until`, with the request it ran."""
+        await self._store.save_confirmation(token, team, user, {"answered": request_json(request), "until": until},
+                                            until - self._clock())

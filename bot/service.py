@@ -6,16 +6,16 @@ exception for bad input. Every decision is made here, in bot.money (what a
 request holds, whether it fits) and in policies/ (moderation, channel rules,
 when to ask first); the store applies the money checks atomically.
 
-Beside it: bot.specs turns a request into a GenerationSpec, bot.confirmations
-words the questions and refusals about money, and bot.budget_desk reports and
-sets a team's budgets.
+Beside it: bot.specs turns a request into a GenerationSpec, bot.quotes prices
+it and decides whether to ask first, bot.confirmations words the questions and
+refusals about money and keeps the questions awaiting an answer, and
+bot.budget_desk reports and sets a team's budgets.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,13 +24,14 @@ from decimal import Decimal
 from bot import confirmations
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
-from bot.confirmations import confirmed, request_from_json, request_json
+from bot.confirmations import HeldQuestions, confirmed
 from bot.metrics import Metrics
 from bot.money import from_micros, pricing, to_micros, usd
 from bot.money.admission import Admission, Denied
 from bot.money.budgets import Budget, BudgetStatus, Scope
-from bot.money.estimates import fits, hold_estimate, near_edge, newly_past_threshold
+from bot.money.estimates import fits, newly_past_threshold
 from bot.money.quotas import QuotaLimits
+from bot.quotes import Quote, Quoter
 from bot.specs import SpecBuilder, cache_key, check_fits_a_batch, check_images
 from bot.store.base import Store, StoreUnavailable
 from bot.types import (
@@ -39,7 +40,7 @@ from bot.types import (
 )
 from policies.config import PolicyBook, TeamPolicy
 from policies.moderation import ModerationRefusal, check_prompt, printable
-from policies.routing import DOWNGRADE, NotAllowedHere, check_channel, downgrade_for, over_confirm_limit
+from policies.routing import NotAllowedHere, check_channel
 
 __all__ = ["CLI_PLATFORM", "STORE_DOWN", "Caller", "ImagineService", "UsageReport", "confirmed"]
 
@@ -70,7 +71,6 @@ class ImagineService:
         metrics: Metrics | None = None, gateway_routes: tuple[str, ...] = (),
     ) -> None:
         self._cache_ttl = cache_ttl
-        self._gateway_routes = gateway_routes
         self._metrics = metrics or Metrics()
         self._store = store
         self._catalog = catalog
@@ -80,6 +80,8 @@ class ImagineService:
         self._specs = SpecBuilder(catalog, self._policies, batch_lane=batch_lane,
                                   service_tiers=batch_lane if service_tiers is None else service_tiers,
                                   gateway_routes=gateway_routes, clock=clock)
+        self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
+        self._questions = HeldQuestions(store, clock)
         self._budgets = BudgetDesk(store, self._policies, clock)
         self._on_submit = on_submit or (lambda: None)
         self._clock = clock
@@ -144,7 +146,7 @@ class ImagineService:
             if spec.lane is Lane.BATCH:
                 check_fits_a_batch(spec, inputs, parent_bytes)
             check_channel(policy, req.channel, spec.model_alias, spec.size)
-            estimate = self._estimate(spec, len(inputs))
+            estimate = self._quotes.estimate(spec, len(inputs))
         except NotAllowedHere as exc:
             return Refused(RefusalReason.NOT_ALLOWED_HERE, str(exc))
         except pricing.Unpriced as exc:
@@ -152,30 +154,19 @@ class ImagineService:
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
 
-        downgraded_from = None
         default_budget = self.default_team_budget(req.team)
         statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)
+        quote = Quote(spec, estimate)
         # Fit first: a request no budget can take is refused, never offered a
         # confirmation (the store checks again, atomically, when it holds).
-        # An over-budget request skips the questions below: the store refuses it
+        # An over-budget request skips the questions: the store refuses it
         # (or answers it from the cache, at $0), never a confirmation.
         if not req.confirmed and fits(statuses, estimate):
-            edge = near_edge(statuses, estimate)
-            cheaper_alias = downgrade_for(policy, spec.model_alias) if edge else None
-            if cheaper_alias is not None:
-                try:
-                    cheaper = self._spec(req, text, cheaper_alias, spec.aspect_ratio, spec.size,
-                                         parent_image_id, len(inputs))
-                    check_channel(policy, req.channel, cheaper.model_alias, cheaper.size)
-                    downgraded_from, spec, estimate = spec.model_alias, cheaper, self._estimate(cheaper, len(inputs))
-                except InvalidRequest:  # the cheaper model can't do this here (channel rule, no price): ask instead
-                    return self._confirm(req, spec, estimate, statuses, len(inputs), edge[0].describe())
-            elif edge:
-                return self._confirm(req, spec, estimate, statuses, len(inputs),
-                                     confirmations.past_alert_line(edge[0], estimate))
-            if over_confirm_limit(policy, estimate):
-                return self._confirm(req, spec, estimate, statuses, len(inputs),
-                                     confirmations.above_per_image_limit(estimate, policy.confirm_above_usd))
+            asked = self._quotes.ask_first(req, quote, statuses, len(inputs))
+            if isinstance(asked, NeedsConfirmation):
+                return asked
+            quote = asked
+        spec, estimate = quote.spec, quote.estimate
 
         job = NewJob(
             team=req.team, channel=req.channel, user=req.user, platform=req.platform, kind=kind,
@@ -191,8 +182,8 @@ class ImagineService:
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused
-            return dataclasses.replace(refused, detail=refused.detail + self._cheaper_hint(
-                req, spec, text, parent_image_id, len(inputs), statuses))
+            return dataclasses.replace(
+                refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses))
         if submitted.cached:
             self._metrics.cache_hits.inc()
             self._on_submit()  # its result is already in the outbox
@@ -207,7 +198,7 @@ class ImagineService:
         return Accepted(
             job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
             size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
-            duplicate=submitted.duplicate, downgraded_from=downgraded_from, alerts=alerts,
+            duplicate=submitted.duplicate, downgraded_from=quote.downgraded_from, alerts=alerts,
             relaxed=spec.lane is Lane.BATCH, lane=spec.lane.value, lane_note=self._specs.lane_note(req, spec),
             retired_note=self._specs.retired_note(model, spec.model_alias),
         )
@@ -218,43 +209,11 @@ class ImagineService:
     ) -> GenerationSpec:
         return self._specs.spec(req, text, model, aspect_ratio, size, parent_image_id, attachments)
 
-    def _estimate(self, spec: GenerationSpec, attachments: int) -> Decimal:
-        """The hold: the dearest route the request may end up on (the two dearest when hedged)."""
-        return hold_estimate(self._catalog, spec, attachments, self._gateway_routes)
-
-    def _cheaper_hint(self, req, spec: GenerationSpec, text: str, parent_image_id: int | None,
-                      attachments: int, statuses: list[BudgetStatus]) -> str:
-        """For a refusal: the cheaper model that would still fit every budget, if there is one."""
-        cheaper_alias = DOWNGRADE.get(spec.model_alias)
-        if cheaper_alias is None:
-            return ""
-        try:
-            cheaper = self._spec(req, text, cheaper_alias, spec.aspect_ratio, spec.size, parent_image_id,
-                                 attachments)
-            check_channel(self._policies.for_team(req.team), req.channel, cheaper.model_alias, cheaper.size)
-            estimate = self._estimate(cheaper, attachments)
-        except InvalidRequest:
-            return ""
-        if not fits(statuses, estimate):
-            return ""
-        return confirmations.cheaper_hint(cheaper_alias, estimate)
-
     async def _duplicate_of(self, job_id: int) -> Accepted:
         job, position = await self.status(job_id)
         return Accepted(job_id=job_id, position=position or 0, model=job.spec.model_alias, size=job.spec.size,
                         aspect_ratio=job.spec.aspect_ratio, estimate_usd=from_micros(job.held_micros),
                         duplicate=True, relaxed=job.spec.lane is Lane.BATCH, lane=job.spec.lane.value)
-
-    def _confirm(self, req, spec: GenerationSpec, estimate: Decimal, statuses: list[BudgetStatus],
-                 attachments: int, why: str) -> NeedsConfirmation:
-        flash = None
-        if spec.model_alias != "flash":
-            try:
-                flash = self._estimate(self._spec(req, spec.prompt, "flash", spec.aspect_ratio, spec.size,
-                                                  spec.parent_image_id, attachments), attachments)
-            except InvalidRequest:
-                flash = None  # Flash can't do this request; adapters offer only [Run]
-        return confirmations.question(req, spec, estimate, flash, statuses, why)
 
     async def rerun(
         self, job_id: int, caller: Caller, *, platform: str, channel: str, size: str | None = None,
@@ -292,10 +251,7 @@ class ImagineService:
 
     async def hold_confirmation(self, outcome: NeedsConfirmation, ttl_seconds: float = 3600) -> str:
         """Keep a NeedsConfirmation's request until [Run] or [Use Flash]; returns its token."""
-        token = secrets.token_urlsafe(12)
-        req = outcome.request
-        await self._store.save_confirmation(token, req.team, req.user, request_json(req), ttl_seconds)
-        return token
+        return await self._questions.hold(outcome, ttl_seconds)
 
     async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False,
                       idempotency_key: str | None = None, idempotency_window: float | None = None,
@@ -307,27 +263,15 @@ class ImagineService:
         press's request and key, so another press (a double click, [Use Flash]
         right after [Run]) resubmits under that key and gets the same job back
         instead of "expired". It is kept no longer than the key is taken."""
-        held = await self._guarded(self._store.take_confirmation(token, caller.team, caller.user))
-        if isinstance(held, Refused):
-            return held, None
-        if held == "not_yours":
-            return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this."), None
-        if held == "expired":
-            return Refused(RefusalReason.NOT_FOUND,
-                           "That question was already answered, or it has expired. Please ask again."), None
-        if "answered" in held:  # a later press on a question already answered
-            request, until = request_from_json(held["answered"]), float(held["until"])
-        else:
-            request = confirmations.confirmed_request(request_from_json(held), use_flash=use_flash)
-            if idempotency_key is not None:
-                request = dataclasses.replace(request, idempotency_key=idempotency_key,
-                                              idempotency_window=idempotency_window)
-            until = self._clock() + (idempotency_window or 0)
+        taken = await self._guarded(self._questions.take(
+            token, caller.team, caller.user, use_flash=use_flash, idempotency_key=idempotency_key,
+            idempotency_window=idempotency_window))
+        if isinstance(taken, Refused):
+            return taken, None
+        request, until = taken
         if idempotency_key is not None and until > self._clock():
             # Before the submit, so a press right behind this one finds it.
-            await self._guarded(self._store.save_confirmation(
-                token, caller.team, caller.user, {"answered": request_json(request), "until": until},
-                until - self._clock()))
+            await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
 

@@ -9,8 +9,9 @@ so a job is finished, charged and announced once.
 What a call is charged, and whether a failure is retried, are decided by
 pure functions (bot.money.charges, bot.retries) that this module hands to
 the store. Beside it: bot.call_log (the log line, metrics and overshoot
-alert of each call), bot.last_resorts (a shed Flex job to the Batch lane,
-an earlier image when every route is down) and bot.outcome_writes.
+alert of each call), bot.job_results (what a result records),
+bot.last_resorts (a shed Flex job to the Batch lane, an earlier image when
+every route is down) and bot.outcome_writes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from decimal import Decimal
 
 from bot import images
 from bot.alerts import CallWatch
-from bot.call_log import CallLog, hedge_summary, prompt_hash
+from bot.call_log import CallLog
 from bot.catalog import Catalog, ModelInfo
+from bot.job_results import failure_result, success_result
 from bot.last_resorts import LastResorts
 from bot.metrics import Metrics
 from bot.money import to_micros
@@ -200,24 +202,8 @@ class Worker:
             return
         cost = bill.cost
         self._calls.call(job, latency, usage=result.usage, cost=str(cost), route=result.route)
-        outcome = {
-            "model": model.alias,
-            "model_id": model.model_id,
-            "model_version": result.model_version,
-            "route": result.route or self._provider.name,
-            "fallback_from": result.fallback_from,
-            "size": job.spec.size,
-            "aspect_ratio": job.spec.aspect_ratio,
-            "usage": result.usage.to_json() if result.usage else None,
-            "cost_usd": str(cost),
-            "elapsed_s": round(elapsed, 3),
-            "text": result.text,
-            "response_id": result.response_id,
-            "lane": job.spec.lane.value,
-            "served_lane": (result.served_lane or job.spec.lane).value,
-        }
-        if result.hedge is not None:
-            outcome |= {"cost_usd": str(cost + (hedge_cost or 0)), "hedge": hedge_summary(result.hedge, hedge_cost)}
+        outcome = success_result(job, model, result, route=result.route or self._provider.name, cost=cost,
+                                 hedge_cost=hedge_cost, elapsed=elapsed)
         image_id = await write_outcome(lambda: self._store.complete(
             job.id, slot_id, job.attempt, checked, outcome,
             NewDelivery(final_delivery_key(job.id), "result", outcome),
@@ -317,11 +303,7 @@ class Worker:
             max_attempts=job.max_attempts, lane=job.spec.lane, created_at=job.created_at, now=self._clock(),
             deadline=self._deadline, relaxed_deadline=self._batch_deadline, retry_base=self._retry_base,
             retry_cap=self._retry_cap, charge=bill.charge)
-        # What an operator needs to reproduce the failure, never the prompt itself.
-        result: dict = {"repro": {
-            "model_id": job.spec.model_id, "route": exc.route or self._provider.name, "size": job.spec.size,
-            "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
-            "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
+        result = failure_result(job, exc, route=exc.route or self._provider.name)
         state = await write_outcome(lambda: self._store.fail(
             job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
             retryable=decision.retryable, final_state=decision.final_state, retry_at=decision.retry_at,
