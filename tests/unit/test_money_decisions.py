@@ -1,5 +1,5 @@
 """bot.money's pure decisions, with no database, worker or provider: what a request
-holds, what each call is charged, and whether a failed attempt is retried."""
+holds, whether to ask first, what each call is charged, and whether a failed attempt is retried."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from bot.money.charges import (
 )
 from bot.money.estimates import fits, gateway_prices, hold_estimate, near_edge, newly_past_threshold
 from bot.money.pricing import Unpriced, estimate, image_price, settle, tokens_cost
+from bot.quotes import Quote, Quoter
 from bot.retries import retry_decision
+from bot.specs import SpecBuilder
 from bot.store.base import after_failure
-from bot.types import GenerationSpec, InvalidRequest, JobState, Lane, Usage
-from policies.config import TeamPolicy
+from bot.types import GenerationSpec, ImagineRequest, InvalidRequest, JobState, Lane, NeedsConfirmation, Usage
+from policies.config import PolicyBook, TeamPolicy
 from policies.routing import downgrade_for, over_confirm_limit
 
 USAGE = Usage(prompt_tokens=300, image_tokens=1120, text_tokens=40, thoughts_tokens=200)
@@ -282,3 +284,61 @@ def test_the_decision_agrees_with_the_stores_rule():
         for attempt in (1, 2, 3):
             decision = decide(retryable=retryable, attempt=attempt)
             assert decision.state is after_failure(decision.retryable, attempt, 3, decision.final_state)
+
+
+# -- whether to ask first (bot.quotes over the team's thresholds) ---------------------------------
+
+def quoter(catalog, **policy) -> Quoter:
+    policies = PolicyBook({"confirm_above_usd": None, **policy})
+    specs = SpecBuilder(catalog, policies, batch_lane=False, service_tiers=False, gateway_routes=(),
+                        clock=lambda: 1_800_000_000.0)
+    return Quoter(specs, catalog, policies, ())
+
+
+def pro_quote(catalog, the_quoter, req) -> Quote:
+    the_spec = the_quoter._specs.spec(req, req.prompt, "pro", None, "1K", None, 0)
+    return Quote(the_spec, the_quoter.estimate(the_spec, 0))
+
+
+REQ = ImagineRequest(prompt="a koi pond", team="T1", channel="C1", user="U1", platform="slack")
+
+
+def test_far_from_every_alert_line_the_quote_runs_as_is(catalog):
+    the_quoter = quoter(catalog)
+    quote = pro_quote(catalog, the_quoter, REQ)
+    assert the_quoter.ask_first(REQ, quote, [status("100", "0")], 0) == quote
+
+
+def test_near_an_alert_line_a_downgrade_team_gets_the_cheaper_model(catalog):
+    the_quoter = quoter(catalog, over_soft_threshold="downgrade")
+    quote = pro_quote(catalog, the_quoter, REQ)
+    asked = the_quoter.ask_first(REQ, quote, [status("1", "0.75")], 0)
+    assert isinstance(asked, Quote) and asked.spec.model_alias == "flash" and asked.downgraded_from == "pro"
+    assert asked.estimate < quote.estimate
+
+
+def test_near_an_alert_line_a_confirm_team_is_asked_with_the_flash_price(catalog):
+    the_quoter = quoter(catalog, over_soft_threshold="confirm")
+    quote = pro_quote(catalog, the_quoter, REQ)
+    asked = the_quoter.ask_first(REQ, quote, [status("1", "0.75")], 0)
+    assert isinstance(asked, NeedsConfirmation) and "alert line" in asked.detail
+    assert asked.estimate_usd == quote.estimate and asked.flash_estimate_usd < quote.estimate
+
+
+def test_a_downgrade_the_channel_forbids_is_asked_instead(catalog):
+    the_quoter = quoter(catalog, over_soft_threshold="downgrade", channels={"C1": {"models": ["pro"]}})
+    asked = the_quoter.ask_first(REQ, pro_quote(catalog, the_quoter, REQ), [status("1", "0.75")], 0)
+    assert isinstance(asked, NeedsConfirmation)
+
+
+def test_above_the_per_image_limit_anyone_is_asked(catalog):
+    the_quoter = quoter(catalog, confirm_above_usd="0.10")
+    asked = the_quoter.ask_first(REQ, pro_quote(catalog, the_quoter, REQ), [], 0)
+    assert isinstance(asked, NeedsConfirmation) and "per-image limit" in asked.detail
+
+
+def test_a_refusal_suggests_the_cheaper_model_only_when_it_fits(catalog):
+    the_quoter = quoter(catalog)
+    the_spec = pro_quote(catalog, the_quoter, REQ).spec
+    assert "flash image" in the_quoter.cheaper_hint(REQ, the_spec, 0, [status("1", "0.8")])
+    assert the_quoter.cheaper_hint(REQ, the_spec, 0, [status("1", "0.99")]) == ""
