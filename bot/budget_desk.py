@@ -68,7 +68,9 @@ class BudgetDesk:
                   scope_id: str, soft_threshold: float | None) -> Budget:
         """Set a budget as typed (InvalidRequest when it makes no sense); the alert threshold
         defaults to the team's policy."""
-        threshold = soft_threshold if soft_threshold is not None else float(self._policies.for_team(team).soft_threshold)
-        budget = budget_from_input(team, amount_usd, period, scope=scope, scope_id=scope_id, soft_threshold=threshold)
+        if soft_threshold is None:
+            soft_threshold = float(self._policies.for_team(team).soft_threshold)
+        budget = budget_from_input(team, amount_usd, period, scope=scope, scope_id=scope_id,
+                                   soft_threshold=soft_threshold)
         await self._store.set_budget(budget, updated_by=user)
         return budget
