@@ -21,7 +21,13 @@ from bot.money.estimates import least_remaining
 from bot.money.quotas import QUOTA_TEXT
 from bot.store.base import Store
 from bot.types import (
-    EditRequest, GenerationSpec, ImagineRequest, InputImage, NeedsConfirmation, RefusalReason, Refused,
+    EditRequest,
+    GenerationSpec,
+    ImagineRequest,
+    InputImage,
+    NeedsConfirmation,
+    RefusalReason,
+    Refused,
 )
 from policies.moderation import printable
 

@@ -35,8 +35,20 @@ from bot.quotes import Quote, Quoter
 from bot.specs import SpecBuilder, cache_key, check_fits_a_batch, check_images
 from bot.store.base import Store, StoreUnavailable
 from bot.types import (
-    Accepted, EditRequest, GenerationSpec, ImagineRequest, InputImage,
-    InvalidRequest, Job, Lane, NeedsConfirmation, NewJob, Outcome, RefusalReason, Refused, StoredImage,
+    Accepted,
+    EditRequest,
+    GenerationSpec,
+    ImagineRequest,
+    InputImage,
+    InvalidRequest,
+    Job,
+    Lane,
+    NeedsConfirmation,
+    NewJob,
+    Outcome,
+    RefusalReason,
+    Refused,
+    StoredImage,
 )
 from policies.config import PolicyBook, TeamPolicy
 from policies.moderation import ModerationRefusal, check_prompt, printable

@@ -33,12 +33,21 @@ from bot.last_resorts import LastResorts
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.money.charges import (
-    Bill, FailedCall, charge_for_failure, charge_for_hedged_failure, charge_for_success,
+    Bill,
+    FailedCall,
+    charge_for_failure,
+    charge_for_hedged_failure,
+    charge_for_success,
 )
 from bot.outcome_writes import write_outcome
 from bot.providers.base import ImageProvider
 from bot.providers.errors import (
-    AnsweredWithoutImage, BadRequestError, BlockedError, InvalidProviderImage, ProviderError, UnpricedCall,
+    AnsweredWithoutImage,
+    BadRequestError,
+    BlockedError,
+    InvalidProviderImage,
+    ProviderError,
+    UnpricedCall,
 )
 from bot.retries import retry_decision
 from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key

@@ -13,7 +13,11 @@ from bot.money import reported_usd, to_micros
 from bot.money.admission import Charge
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope, budget_from_input
 from bot.money.charges import (
-    FailedCall, charge_for_failure, charge_for_hedged_failure, charge_for_success, overshoot_micros,
+    FailedCall,
+    charge_for_failure,
+    charge_for_hedged_failure,
+    charge_for_success,
+    overshoot_micros,
 )
 from bot.money.estimates import fits, gateway_prices, hold_estimate, near_edge, newly_past_threshold
 from bot.money.pricing import Unpriced, estimate, image_price, settle, tokens_cost
