@@ -10,9 +10,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-
-class InvalidRequest(Exception):
-    """Bad input from a user; the message is safe to show them as is."""
+# Defined with the policies that raise it (policies/ imports nothing from bot/); re-exported for the core.
+from policies.errors import InvalidRequest  # noqa: F401
 
 
 class JobState(StrEnum):

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from bot.types import InvalidRequest
+from policies.errors import InvalidRequest
 
 DEFAULT_MAX_PROMPT_CHARS = 2000
 

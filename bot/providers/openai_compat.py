@@ -15,13 +15,14 @@ import binascii
 import re
 import time
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
 
 from bot.catalog import GatewayInfo
+from bot.money import reported_usd
 from bot.providers.errors import (
     AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
     ProviderError, QuotaError,
@@ -252,15 +253,9 @@ def usage_from(usage: Any) -> Usage | None:
 
 
 def _reported_cost(usage: Any) -> Decimal | None:
-    """``usage.cost`` (OpenRouter's charge in USD), which the SDK keeps as an undeclared extra."""
-    cost = _extra(usage).get("cost") if usage is not None else None
-    if cost is None or isinstance(cost, bool):
-        return None
-    try:
-        value = Decimal(str(cost))  # str() first: no binary float error
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() and value >= 0 else None
+    """``usage.cost`` (OpenRouter's charge in USD), which the SDK keeps as an undeclared extra;
+    bot.money decides what counts as a usable figure."""
+    return reported_usd(_extra(usage).get("cost") if usage is not None else None)
 
 
 def _table_price(gateway: GatewayInfo | None, spec: GenerationSpec) -> Decimal | None:
