@@ -37,8 +37,15 @@ class BudgetDesk:
     def default_team_budget(self, team: str) -> Budget | None:
         """The budget that caps a team with no team budget of its own."""
         policy = self._policies.for_team(team)
-        return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=to_micros(policy.default_team_budget_usd),
-                      period=Period.MONTH, soft_threshold=float(policy.soft_threshold), default=True)
+        return Budget(
+            team=team,
+            scope=Scope.TEAM,
+            scope_id="",
+            limit_micros=to_micros(policy.default_team_budget_usd),
+            period=Period.MONTH,
+            soft_threshold=float(policy.soft_threshold),
+            default=True,
+        )
 
     async def has_own_team_budget(self, team: str) -> bool:
         return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
@@ -46,7 +53,8 @@ class BudgetDesk:
     async def usage(self, team: str, user: str, channel: str | None) -> UsageReport:
         now = self._clock()
         return UsageReport(
-            team=team, user=user,
+            team=team,
+            user=user,
             user_spent_today_micros=await self._store.spent(team, user=user, since=period_start(Period.DAY, now)),
             user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
             team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
@@ -60,17 +68,28 @@ class BudgetDesk:
         for budget in with_default_team_budget(await self._store.budgets(team), default):
             channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
             user = budget.scope_id if budget.scope is Scope.USER else None
-            statuses += [s for s in await self._store.budget_statuses(team, channel, user, default)
-                         if s.budget == budget]
+            statuses += [
+                s for s in await self._store.budget_statuses(team, channel, user, default) if s.budget == budget
+            ]
         return statuses
 
-    async def set(self, team: str, user: str, amount_usd: str | Decimal, period: str, *, scope: Scope,
-                  scope_id: str, soft_threshold: float | None) -> Budget:
+    async def set(
+        self,
+        team: str,
+        user: str,
+        amount_usd: str | Decimal,
+        period: str,
+        *,
+        scope: Scope,
+        scope_id: str,
+        soft_threshold: float | None,
+    ) -> Budget:
         """Set a budget as typed (InvalidRequest when it makes no sense); the alert threshold
         defaults to the team's policy."""
         if soft_threshold is None:
             soft_threshold = float(self._policies.for_team(team).soft_threshold)
-        budget = budget_from_input(team, amount_usd, period, scope=scope, scope_id=scope_id,
-                                   soft_threshold=soft_threshold)
+        budget = budget_from_input(
+            team, amount_usd, period, scope=scope, scope_id=scope_id, soft_threshold=soft_threshold
+        )
         await self._store.set_budget(budget, updated_by=user)
         return budget

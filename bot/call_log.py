@@ -31,37 +31,71 @@ class CallLog:
         self._catalog = catalog
         self._default_route = default_route  # the provider's name, when a call does not say its route
 
-    def call(self, job: Job, latency: float, *, usage: Usage | None = None, cost: str | None = None,
-             error: ProviderError | None = None, route: str | None = None) -> None:
+    def call(
+        self,
+        job: Job,
+        latency: float,
+        *,
+        usage: Usage | None = None,
+        cost: str | None = None,
+        error: ProviderError | None = None,
+        route: str | None = None,
+    ) -> None:
         """One structured line (and the metrics) per provider call: enough to chart and debug, no prompt text."""
         route = route or (error.route if error else None) or self._default_route
         # A batch or Flex answer takes minutes to hours by design: not a latency to chart or alert on.
         interactive = job.spec.lane.interactive
-        self._metrics.provider_call(route=route, model=job.spec.model_id, size=job.spec.size,
-                                    status="ok" if error is None else error.kind,
-                                    seconds=latency if interactive else None)
+        self._metrics.provider_call(
+            route=route,
+            model=job.spec.model_id,
+            size=job.spec.size,
+            status="ok" if error is None else error.kind,
+            seconds=latency if interactive else None,
+        )
         if self._watch is not None and interactive:
             self._watch.observe(error_kind=error.kind if error else None, seconds=latency)
         if cost is not None:
             self._metrics.charged(job.team, float(cost), lane=job.spec.lane.value)
-        calls_log.info(json.dumps({
-            "event": "provider_call", "job": job.id, "attempt": job.attempt, "route": route,
-            "model": job.spec.model_id, "size": job.spec.size, "lane": job.spec.lane.value,
-            "prompt_sha256": prompt_hash(job.spec.prompt),
-            "status": "ok" if error is None else error.kind,
-            "http_status": error.status_code if error else None, "latency_ms": round(latency * 1000),
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "image_tokens": usage.image_tokens if usage else None, "cost_usd": cost,
-        }))
+        calls_log.info(
+            json.dumps(
+                {
+                    "event": "provider_call",
+                    "job": job.id,
+                    "attempt": job.attempt,
+                    "route": route,
+                    "model": job.spec.model_id,
+                    "size": job.spec.size,
+                    "lane": job.spec.lane.value,
+                    "prompt_sha256": prompt_hash(job.spec.prompt),
+                    "status": "ok" if error is None else error.kind,
+                    "http_status": error.status_code if error else None,
+                    "latency_ms": round(latency * 1000),
+                    "prompt_tokens": usage.prompt_tokens if usage else None,
+                    "image_tokens": usage.image_tokens if usage else None,
+                    "cost_usd": cost,
+                }
+            )
+        )
 
     def hedge(self, job: Job, hedge: HedgeCall, cost: Decimal | None) -> None:
         """A hedged attempt's other call: counted by who won and whether it answered."""
-        self._metrics.hedges.labels("hedge" if hedge.won else "primary",
-                                    "cancelled" if hedge.answer is None else "answered").inc()
-        calls_log.info(json.dumps({
-            "event": "hedge_call", "job": job.id, "attempt": job.attempt, "route": hedge.route,
-            "model": hedge.model_alias, "hedge_won": hedge.won, "answered": hedge.answer is not None,
-            "cost_usd": None if cost is None else str(cost)}))
+        self._metrics.hedges.labels(
+            "hedge" if hedge.won else "primary", "cancelled" if hedge.answer is None else "answered"
+        ).inc()
+        calls_log.info(
+            json.dumps(
+                {
+                    "event": "hedge_call",
+                    "job": job.id,
+                    "attempt": job.attempt,
+                    "route": hedge.route,
+                    "model": hedge.model_alias,
+                    "hedge_won": hedge.won,
+                    "answered": hedge.answer is not None,
+                    "cost_usd": None if cost is None else str(cost),
+                }
+            )
+        )
 
     async def check_hold(self, job: Job, cost_micros: int, model: str, route: str) -> None:
         """A call that cost more than its job held is charged in full (that is the bill), but
@@ -70,12 +104,17 @@ class CallLog:
         if not over:
             return
         self._metrics.overshoot(route=route, model=model, usd=over / 1_000_000)
-        remedy = (f"{model}'s \"{job.spec.size}\" price in [gateways.{route}.price]"
-                  if route in self._catalog.gateways else f"[models.{model}] text_allowance_tokens")
-        text = (f"Job {job.id} ({model} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
-                f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
-                f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
-                f"If it recurs, raise {remedy} in IMAGINE_CONFIG.")
+        remedy = (
+            f'{model}\'s "{job.spec.size}" price in [gateways.{route}.price]'
+            if route in self._catalog.gateways
+            else f"[models.{model}] text_allowance_tokens"
+        )
+        text = (
+            f"Job {job.id} ({model} {job.spec.size}, {job.spec.lane.value} lane, via {route}) cost "
+            f"${from_micros(cost_micros)}, ${from_micros(over)} more than the ${from_micros(job.held_micros)} "
+            f"held for it. The ledger charges what was billed, so budgets may have gone over by that much. "
+            f"If it recurs, raise {remedy} in IMAGINE_CONFIG."
+        )
         if self._watch is not None:
             await self._watch.alert(f"overshoot:{job.id}:{job.attempt}", text)
         else:

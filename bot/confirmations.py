@@ -31,11 +31,15 @@ from bot.types import (
 )
 from policies.moderation import printable
 
-NO_BUDGET_YET = ("Your team has no budget yet, and this bot needs one before it makes images. A moderator "
-                 "(an admin, or someone with Manage Server on Discord) can set one with "
-                 "`/imagine-budget set <usd> month`. Nothing was charged.")
-NO_BUDGET_YET_CLI = ("Team {team} has no budget yet, and [policy] default_team_budget_usd is 0, so nothing runs "
-                     "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged.")
+NO_BUDGET_YET = (
+    "Your team has no budget yet, and this bot needs one before it makes images. A moderator "
+    "(an admin, or someone with Manage Server on Discord) can set one with "
+    "`/imagine-budget set <usd> month`. Nothing was charged."
+)
+NO_BUDGET_YET_CLI = (
+    "Team {team} has no budget yet, and [policy] default_team_budget_usd is 0, so nothing runs "
+    "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged."
+)
 
 
 def no_budget_yet(team: str, *, cli: bool) -> Refused:
@@ -49,13 +53,17 @@ def cheaper_hint(alias: str, estimate: Decimal) -> str:
 
 
 def past_alert_line(edge: BudgetStatus, estimate: Decimal) -> str:
-    return (f"This image (about {usd(to_micros(estimate))}) takes the {edge.budget.label()} budget "
-            f"past its {edge.budget.soft_threshold:.0%} alert line: {edge.describe()}.")
+    return (
+        f"This image (about {usd(to_micros(estimate))}) takes the {edge.budget.label()} budget "
+        f"past its {edge.budget.soft_threshold:.0%} alert line: {edge.describe()}."
+    )
 
 
 def above_per_image_limit(estimate: Decimal, limit: Decimal) -> str:
-    return (f"This image costs about {usd(to_micros(estimate))}, above the "
-            f"{usd(to_micros(limit))} per-image limit that needs a confirmation.")
+    return (
+        f"This image costs about {usd(to_micros(estimate))}, above the "
+        f"{usd(to_micros(limit))} per-image limit that needs a confirmation."
+    )
 
 
 def alert_lines(statuses: Sequence[BudgetStatus], team: str, user: str, held_micros: int) -> tuple[str, ...]:
@@ -63,19 +71,29 @@ def alert_lines(statuses: Sequence[BudgetStatus], team: str, user: str, held_mic
     return tuple(
         f"The {s.budget.label()} budget of team {team} passed its {s.budget.soft_threshold:.0%} "
         f"alert line: {s.describe()}, plus {usd(held_micros)} just requested by {user}."
-        for s in statuses)
+        for s in statuses
+    )
 
 
-def question(req: ImagineRequest | EditRequest, spec: GenerationSpec, estimate: Decimal,
-             flash_estimate: Decimal | None, statuses: Sequence[BudgetStatus], why: str) -> NeedsConfirmation:
+def question(
+    req: ImagineRequest | EditRequest,
+    spec: GenerationSpec,
+    estimate: Decimal,
+    flash_estimate: Decimal | None,
+    statuses: Sequence[BudgetStatus],
+    why: str,
+) -> NeedsConfirmation:
     """Ask before spending; `flash_estimate` is None when Flash can't do the request ([Run] only)."""
     remaining = least_remaining(statuses)
     # The resolved settings go with the question, so [Use Flash] runs at the
     # size that was priced, not at Flash's own default.
     resolved = dataclasses.replace(req, model=spec.model_alias, size=spec.size, aspect_ratio=spec.aspect_ratio)
     return NeedsConfirmation(
-        detail=why, estimate_usd=estimate, flash_estimate_usd=flash_estimate,
-        remaining_usd=from_micros(remaining) if remaining is not None else None, request=resolved,
+        detail=why,
+        estimate_usd=estimate,
+        flash_estimate_usd=flash_estimate,
+        remaining_usd=from_micros(remaining) if remaining is not None else None,
+        request=resolved,
     )
 
 
@@ -83,15 +101,25 @@ def refusal(denied: Denied, estimate: Decimal) -> Refused:
     """Why the store did not admit a request: a budget it would go over, or a quota."""
     if denied.budget is not None:
         b = denied.budget
-        return Refused(RefusalReason.BUDGET_EXHAUSTED, (
-            f"This would go over the {b.label()} budget of {usd(b.limit_micros)} per {b.period.value}: "
-            f"{usd(denied.current)} is already spent or held and this image needs up to "
-            f"{usd(to_micros(estimate))}. It resets {when(denied.resets_at)}. Nothing was charged."))
+        return Refused(
+            RefusalReason.BUDGET_EXHAUSTED,
+            (
+                f"This would go over the {b.label()} budget of {usd(b.limit_micros)} per {b.period.value}: "
+                f"{usd(denied.current)} is already spent or held and this image needs up to "
+                f"{usd(to_micros(estimate))}. It resets {when(denied.resets_at)}. Nothing was charged."
+            ),
+        )
     sentence, frees = QUOTA_TEXT[denied.limit]
     reset = when(denied.resets_at) if denied.resets_at else ""
-    return Refused(RefusalReason.QUOTA_EXCEEDED, (
-        sentence.format(current=denied.current, limit=denied.allowed) + " "
-        + frees.format(reset=reset).capitalize() + ". Nothing was charged."))
+    return Refused(
+        RefusalReason.QUOTA_EXCEEDED,
+        (
+            sentence.format(current=denied.current, limit=denied.allowed)
+            + " "
+            + frees.format(reset=reset).capitalize()
+            + ". Nothing was charged."
+        ),
+    )
 
 
 def request_json(req: ImagineRequest | EditRequest) -> dict:
@@ -134,26 +162,38 @@ class HeldQuestions:
         await self._store.save_confirmation(token, req.team, req.user, request_json(req), ttl_seconds)
         return token
 
-    async def take(self, token: str, team: str, user: str, *, use_flash: bool, idempotency_key: str | None,
-                   idempotency_window: float | None) -> tuple[ImagineRequest | EditRequest, float] | Refused:
+    async def take(
+        self,
+        token: str,
+        team: str,
+        user: str,
+        *,
+        use_flash: bool,
+        idempotency_key: str | None,
+        idempotency_window: float | None,
+    ) -> tuple[ImagineRequest | EditRequest, float] | Refused:
         """The request to run as confirmed, and until when a later press gets it again (see
         ImagineService.confirm); or why not: someone else's question, or one expired."""
         held = await self._store.take_confirmation(token, team, user)
         if held == "not_yours":
             return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this.")
         if held == "expired":
-            return Refused(RefusalReason.NOT_FOUND,
-                           "That question was already answered, or it has expired. Please ask again.")
+            return Refused(
+                RefusalReason.NOT_FOUND, "That question was already answered, or it has expired. Please ask again."
+            )
         if "answered" in held:  # a later press on a question already answered
             return request_from_json(held["answered"]), float(held["until"])
         request = confirmed_request(request_from_json(held), use_flash=use_flash)
         if idempotency_key is not None:
-            request = dataclasses.replace(request, idempotency_key=idempotency_key,
-                                          idempotency_window=idempotency_window)
+            request = dataclasses.replace(
+                request, idempotency_key=idempotency_key, idempotency_window=idempotency_window
+            )
         return request, self._clock() + (idempotency_window or 0)
 
-    async def keep_answer(self, token: str, team: str, user: str, request: ImagineRequest | EditRequest,
-                          until: float) -> None:
+    async def keep_answer(
+        self, token: str, team: str, user: str, request: ImagineRequest | EditRequest, until: float
+    ) -> None:
         """Keep the answered question under its token until `until`, with the request it ran."""
-        await self._store.save_confirmation(token, team, user, {"answered": request_json(request), "until": until},
-                                            until - self._clock())
+        await self._store.save_confirmation(
+            token, team, user, {"answered": request_json(request), "until": until}, until - self._clock()
+        )

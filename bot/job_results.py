@@ -21,12 +21,26 @@ def prompt_hash(prompt: str) -> str:
 
 def hedge_summary(hedge: HedgeCall, cost: Decimal | None) -> dict:
     """What a result says about its hedged attempt's other call, for the reply."""
-    return {"route": hedge.route, "model": hedge.model_alias, "won": hedge.won, "after_s": hedge.after_s,
-            "answered": hedge.answer is not None, "cost_usd": None if cost is None else str(cost)}
+    return {
+        "route": hedge.route,
+        "model": hedge.model_alias,
+        "won": hedge.won,
+        "after_s": hedge.after_s,
+        "answered": hedge.answer is not None,
+        "cost_usd": None if cost is None else str(cost),
+    }
 
 
-def success_result(job: Job, model: ModelInfo, result: GenerationResult, *, route: str, cost: Decimal,
-                   hedge_cost: Decimal | None, elapsed: float) -> dict[str, Any]:
+def success_result(
+    job: Job,
+    model: ModelInfo,
+    result: GenerationResult,
+    *,
+    route: str,
+    cost: Decimal,
+    hedge_cost: Decimal | None,
+    elapsed: float,
+) -> dict[str, Any]:
     outcome = {
         "model": model.alias,
         "model_id": model.model_id,
@@ -50,7 +64,15 @@ def success_result(job: Job, model: ModelInfo, result: GenerationResult, *, rout
 
 def failure_result(job: Job, exc: ProviderError, *, route: str) -> dict[str, Any]:
     """What an operator needs to reproduce a failure, never the prompt itself."""
-    return {"repro": {
-        "model_id": job.spec.model_id, "route": route, "size": job.spec.size,
-        "aspect_ratio": job.spec.aspect_ratio, "status_code": exc.status_code,
-        "request_id": exc.request_id, "prompt_sha256": prompt_hash(job.spec.prompt), "error_class": exc.kind}}
+    return {
+        "repro": {
+            "model_id": job.spec.model_id,
+            "route": route,
+            "size": job.spec.size,
+            "aspect_ratio": job.spec.aspect_ratio,
+            "status_code": exc.status_code,
+            "request_id": exc.request_id,
+            "prompt_sha256": prompt_hash(job.spec.prompt),
+            "error_class": exc.kind,
+        }
+    }

@@ -24,9 +24,17 @@ log = logging.getLogger("bot.worker")
 
 
 class LastResorts:
-    def __init__(self, store: Store, catalog: Catalog, policies: PolicyBook, metrics: Metrics, *,
-                 batch_lane: bool, inputs: Callable[[Job], Awaitable[list[InputImage]]],
-                 on_delivery: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        policies: PolicyBook,
+        metrics: Metrics,
+        *,
+        batch_lane: bool,
+        inputs: Callable[[Job], Awaitable[list[InputImage]]],
+        on_delivery: Callable[[], None],
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._policies = policies
@@ -49,8 +57,12 @@ class LastResorts:
     def _sheds(self, job: Job, exc: ProviderError) -> bool:
         """Flex is best effort: a 429 or 503 (or no answer in time) on it is Google shedding
         the request, not a failure of the route or the request."""
-        return (job.spec.lane is Lane.FLEX and self._batch_lane and exc.retryable
-                and isinstance(exc, QuotaError | OverloadedError))
+        return (
+            job.spec.lane is Lane.FLEX
+            and self._batch_lane
+            and exc.retryable
+            and isinstance(exc, QuotaError | OverloadedError)
+        )
 
     async def _fits_a_batch(self, job: Job) -> bool:
         """Whether a batch could take the job inline: one too big stays on Flex (which takes it)."""
@@ -64,11 +76,25 @@ class LastResorts:
     async def _to_batch(self, job: Job, slot_id: str, exc: ProviderError) -> None:
         """A shed Flex job goes to the Batch lane at the same half price (its hold stands), and
         the user is told; the Batch runner takes it from there. Nothing was billed for the shed call."""
-        moved = await write_outcome(lambda: self._store.relane(
-            job.id, slot_id, job.attempt, Lane.BATCH, NewDelivery(
-                f"job:{job.id}:relaned:{job.attempt}", "started",
-                {"attempt": job.attempt, "relaned": Lane.BATCH.value, "from": Lane.FLEX.value,
-                 "error_class": exc.kind})), job)
+        moved = await write_outcome(
+            lambda: self._store.relane(
+                job.id,
+                slot_id,
+                job.attempt,
+                Lane.BATCH,
+                NewDelivery(
+                    f"job:{job.id}:relaned:{job.attempt}",
+                    "started",
+                    {
+                        "attempt": job.attempt,
+                        "relaned": Lane.BATCH.value,
+                        "from": Lane.FLEX.value,
+                        "error_class": exc.kind,
+                    },
+                ),
+            ),
+            job,
+        )
         if not moved:
             log.warning("job %d: lease lost before moving it to the Batch lane", job.id)
             return
@@ -84,9 +110,12 @@ class LastResorts:
         key), another team's image or one a fallback made; the team's policy
         may turn it off. The job ends through the store's normal completion, so
         its hold is released whole and its result delivered once."""
-        if (not isinstance(exc, QuotaError | OverloadedError) or job.cache_key is None
-                or job.spec.lane not in (Lane.STANDARD, Lane.PRIORITY)
-                or not self._policies.for_team(job.team).stale_cache_fallback):
+        if (
+            not isinstance(exc, QuotaError | OverloadedError)
+            or job.cache_key is None
+            or job.spec.lane not in (Lane.STANDARD, Lane.PRIORITY)
+            or not self._policies.for_team(job.team).stale_cache_fallback
+        ):
             return False
         gateway = self._catalog.gateways.get(exc.route or "")
         if gateway is not None and gateway.bills_failed_calls:
@@ -96,19 +125,35 @@ class LastResorts:
             return False
         image = earlier.image
         outcome = {key: value for key, value in earlier.result.items() if key not in ("cached", "hedge")}
-        outcome |= {"cost_usd": "0", "elapsed_s": round(elapsed, 3), "stale": True,
-                    "stale_from_job": earlier.job_id, "stale_made_at": earlier.finished_at,
-                    "unavailable": exc.kind}
-        image_id = await write_outcome(lambda: self._store.complete(
-            job.id, slot_id, job.attempt, CheckedImage(image.data, image.mime, image.width, image.height, image.sha256),
-            outcome, NewDelivery(final_delivery_key(job.id), "result", outcome), None,
-        ), job)
+        outcome |= {
+            "cost_usd": "0",
+            "elapsed_s": round(elapsed, 3),
+            "stale": True,
+            "stale_from_job": earlier.job_id,
+            "stale_made_at": earlier.finished_at,
+            "unavailable": exc.kind,
+        }
+        image_id = await write_outcome(
+            lambda: self._store.complete(
+                job.id,
+                slot_id,
+                job.attempt,
+                CheckedImage(image.data, image.mime, image.width, image.height, image.sha256),
+                outcome,
+                NewDelivery(final_delivery_key(job.id), "result", outcome),
+                None,
+            ),
+            job,
+        )
         if image_id is None:
-            log.warning("job %d: lease lost before serving the earlier image; another worker owns the job now",
-                        job.id)
+            log.warning("job %d: lease lost before serving the earlier image; another worker owns the job now", job.id)
             return True
         self._metrics.stale_answers.inc()
         self._on_delivery()
-        log.warning("job %d: every route is down (%s); served job %d's image for the identical request at $0",
-                    job.id, exc, earlier.job_id)
+        log.warning(
+            "job %d: every route is down (%s); served job %d's image for the identical request at $0",
+            job.id,
+            exc,
+            earlier.job_id,
+        )
         return True

@@ -25,10 +25,14 @@ T = TypeVar("T")
 async def write_outcome(write: Callable[[], Awaitable[T]], job: Job) -> T:
     """Run `write`, retrying while the store is unavailable (with backoff, a few times)."""
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(StoreUnavailable), stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
-        wait=wait_random_exponential(multiplier=0.5, max=30), reraise=True,
-        before_sleep=lambda state: log.warning("job %d: store unavailable while saving its outcome (%s); "
-                                               "retrying", job.id, state.outcome.exception())):
+        retry=retry_if_exception_type(StoreUnavailable),
+        stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.5, max=30),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "job %d: store unavailable while saving its outcome (%s); retrying", job.id, state.outcome.exception()
+        ),
+    ):
         with attempt:
             return await write()
     raise AssertionError("unreachable: tenacity re-raises the last error")

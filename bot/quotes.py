@@ -34,8 +34,9 @@ class Quote:
 
 
 class Quoter:
-    def __init__(self, specs: SpecBuilder, catalog: Catalog, policies: PolicyBook,
-                 gateway_routes: tuple[str, ...]) -> None:
+    def __init__(
+        self, specs: SpecBuilder, catalog: Catalog, policies: PolicyBook, gateway_routes: tuple[str, ...]
+    ) -> None:
         self._specs = specs
         self._catalog = catalog
         self._policies = policies
@@ -48,13 +49,15 @@ class Quoter:
     def _other_model(self, req: Request, spec: GenerationSpec, alias: str, attachments: int) -> Quote:
         """The same request on another model, priced; InvalidRequest when that model can't
         take it here (a channel rule, no price, too many images)."""
-        other = self._specs.spec(req, spec.prompt, alias, spec.aspect_ratio, spec.size, spec.parent_image_id,
-                                 attachments)
+        other = self._specs.spec(
+            req, spec.prompt, alias, spec.aspect_ratio, spec.size, spec.parent_image_id, attachments
+        )
         check_channel(self._policies.for_team(req.team), req.channel, other.model_alias, other.size)
         return Quote(other, self.estimate(other, attachments))
 
-    def ask_first(self, req: Request, quote: Quote, statuses: Sequence[BudgetStatus],
-                  attachments: int) -> Quote | NeedsConfirmation:
+    def ask_first(
+        self, req: Request, quote: Quote, statuses: Sequence[BudgetStatus], attachments: int
+    ) -> Quote | NeedsConfirmation:
         """For a request every budget can take: the quote to run (maybe the cheaper model's),
         or the question to ask first."""
         policy = self._policies.for_team(req.team)
@@ -67,27 +70,44 @@ class Quoter:
                 return self.question(req, quote, statuses, attachments, edge[0].describe())
             quote = Quote(cheaper.spec, cheaper.estimate, downgraded_from=quote.spec.model_alias)
         elif edge:
-            return self.question(req, quote, statuses, attachments,
-                                 confirmations.past_alert_line(edge[0], quote.estimate))
+            return self.question(
+                req, quote, statuses, attachments, confirmations.past_alert_line(edge[0], quote.estimate)
+            )
         if over_confirm_limit(policy, quote.estimate):
-            return self.question(req, quote, statuses, attachments,
-                                 confirmations.above_per_image_limit(quote.estimate, policy.confirm_above_usd))
+            return self.question(
+                req,
+                quote,
+                statuses,
+                attachments,
+                confirmations.above_per_image_limit(quote.estimate, policy.confirm_above_usd),
+            )
         return quote
 
-    def question(self, req: Request, quote: Quote, statuses: Sequence[BudgetStatus], attachments: int,
-                 why: str) -> NeedsConfirmation:
+    def question(
+        self, req: Request, quote: Quote, statuses: Sequence[BudgetStatus], attachments: int, why: str
+    ) -> NeedsConfirmation:
         flash = None
         if quote.spec.model_alias != "flash":
             try:
-                flash = self.estimate(self._specs.spec(req, quote.spec.prompt, "flash", quote.spec.aspect_ratio,
-                                                       quote.spec.size, quote.spec.parent_image_id, attachments),
-                                      attachments)
+                flash = self.estimate(
+                    self._specs.spec(
+                        req,
+                        quote.spec.prompt,
+                        "flash",
+                        quote.spec.aspect_ratio,
+                        quote.spec.size,
+                        quote.spec.parent_image_id,
+                        attachments,
+                    ),
+                    attachments,
+                )
             except InvalidRequest:
                 flash = None  # Flash can't do this request; adapters offer only [Run]
         return confirmations.question(req, quote.spec, quote.estimate, flash, statuses, why)
 
-    def cheaper_hint(self, req: Request, spec: GenerationSpec, attachments: int,
-                     statuses: Sequence[BudgetStatus]) -> str:
+    def cheaper_hint(
+        self, req: Request, spec: GenerationSpec, attachments: int, statuses: Sequence[BudgetStatus]
+    ) -> str:
         """For a refusal: the cheaper model that would still fit every budget, if there is one."""
         cheaper_alias = DOWNGRADE.get(spec.model_alias)
         if cheaper_alias is None:

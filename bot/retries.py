@@ -19,12 +19,12 @@ from bot.types import JobState, Lane
 
 @dataclass(frozen=True)
 class RetryDecision:
-    retryable: bool          # worth another attempt, if the job has attempts left
-    retry_at: float          # when that attempt may start
-    delay: float             # seconds from now until then
-    final_state: JobState    # the state the job ends in when it is not retried
-    state: JobState          # what the job becomes: queued again, dead, or its final state
-    charge: Charge | None    # what this attempt is billed (None: free)
+    retryable: bool  # worth another attempt, if the job has attempts left
+    retry_at: float  # when that attempt may start
+    delay: float  # seconds from now until then
+    final_state: JobState  # the state the job ends in when it is not retried
+    state: JobState  # what the job becomes: queued again, dead, or its final state
+    charge: Charge | None  # what this attempt is billed (None: free)
 
     @property
     def retry(self) -> bool:
@@ -36,10 +36,22 @@ class RetryDecision:
 
 
 def retry_decision(
-    *, retryable: bool, blocked: bool, attempts_cap: int | None, retry_after: float | None,
-    attempt: int, max_attempts: int, lane: Lane, created_at: float, now: float,
-    deadline: float, relaxed_deadline: float, retry_base: float, retry_cap: float,
-    charge: Charge | None = None, jitter: Callable[[float, float], float] | None = None,
+    *,
+    retryable: bool,
+    blocked: bool,
+    attempts_cap: int | None,
+    retry_after: float | None,
+    attempt: int,
+    max_attempts: int,
+    lane: Lane,
+    created_at: float,
+    now: float,
+    deadline: float,
+    relaxed_deadline: float,
+    retry_base: float,
+    retry_cap: float,
+    charge: Charge | None = None,
+    jitter: Callable[[float, float], float] | None = None,
 ) -> RetryDecision:
     """Decide a failed attempt's fate.
 
@@ -59,5 +71,11 @@ def retry_decision(
     if retryable and now + delay > created_at + limit:
         # Past the job's deadline a retry would answer too late to matter.
         retryable, final_state = False, JobState.DEAD
-    return RetryDecision(retryable=retryable, retry_at=now + delay, delay=delay, final_state=final_state,
-                         state=after_failure(retryable, attempt, max_attempts, final_state), charge=charge)
+    return RetryDecision(
+        retryable=retryable,
+        retry_at=now + delay,
+        delay=delay,
+        final_state=final_state,
+        state=after_failure(retryable, attempt, max_attempts, final_state),
+        charge=charge,
+    )

@@ -58,8 +58,10 @@ __all__ = ["CLI_PLATFORM", "STORE_DOWN", "Caller", "ImagineService", "UsageRepor
 
 log = logging.getLogger(__name__)
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
-NOT_ON_ALLOW_LIST = ("This bot isn't enabled for this workspace or server. Ask the bot's operator to add "
-                     "it to the allow-list ([access] teams). Nothing was charged.")
+NOT_ON_ALLOW_LIST = (
+    "This bot isn't enabled for this workspace or server. Ask the bot's operator to add "
+    "it to the allow-list ([access] teams). Nothing was charged."
+)
 # The platform of requests made from the terminal (python -m bot imagine).
 CLI_PLATFORM = "cli"
 
@@ -77,10 +79,19 @@ class Caller:
 
 class ImagineService:
     def __init__(
-        self, store: Store, catalog: Catalog, *, policies: PolicyBook | None = None,
-        max_attempts: int = 3, batch_lane: bool = False, service_tiers: bool | None = None, cache_ttl: float = 0,
-        on_submit: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
-        metrics: Metrics | None = None, gateway_routes: tuple[str, ...] = (),
+        self,
+        store: Store,
+        catalog: Catalog,
+        *,
+        policies: PolicyBook | None = None,
+        max_attempts: int = 3,
+        batch_lane: bool = False,
+        service_tiers: bool | None = None,
+        cache_ttl: float = 0,
+        on_submit: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        gateway_routes: tuple[str, ...] = (),
     ) -> None:
         self._cache_ttl = cache_ttl
         self._metrics = metrics or Metrics()
@@ -89,9 +100,14 @@ class ImagineService:
         self._policies = policies or PolicyBook()
         self._max_attempts = max_attempts
         # Flex and Priority (generateContent's service_tier) need the Developer API, as Batch does.
-        self._specs = SpecBuilder(catalog, self._policies, batch_lane=batch_lane,
-                                  service_tiers=batch_lane if service_tiers is None else service_tiers,
-                                  gateway_routes=gateway_routes, clock=clock)
+        self._specs = SpecBuilder(
+            catalog,
+            self._policies,
+            batch_lane=batch_lane,
+            service_tiers=batch_lane if service_tiers is None else service_tiers,
+            gateway_routes=gateway_routes,
+            clock=clock,
+        )
         self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
         self._questions = HeldQuestions(store, clock)
         self._budgets = BudgetDesk(store, self._policies, clock)
@@ -101,25 +117,38 @@ class ImagineService:
     # -- generating -----------------------------------------------------
 
     async def submit(self, req: ImagineRequest) -> Outcome:
-        return await self._guarded(self._enqueue(
-            req, kind="imagine", prompt=req.prompt, model=req.model, aspect_ratio=req.aspect_ratio,
-            size=req.size, parent_image_id=None,
-        ))
+        return await self._guarded(
+            self._enqueue(
+                req,
+                kind="imagine",
+                prompt=req.prompt,
+                model=req.model,
+                aspect_ratio=req.aspect_ratio,
+                size=req.size,
+                parent_image_id=None,
+            )
+        )
 
     async def edit(self, req: EditRequest) -> Outcome:
         """Edit a finished image of the same team; its settings carry over unless overridden."""
+
         async def edit() -> Outcome:
             parent = await self._store.get_image(req.parent_image_id)
             parent_job = await self._store.get_job(parent.job_id) if parent and parent.job_id else None
             if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image to edit.")
             return await self._enqueue(
-                req, kind="edit", prompt=req.instruction,
+                req,
+                kind="edit",
+                prompt=req.instruction,
                 model=req.model or parent_job.spec.model_alias,
                 aspect_ratio=req.aspect_ratio or parent_job.spec.aspect_ratio,
                 size=req.size or parent_job.spec.size,
-                parent_image_id=parent.id, parent_sha256=parent.sha256, parent_bytes=len(parent.data),
+                parent_image_id=parent.id,
+                parent_sha256=parent.sha256,
+                parent_bytes=len(parent.data),
             )
+
         return await self._guarded(edit())
 
     async def _guarded(self, work):
@@ -131,9 +160,17 @@ class ImagineService:
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
 
     async def _enqueue(
-        self, req: ImagineRequest | EditRequest, *, kind: str, prompt: str, model: str | None,
-        aspect_ratio: str | None, size: str | None, parent_image_id: int | None,
-        parent_sha256: str | None = None, parent_bytes: int = 0,
+        self,
+        req: ImagineRequest | EditRequest,
+        *,
+        kind: str,
+        prompt: str,
+        model: str | None,
+        aspect_ratio: str | None,
+        size: str | None,
+        parent_image_id: int | None,
+        parent_sha256: str | None = None,
+        parent_bytes: int = 0,
     ) -> Outcome:
         if (refused := self._off_allow_list(req.team, req.platform)) is not None:
             return refused
@@ -150,7 +187,8 @@ class ImagineService:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
         except ModerationRefusal as exc:
             await self._store.record_moderation(
-                req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else printable(prompt))
+                req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else printable(prompt)
+            )
             return Refused(RefusalReason.MODERATION, str(exc))
         try:
             inputs = check_images(req.images)
@@ -181,83 +219,144 @@ class ImagineService:
         spec, estimate = quote.spec, quote.estimate
 
         job = NewJob(
-            team=req.team, channel=req.channel, user=req.user, platform=req.platform, kind=kind,
-            spec=spec, max_attempts=self._max_attempts, delivery=dict(req.delivery),
-            idempotency_key=req.idempotency_key, idempotency_window=req.idempotency_window,
+            team=req.team,
+            channel=req.channel,
+            user=req.user,
+            platform=req.platform,
+            kind=kind,
+            spec=spec,
+            max_attempts=self._max_attempts,
+            delivery=dict(req.delivery),
+            idempotency_key=req.idempotency_key,
+            idempotency_window=req.idempotency_window,
             cache_key=None if req.fresh else cache_key(spec, inputs, parent_sha256),
             announced=req.announced,
         )
-        admission = Admission(to_micros(estimate), self._catalog.version, QuotaLimits.of(policy),
-                              default_team_budget=default_budget)
+        admission = Admission(
+            to_micros(estimate), self._catalog.version, QuotaLimits.of(policy), default_team_budget=default_budget
+        )
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=self._cache_ttl)
         if isinstance(submitted, Denied):
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused
             return dataclasses.replace(
-                refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses))
+                refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses)
+            )
         if submitted.cached:
             self._metrics.cache_hits.inc()
             self._on_submit()  # its result is already in the outbox
-            return Accepted(job_id=submitted.job_id, position=0, model=spec.model_alias, size=spec.size,
-                            aspect_ratio=spec.aspect_ratio, estimate_usd=Decimal(0), cached=True,
-                            retired_note=self._specs.retired_note(model, spec.model_alias))
+            return Accepted(
+                job_id=submitted.job_id,
+                position=0,
+                model=spec.model_alias,
+                size=spec.size,
+                aspect_ratio=spec.aspect_ratio,
+                estimate_usd=Decimal(0),
+                cached=True,
+                retired_note=self._specs.retired_note(model, spec.model_alias),
+            )
         if not submitted.duplicate:
             self._on_submit()
         held = to_micros(estimate)
-        alerts = () if submitted.duplicate else confirmations.alert_lines(
-            newly_past_threshold(statuses, held), req.team, req.user, held)
+        alerts = (
+            ()
+            if submitted.duplicate
+            else confirmations.alert_lines(newly_past_threshold(statuses, held), req.team, req.user, held)
+        )
         return Accepted(
-            job_id=submitted.job_id, position=submitted.position, model=spec.model_alias,
-            size=spec.size, aspect_ratio=spec.aspect_ratio, estimate_usd=estimate,
-            duplicate=submitted.duplicate, downgraded_from=quote.downgraded_from, alerts=alerts,
-            relaxed=spec.lane is Lane.BATCH, lane=spec.lane.value, lane_note=self._specs.lane_note(req, spec),
+            job_id=submitted.job_id,
+            position=submitted.position,
+            model=spec.model_alias,
+            size=spec.size,
+            aspect_ratio=spec.aspect_ratio,
+            estimate_usd=estimate,
+            duplicate=submitted.duplicate,
+            downgraded_from=quote.downgraded_from,
+            alerts=alerts,
+            relaxed=spec.lane is Lane.BATCH,
+            lane=spec.lane.value,
+            lane_note=self._specs.lane_note(req, spec),
             retired_note=self._specs.retired_note(model, spec.model_alias),
         )
 
     def _spec(
-        self, req: ImagineRequest | EditRequest, text: str, model: str | None,
-        aspect_ratio: str | None, size: str | None, parent_image_id: int | None, attachments: int,
+        self,
+        req: ImagineRequest | EditRequest,
+        text: str,
+        model: str | None,
+        aspect_ratio: str | None,
+        size: str | None,
+        parent_image_id: int | None,
+        attachments: int,
     ) -> GenerationSpec:
         return self._specs.spec(req, text, model, aspect_ratio, size, parent_image_id, attachments)
 
     async def _duplicate_of(self, job_id: int) -> Accepted:
         job, position = await self.status(job_id)
-        return Accepted(job_id=job_id, position=position or 0, model=job.spec.model_alias, size=job.spec.size,
-                        aspect_ratio=job.spec.aspect_ratio, estimate_usd=from_micros(job.held_micros),
-                        duplicate=True, relaxed=job.spec.lane is Lane.BATCH, lane=job.spec.lane.value)
+        return Accepted(
+            job_id=job_id,
+            position=position or 0,
+            model=job.spec.model_alias,
+            size=job.spec.size,
+            aspect_ratio=job.spec.aspect_ratio,
+            estimate_usd=from_micros(job.held_micros),
+            duplicate=True,
+            relaxed=job.spec.lane is Lane.BATCH,
+            lane=job.spec.lane.value,
+        )
 
     async def rerun(
-        self, job_id: int, caller: Caller, *, platform: str, channel: str, size: str | None = None,
-        delivery: dict | None = None, idempotency_key: str | None = None, idempotency_window: float | None = None,
+        self,
+        job_id: int,
+        caller: Caller,
+        *,
+        platform: str,
+        channel: str,
+        size: str | None = None,
+        delivery: dict | None = None,
+        idempotency_key: str | None = None,
+        idempotency_window: float | None = None,
     ) -> Outcome:
         """Run a finished job's request again (Reroll), optionally at another size (4K).
 
         A button press's key (message, button, user) with a short window makes a
         double click one job. The adapter announces the new job (posts its
         status, then attach_delivery)."""
+
         async def rerun() -> Outcome:
             job = await self._store.get_job(job_id)
             if job is None or job.team != caller.team:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
             attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
             # fresh: a reroll wants a new image, not the cached one.
-            common = dict(team=caller.team, channel=channel, user=caller.user, platform=platform,
-                          model=job.spec.model_alias, aspect_ratio=job.spec.aspect_ratio,
-                          size=size or job.spec.size, images=attached, delivery=delivery or {},
-                          idempotency_key=idempotency_key, idempotency_window=idempotency_window,
-                          fresh=True, announced=True)
+            common = dict(
+                team=caller.team,
+                channel=channel,
+                user=caller.user,
+                platform=platform,
+                model=job.spec.model_alias,
+                aspect_ratio=job.spec.aspect_ratio,
+                size=size or job.spec.size,
+                images=attached,
+                delivery=delivery or {},
+                idempotency_key=idempotency_key,
+                idempotency_window=idempotency_window,
+                fresh=True,
+                announced=True,
+            )
             if job.spec.parent_image_id is not None:
-                return await self.edit(EditRequest(parent_image_id=job.spec.parent_image_id,
-                                                   instruction=job.spec.prompt, **common))
+                return await self.edit(
+                    EditRequest(parent_image_id=job.spec.parent_image_id, instruction=job.spec.prompt, **common)
+                )
             return await self.submit(ImagineRequest(prompt=job.spec.prompt, **common))
+
         return await self._guarded(rerun())
 
     async def may_delete(self, job_id: int, caller: Caller) -> bool:
         """The requester or a moderator may remove a result."""
         job = await self._store.get_job(job_id)
-        return job is not None and job.team == caller.team and (
-            job.user == caller.user or self.is_moderator(caller))
+        return job is not None and job.team == caller.team and (job.user == caller.user or self.is_moderator(caller))
 
     # -- confirmations --------------------------------------------------
 
@@ -265,9 +364,15 @@ class ImagineService:
         """Keep a NeedsConfirmation's request until [Run] or [Use Flash]; returns its token."""
         return await self._questions.hold(outcome, ttl_seconds)
 
-    async def confirm(self, token: str, caller: Caller, *, use_flash: bool = False,
-                      idempotency_key: str | None = None, idempotency_window: float | None = None,
-                      ) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
+    async def confirm(
+        self,
+        token: str,
+        caller: Caller,
+        *,
+        use_flash: bool = False,
+        idempotency_key: str | None = None,
+        idempotency_window: float | None = None,
+    ) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
         """Run a held request as confirmed; only the person who asked may confirm it.
 
         A button press carries an idempotency key and a window: the answered
@@ -275,9 +380,16 @@ class ImagineService:
         press's request and key, so another press (a double click, [Use Flash]
         right after [Run]) resubmits under that key and gets the same job back
         instead of "expired". It is kept no longer than the key is taken."""
-        taken = await self._guarded(self._questions.take(
-            token, caller.team, caller.user, use_flash=use_flash, idempotency_key=idempotency_key,
-            idempotency_window=idempotency_window))
+        taken = await self._guarded(
+            self._questions.take(
+                token,
+                caller.team,
+                caller.user,
+                use_flash=use_flash,
+                idempotency_key=idempotency_key,
+                idempotency_window=idempotency_window,
+            )
+        )
         if isinstance(taken, Refused):
             return taken, None
         request, until = taken
@@ -339,8 +451,9 @@ class ImagineService:
     def is_moderator(self, caller: Caller) -> bool:
         return caller.platform_admin or caller.user in self._policies.for_team(caller.team).moderators
 
-    async def usage(self, team: str, user: str, channel: str | None = None, *,
-                    platform: str = "") -> UsageReport | Refused:
+    async def usage(
+        self, team: str, user: str, channel: str | None = None, *, platform: str = ""
+    ) -> UsageReport | Refused:
         if (refused := self._off_allow_list(team, platform)) is not None:
             return refused
         return await self._budgets.usage(team, user, channel)
@@ -351,21 +464,40 @@ class ImagineService:
         return await self._budgets.statuses(caller.team)
 
     async def set_budget(
-        self, caller: Caller, amount_usd: str | Decimal, period: str = "month", *,
-        scope: Scope = Scope.TEAM, scope_id: str = "", soft_threshold: float | None = None,
+        self,
+        caller: Caller,
+        amount_usd: str | Decimal,
+        period: str = "month",
+        *,
+        scope: Scope = Scope.TEAM,
+        scope_id: str = "",
+        soft_threshold: float | None = None,
     ) -> Budget | Refused:
         if (refused := self._moderators_only(caller, "Only moderators can change budgets.")) is not None:
             return refused
         try:
-            budget = await self._budgets.set(caller.team, caller.user, amount_usd, period, scope=scope,
-                                             scope_id=scope_id, soft_threshold=soft_threshold)
+            budget = await self._budgets.set(
+                caller.team,
+                caller.user,
+                amount_usd,
+                period,
+                scope=scope,
+                scope_id=scope_id,
+                soft_threshold=soft_threshold,
+            )
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
         except StoreUnavailable:
             log.exception("set_budget: store unavailable")
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
-        log.info("budget set: team=%s %s %s/%s by %s", caller.team, budget.label(),
-                 usd(budget.limit_micros), budget.period.value, caller.user)
+        log.info(
+            "budget set: team=%s %s %s/%s by %s",
+            caller.team,
+            budget.label(),
+            usd(budget.limit_micros),
+            budget.period.value,
+            caller.user,
+        )
         return budget
 
     def _moderators_only(self, caller: Caller, refusal: str) -> Refused | None:

@@ -20,17 +20,27 @@ from policies.routing import check_channel
 # By lane value (a Lane is its value as a key too): its name, and the flag that asks for it.
 LANE_NAMES = {"standard": "Standard", "flex": "Flex", "batch": "Batch", "priority": "Priority"}
 LANE_FLAGS = {"standard": "no flag", "flex": "--relax", "batch": "--batch", "priority": "--priority"}
-PRIORITY_NOT_ENABLED = ("The Priority lane (--priority) is not enabled for this team: it costs about {extra} more "
-                        "than Standard. The bot's operator can enable it with `priority = true` under "
-                        "[teams.\"{team}\"] in IMAGINE_CONFIG. Leave out --priority to run it now. "
-                        "Nothing was charged.")
+PRIORITY_NOT_ENABLED = (
+    "The Priority lane (--priority) is not enabled for this team: it costs about {extra} more "
+    "than Standard. The bot's operator can enable it with `priority = true` under "
+    '[teams."{team}"] in IMAGINE_CONFIG. Leave out --priority to run it now. '
+    "Nothing was charged."
+)
 
 
 class SpecBuilder:
     """Resolves requests against the catalog, the team's policy and what this bot is set up for."""
 
-    def __init__(self, catalog: Catalog, policies: PolicyBook, *, batch_lane: bool, service_tiers: bool,
-                 gateway_routes: tuple[str, ...], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        policies: PolicyBook,
+        *,
+        batch_lane: bool,
+        service_tiers: bool,
+        gateway_routes: tuple[str, ...],
+        clock: Callable[[], float],
+    ) -> None:
         self._catalog = catalog
         self._policies = policies
         self._batch_lane = batch_lane
@@ -40,8 +50,14 @@ class SpecBuilder:
         self._clock = clock
 
     def spec(
-        self, req: ImagineRequest | EditRequest, text: str, model: str | None,
-        aspect_ratio: str | None, size: str | None, parent_image_id: int | None, attachments: int,
+        self,
+        req: ImagineRequest | EditRequest,
+        text: str,
+        model: str | None,
+        aspect_ratio: str | None,
+        size: str | None,
+        parent_image_id: int | None,
+        attachments: int,
     ) -> GenerationSpec:
         # A retired model's request (an edit of its image too) is made with its replacement.
         info, ratio, size = self._resolve(model, aspect_ratio, size)
@@ -50,16 +66,24 @@ class SpecBuilder:
         sent = attachments + (parent_image_id is not None)
         if sent > info.max_reference_images:
             counted = ", counting the image being edited" if parent_image_id is not None else ""
-            raise InvalidRequest(f"{info.alias} takes at most {info.max_reference_images} images with one request "
-                                 f"(this one has {sent}{counted}). Send fewer images.")
+            raise InvalidRequest(
+                f"{info.alias} takes at most {info.max_reference_images} images with one request "
+                f"(this one has {sent}{counted}). Send fewer images."
+            )
         # The other lanes are Gemini's alone: no fallbacks, and priced at their own rate.
         fallbacks = () if lane is not Lane.STANDARD else self._usable_fallbacks(req, info.alias, ratio, size)
         # Hedging needs a route to hedge with: the next in the chain.
         hedge_after_s = self._policies.for_team(req.team).hedge_after_s if fallbacks else None
         return GenerationSpec(
-            prompt=text, model_alias=info.alias, model_id=info.model_id, aspect_ratio=ratio,
-            size=size, lane=lane,
-            send_image_size=info.send_image_size, parent_image_id=parent_image_id, fallbacks=fallbacks,
+            prompt=text,
+            model_alias=info.alias,
+            model_id=info.model_id,
+            aspect_ratio=ratio,
+            size=size,
+            lane=lane,
+            send_image_size=info.send_image_size,
+            parent_image_id=parent_image_id,
+            fallbacks=fallbacks,
             hedge_after_s=hedge_after_s,
         )
 
@@ -70,27 +94,36 @@ class SpecBuilder:
         at Standard's full price."""
         asked = requested_lane(req)
         if asked is Lane.PRIORITY and not self._policies.for_team(req.team).priority:
-            raise InvalidRequest(PRIORITY_NOT_ENABLED.format(
-                extra=f"{info.priority_multiplier - 1:.0%}", team=req.team))
+            raise InvalidRequest(
+                PRIORITY_NOT_ENABLED.format(extra=f"{info.priority_multiplier - 1:.0%}", team=req.team)
+            )
         if asked is Lane.FLEX and "flex" not in info.lanes and "batch" in info.lanes and self._batch_lane:
             return Lane.BATCH
         if asked.value not in info.lanes:
             takes = ", ".join(f"{LANE_NAMES[lane]} ({LANE_FLAGS[lane]})" for lane in info.lanes)
-            raise InvalidRequest(f"{info.alias} has no {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}). "
-                                 f"Its lanes: {takes}. Nothing was charged.")
+            raise InvalidRequest(
+                f"{info.alias} has no {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}). "
+                f"Its lanes: {takes}. Nothing was charged."
+            )
         if asked is Lane.BATCH and not self._batch_lane:
-            raise InvalidRequest("The Batch lane (--batch) needs Google's Batch API, which this bot is not "
-                                 "set up for (it needs a Gemini API key). Leave out --batch.")
+            raise InvalidRequest(
+                "The Batch lane (--batch) needs Google's Batch API, which this bot is not "
+                "set up for (it needs a Gemini API key). Leave out --batch."
+            )
         if asked in (Lane.FLEX, Lane.PRIORITY) and not self._service_tiers:
-            raise InvalidRequest(f"The {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}) needs the Gemini Developer "
-                                 f"API (a Gemini API key), which this bot is not set up for. Leave out "
-                                 f"{LANE_FLAGS[asked]}.")
+            raise InvalidRequest(
+                f"The {LANE_NAMES[asked]} lane ({LANE_FLAGS[asked]}) needs the Gemini Developer "
+                f"API (a Gemini API key), which this bot is not set up for. Leave out "
+                f"{LANE_FLAGS[asked]}."
+            )
         return asked
 
     def lane_note(self, req: ImagineRequest | EditRequest, spec: GenerationSpec) -> str | None:
         if requested_lane(req) is Lane.FLEX and spec.lane is Lane.BATCH:
-            return (f"{spec.model_alias} has no Flex lane, so this relaxed request goes to the Batch lane "
-                    "at the same half price; results within hours.")
+            return (
+                f"{spec.model_alias} has no Flex lane, so this relaxed request goes to the Batch lane "
+                "at the same half price; results within hours."
+            )
         return None
 
     def _resolve(self, model: str | None, aspect_ratio: str | None, size: str | None) -> tuple[ModelInfo, str, str]:
@@ -105,8 +138,9 @@ class SpecBuilder:
         _, retired = self._catalog.current(model, self._today())
         return retired_note(retired, made_with) if retired else None
 
-    def _usable_fallbacks(self, req: ImagineRequest | EditRequest, alias: str, ratio: str,
-                          size: str) -> tuple[str, ...]:
+    def _usable_fallbacks(
+        self, req: ImagineRequest | EditRequest, alias: str, ratio: str, size: str
+    ) -> tuple[str, ...]:
         """The team's fallbacks for `alias` that may serve this very request:
         allowed in this channel, able to make this ratio and size, and priced.
         A fallback obeys every rule the model asked for obeys."""
@@ -134,8 +168,15 @@ class SpecBuilder:
 
 def cache_key(spec: GenerationSpec, inputs: list[CheckedImage], parent_sha256: str | None) -> str:
     """Requests that would make the same image: same model, size, ratio, prompt and pictures."""
-    parts = [spec.model_id, spec.size, spec.aspect_ratio, spec.lane.value, spec.prompt,
-             parent_sha256 or "", *(image.sha256 for image in inputs)]
+    parts = [
+        spec.model_id,
+        spec.size,
+        spec.aspect_ratio,
+        spec.lane.value,
+        spec.prompt,
+        parent_sha256 or "",
+        *(image.sha256 for image in inputs),
+    ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -148,7 +189,8 @@ def check_fits_a_batch(spec: GenerationSpec, inputs: Sequence[CheckedImage], par
         raise InvalidRequest(
             f"This request is too big for the Batch lane: its images come to {size / 1_048_576:.1f} MB once "
             f"encoded, and a batch takes at most {BATCH_INLINE_BYTES / 1_048_576:.0f} MB. "
-            f"Run it without --batch (or send smaller images).")
+            f"Run it without --batch (or send smaller images)."
+        )
 
 
 def requested_lane(req: ImagineRequest | EditRequest) -> Lane:
@@ -157,8 +199,9 @@ def requested_lane(req: ImagineRequest | EditRequest) -> Lane:
         try:
             return Lane(req.lane.strip().lower())
         except ValueError:
-            raise InvalidRequest(f"Unknown lane '{req.lane}'. Choose one of: "
-                                 f"{', '.join(lane.value for lane in Lane)}.") from None
+            raise InvalidRequest(
+                f"Unknown lane '{req.lane}'. Choose one of: {', '.join(lane.value for lane in Lane)}."
+            ) from None
     return Lane.FLEX if req.relax else Lane.STANDARD
 
 

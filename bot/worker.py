@@ -61,14 +61,27 @@ MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 class Worker:
     def __init__(
-        self, store: Store, provider: ImageProvider, catalog: Catalog, *,
-        concurrency: int = 4, lease_seconds: float = 120.0, poll_interval: float = 1.0,
-        retry_base: float = 2.0, retry_cap: float = 120.0, worker_id: str | None = None,
-        clock: Callable[[], float] = time.time, on_delivery: Callable[[], None] | None = None,
-        only_job_id: int | None = None, deadline_seconds: float = 900.0, metrics: Metrics | None = None,
-        batch_deadline_seconds: float = 3 * 86400.0, watch: CallWatch | None = None,
+        self,
+        store: Store,
+        provider: ImageProvider,
+        catalog: Catalog,
+        *,
+        concurrency: int = 4,
+        lease_seconds: float = 120.0,
+        poll_interval: float = 1.0,
+        retry_base: float = 2.0,
+        retry_cap: float = 120.0,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        on_delivery: Callable[[], None] | None = None,
+        only_job_id: int | None = None,
+        deadline_seconds: float = 900.0,
+        metrics: Metrics | None = None,
+        batch_deadline_seconds: float = 3 * 86400.0,
+        watch: CallWatch | None = None,
         batch_lane: bool = False,
-        policies: PolicyBook | None = None, flex_slots: int | None = None,
+        policies: PolicyBook | None = None,
+        flex_slots: int | None = None,
     ) -> None:
         # A Flex call may take 15 minutes: at most this many slots run Flex, so Standard
         # requests always find a slot.
@@ -93,8 +106,15 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._calls = CallLog(self._metrics, watch, catalog, provider.name)
         # A Batch runner serves this queue (batch_lane), so a Flex job Google sheds can wait for it.
-        self._last_resorts = LastResorts(store, catalog, policies or PolicyBook(), self._metrics,
-                                         batch_lane=batch_lane, inputs=self.inputs, on_delivery=self._on_delivery)
+        self._last_resorts = LastResorts(
+            store,
+            catalog,
+            policies or PolicyBook(),
+            self._metrics,
+            batch_lane=batch_lane,
+            inputs=self.inputs,
+            on_delivery=self._on_delivery,
+        )
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -137,19 +157,22 @@ class Worker:
         try:
             await self.process(job, slot_id)
         except StoreUnavailable as exc:
-            log.warning("job %d: store unavailable mid-job (%s); the job comes back when its lease expires",
-                        job.id, exc)
+            log.warning(
+                "job %d: store unavailable mid-job (%s); the job comes back when its lease expires", job.id, exc
+            )
         except Exception:
             # Never let one job take the slot (and the process) down: its
             # lease runs out and the job is retried or dead-lettered.
-            log.exception("job %d: worker slot failed; the job will come back when its lease expires",
-                          job.id)
+            log.exception("job %d: worker slot failed; the job will come back when its lease expires", job.id)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wakeup.clear()
         # Woken by a submit in this process, by the database (PostgreSQL's NOTIFY), or by the poll timeout.
-        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait()),
-                   asyncio.ensure_future(self._store.wait_for_jobs(self._poll))]
+        waiters = [
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._store.wait_for_jobs(self._poll)),
+        ]
         await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
@@ -183,8 +206,7 @@ class Worker:
             return
         await self.finish(job, slot_id, outcome, time.monotonic() - started)
 
-    async def finish(self, job: Job, slot_id: str, outcome: GenerationResult | ProviderError,
-                     elapsed: float) -> None:
+    async def finish(self, job: Job, slot_id: str, outcome: GenerationResult | ProviderError, elapsed: float) -> None:
         """Record one provider call's outcome for a job `slot_id` holds: the
         image (charged, stored, delivered) or the failure (retried or final)."""
         # Latency is the provider's own time when the router measured it; `elapsed` includes queueing.
@@ -211,21 +233,42 @@ class Worker:
             return
         cost = bill.cost
         self._calls.call(job, latency, usage=result.usage, cost=str(cost), route=result.route)
-        outcome = success_result(job, model, result, route=result.route or self._provider.name, cost=cost,
-                                 hedge_cost=hedge_cost, elapsed=elapsed)
-        image_id = await write_outcome(lambda: self._store.complete(
-            job.id, slot_id, job.attempt, checked, outcome,
-            NewDelivery(final_delivery_key(job.id), "result", outcome),
-            bill.charge,
-        ), job)
+        outcome = success_result(
+            job,
+            model,
+            result,
+            route=result.route or self._provider.name,
+            cost=cost,
+            hedge_cost=hedge_cost,
+            elapsed=elapsed,
+        )
+        image_id = await write_outcome(
+            lambda: self._store.complete(
+                job.id,
+                slot_id,
+                job.attempt,
+                checked,
+                outcome,
+                NewDelivery(final_delivery_key(job.id), "result", outcome),
+                bill.charge,
+            ),
+            job,
+        )
         await self._calls.check_hold(job, to_micros(cost + (hedge_cost or 0)), model.alias, outcome["route"])
         if image_id is None:
-            log.warning("job %d: lease lost before completion; the call was charged, another worker owns "
-                        "the job now", job.id)
+            log.warning(
+                "job %d: lease lost before completion; the call was charged, another worker owns the job now", job.id
+            )
             return
         self._on_delivery()
-        log.info("job %d succeeded: model=%s size=%s cost=$%s in %.1fs", job.id,
-                 result.model_version, job.spec.size, cost, elapsed)
+        log.info(
+            "job %d succeeded: model=%s size=%s cost=$%s in %.1fs",
+            job.id,
+            result.model_version,
+            job.spec.size,
+            cost,
+            elapsed,
+        )
 
     async def _settle_hedge(self, job: Job, hedge: HedgeCall) -> Decimal | None:
         """Record what a hedged attempt's other call cost; None when it reported nothing to settle.
@@ -248,9 +291,14 @@ class Worker:
             try:
                 return self._cost_of(job, answer)[1]
             except Exception:  # noqa: BLE001 - the start-up checks price every route; say so loudly if not
-                log.exception("job %d: unpriced, needs review: the hedged call to %s via %s made an image but "
-                              "could not be priced; usage %s", job.id, hedge.model_alias, hedge.route,
-                              answer.usage.to_json() if answer.usage else None)
+                log.exception(
+                    "job %d: unpriced, needs review: the hedged call to %s via %s made an image but "
+                    "could not be priced; usage %s",
+                    job.id,
+                    hedge.model_alias,
+                    hedge.route,
+                    answer.usage.to_json() if answer.usage else None,
+                )
                 return None
         if not isinstance(answer, ProviderError):
             return None
@@ -260,9 +308,14 @@ class Worker:
 
     def _cost_of(self, job: Job, result: GenerationResult) -> tuple[ModelInfo, Bill]:
         """The model that actually ran (a fallback may differ) and what its call cost."""
-        return charge_for_success(self._catalog, model_alias=result.model_alias or job.spec.model_alias,
-                                  size=job.spec.size, lane=result.served_lane or job.spec.lane,
-                                  reported_cost=result.cost_usd, usage=result.usage)
+        return charge_for_success(
+            self._catalog,
+            model_alias=result.model_alias or job.spec.model_alias,
+            size=job.spec.size,
+            lane=result.served_lane or job.spec.lane,
+            reported_cost=result.cost_usd,
+            usage=result.usage,
+        )
 
     async def _unpriced(self, job: Job, slot_id: str, result: GenerationResult, exc: Exception) -> None:
         """A call ran but cannot be priced (start-up checks should make this impossible).
@@ -272,18 +325,31 @@ class Worker:
         settle the call by hand, since Google bills it all the same."""
         route = result.route or self._provider.name
         model = result.model_alias or job.spec.model_alias
-        log.error("job %d: unpriced, needs review: a call to %s via %s (%s, %s lane) ran but could not be "
-                  "priced: %r; usage %s", job.id, model, route, job.spec.size, job.spec.lane.value, exc,
-                  result.usage.to_json() if result.usage else None, exc_info=exc)
+        log.error(
+            "job %d: unpriced, needs review: a call to %s via %s (%s, %s lane) ran but could not be "
+            "priced: %r; usage %s",
+            job.id,
+            model,
+            route,
+            job.spec.size,
+            job.spec.lane.value,
+            exc,
+            result.usage.to_json() if result.usage else None,
+            exc_info=exc,
+        )
         self._calls.call(job, result.call_seconds or 0.0, usage=result.usage, route=route)
         error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
         error.route = route
         await self._failed(job, slot_id, error, retryable=False)
         if self._watch is not None:  # after the job is ended: an alert that fails must not re-run it
-            await self._watch.alert(f"unpriced:{job.id}", (
-                f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
-                f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
-                f"add the price to IMAGINE_CONFIG and settle the call by hand."))
+            await self._watch.alert(
+                f"unpriced:{job.id}",
+                (
+                    f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
+                    f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
+                    f"add the price to IMAGINE_CONFIG and settle the call by hand."
+                ),
+            )
 
     async def inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
@@ -301,33 +367,75 @@ class Worker:
         except Exception as exc:
             raise InvalidProviderImage(f"provider returned an unreadable image: {exc}") from exc
 
-    async def _failed(self, job: Job, slot_id: str, exc: ProviderError, *, retryable: bool | None = None,
-                      billed: Decimal | None = None, usage: Usage | None = None) -> None:
+    async def _failed(
+        self,
+        job: Job,
+        slot_id: str,
+        exc: ProviderError,
+        *,
+        retryable: bool | None = None,
+        billed: Decimal | None = None,
+        usage: Usage | None = None,
+    ) -> None:
         model_alias = exc.model_alias or job.spec.model_alias
-        bill = charge_for_failure(self._catalog, failed_call(exc, model_alias=model_alias, route=exc.route),
-                                  size=job.spec.size, lane=job.spec.lane, billed=billed, billed_usage=usage)
+        bill = charge_for_failure(
+            self._catalog,
+            failed_call(exc, model_alias=model_alias, route=exc.route),
+            size=job.spec.size,
+            lane=job.spec.lane,
+            billed=billed,
+            billed_usage=usage,
+        )
         decision = retry_decision(
-            retryable=exc.retryable if retryable is None else retryable, blocked=isinstance(exc, BlockedError),
-            attempts_cap=exc.attempts_cap, retry_after=exc.retry_after, attempt=job.attempt,
-            max_attempts=job.max_attempts, lane=job.spec.lane, created_at=job.created_at, now=self._clock(),
-            deadline=self._deadline, relaxed_deadline=self._batch_deadline, retry_base=self._retry_base,
-            retry_cap=self._retry_cap, charge=bill.charge)
+            retryable=exc.retryable if retryable is None else retryable,
+            blocked=isinstance(exc, BlockedError),
+            attempts_cap=exc.attempts_cap,
+            retry_after=exc.retry_after,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            lane=job.spec.lane,
+            created_at=job.created_at,
+            now=self._clock(),
+            deadline=self._deadline,
+            relaxed_deadline=self._batch_deadline,
+            retry_base=self._retry_base,
+            retry_cap=self._retry_cap,
+            charge=bill.charge,
+        )
         result = failure_result(job, exc, route=exc.route or self._provider.name)
-        state = await write_outcome(lambda: self._store.fail(
-            job.id, slot_id, job.attempt, error_class=exc.kind, detail=str(exc),
-            retryable=decision.retryable, final_state=decision.final_state, retry_at=decision.retry_at,
-            delivery=NewDelivery(final_delivery_key(job.id), "failure",
-                                 {"error_class": exc.kind, "detail": exc.detail[:500]}),
-            result=result | bill.result, charge=decision.charge,
-        ), job)
+        state = await write_outcome(
+            lambda: self._store.fail(
+                job.id,
+                slot_id,
+                job.attempt,
+                error_class=exc.kind,
+                detail=str(exc),
+                retryable=decision.retryable,
+                final_state=decision.final_state,
+                retry_at=decision.retry_at,
+                delivery=NewDelivery(
+                    final_delivery_key(job.id), "failure", {"error_class": exc.kind, "detail": exc.detail[:500]}
+                ),
+                result=result | bill.result,
+                charge=decision.charge,
+            ),
+            job,
+        )
         if decision.charge is not None:  # after the charge is saved: nothing here may cost it
-            await self._calls.check_hold(job, decision.charge.cost_micros, model_alias,
-                                         exc.route or self._provider.name)
+            await self._calls.check_hold(
+                job, decision.charge.cost_micros, model_alias, exc.route or self._provider.name
+            )
         if state is None:
             log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)
         elif state is JobState.QUEUED:
-            log.warning("job %d: attempt %d/%d failed (%s); retrying in %.1fs", job.id, job.attempt,
-                        job.max_attempts, exc, decision.delay)
+            log.warning(
+                "job %d: attempt %d/%d failed (%s); retrying in %.1fs",
+                job.id,
+                job.attempt,
+                job.max_attempts,
+                exc,
+                decision.delay,
+            )
         else:
             log.error("job %d: %s after attempt %d: %s", job.id, state.value, job.attempt, exc)
             self._on_delivery()
@@ -349,6 +457,12 @@ def failed_call(exc: ProviderError, *, model_alias: str, route: str | None) -> F
     """A provider error as money sees it: who answered, with what reason, usage and reported charge."""
     answered = isinstance(exc, AnsweredWithoutImage)
     return FailedCall(
-        kind=exc.kind, model_alias=model_alias, route=route, blocked=isinstance(exc, BlockedError),
-        answered=answered, reason=exc.reason if answered else None,
-        reported_cost=getattr(exc, "cost_usd", None), usage=getattr(exc, "usage", None))
+        kind=exc.kind,
+        model_alias=model_alias,
+        route=route,
+        blocked=isinstance(exc, BlockedError),
+        answered=answered,
+        reason=exc.reason if answered else None,
+        reported_cost=getattr(exc, "cost_usd", None),
+        usage=getattr(exc, "usage", None),
+    )

@@ -61,7 +61,7 @@ def when(ts: float) -> str:
 class Budget:
     team: str
     scope: Scope
-    scope_id: str          # "" for the team itself, else the channel or user id
+    scope_id: str  # "" for the team itself, else the channel or user id
     limit_micros: int
     period: Period
     soft_threshold: float = 0.8
@@ -99,13 +99,16 @@ class BudgetStatus:
 
     def describe(self) -> str:
         b = self.budget
-        return (f"{b.label()} budget {usd(b.limit_micros)}/{b.period.value}: spent {usd(self.spent_micros)}, "
-                f"held {usd(self.reserved_micros)}, left {usd(self.remaining_micros)} "
-                f"(resets {when(self.resets_at)})")
+        return (
+            f"{b.label()} budget {usd(b.limit_micros)}/{b.period.value}: spent {usd(self.spent_micros)}, "
+            f"held {usd(self.reserved_micros)}, left {usd(self.remaining_micros)} "
+            f"(resets {when(self.resets_at)})"
+        )
 
 
-def budget_from_input(team: str, amount_usd: str | Decimal, period: str, *, scope: Scope, scope_id: str,
-                      soft_threshold: float) -> Budget:
+def budget_from_input(
+    team: str, amount_usd: str | Decimal, period: str, *, scope: Scope, scope_id: str, soft_threshold: float
+) -> Budget:
     """A budget as a moderator typed it ("$50", "month"), or InvalidRequest saying what is wrong."""
     try:
         amount = Decimal(str(amount_usd).strip().lstrip("$"))
@@ -121,5 +124,11 @@ def budget_from_input(team: str, amount_usd: str | Decimal, period: str, *, scop
         raise InvalidRequest("A channel or user budget needs the channel or user.")
     if not 0 < soft_threshold <= 1:
         raise InvalidRequest("The alert threshold is a fraction between 0 and 1.")
-    return Budget(team=team, scope=scope, scope_id=scope_id, limit_micros=to_micros(amount),
-                  period=period_, soft_threshold=soft_threshold)
+    return Budget(
+        team=team,
+        scope=scope,
+        scope_id=scope_id,
+        limit_micros=to_micros(amount),
+        period=period_,
+        soft_threshold=soft_threshold,
+    )

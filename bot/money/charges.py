@@ -36,14 +36,14 @@ class Bill:
 class FailedCall:
     """A call that ended without an image, as money sees it (built by the worker from the error)."""
 
-    kind: str                              # the error class
-    model_alias: str                       # the model that ran (the job's when the route did not say)
+    kind: str  # the error class
+    model_alias: str  # the model that ran (the job's when the route did not say)
     route: str | None
-    blocked: bool = False                  # the model refused: "blocked" in the ledger
-    answered: bool = False                 # the model answered, without an image
-    reason: str | None = None              # that answer's finish or block reason
-    reported_cost: Decimal | None = None   # what the route says it charged for the answer
-    usage: Usage | None = None             # the tokens it reported
+    blocked: bool = False  # the model refused: "blocked" in the ledger
+    answered: bool = False  # the model answered, without an image
+    reason: str | None = None  # that answer's finish or block reason
+    reported_cost: Decimal | None = None  # what the route says it charged for the answer
+    usage: Usage | None = None  # the tokens it reported
 
     @property
     def status(self) -> str:
@@ -62,8 +62,9 @@ class FailureBill:
         return self.bill.charge if self.bill is not None else None
 
 
-def charge_for_success(catalog: Catalog, *, model_alias: str, size: str, lane: Lane,
-                       reported_cost: Decimal | None, usage: Usage | None) -> tuple[ModelInfo, Bill]:
+def charge_for_success(
+    catalog: Catalog, *, model_alias: str, size: str, lane: Lane, reported_cost: Decimal | None, usage: Usage | None
+) -> tuple[ModelInfo, Bill]:
     """The model that actually ran (a fallback may differ) and what its image cost: the
     route's reported charge, else the price table applied to its usage at the lane served.
     Raises (pricing.Unpriced, an unknown model) when it cannot be priced."""
@@ -72,8 +73,15 @@ def charge_for_success(catalog: Catalog, *, model_alias: str, size: str, lane: L
     return model, Bill(cost, usage, "succeeded")
 
 
-def charge_for_failure(catalog: Catalog, call: FailedCall, *, size: str, lane: Lane,
-                       billed: Decimal | None = None, billed_usage: Usage | None = None) -> FailureBill:
+def charge_for_failure(
+    catalog: Catalog,
+    call: FailedCall,
+    *,
+    size: str,
+    lane: Lane,
+    billed: Decimal | None = None,
+    billed_usage: Usage | None = None,
+) -> FailureBill:
     """A failed attempt's charge, by the first rule that applies:
 
     1. an answer whose route reported what it charged: that figure;
@@ -87,8 +95,9 @@ def charge_for_failure(catalog: Catalog, call: FailedCall, *, size: str, lane: L
         result["block_reason" if call.blocked else "finish_reason"] = call.reason
     gateway = catalog.gateways.get(call.route or "")
     if call.answered and call.reported_cost is not None:
-        return FailureBill(Bill(call.reported_cost, call.usage, call.status),
-                           result | {"cost_usd": str(call.reported_cost)})
+        return FailureBill(
+            Bill(call.reported_cost, call.usage, call.status), result | {"cost_usd": str(call.reported_cost)}
+        )
     if gateway is not None and billed is None:
         price = gateway.price(call.model_alias, size)
         if gateway.bills_failed_calls and price is not None:
@@ -96,8 +105,9 @@ def charge_for_failure(catalog: Catalog, call: FailedCall, *, size: str, lane: L
         return FailureBill(None, result)
     if call.answered and call.usage is not None:
         cost = pricing.tokens_cost(catalog.resolve(call.model_alias), lane, call.usage)
-        return FailureBill(Bill(cost, call.usage, call.status),
-                           result | {"usage": call.usage.to_json(), "cost_usd": str(cost)})
+        return FailureBill(
+            Bill(cost, call.usage, call.status), result | {"usage": call.usage.to_json(), "cost_usd": str(cost)}
+        )
     if billed is not None:
         return FailureBill(Bill(billed, billed_usage, "failed"), result | {"cost_usd": str(billed)})
     return FailureBill(None, result)
@@ -109,8 +119,7 @@ def charge_for_hedged_failure(catalog: Catalog, call: FailedCall, *, size: str, 
     if call.reported_cost is not None:
         return Bill(call.reported_cost, call.usage, call.status)
     if call.usage is not None:
-        return Bill(pricing.tokens_cost(catalog.resolve(call.model_alias), lane, call.usage), call.usage,
-                    call.status)
+        return Bill(pricing.tokens_cost(catalog.resolve(call.model_alias), lane, call.usage), call.usage, call.status)
     gateway = catalog.gateways.get(call.route or "")
     price = gateway.price(call.model_alias, size) if gateway is not None else None
     if gateway is not None and gateway.bills_failed_calls and price is not None:

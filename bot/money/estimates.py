@@ -17,8 +17,9 @@ from bot.money.budgets import BudgetStatus
 from bot.types import GenerationSpec, InvalidRequest, Lane
 
 
-def hold_estimate(catalog: Catalog, spec: GenerationSpec, attachments: int,
-                  gateway_routes: Sequence[str] = ()) -> Decimal:
+def hold_estimate(
+    catalog: Catalog, spec: GenerationSpec, attachments: int, gateway_routes: Sequence[str] = ()
+) -> Decimal:
     """The most this request may cost: the max over its chain (the sum of the two dearest when hedged).
 
     Raises pricing.Unpriced (an InvalidRequest) when the model asked for has no
@@ -29,8 +30,11 @@ def hold_estimate(catalog: Catalog, spec: GenerationSpec, attachments: int,
         alias = entry.rpartition(":")[2]
         prices = gateway_prices(catalog, spec, (entry,), gateway_routes)
         try:
-            prices.append(pricing.estimate(catalog.resolve(alias), spec.size, spec.lane, images_sent,
-                                           prompt_chars=len(spec.prompt)))
+            prices.append(
+                pricing.estimate(
+                    catalog.resolve(alias), spec.size, spec.lane, images_sent, prompt_chars=len(spec.prompt)
+                )
+            )
         except InvalidRequest:
             if alias == spec.model_alias:
                 raise  # the model asked for must be priced
@@ -40,8 +44,9 @@ def hold_estimate(catalog: Catalog, spec: GenerationSpec, attachments: int,
     return max(dearest)
 
 
-def gateway_prices(catalog: Catalog, spec: GenerationSpec, entries: Sequence[str],
-                   gateway_routes: Sequence[str]) -> list[Decimal]:
+def gateway_prices(
+    catalog: Catalog, spec: GenerationSpec, entries: Sequence[str], gateway_routes: Sequence[str]
+) -> list[Decimal]:
     """What each of these chain entries costs on a configured gateway that may serve it, at
     that model's own gateway price (a Flash image is never held at Pro's)."""
     if spec.lane is not Lane.STANDARD:
