@@ -1,5 +1,6 @@
 """What the worker records about each provider call: one structured log line,
-the metrics, and an operator alert when a call cost more than its job held.
+the metrics, and an operator alert when a call cost more than its job held or
+ran but could not be priced.
 
 No prompt text is ever logged, only its hash.
 """
@@ -16,8 +17,8 @@ from bot.job_results import prompt_hash
 from bot.metrics import Metrics
 from bot.money import from_micros
 from bot.money.charges import overshoot_micros
-from bot.providers.errors import ProviderError
-from bot.types import HedgeCall, Job, Usage
+from bot.providers.errors import ProviderError, UnpricedCall
+from bot.types import GenerationResult, HedgeCall, Job, Usage
 
 # The worker's logger: these lines read, and are filtered, as the worker's own.
 log = logging.getLogger("bot.worker")
@@ -119,3 +120,42 @@ class CallLog:
             await self._watch.alert(f"overshoot:{job.id}:{job.attempt}", text)
         else:
             log.warning("alert: %s", text)
+
+    def unpriced(self, job: Job, result: GenerationResult, exc: Exception) -> UnpricedCall:
+        """A call that ran but cannot be priced (start-up checks should make this impossible):
+        logged for review and counted; returns the error its job ends with."""
+        model, route = self._who_ran(job, result)
+        log.error(
+            "job %d: unpriced, needs review: a call to %s via %s (%s, %s lane) ran but could not be "
+            "priced: %r; usage %s",
+            job.id,
+            model,
+            route,
+            job.spec.size,
+            job.spec.lane.value,
+            exc,
+            result.usage.to_json() if result.usage else None,
+            exc_info=exc,
+        )
+        self.call(job, result.call_seconds or 0.0, usage=result.usage, route=route)
+        error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
+        error.route = route
+        return error
+
+    async def alert_unpriced(self, job: Job, result: GenerationResult, exc: Exception) -> None:
+        """Tell the operator to settle an unpriced call by hand: Google bills it all the same."""
+        if self._watch is None:
+            return
+        model, route = self._who_ran(job, result)
+        await self._watch.alert(
+            f"unpriced:{job.id}",
+            (
+                f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
+                f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
+                f"add the price to IMAGINE_CONFIG and settle the call by hand."
+            ),
+        )
+
+    def _who_ran(self, job: Job, result: GenerationResult) -> tuple[str, str]:
+        """The model and route that made a result (a fallback may differ from the job's)."""
+        return result.model_alias or job.spec.model_alias, result.route or self._default_route

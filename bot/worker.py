@@ -7,11 +7,11 @@ Every state change goes through the store together with its outbox row,
 so a job is finished, charged and announced once.
 
 What a call is charged, and whether a failure is retried, are decided by
-pure functions (bot.money.charges, bot.retries) that this module hands to
-the store. Beside it: bot.call_log (the log line, metrics and overshoot
-alert of each call), bot.job_results (what a result records),
-bot.last_resorts (a shed Flex job to the Batch lane, an earlier image when
-every route is down) and bot.outcome_writes.
+pure functions (bot.money.charges, through bot.call_bills; bot.retries) that
+this module hands to the store. Beside it: bot.call_log (the log line,
+metrics and overshoot or unpriced alert of each call), bot.job_results (what
+a result records), bot.last_resorts (a shed Flex job to the Batch lane, an
+earlier image when every route is down) and bot.outcome_writes.
 """
 
 from __future__ import annotations
@@ -26,29 +26,16 @@ from decimal import Decimal
 
 from bot import images
 from bot.alerts import CallWatch
+from bot.call_bills import failure_bill, hedge_bill, success_bill
 from bot.call_log import CallLog
-from bot.catalog import Catalog, ModelInfo
+from bot.catalog import Catalog
 from bot.job_results import failure_result, success_result
 from bot.last_resorts import LastResorts
 from bot.metrics import Metrics
 from bot.money import to_micros
-from bot.money.charges import (
-    Bill,
-    FailedCall,
-    charge_for_failure,
-    charge_for_hedged_failure,
-    charge_for_success,
-)
 from bot.outcome_writes import write_outcome
 from bot.providers.base import ImageProvider
-from bot.providers.errors import (
-    AnsweredWithoutImage,
-    BadRequestError,
-    BlockedError,
-    InvalidProviderImage,
-    ProviderError,
-    UnpricedCall,
-)
+from bot.providers.errors import BadRequestError, BlockedError, InvalidProviderImage, ProviderError
 from bot.retries import retry_decision
 from bot.store.base import NewDelivery, Store, StoreUnavailable, final_delivery_key
 from bot.types import CheckedImage, GenerationResult, HedgeCall, InputImage, Job, JobState, Lane, Usage
@@ -220,7 +207,7 @@ class Worker:
             return
         result = outcome
         try:
-            model, bill = self._cost_of(job, result)
+            model, bill = success_bill(self._catalog, job, result)
         except Exception as exc:  # noqa: BLE001 - whatever the cause, the call ran and must be reviewed
             await self._unpriced(job, slot_id, result, exc)
             return
@@ -277,7 +264,7 @@ class Worker:
         recorded for it, although Google may bill it (an answer it was still
         making). A call that answered is settled like any other: an image from
         its usage or reported charge, an answer without one for its tokens."""
-        bill = self._hedge_bill(job, hedge)
+        bill = hedge_bill(self._catalog, job, hedge)
         self._calls.hedge(job, hedge, None if bill is None else bill.cost)
         if bill is None:
             return None
@@ -285,71 +272,16 @@ class Worker:
         self._metrics.charged(job.team, float(bill.cost))
         return bill.cost
 
-    def _hedge_bill(self, job: Job, hedge: HedgeCall) -> Bill | None:
-        answer = hedge.answer
-        if isinstance(answer, GenerationResult):
-            try:
-                return self._cost_of(job, answer)[1]
-            except Exception:  # noqa: BLE001 - the start-up checks price every route; say so loudly if not
-                log.exception(
-                    "job %d: unpriced, needs review: the hedged call to %s via %s made an image but "
-                    "could not be priced; usage %s",
-                    job.id,
-                    hedge.model_alias,
-                    hedge.route,
-                    answer.usage.to_json() if answer.usage else None,
-                )
-                return None
-        if not isinstance(answer, ProviderError):
-            return None
-        # An answer without an image is billed: the route's own figure, else its tokens.
-        call = failed_call(answer, model_alias=hedge.model_alias, route=hedge.route)
-        return charge_for_hedged_failure(self._catalog, call, size=job.spec.size, lane=job.spec.lane)
-
-    def _cost_of(self, job: Job, result: GenerationResult) -> tuple[ModelInfo, Bill]:
-        """The model that actually ran (a fallback may differ) and what its call cost."""
-        return charge_for_success(
-            self._catalog,
-            model_alias=result.model_alias or job.spec.model_alias,
-            size=job.spec.size,
-            lane=result.served_lane or job.spec.lane,
-            reported_cost=result.cost_usd,
-            usage=result.usage,
-        )
-
     async def _unpriced(self, job: Job, slot_id: str, result: GenerationResult, exc: Exception) -> None:
         """A call ran but cannot be priced (start-up checks should make this impossible).
 
         The job ends failed at once, never re-run (a retry would be another
         unpriced call), and its hold is released; the operator is alerted to
         settle the call by hand, since Google bills it all the same."""
-        route = result.route or self._provider.name
-        model = result.model_alias or job.spec.model_alias
-        log.error(
-            "job %d: unpriced, needs review: a call to %s via %s (%s, %s lane) ran but could not be "
-            "priced: %r; usage %s",
-            job.id,
-            model,
-            route,
-            job.spec.size,
-            job.spec.lane.value,
-            exc,
-            result.usage.to_json() if result.usage else None,
-            exc_info=exc,
-        )
-        self._calls.call(job, result.call_seconds or 0.0, usage=result.usage, route=route)
-        error = UnpricedCall(f"{model} via {route} at {job.spec.size} could not be priced: {exc}")
-        error.route = route
+        error = self._calls.unpriced(job, result, exc)
         await self._failed(job, slot_id, error, retryable=False)
-        if self._watch is not None:  # after the job is ended: an alert that fails must not re-run it
-            await self._watch.alert(
-                f"unpriced:{job.id}",
-                (
-                    f"Job {job.id} of team {job.team}: a call to {model} via {route} at {job.spec.size} ran but "
-                    f"could not be priced ({exc}). Unpriced, needs review: nothing was recorded in the ledger; "
-                    f"add the price to IMAGINE_CONFIG and settle the call by hand."
-                ),
-            )
+        # After the job is ended: an alert that fails must not re-run it.
+        await self._calls.alert_unpriced(job, result, exc)
 
     async def inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
@@ -378,14 +310,7 @@ class Worker:
         usage: Usage | None = None,
     ) -> None:
         model_alias = exc.model_alias or job.spec.model_alias
-        bill = charge_for_failure(
-            self._catalog,
-            failed_call(exc, model_alias=model_alias, route=exc.route),
-            size=job.spec.size,
-            lane=job.spec.lane,
-            billed=billed,
-            billed_usage=usage,
-        )
+        bill = failure_bill(self._catalog, job, exc, model_alias=model_alias, billed=billed, usage=usage)
         decision = retry_decision(
             retryable=exc.retryable if retryable is None else retryable,
             blocked=isinstance(exc, BlockedError),
@@ -451,18 +376,3 @@ class Worker:
             if not held:
                 log.warning("job %d: lease was taken over; the result will be discarded", job.id)
                 return
-
-
-def failed_call(exc: ProviderError, *, model_alias: str, route: str | None) -> FailedCall:
-    """A provider error as money sees it: who answered, with what reason, usage and reported charge."""
-    answered = isinstance(exc, AnsweredWithoutImage)
-    return FailedCall(
-        kind=exc.kind,
-        model_alias=model_alias,
-        route=route,
-        blocked=isinstance(exc, BlockedError),
-        answered=answered,
-        reason=exc.reason if answered else None,
-        reported_cost=getattr(exc, "cost_usd", None),
-        usage=getattr(exc, "usage", None),
-    )
