@@ -14,6 +14,7 @@ from bot.catalog import Catalog, ModelInfo
 from bot.money.charges import (
     Bill,
     FailedCall,
+    FailureBill,
     charge_for_failure,
     charge_for_hedged_failure,
     charge_for_success,
@@ -68,7 +69,7 @@ def failure_bill(
     model_alias: str,
     billed: Decimal | None,
     usage: Usage | None,
-) -> Bill:
+) -> FailureBill:
     """What a failed attempt is billed (`billed`: what a call that returned an unusable image cost)."""
     return charge_for_failure(
         catalog,

@@ -101,6 +101,7 @@ def refusal(denied: Denied, estimate: Decimal) -> Refused:
     """Why the store did not admit a request: a budget it would go over, or a quota."""
     if denied.budget is not None:
         b = denied.budget
+        assert denied.resets_at is not None, "a budget's period always ends, so its denial says when"
         return Refused(
             RefusalReason.BUDGET_EXHAUSTED,
             (
@@ -145,7 +146,7 @@ def confirmed(outcome: NeedsConfirmation, *, use_flash: bool = False) -> Imagine
 
 
 def confirmed_request(request: ImagineRequest | EditRequest, *, use_flash: bool) -> ImagineRequest | EditRequest:
-    return dataclasses.replace(request, confirmed=True, **({"model": "flash"} if use_flash else {}))
+    return dataclasses.replace(request, confirmed=True, model="flash" if use_flash else request.model)
 
 
 class HeldQuestions:
@@ -177,7 +178,7 @@ class HeldQuestions:
         held = await self._store.take_confirmation(token, team, user)
         if held == "not_yours":
             return Refused(RefusalReason.NOT_ALLOWED_HERE, "Only the person who asked can answer this.")
-        if held == "expired":
+        if isinstance(held, str):  # "expired"
             return Refused(
                 RefusalReason.NOT_FOUND, "That question was already answered, or it has expired. Please ask again."
             )

@@ -53,5 +53,10 @@ async def serve(app: web.Application, port: int, host: str = "0.0.0.0") -> web.A
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     bound = runner.addresses[0][1]
-    log.info("HTTP on %s:%d (%s)", host, bound, ", ".join(sorted({r.resource.canonical for r in app.router.routes()})))
+    log.info(
+        "HTTP on %s:%d (%s)",
+        host,
+        bound,
+        ", ".join(sorted({r.resource.canonical for r in app.router.routes() if r.resource is not None})),
+    )
     return runner

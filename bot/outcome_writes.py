@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bot.store.base import StoreUnavailable
 from bot.types import Job
@@ -30,9 +30,14 @@ async def write_outcome(write: Callable[[], Awaitable[T]], job: Job) -> T:
         wait=wait_random_exponential(multiplier=0.5, max=30),
         reraise=True,
         before_sleep=lambda state: log.warning(
-            "job %d: store unavailable while saving its outcome (%s); retrying", job.id, state.outcome.exception()
+            "job %d: store unavailable while saving its outcome (%s); retrying", job.id, _error_of(state)
         ),
     ):
         with attempt:
             return await write()
     raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _error_of(state: RetryCallState) -> BaseException | None:
+    # Before a sleep the attempt has always ended (with the error being retried); tenacity types it optional.
+    return state.outcome.exception() if state.outcome is not None else None

@@ -73,13 +73,10 @@ class Quoter:
             return self.question(
                 req, quote, statuses, attachments, confirmations.past_alert_line(edge[0], quote.estimate)
             )
-        if over_confirm_limit(policy, quote.estimate):
+        limit = policy.confirm_above_usd  # None: no per-image limit
+        if limit is not None and over_confirm_limit(policy, quote.estimate):
             return self.question(
-                req,
-                quote,
-                statuses,
-                attachments,
-                confirmations.above_per_image_limit(quote.estimate, policy.confirm_above_usd),
+                req, quote, statuses, attachments, confirmations.above_per_image_limit(quote.estimate, limit)
             )
         return quote
 

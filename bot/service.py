@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any, TypedDict, TypeVar
 
 from bot.access import CLI_PLATFORM, Caller, is_moderator, off_allow_list
 from bot.budget_desk import BudgetDesk, UsageReport
@@ -50,7 +51,26 @@ from policies.config import PolicyBook, TeamPolicy
 __all__ = ["CLI_PLATFORM", "STORE_DOWN", "Caller", "ImagineService", "UsageReport", "confirmed"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
+
+
+class _RerunFields(TypedDict):
+    """What a rerun's request carries, an ImagineRequest or an EditRequest alike."""
+
+    team: str
+    channel: str
+    user: str
+    platform: str
+    model: str | None
+    aspect_ratio: str | None
+    size: str | None
+    images: tuple[InputImage, ...]
+    delivery: dict[str, Any]
+    idempotency_key: str | None
+    idempotency_window: float | None
+    fresh: bool
+    announced: bool
 
 
 class ImagineService:
@@ -138,7 +158,7 @@ class ImagineService:
 
         return await self._guarded(edit())
 
-    async def _guarded(self, work):
+    async def _guarded(self, work: Awaitable[T]) -> T | Refused:
         # Fail closed: if the store can't be reached, nothing is admitted.
         try:
             return await work
@@ -182,7 +202,7 @@ class ImagineService:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
             attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
             # fresh: a reroll wants a new image, not the cached one.
-            common = dict(
+            common = _RerunFields(
                 team=caller.team,
                 channel=channel,
                 user=caller.user,

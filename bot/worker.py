@@ -220,7 +220,7 @@ class Worker:
             return
         cost = bill.cost
         self._calls.call(job, latency, usage=result.usage, cost=str(cost), route=result.route)
-        outcome = success_result(
+        record = success_result(
             job,
             model,
             result,
@@ -235,13 +235,13 @@ class Worker:
                 slot_id,
                 job.attempt,
                 checked,
-                outcome,
-                NewDelivery(final_delivery_key(job.id), "result", outcome),
+                record,
+                NewDelivery(final_delivery_key(job.id), "result", record),
                 bill.charge,
             ),
             job,
         )
-        await self._calls.check_hold(job, to_micros(cost + (hedge_cost or 0)), model.alias, outcome["route"])
+        await self._calls.check_hold(job, to_micros(cost + (hedge_cost or 0)), model.alias, record["route"])
         if image_id is None:
             log.warning(
                 "job %d: lease lost before completion; the call was charged, another worker owns the job now", job.id

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionContentPartParam
 
 from bot.catalog import GatewayInfo
 from bot.money import reported_usd
@@ -100,7 +101,7 @@ class OpenAICompatProvider:
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
         model = self.gateway_model(spec.model_alias)
-        content: list[dict[str, Any]] = [
+        content: list[ChatCompletionContentPartParam] = [
             {
                 "type": "image_url",
                 "image_url": {"url": f"data:{img.mime};base64,{base64.b64encode(img.data).decode('ascii')}"},
@@ -243,8 +244,8 @@ def _images_and_text(message: Any) -> tuple[list[tuple[str, bytes]], str | None]
                 in_content.append(found)
         # http(s) images stay in the text: they are never fetched.
         texts.append(_DATA_URL_IN_TEXT.sub(" ", text))
-    text = " ".join(" ".join(texts).split()) or None
-    return images or in_content, text
+    said = " ".join(" ".join(texts).split()) or None
+    return images or in_content, said
 
 
 def _image_url(item: Any) -> Any:
@@ -315,11 +316,10 @@ def error_from_body(
     error: Any, *, request_id: str | None = None, route: str = "gateway", in_200: bool = False
 ) -> ProviderError:
     """An ``{"error": {"code", "message", "metadata"}}`` object sent with HTTP 200 (OpenRouter)."""
-    body = error if isinstance(error, Mapping) else {"message": str(error)}
-    code = body.get("code")
+    body: Mapping[str, Any] = error if isinstance(error, Mapping) else {"message": str(error)}
     try:
-        status = int(code)
-    except (TypeError, ValueError):
+        status = int(body["code"])
+    except (KeyError, TypeError, ValueError):
         status = 502  # no numeric code: the upstream failed somehow
     return _by_status(
         status,
@@ -343,7 +343,7 @@ def _by_status(
     message = _message(body)
     detail = _one_line(f"{route} {status}{note}: {message}", _MAX_DETAIL)
     kwargs: dict[str, Any] = {"status_code": status, "request_id": request_id}
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    metadata = _metadata(body)
     if status == 401:
         return AuthError(detail, **kwargs)
     if status == 402:
@@ -391,7 +391,7 @@ def retry_after(headers: Any) -> float | None:
 def _message(body: Mapping[str, Any]) -> str:
     # OpenAI-style "message"; some proxies (FastAPI-based ones) say "detail" instead.
     message = next((v for v in (body.get("message"), body.get("detail")) if isinstance(v, str) and v), "(no message)")
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    metadata = _metadata(body)
     # OpenRouter's "Provider returned error" says little; the upstream's own words are in metadata.
     provider, raw = metadata.get("provider_name"), metadata.get("raw")
     if provider:
@@ -405,6 +405,12 @@ def _message(body: Mapping[str, Any]) -> str:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _metadata(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An error body's "metadata" object (OpenRouter's upstream details), or an empty one."""
+    metadata = body.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
 
 
 def _extra(model: Any) -> dict[str, Any]:
