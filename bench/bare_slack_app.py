@@ -36,14 +36,20 @@ def build(signing_secret: str, token: str, api_url: str, *, null: bool = False) 
     web_app = web.Application()
     web_app.add_routes([web.get("/healthz", healthz)])
     if null:
+
         async def answer(request: web.Request) -> web.Response:
             await request.read()
             return web.Response(text="")
+
         web_app.add_routes([web.post("/slack/events", answer)])
         return web_app
 
-    app = AsyncApp(client=AsyncWebClient(token=token, base_url=api_url), signing_secret=signing_secret,
-                   request_verification_enabled=True, ignoring_self_events_enabled=True)
+    app = AsyncApp(
+        client=AsyncWebClient(token=token, base_url=api_url),
+        signing_secret=signing_secret,
+        request_verification_enabled=True,
+        ignoring_self_events_enabled=True,
+    )
 
     @app.command("/imagine")
     async def imagine(ack) -> None:
@@ -64,8 +70,7 @@ async def main() -> None:
     parser.add_argument("--token", default="xoxb-test")
     parser.add_argument("--null", action="store_true", help="no bolt: answer 200 at once")
     args = parser.parse_args()
-    runner = web.AppRunner(build(args.signing_secret, args.token, args.slack_api_url, null=args.null),
-                           access_log=None)
+    runner = web.AppRunner(build(args.signing_secret, args.token, args.slack_api_url, null=args.null), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", args.port).start()
     stop = asyncio.Event()

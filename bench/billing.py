@@ -58,10 +58,40 @@ GOOGLE_RATES = {
     "gemini-2.5-flash-image": (Decimal("30"), Decimal("0.30"), Decimal("2.50")),
 }
 BATCH = Decimal("0.5")  # "Batch API (50% cost reduction)"
-SHAPES = (("pro", "1K"), ("pro", "2K"), ("pro", "4K"), ("flash", "512"), ("flash", "1K"),
-          ("flash", "2K"), ("flash", "4K"), ("legacy", "1K"))
-WORDS = ("a", "lighthouse", "on", "the", "cliff", "at", "dusk", "koi", "pond", "oil", "painting", "of",
-         "neon", "city", "rain", "watercolour", "fox", "in", "snow", "portrait", "studio", "light")
+SHAPES = (
+    ("pro", "1K"),
+    ("pro", "2K"),
+    ("pro", "4K"),
+    ("flash", "512"),
+    ("flash", "1K"),
+    ("flash", "2K"),
+    ("flash", "4K"),
+    ("legacy", "1K"),
+)
+WORDS = (
+    "a",
+    "lighthouse",
+    "on",
+    "the",
+    "cliff",
+    "at",
+    "dusk",
+    "koi",
+    "pond",
+    "oil",
+    "painting",
+    "of",
+    "neon",
+    "city",
+    "rain",
+    "watercolour",
+    "fox",
+    "in",
+    "snow",
+    "portrait",
+    "studio",
+    "light",
+)
 
 
 class BillingGemini(FakeGemini):
@@ -104,10 +134,19 @@ def requests(n: int, rng: random.Random, batch: bool) -> list[ImagineRequest]:
     for i in range(n):
         model, size = SHAPES[i % len(SHAPES)]
         prompt = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
-        out.append(ImagineRequest(
-            team=f"T{i % 4}", channel="C", user=f"U{i}", platform="bench", prompt=f"{prompt} #{i}",
-            model=model, size=size, relax=batch and i % 5 == 4,
-            images=(InputImage(png, "image/png"),) if i % 7 == 3 else ()))
+        out.append(
+            ImagineRequest(
+                team=f"T{i % 4}",
+                channel="C",
+                user=f"U{i}",
+                platform="bench",
+                prompt=f"{prompt} #{i}",
+                model=model,
+                size=size,
+                relax=batch and i % 5 == 4,
+                images=(InputImage(png, "image/png"),) if i % 7 == 3 else (),
+            )
+        )
     return out
 
 
@@ -151,16 +190,26 @@ async def run_jobs(jobs: int, seed: int, batch: bool) -> dict:
     per_call = sum(c.quantize(MICRO, rounding=ROUND_HALF_UP) for c in exact)
     overshoots = metrics.registry.get_sample_value
     return {
-        "jobs": jobs, "calls_at_fake": len(fake.calls), "settlements": len(settled), "jobs_by_state": counts,
+        "jobs": jobs,
+        "calls_at_fake": len(fake.calls),
+        "settlements": len(settled),
+        "jobs_by_state": counts,
         "by_model_size_lane": dict(Counter(f"{r['model']} {r['size']} {r['lane']}" for r in settled)),
         "with_reference_image": sum(1 for *_, u in fake.calls if len(u["promptTokensDetails"]) > 1),
         "ledger_usd": str(from_micros(ledger_micros)),
-        "formula_usd": str(per_call), "formula_unrounded_usd": str(sum(exact)),
+        "formula_usd": str(per_call),
+        "formula_unrounded_usd": str(sum(exact)),
         "difference_usd": str(from_micros(ledger_micros) - per_call),
         "held_usd": str(from_micros(held)),
-        "holds_exceeded": int(sum(overshoots("imagine_hold_overshoot_total", {"route": route, "model": m}) or 0
-                                  for route in ("gemini", "gemini-batch") for m in ("pro", "flash", "legacy"))),
-        "seconds": round(elapsed, 2), "seed": seed,
+        "holds_exceeded": int(
+            sum(
+                overshoots("imagine_hold_overshoot_total", {"route": route, "model": m}) or 0
+                for route in ("gemini", "gemini-batch")
+                for m in ("pro", "flash", "legacy")
+            )
+        ),
+        "seconds": round(elapsed, 2),
+        "seed": seed,
     }
 
 
@@ -181,12 +230,20 @@ def rows(results: dict) -> list[tuple]:
     if not bill:
         return []
     return [
-        ("ledger vs provider bill",
-         f"{bill['settlements']} calls (pro, flash, legacy; all sizes; Batch lane too): ledger ${bill['ledger_usd']}, "
-         f"Google's formula ${bill['formula_usd']}, difference ${bill['difference_usd']}", "$0.000000",
-         verdict(Decimal(bill["difference_usd"]) == 0 and bill["settlements"] == bill["calls_at_fake"])),
-        ("  calls that cost more than their hold", f"{bill['holds_exceeded']} of {bill['settlements']}", "0",
-         verdict(bill["holds_exceeded"] == 0)),
+        (
+            "ledger vs provider bill",
+            f"{bill['settlements']} calls (pro, flash, legacy; all sizes; Batch lane too): "
+            f"ledger ${bill['ledger_usd']}, "
+            f"Google's formula ${bill['formula_usd']}, difference ${bill['difference_usd']}",
+            "$0.000000",
+            verdict(Decimal(bill["difference_usd"]) == 0 and bill["settlements"] == bill["calls_at_fake"]),
+        ),
+        (
+            "  calls that cost more than their hold",
+            f"{bill['holds_exceeded']} of {bill['settlements']}",
+            "0",
+            verdict(bill["holds_exceeded"] == 0),
+        ),
     ]
 
 

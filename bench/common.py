@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also when imported from elsewhere (run_all, a REPL)
     sys.path.insert(0, str(ROOT))
 
-from tests.e2e.bot_process import bot_env, free_port  # noqa: E402
 from tests.fakes.gemini_server import ASPECTS, SIZES, FakeGemini, _dumps  # noqa: E402
 from tests.fakes.slack_server import FakeSlack, signed_headers, slash_command_body  # noqa: E402
+from tests.support.bot_process import bot_env  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 SIGNING_SECRET = "bench-signing-secret"
@@ -56,7 +57,7 @@ def machine() -> str:
     """This machine's size, as results.json records it beside the figures."""
     with open("/proc/meminfo") as fh:
         kib = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:"))
-    return f"{os.cpu_count()} cores, {round(kib / 1024 ** 2)} GiB"
+    return f"{os.cpu_count()} cores, {round(kib / 1024**2)} GiB"
 
 
 def merge_results(sections: dict) -> None:
@@ -79,9 +80,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def ms_summary(seconds: Sequence[float]) -> dict:
     """p50 / p99 / max / mean of durations given in seconds, in milliseconds."""
-    return {"n": len(seconds), "p50_ms": round(percentile(seconds, 50) * 1000, 1),
-            "p99_ms": round(percentile(seconds, 99) * 1000, 1),
-            "max_ms": round(max(seconds) * 1000, 1), "mean_ms": round(sum(seconds) / len(seconds) * 1000, 1)}
+    return {
+        "n": len(seconds),
+        "p50_ms": round(percentile(seconds, 50) * 1000, 1),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
+        "mean_ms": round(sum(seconds) / len(seconds) * 1000, 1),
+    }
 
 
 def verdict(met: bool) -> str:
@@ -92,10 +97,10 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
     rows = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = "  ".join("-" * w for w in widths)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print(line)
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
 
 
 TABLE_HEADERS = ("benchmark", "figure", "target", "")
@@ -180,8 +185,10 @@ class BenchGemini(FakeGemini):
                     if self.texture_bits is not None:
                         # A placeholder the JSON encoder passes over; _json() splices the
                         # pre-encoded base64 in (see there).
-                        part["inlineData"] = {**part["inlineData"],
-                                              "data": _PLACEHOLDER.format(w, h, self.texture_bits)}
+                        part["inlineData"] = {
+                            **part["inlineData"],
+                            "data": _PLACEHOLDER.format(w, h, self.texture_bits),
+                        }
                         self.image_bytes.append(len(textured_png(w, h, self.texture_bits)))
                     else:
                         self.image_bytes.append(len(part["inlineData"]["data"]) * 3 // 4)
@@ -204,8 +211,9 @@ class BenchGemini(FakeGemini):
             size, _, rest = chunk.partition("@@")  # "WxHxBITS@@" + the rest of the JSON
             w, h, bits = map(int, size.split("x"))
             parts += [_textured_b64(w, h, bits), rest.encode()]
-        return web.Response(body=b"".join(parts), status=status, headers=headers,
-                            content_type="application/json", charset="utf-8")
+        return web.Response(
+            body=b"".join(parts), status=status, headers=headers, content_type="application/json", charset="utf-8"
+        )
 
 
 _PLACEHOLDER = "@@IMAGE:{}x{}x{}@@"  # width, height, texture bits
@@ -255,8 +263,18 @@ class Process:
     ready once GET `health_url` answers 200, and stopped with SIGTERM (SIGKILL after
     `grace` seconds). Use as ``async with Process(...) as p``."""
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path,
-                 health_url: str | None, name: str, base: str = "", grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log: Path,
+        health_url: str | None,
+        name: str,
+        base: str = "",
+        grace: float = 30.0,
+    ) -> None:
         self.argv, self.env, self.cwd, self.log_path = list(argv), env, cwd, log
         self.health_url, self.name, self.grace = health_url, name, grace
         self.base = base  # the root URL it serves, when it serves one
@@ -275,10 +293,16 @@ class Process:
             return ""
 
     async def start(self, timeout: float = 30.0) -> Process:
-        self._log = open(self.log_path, "wb")
+        # Opening a local log file is instant; a thread would only hide the ordering.
+        self._log = open(self.log_path, "wb")  # noqa: ASYNC230
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, cwd=self.cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=self._log)
+            *self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=self._log,
+        )
         if self.health_url:
             await self._wait_healthy(timeout)
         return self
@@ -314,8 +338,10 @@ class Process:
             self._log.close()
             self._log = None
         if self.proc.returncode != 0 or "Traceback" in self.log_tail(10_000):
-            print(f"warning: {self.name} exited {self.proc.returncode}; log {self.log_path}:\n"
-                  f"{self.log_tail()}", file=sys.stderr)
+            print(
+                f"warning: {self.name} exited {self.proc.returncode}; log {self.log_path}:\n{self.log_tail()}",
+                file=sys.stderr,
+            )
         return self.proc.returncode
 
     async def __aenter__(self) -> Process:
@@ -329,20 +355,36 @@ class Process:
         await self.stop()
 
 
-def bot_process(workdir: Path, *, slack_url: str, gemini_url: str, config: str = UNLIMITED_POLICY,
-                **settings: str) -> Process:
+def bot_process(
+    workdir: Path, *, slack_url: str, gemini_url: str, config: str = UNLIMITED_POLICY, **settings: str
+) -> Process:
     """`python -m bot run` exactly as tests/e2e start it: HTTP Slack (signed requests on
     /slack/events) against the fake Slack, the fake Gemini, SQLite in `workdir`."""
     port = free_port()
     config_path = workdir / "imagine.toml"
     config_path.write_text(config)
-    env = bot_env(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=slack_url,
-                  GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini_url, PORT=str(port),
-                  DATABASE_URL=f"sqlite:///{workdir / 'bot.db'}", IMAGINE_CONFIG=str(config_path),
-                  PYTHONPATH=str(ROOT), **settings)
+    env = bot_env(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack_url,
+        GEMINI_API_KEY="k",
+        GEMINI_BASE_URL=gemini_url,
+        PORT=str(port),
+        DATABASE_URL=f"sqlite:///{workdir / 'bot.db'}",
+        IMAGINE_CONFIG=str(config_path),
+        PYTHONPATH=str(ROOT),
+        **settings,
+    )
     base = f"http://127.0.0.1:{port}"
-    return Process([sys.executable, "-m", "bot", "run"], env=env, cwd=workdir, log=workdir / "bot.log",
-                   health_url=f"{base}/healthz", name="bot", base=base)
+    return Process(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        cwd=workdir,
+        log=workdir / "bot.log",
+        health_url=f"{base}/healthz",
+        name="bot",
+        base=base,
+    )
 
 
 def vm_status(pid: int) -> dict[str, int]:

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import bench_main, ms_summary, verdict  # noqa: E402
 from bot.catalog import load_catalog  # noqa: E402
 from bot.providers.gemini import GeminiProvider  # noqa: E402
-from bot.providers.router import AdaptiveConcurrency, Route, RoutedProvider  # noqa: E402
+from bot.providers.limits import AdaptiveConcurrency  # noqa: E402
+from bot.providers.router import Route, RoutedProvider  # noqa: E402
 from bot.types import GenerationSpec  # noqa: E402
 from tests.fakes.gemini_server import FakeGemini  # noqa: E402
 
@@ -50,14 +51,23 @@ def parser() -> argparse.ArgumentParser:
 
 async def measure(args: argparse.Namespace, hedge_after: float | None) -> dict:
     """Latencies of `args.requests` requests through the router, and what the hedges did."""
-    async with FakeGemini(latency=args.latency, tail=(args.tail, args.factor), seed=args.seed,
-                          image_scale=0.125) as fake:
+    async with FakeGemini(
+        latency=args.latency, tail=(args.tail, args.factor), seed=args.seed, image_scale=0.125
+    ) as fake:
         gemini = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=120)
         # Room for every call in flight: the bench measures the tail, not a concurrency queue.
-        routed = RoutedProvider([Route("gemini", gemini, concurrency=AdaptiveConcurrency(4 * args.concurrency))],
-                                load_catalog())
-        request = GenerationSpec(prompt="a koi pond", model_alias="pro", model_id="gemini-3-pro-image",
-                                 aspect_ratio="1:1", size="1K", fallbacks=("flash",), hedge_after_s=hedge_after)
+        routed = RoutedProvider(
+            [Route("gemini", gemini, concurrency=AdaptiveConcurrency(4 * args.concurrency))], load_catalog()
+        )
+        request = GenerationSpec(
+            prompt="a koi pond",
+            model_alias="pro",
+            model_id="gemini-3-pro-image",
+            aspect_ratio="1:1",
+            size="1K",
+            fallbacks=("flash",),
+            hedge_after_s=hedge_after,
+        )
         gate = asyncio.Semaphore(args.concurrency)
         hedges = []
 
@@ -73,20 +83,31 @@ async def measure(args: argparse.Namespace, hedge_after: float | None) -> dict:
             seconds = await asyncio.gather(*(one() for _ in range(args.requests)))
         finally:
             await routed.close()
-        return {**ms_summary(seconds), "calls": len(fake.requests), "hedges": len(hedges),
-                "hedges_won": sum(h.won for h in hedges),
-                "other_call_cancelled": sum(h.answer is None for h in hedges)}
+        return {
+            **ms_summary(seconds),
+            "calls": len(fake.requests),
+            "hedges": len(hedges),
+            "hedges_won": sum(h.won for h in hedges),
+            "other_call_cancelled": sum(h.answer is None for h in hedges),
+        }
 
 
 async def run(args: argparse.Namespace) -> dict:
     hedge_after = args.hedge_after if args.hedge_after is not None else 2 * args.latency
     without = await measure(args, None)
     with_hedging = await measure(args, hedge_after)
-    return {"hedging_tail": {
-        "requests": args.requests, "concurrency": args.concurrency, "latency_s": args.latency,
-        "tail": args.tail, "factor": args.factor, "hedge_after_s": hedge_after,
-        "without": without, "with": with_hedging,
-    }}
+    return {
+        "hedging_tail": {
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "latency_s": args.latency,
+            "tail": args.tail,
+            "factor": args.factor,
+            "hedge_after_s": hedge_after,
+            "without": without,
+            "with": with_hedging,
+        }
+    }
 
 
 def rows(results: dict) -> list[tuple]:
@@ -96,13 +117,26 @@ def rows(results: dict) -> list[tuple]:
     a, b = r["without"], r["with"]
     target = (r["hedge_after_s"] + r["latency_s"]) * 1000 * 1.5  # a margin for the client's own time
     return [
-        (f"slow tail ({r['tail']:.0%} of calls {r['factor']:g}x {r['latency_s']:g} s; {r['requests']} requests, "
-         f"{r['concurrency']} at a time): without hedging", f"p50 {a['p50_ms']} / p99 {a['p99_ms']} ms", "", ""),
-        (f"  with hedge_after_s = {r['hedge_after_s']:g}", f"p50 {b['p50_ms']} / p99 {b['p99_ms']} ms",
-         f"p99 < {target:.0f} ms", verdict(b["p99_ms"] < target)),
-        ("  hedges sent (won by the hedge; other call cancelled unanswered)",
-         f"{b['hedges']} of {r['requests']} ({b['hedges_won']}; {b['other_call_cancelled']}), "
-         f"{b['calls']} calls vs {a['calls']}", "", ""),
+        (
+            f"slow tail ({r['tail']:.0%} of calls {r['factor']:g}x {r['latency_s']:g} s; {r['requests']} requests, "
+            f"{r['concurrency']} at a time): without hedging",
+            f"p50 {a['p50_ms']} / p99 {a['p99_ms']} ms",
+            "",
+            "",
+        ),
+        (
+            f"  with hedge_after_s = {r['hedge_after_s']:g}",
+            f"p50 {b['p50_ms']} / p99 {b['p99_ms']} ms",
+            f"p99 < {target:.0f} ms",
+            verdict(b["p99_ms"] < target),
+        ),
+        (
+            "  hedges sent (won by the hedge; other call cancelled unanswered)",
+            f"{b['hedges']} of {r['requests']} ({b['hedges_won']}; {b['other_call_cancelled']}), "
+            f"{b['calls']} calls vs {a['calls']}",
+            "",
+            "",
+        ),
     ]
 
 

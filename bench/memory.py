@@ -37,8 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    bench_main, UNLIMITED_POLICY, BenchGemini, BenchSlack, bot_process, post_timed,
-    signed_command, verdict, vm_status,
+    UNLIMITED_POLICY,
+    BenchGemini,
+    BenchSlack,
+    bench_main,
+    bot_process,
+    post_timed,
+    signed_command,
+    verdict,
+    vm_status,
 )
 
 TARGET_MB = 250.0
@@ -89,8 +96,9 @@ async def one_texture(texture: str, args: argparse.Namespace) -> dict:
     config = UNLIMITED_POLICY + f"\n[routes.gemini]\nmax_concurrency = {n}\n"
     with tempfile.TemporaryDirectory(prefix=f"bench-memory-{texture}-") as tmp:
         async with gemini, slack:
-            async with bot_process(Path(tmp), slack_url=slack.url, gemini_url=gemini.url, config=config,
-                                   IMAGINE_WORKERS=str(n)) as bot:
+            async with bot_process(
+                Path(tmp), slack_url=slack.url, gemini_url=gemini.url, config=config, IMAGINE_WORKERS=str(n)
+            ) as bot:
                 pid, url = bot.pid, f"{bot.base}/slack/events"
                 idle_start = await settle(pid)
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n + 16)) as session:
@@ -107,10 +115,13 @@ async def one_texture(texture: str, args: argparse.Namespace) -> dict:
                     started = time.perf_counter()
                     try:
                         prompts = [f"bench memory {i:03d}" for i in range(n)]
-                        await asyncio.gather(*(post_timed(session, url, *signed_command(f"{p} --size 4K", user=f"U{i}"))
-                                               for i, p in enumerate(prompts)))
-                        await slack.wait_for(lambda: all(p in slack.upload_done for p in prompts),
-                                             timeout=120 + 5 * n)
+                        await asyncio.gather(
+                            *(
+                                post_timed(session, url, *signed_command(f"{p} --size 4K", user=f"U{i}"))
+                                for i, p in enumerate(prompts)
+                            )
+                        )
+                        await slack.wait_for(lambda: all(p in slack.upload_done for p in prompts), timeout=120 + 5 * n)
                         wall = time.perf_counter() - started
                         status = vm_status(pid)
                     finally:
@@ -122,8 +133,11 @@ async def one_texture(texture: str, args: argparse.Namespace) -> dict:
     return {
         "image_px": "x".join(map(str, gemini.image_size_for(None, "4K"))),
         "image_mb": round(sum(len(u.data) for u in images) / len(images) / 1e6, 2),
-        "jobs": n, "max_in_flight_at_model": gemini.max_in_flight, "wall_s": round(wall, 1),
-        "idle_rss_mb": mb(idle_start), "idle_rss_after_warmup_mb": mb(idle_warm),
+        "jobs": n,
+        "max_in_flight_at_model": gemini.max_in_flight,
+        "wall_s": round(wall, 1),
+        "idle_rss_mb": mb(idle_start),
+        "idle_rss_after_warmup_mb": mb(idle_warm),
         # The kernel syncs VmHWM lazily, so a 20 ms sample can top it by a little: the larger wins.
         "peak_rss_mb": mb(max(status["VmHWM"], peak_sampled[1]) if hwm_reset else peak_sampled[1]),
         "peak_from": "VmHWM (reset after warm-up)" if hwm_reset else "VmRSS sampled every 20 ms",
@@ -149,10 +163,15 @@ def rows(results: dict) -> list[tuple]:
         if texture not in r:
             continue
         t = r[texture]
-        out.append((f"peak RSS, {t['jobs']} x 4K in flight ({texture}: {t['image_px']}, {t['image_mb']} MB PNG)",
-                    f"{t['peak_rss_mb']} MB (idle {t['idle_rss_mb']} / {t['idle_rss_after_warmup_mb']} MB "
-                    f"after a job; {t['max_in_flight_at_model']} at the model at once)",
-                    f"< {TARGET_MB:g} MB", verdict(t["peak_rss_mb"] < TARGET_MB)))
+        out.append(
+            (
+                f"peak RSS, {t['jobs']} x 4K in flight ({texture}: {t['image_px']}, {t['image_mb']} MB PNG)",
+                f"{t['peak_rss_mb']} MB (idle {t['idle_rss_mb']} / {t['idle_rss_after_warmup_mb']} MB "
+                f"after a job; {t['max_in_flight_at_model']} at the model at once)",
+                f"< {TARGET_MB:g} MB",
+                verdict(t["peak_rss_mb"] < TARGET_MB),
+            )
+        )
     return out
 
 

@@ -19,7 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    bench_main, CountingNotifier, tiny_png, verdict,
+    CountingNotifier,
+    bench_main,
+    tiny_png,
+    verdict,
 )
 from bot.catalog import load_catalog  # noqa: E402
 from bot.money import from_micros  # noqa: E402
@@ -32,8 +35,13 @@ from policies.config import PolicyBook  # noqa: E402
 
 TARGET_JOBS_PER_SECOND = 2000
 # No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
-NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
-             "confirm_above_usd": None, "default_team_budget_usd": 1_000_000}
+NO_LIMITS = {
+    "user_images_per_day": None,
+    "user_concurrent_jobs": None,
+    "team_queued_jobs": None,
+    "confirm_above_usd": None,
+    "default_team_budget_usd": 1_000_000,
+}
 
 
 class InstantProvider:
@@ -45,8 +53,11 @@ class InstantProvider:
         self.png = tiny_png()
 
     async def generate(self, spec, inputs):
-        return GenerationResult(InputImage(self.png, "image/png"), spec.model_id,
-                                Usage(prompt_tokens=10, image_tokens=1120, output_tokens=1120))
+        return GenerationResult(
+            InputImage(self.png, "image/png"),
+            spec.model_id,
+            Usage(prompt_tokens=10, image_tokens=1120, output_tokens=1120),
+        )
 
     async def close(self) -> None:
         pass
@@ -67,8 +78,9 @@ async def queue_throughput(jobs: int, workers: int) -> dict:
             assert isinstance(outcome, Accepted), outcome
         notifier = CountingNotifier(jobs)
         dispatcher = OutboxDispatcher(store, [notifier], poll_interval=0.05, batch=50)
-        worker = Worker(store, InstantProvider(), catalog, concurrency=workers, poll_interval=0.05,
-                        on_delivery=dispatcher.wake)
+        worker = Worker(
+            store, InstantProvider(), catalog, concurrency=workers, poll_interval=0.05, on_delivery=dispatcher.wake
+        )
         stop = asyncio.Event()
         started = time.perf_counter()
         running = asyncio.gather(worker.run(stop), dispatcher.run(stop))
@@ -79,8 +91,12 @@ async def queue_throughput(jobs: int, workers: int) -> dict:
         counts = await store.counts_by_state()
         await store.close()
     assert counts == {"succeeded": jobs}, counts
-    return {"jobs": jobs, "worker_slots": workers, "seconds": round(elapsed, 3),
-            "jobs_per_second": round(jobs / elapsed, 1)}
+    return {
+        "jobs": jobs,
+        "worker_slots": workers,
+        "seconds": round(elapsed, 3),
+        "jobs_per_second": round(jobs / elapsed, 1),
+    }
 
 
 async def budget_exactness(images: int = 20, requests: int = 200) -> dict:
@@ -95,10 +111,16 @@ async def budget_exactness(images: int = 20, requests: int = 200) -> dict:
         limit = one.estimate_usd * images
         await services[0].set_budget(Caller("T0", "bench", platform_admin=True), str(limit), "month")
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(
-            services[i % 4].submit(ImagineRequest(team="T0", channel="C", user=f"U{i}", platform="bench",
-                                                  prompt="p00000", confirmed=True))
-            for i in range(requests)))
+        outcomes = await asyncio.gather(
+            *(
+                services[i % 4].submit(
+                    ImagineRequest(
+                        team="T0", channel="C", user=f"U{i}", platform="bench", prompt="p00000", confirmed=True
+                    )
+                )
+                for i in range(requests)
+            )
+        )
         elapsed = time.perf_counter() - started
         [status] = await stores[0].budget_statuses("T0", None, None)
         for store in stores:
@@ -106,9 +128,15 @@ async def budget_exactness(images: int = 20, requests: int = 200) -> dict:
     admitted = sum(isinstance(o, Accepted) for o in outcomes)
     refused = sum(isinstance(o, Refused) for o in outcomes)
     overshoot = max(0, status.spent_micros + status.reserved_micros - status.budget.limit_micros)
-    return {"budget_for_images": images, "requests": requests, "admitted": admitted, "refused": refused,
-            "overshoot_usd": str(from_micros(overshoot)), "limit_usd": str(Decimal(limit)),
-            "seconds": round(elapsed, 3)}
+    return {
+        "budget_for_images": images,
+        "requests": requests,
+        "admitted": admitted,
+        "refused": refused,
+        "overshoot_usd": str(from_micros(overshoot)),
+        "limit_usd": str(Decimal(limit)),
+        "seconds": round(elapsed, 3),
+    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -119,22 +147,34 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    return {"queue_throughput_sqlite": await queue_throughput(args.jobs, args.workers),
-            "budget_exactness": await budget_exactness()}
+    return {
+        "queue_throughput_sqlite": await queue_throughput(args.jobs, args.workers),
+        "budget_exactness": await budget_exactness(),
+    }
 
 
 def rows(results: dict) -> list[tuple]:
     out = []
     if queue := results.get("queue_throughput_sqlite"):
-        out.append(("queue throughput (SQLite, 1 proc)",
-                    f"{queue['jobs_per_second']} jobs/s ({queue['jobs']} jobs, {queue['worker_slots']} slots, "
-                    f"{queue['seconds']} s)", f">= {TARGET_JOBS_PER_SECOND} jobs/s",
-                    verdict(queue["jobs_per_second"] >= TARGET_JOBS_PER_SECOND)))
+        out.append(
+            (
+                "queue throughput (SQLite, 1 proc)",
+                f"{queue['jobs_per_second']} jobs/s ({queue['jobs']} jobs, {queue['worker_slots']} slots, "
+                f"{queue['seconds']} s)",
+                f">= {TARGET_JOBS_PER_SECOND} jobs/s",
+                verdict(queue["jobs_per_second"] >= TARGET_JOBS_PER_SECOND),
+            )
+        )
     if budget := results.get("budget_exactness"):
-        out.append(("budget exactness",
-                    f"admitted {budget['admitted']} / refused {budget['refused']} of {budget['requests']} for a "
-                    f"{budget['budget_for_images']}-image budget; overshoot ${budget['overshoot_usd']}", "$0",
-                    verdict(Decimal(budget["overshoot_usd"]) == 0)))
+        out.append(
+            (
+                "budget exactness",
+                f"admitted {budget['admitted']} / refused {budget['refused']} of {budget['requests']} for a "
+                f"{budget['budget_for_images']}-image budget; overshoot ${budget['overshoot_usd']}",
+                "$0",
+                verdict(Decimal(budget["overshoot_usd"]) == 0),
+            )
+        )
     return out
 
 

@@ -27,7 +27,7 @@ from bot.store.postgres import PostgresStore  # noqa: E402
 from bot.types import Accepted  # noqa: E402
 from bot.worker import Worker  # noqa: E402
 from policies.config import PolicyBook  # noqa: E402
-from tests.conftest import drop_schema  # noqa: E402
+from tests.support.postgres import drop_schema  # noqa: E402
 
 TARGET_JOBS_PER_SECOND = 5000
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -61,16 +61,26 @@ async def run(args: argparse.Namespace) -> dict:
             assert isinstance(await service.submit(request(i)), Accepted)
         child_url = f"{args.url}?options=-csearch_path%3D{schema}"
         for _ in range(args.procs):
-            procs.append(await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--worker", child_url, "--slots", str(args.slots),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    child_url,
+                    "--slots",
+                    str(args.slots),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
         for proc in procs:
             assert (await asyncio.wait_for(proc.stdout.readline(), 60)).strip() == b"ready"
         started = time.perf_counter()
         for proc in procs:
             proc.stdin.write(b"go\n")
             await proc.stdin.drain()
-        while (await store.counts_by_state()).get("succeeded", 0) < args.jobs:
+        # The jobs run in the worker processes: the database's counts are the only news of them here.
+        while (await store.counts_by_state()).get("succeeded", 0) < args.jobs:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         counts = await store.counts_by_state()
@@ -82,16 +92,27 @@ async def run(args: argparse.Namespace) -> dict:
         await store.close()
         await drop_schema(args.url, schema)
     assert counts == {"succeeded": args.jobs}, counts
-    return {"queue_throughput_postgres": {
-        "jobs": args.jobs, "worker_processes": args.procs, "slots_per_process": args.slots,
-        "seconds": round(elapsed, 3), "jobs_per_second": round(args.jobs / elapsed, 1)}}
+    return {
+        "queue_throughput_postgres": {
+            "jobs": args.jobs,
+            "worker_processes": args.procs,
+            "slots_per_process": args.slots,
+            "seconds": round(elapsed, 3),
+            "jobs_per_second": round(args.jobs / elapsed, 1),
+        }
+    }
 
 
 def rows(results: dict) -> list[tuple]:
     r = results["queue_throughput_postgres"]
-    return [(f"queue throughput (PostgreSQL, {r['worker_processes']} procs x {r['slots_per_process']} slots)",
-             f"{r['jobs_per_second']} jobs/s ({r['jobs']} jobs, {r['seconds']} s)",
-             f">= {TARGET_JOBS_PER_SECOND} jobs/s", verdict(r["jobs_per_second"] >= TARGET_JOBS_PER_SECOND))]
+    return [
+        (
+            f"queue throughput (PostgreSQL, {r['worker_processes']} procs x {r['slots_per_process']} slots)",
+            f"{r['jobs_per_second']} jobs/s ({r['jobs']} jobs, {r['seconds']} s)",
+            f">= {TARGET_JOBS_PER_SECOND} jobs/s",
+            verdict(r["jobs_per_second"] >= TARGET_JOBS_PER_SECOND),
+        )
+    ]
 
 
 def parser() -> argparse.ArgumentParser:

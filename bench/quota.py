@@ -37,7 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    TABLE_HEADERS, UNLIMITED_POLICY, BenchGemini, CountingNotifier, merge_results, print_table, verdict,
+    TABLE_HEADERS,
+    UNLIMITED_POLICY,
+    BenchGemini,
+    CountingNotifier,
+    merge_results,
+    print_table,
+    verdict,
 )
 from bot import bootstrap  # noqa: E402
 from bot.settings import Settings  # noqa: E402
@@ -98,8 +104,14 @@ async def run(args: argparse.Namespace) -> dict:
         config.write_text(UNLIMITED_POLICY + f"\n[routes.gemini]\nrequests_per_minute = {args.rpm}\n")
         async with fake:
             kw = {"imagine_workers": args.workers} if args.workers else {}
-            settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp}/quota.db", gemini_api_key="k",
-                                gemini_base_url=fake.url, imagine_config=config, **kw)
+            settings = Settings(
+                _env_file=None,
+                database_url=f"sqlite:///{tmp}/quota.db",
+                gemini_api_key="k",
+                gemini_base_url=fake.url,
+                imagine_config=config,
+                **kw,
+            )
             # As `python -m bot run` does (bot/cli.py run()): the provider, then the runtime.
             provider = bootstrap.build_provider(settings)
             notifier = CountingNotifier(args.jobs)
@@ -109,8 +121,11 @@ async def run(args: argparse.Namespace) -> dict:
             try:
                 runtime.add_worker()
                 for i in range(args.jobs):
-                    outcome = await runtime.service.submit(ImagineRequest(
-                        team=f"T{i % 10}", channel="C", user=f"U{i}", platform="bench", prompt=f"quota {i:05d}"))
+                    outcome = await runtime.service.submit(
+                        ImagineRequest(
+                            team=f"T{i % 10}", channel="C", user=f"U{i}", platform="bench", prompt=f"quota {i:05d}"
+                        )
+                    )
                     if not isinstance(outcome, Accepted):
                         raise RuntimeError(f"job {i} was not accepted: {outcome}")
                 started = time.perf_counter()
@@ -127,15 +142,23 @@ async def run(args: argparse.Namespace) -> dict:
                 await runtime.close()
     use, min_gap = quota_use(fake.served, args.rpm)
     span = fake.served[-1] - fake.served[0] if len(fake.served) > 1 else 0.0
-    return {"quota_use": {
-        "jobs": args.jobs, "rpm_limit": args.rpm, "gemini_latency_s": args.gemini_latency,
-        "worker_slots": settings.imagine_workers, "calls_served": len(fake.served),
-        "provoked_429": len(fake.rejected), "jobs_by_state": counts, "wall_s": round(wall, 1),
-        "use": None if use is None else round(use, 4),
-        "achieved_rpm": None if use is None else round(use * args.rpm, 2),
-        "shortest_window_s": None if min_gap is None else round(min_gap, 3),
-        "first_to_last_call_s": round(span, 1),
-        "target": {"use_at_least": TARGET_USE, "provoked_429": 0}}}
+    return {
+        "quota_use": {
+            "jobs": args.jobs,
+            "rpm_limit": args.rpm,
+            "gemini_latency_s": args.gemini_latency,
+            "worker_slots": settings.imagine_workers,
+            "calls_served": len(fake.served),
+            "provoked_429": len(fake.rejected),
+            "jobs_by_state": counts,
+            "wall_s": round(wall, 1),
+            "use": None if use is None else round(use, 4),
+            "achieved_rpm": None if use is None else round(use * args.rpm, 2),
+            "shortest_window_s": None if min_gap is None else round(min_gap, 3),
+            "first_to_last_call_s": round(span, 1),
+            "target": {"use_at_least": TARGET_USE, "provoked_429": 0},
+        }
+    }
 
 
 def rows(results: dict) -> list[tuple]:
@@ -144,9 +167,15 @@ def rows(results: dict) -> list[tuple]:
         return []
     use = "n/a (needs --jobs > --rpm)" if r["use"] is None else f"{r['use'] * 100:.1f}%"
     met = r["use"] is not None and r["use"] >= TARGET_USE and r["provoked_429"] == 0
-    return [(f"quota use ({r['jobs']} jobs, {r['rpm_limit']} rpm, {r['gemini_latency_s']:g} s latency)",
-             f"{use} ({r['achieved_rpm']} rpm), {r['provoked_429']} x 429, shortest 60-call window "
-             f"{r['shortest_window_s']} s", f">= {TARGET_USE * 100:g}%, 0 x 429", verdict(met))]
+    return [
+        (
+            f"quota use ({r['jobs']} jobs, {r['rpm_limit']} rpm, {r['gemini_latency_s']:g} s latency)",
+            f"{use} ({r['achieved_rpm']} rpm), {r['provoked_429']} x 429, shortest 60-call window "
+            f"{r['shortest_window_s']} s",
+            f">= {TARGET_USE * 100:g}%, 0 x 429",
+            verdict(met),
+        )
+    ]
 
 
 async def main() -> None:

@@ -36,8 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    bench_main, ROOT, SIGNING_SECRET, Process, bot_env, bot_process, free_port, ms_summary,
-    post_timed, signed_command, verdict, wait_quiet,
+    ROOT,
+    SIGNING_SECRET,
+    Process,
+    bench_main,
+    bot_env,
+    bot_process,
+    free_port,
+    ms_summary,
+    post_timed,
+    signed_command,
+    verdict,
+    wait_quiet,
 )
 
 TARGET_P99_MS = 50.0
@@ -51,8 +61,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=200, help="concurrent slash commands per burst")
     p.add_argument("--rounds", type=int, default=3, help="bursts per app and kind (figures pool them)")
     p.add_argument("--warmup", type=int, default=5, help="sequential warm-up requests per app")
-    p.add_argument("--gemini-latency", type=float, default=0.25,
-                   help="the fake model's latency, s (the bot drains each burst's jobs before the next)")
+    p.add_argument(
+        "--gemini-latency",
+        type=float,
+        default=0.25,
+        help="the fake model's latency, s (the bot drains each burst's jobs before the next)",
+    )
     return p
 
 
@@ -74,9 +88,11 @@ async def burst(session: aiohttp.ClientSession, url: str, n: int, tag: str) -> t
 
 async def open_connections(session: aiohttp.ClientSession, base: str, n: int) -> None:
     """Leave n idle keep-alive connections in the session's pool (n GETs at once, twice)."""
+
     async def get() -> None:
         async with session.get(f"{base}/healthz") as r:
             await r.read()
+
     for _ in range(2):
         await asyncio.gather(*(get() for _ in range(n)))
 
@@ -132,8 +148,10 @@ async def measure(app: Process, args: argparse.Namespace, *, is_bot: bool) -> di
                     statuses[kind][k] = statuses[kind].get(k, 0) + v
     if is_bot:  # stopping with listeners still at work after their ack loses their status messages
         await wait_idle(app)
-    return {kind: {**ms_summary(samples[kind]), "p99_ms_each_burst": burst_p99[kind], "statuses": statuses[kind]}
-            for kind in KINDS}
+    return {
+        kind: {**ms_summary(samples[kind]), "p99_ms_each_burst": burst_p99[kind], "statuses": statuses[kind]}
+        for kind in KINDS
+    }
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -142,19 +160,51 @@ async def run(args: argparse.Namespace) -> dict:
         slack_port, gemini_port = free_port(), free_port()
         slack_url = f"http://127.0.0.1:{slack_port}/api/"
         env = bot_env(PYTHONPATH=str(ROOT))
-        fakes = Process([sys.executable, str(ROOT / "bench" / "fakes_process.py"), "--slack-port", str(slack_port),
-                         "--gemini-port", str(gemini_port), "--gemini-latency", str(args.gemini_latency)],
-                        env=env, cwd=work, log=work / "fakes.log", name="fakes",
-                        health_url=f"{slack_url}auth.test")
+        fakes = Process(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "fakes_process.py"),
+                "--slack-port",
+                str(slack_port),
+                "--gemini-port",
+                str(gemini_port),
+                "--gemini-latency",
+                str(args.gemini_latency),
+            ],
+            env=env,
+            cwd=work,
+            log=work / "fakes.log",
+            name="fakes",
+            health_url=f"{slack_url}auth.test",
+        )
 
         def floor(name: str, *extra: str) -> Process:
             port = free_port()
-            return Process([sys.executable, str(ROOT / "bench" / "bare_slack_app.py"), "--port", str(port),
-                            "--slack-api-url", slack_url, "--signing-secret", SIGNING_SECRET, *extra],
-                           env=env, cwd=work, log=work / f"{name}.log", name=name,
-                           health_url=f"http://127.0.0.1:{port}/healthz", base=f"http://127.0.0.1:{port}")
-        apps = {"null": floor("null aiohttp app", "--null"), "bare": floor("bare bolt app"),
-                "bot": bot_process(work, slack_url=slack_url, gemini_url=f"http://127.0.0.1:{gemini_port}")}
+            return Process(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "bare_slack_app.py"),
+                    "--port",
+                    str(port),
+                    "--slack-api-url",
+                    slack_url,
+                    "--signing-secret",
+                    SIGNING_SECRET,
+                    *extra,
+                ],
+                env=env,
+                cwd=work,
+                log=work / f"{name}.log",
+                name=name,
+                health_url=f"http://127.0.0.1:{port}/healthz",
+                base=f"http://127.0.0.1:{port}",
+            )
+
+        apps = {
+            "null": floor("null aiohttp app", "--null"),
+            "bare": floor("bare bolt app"),
+            "bot": bot_process(work, slack_url=slack_url, gemini_url=f"http://127.0.0.1:{gemini_port}"),
+        }
         figures = {}
         async with fakes, apps["null"], apps["bare"], apps["bot"]:
             for name in APPS:  # one at a time: the others sit idle meanwhile
@@ -162,8 +212,12 @@ async def run(args: argparse.Namespace) -> dict:
     out = {"concurrent_requests": args.requests, "rounds": args.rounds, "gemini_latency_s": args.gemini_latency}
     for kind in KINDS:
         bot, bare, null = (figures[a][kind] for a in ("bot", "bare", "null"))
-        out[f"{kind}_connections"] = {"bot": bot, "bare_bolt": bare, "null_aiohttp": null,
-                                      "ratio_p99_bot_over_bare": round(bot["p99_ms"] / bare["p99_ms"], 2)}
+        out[f"{kind}_connections"] = {
+            "bot": bot,
+            "bare_bolt": bare,
+            "null_aiohttp": null,
+            "ratio_p99_bot_over_bare": round(bot["p99_ms"] / bare["p99_ms"], 2),
+        }
     out["target"] = {"p99_ms_below": TARGET_P99_MS, "ratio_at_most": TARGET_RATIO}
     return {"slack_ack": out}
 
@@ -175,17 +229,26 @@ def rows(results: dict) -> list[tuple]:
 
     def fig(f: dict) -> str:
         return f"p50 {f['p50_ms']} / p99 {f['p99_ms']} / max {f['max_ms']} ms"
+
     out = []
     for kind in KINDS:
         k = r[f"{kind}_connections"]
         n = f"{r['concurrent_requests']} at once, {kind} conns"
         out += [
-            (f"Slack ack, bot ({n})", fig(k["bot"]), f"p99 < {TARGET_P99_MS:g} ms",
-             verdict(k["bot"]["p99_ms"] < TARGET_P99_MS)),
+            (
+                f"Slack ack, bot ({n})",
+                fig(k["bot"]),
+                f"p99 < {TARGET_P99_MS:g} ms",
+                verdict(k["bot"]["p99_ms"] < TARGET_P99_MS),
+            ),
             (f"Slack ack, bare bolt app ({n})", fig(k["bare_bolt"]), "(floor)", ""),
             (f"Slack ack, aiohttp, no bolt ({n})", fig(k["null_aiohttp"]), "(HTTP alone)", ""),
-            (f"Slack ack p99 bot / bare ({kind} conns)", f"{k['ratio_p99_bot_over_bare']}x",
-             f"<= {TARGET_RATIO:g}x", verdict(k["ratio_p99_bot_over_bare"] <= TARGET_RATIO)),
+            (
+                f"Slack ack p99 bot / bare ({kind} conns)",
+                f"{k['ratio_p99_bot_over_bare']}x",
+                f"<= {TARGET_RATIO:g}x",
+                verdict(k["ratio_p99_bot_over_bare"] <= TARGET_RATIO),
+            ),
         ]
     return out
 

@@ -33,8 +33,15 @@ NOT_FAILURES = frozenset({"blocked"})
 
 class CallWatch:
     def __init__(
-        self, store: Store, platforms: list[str], *, window: int = 50, min_calls: int = 20,
-        error_rate: float = 0.05, p99_seconds: float = 30.0, clock: Callable[[], float] = time.time,
+        self,
+        store: Store,
+        platforms: list[str],
+        *,
+        window: int = 50,
+        min_calls: int = 20,
+        error_rate: float = 0.05,
+        p99_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
         on_alert: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
@@ -85,8 +92,10 @@ class CallWatch:
         if recovered:
             return f"{share}, well under the {100 * self._error_rate:.0f}% alert line)."
         common = ", ".join(f"{kind} x{count}" for kind, count in Counter(failed).most_common(3))
-        return (f"Image generation is failing: {share}, alert line {100 * self._error_rate:.0f}%). "
-                f"Errors: {common}. `python -m bot doctor` shows what each one needs.")
+        return (
+            f"Image generation is failing: {share}, alert line {100 * self._error_rate:.0f}%). "
+            f"Errors: {common}. `python -m bot doctor` shows what each one needs."
+        )
 
     def _latency_text(self, recovered: bool = False) -> str:
         figure = f"p99 latency over the last {len(self._calls)} image calls is {self.p99():.0f} s"

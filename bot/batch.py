@@ -46,9 +46,18 @@ ROUTE = "gemini-batch"
 
 class BatchRunner:
     def __init__(
-        self, store: Store, provider: BatchProvider, worker: Worker, *, window: float = 60.0,
-        max_jobs: int = 100, poll_interval: float = 60.0, stale_after: float = 900.0,
-        max_age: float = 72 * 3600.0, max_bytes: int = BATCH_INLINE_BYTES, clock: Callable[[], float] = time.time,
+        self,
+        store: Store,
+        provider: BatchProvider,
+        worker: Worker,
+        *,
+        window: float = 60.0,
+        max_jobs: int = 100,
+        poll_interval: float = 60.0,
+        stale_after: float = 900.0,
+        max_age: float = 72 * 3600.0,
+        max_bytes: int = BATCH_INLINE_BYTES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._provider = provider
@@ -65,8 +74,7 @@ class BatchRunner:
         self._clock = clock
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self._every(self._window, self.send, stop),
-                             self._every(self._poll, self.poll, stop))
+        await asyncio.gather(self._every(self._window, self.send, stop), self._every(self._poll, self.poll, stop))
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -102,9 +110,14 @@ class BatchRunner:
                 continue
             size = inline_request_bytes(sum(len(i.data) for i in inputs), len(inputs), job.spec.prompt)
             if size > self._max_bytes:  # queued before submit refused such requests: it can never go inline
-                await self._worker.finish(job, batch.worker_id, TooBigForBatch(
-                    f"{size / 1_048_576:.1f} MB inline, over the {self._max_bytes / 1_048_576:.0f} MB "
-                    f"a batch takes"), 0.0)
+                await self._worker.finish(
+                    job,
+                    batch.worker_id,
+                    TooBigForBatch(
+                        f"{size / 1_048_576:.1f} MB inline, over the {self._max_bytes / 1_048_576:.0f} MB a batch takes"
+                    ),
+                    0.0,
+                )
                 continue
             pending.append((job, BatchItem(job.spec, inputs)))
         if not pending:
@@ -115,12 +128,15 @@ class BatchRunner:
     async def _submit(self, batch: Batch, pending: Sequence[tuple[Job, BatchItem]]) -> int | None:
         await self._store.batch_sending(batch.id, [job.id for job, _ in pending])
         try:
-            name = await self._provider.submit_batch(batch.model_id, [item for _, item in pending],
-                                                     display_name(batch))
+            name = await self._provider.submit_batch(batch.model_id, [item for _, item in pending], display_name(batch))
         except OverloadedError as exc:
             # No answer is not a no: Google may have created it. Recovery looks it up by name.
-            log.warning("batch %d: no clear answer creating it (%s); it is looked up at Google after %.0f s",
-                        batch.id, exc, self._stale_after)
+            log.warning(
+                "batch %d: no clear answer creating it (%s); it is looked up at Google after %.0f s",
+                batch.id,
+                exc,
+                self._stale_after,
+            )
             return None
         except BadRequestError as exc:
             if len(pending) == 1:  # the request Google refuses, alone: it fails with its own error
@@ -133,8 +149,7 @@ class BatchRunner:
             await self._give_back(batch, exc, [job for job, _ in pending])
             return None
         if not await self._store.batch_submitted(batch.id, name, self._clock() + self._poll):
-            log.error("batch %d: recovery gave its jobs back while it was being created; cancelling %s",
-                      batch.id, name)
+            log.error("batch %d: recovery gave its jobs back while it was being created; cancelling %s", batch.id, name)
             await self._provider.cancel_batch(name)
             return None
         log.info("batch %d: sent %d %s jobs as %s", batch.id, len(pending), batch.model_id, name)
@@ -144,8 +159,9 @@ class BatchRunner:
         """A 400 for the whole batch names no request, and nothing was created or billed: send
         each half as its own batch, so the request Google refuses ends up failing alone."""
         half = len(pending) // 2
-        log.warning("batch %d: Gemini refused its %d requests (%s); sending them as two batches",
-                    batch.id, len(pending), exc)
+        log.warning(
+            "batch %d: Gemini refused its %d requests (%s); sending them as two batches", batch.id, len(pending), exc
+        )
         other = await self._store.split_batch(batch.id, [job.id for job, _ in pending[half:]])
         items = {job.id: item for job, item in pending[half:]}
         first = await self._submit(batch, pending[:half])
@@ -168,11 +184,15 @@ class BatchRunner:
                 finished += await self._check(batch)
             except ProviderError as exc:
                 if self._clock() - batch.created_at < self._max_age:
-                    log.warning("batch %d (%s): poll failed, trying again later: %s",
-                                batch.id, batch.remote_name, exc)
+                    log.warning("batch %d (%s): poll failed, trying again later: %s", batch.id, batch.remote_name, exc)
                     continue
-                log.error("batch %d (%s): still failing to poll after %.0f h; giving up: %s",
-                          batch.id, batch.remote_name, self._max_age / 3600, exc)
+                log.error(
+                    "batch %d (%s): still failing to poll after %.0f h; giving up: %s",
+                    batch.id,
+                    batch.remote_name,
+                    self._max_age / 3600,
+                    exc,
+                )
                 finished += await self._finish(batch, BatchStatus("abandoned"))
         return finished
 
@@ -189,8 +209,13 @@ class BatchRunner:
         if not status.finished:
             if self._clock() - batch.created_at < self._max_age:
                 return 0
-            log.error("batch %d (%s): still %s after %.0f h; cancelling it", batch.id, batch.remote_name,
-                      status.state, self._max_age / 3600)
+            log.error(
+                "batch %d (%s): still %s after %.0f h; cancelling it",
+                batch.id,
+                batch.remote_name,
+                status.state,
+                self._max_age / 3600,
+            )
             await self._provider.cancel_batch(batch.remote_name)
             status = BatchStatus("abandoned")
         return await self._finish(batch, status)
@@ -200,7 +225,8 @@ class BatchRunner:
         waiting = batch.waiting()
         elapsed = self._clock() - batch.created_at
         if status.state == "succeeded":
-            outcomes = dict(zip(batch.job_ids, status.answers))
+            # batch_status already refused an answer count other than len(job_ids): no check here.
+            outcomes = dict(zip(batch.job_ids, status.answers, strict=False))
         else:
             gone = BatchNotDone(f"Gemini batch {batch.remote_name} ended {status.state}; nothing was billed")
             outcomes = dict.fromkeys(batch.job_ids, gone)
@@ -224,8 +250,9 @@ class BatchRunner:
             log.warning("batch %d: its sender died after creating it; adopting %s", batch.id, name)
             await self._store.batch_submitted(batch.id, name, self._clock())
             return 0
-        log.warning("batch %d: its sender died before creating it; its %d jobs go back to the queue",
-                    batch.id, len(batch.jobs))
+        log.warning(
+            "batch %d: its sender died before creating it; its %d jobs go back to the queue", batch.id, len(batch.jobs)
+        )
         gone = OverloadedError("the batch was interrupted before Gemini received it")
         await self._give_back(batch, gone, batch.jobs)
         return len(batch.jobs)

@@ -21,7 +21,8 @@ from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import BatchProvider, ImageProvider
 from bot.providers.gemini import GeminiProvider
-from bot.providers.router import AdaptiveConcurrency, LocalRateLimiter, Route, RoutedProvider, SharedRateLimiter
+from bot.providers.limits import AdaptiveConcurrency, LocalRateLimiter, SharedRateLimiter
+from bot.providers.router import Route, RoutedProvider
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.store.ports import Store
@@ -73,19 +74,35 @@ def build_provider(settings: Settings) -> RoutedProvider:
         # The catalog's [gateways.NAME] models, or [routes.NAME] models (the older spelling).
         models = gateway.models if gateway else config.get(name, {}).get("models")
         if not models:
-            raise ConfigError(f"The gateway route '{name}' serves no models: set [gateways.{name}] models = "
-                              f"{{ pro = \"<the gateway's name for it>\" }} in IMAGINE_CONFIG.")
+            raise ConfigError(
+                f"The gateway route '{name}' serves no models: set [gateways.{name}] models = "
+                f'{{ pro = "<the gateway\'s name for it>" }} in IMAGINE_CONFIG.'
+            )
         if settings.openai_compat_api_key is None:
-            raise ConfigError("OPENAI_COMPAT_BASE_URL is set but OPENAI_COMPAT_API_KEY is not: set the gateway's "
-                              "key (any placeholder, for a gateway that needs none).")
+            raise ConfigError(
+                "OPENAI_COMPAT_BASE_URL is set but OPENAI_COMPAT_API_KEY is not: set the gateway's "
+                "key (any placeholder, for a gateway that needs none)."
+            )
         key = settings.openai_compat_api_key.get_secret_value()
-        routes.append(Route(name, OpenAICompatProvider.create(
-            name=name, base_url=settings.openai_compat_base_url, api_key=key, models=models,
-            timeout_seconds=settings.imagine_request_timeout, gateway=gateway),
-            serves=frozenset(models)))
+        routes.append(
+            Route(
+                name,
+                OpenAICompatProvider.create(
+                    name=name,
+                    base_url=settings.openai_compat_base_url,
+                    api_key=key,
+                    models=models,
+                    timeout_seconds=settings.imagine_request_timeout,
+                    gateway=gateway,
+                ),
+                serves=frozenset(models),
+            )
+        )
     if not routes:
-        raise ConfigError("No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables), "
-                          "or OPENAI_COMPAT_BASE_URL for a gateway.")
+        raise ConfigError(
+            "No image provider is configured: set GEMINI_API_KEY (or Vertex AI's variables), "
+            "or OPENAI_COMPAT_BASE_URL for a gateway."
+        )
     for route in routes:
         limits = config.get(route.name, {})
         route.concurrency = AdaptiveConcurrency(int(limits.get("max_concurrency", 16)))
@@ -99,31 +116,48 @@ def gemini_provider(settings: Settings) -> GeminiProvider:
     if not settings.google_genai_use_vertexai:
         if key is None:
             raise ConfigError("Gemini needs GEMINI_API_KEY, or GOOGLE_GENAI_USE_VERTEXAI=true for Vertex AI.")
-        return GeminiProvider.create(api_key=key.get_secret_value(), base_url=settings.gemini_base_url,
-                                     vertexai=False, timeout_seconds=settings.imagine_request_timeout,
-                                     flex_timeout_seconds=settings.imagine_flex_timeout)
+        return GeminiProvider.create(
+            api_key=key.get_secret_value(),
+            base_url=settings.gemini_base_url,
+            vertexai=False,
+            timeout_seconds=settings.imagine_request_timeout,
+            flex_timeout_seconds=settings.imagine_flex_timeout,
+        )
     if key is not None:
         # Sent to Vertex, a key switches the SDK to Vertex's API-key ("express") mode: another
         # project, other quotas, and no project or location in the path.
-        raise ConfigError("GOOGLE_GENAI_USE_VERTEXAI is on and GEMINI_API_KEY is set too: choose one. "
-                          "For Vertex AI unset GEMINI_API_KEY (it authenticates with Google Cloud "
-                          "credentials); for the Developer API unset GOOGLE_GENAI_USE_VERTEXAI.")
+        raise ConfigError(
+            "GOOGLE_GENAI_USE_VERTEXAI is on and GEMINI_API_KEY is set too: choose one. "
+            "For Vertex AI unset GEMINI_API_KEY (it authenticates with Google Cloud "
+            "credentials); for the Developer API unset GOOGLE_GENAI_USE_VERTEXAI."
+        )
     if settings.google_cloud_project is None:
-        raise ConfigError("GOOGLE_GENAI_USE_VERTEXAI is on but GOOGLE_CLOUD_PROJECT is not set: set it to "
-                          "the Google Cloud project id that Vertex AI bills.")
+        raise ConfigError(
+            "GOOGLE_GENAI_USE_VERTEXAI is on but GOOGLE_CLOUD_PROJECT is not set: set it to "
+            "the Google Cloud project id that Vertex AI bills."
+        )
     if settings.google_cloud_location != "global":
-        log.warning("GOOGLE_CLOUD_LOCATION=%s: Vertex AI serves the Gemini 3.x image models only at global; "
-                    "calls for them will get 404 NOT_FOUND (see `python -m bot doctor`)",
-                    settings.google_cloud_location)
+        log.warning(
+            "GOOGLE_CLOUD_LOCATION=%s: Vertex AI serves the Gemini 3.x image models only at global; "
+            "calls for them will get 404 NOT_FOUND (see `python -m bot doctor`)",
+            settings.google_cloud_location,
+        )
     try:
         return GeminiProvider.create(
-            api_key=None, base_url=settings.gemini_base_url, vertexai=True,
-            timeout_seconds=settings.imagine_request_timeout, project=settings.google_cloud_project,
-            location=settings.google_cloud_location, credentials_file=settings.google_application_credentials)
+            api_key=None,
+            base_url=settings.gemini_base_url,
+            vertexai=True,
+            timeout_seconds=settings.imagine_request_timeout,
+            project=settings.google_cloud_project,
+            location=settings.google_cloud_location,
+            credentials_file=settings.google_application_credentials,
+        )
     except (OSError, ValueError, google.auth.exceptions.DefaultCredentialsError) as exc:
         source = settings.google_application_credentials
-        raise ConfigError((f"GOOGLE_APPLICATION_CREDENTIALS={source} cannot be used" if source else
-                           "Vertex AI cannot be set up") + f": {exc}") from exc
+        raise ConfigError(
+            (f"GOOGLE_APPLICATION_CREDENTIALS={source} cannot be used" if source else "Vertex AI cannot be set up")
+            + f": {exc}"
+        ) from exc
 
 
 @dataclass
@@ -151,23 +185,35 @@ class Runtime:
             self.provider = build_provider(self.settings)
         batch_api = self._batch_api()
         worker = Worker(
-            self.store, self.provider, self.catalog,
+            self.store,
+            self.provider,
+            self.catalog,
             # A shed Flex job waits for a Batch runner; a one-job worker (the CLI) has none.
             batch_lane=batch_api is not None and only_job_id is None,
             concurrency=concurrency or self.settings.imagine_workers,
             lease_seconds=self.settings.imagine_lease_seconds,
-            on_delivery=self.dispatcher.wake, only_job_id=only_job_id,
-            deadline_seconds=self.settings.imagine_job_deadline, metrics=self.metrics, watch=self.watch,
+            on_delivery=self.dispatcher.wake,
+            only_job_id=only_job_id,
+            deadline_seconds=self.settings.imagine_job_deadline,
+            metrics=self.metrics,
+            watch=self.watch,
             policies=self.policies,
         )
         self.workers.append(worker)
         self.serves_queue = self.serves_queue or only_job_id is None
         if batch_api is not None and only_job_id is None and not self.batch_runners:
-            self.batch_runners.append(BatchRunner(
-                self.store, batch_api, worker, window=self.settings.imagine_batch_window,
-                max_jobs=self.settings.imagine_batch_max, poll_interval=self.settings.imagine_batch_poll,
-                # Well past the longest a create call may take, so a live sender is never taken for dead.
-                stale_after=max(900.0, 2 * self.settings.imagine_request_timeout + 60)))
+            self.batch_runners.append(
+                BatchRunner(
+                    self.store,
+                    batch_api,
+                    worker,
+                    window=self.settings.imagine_batch_window,
+                    max_jobs=self.settings.imagine_batch_max,
+                    poll_interval=self.settings.imagine_batch_poll,
+                    # Well past the longest a create call may take, so a live sender is never taken for dead.
+                    stale_after=max(900.0, 2 * self.settings.imagine_request_timeout + 60),
+                )
+            )
         return worker
 
     def _batch_api(self) -> BatchProvider | None:
@@ -180,8 +226,12 @@ class Runtime:
         if self.serves_queue:
             await self.cancel_stranded_relaxed()
         # stop.wait() too: a process with nothing of its own to run (`web` without Slack) still serves HTTP.
-        await asyncio.gather(stop.wait(), self.dispatcher.run(stop), *(w.run(stop) for w in self.workers),
-                             *(b.run(stop) for b in self.batch_runners))
+        await asyncio.gather(
+            stop.wait(),
+            self.dispatcher.run(stop),
+            *(w.run(stop) for w in self.workers),
+            *(b.run(stop) for b in self.batch_runners),
+        )
 
     async def cancel_stranded_relaxed(self) -> None:
         """Flex, Batch and Priority jobs need the Developer API; a worker process without it
@@ -190,10 +240,15 @@ class Runtime:
         if self.settings.batch_lane_available and self._batch_api() is not None:
             return
         cancelled = await self.store.cancel_relaxed(
-            "the Flex, Batch and Priority lanes are not available (they need a Gemini API key)")
+            "the Flex, Batch and Priority lanes are not available (they need a Gemini API key)"
+        )
         if cancelled:
-            log.warning("cancelled %d queued Flex, Batch or Priority job(s) and released their holds: those lanes "
-                        "are not available in this configuration (ids %s)", len(cancelled), cancelled)
+            log.warning(
+                "cancelled %d queued Flex, Batch or Priority job(s) and released their holds: those lanes "
+                "are not available in this configuration (ids %s)",
+                len(cancelled),
+                cancelled,
+            )
             self.dispatcher.wake()
 
     async def close(self) -> None:
@@ -229,8 +284,12 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     """
     settings = runtime.settings
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
-    web_app.add_routes([health_route(runtime.store, settings.imagine_workers if role.workers else 0),
-                        metrics_route(runtime.store, runtime.metrics)])
+    web_app.add_routes(
+        [
+            health_route(runtime.store, settings.imagine_workers if role.workers else 0),
+            metrics_route(runtime.store, runtime.metrics),
+        ]
+    )
     closers: list[Callable[[], Awaitable[None]]] = []
     slack = None
     if role.slack and settings.slack_configured:
@@ -247,7 +306,7 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
             await socket.connect_async()
             closers.append(socket.close_async)
     if role.discord and settings.discord_configured:
-        from adapters.discord.bot import DiscordAdapter
+        from adapters.discord.client import DiscordAdapter
 
         discord_adapter = DiscordAdapter(settings, runtime.service)
         runtime.dispatcher.add(discord_adapter)
@@ -263,7 +322,10 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
 
 
 async def build(
-    settings: Settings, *, notifiers: list[Notifier], provider: ImageProvider | None = None,
+    settings: Settings,
+    *,
+    notifiers: list[Notifier],
+    provider: ImageProvider | None = None,
 ) -> Runtime:
     gateway_routes = (settings.openai_compat_route,) if settings.openai_compat_base_url else ()
     try:
@@ -272,8 +334,10 @@ async def build(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     if problems := unpriced_paths(catalog, policies, gateway_routes):
-        raise ConfigError("IMAGINE_CONFIG would run a model without a price, so nothing could be charged "
-                          "for it: " + "; ".join(problems))
+        raise ConfigError(
+            "IMAGINE_CONFIG would run a model without a price, so nothing could be charged "
+            "for it: " + "; ".join(problems)
+        )
     store = open_store(settings.database_url)
     await store.open()
     if isinstance(provider, RoutedProvider) and provider.limiter.limits:
@@ -283,16 +347,33 @@ async def build(
     metrics = Metrics()
     runtime: Runtime
     service = ImagineService(
-        store, catalog, policies=policies, max_attempts=settings.imagine_max_attempts,
-        batch_lane=settings.batch_lane_available, service_tiers=settings.service_tiers_available,
-        cache_ttl=settings.imagine_cache_ttl, metrics=metrics,
+        store,
+        catalog,
+        policies=policies,
+        max_attempts=settings.imagine_max_attempts,
+        batch_lane=settings.batch_lane_available,
+        service_tiers=settings.service_tiers_available,
+        cache_ttl=settings.imagine_cache_ttl,
+        metrics=metrics,
         gateway_routes=gateway_routes,
         on_submit=lambda: runtime.wake(),
     )
     # Alerts go to the platforms with a moderators' channel set.
-    alert_platforms = [platform for platform, channel in (("slack", settings.slack_alert_channel),
-                                                          ("discord", settings.discord_alert_channel)) if channel]
+    alert_platforms = [
+        platform
+        for platform, channel in (("slack", settings.slack_alert_channel), ("discord", settings.discord_alert_channel))
+        if channel
+    ]
     watch = CallWatch(store, alert_platforms, on_alert=dispatcher.wake)
-    runtime = Runtime(settings=settings, catalog=catalog, store=store, service=service,
-                      dispatcher=dispatcher, provider=provider, metrics=metrics, watch=watch, policies=policies)
+    runtime = Runtime(
+        settings=settings,
+        catalog=catalog,
+        store=store,
+        service=service,
+        dispatcher=dispatcher,
+        provider=provider,
+        metrics=metrics,
+        watch=watch,
+        policies=policies,
+    )
     return runtime

@@ -116,9 +116,7 @@ class Catalog:
         known = ", ".join(self.models)
         raise InvalidRequest(f"Unknown model '{name}'. Choose one of: {known}.")
 
-    def validate(
-        self, model: str | None, aspect_ratio: str | None, size: str | None
-    ) -> tuple[ModelInfo, str, str]:
+    def validate(self, model: str | None, aspect_ratio: str | None, size: str | None) -> tuple[ModelInfo, str, str]:
         """Resolve a model and check the aspect ratio and size it is asked for.
 
         Returns (model, aspect_ratio, size) with defaults filled in and the
@@ -128,14 +126,11 @@ class Catalog:
         ratio = (aspect_ratio or self.default_aspect_ratio).strip()
         if ratio not in info.aspect_ratios:
             raise InvalidRequest(
-                f"{info.alias} does not do aspect ratio '{ratio}'. "
-                f"It takes: {', '.join(info.aspect_ratios)}."
+                f"{info.alias} does not do aspect ratio '{ratio}'. It takes: {', '.join(info.aspect_ratios)}."
             )
         wanted_size = normalize_size(size) if size else info.default_size
         if wanted_size not in info.sizes:
-            raise InvalidRequest(
-                f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}."
-            )
+            raise InvalidRequest(f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}.")
         return info, ratio, wanted_size
 
     def current(self, name: str | None, today: datetime.date) -> tuple[ModelInfo, ModelInfo | None]:
@@ -146,20 +141,25 @@ class Catalog:
         seen = {info.alias}
         while info.retired(today):
             if info.replacement is None:
-                raise InvalidRequest(f"{asked.alias} was retired on {asked.shutdown} and has no replacement. "
-                                     f"Choose one of: {', '.join(self.live_aliases(today))}.")
+                raise InvalidRequest(
+                    f"{asked.alias} was retired on {asked.shutdown} and has no replacement. "
+                    f"Choose one of: {', '.join(self.live_aliases(today))}."
+                )
             info = self.models[info.replacement]
             if info.alias in seen:
-                raise InvalidRequest(f"{asked.alias} was retired on {asked.shutdown} and its replacements "
-                                     f"are all retired. Choose one of: {', '.join(self.live_aliases(today))}.")
+                raise InvalidRequest(
+                    f"{asked.alias} was retired on {asked.shutdown} and its replacements "
+                    f"are all retired. Choose one of: {', '.join(self.live_aliases(today))}."
+                )
             seen.add(info.alias)
         return info, (asked if info is not asked else None)
 
     def live_aliases(self, today: datetime.date) -> list[str]:
         return [alias for alias, info in self.models.items() if not info.retired(today)]
 
-    def validate_on(self, today: datetime.date, model: str | None, aspect_ratio: str | None,
-                    size: str | None) -> Resolved:
+    def validate_on(
+        self, today: datetime.date, model: str | None, aspect_ratio: str | None, size: str | None
+    ) -> Resolved:
         """`validate` for a request made today. A retired model's request is made
         with its replacement, at the replacement's price; the aspect ratio must be
         one the replacement takes. The size asked for (or the retired model's
@@ -170,14 +170,17 @@ class Catalog:
             return Resolved(*self.validate(info.alias, aspect_ratio, size))
         wanted = normalize_size(size) if size else retired.default_size
         if wanted not in info.sizes and wanted not in retired.sizes:
-            raise InvalidRequest(f"{retired.alias} was retired on {retired.shutdown}; its replacement "
-                                 f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}.")
+            raise InvalidRequest(
+                f"{retired.alias} was retired on {retired.shutdown}; its replacement "
+                f"{info.alias} does not do size '{size}'. It takes: {', '.join(info.sizes)}."
+            )
         kept = wanted if wanted in info.sizes else info.default_size
         try:
             _, ratio, kept = self.validate(info.alias, aspect_ratio, kept)
         except InvalidRequest as exc:
-            raise InvalidRequest(f"{retired.alias} was retired on {retired.shutdown}, so this is made with "
-                                 f"{info.alias}. {exc}") from None
+            raise InvalidRequest(
+                f"{retired.alias} was retired on {retired.shutdown}, so this is made with {info.alias}. {exc}"
+            ) from None
         return Resolved(info, ratio, kept, retired)
 
 
@@ -190,14 +193,22 @@ def lifecycle_warnings(catalog: Catalog, today: datetime.date, within_days: int 
             continue
         days = (info.shutdown - today).days
         if days <= 0:
-            instead = (f"requests for it are made with {info.replacement}" if info.replacement
-                       else "it has no replacement, so requests for it are refused")
+            instead = (
+                f"requests for it are made with {info.replacement}"
+                if info.replacement
+                else "it has no replacement, so requests for it are refused"
+            )
             warnings.append(f"{info.alias} ({info.model_id}) was retired on {info.shutdown}; {instead}.")
         elif days <= within_days:
-            instead = (f"requests for it will be made with {info.replacement}" if info.replacement
-                       else "it has no replacement, so requests for it will be refused")
-            warnings.append(f"{info.alias} ({info.model_id}) shuts down on {info.shutdown}, in {days} "
-                            f"day{'s' if days != 1 else ''}; from then {instead}.")
+            instead = (
+                f"requests for it will be made with {info.replacement}"
+                if info.replacement
+                else "it has no replacement, so requests for it will be refused"
+            )
+            warnings.append(
+                f"{info.alias} ({info.model_id}) shuts down on {info.shutdown}, in {days} "
+                f"day{'s' if days != 1 else ''}; from then {instead}."
+            )
     return warnings
 
 
@@ -244,8 +255,10 @@ def _date(value: Any) -> datetime.date | None:
 def _check_replacements(models: dict[str, ModelInfo]) -> None:
     for info in models.values():
         if info.replacement is not None and info.replacement not in models:
-            raise ValueError(f"model '{info.alias}' in the catalog names replacement "
-                             f"'{info.replacement}', which is not a model in the catalog")
+            raise ValueError(
+                f"model '{info.alias}' in the catalog names replacement "
+                f"'{info.replacement}', which is not a model in the catalog"
+            )
         if info.replacement == info.alias:
             raise ValueError(f"model '{info.alias}' in the catalog names itself as its replacement")
 
@@ -303,9 +316,11 @@ def _gateway_prices(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Decim
     flat = {size: value for size, value in raw.items() if not isinstance(value, dict)}
     if per_model and flat:
         # An override of one size in a per-model table would otherwise be silently ignored.
-        raise ValueError(f"[gateways.{name}] price mixes per-model tables ({', '.join(per_model)}) with sizes "
-                         f"({', '.join(flat)}): give each model its own, e.g. "
-                         f"[gateways.{name}.price.{next(iter(per_model))}] \"1K\" = 0.067")
+        raise ValueError(
+            f"[gateways.{name}] price mixes per-model tables ({', '.join(per_model)}) with sizes "
+            f"({', '.join(flat)}): give each model its own, e.g. "
+            f'[gateways.{name}.price.{next(iter(per_model))}] "1K" = 0.067'
+        )
     tables = per_model or ({ANY_MODEL: flat} if flat else {})
     return {alias: {normalize_size(k): _money(v) for k, v in table.items()} for alias, table in tables.items()}
 

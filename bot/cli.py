@@ -13,24 +13,35 @@ import logging
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from bot import bootstrap, images
+from bot.cli_parser import parser
 from bot.doctor import doctor
-from bot.providers.errors import user_message_for
-from bot.settings import Settings
-from bot.money.budgets import Period, Scope, period_start
 from bot.money import to_micros, usd
+from bot.money.budgets import Period, Scope, period_start
+from bot.providers.errors import user_message_for
 from bot.reports import render_ledger
 from bot.result_notes import hedge_note, stale_note
-from bot.store.ports import Store, StoreUnavailable
 from bot.service import CLI_PLATFORM, Caller, confirmed
+from bot.settings import Settings
+from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
-    Delivery, ImagineRequest, InputImage, InvalidRequest, Job, Lane, NeedsConfirmation, RefusalReason, Refused,
+    Accepted,
+    Delivery,
+    ImagineRequest,
+    InputImage,
+    InvalidRequest,
+    Job,
+    Lane,
+    NeedsConfirmation,
+    RefusalReason,
+    Refused,
 )
 
 log = logging.getLogger("bot")
@@ -41,14 +52,23 @@ EXIT_OVER_LIMIT, EXIT_NEEDS_CONFIRMATION = 7, 8
 # The long-running commands (bootstrap.ROLES); the others answer and exit.
 SERVICES = ("run", "worker", "web", "discord")
 EXIT_BY_REFUSAL = {
-    RefusalReason.BUDGET_EXHAUSTED: EXIT_OVER_LIMIT, RefusalReason.QUOTA_EXCEEDED: EXIT_OVER_LIMIT,
-    RefusalReason.UNAVAILABLE: EXIT_TRY_LATER, RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
+    RefusalReason.BUDGET_EXHAUSTED: EXIT_OVER_LIMIT,
+    RefusalReason.QUOTA_EXCEEDED: EXIT_OVER_LIMIT,
+    RefusalReason.UNAVAILABLE: EXIT_TRY_LATER,
+    RefusalReason.NOT_MODERATOR: EXIT_CONFIG,
 }
 EXIT_BY_ERROR = {
-    "blocked": EXIT_BLOCKED, "no_image": EXIT_BLOCKED, "bad_request": EXIT_INVALID,
-    "input_too_large": EXIT_INVALID, "too_big_for_batch": EXIT_INVALID, "auth": EXIT_CONFIG,
-    "permission": EXIT_CONFIG, "billing": EXIT_CONFIG, "credentials": EXIT_CONFIG,
-    "quota": EXIT_TRY_LATER, "overloaded": EXIT_TRY_LATER,
+    "blocked": EXIT_BLOCKED,
+    "no_image": EXIT_BLOCKED,
+    "bad_request": EXIT_INVALID,
+    "input_too_large": EXIT_INVALID,
+    "too_big_for_batch": EXIT_INVALID,
+    "auth": EXIT_CONFIG,
+    "permission": EXIT_CONFIG,
+    "billing": EXIT_CONFIG,
+    "credentials": EXIT_CONFIG,
+    "quota": EXIT_TRY_LATER,
+    "overloaded": EXIT_TRY_LATER,
 }
 
 SETUP_GUIDE = """\
@@ -92,24 +112,36 @@ class FileNotifier:
             return
         if delivery.kind == "result":
             image = await self._store.get_image(delivery.payload["image_id"])
+            if image is None:  # the dispatcher retries it, as it does a job that is gone
+                raise LookupError(f"image {delivery.payload['image_id']} is gone")
             try:
-                Path(job.delivery["out"]).write_bytes(image.data)
+                await asyncio.to_thread(Path(job.delivery["out"]).write_bytes, image.data)
             except OSError as exc:
                 # Said once and final: retrying the delivery would not make the path writable.
                 if not self.finished.done():
-                    self.finished.set_exception(CliError(
-                        f"cannot write {job.delivery['out']}: {exc.strerror or exc} (the image is job "
-                        f"{job.id}'s; it was charged)", EXIT_FAILED))
+                    self.finished.set_exception(
+                        CliError(
+                            f"cannot write {job.delivery['out']}: {exc.strerror or exc} (the image is job "
+                            f"{job.id}'s; it was charged)",
+                            EXIT_FAILED,
+                        )
+                    )
                 return
         if not self.finished.done():
             self.finished.set_result(Finished(delivery, job))
 
+    async def alert(self, text: str) -> None:
+        # Alerts go only to platforms with a moderators' channel (bootstrap), never to the CLI.
+        log.warning("alert: %s", text)
+
 
 async def imagine(settings: Settings, args: argparse.Namespace) -> int:
     if args.lane == "batch":
-        raise CliError("--batch answers within hours and this command waits for its image: use --relax (the Flex "
-                       "lane, also half price, usually within 15 minutes), or ask with --batch in Slack or Discord.",
-                       EXIT_INVALID)
+        raise CliError(
+            "--batch answers within hours and this command waits for its image: use --relax (the Flex "
+            "lane, also half price, usually within 15 minutes), or ask with --batch in Slack or Discord.",
+            EXIT_INVALID,
+        )
     inputs = [read_image(path) for path in args.image]
     # Check the provider's configuration before anything is written.
     runtime = await bootstrap.build(settings, notifiers=[], provider=bootstrap.build_provider(settings))
@@ -118,34 +150,54 @@ async def imagine(settings: Settings, args: argparse.Namespace) -> int:
         runtime.dispatcher.add(notifier)
         out = Path(args.out or time.strftime("imagine-%Y%m%d-%H%M%S.png"))
         request = ImagineRequest(
-            team="cli", channel="cli", user=getpass.getuser(), platform=CLI_PLATFORM, prompt=args.prompt,
-            aspect_ratio=args.ar, size=args.size, model=args.model, lane=args.lane, images=tuple(inputs),
-            delivery={"out": str(out.resolve())},
+            team="cli",
+            channel="cli",
+            user=getpass.getuser(),
+            platform=CLI_PLATFORM,
+            prompt=args.prompt,
+            aspect_ratio=args.ar,
+            size=args.size,
+            model=args.model,
+            lane=args.lane,
+            images=tuple(inputs),
+            # One quick filesystem lookup before the job exists: not worth a thread.
+            delivery={"out": str(out.resolve())},  # noqa: ASYNC240
         )
         outcome = await runtime.service.submit(request)
         if isinstance(outcome, NeedsConfirmation):
             if not args.yes:
-                raise CliError(f"{outcome.detail} Rerun with --yes to go ahead "
-                               f"(about {usd(to_micros(outcome.estimate_usd))}).", EXIT_NEEDS_CONFIRMATION)
-            outcome = await runtime.service.submit(confirmed(outcome))
+                raise CliError(
+                    f"{outcome.detail} Rerun with --yes to go ahead (about {usd(to_micros(outcome.estimate_usd))}).",
+                    EXIT_NEEDS_CONFIRMATION,
+                )
+            again = confirmed(outcome)
+            assert isinstance(again, ImagineRequest)  # the CLI only asks for new images
+            outcome = await runtime.service.submit(again)
         if isinstance(outcome, Refused):
             raise CliError(outcome.detail, EXIT_BY_REFUSAL.get(outcome.reason, EXIT_INVALID))
+        assert isinstance(outcome, Accepted)  # a confirmed request is never asked to confirm again
         if outcome.lane == Lane.BATCH and not outcome.cached:
             # A relaxed request on a model without Flex goes to the Batch lane, which answers in
             # hours through a runner this command does not start: take it back rather than hang.
             await runtime.service.cancel(outcome.job_id)
-            raise CliError(f"{outcome.model} has no Flex lane, so --relax would go to the Batch lane, which "
-                           "answers within hours; this command waits for its image. Run it without --relax, "
-                           "or ask in Slack or Discord. Nothing was charged.", EXIT_INVALID)
+            raise CliError(
+                f"{outcome.model} has no Flex lane, so --relax would go to the Batch lane, which "
+                "answers within hours; this command waits for its image. Run it without --relax, "
+                "or ask in Slack or Discord. Nothing was charged.",
+                EXIT_INVALID,
+            )
         if outcome.downgraded_from:
-            print(f"note: switched from {outcome.downgraded_from} to {outcome.model}: "
-                  "the team is near its budget", file=sys.stderr)
+            print(
+                f"note: switched from {outcome.downgraded_from} to {outcome.model}: the team is near its budget",
+                file=sys.stderr,
+            )
         runtime.add_worker(concurrency=1, only_job_id=outcome.job_id)
         stop = asyncio.Event()
         running = asyncio.create_task(runtime.run(stop))
         try:
             # Whichever ends first: the result, or the workers themselves (a crash must not hang us).
-            await asyncio.wait({running, notifier.finished}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {running, notifier.finished}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if not notifier.finished.done():
                 running.result()  # raises what stopped the workers
                 raise CliError("the worker stopped before the image was ready", EXIT_FAILED)
@@ -163,9 +215,11 @@ def report(done: Finished, out: Path, *, note: str | None = None) -> int:
     if done.delivery.kind == "result":
         cached = " (from the cache: the same request was answered recently)" if payload.get("cached") else ""
         notes = [n for n in (stale_note(payload), hedge_note(payload), note) if n]
-        print(f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
-              f"model {payload['model_version']} cost ${payload['cost_usd']} "
-              f"in {payload['elapsed_s']:.1f}s{cached}" + "".join(f" ({n})" for n in notes))
+        print(
+            f"wrote {out} ({payload['aspect_ratio']}, {payload['size']}) "
+            f"model {payload['model_version']} cost ${payload['cost_usd']} "
+            f"in {payload['elapsed_s']:.1f}s{cached}" + "".join(f" ({n})" for n in notes)
+        )
         return EXIT_OK
     kind = payload.get("error_class")
     print(f"error: {user_message_for(kind)} [{kind}: {payload.get('detail', 'no detail')}]", file=sys.stderr)
@@ -190,14 +244,22 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
         # Whoever runs the CLI operates the bot: a moderator of every team.
         caller = Caller(team=args.team, user="cli", platform_admin=True, platform=CLI_PLATFORM)
         if args.action == "set":
-            scope, scope_id = ((Scope.CHANNEL, args.channel) if args.channel else
-                               (Scope.USER, args.user) if args.user else (Scope.TEAM, ""))
-            result = await runtime.service.set_budget(caller, args.usd, args.period, scope=scope,
-                                                      scope_id=scope_id, soft_threshold=args.soft)
+            scope, scope_id = (
+                (Scope.CHANNEL, args.channel)
+                if args.channel
+                else (Scope.USER, args.user)
+                if args.user
+                else (Scope.TEAM, "")
+            )
+            result = await runtime.service.set_budget(
+                caller, args.usd, args.period, scope=scope, scope_id=scope_id, soft_threshold=args.soft
+            )
             if isinstance(result, Refused):
                 raise CliError(result.detail, EXIT_INVALID)
-            print(f"set {result.label()} budget of team {args.team}: {usd(result.limit_micros)} per "
-                  f"{result.period.value} (alert at {result.soft_threshold:.0%})")
+            print(
+                f"set {result.label()} budget of team {args.team}: {usd(result.limit_micros)} per "
+                f"{result.period.value} (alert at {result.soft_threshold:.0%})"
+            )
             return EXIT_OK
         statuses = await runtime.service.show_budgets(caller)
         if isinstance(statuses, Refused):
@@ -205,8 +267,10 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
         for status in statuses:
             print(status.describe())
             if status.budget.default:
-                print(f"  (the default for a team with no budget of its own, [policy] default_team_budget_usd; "
-                      f"give it its own with: python -m bot budget set --team {args.team} --usd 50)")
+                print(
+                    f"  (the default for a team with no budget of its own, [policy] default_team_budget_usd; "
+                    f"give it its own with: python -m bot budget set --team {args.team} --usd 50)"
+                )
         return EXIT_OK
     finally:
         await runtime.close()
@@ -263,8 +327,12 @@ async def run(settings: Settings, command: str) -> int:
         if role.workers:
             runtime.add_worker()
         closers = await bootstrap.start_adapters(runtime, role)
-        log.info("%s: %d worker slots on %s", command, settings.imagine_workers if role.workers else 0,
-                 settings.database_label)
+        log.info(
+            "%s: %d worker slots on %s",
+            command,
+            settings.imagine_workers if role.workers else 0,
+            settings.database_label,
+        )
         try:
             await runtime.run(stop)
         finally:
@@ -273,51 +341,6 @@ async def run(settings: Settings, command: str) -> int:
     finally:
         await runtime.close()
     return EXIT_OK
-
-
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m bot", description="imagine-bot: team image generation")
-    top.add_argument("-v", "--verbose", action="store_true", help="log progress and traces to stderr")
-    sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run workers and every configured chat adapter")
-    sub.add_parser("worker", help="run generation workers only (scale-out, any number)")
-    sub.add_parser("web", help="run the HTTP endpoints and Slack only (scale-out)")
-    sub.add_parser("discord", help="run the Discord gateway only (scale-out)")
-    img = sub.add_parser("imagine", help="render one image from the terminal")
-    img.add_argument("prompt")
-    img.add_argument("--ar", help="aspect ratio, e.g. 16:9")
-    img.add_argument("--size", help="1K, 2K or 4K (512 on Flash)")
-    img.add_argument("--model", help="pro, flash, lite or legacy")
-    img.add_argument("--image", action="append", default=[], metavar="IN.png",
-                     help="an image to edit or use as reference (repeatable)")
-    img.add_argument("--out", metavar="OUT.png", help="where to write the image (default imagine-<date>-<time>.png)")
-    img.add_argument("--yes", action="store_true", help="go ahead when the cost needs a confirmation")
-    lanes = img.add_mutually_exclusive_group()
-    lanes.add_argument("--relax", dest="lane", action="store_const", const="flex",
-                       help="the Flex lane: half price, usually within 15 minutes")
-    lanes.add_argument("--batch", dest="lane", action="store_const", const="batch",
-                       help="the Batch lane: half price, within hours (chat only: the CLI waits for its image)")
-    lanes.add_argument("--priority", dest="lane", action="store_const", const="priority",
-                       help="the Priority lane: dearer, never shed ([teams.cli] priority = true)")
-    budget = sub.add_parser("budget", help="show or set spend limits").add_subparsers(dest="action", required=True)
-    show = budget.add_parser("show", help="a team's budgets with spent, held and left")
-    show.add_argument("--team", required=True)
-    put = budget.add_parser("set", help="set a team (or channel, or user) budget")
-    put.add_argument("--team", required=True)
-    put.add_argument("--usd", required=True, help="the limit in dollars, e.g. 50")
-    put.add_argument("--period", default="month", choices=["day", "week", "month"])
-    which = put.add_mutually_exclusive_group()
-    which.add_argument("--channel", help="limit one channel of the team instead")
-    which.add_argument("--user", help="limit one user of the team instead")
-    put.add_argument("--soft", type=float, help="alert threshold as a fraction (default 0.8)")
-    sub.add_parser("doctor", help="check every configured route: key, models, prices, recent errors")
-    usage = sub.add_parser("usage", help="the ledger: what was charged, to whom")
-    usage.add_argument("--team")
-    usage.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC date (default: start of this month)")
-    usage.add_argument("--format", default="table", choices=["table", "csv", "json"])
-    usage.add_argument("--all-entries", action="store_true",
-                       help="also list reservations and releases, not just charges")
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,10 @@ def _gateway_problems(catalog: Catalog, route: str) -> list[str]:
     """A configured gateway route must price every model it serves, at each of that model's sizes."""
     gateway = catalog.gateways.get(route)
     if gateway is None or not gateway.prices:
-        return [f"gateway route '{route}' has no price table: add [gateways.{route}.price] "
-                f"pro = {{ \"1K\" = ... }} to IMAGINE_CONFIG"]
+        return [
+            f"gateway route '{route}' has no price table: add [gateways.{route}.price] "
+            f'pro = {{ "1K" = ... }} to IMAGINE_CONFIG'
+        ]
     problems = []
     for alias in gateway.models:
         try:
@@ -44,8 +46,10 @@ def _gateway_problems(catalog: Catalog, route: str) -> list[str]:
             problems.append(f"gateway route '{route}' serves '{alias}', which is not a model in the catalog")
             continue
         if missing := [size for size in sizes if gateway.price(alias, size) is None]:
-            problems.append(f"gateway route '{route}' has no price for {alias} at {', '.join(missing)}: add them "
-                            f"to [gateways.{route}.price] {alias} in IMAGINE_CONFIG")
+            problems.append(
+                f"gateway route '{route}' has no price for {alias} at {', '.join(missing)}: add them "
+                f"to [gateways.{route}.price] {alias} in IMAGINE_CONFIG"
+            )
     return problems
 
 

@@ -19,8 +19,19 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
         except StoreUnavailable:
             log.exception("healthz: store unavailable")
             return web.json_response({"status": "unavailable", "store": False}, status=503)
-        return web.json_response({"status": "ok", "store": True, "workers": workers,
-                                  "queued": counts.get("queued", 0), "running": counts.get("running", 0)})
+        # The queue's depth, and every job by state: a test (or an operator) probes "nothing
+        # queued, nothing new" here instead of sleeping and hoping.
+        return web.json_response(
+            {
+                "status": "ok",
+                "store": True,
+                "workers": workers,
+                "queued": counts.get("queued", 0),
+                "running": counts.get("running", 0),
+                "jobs": counts,
+            }
+        )
+
     return web.get("/healthz", healthz)
 
 
@@ -31,12 +42,21 @@ def metrics_route(store: Store, metrics: Metrics) -> web.RouteDef:
         except StoreUnavailable:
             counts = {}  # the process's own counters still help while the store is down
         return web.Response(body=metrics.render(counts), headers={"Content-Type": metrics.content_type})
+
     return web.get("/metrics", scrape)
 
 
 async def serve(app: web.Application, port: int, host: str = "0.0.0.0") -> web.AppRunner:
+    """Serve app on host:port. Port 0 takes any free port; the log line names the port bound,
+    so whoever started the process (the end-to-end tests) reads it there, with no race."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    log.info("HTTP on %s:%d (%s)", host, port, ", ".join(sorted({r.resource.canonical for r in app.router.routes()})))
+    bound = runner.addresses[0][1]
+    log.info(
+        "HTTP on %s:%d (%s)",
+        host,
+        bound,
+        ", ".join(sorted({r.resource.canonical for r in app.router.routes() if r.resource is not None})),
+    )
     return runner

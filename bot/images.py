@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+
 from PIL import Image, UnidentifiedImageError
 
 from bot.types import CheckedImage, InvalidRequest
@@ -27,8 +28,7 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
         raise InvalidRequest("The attached file is empty.")
     if len(data) > max_bytes:
         raise InvalidRequest(
-            f"The attached image is {len(data) / 1_048_576:.1f} MB; the limit is "
-            f"{max_bytes / 1_048_576:.0f} MB."
+            f"The attached image is {len(data) / 1_048_576:.1f} MB; the limit is {max_bytes / 1_048_576:.0f} MB."
         )
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -43,8 +43,7 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
     mime = ACCEPTED_FORMATS.get(fmt or "")
     if mime is None:
         raise InvalidRequest(f"{fmt} images are not supported; use PNG, JPEG or WebP.")
-    return CheckedImage(data=data, mime=mime, width=width, height=height,
-                        sha256=hashlib.sha256(data).hexdigest())
+    return CheckedImage(data=data, mime=mime, width=width, height=height, sha256=hashlib.sha256(data).hexdigest())
 
 
 def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:
@@ -65,9 +64,12 @@ def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:
             if buf.tell() <= max_bytes:
                 data = buf.getvalue()
                 size = "" if scale == 1.0 else f", scaled to {frame.width}x{frame.height}"
-                note = (f"The original ({len(image.data) / 1_048_576:.1f} MB PNG) is over this channel's "
-                        f"{max_bytes / 1_048_576:.0f} MB upload limit, so this is a JPEG (quality {quality}{size}).")
-                return CheckedImage(data, "image/jpeg", frame.width, frame.height,
-                                    hashlib.sha256(data).hexdigest()), note
+                note = (
+                    f"The original ({len(image.data) / 1_048_576:.1f} MB PNG) is over this channel's "
+                    f"{max_bytes / 1_048_576:.0f} MB upload limit, so this is a JPEG (quality {quality}{size})."
+                )
+                return CheckedImage(
+                    data, "image/jpeg", frame.width, frame.height, hashlib.sha256(data).hexdigest()
+                ), note
         scale *= 0.75
     raise ValueError(f"cannot fit the image into {max_bytes} bytes")

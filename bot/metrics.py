@@ -15,30 +15,47 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.jobs = Gauge("imagine_jobs", "Jobs by state, read from the store at scrape time", ["state"], registry=r)
-        self.queue_wait = Histogram("imagine_queue_wait_seconds", "From submit to a worker taking the job",
-                                    buckets=QUEUE_BUCKETS, registry=r)
-        self.generation = Histogram("imagine_generation_seconds", "Provider call latency",
-                                    ["model", "size"], buckets=GENERATION_BUCKETS, registry=r)
-        self.calls = Counter("imagine_provider_calls_total", "Provider calls by outcome",
-                             ["route", "model", "status"], registry=r)
-        self.errors = Counter("imagine_errors_total", "Failed provider calls by error class and route",
-                              ["error_class", "route"], registry=r)
-        self.rate_limited = Counter("imagine_rate_limited_total", "429s received from providers", ["route"],
-                                    registry=r)
-        self.spend = Counter("imagine_spend_usd_total", "Money charged, by team and lane", ["team", "lane"],
-                             registry=r)
-        self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache",
-                                  registry=r)
-        self.hedges = Counter("imagine_hedges_total", "Hedged attempts, by which call decided them and whether "
-                              "the other call answered before it was cancelled", ["winner", "other"], registry=r)
-        self.stale_answers = Counter("imagine_stale_answers_total", "Jobs answered with an earlier identical "
-                                     "request's image because every route was down", registry=r)
+        self.queue_wait = Histogram(
+            "imagine_queue_wait_seconds", "From submit to a worker taking the job", buckets=QUEUE_BUCKETS, registry=r
+        )
+        self.generation = Histogram(
+            "imagine_generation_seconds",
+            "Provider call latency",
+            ["model", "size"],
+            buckets=GENERATION_BUCKETS,
+            registry=r,
+        )
+        self.calls = Counter(
+            "imagine_provider_calls_total", "Provider calls by outcome", ["route", "model", "status"], registry=r
+        )
+        self.errors = Counter(
+            "imagine_errors_total",
+            "Failed provider calls by error class and route",
+            ["error_class", "route"],
+            registry=r,
+        )
+        self.rate_limited = Counter("imagine_rate_limited_total", "429s received from providers", ["route"], registry=r)
+        self.spend = Counter("imagine_spend_usd_total", "Money charged, by team and lane", ["team", "lane"], registry=r)
+        self.cache_hits = Counter("imagine_cache_hits_total", "Requests answered from the prompt cache", registry=r)
+        self.hedges = Counter(
+            "imagine_hedges_total",
+            "Hedged attempts, by which call decided them and whether the other call answered before it was cancelled",
+            ["winner", "other"],
+            registry=r,
+        )
+        self.stale_answers = Counter(
+            "imagine_stale_answers_total",
+            "Jobs answered with an earlier identical request's image because every route was down",
+            registry=r,
+        )
         # A call that cost more than its job held: charged in full all the same, so the
         # budgets were briefly exceedable by this much. Any increase is a pricing fault.
-        self.overshoots = Counter("imagine_hold_overshoot_total", "Calls that cost more than their job's hold",
-                                  ["route", "model"], registry=r)
-        self.overshoot_usd = Counter("imagine_hold_overshoot_usd", "Money charged beyond the jobs' holds",
-                                     ["route", "model"], registry=r)
+        self.overshoots = Counter(
+            "imagine_hold_overshoot_total", "Calls that cost more than their job's hold", ["route", "model"], registry=r
+        )
+        self.overshoot_usd = Counter(
+            "imagine_hold_overshoot_usd", "Money charged beyond the jobs' holds", ["route", "model"], registry=r
+        )
 
     def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float | None) -> None:
         self.calls.labels(route, model, status).inc()

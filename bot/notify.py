@@ -50,8 +50,14 @@ class Notifier(Protocol):
 
 class OutboxDispatcher:
     def __init__(
-        self, store: Store, notifiers: list[Notifier], *, poll_interval: float = 1.0,
-        lease_seconds: float = 60.0, max_attempts: int = 8, batch: int = 1,
+        self,
+        store: Store,
+        notifiers: list[Notifier],
+        *,
+        poll_interval: float = 1.0,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 8,
+        batch: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
@@ -87,8 +93,11 @@ class OutboxDispatcher:
             timeout = min(self._poll, self._retry_due or self._poll)
             self._retry_due = None
             self._wakeup.clear()
-            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait()),
-                       asyncio.ensure_future(self._store.wait_for_deliveries(timeout))]
+            waiters = [
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._store.wait_for_deliveries(timeout)),
+            ]
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
@@ -120,14 +129,11 @@ class OutboxDispatcher:
             log.debug("outbox: %s not deliverable yet: %s", delivery.key, exc)
             delay = 0.2 * delivery.attempts
             self._retry_due = min(self._retry_due or delay, delay)
-            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay,
-                                             self._max_attempts * 4)
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay, self._max_attempts * 4)
             return
         except Exception as exc:
-            log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind,
-                          delivery.attempts)
-            backoff = min(300.0, 2.0 ** delivery.attempts) * random.random()
-            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + backoff,
-                                             self._max_attempts)
+            log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind, delivery.attempts)
+            backoff = min(300.0, 2.0**delivery.attempts) * random.random()
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + backoff, self._max_attempts)
             return
         await self._store.mark_delivered(delivery.id)

@@ -11,9 +11,24 @@ from typing import Any
 
 from bot.money import from_micros, usd
 
-COLUMNS = ["at", "job_id", "entry", "team", "channel", "user", "model", "size", "lane", "status",
-           "prompt_tokens", "output_tokens", "image_tokens", "cost_usd", "price_version",
-           "hedge"]  # 1: the second call of a hedged attempt, settled beside the first
+COLUMNS = [
+    "at",
+    "job_id",
+    "entry",
+    "team",
+    "channel",
+    "user",
+    "model",
+    "size",
+    "lane",
+    "status",
+    "prompt_tokens",
+    "output_tokens",
+    "image_tokens",
+    "cost_usd",
+    "price_version",
+    "hedge",
+]  # 1: the second call of a hedged attempt, settled beside the first
 
 
 def _iso(ts: float) -> str:
@@ -22,9 +37,14 @@ def _iso(ts: float) -> str:
 
 def ledger_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with money as exact decimal strings and times as ISO 8601 UTC."""
-    return [{**{k: r.get(k) for k in COLUMNS if k not in ("at", "cost_usd")},
-             "at": _iso(r["created_at"]), "cost_usd": str(from_micros(r["cost_micros"]))}
-            for r in rows]
+    return [
+        {
+            **{k: r.get(k) for k in COLUMNS if k not in ("at", "cost_usd")},
+            "at": _iso(r["created_at"]),
+            "cost_usd": str(from_micros(r["cost_micros"])),
+        }
+        for r in rows
+    ]
 
 
 def render_ledger(rows: list[dict[str, Any]], fmt: str, since: float) -> str:
@@ -47,14 +67,24 @@ def _table(rows: list[dict[str, Any]], since: float) -> str:
     lines = [header, ""]
     widths = (17, 7, 12, 12, 12, 7, 5, 9, 9, 12)
     head = ("when", "job", "entry", "team", "user", "model", "size", "lane", "status", "cost")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     # Settlements summed by each of these columns.
     by: dict[str, dict[str, int]] = {column: defaultdict(int) for column in ("team", "model", "lane")}
     charged = 0
     for r in rows:
-        cells = (_iso(r["created_at"])[:16].replace("T", " "), str(r["job_id"]), r["entry"], r["team"],
-                 r["user"], r["model"], r["size"], r["lane"], r["status"], f"${from_micros(r['cost_micros']):.4f}")
-        lines.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths)).rstrip())
+        cells = (
+            _iso(r["created_at"])[:16].replace("T", " "),
+            str(r["job_id"]),
+            r["entry"],
+            r["team"],
+            r["user"],
+            r["model"],
+            r["size"],
+            r["lane"],
+            r["status"],
+            f"${from_micros(r['cost_micros']):.4f}",
+        )
+        lines.append("  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
         if r["entry"] == "settlement":
             for column, sums in by.items():
                 sums[r[column]] += r["cost_micros"]

@@ -15,9 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
     database_url: str = "sqlite:///imagine.db"
 
@@ -49,7 +47,7 @@ class Settings(BaseSettings):
     discord_api_url: str | None = None
     discord_alert_channel: str | None = None
 
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port, named in the log
     imagine_config: Path | None = None
 
     # Operational knobs, not part of the public contract but named alike.
@@ -69,9 +67,15 @@ class Settings(BaseSettings):
     imagine_batch_poll: float = Field(default=60.0, gt=0)
 
     @field_validator(
-        "gemini_api_key", "openai_compat_api_key", "slack_bot_token",
-        "slack_signing_secret", "slack_app_token", "discord_token", "google_cloud_project",
-        "google_application_credentials", mode="before",
+        "gemini_api_key",
+        "openai_compat_api_key",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "discord_token",
+        "google_cloud_project",
+        "google_application_credentials",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -10,9 +10,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-
-class InvalidRequest(Exception):
-    """Bad input from a user; the message is safe to show them as is."""
+# Defined with the policies that raise it (policies/ imports nothing from bot/); re-exported for the core.
+from policies.errors import InvalidRequest  # noqa: F401
 
 
 class JobState(StrEnum):
@@ -33,8 +32,8 @@ class Lane(StrEnum):
     """How a request is served, and so what it costs (see bot/money/pricing.py)."""
 
     STANDARD = "standard"
-    BATCH = "batch"        # Google's Batch API: half price, within hours
-    FLEX = "flex"          # generateContent at service_tier flex: half price, minutes, sheddable
+    BATCH = "batch"  # Google's Batch API: half price, within hours
+    FLEX = "flex"  # generateContent at service_tier flex: half price, minutes, sheddable
     PRIORITY = "priority"  # generateContent at service_tier priority: dearer, never shed
 
     @property
@@ -146,8 +145,9 @@ class GenerationSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GenerationSpec:
-        return cls(**{**data, "lane": Lane(data.get("lane", "standard")),
-                      "fallbacks": tuple(data.get("fallbacks", ()))})
+        return cls(
+            **{**data, "lane": Lane(data.get("lane", "standard")), "fallbacks": tuple(data.get("fallbacks", ()))}
+        )
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class HedgeCall:
 
     route: str
     model_alias: str
-    after_s: float                     # how long the primary ran before the hedge was sent
+    after_s: float  # how long the primary ran before the hedge was sent
     won: bool
     answer: GenerationResult | Exception | None = None
 
@@ -328,7 +328,7 @@ class NeedsConfirmation:
     detail: str
     estimate_usd: Decimal
     flash_estimate_usd: Decimal | None
-    remaining_usd: Decimal | None      # the tightest budget's money left, if any budget applies
+    remaining_usd: Decimal | None  # the tightest budget's money left, if any budget applies
     request: ImagineRequest | EditRequest
 
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 class ChannelRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str] | None = None   # aliases allowed here; None = any
+    models: list[str] | None = None  # aliases allowed here; None = any
     sizes: list[str] | None = None
 
 
@@ -80,12 +80,17 @@ class Access(BaseModel):
 class PolicyBook:
     """Looks up the policy of a team: its overrides merged over the defaults."""
 
-    def __init__(self, defaults: dict[str, Any] | None = None, teams: dict[str, dict[str, Any]] | None = None,
-                 access: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        defaults: dict[str, Any] | None = None,
+        teams: dict[str, dict[str, Any]] | None = None,
+        access: dict[str, Any] | None = None,
+    ):
         try:
             self._defaults = TeamPolicy(**(defaults or {}))
-            self._teams = {team: TeamPolicy(**{**(defaults or {}), **overrides})
-                           for team, overrides in (teams or {}).items()}
+            self._teams = {
+                team: TeamPolicy(**{**(defaults or {}), **overrides}) for team, overrides in (teams or {}).items()
+            }
             self.access = Access(**(access or {}))
         except ValidationError as exc:
             raise ValueError(f"invalid policy in IMAGINE_CONFIG: {exc}") from exc

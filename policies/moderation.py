@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from bot.types import InvalidRequest
+from policies.errors import InvalidRequest
 
 DEFAULT_MAX_PROMPT_CHARS = 2000
 
@@ -36,19 +36,20 @@ def printable(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
-def check_prompt(prompt: str, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-                 banned_terms: tuple[str, ...] | list[str] = ()) -> str:
+def check_prompt(
+    prompt: str, *, max_chars: int = DEFAULT_MAX_PROMPT_CHARS, banned_terms: tuple[str, ...] | list[str] = ()
+) -> str:
     """The prompt to use (whitespace trimmed), or ModerationRefusal saying what is wrong."""
     cleaned = printable(prompt).strip()
     if not cleaned:
-        raise ModerationRefusal(
-            "Tell me what to draw, for example: /imagine a koi pond at dawn --ar 16:9", "empty")
+        raise ModerationRefusal("Tell me what to draw, for example: /imagine a koi pond at dawn --ar 16:9", "empty")
     if len(cleaned) > max_chars:
         raise ModerationRefusal(
-            f"That prompt is {len(cleaned):,} characters; the limit is {max_chars:,}. Please shorten it.",
-            "too_long")
+            f"That prompt is {len(cleaned):,} characters; the limit is {max_chars:,}. Please shorten it.", "too_long"
+        )
     pattern = _banned_pattern(tuple(banned_terms))
     if pattern is not None and (match := pattern.search(cleaned)):
         raise ModerationRefusal(
-            f"Your team doesn't allow \"{match.group(0)}\" in prompts. Nothing was charged.", "banned_term")
+            f'Your team doesn\'t allow "{match.group(0)}" in prompts. Nothing was charged.', "banned_term"
+        )
     return cleaned

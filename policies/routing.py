@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from bot.types import InvalidRequest
+from decimal import Decimal
+
 from policies.config import TeamPolicy
+from policies.errors import InvalidRequest
 
 
 class NotAllowedHere(InvalidRequest):
@@ -22,3 +24,14 @@ def check_channel(policy: TeamPolicy, channel: str, model_alias: str, size: str)
 
 # Near the soft threshold, a "downgrade" team gets this model instead of Pro.
 DOWNGRADE = {"pro": "flash"}
+
+
+def downgrade_for(policy: TeamPolicy, model_alias: str) -> str | None:
+    """Near a budget's soft threshold: the cheaper model a "downgrade" team switches to,
+    or None when the team is asked first (its policy, or no cheaper model)."""
+    return DOWNGRADE.get(model_alias) if policy.over_soft_threshold == "downgrade" else None
+
+
+def over_confirm_limit(policy: TeamPolicy, estimate_usd: Decimal) -> bool:
+    """Whether one request costs enough to need a confirmation on its own (the per-image limit)."""
+    return policy.confirm_above_usd is not None and estimate_usd > policy.confirm_above_usd

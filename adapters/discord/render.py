@@ -4,16 +4,15 @@ messages, so the emoji are Unicode."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import discord
 
 from adapters import status
 from adapters.status import money
 from bot.money import usd
-from bot.service import UsageReport
-from bot.types import Accepted, NeedsConfirmation
 from bot.money.budgets import BudgetStatus
+from bot.service import UsageReport
+from bot.types import NeedsConfirmation
 
 MAX_CONTENT = 2000
 
@@ -32,21 +31,9 @@ def status_message(prompt: str, user: str, line: str, *, edit: bool = False) -> 
     return clip(f"<@{user}> {verb}:\n{quote(prompt)}\n{line}")
 
 
-def queued(accepted: Accepted) -> str:
-    line = f"⏳ {status.queued(accepted)}"
-    return line + (f"\nℹ️ {accepted.retired_note}" if accepted.retired_note else "")
-
-
-def generating(model: str, size: str, attempt: int, **lane: Any) -> str:
-    return f"🎨 {status.generating(model, size, attempt, **lane)}"
-
-
-def done(result: dict[str, Any]) -> str:
-    return f"✅ {status.done(result)}"
-
-
-def failed(message: str) -> str:
-    return f"⚠️ {message}"
+# The status lines (queued, generating, done, failed) with Discord's emoji.
+MARKS = status.Marks(queued_mark="⏳", note_mark="ℹ️", generating_mark="🎨", done_mark="✅", failed_mark="⚠️")
+queued, generating, done, failed = MARKS.queued, MARKS.generating, MARKS.done, MARKS.failed
 
 
 def confirmation(outcome: NeedsConfirmation) -> str:
@@ -55,9 +42,11 @@ def confirmation(outcome: NeedsConfirmation) -> str:
 
 
 def usage(report: UsageReport) -> str:
-    lines = [f"**Your spend:** {usd(report.user_spent_today_micros)} today, "
-             f"{usd(report.user_spent_month_micros)} this month.",
-             f"**Team spend this month:** {usd(report.team_spent_month_micros)}."]
+    lines = [
+        f"**Your spend:** {usd(report.user_spent_today_micros)} today, "
+        f"{usd(report.user_spent_month_micros)} this month.",
+        f"**Team spend this month:** {usd(report.team_spent_month_micros)}.",
+    ]
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this server."]
     return clip("\n".join(lines + _default_note(report.budgets)))
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from bot.types import InvalidRequest
 
-USAGE = ("Usage: /imagine <prompt> [--ar W:H] [--size 1K|2K|4K] [--model pro|flash|lite] "
-         "[--relax | --batch | --priority]")
+USAGE = (
+    "Usage: /imagine <prompt> [--ar W:H] [--size 1K|2K|4K] [--model pro|flash|lite] [--relax | --batch | --priority]"
+)
 _VALUED = {"--ar": "aspect_ratio", "--aspect": "aspect_ratio", "--size": "size", "--model": "model"}
 # Lanes: --relax is Flex (half price, minutes), --batch the Batch API (half price, hours).
 _LANES = {"--relax": "flex", "--batch": "batch", "--priority": "priority"}

@@ -7,9 +7,9 @@ from typing import Any
 from adapters import status
 from adapters.status import money
 from bot.money import usd
-from bot.service import UsageReport
-from bot.types import Accepted, NeedsConfirmation
 from bot.money.budgets import BudgetStatus
+from bot.service import UsageReport
+from bot.types import NeedsConfirmation
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
 ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"
@@ -20,8 +20,9 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | None = None,
-                   edit: bool = False) -> dict[str, Any]:
+def status_message(
+    prompt: str, user: str, line: str, *, buttons: list[dict] | None = None, edit: bool = False
+) -> dict[str, Any]:
     verb = "asked to edit" if edit else "asked for"
     quoted = escape(prompt if len(prompt) <= 600 else prompt[:600] + "…")
     blocks: list[dict[str, Any]] = [
@@ -34,26 +35,24 @@ def status_message(prompt: str, user: str, line: str, *, buttons: list[dict] | N
     return {"text": f"{verb} {escape(prompt[:150])} — {line}", "blocks": blocks}
 
 
-def queued(accepted: Accepted) -> str:
-    line = f":hourglass_flowing_sand: {status.queued(accepted)}"
-    return line + (f"\n:information_source: {accepted.retired_note}" if accepted.retired_note else "")
-
-
-def generating(model: str, size: str, attempt: int, **lane: Any) -> str:
-    return f":art: {status.generating(model, size, attempt, **lane)}"
-
-
-def done(result: dict[str, Any]) -> str:
-    return f":white_check_mark: {status.done(result)}"
-
-
-def failed(message: str) -> str:
-    return f":warning: {message}"
+# The status lines (queued, generating, done, failed) with Slack's emoji.
+MARKS = status.Marks(
+    queued_mark=":hourglass_flowing_sand:",
+    note_mark=":information_source:",
+    generating_mark=":art:",
+    done_mark=":white_check_mark:",
+    failed_mark=":warning:",
+)
+queued, generating, done, failed = MARKS.queued, MARKS.generating, MARKS.done, MARKS.failed
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text},
-                         "action_id": action_id, "value": value}
+    b: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
     if style:
         b["style"] = style
     return b
@@ -61,8 +60,11 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
 
 def result_buttons(job_id: int) -> list[dict[str, Any]]:
     value = str(job_id)
-    return [button("Reroll", ACTION_REROLL, value), button("4K", ACTION_4K, value),
-            button("Delete", ACTION_DELETE, value, "danger")]
+    return [
+        button("Reroll", ACTION_REROLL, value),
+        button("4K", ACTION_4K, value),
+        button("Delete", ACTION_DELETE, value, "danger"),
+    ]
 
 
 def confirmation(outcome: NeedsConfirmation, token: str) -> dict[str, Any]:
@@ -70,15 +72,20 @@ def confirmation(outcome: NeedsConfirmation, token: str) -> dict[str, Any]:
     buttons = [button(f"Run ({money(outcome.estimate_usd)})", ACTION_RUN, token, "primary")]
     if outcome.flash_estimate_usd is not None:
         buttons.append(button(f"Use Flash ({money(outcome.flash_estimate_usd)})", ACTION_USE_FLASH, token))
-    return {"text": outcome.detail,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(outcome.detail) + left}},
-                       {"type": "actions", "elements": buttons}]}
+    return {
+        "text": outcome.detail,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(outcome.detail) + left}},
+            {"type": "actions", "elements": buttons},
+        ],
+    }
 
 
 def usage(report: UsageReport) -> str:
-    lines = [f"*Your spend:* {usd(report.user_spent_today_micros)} today, "
-             f"{usd(report.user_spent_month_micros)} this month.",
-             f"*Team spend this month:* {usd(report.team_spent_month_micros)}."]
+    lines = [
+        f"*Your spend:* {usd(report.user_spent_today_micros)} today, {usd(report.user_spent_month_micros)} this month.",
+        f"*Team spend this month:* {usd(report.team_spent_month_micros)}.",
+    ]
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this team."]
     return "\n".join(lines + _default_note(report.budgets))
 

@@ -30,8 +30,8 @@ class Admission:
 class Denied:
     """Why a submit was not admitted: the limit, its value and the current figure."""
 
-    limit: str                 # "budget" or a QuotaLimits field name
-    allowed: int               # micro-dollars for budgets, a count for quotas
+    limit: str  # "budget" or a QuotaLimits field name
+    allowed: int  # micro-dollars for budgets, a count for quotas
     current: int
     resets_at: float | None = None
     budget: Budget | None = None
@@ -43,15 +43,16 @@ class Charge:
 
     cost_micros: int
     usage: Usage | None
-    status: str                # succeeded | blocked | failed
+    status: str  # succeeded | blocked | failed
 
 
 # The quotas admission counts, in the order they are checked.
 QUOTA_COUNTS = ("user_concurrent_jobs", "team_queued_jobs", "user_images_per_day")
 
 
-def admission_denial(statuses: list[BudgetStatus], estimate_micros: int, quotas: QuotaLimits,
-                     current: dict[str, int], now: float) -> Denied | None:
+def admission_denial(
+    statuses: list[BudgetStatus], estimate_micros: int, quotas: QuotaLimits, current: dict[str, int], now: float
+) -> Denied | None:
     """Why a submit may not be admitted, or None. Pure: each store reads the
     budgets' statuses and the `current` counts of QUOTA_COUNTS (under its own
     lock) and lets this decide, so every store applies the same rules."""
@@ -78,8 +79,9 @@ def held_default_budget(team: str, limit_micros: int | None, period: str | None)
     """The default team budget a hold was admitted under, from its row (None when none applied)."""
     if limit_micros is None or period is None:
         return None
-    return Budget(team=team, scope=Scope.TEAM, scope_id="", limit_micros=limit_micros, period=Period(period),
-                  default=True)
+    return Budget(
+        team=team, scope=Scope.TEAM, scope_id="", limit_micros=limit_micros, period=Period(period), default=True
+    )
 
 
 def over_budget(statuses: list[BudgetStatus]) -> bool:

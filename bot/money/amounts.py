@@ -6,7 +6,8 @@ an integer comparison inside the database.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 MICROS_PER_USD = 1_000_000
 
@@ -25,3 +26,15 @@ def usd(micros: int) -> str:
     if value != 0 and abs(value) < Decimal("0.01"):
         return f"${value.normalize():f}"
     return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+def reported_usd(cost: Any) -> Decimal | None:
+    """A route's own figure for what a call cost, in dollars (a gateway's ``usage.cost``),
+    or None when it gave none or nothing usable: not a number, negative, infinite."""
+    if cost is None or isinstance(cost, bool):
+        return None
+    try:
+        value = Decimal(str(cost))  # str() first: no binary float error
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() and value >= 0 else None

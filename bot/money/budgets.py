@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from bot.money import usd
+from bot.money import to_micros, usd
+from bot.types import InvalidRequest
+
+MAX_BUDGET_USD = Decimal(1_000_000)
 
 
 class Period(StrEnum):
@@ -57,7 +61,7 @@ def when(ts: float) -> str:
 class Budget:
     team: str
     scope: Scope
-    scope_id: str          # "" for the team itself, else the channel or user id
+    scope_id: str  # "" for the team itself, else the channel or user id
     limit_micros: int
     period: Period
     soft_threshold: float = 0.8
@@ -95,6 +99,36 @@ class BudgetStatus:
 
     def describe(self) -> str:
         b = self.budget
-        return (f"{b.label()} budget {usd(b.limit_micros)}/{b.period.value}: spent {usd(self.spent_micros)}, "
-                f"held {usd(self.reserved_micros)}, left {usd(self.remaining_micros)} "
-                f"(resets {when(self.resets_at)})")
+        return (
+            f"{b.label()} budget {usd(b.limit_micros)}/{b.period.value}: spent {usd(self.spent_micros)}, "
+            f"held {usd(self.reserved_micros)}, left {usd(self.remaining_micros)} "
+            f"(resets {when(self.resets_at)})"
+        )
+
+
+def budget_from_input(
+    team: str, amount_usd: str | Decimal, period: str, *, scope: Scope, scope_id: str, soft_threshold: float
+) -> Budget:
+    """A budget as a moderator typed it ("$50", "month"), or InvalidRequest saying what is wrong."""
+    try:
+        amount = Decimal(str(amount_usd).strip().lstrip("$"))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0 or amount > MAX_BUDGET_USD:
+        raise InvalidRequest(f"A budget is an amount in dollars between 0 and {MAX_BUDGET_USD:,}, like 50 or 12.5.")
+    try:
+        period_ = Period(period.strip().lower())
+    except ValueError:
+        raise InvalidRequest("The period is day, week or month.") from None
+    if (scope is Scope.TEAM) != (scope_id == ""):
+        raise InvalidRequest("A channel or user budget needs the channel or user.")
+    if not 0 < soft_threshold <= 1:
+        raise InvalidRequest("The alert threshold is a fraction between 0 and 1.")
+    return Budget(
+        team=team,
+        scope=scope,
+        scope_id=scope_id,
+        limit_micros=to_micros(amount),
+        period=period_,
+        soft_threshold=soft_threshold,
+    )

@@ -21,8 +21,12 @@ class QuotaLimits:
 # How each limit reads in a refusal: what it is, and when it frees up.
 QUOTA_TEXT = {
     "user_images_per_day": ("You've used {current} of your {limit} images for today.", "resets {reset}"),
-    "user_concurrent_jobs": ("You already have {current} of {limit} allowed jobs queued or running.",
-                             "frees up as they finish"),
-    "team_queued_jobs": ("Your team already has {current} of {limit} allowed jobs in the queue.",
-                         "frees up as they finish"),
+    "user_concurrent_jobs": (
+        "You already have {current} of {limit} allowed jobs queued or running.",
+        "frees up as they finish",
+    ),
+    "team_queued_jobs": (
+        "Your team already has {current} of {limit} allowed jobs in the queue.",
+        "frees up as they finish",
+    ),
 }

@@ -54,8 +54,10 @@ class ProviderError(Exception):
 
 class AuthError(ProviderError):
     kind = "auth"
-    operator_fix = ("401 / API_KEY_INVALID: the key is wrong, or of the wrong type, or its API restrictions "
-                    "exclude the Generative Language API. Create a key in AI Studio.")
+    operator_fix = (
+        "401 / API_KEY_INVALID: the key is wrong, or of the wrong type, or its API restrictions "
+        "exclude the Generative Language API. Create a key in AI Studio."
+    )
     user_message = "The bot's image service key was rejected. An admin needs to check GEMINI_API_KEY."
 
 
@@ -73,29 +75,37 @@ class BillingNotEnabled(ProviderError):
     project pays for nothing, so no wait or other Gemini model helps."""
 
     kind = "billing"
-    operator_fix = ("429 with a free-tier limit of 0: billing is not enabled on the Google Cloud project, "
-                    "and this model (Pro Image among them) has no free tier. Enable billing on the Google "
-                    "Cloud project that owns GEMINI_API_KEY (Google Cloud console > Billing: link a billing "
-                    "account). Retries and other Gemini models cannot help until then.")
-    user_message = ("The bot's Google project is not set up to pay for this image model. An admin must "
-                    "enable billing on the Google Cloud project.")
+    operator_fix = (
+        "429 with a free-tier limit of 0: billing is not enabled on the Google Cloud project, "
+        "and this model (Pro Image among them) has no free tier. Enable billing on the Google "
+        "Cloud project that owns GEMINI_API_KEY (Google Cloud console > Billing: link a billing "
+        "account). Retries and other Gemini models cannot help until then."
+    )
+    user_message = (
+        "The bot's Google project is not set up to pay for this image model. An admin must "
+        "enable billing on the Google Cloud project."
+    )
 
 
 class CredentialsError(ProviderError):
     """google-auth could not find or refresh the bot's Google credentials (Vertex AI)."""
 
     kind = "credentials"
-    operator_fix = ("Bad or missing Google credentials: google-auth found none, or Google refused to refresh "
-                    "them (revoked, expired or disabled). Run `gcloud auth application-default login`, or "
-                    "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key file.")
+    operator_fix = (
+        "Bad or missing Google credentials: google-auth found none, or Google refused to refresh "
+        "them (revoked, expired or disabled). Run `gcloud auth application-default login`, or "
+        "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key file."
+    )
     user_message = "The bot's Google credentials were rejected. An admin needs to check the bot's Google login."
 
 
 class QuotaError(ProviderError):
     kind = "quota"
     retryable = True
-    operator_fix = ("429: the Google project's quota is used up (quota is per project, not per key). Ask for "
-                    "more quota, or lower IMAGINE_WORKERS.")
+    operator_fix = (
+        "429: the Google project's quota is used up (quota is per project, not per key). Ask for "
+        "more quota, or lower IMAGINE_WORKERS."
+    )
     user_message = "The image service is rate-limiting the bot right now. Please try again in a minute."
 
 
@@ -133,12 +143,13 @@ class NoImageError(AnsweredWithoutImage):
     kind = "no_image"
     retryable = True
     attempts_cap = 2
-    operator_fix = ("The model finished without an image (MAX_TOKENS, MALFORMED_RESPONSE, IMAGE_OTHER, OTHER, "
-                    "NO_IMAGE or text only): not a policy refusal. Each job gets one more try, and both calls are "
-                    "billed for their tokens; the job's finish_reason says which. Nothing to fix unless it "
-                    "happens a lot.")
-    user_message = ("The image model finished without making an image this time. Please try again, "
-                    "or reword the prompt.")
+    operator_fix = (
+        "The model finished without an image (MAX_TOKENS, MALFORMED_RESPONSE, IMAGE_OTHER, OTHER, "
+        "NO_IMAGE or text only): not a policy refusal. Each job gets one more try, and both calls are "
+        "billed for their tokens; the job's finish_reason says which. Nothing to fix unless it "
+        "happens a lot."
+    )
+    user_message = "The image model finished without making an image this time. Please try again, or reword the prompt."
 
 
 class BadRequestError(ProviderError):
@@ -151,8 +162,9 @@ class InputTooLarge(BadRequestError):
     """Raised before the call: an input image is over the route's inline limit (Vertex AI: 7 MB)."""
 
     kind = "input_too_large"
-    operator_fix = ("An input image was over Vertex AI's 7 MB inline limit; the Developer API "
-                    "(GEMINI_API_KEY) takes larger ones.")
+    operator_fix = (
+        "An input image was over Vertex AI's 7 MB inline limit; the Developer API (GEMINI_API_KEY) takes larger ones."
+    )
     user_message = "An attached image is over the image service's 7 MB limit. Attach a smaller image and try again."
 
 
@@ -167,8 +179,10 @@ class BatchNotDone(ProviderError):
     """The Batch API gave up on a whole batch (expired after 48 h, failed or cancelled): nothing was billed."""
 
     kind = "batch_not_done"
-    user_message = ("Google's Batch lane did not finish this image in time, so nothing was charged. "
-                    "Run it again without --batch or --relax for a quick answer.")
+    user_message = (
+        "Google's Batch lane did not finish this image in time, so nothing was charged. "
+        "Run it again without --batch or --relax for a quick answer."
+    )
     operator_fix = "Batches expire after 48 h when Google's batch capacity is short; check the batch in AI Studio."
 
 
@@ -176,10 +190,14 @@ class TooBigForBatch(BadRequestError):
     """A relaxed job whose images are too big for any batch Google takes inline."""
 
     kind = "too_big_for_batch"
-    user_message = ("This request's images are too big for the Batch lane, so it was not run and nothing "
-                    "was charged. Run it again without --batch or --relax.")
-    operator_fix = ("Google takes at most about 20 MB of inlined requests per batch; new relaxed requests "
-                    "that big are refused at submit, so this one was queued before that check.")
+    user_message = (
+        "This request's images are too big for the Batch lane, so it was not run and nothing "
+        "was charged. Run it again without --batch or --relax."
+    )
+    operator_fix = (
+        "Google takes at most about 20 MB of inlined requests per batch; new relaxed requests "
+        "that big are refused at submit, so this one was queued before that check."
+    )
 
 
 class BudgetUsedUp(ProviderError):
@@ -197,21 +215,29 @@ class UnpricedCall(ProviderError):
     does, the job is not retried (a retry would be another unpriced call)."""
 
     kind = "unpriced"
-    user_message = ("This image could not be priced, so I stopped instead of posting it. The bot's "
-                    "operator has been alerted to review it; please don't retry it for now.")
-    operator_fix = ("A model or route without a price ran (see the 'unpriced, needs review' alert and the "
-                    "job's repro): add its price to IMAGINE_CONFIG and settle the call by hand.")
+    user_message = (
+        "This image could not be priced, so I stopped instead of posting it. The bot's "
+        "operator has been alerted to review it; please don't retry it for now."
+    )
+    operator_fix = (
+        "A model or route without a price ran (see the 'unpriced, needs review' alert and the "
+        "job's repro): add its price to IMAGINE_CONFIG and settle the call by hand."
+    )
 
 
 class LaneUnavailable(ProviderError):
     """Not raised: the class of a Flex, Batch or Priority job cancelled because its lane is gone."""
 
     kind = "lane_unavailable"
-    user_message = ("The lane this request asked for (--relax, --batch or --priority) is no longer available "
-                    "on this bot, so this queued request was cancelled and nothing was charged. Run it again "
-                    "without that option.")
-    operator_fix = ("The Flex, Batch and Priority lanes need a Gemini API key (not Vertex AI, not a gateway "
-                    "alone); their jobs queued while it was set were cancelled at start-up.")
+    user_message = (
+        "The lane this request asked for (--relax, --batch or --priority) is no longer available "
+        "on this bot, so this queued request was cancelled and nothing was charged. Run it again "
+        "without that option."
+    )
+    operator_fix = (
+        "The Flex, Batch and Priority lanes need a Gemini API key (not Vertex AI, not a gateway "
+        "alone); their jobs queued while it was set were cancelled at start-up."
+    )
 
 
 class NotAnnounced(ProviderError):
@@ -219,8 +245,9 @@ class NotAnnounced(ProviderError):
 
     kind = "not_announced"
     user_message = "This request was cancelled before it started, and nothing was charged. Please try again."
-    operator_fix = ("The adapter could not post the job's status message (or died first); see its log. "
-                    "The job never ran.")
+    operator_fix = (
+        "The adapter could not post the job's status message (or died first); see its log. The job never ran."
+    )
 
 
 class WorkerLost(ProviderError):
@@ -233,10 +260,27 @@ class WorkerLost(ProviderError):
 
 ERROR_KINDS: dict[str, type[ProviderError]] = {
     cls.kind: cls
-    for cls in (ProviderError, AuthError, PermissionDeniedError, BillingNotEnabled, CredentialsError,
-                QuotaError, OverloadedError, BlockedError, NoImageError, BadRequestError, InputTooLarge,
-                InvalidProviderImage, BatchNotDone, TooBigForBatch, BudgetUsedUp, WorkerLost, UnpricedCall,
-                LaneUnavailable, NotAnnounced)
+    for cls in (
+        ProviderError,
+        AuthError,
+        PermissionDeniedError,
+        BillingNotEnabled,
+        CredentialsError,
+        QuotaError,
+        OverloadedError,
+        BlockedError,
+        NoImageError,
+        BadRequestError,
+        InputTooLarge,
+        InvalidProviderImage,
+        BatchNotDone,
+        TooBigForBatch,
+        BudgetUsedUp,
+        WorkerLost,
+        UnpricedCall,
+        LaneUnavailable,
+        NotAnnounced,
+    )
 }
 
 

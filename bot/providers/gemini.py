@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,24 +21,40 @@ from google.oauth2 import service_account
 
 from bot.providers.base import BatchItem, BatchStatus
 from bot.providers.errors import (
-    AuthError, BadRequestError, BillingNotEnabled, BlockedError, CredentialsError, InputTooLarge, NoImageError,
-    OverloadedError, PermissionDeniedError, ProviderError, QuotaError,
+    BadRequestError,
+    BlockedError,
+    InputTooLarge,
+    NoImageError,
+    OverloadedError,
+    ProviderError,
 )
+from bot.providers.gemini_errors import describe, map_api_error, map_auth_error
+
+# Still importable from here, where it lived before gemini_errors.py.
+from bot.providers.gemini_errors import retry_delay as retry_delay
 from bot.types import GenerationResult, GenerationSpec, InputImage, Lane, Usage
 
 # Google's REST docs and the image models live on v1beta; the SDK defaults to v1.
 API_VERSION = "v1beta"
-_OVERLOADED_CODES = {500, 502, 503, 504}
 # The async client runs on aiohttp when it is installed (it is a dependency).
 _NETWORK_ERRORS = (TimeoutError, ConnectionError, aiohttp.ClientError)
 # Finish and block reasons that are refusals on policy grounds: asking again gets the same
 # answer. Any other reason without an image (MAX_TOKENS, MALFORMED_RESPONSE, IMAGE_OTHER,
 # OTHER, NO_IMAGE, text only...) is worth one more try. From google.genai.types.FinishReason
 # (google-genai 3.6.1); MODEL_ARMOR is Vertex's prompt and answer screening.
-POLICY_REASONS = frozenset({
-    "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "RECITATION",
-    "IMAGE_RECITATION", "BLOCKLIST", "SPII", "MODEL_ARMOR",
-})
+POLICY_REASONS = frozenset(
+    {
+        "SAFETY",
+        "IMAGE_SAFETY",
+        "PROHIBITED_CONTENT",
+        "IMAGE_PROHIBITED_CONTENT",
+        "RECITATION",
+        "IMAGE_RECITATION",
+        "BLOCKLIST",
+        "SPII",
+        "MODEL_ARMOR",
+    }
+)
 T = TypeVar("T")
 # Gemini 3.x image models are served only from Vertex's global endpoint; a region answers 404.
 VERTEX_DEFAULT_LOCATION = "global"
@@ -62,9 +77,15 @@ def vertex_serves(model_id: str, location: str) -> bool:
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, client: genai.Client, *, timeout_seconds: float,
-                 inline_image_limit: int | None = None, flex_timeout_seconds: float = FLEX_TIMEOUT,
-                 service_tiers: bool = True) -> None:
+    def __init__(
+        self,
+        client: genai.Client,
+        *,
+        timeout_seconds: float,
+        inline_image_limit: int | None = None,
+        flex_timeout_seconds: float = FLEX_TIMEOUT,
+        service_tiers: bool = True,
+    ) -> None:
         self._client = client
         self._timeout = timeout_seconds
         # A Flex answer may take its whole 1-15 minute target; Standard's timeout would cut it off.
@@ -76,8 +97,15 @@ class GeminiProvider:
 
     @classmethod
     def create(
-        cls, *, api_key: str | None, base_url: str | None, vertexai: bool, timeout_seconds: float,
-        flex_timeout_seconds: float = FLEX_TIMEOUT, project: str | None = None, location: str = VERTEX_DEFAULT_LOCATION,
+        cls,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        vertexai: bool,
+        timeout_seconds: float,
+        flex_timeout_seconds: float = FLEX_TIMEOUT,
+        project: str | None = None,
+        location: str = VERTEX_DEFAULT_LOCATION,
         credentials_file: str | os.PathLike[str] | None = None,
     ) -> GeminiProvider:
         """A Developer API client (api_key), or a Vertex AI one (project, location, and OAuth
@@ -104,11 +132,17 @@ class GeminiProvider:
             raise ValueError("an API key is not sent to Vertex AI: it would switch the SDK to express mode")
         if not project:
             raise ValueError("Vertex AI needs a project")
-        client = genai.Client(vertexai=True, project=project, location=location,
-                              credentials=_load_credentials(credentials_file), http_options=http_options)
+        client = genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=_load_credentials(credentials_file),
+            http_options=http_options,
+        )
         # Vertex sells Flex and Priority as PayGo options of its own, not this request field.
-        return cls(client, timeout_seconds=timeout_seconds, inline_image_limit=VERTEX_INLINE_IMAGE_BYTES,
-                   service_tiers=False)
+        return cls(
+            client, timeout_seconds=timeout_seconds, inline_image_limit=VERTEX_INLINE_IMAGE_BYTES, service_tiers=False
+        )
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
         self._check_inline_sizes(inputs)
@@ -126,7 +160,9 @@ class GeminiProvider:
         # the whole call, so a hung connection cannot hold a worker forever.
         response = await self._call(
             self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
-            "network error or timeout talking to Gemini", timeout=timeout)
+            "network error or timeout talking to Gemini",
+            timeout=timeout,
+        )
         result = parse_response(response, spec.model_id)
         served = served_lane(response) if spec.lane in _SERVICE_TIERS else None
         return dataclasses.replace(result, served_lane=served) if served not in (None, spec.lane) else result
@@ -137,8 +173,9 @@ class GeminiProvider:
         limit = self._inline_image_limit
         too_big = [len(img.data) for img in inputs if limit is not None and len(img.data) > limit]
         if too_big:
-            raise InputTooLarge(f"an input image is {max(too_big)} bytes; Vertex AI takes at most {limit} "
-                                "bytes per inline image")
+            raise InputTooLarge(
+                f"an input image is {max(too_big)} bytes; Vertex AI takes at most {limit} bytes per inline image"
+            )
 
     async def _call(self, call: Awaitable[T], network_failure: str, *, timeout: float | None = None) -> T:
         """One API call, its errors mapped onto the provider taxonomy."""
@@ -151,7 +188,7 @@ class GeminiProvider:
             # google-auth's errors through as they are.
             raise map_auth_error(exc) from exc
         except _NETWORK_ERRORS as exc:
-            raise OverloadedError(f"{network_failure}: {_describe(exc)}") from exc
+            raise OverloadedError(f"{network_failure}: {describe(exc)}") from exc
 
     # -- Batch API (the relaxed lane) ----------------------------------------
 
@@ -160,9 +197,12 @@ class GeminiProvider:
         for item in items:
             contents, config = _request(item.spec, item.inputs)
             requests.append(types.InlinedRequest(contents=contents, config=config))
-        batch = await self._call(self._client.aio.batches.create(
-            model=model_id, src=requests, config=types.CreateBatchJobConfig(display_name=display_name)),
-            "network error or timeout creating a Gemini batch")
+        batch = await self._call(
+            self._client.aio.batches.create(
+                model=model_id, src=requests, config=types.CreateBatchJobConfig(display_name=display_name)
+            ),
+            "network error or timeout creating a Gemini batch",
+        )
         if not batch.name:
             raise OverloadedError("Gemini accepted the batch but did not name it")
         return batch.name
@@ -173,15 +213,18 @@ class GeminiProvider:
                 if batch.display_name == display_name:
                     return batch.name
             return None
+
         return await self._call(find(), "network error or timeout listing Gemini batches")
 
     async def cancel_batch(self, name: str) -> None:
-        await self._call(self._client.aio.batches.cancel(name=name),
-                         "network error or timeout cancelling a Gemini batch")
+        await self._call(
+            self._client.aio.batches.cancel(name=name), "network error or timeout cancelling a Gemini batch"
+        )
 
     async def batch_status(self, name: str, model_id: str, requests: int) -> BatchStatus:
-        batch = await self._call(self._client.aio.batches.get(name=name),
-                                 "network error or timeout polling a Gemini batch")
+        batch = await self._call(
+            self._client.aio.batches.get(name=name), "network error or timeout polling a Gemini batch"
+        )
         state = _BATCH_STATES.get(_enum_name(batch.state), "pending")
         if state != "succeeded":
             return BatchStatus(state)
@@ -192,7 +235,9 @@ class GeminiProvider:
 
     async def list_models(self) -> list[str]:
         async def names() -> list[str]:
-            return [m.name async for m in await self._client.aio.models.list()]
+            # The SDK types every field optional; a listed model always has its name.
+            return [m.name async for m in await self._client.aio.models.list() if m.name]
+
         return await self._call(names(), "cannot reach Gemini")
 
     async def close(self) -> None:
@@ -213,12 +258,15 @@ def _load_credentials(path: str | os.PathLike[str] | None) -> google.auth.creden
         return user_credentials.Credentials.from_authorized_user_info(info, scopes=[_CLOUD_PLATFORM_SCOPE])
     if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") == os.fspath(path):
         return None  # other types (workload identity...) are Application Default Credentials' to read
-    raise ValueError(f"credentials of type {kind!r} are read by Application Default Credentials: export "
-                     "GOOGLE_APPLICATION_CREDENTIALS in the environment instead of setting it in .env")
+    raise ValueError(
+        f"credentials of type {kind!r} are read by Application Default Credentials: export "
+        "GOOGLE_APPLICATION_CREDENTIALS in the environment instead of setting it in .env"
+    )
 
 
-def _request(spec: GenerationSpec, inputs: Sequence[InputImage]
-             ) -> tuple[list[types.Content], types.GenerateContentConfig]:
+def _request(
+    spec: GenerationSpec, inputs: Sequence[InputImage]
+) -> tuple[list[types.Content], types.GenerateContentConfig]:
     parts = [types.Part.from_bytes(data=img.data, mime_type=img.mime) for img in inputs]
     parts.append(types.Part.from_text(text=spec.prompt))
     config = types.GenerateContentConfig(
@@ -234,9 +282,15 @@ def _request(spec: GenerationSpec, inputs: Sequence[InputImage]
     return [types.Content(role="user", parts=parts)], config
 
 
-_BATCH_STATES = {"JOB_STATE_PENDING": "pending", "JOB_STATE_QUEUED": "pending", "JOB_STATE_RUNNING": "running",
-                 "JOB_STATE_SUCCEEDED": "succeeded", "JOB_STATE_FAILED": "failed",
-                 "JOB_STATE_CANCELLED": "cancelled", "JOB_STATE_EXPIRED": "expired"}
+_BATCH_STATES = {
+    "JOB_STATE_PENDING": "pending",
+    "JOB_STATE_QUEUED": "pending",
+    "JOB_STATE_RUNNING": "running",
+    "JOB_STATE_SUCCEEDED": "succeeded",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
 
 
 _GRPC_TO_HTTP = {3: 400, 16: 401, 7: 403, 5: 404, 8: 429, 13: 500, 14: 503, 4: 504, 2: 500}
@@ -262,15 +316,19 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
         reason = _enum_name(feedback.block_reason)
-        raise BlockedError(f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip(),
-                           reason=reason, usage=usage)
+        raise BlockedError(
+            f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip(), reason=reason, usage=usage
+        )
     if not response.candidates:
         raise NoImageError("the model returned no candidates", reason="NO_IMAGE", usage=usage)
     candidate = response.candidates[0]
     parts = (candidate.content.parts if candidate.content else None) or []
     answer = [p for p in parts if not p.thought]  # thought parts are drafts, not the answer
-    images = [p.inline_data for p in answer
-              if p.inline_data and p.inline_data.data and (p.inline_data.mime_type or "").startswith("image/")]
+    images = [
+        InputImage(data=p.inline_data.data, mime=p.inline_data.mime_type or "image/png")
+        for p in answer
+        if p.inline_data and p.inline_data.data and (p.inline_data.mime_type or "").startswith("image/")
+    ]
     text = " ".join(p.text.strip() for p in answer if p.text and p.text.strip()) or None
     if not images:
         finish = _enum_name(candidate.finish_reason) if candidate.finish_reason else "STOP"
@@ -278,9 +336,8 @@ def parse_response(response: types.GenerateContentResponse, model_id: str) -> Ge
         detail = f"no image in the response (finish_reason={finish})" + (f": {text}" if text else "")
         refusal = BlockedError if finish in POLICY_REASONS else NoImageError
         raise refusal(detail[:1000], reason=reason, usage=usage)
-    final = images[-1]
     return GenerationResult(
-        image=InputImage(data=final.data, mime=final.mime_type or "image/png"),
+        image=images[-1],
         model_version=response.model_version or model_id,
         usage=usage,
         text=text,
@@ -305,8 +362,11 @@ def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage
     reported apart (thoughtsTokenCount)."""
     if meta is None:
         return None
-    image = sum(d.token_count or 0 for d in (meta.candidates_tokens_details or [])
-                if d.modality is not None and _enum_name(d.modality) == "IMAGE")
+    image = sum(
+        d.token_count or 0
+        for d in (meta.candidates_tokens_details or [])
+        if d.modality is not None and _enum_name(d.modality) == "IMAGE"
+    )
     output = meta.candidates_token_count or 0
     return Usage(
         prompt_tokens=meta.prompt_token_count or 0,
@@ -316,81 +376,6 @@ def usage_from(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage
         thoughts_tokens=meta.thoughts_token_count or 0,
         total_tokens=meta.total_token_count or 0,
     )
-
-
-def map_api_error(exc: genai_errors.APIError) -> ProviderError:
-    code = exc.code or 0
-    message = (exc.message or str(exc))[:500]
-    reasons = {d.get("reason") for d in _details(exc) if isinstance(d, dict)}
-    kwargs: dict[str, Any] = {"status_code": code, "request_id": _header(exc, "x-request-id")}
-    detail = f"{exc.status or code}: {message}"
-    # Google answers a bad key with 400 INVALID_ARGUMENT, not 401.
-    if code == 401 or "API_KEY_INVALID" in reasons or "API key not valid" in message:
-        return AuthError(detail, **kwargs)
-    if code == 403 or exc.status == "FAILED_PRECONDITION":
-        return PermissionDeniedError(detail, **kwargs)
-    if code == 429 and _free_tier_zero(exc):
-        return BillingNotEnabled(detail, **kwargs)
-    if code == 429:
-        return QuotaError(detail, retry_after=retry_delay(exc), **kwargs)
-    if code in _OVERLOADED_CODES or code >= 500:
-        return OverloadedError(detail, retry_after=retry_delay(exc), **kwargs)
-    return BadRequestError(detail, **kwargs)
-
-
-def _free_tier_zero(exc: genai_errors.APIError) -> bool:
-    """A QuotaFailure naming a free-tier quota whose limit is 0: the model is not in the free
-    tier and the project has no billing. The limit is an int64, so JSON sends it as a string,
-    and leaves it out when it is 0."""
-    for detail in _details(exc):
-        if not (isinstance(detail, dict) and detail.get("@type", "").endswith("google.rpc.QuotaFailure")):
-            continue
-        for violation in detail.get("violations") or []:
-            if (isinstance(violation, dict) and "FreeTier" in str(violation.get("quotaId", ""))
-                    and str(violation.get("quotaValue", 0)).strip() == "0"):
-                return True
-    return False
-
-
-def map_auth_error(exc: auth_errors.GoogleAuthError) -> ProviderError:
-    """google-auth's failures: credentials that cannot be found or refreshed are the operator's
-    to fix; a token service that cannot be reached (or says "retry") is passing."""
-    detail = f"Google credentials: {_describe(exc)}"
-    if isinstance(exc, auth_errors.TransportError) or exc.retryable:
-        return OverloadedError(detail)
-    return CredentialsError(detail)
-
-
-def retry_delay(exc: genai_errors.APIError) -> float | None:
-    """The server's requested delay: RetryInfo in the error details, else Retry-After."""
-    for detail in _details(exc):
-        if isinstance(detail, dict) and detail.get("@type", "").endswith("google.rpc.RetryInfo"):
-            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", str(detail.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    header = _header(exc, "retry-after")
-    if header and header.strip().isdigit():
-        return float(header)
-    return None
-
-
-def _details(exc: genai_errors.APIError) -> list[Any]:
-    body = exc.details if isinstance(exc.details, dict) else {}
-    found = body.get("error", body).get("details", [])
-    return found if isinstance(found, list) else []
-
-
-def _header(exc: genai_errors.APIError, name: str) -> str | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    try:
-        return headers.get(name) if headers is not None else None
-    except Exception:  # an exotic response type must not hide the real error
-        return None
-
-
-def _describe(exc: BaseException) -> str:
-    # aiohttp's reprs carry SSL contexts and connection keys; the message is what helps.
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _enum_name(value: Any) -> str:

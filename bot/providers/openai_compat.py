@@ -15,16 +15,23 @@ import binascii
 import re
 import time
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionContentPartParam
 
 from bot.catalog import GatewayInfo
+from bot.money import reported_usd
 from bot.providers.errors import (
-    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
-    ProviderError, QuotaError,
+    AuthError,
+    BadRequestError,
+    BlockedError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProviderError,
+    QuotaError,
 )
 from bot.types import GenerationResult, GenerationSpec, InputImage, Usage
 
@@ -33,7 +40,8 @@ _DATA_URL = re.compile(r"data:(image/[A-Za-z0-9.+-]+)(?:;[A-Za-z0-9=._-]+)*;base
 # Data URLs inside free text, optionally as a markdown image: ![alt](data:image/png;base64,...).
 _DATA_URL_IN_TEXT = re.compile(
     r"!\[[^\]\n]*\]\(\s*(?P<md>data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._-]+)*;base64,[A-Za-z0-9+/]+={0,2})\s*\)"
-    r"|(?P<bare>data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._-]+)*;base64,[A-Za-z0-9+/]+={0,2})")
+    r"|(?P<bare>data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._-]+)*;base64,[A-Za-z0-9+/]+={0,2})"
+)
 # finish reasons (OpenAI's normalised one, or the upstream's native one) that mean "filtered".
 _FILTERED = re.compile(r"CONTENT_FILTER|SAFETY|PROHIBITED|BLOCKLIST|SPII|RECITATION|MODERATION|GUARDRAIL")
 _NETWORK_ERRORS = (TimeoutError, ConnectionError)
@@ -41,8 +49,15 @@ _MAX_DETAIL = 500
 
 
 class OpenAICompatProvider:
-    def __init__(self, *, name: str, client: openai.AsyncOpenAI, models: dict[str, str],
-                 timeout_seconds: float, gateway: GatewayInfo | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        client: openai.AsyncOpenAI,
+        models: dict[str, str],
+        timeout_seconds: float,
+        gateway: GatewayInfo | None = None,
+    ) -> None:
         self.name = name
         self._client = client
         self._models = dict(models)
@@ -51,8 +66,16 @@ class OpenAICompatProvider:
         self._gateway = gateway
 
     @classmethod
-    def create(cls, *, name: str, base_url: str, api_key: str, models: dict[str, str],
-               timeout_seconds: float, gateway: GatewayInfo | None = None) -> OpenAICompatProvider:
+    def create(
+        cls,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str,
+        models: dict[str, str],
+        timeout_seconds: float,
+        gateway: GatewayInfo | None = None,
+    ) -> OpenAICompatProvider:
         client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -74,14 +97,15 @@ class OpenAICompatProvider:
             return self._models[alias]
         except KeyError:
             served = ", ".join(sorted(self._models)) or "none"
-            raise BadRequestError(
-                f"route {self.name} does not serve model '{alias}' (it serves: {served})") from None
+            raise BadRequestError(f"route {self.name} does not serve model '{alias}' (it serves: {served})") from None
 
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
         model = self.gateway_model(spec.model_alias)
-        content: list[dict[str, Any]] = [
-            {"type": "image_url", "image_url": {"url": f"data:{img.mime};base64,"
-                                                       f"{base64.b64encode(img.data).decode('ascii')}"}}
+        content: list[ChatCompletionContentPartParam] = [
+            {
+                "type": "image_url",
+                "image_url": {"url": f"data:{img.mime};base64,{base64.b64encode(img.data).decode('ascii')}"},
+            }
             for img in inputs
         ]
         content.append({"type": "text", "text": spec.prompt})
@@ -105,7 +129,8 @@ class OpenAICompatProvider:
         try:
             return parse_completion(completion, spec, self._gateway)
         except ProviderError as exc:
-            raise self._scrubbed(exc)
+            self._scrubbed(exc)  # in place: the same error goes up, key cut out
+            raise
 
     async def list_models(self) -> list[str]:
         try:
@@ -129,12 +154,14 @@ class OpenAICompatProvider:
 
 # --- responses -----------------------------------------------------------------------------------
 
+
 def parse_completion(completion: Any, spec: GenerationSpec, gateway: GatewayInfo | None = None) -> GenerationResult:
     """The final image of a chat completion, or the ProviderError it amounts to."""
     if not isinstance(completion, openai.BaseModel):
         # The SDK hands back a str when a 200 is not JSON (a proxy's HTML page...).
-        raise OverloadedError(f"the gateway answered with something that is not JSON: "
-                              f"{_one_line(str(completion), 200)!r}")
+        raise OverloadedError(
+            f"the gateway answered with something that is not JSON: {_one_line(str(completion), 200)!r}"
+        )
     request_id = getattr(completion, "_request_id", None)
     top_error = _extra(completion).get("error")
     if top_error is not None:  # OpenRouter: HTTP 200 with {"error": {...}} when the upstream failed
@@ -142,8 +169,7 @@ def parse_completion(completion: Any, spec: GenerationSpec, gateway: GatewayInfo
     usage = usage_from(getattr(completion, "usage", None))
     choices = getattr(completion, "choices", None) or []
     if not choices:
-        raise BlockedError("the gateway returned no choices", reason="NO_IMAGE", usage=usage,
-                           request_id=request_id)
+        raise BlockedError("the gateway returned no choices", reason="NO_IMAGE", usage=usage, request_id=request_id)
     choice = choices[0]
     choice_error = _extra(choice).get("error")
     if choice_error is not None:
@@ -156,8 +182,9 @@ def parse_completion(completion: Any, spec: GenerationSpec, gateway: GatewayInfo
         reason = _block_reason(finish, native)
         refusal = getattr(message, "refusal", None)
         said = " ".join(t for t in (text, refusal if isinstance(refusal, str) else None) if t)
-        detail = (f"no image in the response (finish_reason={finish}, native_finish_reason={native})"
-                  + (f": {said}" if said else ""))
+        detail = f"no image in the response (finish_reason={finish}, native_finish_reason={native})" + (
+            f": {said}" if said else ""
+        )
         blocked = BlockedError(detail[:1000], reason=reason, usage=usage, request_id=request_id)
         # What the gateway says it charged for the refusal, if anything: that is what gets settled.
         blocked.cost_usd = _reported_cost(getattr(completion, "usage", None))
@@ -169,7 +196,8 @@ def parse_completion(completion: Any, spec: GenerationSpec, gateway: GatewayInfo
         usage=usage,
         text=text,
         response_id=getattr(completion, "id", None),
-        cost_usd=cost if (cost := _reported_cost(getattr(completion, "usage", None))) is not None
+        cost_usd=cost
+        if (cost := _reported_cost(getattr(completion, "usage", None))) is not None
         else _table_price(gateway, spec),
     )
 
@@ -200,7 +228,7 @@ def _images_and_text(message: Any) -> tuple[list[tuple[str, bytes]], str | None]
     in_content: list[tuple[str, bytes]] = []
     content = _field(message, "content")
     # Some gateways send content as a list of parts rather than a string.
-    for part in ([content] if isinstance(content, str) else _as_list(content)):
+    for part in [content] if isinstance(content, str) else _as_list(content):
         if isinstance(part, str):
             text = part
         elif _field(part, "type") == "image_url":
@@ -216,8 +244,8 @@ def _images_and_text(message: Any) -> tuple[list[tuple[str, bytes]], str | None]
                 in_content.append(found)
         # http(s) images stay in the text: they are never fetched.
         texts.append(_DATA_URL_IN_TEXT.sub(" ", text))
-    text = " ".join(" ".join(texts).split()) or None
-    return images or in_content, text
+    said = " ".join(" ".join(texts).split()) or None
+    return images or in_content, said
 
 
 def _image_url(item: Any) -> Any:
@@ -252,15 +280,9 @@ def usage_from(usage: Any) -> Usage | None:
 
 
 def _reported_cost(usage: Any) -> Decimal | None:
-    """``usage.cost`` (OpenRouter's charge in USD), which the SDK keeps as an undeclared extra."""
-    cost = _extra(usage).get("cost") if usage is not None else None
-    if cost is None or isinstance(cost, bool):
-        return None
-    try:
-        value = Decimal(str(cost))  # str() first: no binary float error
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() and value >= 0 else None
+    """``usage.cost`` (OpenRouter's charge in USD), which the SDK keeps as an undeclared extra;
+    bot.money decides what counts as a usable figure."""
+    return reported_usd(_extra(usage).get("cost") if usage is not None else None)
 
 
 def _table_price(gateway: GatewayInfo | None, spec: GenerationSpec) -> Decimal | None:
@@ -269,6 +291,7 @@ def _table_price(gateway: GatewayInfo | None, spec: GenerationSpec) -> Decimal |
 
 
 # --- errors --------------------------------------------------------------------------------------
+
 
 def map_api_error(exc: openai.APIError, *, route: str = "gateway") -> ProviderError:
     """An openai SDK error as our taxonomy."""
@@ -281,37 +304,57 @@ def map_api_error(exc: openai.APIError, *, route: str = "gateway") -> ProviderEr
         return OverloadedError(f"{route} sent an unusable response: {_one_line(str(exc), _MAX_DETAIL)}")
     headers = exc.response.headers
     request_id = exc.request_id or headers.get("x-request-id")
-    body = exc.body if isinstance(exc.body, Mapping) else {"message": exc.body if isinstance(exc.body, str)
-                                                            else exc.message}
-    return _by_status(exc.status_code, body, route=route, request_id=request_id,
-                      retry_after=retry_after(headers))
+    body = (
+        exc.body
+        if isinstance(exc.body, Mapping)
+        else {"message": exc.body if isinstance(exc.body, str) else exc.message}
+    )
+    return _by_status(exc.status_code, body, route=route, request_id=request_id, retry_after=retry_after(headers))
 
 
-def error_from_body(error: Any, *, request_id: str | None = None, route: str = "gateway",
-                    in_200: bool = False) -> ProviderError:
+def error_from_body(
+    error: Any, *, request_id: str | None = None, route: str = "gateway", in_200: bool = False
+) -> ProviderError:
     """An ``{"error": {"code", "message", "metadata"}}`` object sent with HTTP 200 (OpenRouter)."""
-    body = error if isinstance(error, Mapping) else {"message": str(error)}
-    code = body.get("code")
+    body: Mapping[str, Any] = error if isinstance(error, Mapping) else {"message": str(error)}
     try:
-        status = int(code)
-    except (TypeError, ValueError):
+        status = int(body["code"])
+    except (KeyError, TypeError, ValueError):
         status = 502  # no numeric code: the upstream failed somehow
-    return _by_status(status, body, route=route, request_id=request_id, retry_after=None,
-                      note=" (in a 200 response)" if in_200 else "")
+    return _by_status(
+        status,
+        body,
+        route=route,
+        request_id=request_id,
+        retry_after=None,
+        note=" (in a 200 response)" if in_200 else "",
+    )
 
 
-def _by_status(status: int, body: Mapping[str, Any], *, route: str, request_id: str | None,
-               retry_after: float | None, note: str = "") -> ProviderError:
+def _by_status(
+    status: int,
+    body: Mapping[str, Any],
+    *,
+    route: str,
+    request_id: str | None,
+    retry_after: float | None,
+    note: str = "",
+) -> ProviderError:
     message = _message(body)
     detail = _one_line(f"{route} {status}{note}: {message}", _MAX_DETAIL)
     kwargs: dict[str, Any] = {"status_code": status, "request_id": request_id}
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    metadata = _metadata(body)
     if status == 401:
         return AuthError(detail, **kwargs)
     if status == 402:
-        return PermissionDeniedError(_one_line(
-            f"{route} 402: insufficient credits on the {route} account or key; add credits or raise "
-            f"the key's limit ({message})", _MAX_DETAIL), **kwargs)
+        return PermissionDeniedError(
+            _one_line(
+                f"{route} 402: insufficient credits on the {route} account or key; add credits or raise "
+                f"the key's limit ({message})",
+                _MAX_DETAIL,
+            ),
+            **kwargs,
+        )
     if status == 403:
         if metadata.get("flagged_input") is not None or metadata.get("reasons"):
             # OpenRouter's moderation: a refusal of the prompt, not of the bot's account.
@@ -347,9 +390,8 @@ def retry_after(headers: Any) -> float | None:
 
 def _message(body: Mapping[str, Any]) -> str:
     # OpenAI-style "message"; some proxies (FastAPI-based ones) say "detail" instead.
-    message = next((v for v in (body.get("message"), body.get("detail")) if isinstance(v, str) and v),
-                   "(no message)")
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    message = next((v for v in (body.get("message"), body.get("detail")) if isinstance(v, str) and v), "(no message)")
+    metadata = _metadata(body)
     # OpenRouter's "Provider returned error" says little; the upstream's own words are in metadata.
     provider, raw = metadata.get("provider_name"), metadata.get("raw")
     if provider:
@@ -363,6 +405,13 @@ def _message(body: Mapping[str, Any]) -> str:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _metadata(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An error body's "metadata" object (OpenRouter's upstream details), or an empty one."""
+    metadata = body.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
 
 def _extra(model: Any) -> dict[str, Any]:
     """Fields the SDK does not declare (pydantic's model_extra), as the gateway sent them."""

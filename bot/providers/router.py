@@ -1,12 +1,8 @@
 """Routes: which provider serves a model, how fast we may call it, and where to
 go when it is down.
 
-- A rate limiter per route and model, shared by every worker slot; the
-  database-backed one (`SharedRateLimiter`) shares it across processes and
-  machines (Gemini quota belongs to the Google project).
-- Adaptive concurrency per route: halved on a 429, grown by one per success.
-- A circuit breaker per route: after repeated failures it is skipped for a
-  cool-down, then tried once.
+- A rate limiter per route and model, shared by every worker slot, adaptive
+  concurrency and a circuit breaker per route (all in `bot.providers.limits`).
 - A fallback chain per team (spec.fallbacks, e.g. ("flash",) or
   ("openrouter:pro",)), tried when the route is overloaded or rate-limited;
   the result says where it came from. Blocked, auth and bad requests never
@@ -30,143 +26,32 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.catalog import Catalog
 from bot.providers.base import ImageProvider
 from bot.providers.errors import BlockedError, OverloadedError, ProviderError, QuotaError
+from bot.providers.limits import AdaptiveConcurrency, CircuitBreaker, LocalRateLimiter, RateLimiter, limit_for
+
+# Still importable from here, where they lived before limits.py.
+from bot.providers.limits import SharedRateLimiter as SharedRateLimiter
 from bot.types import GenerationResult, GenerationSpec, HedgeCall, InputImage, InvalidRequest, Lane
 
 log = logging.getLogger(__name__)
-# A minute, plus a margin: a call sent just inside our window may reach Google a
-# little later, and must still land inside Google's.
-WINDOW = 60.5
 
 
-class RateLimiter(Protocol):
-    limits: dict[str, int]  # calls per minute, by "route" or "route:model"
+class RoutableProvider(ImageProvider, Protocol):
+    """What a route holds: a provider that also lists its models (for `doctor`'s check of the key)."""
 
-    async def acquire(self, key: str) -> None:
-        """Wait until one more call under `key` ("route:model") fits the configured rate."""
-
-
-def limit_for(limits: dict[str, int], key: str) -> int | None:
-    """The most specific limit for "route:model": its own, else its route's."""
-    return limits.get(key, limits.get(key.split(":", 1)[0]))
-
-
-class RateSlots(Protocol):
-    async def take_rate_slot(self, key: str, limit: int, window: float) -> float: ...
-
-
-class SharedRateLimiter:
-    """Calls per minute per key, counted in the database, so every worker
-    process (on every machine) shares one limit: Gemini's quota belongs to
-    the Google project, not to a process or a key."""
-
-    def __init__(self, slots: RateSlots, per_minute: dict[str, int]) -> None:
-        self.limits = per_minute
-        self._slots = slots
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def acquire(self, key: str) -> None:
-        limit = limit_for(self.limits, key)
-        if not limit:
-            return
-        # This process's callers of one key ask in turn (one round trip at a time); other keys never wait.
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            while (wait := await self._slots.take_rate_slot(key, limit, WINDOW)) > 0:
-                await asyncio.sleep(wait)
-
-
-class LocalRateLimiter:
-    """Calls per minute per key over a sliding window, for one process (no database)."""
-
-    def __init__(self, per_minute: dict[str, int], *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limits = per_minute
-        self._clock = clock
-        self._sent: dict[str, deque[float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def acquire(self, key: str) -> None:
-        limit = limit_for(self.limits, key)
-        if not limit:
-            return
-        sent = self._sent.setdefault(key, deque())
-        # Callers of one key queue in order; other keys never wait behind them.
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            while True:
-                now = self._clock()
-                while sent and sent[0] <= now - WINDOW:
-                    sent.popleft()
-                if len(sent) < limit:
-                    sent.append(now)
-                    return
-                await asyncio.sleep(sent[0] + WINDOW - now)
-
-
-class AdaptiveConcurrency:
-    """How many calls a route may have in flight: halved on a 429, +1 per success."""
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = self.limit = max(1, maximum)
-        self.in_flight = 0
-        self._changed = asyncio.Condition()
-
-    async def __aenter__(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self.limit)
-            self.in_flight += 1
-
-    async def __aexit__(self, *exc) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify_all()
-
-    def throttled(self) -> None:
-        self.limit = max(1, self.limit // 2)
-
-    async def succeeded(self) -> None:
-        if self.limit < self.maximum:
-            self.limit += 1
-            async with self._changed:
-                self._changed.notify_all()
-
-
-@dataclass
-class CircuitBreaker:
-    threshold: int = 5
-    cooldown: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0
-    opened_at: float | None = None
-
-    def allow(self) -> bool:
-        if self.opened_at is None:
-            return True
-        if self.clock() - self.opened_at >= self.cooldown:
-            self.opened_at = self.clock()  # half-open: one call goes through, the rest wait again
-            return True
-        return False
-
-    def record(self, ok: bool) -> None:
-        if ok:
-            self.failures, self.opened_at = 0, None
-            return
-        self.failures += 1
-        if self.failures >= self.threshold:
-            if self.opened_at is None:
-                log.warning("circuit open: %d failures in a row; pausing the route for %.0f s",
-                            self.failures, self.cooldown)
-            self.opened_at = self.clock()
+    async def list_models(self) -> list[str]: ...
 
 
 @dataclass
 class Route:
     name: str
-    provider: ImageProvider
+    provider: RoutableProvider
     serves: frozenset[str] | None = None  # model aliases; None = every model in the catalog
     concurrency: AdaptiveConcurrency = field(default_factory=lambda: AdaptiveConcurrency(16))
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
@@ -200,8 +85,18 @@ class RoutedProvider:
                 continue
             if spec.size not in model.sizes or spec.aspect_ratio not in model.aspect_ratios:
                 continue  # this fallback can't make the image asked for
-            out.append((route, dataclasses.replace(spec, model_alias=model.alias, model_id=model.model_id,
-                                                   send_image_size=model.send_image_size, fallbacks=())))
+            out.append(
+                (
+                    route,
+                    dataclasses.replace(
+                        spec,
+                        model_alias=model.alias,
+                        model_id=model.model_id,
+                        send_image_size=model.send_image_size,
+                        fallbacks=(),
+                    ),
+                )
+            )
         return out
 
     def _primary_for(self, alias: str) -> str:
@@ -213,7 +108,7 @@ class RoutedProvider:
     async def generate(self, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
         # Hedging sends a second call at the list price: only ever on the Standard lane.
         if spec.hedge_after_s is not None and spec.lane is Lane.STANDARD:
-            return await Hedged(self, spec, inputs).run()
+            return await Hedged(self, spec, inputs, spec.hedge_after_s).run()
         first_error: ProviderError | None = None
         for route, candidate in self.chain(spec):
             if not route.breaker.allow():
@@ -296,9 +191,12 @@ class Hedged:
     may finish and Google may bill that call; it reported no usage to us, so
     nothing can be settled for it, and the docs say so."""
 
-    def __init__(self, router: RoutedProvider, spec: GenerationSpec, inputs: Sequence[InputImage]) -> None:
+    def __init__(
+        self, router: RoutedProvider, spec: GenerationSpec, inputs: Sequence[InputImage], hedge_after_s: float
+    ) -> None:
         self._router = router
         self._spec = spec
+        self._hedge_after_s = hedge_after_s  # the spec's own, known to be set
         self._inputs = inputs
         self._waiting = deque(router.chain(spec))
         self._running: list[_Call] = []
@@ -310,17 +208,18 @@ class Hedged:
         self._first: _Call | None = None
         self._skipped: ProviderError | None = None
         # A call that failed for good (not a passing overload) while another was still running.
-        self._ended_by: _Call | None = None
+        self._ended_by: tuple[ProviderError, _Call] | None = None
 
     async def run(self) -> GenerationResult:
         started = time.monotonic()
         try:
             self._launch()
             while self._running:
-                hedge_at = started + self._spec.hedge_after_s if self._hedge_after is None else None
+                hedge_at = started + self._hedge_after_s if self._hedge_after is None else None
                 timeout = None if hedge_at is None else max(0.0, hedge_at - time.monotonic())
-                done, _ = await asyncio.wait([c.task for c in self._running], timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    [c.task for c in self._running], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 if not done:
                     self._hedge(time.monotonic() - started)
                     continue
@@ -332,7 +231,7 @@ class Hedged:
                         return await self._won(call, result)
                 if not self._running:
                     if self._ended_by is not None:  # nothing else answered: its error ends the attempt
-                        raise self._with_hedge(self._ended_by.outcome, self._ended_by)
+                        raise self._with_hedge(*self._ended_by)
                     self._launch()
         finally:
             for call in self._running:
@@ -362,8 +261,14 @@ class Hedged:
         primary = self._running[0]
         hedge = self._launch()
         if hedge is not None:
-            log.info("no image from %s (%s) after %.1f s: hedging with %s (%s)", primary.route.name,
-                     primary.spec.model_alias, after, hedge.route.name, hedge.spec.model_alias)
+            log.info(
+                "no image from %s (%s) after %.1f s: hedging with %s (%s)",
+                primary.route.name,
+                primary.spec.model_alias,
+                after,
+                hedge.route.name,
+                hedge.spec.model_alias,
+            )
             self._pair = (primary, hedge)
 
     def _settled(self, call: _Call) -> GenerationResult | None:
@@ -383,7 +288,7 @@ class Hedged:
                 raise self._with_hedge(exc, call) from None
             # Another call is still working (a healthy primary, say): this one's error (a gateway's
             # 401, an answer without an image) is only its own outcome, settled beside the winner.
-            self._ended_by = self._ended_by or call
+            self._ended_by = self._ended_by or (exc, call)
             return None
         return result
 
@@ -401,8 +306,9 @@ class Hedged:
         self._running.clear()
         fell_back = None
         if winner is not self._first or self._skipped is not None:  # not the primary's own image
+            assert self._first is not None  # the winner was launched, so a first call was
             failed = self._skipped or self._first.outcome
-            why = failed.kind if isinstance(failed, ProviderError) else f"no answer after {self._spec.hedge_after_s:g} s"
+            why = failed.kind if isinstance(failed, ProviderError) else f"no answer after {self._hedge_after_s:g} s"
             fell_back = f"{self._spec.model_alias} ({why})"
         return dataclasses.replace(result, fallback_from=fell_back, hedge=self._other_call(winner))
 
@@ -416,6 +322,12 @@ class Hedged:
         if self._pair is None:
             return None
         primary, hedge = self._pair
+        assert self._hedge_after is not None  # set by _hedge along with the pair
         other = primary if decided_by is hedge else hedge
-        return HedgeCall(route=other.route.name, model_alias=other.spec.model_alias, after_s=self._hedge_after,
-                         won=decided_by is hedge, answer=other.outcome)
+        return HedgeCall(
+            route=other.route.name,
+            model_alias=other.spec.model_alias,
+            after_s=self._hedge_after,
+            won=decided_by is hedge,
+            answer=other.outcome,
+        )

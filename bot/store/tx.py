@@ -11,7 +11,7 @@ statements it runs (see bot/store/sqlite.py). Statements are named
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -87,8 +87,10 @@ class Operations:
 
 def _operation(
     write: bool,
-) -> Callable[[Callable[Concatenate[Any, Tx, P], Awaitable[T]]], Callable[Concatenate[Any, P], Awaitable[T]]]:
-    def wrap(fn: Callable[Concatenate[Any, Tx, P], Awaitable[T]]) -> Callable[Concatenate[Any, P], Awaitable[T]]:
+) -> Callable[[Callable[Concatenate[Any, Tx, P], Awaitable[T]]], Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]]:
+    def wrap(
+        fn: Callable[Concatenate[Any, Tx, P], Awaitable[T]],
+    ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def method(self: Operations, *args: P.args, **kwargs: P.kwargs) -> T:
             return await self._db.transact(lambda tx: fn(self, tx, *args, **kwargs), write=write)

@@ -17,8 +17,8 @@ from PIL import Image
 
 from bot.cli import (EXIT_BLOCKED, EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT,
                      EXIT_TRY_LATER)
-from tests.e2e.bot_process import bot_env, free_port, stop_cleanly, wait_healthy
-from tests.conftest import png_bytes
+from tests.support.bot_process import bot_env, healthz, start_bot, stop_cleanly, wait_healthy
+from tests.support.images import png_bytes
 from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, finish, free_tier_zero, no_image, ok
 
 KEY = "cli-test-key"
@@ -235,14 +235,12 @@ async def test_the_discord_process_without_a_token_is_a_one_line_config_error(tm
 
 
 async def test_the_web_process_serves_health_without_workers_or_a_provider_key(tmp_path):
-    port = free_port()
-    env = cli_env(None, tmp_path, key=None) | {"PORT": str(port)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "web", cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    proc, base = await start_bot("web", cli_env(None, tmp_path, key=None), tmp_path)
     try:
-        health = await wait_healthy(proc, f"http://127.0.0.1:{port}")
+        health = await wait_healthy(proc, base)
         assert health["status"] == "ok" and health["workers"] == 0
+        # The queue's depth and the jobs by state, what a test probes instead of sleeping.
+        assert (await healthz(base))["jobs"] == {} and health["queued"] == health["running"] == 0
     finally:
         await stop_cleanly(proc)
 

@@ -10,9 +10,10 @@ import sys
 
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
-from tests.e2e.bot_process import bot_env
-from tests.conftest import new_job
+from tests.support.bot_process import bot_env
+from tests.support.jobs import new_job
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.probe import eventually
 
 
 def worker_env(fake: FakeGemini, db: str) -> dict[str, str]:
@@ -26,13 +27,6 @@ async def start_worker(env: dict[str, str], cwd: str) -> asyncio.subprocess.Proc
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
-
-
 async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
     db = str(tmp_path / "crash.db")
     store = SQLiteStore(db)
@@ -44,7 +38,7 @@ async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
 
         async def called() -> bool:
             return len(fake.requests) == 1
-        await wait_for(called)
+        await eventually(called, 30, interval=0.1)
         first.send_signal(signal.SIGKILL)
         await first.wait()
 
@@ -54,7 +48,7 @@ async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
             async def done() -> bool:
                 job = await store.get_job(job_id)
                 return job.state is JobState.SUCCEEDED
-            await wait_for(done)
+            await eventually(done, 30, interval=0.1)
         finally:
             second.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(second.communicate(), 30)

@@ -6,18 +6,26 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import sys
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from discord import http as discord_http
+from discord.gateway import DiscordWebSocket
 from PIL import Image
 
-from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly
-from tests.conftest import png_bytes
+from adapters.discord.client import DiscordAdapter
+from bot.catalog import load_catalog
+from bot.service import ImagineService
+from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly
+from tests.support.images import png_bytes
 
 USER, MOD = 111, 222
 ALREADY = "Already on it"
@@ -61,19 +69,19 @@ async def world(tmp_path: Path, prepare):
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
         env = bot_env(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(free_port()),
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
                    **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        proc, _ = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
         try:
             deadline = time.monotonic() + 30
+            # `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the
+            # bot's websocket. Whatever a test does next (a slash command, a message) comes after them
+            # on that same ordered connection, so the client has its guild cached before it sees it.
             while not (discord.identified.is_set() and any(c["name"] == "imagine" for c in discord.commands)):
                 assert proc.returncode is None, (await proc.stderr.read()).decode()
                 assert time.monotonic() < deadline, "the bot never connected and synced its commands"
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0.3)  # GUILD_CREATE fills the client's cache
             yield World(gemini, discord, proc, tmp_path / "bot.db")
         finally:
             await stop_cleanly(proc)
@@ -199,9 +207,16 @@ async def test_a_403_on_delivery_is_given_up_not_retried_in_a_loop(world):
     discord.fail_next("POST", r"^/channels/\d+/messages$", 403, {"message": "Missing Access", "code": 50001})
     it = await discord.slash("imagine", {"prompt": "a locked room"}, user_id=USER)
     await discord.wait_for(lambda: discord.calls_to("POST", r"^/channels/\d+/messages$"))
-    await asyncio.sleep(2.0)
+    # Given up, the result's delivery is marked failed at once; retried, it would stay pending.
+    await discord.wait_for(lambda: outbox_states(world.db) == {"started": "delivered", "result": "failed"})
     assert len(discord.calls_to("POST", r"^/channels/\d+/messages$")) == 1
     assert world.thread_images() == [] and it.id
+
+
+def outbox_states(db: Path) -> dict[str, str]:
+    """The outbox rows' states by kind, read from the bot's SQLite database."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return dict(conn.execute("SELECT kind, state FROM outbox ORDER BY id").fetchall())
 
 
 def use_config(monkeypatch, tmp_path: Path, text: str) -> None:
@@ -350,3 +365,31 @@ async def test_a_status_that_cannot_be_shown_cancels_the_job_before_it_costs_any
     edit = read_jobs(world.db)[3]
     assert edit["state"] == "cancelled" and edit["ledger"] == ["reservation", "release"], edit
     assert len(world.gemini.requests) == 1
+
+
+async def test_two_clients_in_one_process_each_talk_to_their_own_discord(tmp_path: Path):
+    """The API and gateway bases live on each client, not in discord.py's class attributes."""
+    stock = (discord_http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    store = SQLiteStore(str(tmp_path / "bot.db"))
+    await store.open()
+    service = ImagineService(store, load_catalog())
+    async with FakeDiscord() as one, FakeDiscord(token="another-bot-token") as two:
+        adapters = [DiscordAdapter(Settings(_env_file=None, discord_token=fake.token,
+                                            discord_api_url=f"{fake.url}/api/v10"), service) for fake in (one, two)]
+        try:
+            for adapter in adapters:
+                await adapter.start()
+            for fake in (one, two):
+                fake.add_member(USER)
+                # Login and the command sync (REST), then IDENTIFY (the gateway), on each fake.
+                await fake.wait_for(lambda fake=fake: fake.identified.is_set() and fake.commands)
+                # An interaction's answers go back over that fake's webhook routes.
+                await fake.slash("imagine-usage", {}, user_id=USER)
+                await fake.wait_for(lambda fake=fake: any(
+                    "Your spend" in m.content for ms in fake.messages.values() for m in ms if m.ephemeral))
+            assert [len(one.gateway_connections), len(two.gateway_connections)] == [1, 1]
+            assert (discord_http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == stock
+        finally:
+            for adapter in adapters:
+                await adapter.close()
+            await store.close()

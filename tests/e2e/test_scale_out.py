@@ -20,9 +20,10 @@ from bot.store.postgres import PostgresStore
 from bot.types import Accepted, ImagineRequest, JobState
 from policies.config import PolicyBook
 from bot.money.budgets import Budget, Period, Scope
-from tests.conftest import drop_schema, unique_schema
-from tests.e2e.bot_process import bot_env
+from tests.support.postgres import drop_schema, unique_schema
+from tests.support.bot_process import bot_env
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.probe import eventually
 
 # No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
 NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
@@ -67,13 +68,6 @@ async def stop(procs) -> None:
         assert b"Traceback" not in err, err.decode()[-3000:]
 
 
-async def wait_until(predicate, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
-
-
 async def settlements(store) -> Counter:
     return Counter(r["job_id"] for r in await store.ledger() if r["entry"] == "settlement")
 
@@ -88,7 +82,7 @@ async def test_four_worker_processes_drain_a_thousand_jobs_each_exactly_once(pg,
         try:
             async def drained() -> bool:
                 return (await store.counts_by_state()).get("succeeded", 0) == 1000
-            await wait_until(drained, 180)
+            await eventually(drained, 180, interval=0.2)
         finally:
             await stop(workers)
         assert len(fake.requests) == 1000  # no job was generated twice
@@ -149,7 +143,7 @@ async def test_a_sigkilled_worker_loses_no_job_and_charges_none_twice(pg, tmp_pa
 
         async def generating() -> bool:
             return len(fake.requests) == 3
-        await wait_until(generating, 30)
+        await eventually(generating, 30, interval=0.2)
         victim.send_signal(signal.SIGKILL)  # mid-generation, three jobs leased
         await victim.wait()
         fake.latency = 0
@@ -157,7 +151,7 @@ async def test_a_sigkilled_worker_loses_no_job_and_charges_none_twice(pg, tmp_pa
         try:
             async def done() -> bool:
                 return (await store.counts_by_state()).get("succeeded", 0) == 6
-            await wait_until(done, 60)
+            await eventually(done, 60, interval=0.2)
         finally:
             await stop(survivors)
     for accepted in jobs:

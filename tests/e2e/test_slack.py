@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -15,11 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.bot_process import bot_env, free_port, read_jobs, stop_cleanly, wait_healthy
 from tests.fakes.gemini_server import FakeGemini, error
 from tests.fakes.slack_server import (
-    FakeSlack, block_action_body, event_body, signed_headers, slash_command_body,
+    FakeSlack,
+    block_action_body,
+    event_body,
+    signed_headers,
+    slash_command_body,
 )
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly, wait_healthy
 
 SECRET = "test-signing-secret"
 DEFAULT_NOTE = "on the default budget"
@@ -72,6 +75,16 @@ class World:
         """The texts the bot sent to response_urls, oldest first."""
         return [r.get("text", "") for r in self.slack.responses]
 
+    async def settled(self) -> None:
+        """Wait until the bot has nothing left to do: no job queued or running (its /healthz),
+        and no delivery pending in its outbox (read from the database: /healthz does not say)."""
+        async def idle() -> bool:
+            health = await wait_healthy(self.proc, self.base)
+            with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
+                [(pending,)] = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchall()
+            return health["queued"] == health["running"] == pending == 0
+        await self.slack.wait_for(idle)
+
     def statuses(self) -> list:
         """The bot's status messages in C1 (those with our context block)."""
         return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
@@ -95,17 +108,14 @@ async def world(tmp_path: Path, request):
         for user in ("U1", "U2"):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
-        port = free_port()
         env = bot_env(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url, PORT=str(port),
+                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
                    DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", IMAGINE_CONFIG=str(config),
                    SLACK_ALERT_CHANNEL="CMODS")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        world = World(gemini, slack, f"http://127.0.0.1:{port}", proc, tmp_path / "bot.db")
+        # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
+        proc, base = await start_bot("run", env, tmp_path)
+        world = World(gemini, slack, base, proc, tmp_path / "bot.db")
         try:
-            await wait_healthy(world.proc, world.base)
             yield world
         finally:
             await stop_cleanly(proc)
@@ -148,7 +158,7 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     status, _, _ = await world.event(reply, "Ev-reply-1", extra={"X-Slack-Retry-Num": "1",
                                                                 "X-Slack-Retry-Reason": "http_timeout"})
     assert status == 200
-    await asyncio.sleep(1.0)
+    await world.settled()
     assert len(gemini.requests) == 2 and len(slack.uploads) == 2
     # Health and Prometheus metrics on the same HTTP port.
     async with aiohttp.ClientSession() as session:
@@ -164,6 +174,9 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     await world.event(reply2, "Ev-reply-2")
     await slack.wait_for(lambda: len(slack.uploads) == 3)
     assert gemini.requests[2].input_images == [edited.data]
+    # Stopped, the bot has let every acked listener finish: the retried event made no job of its own.
+    await stop_cleanly(world.proc)
+    assert len(read_jobs(world.db)) == 3
 
 
 async def test_a_relaxed_request_is_answered_in_its_thread_by_the_flex_lane_at_half_price(world):
@@ -212,8 +225,9 @@ async def test_forged_and_stale_requests_are_rejected_and_change_nothing(world):
     assert status == 401
     status, _, _ = await world.post(body, timestamp=int(time.time()) - 600)
     assert status == 401
-    await asyncio.sleep(0.3)
+    await stop_cleanly(world.proc)  # every request it took is handled to the end: nothing more can happen
     assert world.slack.calls_to("chat.postMessage") == [] and world.gemini.requests == []
+    assert read_jobs(world.db) == {}
 
 
 async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
@@ -230,8 +244,9 @@ async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
     status, _, _ = await world.event({"type": "message", "channel": "C1", "user": "U2", "text": "hello",
                                       "ts": "1800000000.000500", "thread_ts": "1700000000.999999"}, "Ev-x")
     assert status == 200
-    await asyncio.sleep(0.3)
+    await stop_cleanly(world.proc)  # its listener (acked already) runs to the end first
     assert world.gemini.requests == [] and slack.calls_to("chat.postMessage") == []
+    assert read_jobs(world.db) == {}
 
 
 async def test_non_image_reply_is_refused_in_the_thread(world):

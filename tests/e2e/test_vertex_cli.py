@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bot.cli import EXIT_CONFIG, EXIT_INVALID, EXIT_OK
-from tests.e2e.bot_process import bot_env, free_port
+from tests.support.bot_process import bot_env
 from tests.e2e.test_cli import assert_one_error_line, run_cli
 from tests.fakes.vertex_server import PROJECT, TOKEN, FakeVertex, write_credentials_file
 
@@ -54,7 +54,7 @@ async def test_imagine_through_vertex_from_a_dotenv_is_rendered_and_settled(fake
 async def test_run_with_an_api_key_and_vertex_on_exits_4_naming_the_conflict(fake, tmp_path):
     write_dotenv(tmp_path, fake)
     run = await run_cli(env(tmp_path, GEMINI_API_KEY="a-leftover-key", SLACK_BOT_TOKEN="xoxb-test",
-                            SLACK_SIGNING_SECRET="secret", PORT=str(free_port())), tmp_path, "run", timeout=15)
+                            SLACK_SIGNING_SECRET="secret", PORT="0"), tmp_path, "run", timeout=15)
     assert run.code == EXIT_CONFIG, run.stderr
     line = run.stderr.strip().splitlines()[-1]
     assert "GEMINI_API_KEY" in line and "GOOGLE_GENAI_USE_VERTEXAI" in line, run.stderr

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import io
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NoReturn, Self
 
 from aiohttp import web
+
+from tests.support.probe import eventually
 
 
 class LoopbackServer:
@@ -45,17 +46,11 @@ class LoopbackServer:
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> None:
         """Poll until predicate() (sync or async) is true; else fail showing the calls so far."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            result = predicate()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            if asyncio.get_running_loop().time() >= deadline:
-                raise AssertionError(f"condition not met after {timeout}s; {self.label} calls so far:\n"
-                                     + self.summary())
-            await asyncio.sleep(0.01)
+        try:
+            await eventually(predicate, timeout, interval=0.01)
+        except AssertionError:
+            raise AssertionError(f"condition not met after {timeout}s; {self.label} calls so far:\n"
+                                 + self.summary()) from None
 
     async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self._app(), access_log=None, **self._runner_options)

@@ -15,86 +15,28 @@ Wire format, as slack_sdk 3.48 sends it:
   a non-200 answer raises SlackRequestError) -> files.completeUploadExternal (``files``
   as a JSON string). No files.info call since 3.23.
 
-Also here: helpers that build signed requests to a bolt app as Slack sends them.
+Requests a bolt app receives, signed as Slack signs them: tests/fakes/slack_requests.py.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import mimetypes
-import secrets
-import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.slack_model import (
+    TS_START, MAX_TEXT, MAX_BLOCKS, LOGIN_HTML, Call, Message, Upload, SlackError,
+)
+from tests.fakes.slack_methods import WebApiMethods
+from tests.fakes.slack_requests import block_action_body, event_body, signed_headers, slash_command_body
 
-TS_START = 1_700_000_000_000_100  # microseconds; ts strings look like "1700000000.000100"
-MAX_TEXT = 40_000  # chat.* reject longer text with msg_too_long
-MAX_BLOCKS = 50
-# What files.slack.com answers a request for url_private without a valid token: a 200
-# sign-in page, not a 401; bots that skip the header "download" this HTML as the image.
-LOGIN_HTML = """<!DOCTYPE html>
-<html lang="en-US" class="">
-<head><meta charset="utf-8"><title>Slack</title>
-<meta name="referrer" content="no-referrer"></head>
-<body class="full_height"><div id="page"><div id="page_contents">
-<h1>Sign in to your workspace</h1>
-<form id="signin_form" action="/" method="post"><input type="hidden" name="signin" value="1">
-<input type="email" name="email" placeholder="name@work-email.com">
-<button id="signin_btn" type="submit">Sign In</button></form>
-</div></div></body>
-</html>
-"""
-# A target nobody listens on: a helper's default response_url must not reach the internet.
-DEAD_URL = "http://127.0.0.1:9"
+# Tests import the fake and the request builders from here.
+__all__ = ["FakeSlack", "Call", "Message", "Upload", "SlackError", "block_action_body", "event_body",
+           "signed_headers", "slash_command_body"]
 
 
-@dataclass
-class Call:
-    method: str
-    args: dict  # query + form + JSON args merged; JSON-string args (files, blocks) parsed
-    headers: dict[str, str]  # keys lower-cased
-
-
-@dataclass
-class Message:
-    channel: str
-    ts: str
-    text: str
-    blocks: list | None
-    thread_ts: str | None
-    user: str  # the bot user id
-    deleted: bool = False
-    ephemeral_user: str | None = None
-    files: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Upload:
-    file_id: str
-    filename: str
-    data: bytes
-    channel: str | None
-    thread_ts: str | None
-    initial_comment: str | None
-    title: str | None
-    deleted: bool = False
-
-
-class SlackError(Exception):
-    """Raised inside a method handler; becomes {"ok": false, "error": ...}."""
-
-    def __init__(self, error: str, **extra):
-        super().__init__(error)
-        self.body = {"ok": False, "error": error, **extra}
-
-
-class FakeSlack(LoopbackServer):
+class FakeSlack(WebApiMethods, LoopbackServer):
     label = "Slack"
 
     def __init__(self, *, bot_token: str = "xoxb-test", team_id: str = "T1",
@@ -294,140 +236,6 @@ class FakeSlack(LoopbackServer):
             raise SlackError("channel_not_found")
         return args[key]
 
-    # -- API methods: each returns the body after "ok": true, or raises SlackError --------
-
-    def _auth_test(self, args: dict) -> dict:
-        return {"url": "https://imagine-test.slack.com/", "team": "Imagine Test",
-                "user": "imagine", "team_id": self.team_id, "user_id": self.bot_user_id,
-                "bot_id": self.bot_id, "is_enterprise_install": False}
-
-    def _post_message(self, args: dict) -> dict:
-        channel = self._channel(args)
-        self._check_content(args, need=True)
-        m = Message(channel, self._next_ts(), args.get("text") or "", args.get("blocks"),
-                    args.get("thread_ts") or None, self.bot_user_id)
-        self.messages[channel].append(m)
-        return {"channel": channel, "ts": m.ts, "message": self._message_json(m)}
-
-    def _update(self, args: dict) -> dict:
-        channel = self._channel(args)
-        m = self._find(channel, args.get("ts"))
-        self._check_content(args, need=False)
-        if "text" in args:
-            m.text = args["text"] or ""
-        if "blocks" in args:  # Slack keeps old blocks when omitted; [] removes them
-            m.blocks = args["blocks"]
-        return {"channel": channel, "ts": m.ts, "text": m.text, "message": self._message_json(m)}
-
-    def _post_ephemeral(self, args: dict) -> dict:
-        channel = self._channel(args)
-        if not args.get("user"):
-            raise SlackError("user_not_found")
-        self._check_content(args, need=True)
-        m = Message(channel, self._next_ts(), args.get("text") or "", args.get("blocks"),
-                    args.get("thread_ts") or None, self.bot_user_id, ephemeral_user=args["user"])
-        self.messages[channel].append(m)
-        return {"message_ts": m.ts}
-
-    def _delete(self, args: dict) -> dict:
-        channel = self._channel(args)
-        m = self._find(channel, args.get("ts"))
-        m.deleted = True
-        return {"channel": channel, "ts": m.ts}
-
-    def _files_delete(self, args: dict) -> dict:
-        # Deleting a file also removes the messages it was shared in, as on Slack.
-        uploads = [u for u in self.uploads if u.file_id == args.get("file") and not u.deleted]
-        if not uploads:
-            raise SlackError("file_not_found")
-        uploads[0].deleted = True
-        for messages in self.messages.values():
-            for m in messages:
-                if args["file"] in m.files:
-                    m.deleted = True
-        return {}
-
-    def _users_info(self, args: dict) -> dict:
-        uid = args.get("user")
-        if uid == self.bot_user_id:
-            return {"user": {"id": uid, "team_id": self.team_id, "name": "imagine", "deleted": False,
-                             "real_name": "Imagine", "is_admin": False, "is_owner": False,
-                             "is_bot": True, "is_app_user": False, "updated": 1_700_000_000,
-                             "profile": {"bot_id": self.bot_id, "api_app_id": self.app_id,
-                                         "real_name": "Imagine", "team": self.team_id}}}
-        if uid not in self.users:
-            raise SlackError("user_not_found")
-        return {"user": self.users[uid]}
-
-    def _get_upload_url(self, args: dict) -> dict:
-        try:
-            filename, length = args["filename"], int(args["length"])
-        except (KeyError, TypeError, ValueError):
-            raise SlackError("invalid_arguments") from None
-        file_id = self._new_file_id()
-        self._pending[file_id] = {"filename": filename, "length": length, "data": None}
-        return {"upload_url": f"{self.root}/upload/{file_id}", "file_id": file_id}
-
-    def _complete_upload(self, args: dict) -> dict:
-        items = args.get("files")
-        if not isinstance(items, list) or not items or not all(isinstance(f, dict) for f in items):
-            raise SlackError("invalid_arguments")
-        if any(self._pending.get(f.get("id"), {}).get("data") is None for f in items):
-            raise SlackError("file_not_found")  # unknown id, or its bytes never arrived
-        channels = [args["channel_id"]] if args.get("channel_id") else \
-            [c for c in str(args.get("channels") or "").split(",") if c]
-        thread_ts, comment = args.get("thread_ts") or None, args.get("initial_comment")
-        out = []
-        for item in items:
-            pending = self._pending.pop(item["id"])
-            title = item.get("title") or pending["filename"]
-            self.uploads.append(Upload(item["id"], pending["filename"], pending["data"],
-                                       channels[0] if channels else None, thread_ts, comment,
-                                       item.get("title")))
-            out.append(self._file_object(item["id"], pending["filename"], title,
-                                         len(pending["data"]), self.bot_user_id))
-        for channel in channels:  # one message carries all the files and the comment
-            m = Message(channel, self._next_ts(), comment or "", None, thread_ts,
-                        self.bot_user_id, files=[f["id"] for f in out])
-            self.messages[channel].append(m)
-            for f in out:
-                entry = {"ts": m.ts, "channel_name": channel, "team_id": self.team_id,
-                         "share_user_id": self.bot_user_id, "source": "UNKNOWN"}
-                if thread_ts:
-                    entry.update(thread_ts=thread_ts, reply_count=0, reply_users=[])
-                self._meta[f["id"]]["shares"].setdefault("public", {}).setdefault(channel, []).append(entry)
-                self._meta[f["id"]]["channels"].append(channel)
-        # Sharing is asynchronous on real Slack: this answer carries no shares/channels and
-        # so no message ts. Snapshots taken above, before the share, keep them empty.
-        return {"files": out}
-
-    def _files_info(self, args: dict) -> dict:
-        if args.get("file") not in self._meta:
-            raise SlackError("file_not_found")
-        return {"file": self._meta[args["file"]], "comments": [],
-                "response_metadata": {"next_cursor": ""}}
-
-    def _file_object(self, file_id: str, name: str, title: str, size: int, user: str,
-                     mimetype: str | None = None) -> dict:
-        mimetype = mimetype or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        ext = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
-        key = f"{self.team_id}-{file_id}"  # Slack's url_private paths are /files-pri/T-F/name
-        now = int(time.time())
-        obj = {"id": file_id, "created": now, "timestamp": now, "name": name, "title": title,
-               "mimetype": mimetype, "filetype": ext, "pretty_type": ext.upper(), "user": user,
-               "user_team": self.team_id, "editable": False, "size": size, "mode": "hosted",
-               "is_external": False, "external_type": "", "is_public": True,
-               "public_url_shared": False, "display_as_bot": False, "username": "",
-               "url_private": f"{self.root}/files-pri/{key}/{name}",
-               "url_private_download": f"{self.root}/files-pri/{key}/download/{name}",
-               "media_display_type": "unknown",
-               "permalink": f"https://imagine-test.slack.com/files/{user}/{file_id}/{name}",
-               "permalink_public": f"https://slack-files.com/{key}-0123456789",
-               "comments_count": 0, "has_rich_preview": False, "file_access": "visible"}
-        self._meta[file_id] = {**obj, "shares": {}, "channels": [], "groups": [], "ims": [],
-                               "has_more_shares": False}
-        return {**obj, "shares": {}, "channels": [], "groups": [], "ims": [], "has_more_shares": False}
-
     # -- non-API endpoints --------------------------------------------------------------
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -468,69 +276,3 @@ class FakeSlack(LoopbackServer):
             return web.Response(text="invalid_payload", status=400, content_type="text/html")
         self.responses.append(body)
         return web.Response(text="ok", content_type="text/html")  # like incoming webhooks
-
-
-# -- requests from Slack to a bolt app ---------------------------------------------------
-
-
-def signed_headers(body: str, signing_secret: str, *, timestamp: int | None = None) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(signing_secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
-
-
-def _trigger_id() -> str:
-    # Unique per invocation, like Slack's: the bot uses it to spot retries.
-    return f"{int(time.time())}.1234567890.{secrets.token_hex(16)}"
-
-
-def slash_command_body(command: str, text: str, *, user_id: str = "U1", channel_id: str = "C1",
-                       team_id: str = "T1", trigger_id: str | None = None,
-                       response_url: str | None = None, api_app_id: str = "A1") -> str:
-    """application/x-www-form-urlencoded, fields in the order Slack sends them."""
-    return urlencode({
-        "token": "verification-token-unused", "team_id": team_id, "team_domain": "imagine-test",
-        "channel_id": channel_id, "channel_name": "general", "user_id": user_id,
-        "user_name": user_id.lower(), "command": command, "text": text, "api_app_id": api_app_id,
-        "is_enterprise_install": "false",
-        "response_url": response_url or f"{DEAD_URL}/commands/{team_id}/1/unused",
-        "trigger_id": trigger_id or _trigger_id()})
-
-
-def event_body(event: dict, *, event_id: str, team_id: str = "T1", api_app_id: str = "A1",
-               bot_user_id: str = "UBOT") -> str:
-    return json.dumps({
-        "token": "verification-token-unused", "team_id": team_id, "context_team_id": team_id,
-        "context_enterprise_id": None, "api_app_id": api_app_id, "event": event,
-        "type": "event_callback", "event_id": event_id, "event_time": int(time.time()),
-        "authorizations": [{"enterprise_id": None, "team_id": team_id, "user_id": bot_user_id,
-                            "is_bot": True, "is_enterprise_install": False}],
-        "is_ext_shared_channel": False, "event_context": f"4-eyJldCI6Im1lc3NhZ2UifQ-{event_id}"})
-
-
-def block_action_body(action_id: str, value: str, *, user_id: str = "U1", channel_id: str = "C1",
-                      team_id: str = "T1", message_ts: str | None = None,
-                      container: dict | None = None, response_url: str | None = None,
-                      block_id: str = "b1", api_app_id: str = "A1", message: dict | None = None) -> str:
-    """Form body ``payload=<JSON>`` of a button click; ``container`` overrides the message one
-    (pass {"type": "message", "is_ephemeral": True, ...} for a button in an ephemeral)."""
-    ts = message_ts or "1700000000.000100"
-    container = container or {"type": "message", "message_ts": ts, "channel_id": channel_id,
-                              "is_ephemeral": False}
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
-        "api_app_id": api_app_id, "token": "verification-token-unused", "container": container,
-        "trigger_id": _trigger_id(), "team": {"id": team_id, "domain": "imagine-test"},
-        "enterprise": None, "is_enterprise_install": False,
-        "channel": {"id": channel_id, "name": "general"},
-        "state": {"values": {}},
-        "response_url": response_url or f"{DEAD_URL}/actions/{team_id}/1/unused",
-        "actions": [{"action_id": action_id, "block_id": block_id,
-                     "text": {"type": "plain_text", "text": action_id, "emoji": True},
-                     "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}]}
-    if container.get("type") == "message" and not container.get("is_ephemeral"):
-        # Slack includes the clicked message only when it is not ephemeral.
-        payload["message"] = message or {"type": "message", "ts": container.get("message_ts", ts),
-                                         "user": "UBOT", "bot_id": "BBOT", "text": "", "blocks": []}
-    return urlencode({"payload": json.dumps(payload)})

@@ -8,7 +8,7 @@ from PIL import Image
 
 from bot import images
 from bot.types import InvalidRequest
-from tests.conftest import png_bytes
+from tests.support.images import png_bytes
 
 
 def noisy_png(width: int, height: int) -> bytes:

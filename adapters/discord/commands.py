@@ -1,0 +1,436 @@
+"""What Discord users do, turned into core requests: /imagine, /imagine-usage,
+/imagine-budget, the "Edit image" menu, replies and thread messages, and the
+buttons. Each handler answers in Discord's terms; the core decides.
+
+/imagine defers at once (Discord wants an answer within 3 s), submits to the
+core, turns the deferred reply into the status message and opens a thread on
+it; the outbox then drives adapters/discord/delivery.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from adapters.discord import render
+from adapters.discord.components import EditModal, confirm_view
+from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
+from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
+from adapters.status import NOT_STARTED
+from bot.money.budgets import Period
+from bot.service import Caller, ImagineService
+from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
+
+if TYPE_CHECKING:  # names used only in annotations
+    from adapters.discord.client import ImagineClient
+    from bot.types import Outcome
+
+log = logging.getLogger(__name__)
+SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+MAX_ATTACHMENT_BYTES = 14 * 1024 * 1024
+# Every aspect ratio some model in the catalog takes (Discord allows 25 choices).
+RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
+
+
+# The lanes by the names Slack's flags use (--relax, --batch, --priority); no choice is Standard.
+LANE_CHOICES = [
+    app_commands.Choice(name="relax (Flex): half price, within 15 minutes", value="flex"),
+    app_commands.Choice(name="batch: half price, within hours", value="batch"),
+    app_commands.Choice(name="priority: dearer, never shed", value="priority"),
+]
+
+
+def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=v, value=v) for v in values]
+
+
+class Handlers:
+    """The commands and what answers users: one per Discord client."""
+
+    def __init__(self, service: ImagineService, alert_channel: int | None) -> None:
+        self._service, self._alert_channel = service, alert_channel
+        self._one_at_a_time = OneAtATime()
+        self.client: ImagineClient  # set by the client that owns these handlers
+
+    async def check_guild(self, guild: discord.Guild) -> None:
+        """Leave a guild that is not on the [access] teams allow-list: the app may be
+        public, and anyone could add it to their server."""
+        if self._service.team_allowed(str(guild.id)):
+            return
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:  # its requests are still refused by the core
+            log.warning(
+                "discord: guild %s (%s) is not on the [access] teams allow-list, and leaving it failed: %s %s",
+                guild.id,
+                guild.name,
+                exc.status,
+                exc.text,
+            )
+            return
+        log.warning("discord: left guild %s (%s): not on the [access] teams allow-list", guild.id, guild.name)
+
+    # -- commands ---------------------------------------------------------
+
+    def add_commands(self, tree: app_commands.CommandTree) -> None:
+        handlers = self
+
+        @app_commands.command(name="imagine", description="Make an image from a prompt")
+        @app_commands.guild_only()
+        @app_commands.describe(
+            prompt="What to draw",
+            aspect="Aspect ratio",
+            size="Image size",
+            model="Model (pro is best, flash is cheaper)",
+            lane="relax or batch: half price, slower; priority: dearer, never shed",
+            image="An image to edit or use as a reference",
+        )
+        @app_commands.choices(
+            aspect=_choices(RATIOS),
+            size=_choices(["512", "1K", "2K", "4K"]),
+            model=_choices(["pro", "flash", "lite"]),
+            lane=LANE_CHOICES,
+        )
+        async def imagine(
+            interaction: discord.Interaction,
+            prompt: app_commands.Range[str, 1, 2000],
+            aspect: str | None = None,
+            size: str | None = None,
+            model: str | None = None,
+            lane: str | None = None,
+            image: discord.Attachment | None = None,
+        ) -> None:
+            await handlers.on_imagine(interaction, prompt, aspect, size, model, lane, image)
+
+        @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
+        @app_commands.guild_only()
+        async def usage(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            report = await handlers._service.usage(
+                str(interaction.guild_id),
+                str(interaction.user.id),
+                _budget_channel(interaction.channel),
+                platform=PLATFORM,
+            )
+            text = report.detail if isinstance(report, Refused) else render.usage(report)
+            await interaction.followup.send(text, ephemeral=True)
+
+        @app_commands.command(name="imagine-budget", description="Moderators: show or set the server's budget")
+        @app_commands.guild_only()
+        @app_commands.default_permissions(manage_guild=True)
+        @app_commands.describe(action="show or set", usd="New limit in dollars (for set)", period="Budget period")
+        @app_commands.choices(action=_choices(["show", "set"]), period=_choices(["day", "week", "month"]))
+        async def budget(
+            interaction: discord.Interaction,
+            action: str = "show",
+            usd: str | None = None,
+            period: str = Period.MONTH.value,
+        ) -> None:
+            await handlers.on_budget(interaction, action, usd, period)
+
+        # Budgets belong to a server: in DMs nothing would pay for the image.
+        edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=handlers.on_edit_menu))
+        tree.add_command(imagine)
+        tree.add_command(usage)
+        tree.add_command(budget)
+        tree.add_command(edit_menu)
+
+    def _caller(self, interaction: discord.Interaction) -> Caller:
+        # Manage Server in this channel counts as a moderator; the core checks again.
+        admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
+        return Caller(
+            team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin, platform=PLATFORM
+        )
+
+    async def on_imagine(
+        self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, image: discord.Attachment | None
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        try:
+            attachments = (await self._read(image),) if image else ()
+        except InvalidRequest as exc:
+            await self._refuse(interaction, str(exc))
+            return
+        options = {"aspect_ratio": aspect, "size": size, "model": model, "lane": lane}
+        request = ImagineRequest(prompt=prompt, images=attachments, **options, **_asked_by(interaction))
+        await self._present(interaction, await self._service.submit(request), prompt)
+
+    async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        caller = self._caller(interaction)
+        if action == "set":
+            if amount is None:
+                text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
+            else:
+                budget = await self._service.set_budget(caller, amount, period)
+                text = (
+                    budget.detail
+                    if isinstance(budget, Refused)
+                    else (f"Server budget set to {render.usd(budget.limit_micros)} per {budget.period.value}.")
+                )
+        else:
+            statuses = await self._service.show_budgets(caller)
+            text = statuses.detail if isinstance(statuses, Refused) else render.budgets(statuses)
+        await interaction.followup.send(text, ephemeral=True)
+
+    async def on_edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not _image_attachments(message):
+            await interaction.response.send_message("That message has no image to edit.", ephemeral=True)
+            return
+        await interaction.response.send_modal(EditModal(self, message))
+
+    async def on_edit_modal(self, interaction: discord.Interaction, target: discord.Message, instruction: str) -> None:
+        await interaction.response.defer(thinking=True)
+        image_id = await self._service.thread_image(
+            PLATFORM, str(interaction.guild_id), str(target.channel.id), f"msg:{target.id}"
+        )
+        common = _asked_by(interaction)
+        if image_id is not None:
+            outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
+        else:
+            # Anyone's image: it goes to the model as the picture to edit.
+            try:
+                source = await self._read(_image_attachments(target)[0])
+            except InvalidRequest as exc:
+                await self._refuse(interaction, str(exc))
+                return
+            outcome = await self._service.submit(ImagineRequest(prompt=instruction, images=(source,), **common))
+        await self._present(interaction, outcome, instruction, edit=True)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A reply to a bot image, or any message in a bot image thread, edits it."""
+        if message.author.bot or message.guild is None or not message.content.strip():
+            return
+        guild = str(message.guild.id)
+        image_id = None
+        if message.reference and message.reference.message_id:
+            image_id = await self._service.thread_image(
+                PLATFORM, guild, str(message.reference.channel_id), f"msg:{message.reference.message_id}"
+            )
+        if image_id is None and isinstance(message.channel, discord.Thread):
+            image_id = await self._service.thread_image(
+                PLATFORM, guild, str(message.channel.id), str(message.channel.id)
+            )
+        if image_id is None:
+            return
+        try:
+            attachments = tuple([await self._read(a) for a in message.attachments])
+        except InvalidRequest as exc:
+            await message.reply(str(exc), mention_author=False)
+            return
+        request = EditRequest(
+            team=guild,
+            channel=_budget_channel(message.channel),
+            user=str(message.author.id),
+            platform=PLATFORM,
+            parent_image_id=image_id,
+            instruction=message.content,
+            images=attachments,
+            announced=True,
+            idempotency_key=f"discord:message:{message.id}",
+        )
+        outcome = await self._service.edit(request)
+        if isinstance(outcome, Accepted):
+            if not outcome.duplicate:  # a duplicate is a replayed message: its status is out already
+                status = functools.partial(
+                    message.reply,
+                    render.status_message(message.content, str(message.author.id), render.queued(outcome), edit=True),
+                    mention_author=False,
+                )
+                if not await self._announce(outcome, status, message.channel, None, message.content):
+                    await _quietly(message.reply(SORRY, mention_author=False))
+        elif isinstance(outcome, NeedsConfirmation):
+            await message.reply(
+                render.confirmation(outcome), view=await self._confirm_view(outcome), mention_author=False
+            )
+        else:
+            await message.reply(outcome.detail, mention_author=False)
+
+    async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
+        if action == "delete":
+            await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
+            if not await self._service.may_delete(job_id, self._caller(interaction)):
+                await interaction.followup.send(
+                    "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
+                )
+                return
+            await cast(discord.Message, interaction.message).delete()  # a button press has its message
+            await interaction.followup.send("Deleted.", ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        job, _ = await self._service.status(job_id)
+        outcome = await self._service.rerun(
+            job_id,
+            self._caller(interaction),
+            platform=PLATFORM,
+            channel=_budget_channel(interaction.channel),
+            size="4K" if action == "4k" else None,
+            idempotency_key=_press_key(interaction, f"{action}:{job_id}"),
+            idempotency_window=PRESS_WINDOW,
+        )
+        await self._present(interaction, outcome, job.spec.prompt if job else "")
+
+    async def on_confirm(self, interaction: discord.Interaction, token: str, *, use_flash: bool) -> None:
+        """[Run] / [Use Flash]: the answer is the core's outcome (a status, or the refusal)."""
+        await interaction.response.defer(thinking=True)
+        async with self._one_at_a_time(token):
+            outcome, request = await self._service.confirm(
+                token,
+                self._caller(interaction),
+                use_flash=use_flash,
+                idempotency_key=_press_key(interaction, f"{'flash' if use_flash else 'run'}:{token}"),
+                idempotency_window=PRESS_WINDOW,
+            )
+        prompt = (
+            "" if request is None else (request.instruction if isinstance(request, EditRequest) else request.prompt)
+        )
+        await self._present(interaction, outcome, prompt, edit=isinstance(request, EditRequest))
+
+    # -- outcomes ---------------------------------------------------------
+
+    async def _present(
+        self, interaction: discord.Interaction, outcome: Outcome, prompt: str, *, edit: bool = False
+    ) -> None:
+        """Turn the deferred reply into a status message, or into a private note."""
+        if isinstance(outcome, Refused):
+            await self._refuse(interaction, outcome.detail)
+        elif isinstance(outcome, NeedsConfirmation):
+            await interaction.delete_original_response()
+            await interaction.followup.send(
+                render.confirmation(outcome), view=await self._confirm_view(outcome), ephemeral=True
+            )
+        elif outcome.duplicate:  # a second press of a button: the first one's job is running
+            await self._refuse(interaction, ALREADY_ON_IT)
+        else:
+            status = functools.partial(
+                interaction.edit_original_response,
+                content=render.status_message(prompt, str(interaction.user.id), render.queued(outcome), edit=edit),
+            )
+            if not await self._announce(outcome, status, interaction.channel, interaction, prompt):
+                await _quietly(self._refuse(interaction, SORRY))
+
+    async def _announce(self, accepted: Accepted, post_status, channel, interaction, prompt: str) -> bool:
+        """Post the job's status (post_status()) and record where it reports. If either
+        fails, the job is cancelled before it may start (it would run, and be charged,
+        unseen) and False is returned: only then may the user hear "nothing was charged"."""
+        status = None
+        try:
+            status = await post_status()
+            if not await self._attach(accepted, status, channel, interaction, prompt):
+                # Cancelled meanwhile (announced after its window): say so, not "Queued".
+                log.warning("discord: job %d was cancelled before its status could be recorded", accepted.job_id)
+                await _quietly(status.edit(content=render.failed(NOT_STARTED)))
+                return True
+        except Exception as exc:
+            log.warning(
+                "discord: job %d could not be announced (%s: %s); cancelling it",
+                accepted.job_id,
+                type(exc).__name__,
+                exc,
+            )
+            if not await self._service.cancel(accepted.job_id):
+                log.error("discord: job %d could not be cancelled: it is no longer queued", accepted.job_id)
+                return True
+            if status is not None:  # not "Queued" for a job that will never run
+                await _quietly(status.edit(content=render.failed(NOT_STARTED)))
+            return False
+        if self._alert_channel:
+            for alert in accepted.alerts:
+                try:
+                    await self.client.channel(self._alert_channel).send(f"💰 {alert}")
+                except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
+                    log.exception("discord: could not post a budget alert")
+        return True
+
+    async def _attach(self, accepted: Accepted, status: discord.Message, channel, interaction, prompt: str) -> bool:
+        """Open the result thread (or use the one we are in) and record where the job reports;
+        False when the job was cancelled meanwhile."""
+        own_thread = not isinstance(channel, discord.Thread)
+        thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
+        context = {
+            "channel": str(status.channel.id),
+            "status": str(status.id),
+            "thread": str(thread.id),
+            # Only a thread the bot opened for the image turns every message in it into an edit.
+            "own_thread": own_thread,
+        }
+        if interaction is not None:
+            context.update(
+                app_id=str(interaction.application_id),
+                token=interaction.token,
+                token_expires=time.time() + TOKEN_LIFETIME,
+            )
+        return await self._service.attach_delivery(accepted.job_id, context)
+
+    async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.delete_original_response()
+        await interaction.followup.send(render.clip(text), ephemeral=True)
+
+    async def _confirm_view(self, outcome: NeedsConfirmation) -> discord.ui.View:
+        return confirm_view(outcome, await self._service.hold_confirmation(outcome))
+
+    # -- errors and helpers -----------------------------------------------
+
+    async def on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await self.on_interaction_error(interaction, error)
+
+    async def on_interaction_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        # One place for failures in commands: the trace to the log, one line to the user.
+        log.error("discord: interaction %s failed", interaction.id, exc_info=error)
+        try:
+            if interaction.response.is_done():
+                # After defer(thinking=True) the first follow-up would replace the public
+                # "thinking" message; say it privately instead.
+                await interaction.delete_original_response()
+                await interaction.followup.send(SORRY, ephemeral=True)
+            else:
+                await interaction.response.send_message(SORRY, ephemeral=True)
+        except discord.HTTPException:
+            log.exception("discord: could not tell the user about the failure")
+
+    async def _read(self, attachment: discord.Attachment) -> InputImage:
+        if attachment.size > MAX_ATTACHMENT_BYTES:
+            raise InvalidRequest(f"{attachment.filename} is larger than 14 MB.")
+        if attachment.content_type and not attachment.content_type.startswith("image/"):
+            raise InvalidRequest(f"{attachment.filename} is not an image (PNG, JPEG or WebP).")
+        try:
+            data = await attachment.read()
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
+        return InputImage(data=data, mime=attachment.content_type or "image/png")
+
+
+async def _quietly(telling) -> None:
+    """Tell the user something when the platform may already be failing us."""
+    try:
+        await telling
+    except discord.HTTPException as exc:
+        log.warning("discord: could not tell the user: %s %s", exc.status, exc.text)
+
+
+def _press_key(interaction: discord.Interaction, button: str) -> str:
+    """The message, the button (with its job or question) and the user."""
+    message = str(interaction.message.id) if interaction.message else ""
+    return press_key(PLATFORM, message, button, str(interaction.user.id))
+
+
+def _asked_by(interaction: discord.Interaction) -> dict[str, Any]:
+    """Who asked, where, and the key that makes a replayed interaction the same request."""
+    where = {"team": str(interaction.guild_id), "channel": _budget_channel(interaction.channel)}
+    who = {"user": str(interaction.user.id), "platform": PLATFORM}
+    return {**where, **who, "announced": True, "idempotency_key": f"discord:interaction:{interaction.id}"}
+
+
+def _budget_channel(channel) -> str:
+    """The channel budgets and channel rules apply to: a thread counts as its parent."""
+    return str(channel.parent_id if isinstance(channel, discord.Thread) else channel.id)
+
+
+def _image_attachments(message: discord.Message) -> list[discord.Attachment]:
+    return [a for a in message.attachments if (a.content_type or "").startswith("image/")]

@@ -1,0 +1,408 @@
+"""What Slack sends the bot, turned into core requests: /imagine, /imagine-usage,
+/imagine-budget, replies in an image's thread, and the buttons. Each listener
+answers in Slack's terms (a status message, an ephemeral note); the core decides.
+
+Flow of /imagine: ack at once (Slack wants an answer within 3 s, and no call
+to Google happens before it), submit to the core, post a status message and
+record its ts on the job; the outbox then drives adapters/slack/delivery.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlparse
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
+from adapters.slack import render
+from adapters.slack.parse import USAGE, parse_imagine
+from adapters.status import NOT_STARTED
+from bot.money.budgets import Period
+from bot.service import Caller, ImagineService
+from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
+
+if TYPE_CHECKING:  # names used only in annotations
+    from bot.types import Outcome
+
+log = logging.getLogger(__name__)
+PLATFORM = "slack"
+SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
+# Slack serves user files from here; a bot token must never be sent anywhere else.
+SLACK_FILE_HOSTS = {"files.slack.com"}
+MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
+ADMIN_CACHE_TTL = 300
+
+
+class Listeners:
+    """The bolt listeners of one Slack app, and what they share: the core, the Web
+    API client, the alert channel and a short cache of who is a workspace admin."""
+
+    def __init__(
+        self,
+        service: ImagineService,
+        client: AsyncWebClient,
+        *,
+        token: str,
+        alert_channel: str | None,
+        api_url: str | None,
+    ) -> None:
+        self._service, self.client, self._token = service, client, token
+        self._alert_channel = alert_channel
+        # (scheme, host) pairs the bot token may be sent to: Slack's file host, and
+        # the host of SLACK_API_URL (tests and proxies serve files beside the API).
+        self._file_hosts = {("https", host) for host in SLACK_FILE_HOSTS}
+        if api_url:
+            api = urlparse(api_url)
+            self._file_hosts.add((api.scheme, api.netloc))
+        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._one_at_a_time = OneAtATime()
+
+    def register(self, app: AsyncApp, tracked) -> None:
+        """Every listener on `app`, each wrapped by `tracked` (so shutdown can wait for it)."""
+        app.command("/imagine")(tracked(self._on_imagine))
+        app.command("/imagine-usage")(tracked(self._on_usage))
+        app.command("/imagine-budget")(tracked(self._on_budget))
+        app.event("message")(tracked(self._on_message))
+        app.action(render.ACTION_REROLL)(tracked(self._on_rerun))
+        app.action(render.ACTION_4K)(tracked(self._on_rerun))
+        app.action(render.ACTION_DELETE)(tracked(self._on_delete))
+        app.action(render.ACTION_RUN)(tracked(self._on_confirmed))
+        app.action(render.ACTION_USE_FLASH)(tracked(self._on_confirmed))
+        app.error(self._on_error)
+
+    async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
+        # The one place a failure in a listener ends: the trace goes to the
+        # log, the user gets one line and never the exception text.
+        log.error("slack listener failed", exc_info=error)
+        if respond is not None and isinstance(body, dict) and body.get("response_url"):
+            try:
+                await respond(text=SORRY, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.exception("could not tell the user about the failure")
+
+    async def _on_imagine(self, ack, command: dict, respond) -> None:
+        try:
+            parsed = parse_imagine(command.get("text", ""))
+        except InvalidRequest as exc:
+            await ack(response_type="ephemeral", text=str(exc))
+            return
+        if not parsed.prompt:
+            await ack(response_type="ephemeral", text=f"Tell me what to draw. {USAGE}")
+            return
+        await ack()
+        key = f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None
+        options = {name: getattr(parsed, name) for name in ("aspect_ratio", "size", "model", "lane")}
+        request = ImagineRequest(
+            prompt=parsed.prompt,
+            delivery={"channel": command["channel_id"]},
+            **options,
+            **_asked(command["team_id"], command["channel_id"], command["user_id"], key),
+        )
+        await self._present(
+            await self._service.submit(request), parsed.prompt, request.channel, request.user, None, respond=respond
+        )
+
+    async def _on_message(self, event: dict, body: dict) -> None:
+        """A reply in the thread of a bot image edits that image."""
+        thread_ts = event.get("thread_ts")
+        if (
+            not thread_ts
+            or thread_ts == event.get("ts")
+            or event.get("bot_id")
+            or event.get("subtype") not in (None, "file_share")
+            or not event.get("user")
+        ):
+            return
+        team = cast(str, body.get("team_id") or event.get("team"))  # one of them is always there
+        channel, user = event["channel"], event["user"]
+        image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
+        if image_id is None:
+            return  # not one of our threads
+        try:
+            attachments = tuple([await self._download(f) for f in event.get("files", [])])
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), thread_ts)
+            return
+        key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
+        request = EditRequest(
+            parent_image_id=image_id,
+            instruction=event.get("text", ""),
+            images=attachments,
+            delivery={"channel": channel, "thread_ts": thread_ts},
+            **_asked(team, channel, user, key),
+        )
+        await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
+
+    async def _on_rerun(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        job, _ = await self._service.status(int(action["value"]))
+        size = "4K" if action["action_id"] == render.ACTION_4K else None
+        outcome = await self._service.rerun(
+            int(action["value"]),
+            Caller(team=_team(body), user=user),
+            platform=PLATFORM,
+            channel=channel,
+            size=size,
+            delivery={"channel": channel, "thread_ts": thread_ts},
+            idempotency_key=_press_key(body, action),
+            idempotency_window=PRESS_WINDOW,
+        )
+        await self._present(
+            outcome,
+            job.spec.prompt if job else "",
+            channel,
+            user,
+            thread_ts,
+            respond=respond,
+            edit=bool(job and job.spec.parent_image_id),
+        )
+
+    async def _on_delete(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        caller = Caller(team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user))
+        job_id = int(action["value"])
+        if not await self._service.may_delete(job_id, caller):
+            await respond(
+                text="Only the person who asked for this image, or a moderator, can delete it.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        job, _ = await self._service.status(job_id)
+        if job and job.delivery.get("file_id"):
+            await self.client.files_delete(file=job.delivery["file_id"])
+        message = body.get("message") or {}
+        await self.client.chat_update(
+            channel=body["channel"]["id"],
+            ts=cast(str, message.get("ts")),
+            text=f"Image deleted by <@{user}>.",
+            blocks=[],
+        )
+
+    async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
+        """[Run] / [Use Flash]: the answer is the core's outcome, never a "going ahead" before it."""
+        await ack()
+        user = body["user"]["id"]
+        async with self._one_at_a_time(action["value"]):
+            outcome, request = await self._service.confirm(
+                action["value"],
+                Caller(team=_team(body), user=user),
+                use_flash=action["action_id"] == render.ACTION_USE_FLASH,
+                idempotency_key=_press_key(body, action),
+                idempotency_window=PRESS_WINDOW,
+            )
+        if request is None or isinstance(outcome, Refused):
+            # In place of the question: its buttons can do nothing more.
+            # (Without a request, the outcome is the refusal.)
+            refused = cast(Refused, outcome)
+            await respond(text=refused.detail, response_type="ephemeral", replace_original=request is not None)
+            return
+        prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
+        await self._present(
+            outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"), respond=respond
+        )
+        if isinstance(outcome, Accepted) and not outcome.duplicate:
+            try:  # the status message is the answer; the question goes
+                await respond(delete_original=True)
+            except Exception as exc:  # the job is on its way: no "sorry" for a stale question
+                log.warning("slack: could not remove an answered question: %s", exc)
+
+    async def _on_usage(self, ack, command: dict, respond) -> None:
+        await ack()
+        report = await self._service.usage(
+            command["team_id"], command["user_id"], command["channel_id"], platform=PLATFORM
+        )
+        text = report.detail if isinstance(report, Refused) else render.usage(report)
+        await respond(text=text, response_type="ephemeral")
+
+    async def _on_budget(self, ack, command: dict, respond) -> None:
+        await ack()
+        team, user = command["team_id"], command["user_id"]
+        caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
+        words = command.get("text", "").split()
+        action = words[0].lower() if words else "show"
+        if action == "show":
+            statuses = await self._service.show_budgets(caller)
+            text = statuses.detail if isinstance(statuses, Refused) else render.budgets(statuses)
+        elif action == "set" and len(words) in (2, 3):
+            period = words[2] if len(words) == 3 else Period.MONTH.value
+            budget = await self._service.set_budget(caller, words[1], period)
+            text = (
+                budget.detail
+                if isinstance(budget, Refused)
+                else (f"Team budget set to {render.usd(budget.limit_micros)} per {budget.period.value}.")
+            )
+        else:
+            text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
+        await respond(text=text, response_type="ephemeral")
+
+    # -- outcomes ---------------------------------------------------------
+
+    async def _present(
+        self,
+        outcome: Outcome,
+        prompt: str,
+        channel: str,
+        user: str,
+        thread_ts: str | None,
+        *,
+        respond=None,
+        edit: bool | None = None,
+    ) -> None:
+        """Show an outcome: a status message for a new job, an ephemeral note otherwise."""
+        if isinstance(outcome, Refused):
+            await self._tell(outcome.detail, respond, channel, user, thread_ts)
+        elif isinstance(outcome, NeedsConfirmation):
+            message = render.confirmation(outcome, await self._service.hold_confirmation(outcome))
+            if respond is not None:
+                await respond(response_type="ephemeral", replace_original=False, **message)
+            else:
+                await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
+        elif not outcome.duplicate:
+            await self._announce(
+                outcome, prompt, channel, user, thread_ts, respond, edit=thread_ts is not None if edit is None else edit
+            )
+        elif respond is not None:  # a second press of a button: the first one's job is running
+            await self._tell(ALREADY_ON_IT, respond, channel, user, thread_ts)
+
+    async def _announce(
+        self, accepted: Accepted, prompt: str, channel: str, user: str, thread_ts: str | None, respond, *, edit: bool
+    ) -> None:
+        message = render.status_message(prompt, user, render.queued(accepted), edit=edit)
+        try:
+            posted = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message)
+        except Exception as exc:
+            # Without a status message nobody would see the result: undo the job (and its hold).
+            log.warning(
+                "slack: cannot post the status of job %d in %s (%s); cancelling it", accepted.job_id, channel, exc
+            )
+            await self._service.cancel(accepted.job_id)
+            await self._tell(
+                "I can't post in this channel. Invite me with `/invite @imagine` and try again.",
+                respond,
+                channel,
+                user,
+                thread_ts,
+            )
+            return
+        try:
+            live = await self._service.attach_delivery(
+                accepted.job_id,
+                {"channel": channel, "status_ts": posted["ts"], "thread_ts": thread_ts or posted["ts"], "edit": edit},
+            )
+        except Exception:
+            if await self._unannounced(accepted, channel, posted["ts"], prompt, user, edit):
+                raise  # the user hears SORRY, "nothing was charged", which the cancel made true
+            return
+        if not live:  # cancelled meanwhile: the announcement came after the job's window
+            log.warning("slack: job %d was cancelled before its status could be recorded", accepted.job_id)
+            await self._mark_not_started(accepted, channel, posted["ts"], prompt, user, edit)
+            return
+        if not self._alert_channel:
+            return
+        for alert in accepted.alerts:
+            try:
+                await self.client.chat_postMessage(
+                    channel=self._alert_channel, text=f":moneybag: {render.escape(alert)}"
+                )
+            except Exception:  # the job is accepted; a lost alert must not tell the user otherwise
+                log.exception("slack: could not post a budget alert to %s", self._alert_channel)
+
+    async def _unannounced(
+        self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str, edit: bool
+    ) -> bool:
+        """The status is posted but the job could not learn where it is: cancel the
+        job before it may start, and say so in the status instead of "Queued".
+        False when the job could not be cancelled (it started): nothing may then
+        claim that nothing was charged."""
+        log.warning("slack: job %d could not record its status message; cancelling it", accepted.job_id)
+        if not await self._service.cancel(accepted.job_id):
+            log.error("slack: job %d could not be cancelled: it is no longer queued", accepted.job_id)
+            return False
+        await self._mark_not_started(accepted, channel, status_ts, prompt, user, edit)
+        return True
+
+    async def _mark_not_started(
+        self, accepted: Accepted, channel: str, status_ts: str, prompt: str, user: str, edit: bool
+    ) -> None:
+        """Not "Queued" for a job that will never run."""
+        try:
+            await self.client.chat_update(
+                channel=channel,
+                ts=status_ts,
+                **render.status_message(prompt, user, render.failed(NOT_STARTED), edit=edit),
+            )
+        except Exception as exc:
+            log.warning("slack: could not mark job %d's status as not started: %s", accepted.job_id, exc)
+
+    async def _tell(self, text: str, respond, channel: str | None, user: str | None, thread_ts: str | None) -> None:
+        if respond is not None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        elif channel and user:
+            await self._ephemeral(channel, user, text, thread_ts)
+
+    async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+        await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+
+    # -- helpers ----------------------------------------------------------
+
+    async def _download(self, file: dict[str, Any]) -> InputImage:
+        """A user's attached file, fetched with the bot token from Slack's own hosts only."""
+        url = file.get("url_private_download") or file.get("url_private") or ""
+        parsed = urlparse(url)
+        if (parsed.scheme, parsed.netloc) not in self._file_hosts:
+            raise InvalidRequest("I can only read files shared in Slack itself.")
+        if (file.get("size") or 0) > MAX_DOWNLOAD_BYTES:
+            raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with session.get(
+                url, headers={"Authorization": f"Bearer {self._token}"}, allow_redirects=False
+            ) as response:
+                kind = response.headers.get("Content-Type", "")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    data += chunk
+                    if len(data) > MAX_DOWNLOAD_BYTES:
+                        raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
+        if response.status != 200 or kind.startswith("text/html"):
+            # Without files:read Slack answers with its login page, not the file.
+            raise InvalidRequest("I couldn't read that file (does the app have the files:read scope?).")
+        return InputImage(data=bytes(data), mime=file.get("mimetype") or "image/png")
+
+    async def _is_admin(self, team: str, user: str) -> bool:
+        cached = self._admins.get((team, user))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        info = (await self.client.users_info(user=user))["user"]
+        admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+        self._admins[(team, user)] = (time.monotonic() + ADMIN_CACHE_TTL, admin)
+        return admin
+
+
+def _press_key(body: dict, action: dict) -> str:
+    """The message, the button (with its value: the job or the question) and the user."""
+    container = body.get("container") or {}
+    message = (body.get("message") or {}).get("ts") or container.get("message_ts") or ""
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    return press_key(
+        PLATFORM, f"{channel}/{message}", f"{action['action_id']}/{action.get('value', '')}", body["user"]["id"]
+    )
+
+
+def _asked(team: str, channel: str, user: str, key: str | None) -> dict[str, Any]:
+    """Who asked, where, and the key that makes a replayed request (Slack retries) the same one."""
+    where = {"team": team, "channel": channel, "user": user, "platform": PLATFORM}
+    return {**where, "announced": True, "idempotency_key": key}
+
+
+def _team(body: dict) -> str:
+    return (body.get("team") or {}).get("id") or body["user"].get("team_id")

@@ -1,0 +1,43 @@
+"""Who may use the bot, and who may manage a team's money.
+
+A chat team uses the bot when it is on the `[access] teams` allow-list (every
+team is, when there is none); whoever runs the CLI operates the bot, so the
+list does not apply to it. A team's moderators (its policy's list, or the
+platform's own admins) see and set its budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.types import RefusalReason, Refused
+from policies.config import PolicyBook
+
+# The platform of requests made from the terminal (python -m bot imagine).
+CLI_PLATFORM = "cli"
+NOT_ON_ALLOW_LIST = (
+    "This bot isn't enabled for this workspace or server. Ask the bot's operator to add "
+    "it to the allow-list ([access] teams). Nothing was charged."
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and what their platform says about them (admin/owner,
+    Manage Server...). The core decides what that allows."""
+
+    team: str
+    user: str
+    platform_admin: bool = False
+    platform: str = ""
+
+
+def off_allow_list(policies: PolicyBook, team: str, platform: str) -> Refused | None:
+    """The refusal for a chat team the allow-list leaves out; None when it may go on."""
+    if platform == CLI_PLATFORM or policies.allows(team):
+        return None
+    return Refused(RefusalReason.TEAM_NOT_ALLOWED, NOT_ON_ALLOW_LIST)
+
+
+def is_moderator(policies: PolicyBook, caller: Caller) -> bool:
+    return caller.platform_admin or caller.user in policies.for_team(caller.team).moderators

@@ -1,0 +1,95 @@
+"""A team's money as the service reports and changes it: what its members spent,
+every budget's status (the default team budget included), and setting a budget.
+
+Who may ask (the allow-list, moderators) is the service's business; the
+limits are bot.money's; this module reads and writes them through the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.money import to_micros
+from bot.money.admission import with_default_team_budget
+from bot.money.budgets import Budget, BudgetStatus, Period, Scope, budget_from_input, period_start
+from bot.store.ports import Store
+from policies.config import PolicyBook
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    team: str
+    user: str
+    user_spent_today_micros: int
+    user_spent_month_micros: int
+    team_spent_month_micros: int
+    budgets: list[BudgetStatus]
+
+
+class BudgetDesk:
+    def __init__(self, store: Store, policies: PolicyBook, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._policies = policies
+        self._clock = clock
+
+    def default_team_budget(self, team: str) -> Budget | None:
+        """The budget that caps a team with no team budget of its own."""
+        policy = self._policies.for_team(team)
+        return Budget(
+            team=team,
+            scope=Scope.TEAM,
+            scope_id="",
+            limit_micros=to_micros(policy.default_team_budget_usd),
+            period=Period.MONTH,
+            soft_threshold=float(policy.soft_threshold),
+            default=True,
+        )
+
+    async def has_own_team_budget(self, team: str) -> bool:
+        return any(b.scope is Scope.TEAM for b in await self._store.budgets(team))
+
+    async def usage(self, team: str, user: str, channel: str | None) -> UsageReport:
+        now = self._clock()
+        return UsageReport(
+            team=team,
+            user=user,
+            user_spent_today_micros=await self._store.spent(team, user=user, since=period_start(Period.DAY, now)),
+            user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
+            team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
+            budgets=await self._store.budget_statuses(team, channel, user, self.default_team_budget(team)),
+        )
+
+    async def statuses(self, team: str) -> list[BudgetStatus]:
+        """Every budget of the team (the default team budget when it has none of its own), figured now."""
+        statuses = []
+        default = self.default_team_budget(team)
+        for budget in with_default_team_budget(await self._store.budgets(team), default):
+            channel = budget.scope_id if budget.scope is Scope.CHANNEL else None
+            user = budget.scope_id if budget.scope is Scope.USER else None
+            statuses += [
+                s for s in await self._store.budget_statuses(team, channel, user, default) if s.budget == budget
+            ]
+        return statuses
+
+    async def set(
+        self,
+        team: str,
+        user: str,
+        amount_usd: str | Decimal,
+        period: str,
+        *,
+        scope: Scope,
+        scope_id: str,
+        soft_threshold: float | None,
+    ) -> Budget:
+        """Set a budget as typed (InvalidRequest when it makes no sense); the alert threshold
+        defaults to the team's policy."""
+        if soft_threshold is None:
+            soft_threshold = float(self._policies.for_team(team).soft_threshold)
+        budget = budget_from_input(
+            team, amount_usd, period, scope=scope, scope_id=scope_id, soft_threshold=soft_threshold
+        )
+        await self._store.set_budget(budget, updated_by=user)
+        return budget

@@ -1,0 +1,73 @@
+"""The command line's grammar for `python -m bot`: every subcommand and its flags.
+
+`bot.cli` dispatches on what this parses; keeping the grammar apart keeps that
+module about what each command does.
+"""
+
+import argparse
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bot", description="imagine-bot: team image generation")
+    top.add_argument("-v", "--verbose", action="store_true", help="log progress and traces to stderr")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run workers and every configured chat adapter")
+    sub.add_parser("worker", help="run generation workers only (scale-out, any number)")
+    sub.add_parser("web", help="run the HTTP endpoints and Slack only (scale-out)")
+    sub.add_parser("discord", help="run the Discord gateway only (scale-out)")
+    img = sub.add_parser("imagine", help="render one image from the terminal")
+    img.add_argument("prompt")
+    img.add_argument("--ar", help="aspect ratio, e.g. 16:9")
+    img.add_argument("--size", help="1K, 2K or 4K (512 on Flash)")
+    img.add_argument("--model", help="pro, flash, lite or legacy")
+    img.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="IN.png",
+        help="an image to edit or use as reference (repeatable)",
+    )
+    img.add_argument("--out", metavar="OUT.png", help="where to write the image (default imagine-<date>-<time>.png)")
+    img.add_argument("--yes", action="store_true", help="go ahead when the cost needs a confirmation")
+    lanes = img.add_mutually_exclusive_group()
+    lanes.add_argument(
+        "--relax",
+        dest="lane",
+        action="store_const",
+        const="flex",
+        help="the Flex lane: half price, usually within 15 minutes",
+    )
+    lanes.add_argument(
+        "--batch",
+        dest="lane",
+        action="store_const",
+        const="batch",
+        help="the Batch lane: half price, within hours (chat only: the CLI waits for its image)",
+    )
+    lanes.add_argument(
+        "--priority",
+        dest="lane",
+        action="store_const",
+        const="priority",
+        help="the Priority lane: dearer, never shed ([teams.cli] priority = true)",
+    )
+    budget = sub.add_parser("budget", help="show or set spend limits").add_subparsers(dest="action", required=True)
+    show = budget.add_parser("show", help="a team's budgets with spent, held and left")
+    show.add_argument("--team", required=True)
+    put = budget.add_parser("set", help="set a team (or channel, or user) budget")
+    put.add_argument("--team", required=True)
+    put.add_argument("--usd", required=True, help="the limit in dollars, e.g. 50")
+    put.add_argument("--period", default="month", choices=["day", "week", "month"])
+    which = put.add_mutually_exclusive_group()
+    which.add_argument("--channel", help="limit one channel of the team instead")
+    which.add_argument("--user", help="limit one user of the team instead")
+    put.add_argument("--soft", type=float, help="alert threshold as a fraction (default 0.8)")
+    sub.add_parser("doctor", help="check every configured route: key, models, prices, recent errors")
+    usage = sub.add_parser("usage", help="the ledger: what was charged, to whom")
+    usage.add_argument("--team")
+    usage.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC date (default: start of this month)")
+    usage.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    usage.add_argument(
+        "--all-entries", action="store_true", help="also list reservations and releases, not just charges"
+    )
+    return top

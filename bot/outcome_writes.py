@@ -1,0 +1,43 @@
+"""Writing a job's outcome when the call behind it is already paid for.
+
+The image (or the billed failure) exists whatever the database says, so a
+briefly unavailable store is waited out rather than given up on: giving up
+would let the job run, and be paid for, again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from bot.store.ports import StoreUnavailable
+from bot.types import Job
+
+# The worker's logger: these lines read, and are filtered, as the worker's own.
+log = logging.getLogger("bot.worker")
+STORE_WRITE_ATTEMPTS = 6
+T = TypeVar("T")
+
+
+async def write_outcome(write: Callable[[], Awaitable[T]], job: Job) -> T:
+    """Run `write`, retrying while the store is unavailable (with backoff, a few times)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(StoreUnavailable),
+        stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=0.5, max=30),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "job %d: store unavailable while saving its outcome (%s); retrying", job.id, _error_of(state)
+        ),
+    ):
+        with attempt:
+            return await write()
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _error_of(state: RetryCallState) -> BaseException | None:
+    # Before a sleep the attempt has always ended (with the error being retried); tenacity types it optional.
+    return state.outcome.exception() if state.outcome is not None else None

@@ -1,0 +1,49 @@
+"""The bot's own HTTP side on a real store: /healthz reports the queue's depth and every job
+by state (what end-to-end tests probe instead of sleeping), and serve() on port 0 names
+the port it bound."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from bot.http import health_route, serve
+from bot.types import JobState
+from tests.support.jobs import new_job
+
+
+async def healthz(store) -> dict:
+    app = web.Application()
+    app.add_routes([health_route(store, workers=2)])
+    runner = await serve(app, 0, host="127.0.0.1")
+    try:
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as r:
+            assert r.status == 200
+            return await r.json()
+    finally:
+        await runner.cleanup()
+
+
+async def test_healthz_reports_the_queue_depth_and_every_job_by_state(store):
+    assert await healthz(store) == {"status": "ok", "store": True, "workers": 2, "queued": 0, "running": 0,
+                                    "jobs": {}}
+    ids = [(await store.submit(new_job(prompt=prompt), [])).job_id for prompt in ("a", "b", "c")]
+    assert await store.cancel(ids[2])
+    leased = await store.lease("w1", 60)
+    assert leased.id == ids[0]
+    health = await healthz(store)
+    assert (health["queued"], health["running"]) == (1, 1)
+    assert health["jobs"] == {"queued": 1, "running": 1, JobState.CANCELLED.value: 1}
+
+async def test_serving_on_port_0_logs_the_port_bound(caplog):
+    caplog.set_level(logging.INFO, logger="bot.http")
+    runner = await serve(web.Application(), 0, host="127.0.0.1")
+    try:
+        port = runner.addresses[0][1]
+        assert port > 0
+        assert f"HTTP on 127.0.0.1:{port} " in caplog.text
+    finally:
+        await runner.cleanup()

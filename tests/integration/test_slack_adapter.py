@@ -1,0 +1,109 @@
+"""The Slack adapter in this process, against the fake Slack, where a failure
+must be made inside the bot (the store) rather than on the wire."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.app import SORRY, SlackAdapter
+from bot.catalog import load_catalog
+from bot.service import ImagineService
+from bot.settings import Settings
+from bot.store.ports import StoreUnavailable
+from bot.store.sqlite import SQLiteStore
+from bot.types import JobState
+from tests.fakes.slack_server import FakeSlack, slash_command_body
+
+
+@pytest.fixture
+async def slack():
+    async with FakeSlack() as server:
+        server.add_user("U1")
+        yield server
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = SQLiteStore(str(tmp_path / "bot.db"))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_a_job_that_cannot_record_its_status_is_cancelled_before_it_costs_anything(slack, store, monkeypatch):
+    service = ImagineService(store, load_catalog())
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=slack.url,
+                        slack_signing_secret=None)
+    adapter = SlackAdapter(settings, service)
+
+    async def store_lost(job_id: int, context: dict) -> None:
+        raise StoreUnavailable("connection lost")
+
+    monkeypatch.setattr(service, "attach_delivery", store_lost)
+    body = slash_command_body("/imagine", "a koi pond", response_url=slack.response_url())
+    try:
+        await adapter.app.async_dispatch(AsyncBoltRequest(
+            body=body, headers={"content-type": "application/x-www-form-urlencoded"}))
+        await slack.wait_for(lambda: slack.responses)
+    finally:
+        await adapter.close()
+    # The user hears "nothing was charged": the ledger must agree.
+    assert slack.responses[0]["text"] == SORRY
+    job = await store.get_job(1)
+    assert job.state is JobState.CANCELLED
+    assert [row["entry"] for row in await store.ledger()] == ["reservation", "release"]
+    # And the status posted for it no longer says it is queued.
+    [status] = slack.posted("C1")
+    assert "could not start" in status.text and "Queued" not in status.text
+
+
+class ReadOnlyEnviron(Mapping):
+    """os.environ as bolt reads it, refusing every write (a pop or a set raises)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = dict(env)
+
+    def __getitem__(self, key: str) -> str:
+        return self._env[key]
+
+    def __iter__(self):
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+TOKEN_UNUSED = "`token` will be unused"
+
+
+async def test_bolts_token_warning_is_filtered_without_touching_the_environment(monkeypatch, caplog):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url="http://127.0.0.1:9",
+                        slack_signing_secret=None)
+    caplog.set_level(logging.WARNING, logger="slack_bolt")
+    # Only around the constructors: pytest itself writes to the environment between tests.
+    with patch.object(os, "environ", ReadOnlyEnviron(os.environ)):
+        # Bolt does warn when it finds the variable and a client too: the filter is what hides it.
+        AsyncApp(client=AsyncWebClient(token="xoxb-test"), request_verification_enabled=False)
+        assert [r for r in caplog.records if TOKEN_UNUSED in r.getMessage()]
+        caplog.clear()
+        adapter = SlackAdapter(settings, service=None)
+    try:
+        assert not [r for r in caplog.records if TOKEN_UNUSED in r.getMessage()], caplog.records
+        assert os.environ["SLACK_BOT_TOKEN"] == "xoxb-from-the-environment"
+        # The filter was scoped to building the app: bolt's logger speaks as before afterwards.
+        bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+        assert bolt_log.filters == []
+        bolt_log.warning("As you gave `client` as well, `token` will be unused.")
+        assert [r for r in caplog.records if TOKEN_UNUSED in r.getMessage()]
+    finally:
+        await adapter.close()

@@ -1,0 +1,119 @@
+"""Starting and stopping the bot as a user does, for the end-to-end tests (and bench/).
+
+A test starts the bot with PORT=0 and reads the port it bound from its log
+(`start_bot`, `listening_port`), rather than picking a free port first and racing
+whoever takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import sys
+import time
+import weakref
+from contextlib import closing
+from pathlib import Path
+
+import aiohttp
+
+# Configuration a developer may have exported must not leak into a bot a test starts
+# (a real key, a gateway URL, another database).
+_CONFIG_PREFIXES = ("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "OPENAI_COMPAT_", "DATABASE_")
+
+
+def bot_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any bot configuration, plus `settings`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(_CONFIG_PREFIXES) and k.upper() != "PORT"}
+    env.update(settings)
+    return env
+
+
+async def stop_cleanly(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM the bot; it must exit 0 with no trace anywhere in its log. Returns the log
+    (empty when the bot was already stopped and its log read)."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    log = _read_already.pop(proc, "") + stderr.decode()
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log, log
+    return log
+
+
+# The log lines listening_port() read before the port line, by process: stop_cleanly() checks
+# them with the rest of the log.
+_read_already: weakref.WeakKeyDictionary[asyncio.subprocess.Process, str] = weakref.WeakKeyDictionary()
+_LISTENING = re.compile(r" HTTP on \S+:(\d+) ")
+
+
+async def listening_port(proc: asyncio.subprocess.Process, timeout: float = 20) -> int:
+    """The port a bot started with PORT=0 bound, read from its `HTTP on HOST:PORT` log line."""
+    seen = []
+    try:
+        async with asyncio.timeout(timeout):
+            while line := (await proc.stderr.readline()).decode():
+                seen.append(line)
+                if match := _LISTENING.search(line):
+                    return int(match[1])
+    except TimeoutError:
+        pass
+    finally:
+        _read_already[proc] = _read_already.get(proc, "") + "".join(seen)
+    raise AssertionError("the bot named no HTTP port in its log:\n" + "".join(seen))
+
+
+async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: float = 20) -> dict:
+    """Poll GET /healthz until the bot answers with its store up; its JSON."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise AssertionError(f"bot exited: {(await proc.stderr.read()).decode()}")
+            try:
+                async with session.get(f"{base}/healthz") as r:
+                    if r.status == 200 and (health := await r.json())["store"]:
+                        return health
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("bot did not become healthy")
+
+
+async def start_bot(command: str, env: dict[str, str], cwd: Path | str) -> tuple[asyncio.subprocess.Process, str]:
+    """`python -m bot COMMAND` serving HTTP on PORT=0: the process and its base URL, once healthy."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", command, cwd=cwd, env={**env, "PORT": "0"}, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{await listening_port(proc)}"
+        await wait_healthy(proc, base)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        raise
+    return proc, base
+
+
+async def healthz(base: str) -> dict:
+    """GET /healthz: the queue's depth (`queued`, `running`) and every job by state (`jobs`),
+    what a test probes for "nothing queued, nothing new" instead of sleeping."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+def read_jobs(db: Path) -> dict[int, dict]:
+    """The bot's SQLite jobs, by id, each with its state and its ledger entries in order
+    (reservation, settlement, release), read as an operator would."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        jobs = {job_id: {"state": state, "idempotency_key": key, "ledger": []}
+                for job_id, state, key in conn.execute("SELECT id, state, idempotency_key FROM jobs ORDER BY id")}
+        for job_id, entry in conn.execute("SELECT job_id, entry FROM ledger ORDER BY id"):
+            jobs[job_id]["ledger"].append(entry)
+    return jobs
