@@ -374,11 +374,11 @@ class Batch:
 
     id: int
     model_id: str
-    state: str                 # creating | submitted | closed
+    state: str  # creating | submitted | closed
     remote_name: str | None
     created_at: float
-    job_ids: tuple[int, ...]   # in request order (set by batch_sending): the provider answers in it
-    jobs: tuple[Job, ...]      # those still waiting on the batch
+    job_ids: tuple[int, ...]  # in request order (set by batch_sending): the provider answers in it
+    jobs: tuple[Job, ...]  # those still waiting on the batch
 
     def waiting(self) -> dict[int, Job]:
         return {job.id: job for job in self.jobs}

@@ -35,9 +35,11 @@ def postgres_url() -> str:
     try:
         psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}; start it with "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, "
-                    "or point IMAGINE_TEST_POSTGRES_URL at a server")
+        pytest.skip(
+            f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}; start it with "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, "
+            "or point IMAGINE_TEST_POSTGRES_URL at a server"
+        )
     return POSTGRES_URL
 
 
@@ -57,6 +59,7 @@ async def store_factory(request, tmp_path, clock):
             # connection limit is shared with whoever else runs tests on it.
             return PostgresStore(url, clock=clock, schema=schema, max_size=4)
     else:
+
         def make():
             return SQLiteStore(str(tmp_path / "imagine.db"), clock=clock)
 

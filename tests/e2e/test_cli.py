@@ -3,6 +3,7 @@
 The CLI runs in a subprocess; the fake serves from this test's event loop, so
 the subprocess is driven with asyncio (a blocking subprocess.run would starve it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,11 +16,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.cli import (EXIT_BLOCKED, EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT,
-                     EXIT_TRY_LATER)
+from bot.cli import EXIT_BLOCKED, EXIT_CONFIG, EXIT_INVALID, EXIT_OK, EXIT_OVER_LIMIT, EXIT_TRY_LATER
+from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, finish, free_tier_zero, no_image, ok
 from tests.support.bot_process import bot_env, healthz, start_bot, stop_cleanly, wait_healthy
 from tests.support.images import png_bytes
-from tests.fakes.gemini_server import FakeGemini, blocked_prompt, error, finish, free_tier_zero, no_image, ok
 
 KEY = "cli-test-key"
 PRO = "gemini-3-pro-image"
@@ -43,8 +43,9 @@ async def fake():
         yield server
 
 
-def cli_env(fake: FakeGemini | None, tmp_path: Path, *, key: str | None = KEY,
-            max_attempts: int | None = None) -> dict[str, str]:
+def cli_env(
+    fake: FakeGemini | None, tmp_path: Path, *, key: str | None = KEY, max_attempts: int | None = None
+) -> dict[str, str]:
     env = bot_env(DATABASE_URL=f"sqlite:///{tmp_path / 'imagine.db'}")
     if fake is not None:
         env["GEMINI_BASE_URL"] = fake.url
@@ -57,15 +58,22 @@ def cli_env(fake: FakeGemini | None, tmp_path: Path, *, key: str | None = KEY,
 
 async def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 25) -> Run:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"`python -m bot {' '.join(args)}` did not finish in {timeout}s")
+        raise AssertionError(f"`python -m bot {' '.join(args)}` did not finish in {timeout}s") from None
     return Run(proc.returncode, out.decode(), err.decode())
 
 
@@ -84,9 +92,9 @@ def assert_one_error_line(run: Run) -> str:
 
 # --- success ------------------------------------------------------------------------------------
 
+
 async def test_success_writes_the_png_and_reports_it(fake, tmp_path):
-    run = await imagine(fake, tmp_path, "a koi pond at dawn", "--ar", "16:9", "--size", "2K",
-                        "--out", "out.png")
+    run = await imagine(fake, tmp_path, "a koi pond at dawn", "--ar", "16:9", "--size", "2K", "--out", "out.png")
     assert run.code == EXIT_OK, run.stderr
     assert "Traceback" not in run.stderr
     out = tmp_path / "out.png"
@@ -112,7 +120,7 @@ async def test_relax_renders_on_the_flex_lane_and_batch_is_refused_with_the_alte
     refused = await imagine(fake, tmp_path, "a koi pond", "--batch")
     assert refused.code == EXIT_INVALID and "use --relax" in assert_one_error_line(refused)
     refused = await imagine(fake, tmp_path, "a koi pond", "--priority")
-    assert refused.code == EXIT_INVALID and "[teams.\"cli\"]" in assert_one_error_line(refused)
+    assert refused.code == EXIT_INVALID and '[teams."cli"]' in assert_one_error_line(refused)
     assert len(fake.requests) == 1
 
 
@@ -137,8 +145,7 @@ async def test_default_flags(fake, tmp_path):
 
 
 async def test_legacy_model_alias_goes_to_the_current_model(fake, tmp_path):
-    run = await imagine(fake, tmp_path, "a lighthouse", "--model", "gemini-3-pro-image-preview",
-                        "--out", "o.png")
+    run = await imagine(fake, tmp_path, "a lighthouse", "--model", "gemini-3-pro-image-preview", "--out", "o.png")
     assert run.code == EXIT_OK, run.stderr
     [req] = fake.requests
     assert req.model == PRO
@@ -157,20 +164,24 @@ async def test_a_retired_model_is_made_with_its_replacement_and_the_success_line
 
 # --- provider errors ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("reply, expected_code, kind", [
-    pytest.param(error(401), EXIT_CONFIG, "auth", id="401"),
-    pytest.param(error(403), EXIT_CONFIG, "permission", id="403"),
-    pytest.param(error(400), EXIT_INVALID, "bad_request", id="400"),
-    pytest.param(error(429, retry_delay="1s"), EXIT_TRY_LATER, "quota", id="429"),
-    pytest.param(error(503), EXIT_TRY_LATER, "overloaded", id="503"),
-    pytest.param(blocked_prompt(), EXIT_BLOCKED, "blocked", id="blocked-prompt"),
-    pytest.param(finish("SAFETY"), EXIT_BLOCKED, "blocked", id="safety-finish"),
-    # A project without billing: configuration, not "try later".
-    pytest.param(free_tier_zero(), EXIT_CONFIG, "billing", id="free-tier-zero-429"),
-    # Text without an image is not a refusal: one more try (none here, max_attempts=1), then
-    # exit 3 ("no image in the answer"), with its own class.
-    pytest.param(no_image(), EXIT_BLOCKED, "no_image", id="no-image"),
-])
+
+@pytest.mark.parametrize(
+    "reply, expected_code, kind",
+    [
+        pytest.param(error(401), EXIT_CONFIG, "auth", id="401"),
+        pytest.param(error(403), EXIT_CONFIG, "permission", id="403"),
+        pytest.param(error(400), EXIT_INVALID, "bad_request", id="400"),
+        pytest.param(error(429, retry_delay="1s"), EXIT_TRY_LATER, "quota", id="429"),
+        pytest.param(error(503), EXIT_TRY_LATER, "overloaded", id="503"),
+        pytest.param(blocked_prompt(), EXIT_BLOCKED, "blocked", id="blocked-prompt"),
+        pytest.param(finish("SAFETY"), EXIT_BLOCKED, "blocked", id="safety-finish"),
+        # A project without billing: configuration, not "try later".
+        pytest.param(free_tier_zero(), EXIT_CONFIG, "billing", id="free-tier-zero-429"),
+        # Text without an image is not a refusal: one more try (none here, max_attempts=1), then
+        # exit 3 ("no image in the answer"), with its own class.
+        pytest.param(no_image(), EXIT_BLOCKED, "no_image", id="no-image"),
+    ],
+)
 async def test_provider_error_exit_codes(fake, tmp_path, reply, expected_code, kind):
     fake.script(reply)
     run = await imagine(fake, tmp_path, "a koi pond", "--out", "out.png", max_attempts=1)
@@ -192,14 +203,18 @@ async def test_retryable_error_is_retried_then_succeeds(fake, tmp_path):
 
 # --- invalid input: refused before anything is sent -------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["  "], id="empty-prompt"),
-    pytest.param(["a cat", "--model", "turbo"], id="unknown-model"),
-    pytest.param(["a cat", "--ar", "7:3"], id="bad-ratio"),
-    pytest.param(["a cat", "--model", "pro", "--size", "512"], id="bad-size"),
-    pytest.param(["a cat", "--image", "notes.txt"], id="not-an-image"),
-    pytest.param(["a cat", "--image", "missing.png"], id="missing-image"),
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["  "], id="empty-prompt"),
+        pytest.param(["a cat", "--model", "turbo"], id="unknown-model"),
+        pytest.param(["a cat", "--ar", "7:3"], id="bad-ratio"),
+        pytest.param(["a cat", "--model", "pro", "--size", "512"], id="bad-size"),
+        pytest.param(["a cat", "--image", "notes.txt"], id="not-an-image"),
+        pytest.param(["a cat", "--image", "missing.png"], id="missing-image"),
+    ],
+)
 async def test_invalid_input_is_refused_locally(fake, tmp_path, args):
     (tmp_path / "notes.txt").write_text("these are not pixels\n")
     run = await imagine(fake, tmp_path, *args, "--out", "out.png")
@@ -210,6 +225,7 @@ async def test_invalid_input_is_refused_locally(fake, tmp_path, args):
 
 
 # --- configuration ------------------------------------------------------------------------------
+
 
 async def test_missing_api_key(fake, tmp_path):
     run = await imagine(fake, tmp_path, "a cat", "--out", "out.png", key=None)
@@ -247,6 +263,7 @@ async def test_the_web_process_serves_health_without_workers_or_a_provider_key(t
 
 # --- money ----------------------------------------------------------------------------------------
 
+
 async def test_imagine_charges_the_ledger_and_usage_reports_it(fake, tmp_path):
     env = cli_env(fake, tmp_path)
     run = await run_cli(env, tmp_path, "imagine", "a koi pond", "--out", "o.png")
@@ -256,15 +273,19 @@ async def test_imagine_charges_the_ledger_and_usage_reports_it(fake, tmp_path):
     assert report.code == EXIT_OK, report.stderr
     [row] = json.loads(report.stdout)
     assert {k: row[k] for k in ("team", "model", "size", "lane", "status", "entry")} == {
-        "team": "cli", "model": "pro", "size": "2K", "lane": "standard", "status": "succeeded",
-        "entry": "settlement"}
+        "team": "cli",
+        "model": "pro",
+        "size": "2K",
+        "lane": "standard",
+        "status": "succeeded",
+        "entry": "settlement",
+    }
     assert row["cost_usd"] == printed_cost and isinstance(row["job_id"], int) and row["user"]
     table = await run_cli(env, tmp_path, "usage", "--team", "cli")
     # Pro 2K: $0.1344 of image, the prompt, and the answer's text and thinking at $12/M.
     assert f"Total charged: $0.14 (exact: ${printed_cost})" in table.stdout
     csv_out = await run_cli(env, tmp_path, "usage", "--format", "csv", "--all-entries")
-    assert [line.split(",")[2] for line in csv_out.stdout.splitlines()[1:]] == [
-        "reservation", "settlement", "release"]
+    assert [line.split(",")[2] for line in csv_out.stdout.splitlines()[1:]] == ["reservation", "settlement", "release"]
 
 
 async def test_budget_set_show_and_exhaustion(fake, tmp_path):

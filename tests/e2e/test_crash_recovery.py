@@ -10,21 +10,33 @@ import sys
 
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
+from tests.fakes.gemini_server import FakeGemini
 from tests.support.bot_process import bot_env
 from tests.support.jobs import new_job
-from tests.fakes.gemini_server import FakeGemini
 from tests.support.probe import eventually
 
 
 def worker_env(fake: FakeGemini, db: str) -> dict[str, str]:
-    return bot_env(GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, DATABASE_URL=f"sqlite:///{db}",
-                   IMAGINE_LEASE_SECONDS="2", IMAGINE_WORKERS="1")
+    return bot_env(
+        GEMINI_API_KEY="test-key",
+        GEMINI_BASE_URL=fake.url,
+        DATABASE_URL=f"sqlite:///{db}",
+        IMAGINE_LEASE_SECONDS="2",
+        IMAGINE_WORKERS="1",
+    )
 
 
 async def start_worker(env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "worker", env=env, cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
@@ -38,6 +50,7 @@ async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
 
         async def called() -> bool:
             return len(fake.requests) == 1
+
         await eventually(called, 30, interval=0.1)
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -45,9 +58,11 @@ async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
         fake.latency = 0
         second = await start_worker(env, str(tmp_path))
         try:
+
             async def done() -> bool:
                 job = await store.get_job(job_id)
                 return job.state is JobState.SUCCEEDED
+
             await eventually(done, 30, interval=0.1)
         finally:
             second.send_signal(signal.SIGTERM)
@@ -58,8 +73,8 @@ async def test_sigkilled_worker_job_is_finished_once_by_another(tmp_path):
     assert job.attempt == 2 and len(fake.requests) == 2
     await store.close()
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT COUNT(*) FROM images WHERE job_id = ? AND role = 'output'",
-                        (job_id,)).fetchone()[0] == 1
-    finals = conn.execute("SELECT kind FROM outbox WHERE job_id = ? AND key LIKE '%:final'",
-                          (job_id,)).fetchall()
+    assert (
+        conn.execute("SELECT COUNT(*) FROM images WHERE job_id = ? AND role = 'output'", (job_id,)).fetchone()[0] == 1
+    )
+    finals = conn.execute("SELECT kind FROM outbox WHERE job_id = ? AND key LIKE '%:final'", (job_id,)).fetchall()
     assert finals == [("result",)]

@@ -41,24 +41,31 @@ class World:
 
     def thread_images(self):
         """Messages with an image that the bot posted in threads, oldest first."""
-        return [m for t in self.discord.threads for m in self.discord.posted(t)
-                if m.author_id == self.discord.bot_user_id and m.attachments]
+        return [
+            m
+            for t in self.discord.threads
+            for m in self.discord.posted(t)
+            if m.author_id == self.discord.bot_user_id and m.attachments
+        ]
 
     def original(self, interaction):
-        return next(m for m in self.discord.posted(self.discord.channel_id)
-                    if m.webhook_interaction == interaction.id and not m.ephemeral)
+        return next(
+            m
+            for m in self.discord.posted(self.discord.channel_id)
+            if m.webhook_interaction == interaction.id and not m.ephemeral
+        )
 
     def ephemeral_texts(self):
         return [m.content for ms in self.discord.messages.values() for m in ms if m.ephemeral and not m.deleted]
 
 
-
-
 @pytest.fixture
 def prepare():
     """What the fake Discord holds before the bot connects (tests parametrize it)."""
+
     async def nothing(discord: FakeDiscord) -> None:
         pass
+
     return nothing
 
 
@@ -68,10 +75,14 @@ async def world(tmp_path: Path, prepare):
         await prepare(discord)
         discord.add_member(USER)
         discord.add_member(MOD, manage_guild=True)
-        env = bot_env(DISCORD_TOKEN=discord.token, DISCORD_API_URL=f"{discord.url}/api/v10",
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
-                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-                   **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}))
+        env = bot_env(
+            DISCORD_TOKEN=discord.token,
+            DISCORD_API_URL=f"{discord.url}/api/v10",
+            GEMINI_API_KEY="k",
+            GEMINI_BASE_URL=gemini.url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+            **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}),
+        )
         proc, _ = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
         try:
             deadline = time.monotonic() + 30
@@ -121,9 +132,15 @@ async def test_results_arrive_after_the_interaction_token_expired(world):
     discord, gemini = world.discord, world.gemini
     gemini.latency = 1.5
     it = await discord.slash("imagine", {"prompt": "a slow lighthouse"}, user_id=USER)
-    await discord.wait_for(lambda: any(m.webhook_interaction == it.id and "Queued" in m.content or
-                                       m.webhook_interaction == it.id and "Generating" in m.content
-                                       for m in discord.posted(discord.channel_id)))
+    await discord.wait_for(
+        lambda: any(
+            m.webhook_interaction == it.id
+            and "Queued" in m.content
+            or m.webhook_interaction == it.id
+            and "Generating" in m.content
+            for m in discord.posted(discord.channel_id)
+        )
+    )
     discord.expire_token(it)  # as if the job had waited in the queue for 15 minutes
     await discord.wait_for(lambda: world.thread_images() and "Done" in world.original(it).content)
     status = world.original(it)
@@ -149,11 +166,13 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     await discord.wait_for(lambda: any("Only moderators" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine-budget", {"action": "show"}, user_id=MOD)
     # The refused change changed nothing: the server is on the default budget, and both views say so.
-    await discord.wait_for(lambda: any("default team budget $20.00/month" in t and DEFAULT_NOTE in t
-                                       for t in world.ephemeral_texts()))
+    await discord.wait_for(
+        lambda: any("default team budget $20.00/month" in t and DEFAULT_NOTE in t for t in world.ephemeral_texts())
+    )
     await discord.slash("imagine-usage", {}, user_id=USER)
-    await discord.wait_for(lambda: sum(DEFAULT_NOTE in t and "/imagine-budget" in t
-                                       for t in world.ephemeral_texts()) == 2)
+    await discord.wait_for(
+        lambda: sum(DEFAULT_NOTE in t and "/imagine-budget" in t for t in world.ephemeral_texts()) == 2
+    )
     await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=MOD)
     await discord.wait_for(lambda: any("$5.00 per day" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine-usage", {}, user_id=USER)
@@ -161,7 +180,9 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     budget_command = next(c for c in discord.commands if c["name"] == "imagine-budget")
     assert int(budget_command["default_member_permissions"]) == 1 << 5  # Manage Server
     # Budgets belong to a server: no command is offered in DMs.
-    assert all(c.get("contexts") == [0] for c in discord.commands), [(c["name"], c.get("contexts")) for c in discord.commands]
+    assert all(c.get("contexts") == [0] for c in discord.commands), [
+        (c["name"], c.get("contexts")) for c in discord.commands
+    ]
 
 
 async def test_refusals_are_ephemeral_and_queue_nothing(world):
@@ -234,11 +255,21 @@ def expensive(monkeypatch, tmp_path):
 async def test_an_expensive_request_asks_and_run_goes_ahead(expensive, world):
     discord, gemini = world.discord, world.gemini
     await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
-    await discord.wait_for(lambda: any("above the $0.20" in m.content for ms in discord.messages.values()
-                                       for m in ms if m.ephemeral and m.components))
+    await discord.wait_for(
+        lambda: any(
+            "above the $0.20" in m.content
+            for ms in discord.messages.values()
+            for m in ms
+            if m.ephemeral and m.components
+        )
+    )
     question = next(m for ms in discord.messages.values() for m in ms if m.ephemeral and m.components)
-    run_id = next(c["custom_id"] for row in question.components for c in row["components"]
-                  if c["custom_id"].startswith("imagine:run:"))
+    run_id = next(
+        c["custom_id"]
+        for row in question.components
+        for c in row["components"]
+        if c["custom_id"].startswith("imagine:run:")
+    )
     assert gemini.requests == []
     await discord.click(run_id, question, user_id=USER)
     await discord.wait_for(lambda: world.thread_images())
@@ -273,8 +304,14 @@ async def test_a_double_click_on_reroll_or_4k_makes_one_job(world):
 async def test_a_double_click_on_run_makes_one_job_and_never_says_expired(expensive, world):
     discord = world.discord
     await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
-    await discord.wait_for(lambda: any("above the $0.20" in m.content for ms in discord.messages.values()
-                                       for m in ms if m.ephemeral and m.components))
+    await discord.wait_for(
+        lambda: any(
+            "above the $0.20" in m.content
+            for ms in discord.messages.values()
+            for m in ms
+            if m.ephemeral and m.components
+        )
+    )
     question = _question(discord, "above the $0.20")
     run, flash = _buttons(question)
     await asyncio.gather(*(discord.click(custom_id, question, user_id=USER) for custom_id in (run, run, flash)))
@@ -295,8 +332,11 @@ async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(wor
     refusal = next(m for ms in discord.messages.values() for m in ms if "would go over" in m.content)
     assert refusal.ephemeral and not refusal.components  # no [Run], no [Use Flash]
     await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
-    await discord.wait_for(lambda: any("alert line" in m.content for ms in discord.messages.values()
-                                       for m in ms if m.ephemeral and m.components))
+    await discord.wait_for(
+        lambda: any(
+            "alert line" in m.content for ms in discord.messages.values() for m in ms if m.ephemeral and m.components
+        )
+    )
     assert [b.split(":")[1] for b in _buttons(_question(discord, "alert line"))] == ["run", "flash"]
     assert read_jobs(world.db) == {}
 
@@ -341,15 +381,17 @@ async def test_a_guild_not_on_the_allow_list_is_refused_clearly_even_if_leaving_
     await discord.wait_for(lambda: discord.calls_to("DELETE", r"^/users/@me/guilds/"))
     await discord.slash("imagine", {"prompt": "a koi pond"}, user_id=USER)
     await discord.slash("imagine-usage", {}, user_id=USER)
-    await discord.wait_for(lambda: sum("isn't enabled for this workspace or server" in t
-                                       for t in world.ephemeral_texts()) == 2)
+    await discord.wait_for(
+        lambda: sum("isn't enabled for this workspace or server" in t for t in world.ephemeral_texts()) == 2
+    )
     assert read_jobs(world.db) == {} and world.gemini.requests == []
 
 
 async def test_a_status_that_cannot_be_shown_cancels_the_job_before_it_costs_anything(world):
     discord = world.discord
-    discord.fail_next("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$", 404,
-                      {"message": "Unknown Webhook", "code": 10015})
+    discord.fail_next(
+        "PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$", 404, {"message": "Unknown Webhook", "code": 10015}
+    )
     await discord.slash("imagine", {"prompt": "a koi pond"}, user_id=USER)
     await discord.wait_for(lambda: any("Nothing was charged" in t for t in world.ephemeral_texts()))
     [job] = read_jobs(world.db).values()
@@ -374,8 +416,12 @@ async def test_two_clients_in_one_process_each_talk_to_their_own_discord(tmp_pat
     await store.open()
     service = ImagineService(store, load_catalog())
     async with FakeDiscord() as one, FakeDiscord(token="another-bot-token") as two:
-        adapters = [DiscordAdapter(Settings(_env_file=None, discord_token=fake.token,
-                                            discord_api_url=f"{fake.url}/api/v10"), service) for fake in (one, two)]
+        adapters = [
+            DiscordAdapter(
+                Settings(_env_file=None, discord_token=fake.token, discord_api_url=f"{fake.url}/api/v10"), service
+            )
+            for fake in (one, two)
+        ]
         try:
             for adapter in adapters:
                 await adapter.start()
@@ -385,8 +431,11 @@ async def test_two_clients_in_one_process_each_talk_to_their_own_discord(tmp_pat
                 await fake.wait_for(lambda fake=fake: fake.identified.is_set() and fake.commands)
                 # An interaction's answers go back over that fake's webhook routes.
                 await fake.slash("imagine-usage", {}, user_id=USER)
-                await fake.wait_for(lambda fake=fake: any(
-                    "Your spend" in m.content for ms in fake.messages.values() for m in ms if m.ephemeral))
+                await fake.wait_for(
+                    lambda fake=fake: any(
+                        "Your spend" in m.content for ms in fake.messages.values() for m in ms if m.ephemeral
+                    )
+                )
             assert [len(one.gateway_connections), len(two.gateway_connections)] == [1, 1]
             assert (discord_http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == stock
         finally:

@@ -15,19 +15,24 @@ import pytest
 
 from bot.catalog import load_catalog
 from bot.money import to_micros
+from bot.money.budgets import Budget, Period, Scope
 from bot.service import ImagineService
 from bot.store.postgres import PostgresStore
 from bot.types import Accepted, ImagineRequest, JobState
 from policies.config import PolicyBook
-from bot.money.budgets import Budget, Period, Scope
-from tests.support.postgres import drop_schema, unique_schema
-from tests.support.bot_process import bot_env
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.bot_process import bot_env
+from tests.support.postgres import drop_schema, unique_schema
 from tests.support.probe import eventually
 
 # No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
-NO_LIMITS = {"user_images_per_day": None, "user_concurrent_jobs": None, "team_queued_jobs": None,
-             "confirm_above_usd": None, "default_team_budget_usd": 1_000_000}
+NO_LIMITS = {
+    "user_images_per_day": None,
+    "user_concurrent_jobs": None,
+    "team_queued_jobs": None,
+    "confirm_above_usd": None,
+    "default_team_budget_usd": 1_000_000,
+}
 
 
 @pytest.fixture
@@ -51,11 +56,24 @@ def request(n: int) -> ImagineRequest:
 
 
 async def start_worker(fake: FakeGemini, url: str, cwd, *, slots: int = 4, lease: float = 30):
-    env = bot_env(GEMINI_API_KEY="k", GEMINI_BASE_URL=fake.url, DATABASE_URL=url, IMAGINE_WORKERS=str(slots),
-                  IMAGINE_LEASE_SECONDS=str(lease), IMAGINE_CACHE_TTL="0")
+    env = bot_env(
+        GEMINI_API_KEY="k",
+        GEMINI_BASE_URL=fake.url,
+        DATABASE_URL=url,
+        IMAGINE_WORKERS=str(slots),
+        IMAGINE_LEASE_SECONDS=str(lease),
+        IMAGINE_CACHE_TTL="0",
+    )
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "worker", env=env, cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def stop(procs) -> None:
@@ -80,8 +98,10 @@ async def test_four_worker_processes_drain_a_thousand_jobs_each_exactly_once(pg,
     async with FakeGemini(image_scale=0.01) as fake:
         workers = [await start_worker(fake, url, tmp_path) for _ in range(4)]
         try:
+
             async def drained() -> bool:
                 return (await store.counts_by_state()).get("succeeded", 0) == 1000
+
             await eventually(drained, 180, interval=0.2)
         finally:
             await stop(workers)
@@ -93,6 +113,7 @@ async def test_four_worker_processes_drain_a_thousand_jobs_each_exactly_once(pg,
     assert sorted(d.job_id for d in finals) == sorted(j.job_id for j in jobs)
 
 
+# The policy (NO_LIMITS) comes as JSON in argv[4], so the script itself needs no formatting.
 SUBMITTER = """
 import asyncio, json, sys
 from bot.catalog import load_catalog
@@ -101,32 +122,47 @@ from bot.store.postgres import PostgresStore
 from bot.types import Accepted, ImagineRequest
 from policies.config import PolicyBook
 
-async def main(url, proc, n):
+async def main(url, proc, n, policy):
     store = PostgresStore(url, max_size=10)
     await store.open()
-    svc = ImagineService(store, load_catalog(), policies=PolicyBook(%r))
+    svc = ImagineService(store, load_catalog(), policies=PolicyBook(json.loads(policy)))
     outcomes = await asyncio.gather(*(svc.submit(ImagineRequest(
-        team="T1", channel="C1", user=f"P{proc}U{i}", platform="cli", prompt=f"pond{proc} #{i:04d}")) for i in range(n)))
+        team="T1", channel="C1", user=f"P{proc}U{i}", platform="cli", prompt=f"pond{proc} #{i:04d}"))
+        for i in range(n)))
     await store.close()
     print(json.dumps(sum(isinstance(o, Accepted) for o in outcomes)))
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
-""" % NO_LIMITS
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+"""
 
 
 async def test_two_hundred_submits_from_four_processes_admit_exactly_the_budget(pg, tmp_path):
     store, url = pg
     # A probe prices the submitters' requests (same model and prompt length), then is cancelled.
-    probe = await service(store).submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="cli",
-                                                       prompt="pond9 #9999"))
+    probe = await service(store).submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="cli", prompt="pond9 #9999")
+    )
     estimate = probe.estimate_usd
     assert await store.cancel(probe.job_id)
     await store.set_budget(Budget("T1", Scope.TEAM, "", to_micros(estimate * 10), Period.MONTH, 0.8), "admin")
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SUBMITTER, url, str(p), "50", env=bot_env(), cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for p in range(4)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SUBMITTER,
+            url,
+            str(p),
+            "50",
+            json.dumps(NO_LIMITS),
+            env=bot_env(),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for p in range(4)
+    ]
     outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
-    for proc, (_, err) in zip(procs, outputs):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()[-3000:]
     assert sum(json.loads(out) for out, _ in outputs) == 10
     [status] = await store.budget_statuses("T1", "C1", "U1")
@@ -143,14 +179,17 @@ async def test_a_sigkilled_worker_loses_no_job_and_charges_none_twice(pg, tmp_pa
 
         async def generating() -> bool:
             return len(fake.requests) == 3
+
         await eventually(generating, 30, interval=0.2)
         victim.send_signal(signal.SIGKILL)  # mid-generation, three jobs leased
         await victim.wait()
         fake.latency = 0
         survivors = [await start_worker(fake, url, tmp_path, slots=2, lease=2) for _ in range(2)]
         try:
+
             async def done() -> bool:
                 return (await store.counts_by_state()).get("succeeded", 0) == 6
+
             await eventually(done, 60, interval=0.2)
         finally:
             await stop(survivors)

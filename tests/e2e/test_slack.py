@@ -41,10 +41,16 @@ class World:
     proc: asyncio.subprocess.Process
     db: Path
 
-    async def post(self, body: str, content_type: str = FORM, *, secret: str = SECRET,
-                   timestamp: int | None = None, extra: dict | None = None) -> tuple[int, str, float]:
-        headers = {"Content-Type": content_type, **signed_headers(body, secret, timestamp=timestamp),
-                   **(extra or {})}
+    async def post(
+        self,
+        body: str,
+        content_type: str = FORM,
+        *,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+        extra: dict | None = None,
+    ) -> tuple[int, str, float]:
+        headers = {"Content-Type": content_type, **signed_headers(body, secret, timestamp=timestamp), **(extra or {})}
         started = time.monotonic()
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{self.base}/slack/events", data=body.encode(), headers=headers) as r:
@@ -68,8 +74,9 @@ class World:
     async def answer(self, action_id: str, token: str, user: str = "U1"):
         """Press [Run] or [Use Flash] on the (ephemeral) question."""
         question = {"type": "message", "message_ts": "1700000000.000900", "channel_id": "C1", "is_ephemeral": True}
-        return await self.click(action_id, token, user, question["message_ts"], container=question,
-                                response_url=self.slack.response_url())
+        return await self.click(
+            action_id, token, user, question["message_ts"], container=question, response_url=self.slack.response_url()
+        )
 
     def answers(self) -> list[str]:
         """The texts the bot sent to response_urls, oldest first."""
@@ -78,18 +85,18 @@ class World:
     async def settled(self) -> None:
         """Wait until the bot has nothing left to do: no job queued or running (its /healthz),
         and no delivery pending in its outbox (read from the database: /healthz does not say)."""
+
         async def idle() -> bool:
             health = await wait_healthy(self.proc, self.base)
             with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
                 [(pending,)] = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchall()
             return health["queued"] == health["running"] == pending == 0
+
         await self.slack.wait_for(idle)
 
     def statuses(self) -> list:
         """The bot's status messages in C1 (those with our context block)."""
         return [m for m in self.slack.posted("C1") if m.blocks and m.ephemeral_user is None]
-
-
 
 
 def only_job(db: Path) -> tuple[str, str, str | None, set[str]]:
@@ -108,10 +115,16 @@ async def world(tmp_path: Path, request):
         for user in ("U1", "U2"):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
-        env = bot_env(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url,
-                   GEMINI_API_KEY="k", GEMINI_BASE_URL=gemini.url,
-                   DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}", IMAGINE_CONFIG=str(config),
-                   SLACK_ALERT_CHANNEL="CMODS")
+        env = bot_env(
+            SLACK_BOT_TOKEN=slack.bot_token,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=slack.url,
+            GEMINI_API_KEY="k",
+            GEMINI_BASE_URL=gemini.url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+            IMAGINE_CONFIG=str(config),
+            SLACK_ALERT_CHANNEL="CMODS",
+        )
         # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
         proc, base = await start_bot("run", env, tmp_path)
         world = World(gemini, slack, base, proc, tmp_path / "bot.db")
@@ -121,21 +134,18 @@ async def world(tmp_path: Path, request):
             await stop_cleanly(proc)
 
 
-
-
-
 async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(world):
     slack, gemini = world.slack, world.gemini
     # Real models take 15-60 s; a little latency makes "generating" observable.
     gemini.latency = 0.5
-    status, body, elapsed = await world.command("/imagine", "a koi pond at dawn --ar 16:9",
-                                                response_url=slack.response_url())
+    status, body, elapsed = await world.command(
+        "/imagine", "a koi pond at dawn --ar 16:9", response_url=slack.response_url()
+    )
     assert status == 200 and elapsed < 3.0, (status, body, elapsed)
     await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
     [parent] = world.statuses()
     assert "<@U1>" in parent.blocks[0]["text"]["text"] and "a koi pond at dawn" in parent.blocks[0]["text"]["text"]
-    assert [e["action_id"] for e in parent.blocks[-1]["elements"]] == [
-        "imagine_reroll", "imagine_4k", "imagine_delete"]
+    assert [e["action_id"] for e in parent.blocks[-1]["elements"]] == ["imagine_reroll", "imagine_4k", "imagine_delete"]
     [upload] = slack.uploads
     assert (upload.channel, upload.thread_ts) == ("C1", parent.ts)
     assert gemini.requests[0].aspect_ratio == "16:9" and gemini.requests[0].prompt == "a koi pond at dawn"
@@ -143,8 +153,15 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     updates = [c.args.get("text", "") for c in slack.calls_to("chat.update")]
     assert any("Generating" in t for t in updates) and "Done" in updates[-1]
 
-    reply = {"type": "message", "channel": "C1", "user": "U2", "text": "make it night",
-             "ts": "1800000000.000200", "thread_ts": parent.ts, "channel_type": "channel"}
+    reply = {
+        "type": "message",
+        "channel": "C1",
+        "user": "U2",
+        "text": "make it night",
+        "ts": "1800000000.000200",
+        "thread_ts": parent.ts,
+        "channel_type": "channel",
+    }
     status, _, _ = await world.event(reply, "Ev-reply-1")
     assert status == 200
     await slack.wait_for(lambda: len(slack.uploads) == 2)
@@ -155,8 +172,9 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     assert gemini.requests[1].aspect_ratio == "16:9"  # settings carry over
 
     # Slack retries the same event: no second job, no second charge.
-    status, _, _ = await world.event(reply, "Ev-reply-1", extra={"X-Slack-Retry-Num": "1",
-                                                                "X-Slack-Retry-Reason": "http_timeout"})
+    status, _, _ = await world.event(
+        reply, "Ev-reply-1", extra={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert status == 200
     await world.settled()
     assert len(gemini.requests) == 2 and len(slack.uploads) == 2
@@ -168,7 +186,10 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
             metrics = await r.text()
     assert 'imagine_jobs{state="succeeded"} 2.0' in metrics
     assert 'imagine_provider_calls_total{model="gemini-3-pro-image",route="gemini",status="ok"} 2.0' in metrics
-    assert 'imagine_spend_usd_total{lane="standard",team="T1"}' in metrics and "imagine_generation_seconds_bucket" in metrics
+    assert (
+        'imagine_spend_usd_total{lane="standard",team="T1"}' in metrics
+        and "imagine_generation_seconds_bucket" in metrics
+    )
     # A reply to the edited image edits the newest image in the thread.
     reply2 = {**reply, "text": "add stars", "ts": "1800000000.000300"}
     await world.event(reply2, "Ev-reply-2")
@@ -194,8 +215,16 @@ async def test_a_relaxed_request_is_answered_in_its_thread_by_the_flex_lane_at_h
     assert any("Flex lane" in t for t in updates)
     # Half of Standard's bill for the same answer: $0.0672 for the image, the rest at half too.
     [(_, _, usage)] = gemini.sent_usage
-    standard = (usage["candidatesTokenCount"] - usage["candidatesTokensDetails"][0]["tokenCount"]
-                + usage.get("thoughtsTokenCount", 0)) * 12 + usage["promptTokenCount"] * 2 + 1120 * 120
+    standard = (
+        (
+            usage["candidatesTokenCount"]
+            - usage["candidatesTokensDetails"][0]["tokenCount"]
+            + usage.get("thoughtsTokenCount", 0)
+        )
+        * 12
+        + usage["promptTokenCount"] * 2
+        + 1120 * 120
+    )
     lane, state, result, ledger = only_job(world.db)
     assert (lane, state, ledger) == ("flex", "succeeded", {"flex"})
     assert round(float(json.loads(result)["cost_usd"]) * 1_000_000) == round(standard / 2)
@@ -205,8 +234,9 @@ async def test_a_flex_request_google_sheds_moves_to_the_batch_lane_and_the_user_
     slack, gemini = world.slack, world.gemini
     gemini.script_flex(error(503))
     await world.command("/imagine", "a koi pond --relax", response_url=slack.response_url())
-    await slack.wait_for(lambda: any("moved to the Batch lane" in c.args.get("text", "")
-                                     for c in slack.calls_to("chat.update")))
+    await slack.wait_for(
+        lambda: any("moved to the Batch lane" in c.args.get("text", "") for c in slack.calls_to("chat.update"))
+    )
     lane, state, _, ledger = only_job(world.db)
     # Waiting for the Batch runner (or in its batch already), still held at the Flex price.
     assert lane == "batch" and state in ("queued", "running") and ledger == {"flex"}
@@ -241,8 +271,17 @@ async def test_bad_input_gets_an_ephemeral_answer_and_queues_nothing(world):
     await slack.wait_for(lambda: slack.responses)
     assert "aspect ratio '7:3'" in slack.responses[0]["text"] and slack.responses[0]["response_type"] == "ephemeral"
     # A reply in a thread that is not the bot's is ignored; a non-image attachment is refused.
-    status, _, _ = await world.event({"type": "message", "channel": "C1", "user": "U2", "text": "hello",
-                                      "ts": "1800000000.000500", "thread_ts": "1700000000.999999"}, "Ev-x")
+    status, _, _ = await world.event(
+        {
+            "type": "message",
+            "channel": "C1",
+            "user": "U2",
+            "text": "hello",
+            "ts": "1800000000.000500",
+            "thread_ts": "1700000000.999999",
+        },
+        "Ev-x",
+    )
     assert status == 200
     await stop_cleanly(world.proc)  # its listener (acked already) runs to the end first
     assert world.gemini.requests == [] and slack.calls_to("chat.postMessage") == []
@@ -255,9 +294,19 @@ async def test_non_image_reply_is_refused_in_the_thread(world):
     await slack.wait_for(lambda: len(slack.uploads) == 1)
     parent = world.statuses()[0]
     text_file = slack.add_user_file(b"<html>not an image</html>", name="notes.png", mimetype="image/png", user="U2")
-    await world.event({"type": "message", "subtype": "file_share", "channel": "C1", "user": "U2",
-                       "text": "use this", "ts": "1800000000.000600", "thread_ts": parent.ts,
-                       "files": [text_file]}, "Ev-file")
+    await world.event(
+        {
+            "type": "message",
+            "subtype": "file_share",
+            "channel": "C1",
+            "user": "U2",
+            "text": "use this",
+            "ts": "1800000000.000600",
+            "thread_ts": parent.ts,
+            "files": [text_file],
+        },
+        "Ev-file",
+    )
     await slack.wait_for(lambda: any(m.ephemeral_user == "U2" for m in slack.posted("C1")))
     [note] = [m for m in slack.posted("C1") if m.ephemeral_user == "U2"]
     assert "not an image" in note.text and note.thread_ts == parent.ts
@@ -320,16 +369,24 @@ async def test_an_expensive_request_asks_first_and_runs_on_confirmation(world):
     assert question["response_type"] == "ephemeral" and world.gemini.requests == []
     buttons = question["blocks"][-1]["elements"]
     assert [b["action_id"] for b in buttons] == ["imagine_confirm_run", "imagine_confirm_flash"]
-    await world.click("imagine_confirm_flash", buttons[1]["value"], "U1", "1700000000.000100",
-                      container={"type": "message", "message_ts": "1700000000.000100", "channel_id": "C1",
-                                 "is_ephemeral": True}, response_url=slack.response_url())
+    await world.click(
+        "imagine_confirm_flash",
+        buttons[1]["value"],
+        "U1",
+        "1700000000.000100",
+        container={"type": "message", "message_ts": "1700000000.000100", "channel_id": "C1", "is_ephemeral": True},
+        response_url=slack.response_url(),
+    )
     await slack.wait_for(lambda: len(slack.uploads) == 1)
     assert world.gemini.requests[0].model == "gemini-3.1-flash-image"
     assert world.gemini.requests[0].image_size == "4K"
 
 
-@pytest.mark.parametrize("world", ['[policy]\nover_soft_threshold = "downgrade"\nconfirm_above_usd = 10\n'
-                                   'soft_threshold = 0.5\n'], indirect=True)
+@pytest.mark.parametrize(
+    "world",
+    ['[policy]\nover_soft_threshold = "downgrade"\nconfirm_above_usd = 10\nsoft_threshold = 0.5\n'],
+    indirect=True,
+)
 async def test_near_the_budget_pro_becomes_flash_and_moderators_are_alerted(world):
     slack = world.slack
     # Pro (about $0.135) twice fits $0.30 but passes the 50% line: the second becomes Flash.
@@ -357,8 +414,9 @@ async def test_a_double_click_on_reroll_or_4k_makes_one_job(world):
     parent = world.statuses()[0]
     job_id = parent.blocks[-1]["elements"][0]["value"]
     # A double click: two presses of one button arrive together...
-    await asyncio.gather(*(world.click("imagine_reroll", job_id, "U2", parent.ts, response_url=slack.response_url())
-                           for _ in range(2)))
+    await asyncio.gather(
+        *(world.click("imagine_reroll", job_id, "U2", parent.ts, response_url=slack.response_url()) for _ in range(2))
+    )
     await slack.wait_for(lambda: sum(ALREADY in t for t in world.answers()) == 1)
     # ...or one right after the other.
     for _ in range(2):
@@ -396,14 +454,16 @@ async def test_run_answers_with_the_refusal_when_the_budget_no_longer_fits(world
     await slack.wait_for(lambda: any("would go over" in t for t in world.answers()))
     # The only answer is the core's: the refusal, in place of the question (its buttons go).
     assert [r for r in slack.responses[2:]] == [
-        {**slack.responses[2], "response_type": "ephemeral", "replace_original": True}], world.answers()
+        {**slack.responses[2], "response_type": "ephemeral", "replace_original": True}
+    ], world.answers()
     assert read_jobs(world.db) == {} and world.statuses() == []
 
 
 async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(world):
     slack = world.slack
-    await world.command("/imagine-budget", f"set {TIGHT_BUDGET} month", user="UADMIN",
-                        response_url=slack.response_url())
+    await world.command(
+        "/imagine-budget", f"set {TIGHT_BUDGET} month", user="UADMIN", response_url=slack.response_url()
+    )
     await slack.wait_for(lambda: len(slack.responses) == 1)
     await world.command("/imagine", "a cathedral --size 4K", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.responses) == 2)
@@ -415,7 +475,9 @@ async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(wor
     question = slack.responses[2]
     assert "alert line" in question["text"], question
     assert [b["action_id"] for b in question["blocks"][-1]["elements"]] == [
-        "imagine_confirm_run", "imagine_confirm_flash"]
+        "imagine_confirm_run",
+        "imagine_confirm_flash",
+    ]
     assert read_jobs(world.db) == {}
 
 

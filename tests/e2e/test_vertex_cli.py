@@ -1,5 +1,6 @@
 """`python -m bot ...` on Vertex AI, configured by a `.env` file as an operator writes it,
 against the loopback fake Vertex (real google-genai, real google-auth)."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import pytest
 from PIL import Image
 
 from bot.cli import EXIT_CONFIG, EXIT_INVALID, EXIT_OK
-from tests.support.bot_process import bot_env
 from tests.e2e.test_cli import assert_one_error_line, run_cli
 from tests.fakes.vertex_server import PROJECT, TOKEN, FakeVertex, write_credentials_file
+from tests.support.bot_process import bot_env
 
 
 @pytest.fixture
@@ -23,9 +24,13 @@ async def fake():
 
 def write_dotenv(tmp_path: Path, fake: FakeVertex, **extra: str) -> None:
     """Vertex settings in the working directory's `.env` only: nothing is exported."""
-    values = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_CLOUD_PROJECT": PROJECT,
-              "GOOGLE_APPLICATION_CREDENTIALS": str(write_credentials_file(tmp_path / "adc.json")),
-              "GEMINI_BASE_URL": fake.url, **extra}
+    values = {
+        "GOOGLE_GENAI_USE_VERTEXAI": "true",
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(write_credentials_file(tmp_path / "adc.json")),
+        "GEMINI_BASE_URL": fake.url,
+        **extra,
+    }
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
@@ -39,8 +44,9 @@ async def test_imagine_through_vertex_from_a_dotenv_is_rendered_and_settled(fake
     assert run.code == EXIT_OK, run.stderr
     assert (tmp_path / "o.png").stat().st_size > 0
     [req] = fake.requests
-    assert req.path == (f"/v1beta1/projects/{PROJECT}/locations/global/publishers/google/models/"
-                        "gemini-3-pro-image:generateContent")
+    assert req.path == (
+        f"/v1beta1/projects/{PROJECT}/locations/global/publishers/google/models/gemini-3-pro-image:generateContent"
+    )
     assert req.headers["authorization"] == f"Bearer {TOKEN}" and "x-goog-api-key" not in req.headers
     printed_cost = run.stdout.split("cost $")[1].split()[0]
     report = await run_cli(env(tmp_path), tmp_path, "usage", "--format", "json", "--all-entries")
@@ -53,8 +59,18 @@ async def test_imagine_through_vertex_from_a_dotenv_is_rendered_and_settled(fake
 
 async def test_run_with_an_api_key_and_vertex_on_exits_4_naming_the_conflict(fake, tmp_path):
     write_dotenv(tmp_path, fake)
-    run = await run_cli(env(tmp_path, GEMINI_API_KEY="a-leftover-key", SLACK_BOT_TOKEN="xoxb-test",
-                            SLACK_SIGNING_SECRET="secret", PORT="0"), tmp_path, "run", timeout=15)
+    run = await run_cli(
+        env(
+            tmp_path,
+            GEMINI_API_KEY="a-leftover-key",
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET="secret",
+            PORT="0",
+        ),
+        tmp_path,
+        "run",
+        timeout=15,
+    )
     assert run.code == EXIT_CONFIG, run.stderr
     line = run.stderr.strip().splitlines()[-1]
     assert "GEMINI_API_KEY" in line and "GOOGLE_GENAI_USE_VERTEXAI" in line, run.stderr
@@ -82,8 +98,9 @@ async def test_imagine_on_vertex_with_a_big_input_image_is_one_clear_line(fake, 
     # A real PNG over 7 MB: random pixels do not compress.
     Image.frombytes("RGB", (1600, 1600), os.urandom(1600 * 1600 * 3)).save(big, "PNG", compress_level=0)
     assert big.stat().st_size > 7 * 1024 * 1024
-    run = await run_cli(env(tmp_path), tmp_path, "imagine", "make it blue", "--image", str(big),
-                        "--out", "o.png", "--yes")
+    run = await run_cli(
+        env(tmp_path), tmp_path, "imagine", "make it blue", "--image", str(big), "--out", "o.png", "--yes"
+    )
     assert run.code == EXIT_INVALID, run.stderr
     line = assert_one_error_line(run)
     assert "over the image service's 7 MB limit" in line, line

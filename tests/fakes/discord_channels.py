@@ -1,9 +1,14 @@
 """The fake Discord's REST routes for channels, messages, threads and the guild."""
+
 from __future__ import annotations
 
-
 from tests.fakes.discord_model import (
-    SENDABLE_FLAGS, DiscordError, _form_error, unknown, Thread, HAS_THREAD,
+    HAS_THREAD,
+    SENDABLE_FLAGS,
+    DiscordError,
+    Thread,
+    _form_error,
+    unknown,
 )
 
 
@@ -110,8 +115,11 @@ class ChannelRoutes:
             raise DiscordError(400, "A thread has already been created for this message", 160004)
         m.flags |= HAS_THREAD
         # A thread started from a message shares that message's id.
-        return await self._new_thread(Thread(m.id, channel_id, name, m.id, 11, self.bot_user_id,
-                                             int(payload.get("auto_archive_duration") or 1440)))
+        return await self._new_thread(
+            Thread(
+                m.id, channel_id, name, m.id, 11, self.bot_user_id, int(payload.get("auto_archive_duration") or 1440)
+            )
+        )
 
     async def _thread_without_message(self, request, body, cid) -> dict:
         channel_id = int(cid)
@@ -120,8 +128,17 @@ class ChannelRoutes:
         self._channel_json(channel_id)
         payload = body.json if isinstance(body.json, dict) else {}
         kind = int(payload.get("type") or 12)  # the API defaults to a private thread
-        return await self._new_thread(Thread(self._snowflake(), channel_id, self._thread_name(payload), None, kind,
-                                             self.bot_user_id, int(payload.get("auto_archive_duration") or 1440)))
+        return await self._new_thread(
+            Thread(
+                self._snowflake(),
+                channel_id,
+                self._thread_name(payload),
+                None,
+                kind,
+                self.bot_user_id,
+                int(payload.get("auto_archive_duration") or 1440),
+            )
+        )
 
     # -- REST: guild ----------------------------------------------------------------------
 

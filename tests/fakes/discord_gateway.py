@@ -1,5 +1,6 @@
 """The fake Discord's gateway websocket: HELLO, IDENTIFY, RESUME, heartbeats, member
 requests, and dispatching events to each session (zlib-stream compressed, as discord.py asks)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,12 @@ import secrets
 from aiohttp import WSMsgType, web
 
 from tests.fakes.discord_model import (
-    APP_FLAGS, TRACE, _Conn, _Session, GUILD_MESSAGES, MESSAGE_CONTENT,
+    APP_FLAGS,
+    GUILD_MESSAGES,
+    MESSAGE_CONTENT,
+    TRACE,
+    _Conn,
+    _Session,
 )
 
 
@@ -38,8 +44,12 @@ class Gateway:
             # bot is mentioned (a pinging reply to the bot counts) or it is the bot's own message.
             author = int((data.get("author") or {}).get("id", self.bot_user_id))
             mentioned = any(int(u["id"]) == self.bot_user_id for u in data.get("mentions", []))
-            if event != "MESSAGE_DELETE" and not s.intents & MESSAGE_CONTENT and author != self.bot_user_id \
-                    and not mentioned:
+            if (
+                event != "MESSAGE_DELETE"
+                and not s.intents & MESSAGE_CONTENT
+                and author != self.bot_user_id
+                and not mentioned
+            ):
                 data = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
                 data.pop("poll", None)
         return data
@@ -58,8 +68,9 @@ class Gateway:
             if query.get("encoding", "json") != "json":  # etf is not spoken here
                 await conn.close(4002, "Error while decoding payload.")
                 return ws
-            await conn.send({"t": None, "s": None, "op": 10,
-                             "d": {"heartbeat_interval": self.heartbeat_interval, "_trace": TRACE}})
+            await conn.send(
+                {"t": None, "s": None, "op": 10, "d": {"heartbeat_interval": self.heartbeat_interval, "_trace": TRACE}}
+            )
             async for msg in ws:
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
@@ -109,13 +120,30 @@ class Gateway:
         s = _Session(secrets.token_hex(16), d["intents"], d.get("shard"))
         self._sessions[s.id] = s
         s.conn, conn.session = conn, s
-        ready = {"v": 10, "user_settings": {}, "user": {**self._bot_user(), "verified": True, "mfa_enabled": False,
-                                                        "email": None, "locale": "en-US", "premium_type": 0},
-                 "session_type": "normal", "session_id": s.id, "resume_gateway_url": self.gateway_url,
-                 "relationships": [], "private_channels": [], "presences": [], "guild_join_requests": [],
-                 "geo_ordered_rtc_regions": ["rotterdam", "london", "madrid"], "auth": {},
-                 "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-                 "application": {"id": str(self.app_id), "flags": APP_FLAGS}, "_trace": TRACE}
+        ready = {
+            "v": 10,
+            "user_settings": {},
+            "user": {
+                **self._bot_user(),
+                "verified": True,
+                "mfa_enabled": False,
+                "email": None,
+                "locale": "en-US",
+                "premium_type": 0,
+            },
+            "session_type": "normal",
+            "session_id": s.id,
+            "resume_gateway_url": self.gateway_url,
+            "relationships": [],
+            "private_channels": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": ["rotterdam", "london", "madrid"],
+            "auth": {},
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "application": {"id": str(self.app_id), "flags": APP_FLAGS},
+            "_trace": TRACE,
+        }
         if s.shard is not None:  # only sharded identifies get "shard" back (AutoShardedClient needs it)
             ready["shard"] = s.shard
         await self._dispatch("READY", ready, sessions=[s])
@@ -140,13 +168,21 @@ class Gateway:
 
     async def _request_members(self, s: _Session, d: dict) -> None:
         query, ids = (d.get("query") or "").lower(), {int(i) for i in (d.get("user_ids") or [])}
-        found = [uid for uid, rec in self._members.items()
-                 if (uid in ids if ids else rec["user"]["username"].lower().startswith(query))]
+        found = [
+            uid
+            for uid, rec in self._members.items()
+            if (uid in ids if ids else rec["user"]["username"].lower().startswith(query))
+        ]
         limit = d.get("limit") or 0
         if limit:
             found = found[:limit]
-        chunk = {"guild_id": str(self.guild_id), "members": [self._member_json(u) for u in found],
-                 "chunk_index": 0, "chunk_count": 1, "not_found": [str(i) for i in ids - set(found)]}
+        chunk = {
+            "guild_id": str(self.guild_id),
+            "members": [self._member_json(u) for u in found],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [str(i) for i in ids - set(found)],
+        }
         if d.get("nonce") is not None:
             chunk["nonce"] = d["nonce"]
         await self._dispatch("GUILD_MEMBERS_CHUNK", chunk, sessions=[s])

@@ -1,15 +1,24 @@
 """The fake Discord's interactions: building what a user's slash command, click or modal
 sends, and the REST routes a bot answers on (callback, followups, @original webhooks)."""
+
 from __future__ import annotations
 
 import base64
 import secrets
 import time
 
-
 from tests.fakes.discord_model import (
-    EVERYONE_PERMISSIONS, INTERACTION_FLAGS, DiscordError, _form_error, unknown, Message, Interaction,
-    _Pending, _id_of, EPHEMERAL, LOADING,
+    EPHEMERAL,
+    EVERYONE_PERMISSIONS,
+    INTERACTION_FLAGS,
+    LOADING,
+    DiscordError,
+    Interaction,
+    Message,
+    _form_error,
+    _id_of,
+    _Pending,
+    unknown,
 )
 
 
@@ -19,8 +28,10 @@ class Interactions:
     # -- interactions: building ---------------------------------------------------------
 
     def _find_command(self, name: str, kind: int) -> tuple[dict, int | None]:
-        for guild_id, commands in [(self.guild_id, self.guild_commands.get(self.guild_id, [])),
-                                   (None, self.global_commands)]:
+        for guild_id, commands in [
+            (self.guild_id, self.guild_commands.get(self.guild_id, [])),
+            (None, self.global_commands),
+        ]:
             for c in commands:
                 if c["name"] == name and c.get("type", 1) == kind:
                     return c, guild_id
@@ -49,10 +60,15 @@ class Interactions:
             if not isinstance(value, str):
                 raise AssertionError(f"{where} takes a string, got {value!r}")
             if not o.get("min_length", 0) <= len(value) <= o.get("max_length", 6000):
-                raise AssertionError(f"{where}: length {len(value)} outside "
-                                     f"[{o.get('min_length', 0)}, {o.get('max_length', 6000)}]")
+                raise AssertionError(
+                    f"{where}: length {len(value)} outside [{o.get('min_length', 0)}, {o.get('max_length', 6000)}]"
+                )
         elif kind in (4, 10):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == 4 and not isinstance(value, int)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (kind == 4 and not isinstance(value, int))
+            ):
                 raise AssertionError(f"{where} takes {'an integer' if kind == 4 else 'a number'}, got {value!r}")
             if ("min_value" in o and value < o["min_value"]) or ("max_value" in o and value > o["max_value"]):
                 raise AssertionError(f"{where}: {value} outside [{o.get('min_value')}, {o.get('max_value')}]")
@@ -73,7 +89,9 @@ class Interactions:
                 resolved.setdefault("roles", {})[str(value)] = self._role_json(value)
             else:
                 resolved.setdefault("channels", {})[str(value)] = {
-                    **self._channel_json(value), "permissions": str(EVERYONE_PERMISSIONS)}
+                    **self._channel_json(value),
+                    "permissions": str(EVERYONE_PERMISSIONS),
+                }
             return str(value)
         if o.get("choices") and value not in [c["value"] for c in o["choices"]]:
             raise AssertionError(f"{where}: {value!r} is not one of {[c['value'] for c in o['choices']]}")
@@ -90,43 +108,81 @@ class Interactions:
             if component.get("required", True) and not value:
                 raise AssertionError(f"modal input {cid!r} is required")
             if value and not component.get("min_length", 0) <= len(value) <= component.get("max_length", 4000):
-                raise AssertionError(f"modal input {cid!r}: length {len(value)} outside "
-                                     f"[{component.get('min_length', 0)}, {component.get('max_length', 4000)}]")
+                raise AssertionError(
+                    f"modal input {cid!r}: length {len(value)} outside "
+                    f"[{component.get('min_length', 0)}, {component.get('max_length', 4000)}]"
+                )
             return {"type": 4, **_id_of(component), "custom_id": cid, "value": value}
         chosen = values.get(cid, [])
-        return {"type": kind, **_id_of(component), "custom_id": cid,
-                "values": list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]}
+        return {
+            "type": kind,
+            **_id_of(component),
+            "custom_id": cid,
+            "values": list(chosen) if isinstance(chosen, (list, tuple)) else [chosen],
+        }
 
-    async def _interact(self, kind: int, user_id: int, channel_id: int, data: dict, *, message_type: int = 0,
-                        message: Message | None = None, metadata: dict | None = None) -> Interaction:
+    async def _interact(
+        self,
+        kind: int,
+        user_id: int,
+        channel_id: int,
+        data: dict,
+        *,
+        message_type: int = 0,
+        message: Message | None = None,
+        metadata: dict | None = None,
+    ) -> Interaction:
         if channel_id not in self.channels and channel_id not in self.threads:
             raise AssertionError(f"unknown channel {channel_id}")
         self._check_bot_in_guild()
         iid = self._snowflake()
         # Real tokens are long opaque strings that begin with base64("interaction:").
         token = "aW50ZXJhY3Rpb246" + base64.urlsafe_b64encode(
-            f"{iid}:{secrets.token_urlsafe(96)}".encode()).decode().rstrip("=")
+            f"{iid}:{secrets.token_urlsafe(96)}".encode()
+        ).decode().rstrip("=")
         perms = self._permissions_of(user_id)
-        payload = {"app_permissions": str(self._permissions_of(self.bot_user_id)),
-                   "application_id": str(self.app_id), "attachment_size_limit": self.upload_limit,
-                   "authorizing_integration_owners": {"0": str(self.guild_id)},
-                   "channel": {**self._channel_json(channel_id), "permissions": str(perms)},
-                   "channel_id": str(channel_id), "context": 0, "data": data, "entitlement_sku_ids": [],
-                   "entitlements": [], "guild": {"features": [], "id": str(self.guild_id), "locale": "en-US"},
-                   "guild_id": str(self.guild_id), "guild_locale": "en-US", "id": str(iid), "locale": "en-US",
-                   "member": self._member_json(user_id, permissions=True), "token": token, "type": kind,
-                   "version": 1}
+        payload = {
+            "app_permissions": str(self._permissions_of(self.bot_user_id)),
+            "application_id": str(self.app_id),
+            "attachment_size_limit": self.upload_limit,
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "channel": {**self._channel_json(channel_id), "permissions": str(perms)},
+            "channel_id": str(channel_id),
+            "context": 0,
+            "data": data,
+            "entitlement_sku_ids": [],
+            "entitlements": [],
+            "guild": {"features": [], "id": str(self.guild_id), "locale": "en-US"},
+            "guild_id": str(self.guild_id),
+            "guild_locale": "en-US",
+            "id": str(iid),
+            "locale": "en-US",
+            "member": self._member_json(user_id, permissions=True),
+            "token": token,
+            "type": kind,
+            "version": 1,
+        }
         if message is not None:
             payload["message"] = self._message_json(message)
         interaction = Interaction(iid, token, kind, channel_id, user_id)
-        meta = {"id": str(iid), "type": kind, "user": self._user_json(user_id),
-                "authorizing_integration_owners": {"0": str(self.guild_id)}, **(metadata or {})}
-        self._pending[token] = _Pending(interaction, payload, time.monotonic(), meta, message_type=message_type,
-                                        message_id=message.id if message is not None else None)
+        meta = {
+            "id": str(iid),
+            "type": kind,
+            "user": self._user_json(user_id),
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            **(metadata or {}),
+        }
+        self._pending[token] = _Pending(
+            interaction,
+            payload,
+            time.monotonic(),
+            meta,
+            message_type=message_type,
+            message_id=message.id if message is not None else None,
+        )
         self.interactions[iid] = interaction
         await self._dispatch("INTERACTION_CREATE", payload)
         return interaction
-
 
     # -- REST: interaction callback and webhooks ---------------------------------------
 
@@ -147,13 +203,31 @@ class Interactions:
         msg: Message | None = None
         if kind == 4:
             flags = int(data.get("flags") or 0) & INTERACTION_FLAGS
-            msg = self._new_message(p.interaction.channel_id, data, body.files, flags=flags, type=p.message_type,
-                                    pending=p, metadata=p.metadata)
+            msg = self._new_message(
+                p.interaction.channel_id,
+                data,
+                body.files,
+                flags=flags,
+                type=p.message_type,
+                pending=p,
+                metadata=p.metadata,
+            )
         elif kind == 5:
             flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
-            msg = Message(self._snowflake(), p.interaction.channel_id, self.bot_user_id, "", [], [], [], None,
-                          flags=flags, type=p.message_type, webhook_interaction=p.interaction.id,
-                          interaction_metadata=p.metadata)
+            msg = Message(
+                self._snowflake(),
+                p.interaction.channel_id,
+                self.bot_user_id,
+                "",
+                [],
+                [],
+                [],
+                None,
+                flags=flags,
+                type=p.message_type,
+                webhook_interaction=p.interaction.id,
+                interaction_metadata=p.metadata,
+            )
             self.messages[msg.channel_id].append(msg)
             p.deferred_open = True
         elif kind in (6, 7):
@@ -179,8 +253,11 @@ class Interactions:
             return None
         interaction = {"id": str(p.interaction.id), "type": ix}
         if msg is not None:
-            interaction.update(response_message_id=str(msg.id), response_message_loading=msg.loading,
-                               response_message_ephemeral=msg.ephemeral)
+            interaction.update(
+                response_message_id=str(msg.id),
+                response_message_loading=msg.loading,
+                response_message_ephemeral=msg.ephemeral,
+            )
         resource: dict = {"type": kind}
         if kind in (4, 7):  # the docs: a message only for CHANNEL_MESSAGE_WITH_SOURCE and UPDATE_MESSAGE
             resource["message"] = self._message_json(msg)
@@ -250,5 +327,6 @@ class Interactions:
     async def _delete(self, m: Message) -> None:
         m.deleted = True
         if not m.ephemeral:
-            await self._dispatch("MESSAGE_DELETE", {"id": str(m.id), "channel_id": str(m.channel_id),
-                                                    "guild_id": str(self.guild_id)})
+            await self._dispatch(
+                "MESSAGE_DELETE", {"id": str(m.id), "channel_id": str(m.channel_id), "guild_id": str(self.guild_id)}
+            )

@@ -1,6 +1,7 @@
 """The fake Discord's vocabulary: permission bits, flags, error codes, the records it keeps
 (calls, messages, threads, interactions, gateway sessions) and small helpers for JSON,
 snowflakes, components and attachments."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,9 @@ import json
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
-
 
 API = "/api/v10"
 DISCORD_EPOCH = 1_420_070_400_000
@@ -23,10 +23,22 @@ MANAGE_GUILD, MANAGE_MESSAGES, EMBED_LINKS, ATTACH_FILES = 1 << 5, 1 << 13, 1 <<
 READ_MESSAGE_HISTORY, USE_EXTERNAL_EMOJIS, CHANGE_NICKNAME = 1 << 16, 1 << 18, 1 << 26
 USE_APPLICATION_COMMANDS, MANAGE_THREADS, CREATE_PUBLIC_THREADS = 1 << 31, 1 << 34, 1 << 35
 CREATE_PRIVATE_THREADS, SEND_MESSAGES_IN_THREADS, SEND_POLLS = 1 << 36, 1 << 38, 1 << 49
-EVERYONE_PERMISSIONS = (CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS
-                        | ATTACH_FILES | READ_MESSAGE_HISTORY | USE_EXTERNAL_EMOJIS | CHANGE_NICKNAME
-                        | USE_APPLICATION_COMMANDS | CREATE_PUBLIC_THREADS | CREATE_PRIVATE_THREADS
-                        | SEND_MESSAGES_IN_THREADS | SEND_POLLS)
+EVERYONE_PERMISSIONS = (
+    CREATE_INSTANT_INVITE
+    | ADD_REACTIONS
+    | VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | USE_EXTERNAL_EMOJIS
+    | CHANGE_NICKNAME
+    | USE_APPLICATION_COMMANDS
+    | CREATE_PUBLIC_THREADS
+    | CREATE_PRIVATE_THREADS
+    | SEND_MESSAGES_IN_THREADS
+    | SEND_POLLS
+)
 BOT_ROLE_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES | MANAGE_THREADS
 
 # Gateway intents the fake honours (the rest are accepted and ignored).
@@ -44,10 +56,16 @@ APP_FLAGS = (1 << 15) | (1 << 19) | (1 << 23)
 TRACE = ['["gateway-prd-fake-0",{"micros":1200,"calls":[]}]']
 
 ERRORS = {  # status -> Discord's default (message, code) for injected failures
-    400: ("400: Bad Request", 0), 401: ("401: Unauthorized", 0), 403: ("Missing Access", 50001),
-    404: ("404: Not Found", 0), 405: ("405: Method Not Allowed", 0),
-    413: ("Request entity too large", 40005), 500: ("500: Internal Server Error", 0),
-    502: ("502: Bad Gateway", 0), 503: ("503: Service Unavailable", 0), 504: ("504: Gateway Timeout", 0),
+    400: ("400: Bad Request", 0),
+    401: ("401: Unauthorized", 0),
+    403: ("Missing Access", 50001),
+    404: ("404: Not Found", 0),
+    405: ("405: Method Not Allowed", 0),
+    413: ("Request entity too large", 40005),
+    500: ("500: Internal Server Error", 0),
+    502: ("502: Bad Gateway", 0),
+    503: ("503: Service Unavailable", 0),
+    504: ("504: Gateway Timeout", 0),
 }
 
 
@@ -58,11 +76,11 @@ def _dumps(obj) -> str:
 def _iso(snowflake: int) -> str:
     """The creation time a snowflake encodes, in Discord's timestamp format."""
     ms = (snowflake >> 22) + DISCORD_EPOCH
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="microseconds")
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class DiscordError(Exception):
@@ -85,8 +103,15 @@ def _form_error(path: list, code: str, message: str) -> DiscordError:
 
 
 def unknown(what: str) -> DiscordError:
-    codes = {"Channel": 10003, "Guild": 10004, "Member": 10007, "Message": 10008, "User": 10013,
-             "Webhook": 10015, "interaction": 10062}
+    codes = {
+        "Channel": 10003,
+        "Guild": 10004,
+        "Member": 10007,
+        "Message": 10008,
+        "User": 10013,
+        "Webhook": 10015,
+        "interaction": 10062,
+    }
     return DiscordError(404, f"Unknown {what}", codes[what])
 
 
@@ -158,6 +183,7 @@ class Interaction:
 @dataclass
 class _Pending:
     """What the fake tracks about one interaction and its webhook token."""
+
     interaction: Interaction
     payload: dict  # the INTERACTION_CREATE body
     created: float  # monotonic
@@ -219,10 +245,12 @@ def _packer(compress: str | None):
     if compress == "zstd-stream":
         try:  # discord.py prefers zstandard, then Python 3.14's compression.zstd
             import zstandard
+
             zc = zstandard.ZstdCompressor().compressobj()
             return lambda raw: zc.compress(raw.encode()) + zc.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
         except ImportError:
             from compression import zstd  # type: ignore[import-not-found]
+
             zs = zstd.ZstdCompressor()
             return lambda raw: zs.compress(raw.encode(), mode=zstd.ZstdCompressor.FLUSH_BLOCK)
     return lambda raw: raw
@@ -284,6 +312,7 @@ def _sniff(data: bytes) -> str | None:
 def _image_size(data: bytes) -> tuple[int, int] | None:
     try:
         from PIL import Image  # deferred: importing the module stays cheap
+
         with Image.open(io.BytesIO(data)) as im:
             return im.size
     except Exception:  # not an image PIL can read: Discord leaves width/height out too

@@ -1,5 +1,6 @@
 """The fake Discord's REST plumbing: the route table, bodies (JSON and multipart), rate-limit
 headers, injected failures, downloads, and the users, application and command routes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,16 @@ import time
 from aiohttp import web
 
 from tests.fakes.discord_model import (
-    APP_FLAGS, ERRORS, _dumps, DiscordError, _form_error, unknown, Call, _File, _Body, _sniff,
+    APP_FLAGS,
+    ERRORS,
+    Call,
+    DiscordError,
+    _Body,
+    _dumps,
+    _File,
+    _form_error,
+    _sniff,
+    unknown,
 )
 
 
@@ -30,24 +40,42 @@ class RestPlumbing:
             (r"/oauth2/applications/@me", True, {"GET": self._get_application}),
             (r"/gateway", False, {"GET": self._get_gateway}),
             (r"/gateway/bot", True, {"GET": self._get_gateway_bot}),
-            (r"/applications/" + d % "app_id" + "/commands", True,
-             {"GET": self._get_commands, "PUT": self._put_commands}),
-            (r"/applications/" + d % "app_id" + "/guilds/" + d % "guild_id" + "/commands", True,
-             {"GET": self._get_commands, "PUT": self._put_commands}),
+            (
+                r"/applications/" + d % "app_id" + "/commands",
+                True,
+                {"GET": self._get_commands, "PUT": self._put_commands},
+            ),
+            (
+                r"/applications/" + d % "app_id" + "/guilds/" + d % "guild_id" + "/commands",
+                True,
+                {"GET": self._get_commands, "PUT": self._put_commands},
+            ),
             (r"/interactions/" + d % "iid" + "/" + w + "/callback", False, {"POST": self._callback}),
             (r"/webhooks/" + d % "app_id" + "/" + w, False, {"POST": self._followup}),
-            (r"/webhooks/" + d % "app_id" + "/" + w + r"/messages/(?P<mid>@original|\d+)", False,
-             {"GET": self._hook_get, "PATCH": self._hook_edit, "DELETE": self._hook_delete}),
+            (
+                r"/webhooks/" + d % "app_id" + "/" + w + r"/messages/(?P<mid>@original|\d+)",
+                False,
+                {"GET": self._hook_get, "PATCH": self._hook_edit, "DELETE": self._hook_delete},
+            ),
             (r"/channels/" + d % "cid", True, {"GET": self._get_channel, "PATCH": self._edit_channel}),
             (r"/channels/" + d % "cid" + "/messages", True, {"GET": self._history, "POST": self._post_message}),
-            (r"/channels/" + d % "cid" + "/messages/" + d % "mid", True,
-             {"GET": self._get_message, "PATCH": self._edit_message, "DELETE": self._delete_message}),
-            (r"/channels/" + d % "cid" + "/messages/" + d % "mid" + "/threads", True,
-             {"POST": self._thread_from_message}),
+            (
+                r"/channels/" + d % "cid" + "/messages/" + d % "mid",
+                True,
+                {"GET": self._get_message, "PATCH": self._edit_message, "DELETE": self._delete_message},
+            ),
+            (
+                r"/channels/" + d % "cid" + "/messages/" + d % "mid" + "/threads",
+                True,
+                {"POST": self._thread_from_message},
+            ),
             (r"/channels/" + d % "cid" + "/threads", True, {"POST": self._thread_without_message}),
             (r"/channels/" + d % "cid" + "/typing", True, {"POST": self._typing}),
-            (r"/channels/" + d % "cid" + "/messages/" + d % "mid" + r"/reactions/(?P<emoji>[^/]+)/@me", True,
-             {"PUT": self._reaction, "DELETE": self._reaction}),
+            (
+                r"/channels/" + d % "cid" + "/messages/" + d % "mid" + r"/reactions/(?P<emoji>[^/]+)/@me",
+                True,
+                {"PUT": self._reaction, "DELETE": self._reaction},
+            ),
             (r"/guilds/" + d % "gid", True, {"GET": self._get_guild}),
             (r"/guilds/" + d % "gid" + "/channels", True, {"GET": self._get_guild_channels}),
             (r"/guilds/" + d % "gid" + "/members/" + d % "user_id", True, {"GET": self._get_member}),
@@ -58,15 +86,18 @@ class RestPlumbing:
         # One bucket per route template, as Discord hashes them.
         template = re.sub(r"\d+", "_", re.sub(r"(/(?:interactions|webhooks)/\d+/)[^/]+", r"\1_", path))
         bucket = hashlib.md5(f"{method} {template}".encode()).hexdigest()
-        return {"X-RateLimit-Limit": str(self.ratelimit_limit),
-                "X-RateLimit-Remaining": str(self.ratelimit_limit - 1),
-                "X-RateLimit-Reset": f"{time.time() + 1:.3f}", "X-RateLimit-Reset-After": "1.000",
-                "X-RateLimit-Bucket": bucket, "Via": "1.1 google"}
+        return {
+            "X-RateLimit-Limit": str(self.ratelimit_limit),
+            "X-RateLimit-Remaining": str(self.ratelimit_limit - 1),
+            "X-RateLimit-Reset": f"{time.time() + 1:.3f}",
+            "X-RateLimit-Reset-After": "1.000",
+            "X-RateLimit-Bucket": bucket,
+            "Via": "1.1 google",
+        }
 
     def _json(self, body, status: int = 200, headers: dict | None = None) -> web.Response:
         # body= with content_type= keeps the header exactly "application/json" (see module doc).
-        return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json",
-                            headers=headers)
+        return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json", headers=headers)
 
     async def _read_body(self, request: web.Request) -> _Body:
         if request.content_type == "multipart/form-data":
@@ -97,11 +128,19 @@ class RestPlumbing:
                 headers = self._ratelimit_headers(method, path)
                 if status == 429:
                     retry_after = 0.05 if retry_after is None else retry_after
-                    body = body or {"message": "You are being rate limited.", "retry_after": retry_after,
-                                    "global": False}
-                    headers.update({"Retry-After": str(math.ceil(retry_after)), "X-RateLimit-Remaining": "0",
-                                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-                                    "X-RateLimit-Scope": "global" if body.get("global") else "user"})
+                    body = body or {
+                        "message": "You are being rate limited.",
+                        "retry_after": retry_after,
+                        "global": False,
+                    }
+                    headers.update(
+                        {
+                            "Retry-After": str(math.ceil(retry_after)),
+                            "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                            "X-RateLimit-Scope": "global" if body.get("global") else "user",
+                        }
+                    )
                     if body.get("global"):
                         headers["X-RateLimit-Global"] = "true"
                 elif body is None:
@@ -120,8 +159,9 @@ class RestPlumbing:
         except (ValueError, UnicodeDecodeError):
             self.calls.append(Call(method, path, None, [], headers, dict(request.query)))
             return self._json({"message": "The request body contains invalid JSON.", "code": 50109}, 400)
-        self.calls.append(Call(method, path, body.json, [(f.filename, f.data) for f in body.files], headers,
-                               dict(request.query)))
+        self.calls.append(
+            Call(method, path, body.json, [(f.filename, f.data) for f in body.files], headers, dict(request.query))
+        )
         rl = self._ratelimit_headers(method, path)
         if (failure := self._injected(method, path)) is not None:
             return failure
@@ -157,8 +197,15 @@ class RestPlumbing:
     # -- REST: users, application, gateway, commands ------------------------------------
 
     async def _get_me(self, request, body) -> dict:
-        return {**self._bot_user(), "verified": True, "mfa_enabled": False, "email": None, "locale": "en-US",
-                "bio": "", "premium_type": 0}
+        return {
+            **self._bot_user(),
+            "verified": True,
+            "mfa_enabled": False,
+            "email": None,
+            "locale": "en-US",
+            "bio": "",
+            "premium_type": 0,
+        }
 
     async def _get_user(self, request, body, user_id) -> dict:
         if int(user_id) not in self._members:
@@ -166,25 +213,56 @@ class RestPlumbing:
         return self._user_json(int(user_id))
 
     async def _get_application(self, request, body) -> dict:
-        owner = {"id": str(self.guild_id + 9), "username": "owner", "global_name": "Owner", "discriminator": "0",
-                 "avatar": None, "public_flags": 0, "flags": 0, "banner": None, "accent_color": None,
-                 "avatar_decoration_data": None, "collectibles": None, "primary_guild": None, "clan": None}
-        return {"id": str(self.app_id), "name": self.bot_name, "icon": None, "description": "",
-                "summary": "", "type": None, "hook": True, "bot_public": True, "bot_require_code_grant": False,
-                "verify_key": "0" * 64, "owner": owner, "flags": APP_FLAGS, "team": None,
-                "bot": self._bot_user(), "guild_id": None, "interactions_endpoint_url": None,
-                "role_connections_verification_url": None, "redirect_uris": [], "tags": [],
-                "approximate_guild_count": 1, "approximate_user_install_count": 0,
-                "integration_types_config": {"0": {}}, "install_params": {"scopes": ["bot", "applications.commands"],
-                                                                          "permissions": "0"}}
+        owner = {
+            "id": str(self.guild_id + 9),
+            "username": "owner",
+            "global_name": "Owner",
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "collectibles": None,
+            "primary_guild": None,
+            "clan": None,
+        }
+        return {
+            "id": str(self.app_id),
+            "name": self.bot_name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "hook": True,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": owner,
+            "flags": APP_FLAGS,
+            "team": None,
+            "bot": self._bot_user(),
+            "guild_id": None,
+            "interactions_endpoint_url": None,
+            "role_connections_verification_url": None,
+            "redirect_uris": [],
+            "tags": [],
+            "approximate_guild_count": 1,
+            "approximate_user_install_count": 0,
+            "integration_types_config": {"0": {}},
+            "install_params": {"scopes": ["bot", "applications.commands"], "permissions": "0"},
+        }
 
     async def _get_gateway(self, request, body) -> dict:
         return {"url": self.gateway_url}
 
     async def _get_gateway_bot(self, request, body) -> dict:
-        return {"url": self.gateway_url, "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000,
-                                        "max_concurrency": 1}}
+        return {
+            "url": self.gateway_url,
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1},
+        }
 
     def _check_app(self, app_id: str, guild_id: str | None) -> None:
         if int(app_id) != self.app_id:
@@ -199,8 +277,11 @@ class RestPlumbing:
     async def _put_commands(self, request, body, app_id, guild_id=None) -> list:
         self._check_app(app_id, guild_id)
         if not isinstance(body.json, list):
-            raise _form_error([], "BASE_TYPE_ARRAY", "Must be an array.") if body.json is not None else \
-                DiscordError(400, "400: Bad Request", 0)
+            raise (
+                _form_error([], "BASE_TYPE_ARRAY", "Must be an array.")
+                if body.json is not None
+                else DiscordError(400, "400: Bad Request", 0)
+            )
         old = self.guild_commands.get(int(guild_id), []) if guild_id else self.global_commands
         out = []
         for n, c in enumerate(body.json):
@@ -216,13 +297,20 @@ class RestPlumbing:
             if len(c.get("options") or []) > 25:
                 raise _form_error([n, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
             previous = next((p for p in old if p["name"] == name and p["type"] == kind), None)
-            cmd = {"id": previous["id"] if previous else str(self._snowflake()), "application_id": str(self.app_id),
-                   "version": str(self._snowflake()), "default_member_permissions": c.get("default_member_permissions"),
-                   "type": kind, "name": name, "name_localizations": c.get("name_localizations"),
-                   "description": description if kind == 1 else "",
-                   "description_localizations": c.get("description_localizations"),
-                   "contexts": c.get("contexts"), "integration_types": c.get("integration_types") or [0],
-                   "nsfw": bool(c.get("nsfw", False))}
+            cmd = {
+                "id": previous["id"] if previous else str(self._snowflake()),
+                "application_id": str(self.app_id),
+                "version": str(self._snowflake()),
+                "default_member_permissions": c.get("default_member_permissions"),
+                "type": kind,
+                "name": name,
+                "name_localizations": c.get("name_localizations"),
+                "description": description if kind == 1 else "",
+                "description_localizations": c.get("description_localizations"),
+                "contexts": c.get("contexts"),
+                "integration_types": c.get("integration_types") or [0],
+                "nsfw": bool(c.get("nsfw", False)),
+            }
             if c.get("options"):
                 cmd["options"] = c["options"]
             if guild_id:

@@ -38,6 +38,7 @@ its own messages; ephemeral messages are invisible to the bot-token channel rout
 
 Standalone: ``python -m tests.fakes.discord_server --port 8090``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,16 +48,29 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
-from tests.fakes.discord_model import (
-    API, EVERYONE_PERMISSIONS, BOT_ROLE_PERMISSIONS, _dumps, Call, Message, Thread, Interaction, _Pending,
-    _Conn, _Session, _walk, _id_of, MANAGE_GUILD, MANAGE_MESSAGES,
-)
-from tests.fakes.discord_state import GuildState
+from tests.fakes.discord_channels import ChannelRoutes
 from tests.fakes.discord_gateway import Gateway
 from tests.fakes.discord_interactions import Interactions
+from tests.fakes.discord_model import (
+    API,
+    BOT_ROLE_PERMISSIONS,
+    EVERYONE_PERMISSIONS,
+    MANAGE_GUILD,
+    MANAGE_MESSAGES,
+    Call,
+    Interaction,
+    Message,
+    Thread,
+    _Conn,
+    _dumps,
+    _id_of,
+    _Pending,
+    _Session,
+    _walk,
+)
 from tests.fakes.discord_rest import RestPlumbing
-from tests.fakes.discord_channels import ChannelRoutes
+from tests.fakes.discord_state import GuildState
+from tests.fakes.loopback import LoopbackServer
 
 
 class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes, LoopbackServer):
@@ -75,8 +89,16 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     ratelimit_limit = 50  # sent on every response; Remaining stays at limit-1 so nobody sleeps
     _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
 
-    def __init__(self, *, token: str = "bot-token", app_id: int = 1000, bot_user_id: int = 1000,
-                 guild_id: int = 2000, channel_id: int = 3000, upload_limit: int = 10 * 1024 * 1024):
+    def __init__(
+        self,
+        *,
+        token: str = "bot-token",
+        app_id: int = 1000,
+        bot_user_id: int = 1000,
+        guild_id: int = 2000,
+        channel_id: int = 3000,
+        upload_limit: int = 10 * 1024 * 1024,
+    ):
         self.token, self.app_id, self.bot_user_id = token, app_id, bot_user_id
         self.guild_id, self.channel_id, self.upload_limit = guild_id, channel_id, upload_limit
         self.bot_name = "imagine"
@@ -99,9 +121,11 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         # Every guild the bot is in: the main one, and bare extra ones (add_guild) that it may leave.
         self.guilds: dict[int, str] = {guild_id: "Imagine Test"}
         self.left_guilds: list[int] = []  # in the order the bot left them (DELETE /users/@me/guilds/{id})
-        self._roles = {guild_id: ("@everyone", EVERYONE_PERMISSIONS, 0),
-                       guild_id + 1: (self.bot_name, BOT_ROLE_PERMISSIONS, 2),
-                       guild_id + 2: ("Moderators", MANAGE_GUILD | MANAGE_MESSAGES, 1)}
+        self._roles = {
+            guild_id: ("@everyone", EVERYONE_PERMISSIONS, 0),
+            guild_id + 1: (self.bot_name, BOT_ROLE_PERMISSIONS, 2),
+            guild_id + 2: ("Moderators", MANAGE_GUILD | MANAGE_MESSAGES, 1),
+        }
         self._members: dict[int, dict] = {}
         self._pending: dict[str, _Pending] = {}  # token -> interaction state
         self._modals: dict[tuple[int, str], tuple[dict, _Pending]] = {}  # (user, custom_id) -> shown modal
@@ -140,9 +164,21 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     def add_member(self, user_id: int, *, manage_guild: bool = False, name: str | None = None) -> dict:
         """A guild member; with manage_guild they hold the Moderators role (MANAGE_GUILD)."""
         name = name or f"user{user_id}"
-        user = {"id": str(user_id), "username": name, "global_name": name.title(), "discriminator": "0",
-                "avatar": None, "public_flags": 0, "flags": 0, "banner": None, "accent_color": None,
-                "avatar_decoration_data": None, "collectibles": None, "primary_guild": None, "clan": None}
+        user = {
+            "id": str(user_id),
+            "username": name,
+            "global_name": name.title(),
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+            "collectibles": None,
+            "primary_guild": None,
+            "clan": None,
+        }
         self._add_member_record(user_id, user, roles=[self.guild_id + 2] if manage_guild else [])
         return self._member_json(user_id, permissions=True)
 
@@ -169,8 +205,9 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         """From now on the interaction's webhook answers 401 50027, as after 15 minutes."""
         self._pending[interaction.token].expired = True
 
-    def fail_next(self, method: str, path_regex: str, status: int, body: dict | None = None,
-                  retry_after: float | None = None) -> None:
+    def fail_next(
+        self, method: str, path_regex: str, status: int, body: dict | None = None, retry_after: float | None = None
+    ) -> None:
         """Answer the next REST call matching METHOD (or "*") and re.search(path_regex, path)
         with an error. A 429 gets Discord's rate-limit headers and JSON (retry_after defaults
         to 0.05 s). discord.py retries 429s and 5xx (the latter after >= 1 s of sleep)."""
@@ -206,15 +243,27 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         def short(v):
             s = _dumps(v)
             return s if len(s) <= 100 else s[:97] + "..."
-        lines = [f"  {c.method} {c.path}" + (f" {short(c.json)}" if c.json is not None else "")
-                 + (f" files={[f for f, _ in c.files]}" if c.files else "") for c in self.calls]
+
+        lines = [
+            f"  {c.method} {c.path}"
+            + (f" {short(c.json)}" if c.json is not None else "")
+            + (f" files={[f for f, _ in c.files]}" if c.files else "")
+            for c in self.calls
+        ]
         events = [e for e, _ in self.events]
         return "\n".join(lines or ["  (none)"]) + f"\n  gateway dispatches: {events}"
 
     # -- test controls: users act ----------------------------------------------------
 
-    async def slash(self, name: str, options: dict | None = None, *, user_id: int, channel_id: int | None = None,
-                    attachment: dict | None = None) -> Interaction:
+    async def slash(
+        self,
+        name: str,
+        options: dict | None = None,
+        *,
+        user_id: int,
+        channel_id: int | None = None,
+        attachment: dict | None = None,
+    ) -> Interaction:
         """A user runs a synced chat-input command; "group sub" names reach subcommands."""
         root, *subs = name.split()
         command, guild_id = self._find_command(root, 1)
@@ -242,18 +291,30 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
             data["resolved"] = resolved
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
-        return await self._interact(2, user_id, channel_id or self.channel_id, data, message_type=20,
-                                    metadata={"name": name, "command_type": 1})
+        return await self._interact(
+            2, user_id, channel_id or self.channel_id, data, message_type=20, metadata={"name": name, "command_type": 1}
+        )
 
     async def message_command(self, name: str, target: Message, *, user_id: int) -> Interaction:
         """A user picks Apps > <name> on a message (a MESSAGE context menu command)."""
         command, guild_id = self._find_command(name, 3)
-        data = {"id": command["id"], "name": name, "type": 3, "target_id": str(target.id),
-                "resolved": {"messages": {str(target.id): self._message_json(target)}}}
+        data = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): self._message_json(target)}},
+        }
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
-        return await self._interact(2, user_id, target.channel_id, data, message_type=23,
-                                    metadata={"name": name, "command_type": 3, "target_message_id": str(target.id)})
+        return await self._interact(
+            2,
+            user_id,
+            target.channel_id,
+            data,
+            message_type=23,
+            metadata={"name": name, "command_type": 3, "target_message_id": str(target.id)},
+        )
 
     async def click(self, custom_id: str, message: Message, *, user_id: int) -> Interaction:
         """A user clicks a button on a message."""
@@ -268,16 +329,19 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         data = {"component_type": 2, "custom_id": custom_id}
         if "id" in component:
             data["id"] = component["id"]
-        return await self._interact(3, user_id, message.channel_id, data, message=message,
-                                    metadata={"interacted_message_id": str(message.id)})
+        return await self._interact(
+            3, user_id, message.channel_id, data, message=message, metadata={"interacted_message_id": str(message.id)}
+        )
 
-    async def submit_modal(self, custom_id: str, values: dict[str, str], *, user_id: int,
-                           channel_id: int | None = None) -> Interaction:
+    async def submit_modal(
+        self, custom_id: str, values: dict[str, str], *, user_id: int, channel_id: int | None = None
+    ) -> Interaction:
         """A user fills in and submits a modal the bot showed them (callback type 9)."""
         shown = self._modals.pop((user_id, custom_id), None)
         if shown is None:
-            raise AssertionError(f"no modal {custom_id!r} was shown to user {user_id}; shown: "
-                                 f"{[k for k in self._modals]}")
+            raise AssertionError(
+                f"no modal {custom_id!r} was shown to user {user_id}; shown: {[k for k in self._modals]}"
+            )
         modal, origin = shown
         components, seen = [], set()
         for top in modal.get("components", []):
@@ -300,12 +364,24 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         metadata = {"triggering_interaction_metadata": origin.metadata}
         if message is not None:
             metadata["interacted_message_id"] = str(message.id)
-        return await self._interact(5, user_id, channel_id or origin.interaction.channel_id,
-                                    {"custom_id": custom_id, "components": components},
-                                    message=message, metadata=metadata)
+        return await self._interact(
+            5,
+            user_id,
+            channel_id or origin.interaction.channel_id,
+            {"custom_id": custom_id, "components": components},
+            message=message,
+            metadata=metadata,
+        )
 
-    async def user_message(self, content: str, *, user_id: int, channel_id: int | None = None,
-                           reply_to: Message | None = None, attachments: list[dict] = ()) -> Message:
+    async def user_message(
+        self,
+        content: str,
+        *,
+        user_id: int,
+        channel_id: int | None = None,
+        reply_to: Message | None = None,
+        attachments: list[dict] = (),
+    ) -> Message:
         """A user posts in a channel or thread; MESSAGE_CREATE goes to the connected clients."""
         cid = channel_id or self.channel_id
         if cid not in self.channels and cid not in self.threads:
@@ -313,9 +389,19 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self._check_bot_in_guild()
         self._ensure_member(user_id)
         # Discord's client pings the replied-to author by default: they land in "mentions".
-        m = Message(self._snowflake(), cid, user_id, content, [], [], [dict(a) for a in attachments],
-                    reply_to.id if reply_to else None, type=19 if reply_to else 0,
-                    nonce=str(self._snowflake()), mention_ids=[reply_to.author_id] if reply_to else [])
+        m = Message(
+            self._snowflake(),
+            cid,
+            user_id,
+            content,
+            [],
+            [],
+            [dict(a) for a in attachments],
+            reply_to.id if reply_to else None,
+            type=19 if reply_to else 0,
+            nonce=str(self._snowflake()),
+            mention_ids=[reply_to.author_id] if reply_to else [],
+        )
         self.messages[cid].append(m)
         await self._dispatch("MESSAGE_CREATE", self._message_json(m, gateway=True))
         return m

@@ -1,5 +1,6 @@
 """The fake Gemini's Batch API routes: create (inlined requests only, within the byte limit),
 get, cancel and delete, list, and the long-running operation a batch is reported as."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +10,19 @@ import string
 
 from aiohttp import web
 
-from tests.fakes.gemini_wire import (
-    MODELS, MESSAGES, GRPC_CODES, FINISHED, BATCH_TYPE, BATCH_INLINE_LIMIT, RecordedRequest, FakeBatch,
-    error_body, _now,
-)
 from tests.fakes.gemini_replies import Reply, ok
+from tests.fakes.gemini_wire import (
+    BATCH_INLINE_LIMIT,
+    BATCH_TYPE,
+    FINISHED,
+    GRPC_CODES,
+    MESSAGES,
+    MODELS,
+    FakeBatch,
+    RecordedRequest,
+    _now,
+    error_body,
+)
 
 
 class BatchApi:
@@ -23,8 +32,9 @@ class BatchApi:
         self.batch_creates += 1
         raw = await request.read()
         if len(raw) > BATCH_INLINE_LIMIT:  # Google's front end measures the body before reading it
-            return self._json(error_body(400, message=(
-                f"Request payload size exceeds the limit: {BATCH_INLINE_LIMIT} bytes.")), 400)
+            return self._json(
+                error_body(400, message=(f"Request payload size exceeds the limit: {BATCH_INLINE_LIMIT} bytes.")), 400
+            )
         try:
             body = json.loads(raw)
             spec = body.get("batch") or {}
@@ -35,10 +45,17 @@ class BatchApi:
         if (resp := self._key_error(request)) is not None:
             return resp
         if model not in MODELS:
-            return self._json(error_body(404, message=(
-                f"models/{model} is not found for API version {request.match_info['version']}, or is"
-                " not supported for batchGenerateContent. Call ListModels to see the list of"
-                " available models and their supported methods.")), 404)
+            return self._json(
+                error_body(
+                    404,
+                    message=(
+                        f"models/{model} is not found for API version {request.match_info['version']}, or is"
+                        " not supported for batchGenerateContent. Call ListModels to see the list of"
+                        " available models and their supported methods."
+                    ),
+                ),
+                404,
+            )
         if not recs:
             return self._json(error_body(400), 400)
         for rec in recs:  # one invalid request fails the whole batch, with generateContent's message
@@ -50,9 +67,15 @@ class BatchApi:
         if reply.kind == "error":
             return self._error(reply, model)
         now = _now()
-        job = FakeBatch(id="".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(36)),
-                        model=model, display_name=spec.get("displayName"), body=body, requests=recs,
-                        create_time=now, update_time=now)
+        job = FakeBatch(
+            id="".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(36)),
+            model=model,
+            display_name=spec.get("displayName"),
+            body=body,
+            requests=recs,
+            create_time=now,
+            update_time=now,
+        )
         self.batches[job.id] = job
         return self._json(self._operation(job))
 
@@ -93,7 +116,7 @@ class BatchApi:
         except ValueError:
             return self._json(error_body(400), 400)
         jobs = list(self.batches.values())
-        body = {"operations": [self._operation(b) for b in jobs[start:start + size]]}
+        body = {"operations": [self._operation(b) for b in jobs[start : start + size]]}
         if start + size < len(jobs):
             body["nextPageToken"] = str(start + size)
         return self._json(body)
@@ -103,15 +126,22 @@ class BatchApi:
         n, failed = len(batch.requests), sum("error" in r for r in batch.responses)
         stats = {"requestCount": str(n)}  # int64 is a JSON string; zero counts are left out
         if batch.state == "BATCH_STATE_SUCCEEDED":
-            stats |= {k: str(v) for k, v in (("successfulRequestCount", n - failed),
-                                             ("failedRequestCount", failed)) if v}
+            stats |= {
+                k: str(v) for k, v in (("successfulRequestCount", n - failed), ("failedRequestCount", failed)) if v
+            }
         elif batch.state not in FINISHED:
             stats["pendingRequestCount"] = str(n)
-        metadata = {"@type": BATCH_TYPE + "GenerateContentBatch", "model": f"models/{batch.model}",
-                    **({"displayName": batch.display_name} if batch.display_name is not None else {}),
-                    "createTime": batch.create_time, "updateTime": batch.update_time,
-                    **({"endTime": batch.end_time} if batch.end_time else {}),
-                    "batchStats": stats, "state": batch.state, "name": batch.name}
+        metadata = {
+            "@type": BATCH_TYPE + "GenerateContentBatch",
+            "model": f"models/{batch.model}",
+            **({"displayName": batch.display_name} if batch.display_name is not None else {}),
+            "createTime": batch.create_time,
+            "updateTime": batch.update_time,
+            **({"endTime": batch.end_time} if batch.end_time else {}),
+            "batchStats": stats,
+            "state": batch.state,
+            "name": batch.name,
+        }
         operation = {"name": batch.name, "metadata": metadata}
         if batch.state in FINISHED:
             operation["done"] = True
@@ -126,6 +156,10 @@ class BatchApi:
         if reply.kind in ("hang", "drop"):
             raise ValueError(f"{reply.kind}() has no meaning inside a batch")
         if reply.kind == "error":
-            return {"error": {"code": GRPC_CODES.get(reply.code, 2),  # 2: UNKNOWN
-                              "message": reply.message or MESSAGES.get(reply.code, "Unknown error.")}}
+            return {
+                "error": {
+                    "code": GRPC_CODES.get(reply.code, 2),  # 2: UNKNOWN
+                    "message": reply.message or MESSAGES.get(reply.code, "Unknown error."),
+                }
+            }
         return {"response": self._answer(reply, rec)}

@@ -1,5 +1,6 @@
 """What a test scripts the fake Gemini to answer: ok(), error(), finish(), no_image(), hang(),
 slow(), drop() and the rest, with the Tokens an answer reports."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -8,6 +9,7 @@ from dataclasses import dataclass, replace
 @dataclass(frozen=True)
 class Tokens:
     """Scripted usageMetadata counts; None leaves a count to the fake's real-shaped default."""
+
     prompt: int | None = None
     image: int | None = None  # per answer image
     text: int | None = None  # the answer's text part(s)
@@ -25,6 +27,7 @@ _KEEP = object()  # ok()'s default text: what the model family usually says
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer; the body is built per request (it echoes the model and sizes)."""
+
     kind: str  # ok | error | blocked | finish | hang | drop
     text: str | None = None
     images: int = 1
@@ -41,8 +44,9 @@ class Reply:
     delay: float = 0.0  # seconds before answering (slow())
 
 
-def ok(*, text: str | None | object = _KEEP, model_version: str | None = None, images: int = 1,
-       usage: Tokens = Tokens()) -> Reply:
+def ok(
+    *, text: str | None | object = _KEEP, model_version: str | None = None, images: int = 1, usage: Tokens = Tokens()
+) -> Reply:
     """A success. Without ``text`` the answer has the model family's usual text part
     (Pro and Flash say a sentence, 2.5 Flash Image nothing); ``text=None`` sends none."""
     if text is _KEEP:
@@ -50,10 +54,15 @@ def ok(*, text: str | None | object = _KEEP, model_version: str | None = None, i
     return Reply("ok", text=text, model_version=model_version, images=images, usage=usage)  # type: ignore[arg-type]
 
 
-def error(code: int, *, status: str | None = None, message: str | None = None,
-          retry_delay: str | None = None, retry_after: int | None = None) -> Reply:
-    return Reply("error", code=code, status=status, message=message,
-                 retry_delay=retry_delay, retry_after=retry_after)
+def error(
+    code: int,
+    *,
+    status: str | None = None,
+    message: str | None = None,
+    retry_delay: str | None = None,
+    retry_after: int | None = None,
+) -> Reply:
+    return Reply("error", code=code, status=status, message=message, retry_delay=retry_delay, retry_after=retry_after)
 
 
 def free_tier_zero(*, retry_delay: str = "25s") -> Reply:

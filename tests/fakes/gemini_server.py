@@ -40,6 +40,7 @@ hedge) is counted in ``fake.cancelled``.
 
 Standalone: ``python -m tests.fakes.gemini_server --port 8089 [--latency 2]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,29 +52,78 @@ from collections import deque
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer, hang_up, json_not_found
-from tests.fakes.gemini_wire import (
-    MODELS, ASPECTS, SIZES, TIERS, KNOWN_TIERS, MESSAGES, BATCH_STATES, FINISHED, BATCH_INLINE_LIMIT,
-    IMAGE_INPUT_TOKENS, _dumps, RecordedRequest, _tier, FakeBatch, error_body, bad_key_body,
-    _free_tier_zero, _b64decode, _png_b64, _now, _tokens, _family, _image_tokens,
-)
-from tests.fakes.gemini_replies import (
-    Tokens, _ANSWER_TEXT, _DEFAULT_THOUGHTS, Reply, ok, error, free_tier_zero, blocked_prompt, finish,
-    no_image, hang, slow, drop,
-)
 from tests.fakes.gemini_batch import BatchApi
+from tests.fakes.gemini_replies import (
+    _ANSWER_TEXT,
+    _DEFAULT_THOUGHTS,
+    Reply,
+    Tokens,
+    blocked_prompt,
+    drop,
+    error,
+    finish,
+    free_tier_zero,
+    hang,
+    no_image,
+    ok,
+    slow,
+)
+from tests.fakes.gemini_wire import (
+    ASPECTS,
+    BATCH_INLINE_LIMIT,
+    BATCH_STATES,
+    FINISHED,
+    IMAGE_INPUT_TOKENS,
+    KNOWN_TIERS,
+    MESSAGES,
+    MODELS,
+    SIZES,
+    TIERS,
+    FakeBatch,
+    RecordedRequest,
+    _b64decode,
+    _dumps,
+    _family,
+    _free_tier_zero,
+    _image_tokens,
+    _now,
+    _png_b64,
+    _tier,
+    _tokens,
+    bad_key_body,
+    error_body,
+)
+from tests.fakes.loopback import LoopbackServer, hang_up, json_not_found
 
 # Tests import the fake and the replies they script from here (tests.fakes.gemini_server.ok, ...).
-__all__ = ["FakeGemini", "Reply", "Tokens", "blocked_prompt", "drop", "error", "finish", "free_tier_zero",
-           "hang", "no_image", "ok", "slow", "ASPECTS", "MODELS", "SIZES", "RecordedRequest", "error_body"]
+__all__ = [
+    "FakeGemini",
+    "Reply",
+    "Tokens",
+    "blocked_prompt",
+    "drop",
+    "error",
+    "finish",
+    "free_tier_zero",
+    "hang",
+    "no_image",
+    "ok",
+    "slow",
+    "ASPECTS",
+    "MODELS",
+    "SIZES",
+    "RecordedRequest",
+    "error_body",
+]
 
 
 class FakeGemini(BatchApi, LoopbackServer):
     # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
     _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
 
-    def __init__(self, *, latency: float = 0.0, image_scale: float = 1.0,
-                 tail: tuple[float, float] | None = None, seed: int = 0):
+    def __init__(
+        self, *, latency: float = 0.0, image_scale: float = 1.0, tail: tuple[float, float] | None = None, seed: int = 0
+    ):
         self.latency = latency
         # (share of calls, latency multiple): a seeded slow tail.
         self.tail = tail
@@ -120,7 +170,7 @@ class FakeGemini(BatchApi, LoopbackServer):
         if len(replies) > len(batch.requests):
             raise ValueError(f"{len(replies)} replies for {len(batch.requests)} requests")
         batch.replies = [*replies, *[ok()] * (len(batch.requests) - len(replies))]
-        batch.responses = [self._inlined(reply, rec) for reply, rec in zip(batch.replies, batch.requests)]
+        batch.responses = [self._inlined(reply, rec) for reply, rec in zip(batch.replies, batch.requests, strict=True)]
         self._move(batch, "BATCH_STATE_SUCCEEDED")
         return batch
 
@@ -138,10 +188,15 @@ class FakeGemini(BatchApi, LoopbackServer):
         batch.end_time = batch.update_time if state in FINISHED else None
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[json_not_found(  # Google's JSON, not aiohttp's text
-            lambda request: self._json(error_body(404, message="Method not found."), 404))],
+        app = web.Application(
+            middlewares=[
+                json_not_found(  # Google's JSON, not aiohttp's text
+                    lambda request: self._json(error_body(404, message="Method not found."), 404)
+                )
+            ],
             # Past aiohttp's 1 MB default: the size limits answered are Google's, checked per call.
-            client_max_size=4 * BATCH_INLINE_LIMIT)
+            client_max_size=4 * BATCH_INLINE_LIMIT,
+        )
         app.router.add_get("/{version}/models", self._list_models)
         app.router.add_post("/{version}/models/{call}", self._model_call)
         app.router.add_get("/{version}/batches", self._list_batches)
@@ -157,10 +212,17 @@ class FakeGemini(BatchApi, LoopbackServer):
         if form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
             return self._json({"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}, 400)
         if self.token_error is not None:
-            return self._json({"error": self.token_error,
-                               "error_description": "Token has been expired or revoked."}, 400)
-        return self._json({"access_token": "ya29." + secrets.token_urlsafe(32), "expires_in": 3599,
-                           "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer"})
+            return self._json(
+                {"error": self.token_error, "error_description": "Token has been expired or revoked."}, 400
+            )
+        return self._json(
+            {
+                "access_token": "ya29." + secrets.token_urlsafe(32),
+                "expires_in": 3599,
+                "scope": "https://www.googleapis.com/auth/cloud-platform",
+                "token_type": "Bearer",
+            }
+        )
 
     @staticmethod
     def _json(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -171,16 +233,28 @@ class FakeGemini(BatchApi, LoopbackServer):
             return None
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if key is None:  # what Google says to a request without any credentials
-            return self._json(error_body(403, message=(
-                "Method doesn't allow unregistered callers (callers without established identity)."
-                " Please use API Key or other form of API consumer identity to call this API.")), 403)
+            return self._json(
+                error_body(
+                    403,
+                    message=(
+                        "Method doesn't allow unregistered callers (callers without established identity)."
+                        " Please use API Key or other form of API consumer identity to call this API."
+                    ),
+                ),
+                403,
+            )
         return None if key == self.api_key else self._json(bad_key_body(), 400)
 
     def _model_json(self, model: str) -> dict:
-        return {"name": f"models/{model}", "version": "001", "displayName": MODELS[model],
-                "description": f"{MODELS[model]} ({model})", "inputTokenLimit": 65536,
-                "outputTokenLimit": 32768,
-                "supportedGenerationMethods": ["generateContent", "batchGenerateContent"]}
+        return {
+            "name": f"models/{model}",
+            "version": "001",
+            "displayName": MODELS[model],
+            "description": f"{MODELS[model]} ({model})",
+            "inputTokenLimit": 65536,
+            "outputTokenLimit": 32768,
+            "supportedGenerationMethods": ["generateContent", "batchGenerateContent"],
+        }
 
     async def _list_models(self, request: web.Request) -> web.Response:
         return self._key_error(request) or self._json({"models": [self._model_json(m) for m in MODELS]})
@@ -201,12 +275,16 @@ class FakeGemini(BatchApi, LoopbackServer):
         parts = [p for c in contents for p in c.get("parts", [])]
         image_config = (body.get("generationConfig") or {}).get("imageConfig") or {}
         return RecordedRequest(
-            model=model, path=request.path, body=body,
+            model=model,
+            path=request.path,
+            body=body,
             headers={k.lower(): v for k, v in request.headers.items()},
             prompt="".join(p.get("text", "") for p in (users[-1].get("parts", []) if users else [])),
             input_images=[_b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p],
-            aspect_ratio=image_config.get("aspectRatio"), image_size=image_config.get("imageSize"),
-            service_tier=body.get("serviceTier"))
+            aspect_ratio=image_config.get("aspectRatio"),
+            image_size=image_config.get("imageSize"),
+            service_tier=body.get("serviceTier"),
+        )
 
     @classmethod
     def _bad_json(cls) -> web.Response:
@@ -258,18 +336,25 @@ class FakeGemini(BatchApi, LoopbackServer):
             msg = "* GenerateContentRequest.contents: contents is not specified\n"
         elif rec.aspect_ratio is not None and rec.aspect_ratio not in ASPECTS:
             allowed = [f"'{a}'" for a in sorted(ASPECTS)]
-            msg = ("* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio"
-                   f" must be one of {', '.join(allowed[:-1])}, or {allowed[-1]}.\n")
+            msg = (
+                "* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio"
+                f" must be one of {', '.join(allowed[:-1])}, or {allowed[-1]}.\n"
+            )
         elif rec.image_size is not None and rec.image_size not in SIZES:
-            msg = ("* GenerateContentRequest.generation_config.image_config.image_size: image_size"
-                   " must be one of '512', '1K', '2K', or '4K'.\n")
-        elif rec.image_size is not None and ("2.5" in rec.model
-                                              or "flash-lite" in rec.model and rec.image_size != "1K"):
+            msg = (
+                "* GenerateContentRequest.generation_config.image_config.image_size: image_size"
+                " must be one of '512', '1K', '2K', or '4K'.\n"
+            )
+        elif rec.image_size is not None and (
+            "2.5" in rec.model or "flash-lite" in rec.model and rec.image_size != "1K"
+        ):
             # 2.5 Flash Image takes no imageSize; Flash-Lite Image takes 1K only.
             msg = "Image size is not supported for this model."
         elif _tier(rec.service_tier) not in KNOWN_TIERS:
-            msg = (f"Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta."
-                   f"ServiceTier), \"{rec.service_tier}\"")
+            msg = (
+                f"Invalid value at 'service_tier' (type.googleapis.com/google.ai.generativelanguage.v1beta."
+                f'ServiceTier), "{rec.service_tier}"'
+            )
         elif _tier(rec.service_tier) not in {"standard", "unspecified", *TIERS.get(rec.model, ())}:
             msg = f"Service tier {_tier(rec.service_tier)} is not supported for model {rec.model}."
         else:
@@ -282,18 +367,31 @@ class FakeGemini(BatchApi, LoopbackServer):
             details, message = _free_tier_zero(model, reply.retry_delay)
         elif reply.code == 429:  # Google's quota errors name the exhausted quota and link the docs
             details += [
-                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    "quotaDimensions": {"location": "global", "model": model}, "quotaValue": "20"}]},
-                {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
-                    "description": "Learn more about Gemini API quotas",
-                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}]
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": "20",
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {
+                            "description": "Learn more about Gemini API quotas",
+                            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                        }
+                    ],
+                },
+            ]
             if message is None and reply.retry_delay:
                 message = MESSAGES[429] + f"\nPlease retry in {reply.retry_delay}."
         if reply.retry_delay:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                            "retryDelay": reply.retry_delay})
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": reply.retry_delay})
         headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else None
         return self._json(error_body(reply.code, reply.status, message, details), reply.code, headers)
 
@@ -304,9 +402,10 @@ class FakeGemini(BatchApi, LoopbackServer):
         if reply.kind == "ok" and family == "pro":
             # Pro "thinks" first: a draft text and a draft image (deliberately 8x8) come
             # before the answer; clients must skip parts with thought=true.
-            parts += [{"text": "**Composing the image**\n\nPlanning layout and colours.", "thought": True},
-                      {"inlineData": {"mimeType": "image/png", "data": _png_b64(8, 8, (255, 0, 255))},
-                       "thought": True}]
+            parts += [
+                {"text": "**Composing the image**\n\nPlanning layout and colours.", "thought": True},
+                {"inlineData": {"mimeType": "image/png", "data": _png_b64(8, 8, (255, 0, 255))}, "thought": True},
+            ]
         answer_from = len(parts)
         if text is not None:
             parts.append({"text": text})
@@ -323,8 +422,11 @@ class FakeGemini(BatchApi, LoopbackServer):
                     parts[i] = {**part, "thoughtSignature": base64.b64encode(secrets.token_bytes(32)).decode()}
         usage = self._usage(reply, rec, images, text)
         self.sent_usage.append((rec.model, rec.image_size, usage))
-        tail = {"usageMetadata": usage, "modelVersion": reply.model_version or rec.model,
-                "responseId": secrets.token_urlsafe(16)}
+        tail = {
+            "usageMetadata": usage,
+            "modelVersion": reply.model_version or rec.model,
+            "responseId": secrets.token_urlsafe(16),
+        }
         if reply.kind == "blocked":
             return {"promptFeedback": {"blockReason": reply.reason}, **tail}
         candidate = {"content": {"parts": parts, "role": "model"}} if parts else {}
@@ -341,15 +443,18 @@ class FakeGemini(BatchApi, LoopbackServer):
         prompt_details = [{"modality": "TEXT", "tokenCount": max(0, prompt - image_input)}]
         if rec.input_images:
             prompt_details.append({"modality": "IMAGE", "tokenCount": image_input})
-        image = images * (scripted.image if scripted.image is not None
-                          else _image_tokens(rec.model, rec.image_size))
+        image = images * (scripted.image if scripted.image is not None else _image_tokens(rec.model, rec.image_size))
         text_tokens = scripted.text if scripted.text is not None else (_tokens(text) if text else 0)
         default_thoughts = _DEFAULT_THOUGHTS[_family(rec.model)] if reply.kind == "ok" else 0
         thoughts = scripted.thoughts if scripted.thoughts is not None else default_thoughts
         out = image + text_tokens
         # Google's key order, as a real answer shows it.
-        usage = {"promptTokenCount": prompt, **({"candidatesTokenCount": out} if out else {}),
-                 "totalTokenCount": prompt + out + thoughts, "promptTokensDetails": prompt_details}
+        usage = {
+            "promptTokenCount": prompt,
+            **({"candidatesTokenCount": out} if out else {}),
+            "totalTokenCount": prompt + out + thoughts,
+            "promptTokensDetails": prompt_details,
+        }
         if image:
             usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": image}]
         if thoughts:
@@ -370,8 +475,7 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--image-scale", type=float, default=1.0)
     parser.add_argument("--api-key", default=None)
-    parser.add_argument("--auto-finish-batches", action="store_true",
-                        help="succeed every batch on its first poll")
+    parser.add_argument("--auto-finish-batches", action="store_true", help="succeed every batch on its first poll")
     try:
         asyncio.run(_serve(parser.parse_args()))
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """The fake Gemini's wire vocabulary: models, sizes, tiers, status names and messages, the
 record of a request, a batch, Google's error bodies, and token and image arithmetic."""
+
 from __future__ import annotations
 
 import base64
@@ -8,10 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
-
-from tests.fakes.loopback import png_b64
 from tests.fakes.gemini_replies import Reply
-
+from tests.fakes.loopback import png_b64
 
 MODELS = {  # id -> displayName, as listed by GET /v1beta/models
     "gemini-3-pro-image": "Nano Banana Pro",
@@ -20,39 +19,68 @@ MODELS = {  # id -> displayName, as listed by GET /v1beta/models
     "gemini-2.5-flash-image": "Nano Banana",
 }
 # Google's published 1K output sizes per aspect ratio.
-ASPECTS = {"1:1": (1024, 1024), "2:3": (848, 1264), "3:2": (1264, 848), "3:4": (896, 1200),
-           "4:3": (1200, 896), "4:5": (928, 1152), "5:4": (1152, 928), "9:16": (768, 1376),
-           "16:9": (1376, 768), "21:9": (1584, 672), "1:4": (512, 2048), "4:1": (2048, 512),
-           "1:8": (384, 3072), "8:1": (3072, 384)}  # no "9:21": Google has none
+ASPECTS = {
+    "1:1": (1024, 1024),
+    "2:3": (848, 1264),
+    "3:2": (1264, 848),
+    "3:4": (896, 1200),
+    "4:3": (1200, 896),
+    "4:5": (928, 1152),
+    "5:4": (1152, 928),
+    "9:16": (768, 1376),
+    "16:9": (1376, 768),
+    "21:9": (1584, 672),
+    "1:4": (512, 2048),
+    "4:1": (2048, 512),
+    "1:8": (384, 3072),
+    "8:1": (3072, 384),
+}  # no "9:21": Google has none
 SIZES = {"512": 0.5, "1K": 1, "2K": 2, "4K": 4}
 # The service tiers each model takes beside standard (ai.google.dev/gemini-api/docs/optimization,
 # checked 2026-11-30; the Flash-Lite Image page lists no Flex or Priority tier, 2.5 Flash Image none).
-TIERS = {"gemini-3-pro-image": {"flex", "priority"}, "gemini-3.1-flash-image": {"flex", "priority"},
-         "gemini-3.1-flash-lite-image": set(), "gemini-2.5-flash-image": set()}
+TIERS = {
+    "gemini-3-pro-image": {"flex", "priority"},
+    "gemini-3.1-flash-image": {"flex", "priority"},
+    "gemini-3.1-flash-lite-image": set(),
+    "gemini-2.5-flash-image": set(),
+}
 KNOWN_TIERS = {"unspecified", "standard", "flex", "priority"}
-STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-            503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 MESSAGES = {
     400: "Request contains an invalid argument.",
     401: "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-         "cookie or other valid authentication credential. See "
-         "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+    "cookie or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project.",
     403: "The caller does not have permission",
     404: "Requested entity was not found.",
     429: "You exceeded your current quota, please check your plan and billing details. For more "
-         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
-         "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. ",
+    "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
+    "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. ",
     500: "An internal error has occurred. Please retry or report in "
-         "https://developers.generativeai.google/guide/troubleshooting",
+    "https://developers.generativeai.google/guide/troubleshooting",
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
 # A google.rpc.Status inside a message (a batch's per-request error) carries the gRPC code,
 # not the HTTP one and no status name, unlike the HTTP error envelope.
 GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14, 504: 4}
-BATCH_STATES = ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED",
-                "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED")
+BATCH_STATES = (
+    "BATCH_STATE_PENDING",
+    "BATCH_STATE_RUNNING",
+    "BATCH_STATE_SUCCEEDED",
+    "BATCH_STATE_FAILED",
+    "BATCH_STATE_CANCELLED",
+    "BATCH_STATE_EXPIRED",
+)
 FINISHED = frozenset(BATCH_STATES[2:])
 # The real service names its internal API version in @type, whatever version was called.
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
@@ -85,6 +113,7 @@ def _tier(value: str | None) -> str:
 @dataclass
 class FakeBatch:
     """One batch job, ``batches/<id>``; ``requests`` are in the order they were sent."""
+
     id: str
     model: str
     display_name: str | None
@@ -102,21 +131,31 @@ class FakeBatch:
         return f"batches/{self.id}"
 
 
-def error_body(code: int, status: str | None = None, message: str | None = None,
-               details: list | None = None) -> dict:
-    err = {"code": code, "message": message or MESSAGES.get(code, "Unknown error."),
-           "status": status or STATUSES.get(code, "UNKNOWN")}
+def error_body(code: int, status: str | None = None, message: str | None = None, details: list | None = None) -> dict:
+    err = {
+        "code": code,
+        "message": message or MESSAGES.get(code, "Unknown error."),
+        "status": status or STATUSES.get(code, "UNKNOWN"),
+    }
     if details:  # Google omits the key rather than sending an empty list
         err["details"] = details
     return {"error": err}
 
 
 def bad_key_body() -> dict:
-    return error_body(400, message=BAD_KEY, details=[
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
-        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-         "message": BAD_KEY}])
+    return error_body(
+        400,
+        message=BAD_KEY,
+        details=[
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": BAD_KEY},
+        ],
+    )
 
 
 # The free tier's quotas a generateContent call counts against, as (metric, quotaId).
@@ -132,15 +171,29 @@ def _free_tier_zero(model: str, retry_delay: str | None) -> tuple[list[dict], st
     violation's limit is 0, which proto3 JSON leaves out: there is no quotaValue at all
     (a paid quota sends it, as a string). Observed answers list Help first, then the
     QuotaFailure; the message repeats each limit and the delay in words."""
-    violations = [{"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
-                   "quotaDimensions": {"location": "global", "model": model}}
-                  for metric, quota_id in _FREE_TIER_QUOTAS]
-    details = [{"@type": "type.googleapis.com/google.rpc.Help", "links": [{
-                   "description": "Learn more about Gemini API quotas",
-                   "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-               {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}]
-    message = MESSAGES[429] + "".join(f"\n* Quota exceeded for metric: {v['quotaMetric']}, limit: 0, model: {model}"
-                                      for v in violations)
+    violations = [
+        {
+            "quotaMetric": f"generativelanguage.googleapis.com/{metric}",
+            "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": model},
+        }
+        for metric, quota_id in _FREE_TIER_QUOTAS
+    ]
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
+    ]
+    message = MESSAGES[429] + "".join(
+        f"\n* Quota exceeded for metric: {v['quotaMetric']}, limit: 0, model: {model}" for v in violations
+    )
     if retry_delay:
         message += f"\nPlease retry in {retry_delay}."
     return details, message

@@ -4,6 +4,7 @@ A fake subclasses ``LoopbackServer``, builds its app in ``_app()`` and names its
 ``_set_urls(root)``; it then has ``start(port=0)`` (port 0: any free port), ``stop()`` and
 ``async with``; ``serve_forever(port)`` runs it standalone.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,14 +50,15 @@ class LoopbackServer:
         try:
             await eventually(predicate, timeout, interval=0.01)
         except AssertionError:
-            raise AssertionError(f"condition not met after {timeout}s; {self.label} calls so far:\n"
-                                 + self.summary()) from None
+            raise AssertionError(
+                f"condition not met after {timeout}s; {self.label} calls so far:\n" + self.summary()
+            ) from None
 
     async def start(self, port: int = 0) -> Self:
         self._runner = web.AppRunner(self._app(), access_log=None, **self._runner_options)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self._set_urls("http://127.0.0.1:%d" % self._runner.addresses[0][1])
+        self._set_urls(f"http://127.0.0.1:{self._runner.addresses[0][1]}")
         return self
 
     async def stop(self) -> None:
@@ -84,12 +86,14 @@ class LoopbackServer:
 def json_not_found(respond: Callable[[web.Request], web.Response]):
     """Middleware that answers an unknown route or method with ``respond(request)`` (the
     service's JSON 404) instead of aiohttp's plain-text one."""
+
     @web.middleware
     async def middleware(request: web.Request, handler):
         try:
             return await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
             return respond(request)
+
     return middleware
 
 
@@ -105,6 +109,7 @@ def hang_up(request: web.Request) -> NoReturn:
 def png_b64(w: int, h: int, colour: tuple[int, int, int]) -> str:
     """A solid-colour w x h PNG, base64 encoded (standard alphabet)."""
     from PIL import Image  # deferred: importing the module stays cheap
+
     buf = io.BytesIO()
     Image.new("RGB", (w, h), colour).save(buf, "PNG", compress_level=1)
     return base64.b64encode(buf.getvalue()).decode("ascii")

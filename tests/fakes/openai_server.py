@@ -17,6 +17,7 @@ proxies do), so tests can check that no key leaks into our error details.
 
 Standalone: ``python -m tests.fakes.openai_server --port 8090 [--latency 2] [--api-key K]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,17 +39,24 @@ from tests.fakes.gemini_server import ASPECTS
 SIZES = {"0.5K": 0.5, "1K": 1, "2K": 2, "4K": 4}
 
 # What GET /v1/models lists; chat requests for other models get OpenRouter's 400.
-MODELS = ("google/gemini-3-pro-image-preview", "google/gemini-3.1-flash-image-preview",
-          "google/gemini-2.5-flash-image")
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-               403: "permission_error", 404: "not_found_error", 408: "timeout",
-               429: "rate_limit_error", 500: "server_error", 502: "upstream_error",
-               503: "service_unavailable"}
+MODELS = ("google/gemini-3-pro-image-preview", "google/gemini-3.1-flash-image-preview", "google/gemini-2.5-flash-image")
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
 MESSAGES = {
     400: "Invalid request.",
     401: "No auth credentials found",
     402: "Insufficient credits. This account never purchased credits. Make sure your key is on the "
-         "correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits",
+    "correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits",
     403: "Your chosen model requires moderation and your input was flagged",
     404: "Not found.",
     408: "Request timed out.",
@@ -64,6 +72,7 @@ _DATA_URL = re.compile(r"data:([^;,]+)(?:;[^;,]*)*;base64,(.*)", re.S)
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer; the body is built per request (it echoes the model and aspect ratio)."""
+
     kind: str  # ok | error | error_in_200 | no_image | hang | drop
     images: int = 1
     cost: float | None = None
@@ -78,8 +87,14 @@ class Reply:
     metadata: dict | None = None
 
 
-def ok(*, images: int = 1, cost: float | None = 0.0021, model: str | None = None,
-       in_content: str | None = None, text: str | None = None) -> Reply:
+def ok(
+    *,
+    images: int = 1,
+    cost: float | None = 0.0021,
+    model: str | None = None,
+    in_content: str | None = None,
+    text: str | None = None,
+) -> Reply:
     """A success. ``in_content`` ("data_url" or "markdown") puts the image(s) in
     ``message.content`` instead of ``message.images``; ``cost=None`` reports no cost."""
     if in_content not in (None, "data_url", "markdown"):
@@ -87,17 +102,29 @@ def ok(*, images: int = 1, cost: float | None = 0.0021, model: str | None = None
     return Reply("ok", images=images, cost=cost, model=model, in_content=in_content, text=text)
 
 
-def error(status: int, *, message: str | None = None, retry_after: float | None = None,
-          metadata: dict | None = None) -> Reply:
+def error(
+    status: int, *, message: str | None = None, retry_after: float | None = None, metadata: dict | None = None
+) -> Reply:
     """An HTTP error with an OpenAI-style body {"error": {"message", "type", "code"}}."""
     return Reply("error", status=status, message=message, retry_after=retry_after, metadata=metadata)
 
 
-def no_image(text: str | None = "I can't", *, finish_reason: str | None = "stop",
-             native_finish_reason: str | None = None, cost: float | None = 0.0003) -> Reply:
+def no_image(
+    text: str | None = "I can't",
+    *,
+    finish_reason: str | None = "stop",
+    native_finish_reason: str | None = None,
+    cost: float | None = 0.0003,
+) -> Reply:
     """A 200 whose message carries only text (``text`` is the whole ``message.content``)."""
-    return Reply("no_image", images=0, text=text, finish_reason=finish_reason,
-                 native_finish_reason=native_finish_reason, cost=cost)
+    return Reply(
+        "no_image",
+        images=0,
+        text=text,
+        finish_reason=finish_reason,
+        native_finish_reason=native_finish_reason,
+        cost=cost,
+    )
 
 
 def error_in_200(code: int = 502, *, message: str | None = None, metadata: dict | None = None) -> Reply:
@@ -130,8 +157,12 @@ class RecordedRequest:
 
 
 def error_body(status: int, message: str | None = None, metadata: dict | None = None) -> dict:
-    err: dict = {"message": message or MESSAGES.get(status, "Unknown error."),
-                 "type": ERROR_TYPES.get(status, "api_error"), "param": None, "code": status}
+    err: dict = {
+        "message": message or MESSAGES.get(status, "Unknown error."),
+        "type": ERROR_TYPES.get(status, "api_error"),
+        "param": None,
+        "code": status,
+    }
     if metadata:
         err["metadata"] = metadata
     return {"error": err}
@@ -157,8 +188,14 @@ class FakeGateway(loopback.LoopbackServer):
     # handler_cancellation + short shutdown so stop() never waits on a hang() reply.
     _runner_options = {"handler_cancellation": True, "shutdown_timeout": 0.1}
 
-    def __init__(self, api_key: str | None = "gw-key", latency: float = 0.0, *,
-                 image_scale: float = 0.125, models: tuple[str, ...] = MODELS):
+    def __init__(
+        self,
+        api_key: str | None = "gw-key",
+        latency: float = 0.0,
+        *,
+        image_scale: float = 0.125,
+        models: tuple[str, ...] = MODELS,
+    ):
         self.api_key = api_key  # None: any key (or none) is accepted
         self.latency = latency
         self.image_scale = image_scale  # 1:1 at 1K is 128x128 by default: small and fast
@@ -177,8 +214,13 @@ class FakeGateway(loopback.LoopbackServer):
         return f"{self.root}/files/{name}"
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[loopback.json_not_found(  # JSON, as the gateways send
-            lambda request: self._json(error_body(404, f"Route {request.method}:{request.path} not found"), 404))])
+        app = web.Application(
+            middlewares=[
+                loopback.json_not_found(  # JSON, as the gateways send
+                    lambda request: self._json(error_body(404, f"Route {request.method}:{request.path} not found"), 404)
+                )
+            ]
+        )
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/files/{name}", self._file)
@@ -189,8 +231,9 @@ class FakeGateway(loopback.LoopbackServer):
         self.url = root + "/v1"
 
     @staticmethod
-    def _json(body: dict, status: int = 200, headers: dict | None = None,
-              request_id: str | None = None) -> web.Response:
+    def _json(
+        body: dict, status: int = 200, headers: dict | None = None, request_id: str | None = None
+    ) -> web.Response:
         headers = {"x-request-id": request_id or "req_" + secrets.token_hex(12), **(headers or {})}
         return web.json_response(body, status=status, headers=headers)
 
@@ -199,19 +242,30 @@ class FakeGateway(loopback.LoopbackServer):
             return None
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
-            return self._json(error_body(401, "You didn't provide an API key. You need to provide your API "
-                                         "key in an Authorization header using Bearer auth."), 401,
-                              request_id=request_id)
+            return self._json(
+                error_body(
+                    401,
+                    "You didn't provide an API key. You need to provide your API "
+                    "key in an Authorization header using Bearer auth.",
+                ),
+                401,
+                request_id=request_id,
+            )
         key = auth[7:].strip()
         if key != self.api_key:  # deliberately unmasked: see the module docstring
-            return self._json(error_body(401, f"Incorrect API key provided: {key}."), 401,
-                              request_id=request_id)
+            return self._json(error_body(401, f"Incorrect API key provided: {key}."), 401, request_id=request_id)
         return None
 
     async def _list_models(self, request: web.Request) -> web.Response:
-        return self._key_error(request) or self._json({"object": "list", "data": [
-            {"id": m, "object": "model", "created": 1_760_000_000, "owned_by": m.split("/")[0]}
-            for m in self.models]})
+        return self._key_error(request) or self._json(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 1_760_000_000, "owned_by": m.split("/")[0]}
+                    for m in self.models
+                ],
+            }
+        )
 
     async def _file(self, request: web.Request) -> web.Response:
         self.fetched.append(request.path)
@@ -222,17 +276,26 @@ class FakeGateway(loopback.LoopbackServer):
         try:
             body = await request.json()
             messages = body["messages"]
-            parts = [p for m in messages if m.get("role") == "user"
-                     for p in (m["content"] if isinstance(m["content"], list)
-                               else [{"type": "text", "text": m["content"]}])]
+            parts = [
+                p
+                for m in messages
+                if m.get("role") == "user"
+                for p in (m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}])
+            ]
             decoded = [decode_data_url(p["image_url"]["url"]) for p in parts if p.get("type") == "image_url"]
             rec = RecordedRequest(
-                model=body["model"], path=request.path, body=body, messages=messages,
+                model=body["model"],
+                path=request.path,
+                body=body,
+                messages=messages,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 prompt="".join(p.get("text", "") for p in parts if p.get("type") == "text"),
-                modalities=body.get("modalities"), image_config=body.get("image_config"),
-                input_images=[data for _, data in decoded], input_mimes=[mime for mime, _ in decoded],
-                request_id=request_id)
+                modalities=body.get("modalities"),
+                image_config=body.get("image_config"),
+                input_images=[data for _, data in decoded],
+                input_mimes=[mime for mime, _ in decoded],
+                request_id=request_id,
+            )
         except (ValueError, AttributeError, KeyError, TypeError):  # bad JSON, shape or base64
             return self._json(error_body(400, "Invalid request body."), 400, request_id=request_id)
         self.requests.append(rec)
@@ -248,13 +311,22 @@ class FakeGateway(loopback.LoopbackServer):
             loopback.hang_up(request)
         if reply.kind == "error":
             headers = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else None
-            return self._json(error_body(reply.status, reply.message, reply.metadata), reply.status,
-                              headers, request_id)
+            return self._json(
+                error_body(reply.status, reply.message, reply.metadata), reply.status, headers, request_id
+            )
         if reply.kind == "error_in_200":
             metadata = reply.metadata or {"raw": "upstream said no", "provider_name": "Google"}
-            return self._json({"error": {"message": reply.message or MESSAGES.get(reply.status, "Error"),
-                                         "code": reply.status, "metadata": metadata},
-                               "user_id": "user_fake"}, request_id=request_id)
+            return self._json(
+                {
+                    "error": {
+                        "message": reply.message or MESSAGES.get(reply.status, "Error"),
+                        "code": reply.status,
+                        "metadata": metadata,
+                    },
+                    "user_id": "user_fake",
+                },
+                request_id=request_id,
+            )
         return self._json(self._answer(reply, rec), request_id=request_id)
 
     def _invalid(self, rec: RecordedRequest, request_id: str) -> web.Response | None:
@@ -263,7 +335,7 @@ class FakeGateway(loopback.LoopbackServer):
         if rec.model not in self.models:
             msg = f"{rec.model} is not a valid model ID"
         elif not rec.messages:
-            msg = "Input required: specify \"prompt\" or \"messages\""
+            msg = 'Input required: specify "prompt" or "messages"'
         elif config.get("aspect_ratio") is not None and config["aspect_ratio"] not in ASPECTS:
             msg = f"Invalid aspect_ratio: {config['aspect_ratio']}"
         elif config.get("image_size") is not None and config["image_size"] not in SIZES:
@@ -294,10 +366,13 @@ class FakeGateway(loopback.LoopbackServer):
         prompt_tokens = _tokens(rec.prompt) + IMAGE_INPUT_TOKENS * len(rec.input_images)
         text_tokens = _tokens(reply.text) if reply.text else 0
         completion_tokens = image_tokens + text_tokens
-        usage: dict = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                       "total_tokens": prompt_tokens + completion_tokens,
-                       "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                       "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": image_tokens}}
+        usage: dict = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": image_tokens},
+        }
         if reply.cost is not None:
             usage |= {"cost": reply.cost, "is_byok": False}
         return {
@@ -306,8 +381,15 @@ class FakeGateway(loopback.LoopbackServer):
             "model": reply.model or rec.model,
             "object": "chat.completion",
             "created": int(time.time()),
-            "choices": [{"logprobs": None, "finish_reason": finish, "native_finish_reason": native,
-                         "index": 0, "message": message}],
+            "choices": [
+                {
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "native_finish_reason": native,
+                    "index": 0,
+                    "message": message,
+                }
+            ],
             "usage": usage,
         }
 

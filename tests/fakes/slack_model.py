@@ -1,9 +1,9 @@
 """The fake Slack's records (calls, messages, uploads), its limits, and SlackError, the
 `"ok": false` answer an API method raises."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 
 TS_START = 1_700_000_000_000_100  # microseconds; ts strings look like "1700000000.000100"
 MAX_TEXT = 40_000  # chat.* reject longer text with msg_too_long

@@ -17,6 +17,7 @@ Wire format, as slack_sdk 3.48 sends it:
 
 Requests a bolt app receives, signed as Slack signs them: tests/fakes/slack_requests.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,22 +26,45 @@ from collections import defaultdict, deque
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
-from tests.fakes.slack_model import (
-    TS_START, MAX_TEXT, MAX_BLOCKS, LOGIN_HTML, Call, Message, Upload, SlackError,
-)
 from tests.fakes.slack_methods import WebApiMethods
+from tests.fakes.slack_model import (
+    LOGIN_HTML,
+    MAX_BLOCKS,
+    MAX_TEXT,
+    TS_START,
+    Call,
+    Message,
+    SlackError,
+    Upload,
+)
 from tests.fakes.slack_requests import block_action_body, event_body, signed_headers, slash_command_body
 
 # Tests import the fake and the request builders from here.
-__all__ = ["FakeSlack", "Call", "Message", "Upload", "SlackError", "block_action_body", "event_body",
-           "signed_headers", "slash_command_body"]
+__all__ = [
+    "FakeSlack",
+    "Call",
+    "Message",
+    "Upload",
+    "SlackError",
+    "block_action_body",
+    "event_body",
+    "signed_headers",
+    "slash_command_body",
+]
 
 
 class FakeSlack(WebApiMethods, LoopbackServer):
     label = "Slack"
 
-    def __init__(self, *, bot_token: str = "xoxb-test", team_id: str = "T1",
-                 bot_user_id: str = "UBOT", bot_id: str = "BBOT", app_id: str = "A1"):
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        team_id: str = "T1",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        app_id: str = "A1",
+    ):
         self.bot_token, self.team_id, self.app_id = bot_token, team_id, app_id
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self.url = self.root = ""
@@ -56,11 +80,15 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self._failures: dict[str, deque] = defaultdict(deque)
         self._ts = self._ids = self._respond = 0
         self._methods = {
-            "auth.test": self._auth_test, "chat.postMessage": self._post_message,
-            "chat.update": self._update, "chat.postEphemeral": self._post_ephemeral,
-            "chat.delete": self._delete, "users.info": self._users_info,
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.delete": self._delete,
+            "users.info": self._users_info,
             "files.getUploadURLExternal": self._get_upload_url,
-            "files.completeUploadExternal": self._complete_upload, "files.info": self._files_info,
+            "files.completeUploadExternal": self._complete_upload,
+            "files.info": self._files_info,
             "files.delete": self._files_delete,
         }
 
@@ -80,31 +108,52 @@ class FakeSlack(WebApiMethods, LoopbackServer):
 
     # -- test controls ----------------------------------------------------------------
 
-    def add_user(self, user_id: str, *, is_admin: bool = False, is_owner: bool = False,
-                 name: str | None = None) -> None:
+    def add_user(
+        self, user_id: str, *, is_admin: bool = False, is_owner: bool = False, name: str | None = None
+    ) -> None:
         # Flags are taken as given; note that on real Slack owners are also is_admin: true.
         name = name or user_id.lower()
         self.users[user_id] = {
-            "id": user_id, "team_id": self.team_id, "name": name, "deleted": False,
-            "color": "9f69e7", "real_name": name.title(), "tz": "Europe/London",
-            "tz_label": "Greenwich Mean Time", "tz_offset": 0,
-            "profile": {"real_name": name.title(), "display_name": name,
-                        "real_name_normalized": name.title(), "display_name_normalized": name,
-                        "team": self.team_id, "image_48": f"{self.root}/avatars/{user_id}_48.png"},
-            "is_admin": is_admin, "is_owner": is_owner, "is_primary_owner": False,
-            "is_restricted": False, "is_ultra_restricted": False, "is_bot": False,
-            "is_app_user": False, "updated": 1_700_000_000, "is_email_confirmed": True,
-            "who_can_share_contact_card": "EVERYONE"}
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "color": "9f69e7",
+            "real_name": name.title(),
+            "tz": "Europe/London",
+            "tz_label": "Greenwich Mean Time",
+            "tz_offset": 0,
+            "profile": {
+                "real_name": name.title(),
+                "display_name": name,
+                "real_name_normalized": name.title(),
+                "display_name_normalized": name,
+                "team": self.team_id,
+                "image_48": f"{self.root}/avatars/{user_id}_48.png",
+            },
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": False,
+            "is_app_user": False,
+            "updated": 1_700_000_000,
+            "is_email_confirmed": True,
+            "who_can_share_contact_card": "EVERYONE",
+        }
 
-    def add_user_file(self, data: bytes, *, name: str = "photo.png", mimetype: str = "image/png",
-                      user: str = "U1") -> dict:
+    def add_user_file(
+        self, data: bytes, *, name: str = "photo.png", mimetype: str = "image/png", user: str = "U1"
+    ) -> dict:
         """Register a file a user shared; returns it as it appears in a message event's "files"."""
         file_id = self._new_file_id()
         self.files[file_id] = data
         return dict(self._file_object(file_id, name, name, len(data), user, mimetype))
 
-    def fail_next(self, method: str, error: str = "ratelimited", *, status: int = 200,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self, method: str, error: str = "ratelimited", *, status: int = 200, retry_after: int | None = None
+    ) -> None:
         """Queue one failure for ``method`` (an API method name, or "upload" for the upload POST)."""
         self._failures[method].append((error, status, retry_after))
 
@@ -123,8 +172,11 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         def short(v):
             s = v if isinstance(v, str) else json.dumps(v)
             return repr(s if len(s) <= 60 else s[:57] + "...")
-        return "\n".join(f"  {c.method}({', '.join(f'{k}={short(v)}' for k, v in c.args.items())})"
-                         for c in self.calls) or "  (none)"
+
+        return (
+            "\n".join(f"  {c.method}({', '.join(f'{k}={short(v)}' for k, v in c.args.items())})" for c in self.calls)
+            or "  (none)"
+        )
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -193,11 +245,23 @@ class FakeSlack(WebApiMethods, LoopbackServer):
     # -- message helpers --------------------------------------------------------------
 
     def _message_json(self, m: Message) -> dict:
-        out = {"user": m.user, "type": "message", "ts": m.ts, "bot_id": self.bot_id,
-               "app_id": self.app_id, "text": m.text, "team": self.team_id,
-               "bot_profile": {"id": self.bot_id, "deleted": False, "name": "imagine",
-                               "updated": 1_700_000_000, "app_id": self.app_id,
-                               "team_id": self.team_id}}
+        out = {
+            "user": m.user,
+            "type": "message",
+            "ts": m.ts,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "text": m.text,
+            "team": self.team_id,
+            "bot_profile": {
+                "id": self.bot_id,
+                "deleted": False,
+                "name": "imagine",
+                "updated": 1_700_000_000,
+                "app_id": self.app_id,
+                "team_id": self.team_id,
+            },
+        }
         if m.blocks is not None:
             out["blocks"] = m.blocks
         if m.files:
@@ -220,8 +284,11 @@ class FakeSlack(WebApiMethods, LoopbackServer):
             raise SlackError("no_text")
         if text is not None and len(str(text)) > MAX_TEXT:
             raise SlackError("msg_too_long")
-        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS
-                                   or not all(isinstance(b, dict) and "type" in b for b in blocks)):
+        if blocks is not None and (
+            not isinstance(blocks, list)
+            or len(blocks) > MAX_BLOCKS
+            or not all(isinstance(b, dict) and "type" in b for b in blocks)
+        ):
             raise SlackError("invalid_blocks")
 
     def _find(self, channel: str | None, ts: str | None) -> Message:

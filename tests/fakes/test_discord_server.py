@@ -1,4 +1,5 @@
 """The fake Discord speaks the real wire format: the unmodified discord.py client runs against it."""
+
 import asyncio
 import io
 
@@ -49,8 +50,11 @@ class PingBot:
         self.deferred: list = []  # what defer() returned (the with_response callback JSON)
 
         @self.tree.command(name="ping", description="Answer with an image")
-        async def ping(interaction: discord.Interaction, word: app_commands.Range[str, 1, 20] = "pong",
-                       image: discord.Attachment | None = None) -> None:
+        async def ping(
+            interaction: discord.Interaction,
+            word: app_commands.Range[str, 1, 20] = "pong",
+            image: discord.Attachment | None = None,
+        ) -> None:
             self.interactions.append(interaction)
             self.deferred.append(await interaction.response.defer(thinking=True))
             data = await image.read() if image else PNG

@@ -1,4 +1,5 @@
 """The fake's Batch API speaks the real wire format: the real SDK's client.aio.batches runs on it."""
+
 import io
 
 import aiohttp
@@ -17,14 +18,19 @@ def client_for(fake, key="k"):
 
 
 def inlined(prompt, aspect_ratio="16:9", image_size="2K"):
-    return types.InlinedRequest(contents=prompt, config=types.GenerateContentConfig(
-        response_modalities=["TEXT", "IMAGE"],
-        image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size)))
+    return types.InlinedRequest(
+        contents=prompt,
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
+        ),
+    )
 
 
 async def create(client, prompts=("a fox", "a cat", "a dog"), name="nightly", **kw):
     return await client.aio.batches.create(
-        model=FLASH, src=[inlined(p, **kw) for p in prompts], config={"display_name": name})
+        model=FLASH, src=[inlined(p, **kw) for p in prompts], config={"display_name": name}
+    )
 
 
 async def test_create_records_the_requests_and_answers_a_pending_job(fake):
@@ -35,7 +41,10 @@ async def test_create_records_the_requests_and_answers_a_pending_job(fake):
     batch = fake.batch(job.name)
     assert fake.batches == {job.name.removeprefix("batches/"): batch}
     assert [(r.prompt, r.aspect_ratio, r.image_size, r.model) for r in batch.requests] == [
-        ("a fox", "16:9", "2K", FLASH), ("a cat", "16:9", "2K", FLASH), ("a dog", "16:9", "2K", FLASH)]
+        ("a fox", "16:9", "2K", FLASH),
+        ("a cat", "16:9", "2K", FLASH),
+        ("a dog", "16:9", "2K", FLASH),
+    ]
     assert batch.requests[0].headers["x-goog-api-key"] == "k"
     assert fake.requests == []  # batched requests are not generateContent calls
     assert fake.batch_creates == 1
@@ -67,10 +76,11 @@ async def test_wire_format_of_a_finished_batch(fake):
             body = await resp.json()
     meta = body["metadata"]
     assert body["done"] is True and meta["state"] == "BATCH_STATE_SUCCEEDED"
-    assert meta["batchStats"] == {"requestCount": "2", "successfulRequestCount": "1",
-                                  "failedRequestCount": "1"}
-    assert body["response"] == {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main."
-                                         "GenerateContentBatchOutput", **meta["output"]}
+    assert meta["batchStats"] == {"requestCount": "2", "successfulRequestCount": "1", "failedRequestCount": "1"}
+    assert body["response"] == {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput",
+        **meta["output"],
+    }
     first, second = meta["output"]["inlinedResponses"]["inlinedResponses"]
     assert first == {"error": {"code": 14, "message": "The model is overloaded. Please try again later."}}
     assert set(second) == {"response"}  # no echoed metadata

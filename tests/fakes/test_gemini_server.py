@@ -1,4 +1,5 @@
 """The fake Gemini server speaks the real wire format: the real SDK runs against it."""
+
 import io
 import time
 
@@ -8,28 +9,25 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
-from tests.fakes.gemini_server import (Tokens, blocked_prompt, error, finish, free_tier_zero, hang,
-                                       no_image, ok)
+from tests.fakes.gemini_server import Tokens, blocked_prompt, error, finish, free_tier_zero, hang, no_image, ok
 
 PRO, FLASH, LEGACY = "gemini-3-pro-image", "gemini-3.1-flash-image", "gemini-2.5-flash-image"
 
 
 def client_for(fake, key="k", **http):
-    return genai.Client(api_key=key, http_options=types.HttpOptions(
-        base_url=fake.url, api_version="v1beta", **http))
+    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=fake.url, api_version="v1beta", **http))
 
 
 def answer_images(response):
-    return [p.inline_data.data for p in response.candidates[0].content.parts
-            if p.inline_data and not p.thought]
+    return [p.inline_data.data for p in response.candidates[0].content.parts if p.inline_data and not p.thought]
 
 
 @pytest.mark.asyncio
 async def test_image_has_requested_aspect_ratio_and_usage(fake):
     client = client_for(fake)
     config = types.GenerateContentConfig(
-        response_modalities=["IMAGE"],
-        image_config=types.ImageConfig(aspect_ratio="16:9", image_size="2K"))
+        response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="16:9", image_size="2K")
+    )
     response = await client.aio.models.generate_content(model=FLASH, contents="a red fox", config=config)
     [png] = answer_images(response)
     assert Image.open(io.BytesIO(png)).size == (344, 192)  # 1376x768 * 2 * 0.125
@@ -63,15 +61,22 @@ async def test_pro_sends_thought_parts_before_the_answer(fake):
 async def test_usage_on_the_wire_is_shaped_like_googles_and_scriptable(fake):
     fake.script(ok(usage=Tokens(prompt=7, text=120, thoughts=557)))
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{fake.url}/v1beta/models/{PRO}:generateContent", json={
+        async with http.post(
+            f"{fake.url}/v1beta/models/{PRO}:generateContent",
+            json={
                 "contents": [{"role": "user", "parts": [{"text": "a koi pond"}]}],
-                "generationConfig": {"imageConfig": {"imageSize": "4K"}}}) as resp:
+                "generationConfig": {"imageConfig": {"imageSize": "4K"}},
+            },
+        ) as resp:
             body = await resp.json()
     assert body["usageMetadata"] == {
-        "promptTokenCount": 7, "candidatesTokenCount": 2120, "totalTokenCount": 2684,
+        "promptTokenCount": 7,
+        "candidatesTokenCount": 2120,
+        "totalTokenCount": 2684,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}],
         "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 2000}],
-        "thoughtsTokenCount": 557}
+        "thoughtsTokenCount": 557,
+    }
     assert fake.sent_usage == [(PRO, "4K", body["usageMetadata"])]
 
 
@@ -198,15 +203,19 @@ async def test_hang_trips_client_timeout_and_latency_applies(fake):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("model, ratio, size", [
-    (FLASH, "9:21", "1K"),                              # no Gemini model has 9:21
-    ("gemini-3.1-flash-lite-image", "1:1", "2K"),       # Flash-Lite Image makes 1K only
-])
+@pytest.mark.parametrize(
+    "model, ratio, size",
+    [
+        (FLASH, "9:21", "1K"),  # no Gemini model has 9:21
+        ("gemini-3.1-flash-lite-image", "1:1", "2K"),  # Flash-Lite Image makes 1K only
+    ],
+)
 async def test_what_google_refuses_the_fake_refuses(fake, model, ratio, size):
     config = types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio=ratio, image_size=size))
     with pytest.raises(errors.ClientError) as info:
         await client_for(fake).aio.models.generate_content(model=model, contents="x", config=config)
     assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
     lite_1k = types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio="1:8", image_size="1K"))
-    await client_for(fake).aio.models.generate_content(model="gemini-3.1-flash-lite-image", contents="x",
-                                                       config=lite_1k)
+    await client_for(fake).aio.models.generate_content(
+        model="gemini-3.1-flash-lite-image", contents="x", config=lite_1k
+    )

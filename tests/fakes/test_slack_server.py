@@ -1,4 +1,5 @@
 """The fake Slack server speaks the real wire format: the real slack_sdk/slack_bolt run against it."""
+
 import json
 import time
 from urllib.parse import parse_qs
@@ -11,8 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_server import (FakeSlack, block_action_body, event_body, signed_headers,
-                                      slash_command_body)
+from tests.fakes.slack_server import FakeSlack, block_action_body, event_body, signed_headers, slash_command_body
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # not a real image; the bytes must round-trip
 SECRET = "shh-signing-secret"
@@ -42,8 +42,9 @@ async def test_auth_test_and_bad_tokens(fake, client):
 
 
 async def test_post_update_delete(fake, client):
-    first = await client.chat_postMessage(channel="C1", text="queued", blocks=[
-        {"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}])
+    first = await client.chat_postMessage(
+        channel="C1", text="queued", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}]
+    )
     reply = await client.chat_postMessage(channel="C1", text="in thread", thread_ts=first["ts"])
     assert float(reply["ts"]) > float(first["ts"])
     assert reply["message"]["thread_ts"] == first["ts"]
@@ -74,8 +75,13 @@ async def test_post_ephemeral(fake, client):
 async def test_users_info(fake, client):
     fake.add_user("U9", is_admin=True, name="ada")
     user = (await client.users_info(user="U9"))["user"]
-    assert (user["id"], user["name"], user["is_admin"], user["is_owner"], user["is_bot"]) == \
-        ("U9", "ada", True, False, False)
+    assert (user["id"], user["name"], user["is_admin"], user["is_owner"], user["is_bot"]) == (
+        "U9",
+        "ada",
+        True,
+        False,
+        False,
+    )
     assert fake.calls_to("users.info")[0].args == {"user": "U9"}  # sent as query params
     with pytest.raises(SlackApiError) as err:
         await client.users_info(user="U404")
@@ -84,15 +90,23 @@ async def test_users_info(fake, client):
 
 async def test_files_upload_v2_into_thread(fake, client):
     parent = await client.chat_postMessage(channel="C1", text="drawing...")
-    resp = await client.files_upload_v2(content=PNG, filename="x.png", channel="C1",
-                                        thread_ts=parent["ts"], initial_comment="hi")
+    resp = await client.files_upload_v2(
+        content=PNG, filename="x.png", channel="C1", thread_ts=parent["ts"], initial_comment="hi"
+    )
     assert [c.method for c in fake.calls] == [
-        "chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal"]
-    assert fake.calls_to("files.getUploadURLExternal")[0].args == {"filename": "x.png",
-                                                                   "length": str(len(PNG))}
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert fake.calls_to("files.getUploadURLExternal")[0].args == {"filename": "x.png", "length": str(len(PNG))}
     [up] = fake.uploads
-    assert (up.data, up.filename, up.channel, up.thread_ts, up.initial_comment) == \
-        (PNG, "x.png", "C1", parent["ts"], "hi")
+    assert (up.data, up.filename, up.channel, up.thread_ts, up.initial_comment) == (
+        PNG,
+        "x.png",
+        "C1",
+        parent["ts"],
+        "hi",
+    )
     assert resp["file"]["id"] == up.file_id and resp["file"]["mimetype"] == "image/png"
     share = fake.messages["C1"][-1]
     assert (share.thread_ts, share.text, share.files) == (parent["ts"], "hi", [up.file_id])
@@ -111,8 +125,7 @@ async def test_user_file_download_needs_bearer_token(fake):
     f = fake.add_user_file(PNG, name="cat.png")
     assert f["url_private_download"].startswith(fake.root + "/files-pri/")
     async with aiohttp.ClientSession() as http:
-        async with http.get(f["url_private_download"],
-                            headers={"Authorization": f"Bearer {fake.bot_token}"}) as r:
+        async with http.get(f["url_private_download"], headers={"Authorization": f"Bearer {fake.bot_token}"}) as r:
             assert (r.status, r.content_type, await r.read()) == (200, "image/png", PNG)
         async with http.get(f["url_private"]) as r:
             assert (r.status, r.content_type) == (200, "text/html")
@@ -167,16 +180,28 @@ async def test_bolt_app_handles_signed_requests(fake, client):
         await say(text="hello", thread_ts=event["ts"])
 
     async def dispatch(body, ctype):
-        resp = await app.async_dispatch(AsyncBoltRequest(
-            body=body, headers={**signed_headers(body, SECRET), "Content-Type": ctype}))
+        resp = await app.async_dispatch(
+            AsyncBoltRequest(body=body, headers={**signed_headers(body, SECRET), "Content-Type": ctype})
+        )
         assert resp.status == 200, resp.body
 
     form = "application/x-www-form-urlencoded"
     await dispatch(slash_command_body("/imagine", "a fox", response_url=fake.response_url()), form)
     await dispatch(block_action_body("retry", "job-7", message_ts="1700000000.000100"), form)
-    await dispatch(event_body({"type": "app_mention", "user": "U1", "text": "<@UBOT> hi",
-                               "ts": "1700000001.000200", "channel": "C1",
-                               "event_ts": "1700000001.000200"}, event_id="Ev1"), "application/json")
+    await dispatch(
+        event_body(
+            {
+                "type": "app_mention",
+                "user": "U1",
+                "text": "<@UBOT> hi",
+                "ts": "1700000001.000200",
+                "channel": "C1",
+                "event_ts": "1700000001.000200",
+            },
+            event_id="Ev1",
+        ),
+        "application/json",
+    )
     await fake.wait_for(lambda: fake.responses and fake.messages.get("C1"))
     assert fake.responses == [{"text": "drawing a fox"}]
     assert seen == [("action", "job-7", "1700000000.000100")]

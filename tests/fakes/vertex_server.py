@@ -22,6 +22,7 @@ Tests give the SDK credentials without the network through an "authorized_user" 
 that already holds an unexpired access token (``write_credentials_file``): google-auth
 then never calls the token endpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,28 +39,45 @@ PROJECT = "imagine-test-project"
 INLINE_IMAGE_LIMIT = 7 * 1024 * 1024
 # Gemini 3.x image models are served only from the global endpoint.
 GLOBAL_ONLY_PREFIX = "gemini-3"
-_API_KEY_REFUSED = ("API keys are not supported by this API. Expected OAuth2 access token or other "
-                    "authentication credentials that assert a principal. See "
-                    "https://cloud.google.com/docs/authentication")
-_BAD_TOKEN = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
-              "or other valid authentication credential. See "
-              "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+_API_KEY_REFUSED = (
+    "API keys are not supported by this API. Expected OAuth2 access token or other "
+    "authentication credentials that assert a principal. See "
+    "https://cloud.google.com/docs/authentication"
+)
+_BAD_TOKEN = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+    "or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 
 
 def write_credentials_file(path: Path, token: str = TOKEN) -> Path:
     """An Application Default Credentials file (authorized_user) whose access token is valid
     until 2099, so google-auth uses it as is and never refreshes it over the network."""
-    path.write_text(json.dumps({
-        "type": "authorized_user", "client_id": "fake-client.apps.googleusercontent.com",
-        "client_secret": "fake-secret", "refresh_token": "fake-refresh-token",
-        "token": token, "expiry": "2099-01-01T00:00:00Z"}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "fake-client.apps.googleusercontent.com",
+                "client_secret": "fake-secret",
+                "refresh_token": "fake-refresh-token",
+                "token": token,
+                "expiry": "2099-01-01T00:00:00Z",
+            }
+        )
+    )
     return path
 
 
 def _error_info(reason: str, method: str) -> list[dict]:
-    return [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
-             "metadata": {"method": f"google.cloud.aiplatform.v1beta1.{method}",
-                          "service": "aiplatform.googleapis.com"}}]
+    return [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "googleapis.com",
+            "metadata": {"method": f"google.cloud.aiplatform.v1beta1.{method}", "service": "aiplatform.googleapis.com"},
+        }
+    ]
 
 
 class FakeVertex(FakeGemini):
@@ -78,8 +96,9 @@ class FakeVertex(FakeGemini):
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._log_call], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1beta1/publishers/google/models", self._list_models)
-        app.router.add_post("/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{call}",
-                            self._project_model_call)
+        app.router.add_post(
+            "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{call}", self._project_model_call
+        )
         return app
 
     @web.middleware
@@ -92,19 +111,26 @@ class FakeVertex(FakeGemini):
 
     def _key_error(self, request: web.Request) -> web.Response | None:
         """Vertex's authentication: an OAuth access token, never an API key on a project path."""
-        method = ("ModelGardenService.ListPublisherModels" if request.method == "GET"
-                  else "PredictionService.GenerateContent")
+        method = (
+            "ModelGardenService.ListPublisherModels" if request.method == "GET" else "PredictionService.GenerateContent"
+        )
         if "x-goog-api-key" in request.headers or "key" in request.query:
-            return self._json(error_body(401, message=_API_KEY_REFUSED,
-                                         details=_error_info("CREDENTIALS_MISSING", method)), 401)
+            return self._json(
+                error_body(401, message=_API_KEY_REFUSED, details=_error_info("CREDENTIALS_MISSING", method)), 401
+            )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return self._json(error_body(401, message=_BAD_TOKEN,
-                                         details=_error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED", method)), 401)
+            return self._json(
+                error_body(401, message=_BAD_TOKEN, details=_error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED", method)), 401
+            )
         return None
 
     def _model_json(self, model: str) -> dict:
-        return {"name": f"publishers/google/models/{model}", "versionId": "001",
-                "openSourceCategory": "PROPRIETARY", "launchStage": "GA"}
+        return {
+            "name": f"publishers/google/models/{model}",
+            "versionId": "001",
+            "openSourceCategory": "PROPRIETARY",
+            "launchStage": "GA",
+        }
 
     async def _list_models(self, request: web.Request) -> web.Response:
         return self._key_error(request) or self._json({"publisherModels": [self._model_json(m) for m in MODELS]})
@@ -121,24 +147,45 @@ class FakeVertex(FakeGemini):
         project, location = request.match_info["project"], request.match_info["location"]
         resource = f"projects/{project}/locations/{location}/publishers/google/models/{model}"
         if project != self.project:
-            return self._json(error_body(403, message=(
-                f"Permission 'aiplatform.endpoints.predict' denied on resource "
-                f"'//aiplatform.googleapis.com/{resource}' (or it may not exist)."),
-                details=_error_info("IAM_PERMISSION_DENIED", "PredictionService.GenerateContent")), 403)
+            return self._json(
+                error_body(
+                    403,
+                    message=(
+                        f"Permission 'aiplatform.endpoints.predict' denied on resource "
+                        f"'//aiplatform.googleapis.com/{resource}' (or it may not exist)."
+                    ),
+                    details=_error_info("IAM_PERMISSION_DENIED", "PredictionService.GenerateContent"),
+                ),
+                403,
+            )
         if model not in MODELS or (model.startswith(GLOBAL_ONLY_PREFIX) and location != "global"):
-            return self._json(error_body(404, message=(
-                f"Publisher Model `{resource}` was not found or your project does not have access to it. "
-                "Please ensure you are using a valid model version. For more information, see: "
-                "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions")), 404)
+            return self._json(
+                error_body(
+                    404,
+                    message=(
+                        f"Publisher Model `{resource}` was not found or your project does not have access to it. "
+                        "Please ensure you are using a valid model version. For more information, see: "
+                        "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+                    ),
+                ),
+                404,
+            )
         return None
 
     def _invalid(self, rec: RecordedRequest) -> web.Response | None:
         for data in rec.input_images:
             if len(data) > INLINE_IMAGE_LIMIT:
-                return self._json(error_body(400, message=(
-                    f"The file size of inline data is {len(data)}, which exceeds max allowed file size of "
-                    f"{INLINE_IMAGE_LIMIT} for image files. Reduce the file size by lowering the image "
-                    "resolution.")), 400)
+                return self._json(
+                    error_body(
+                        400,
+                        message=(
+                            f"The file size of inline data is {len(data)}, which exceeds max allowed file size of "
+                            f"{INLINE_IMAGE_LIMIT} for image files. Reduce the file size by lowering the image "
+                            "resolution."
+                        ),
+                    ),
+                    400,
+                )
         return super()._invalid(rec)
 
     def _answer(self, reply: Reply, rec: RecordedRequest) -> dict:

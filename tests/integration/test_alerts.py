@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from bot.alerts import CallWatch
+from bot.catalog import load_catalog
 from bot.notify import OutboxDispatcher
 from bot.service import ImagineService
 from bot.settings import Settings
-from bot.catalog import load_catalog
 from tests.fakes.slack_server import FakeSlack
 
 
@@ -86,8 +86,13 @@ async def test_the_dispatcher_hands_alerts_to_the_slack_adapter_which_posts_to_t
     from adapters.slack.app import SlackAdapter
 
     async with FakeSlack() as slack:
-        settings = Settings(_env_file=None, slack_bot_token=slack.bot_token, slack_signing_secret="s",
-                            slack_api_url=slack.url, slack_alert_channel="CMODS")
+        settings = Settings(
+            _env_file=None,
+            slack_bot_token=slack.bot_token,
+            slack_signing_secret="s",
+            slack_api_url=slack.url,
+            slack_alert_channel="CMODS",
+        )
         adapter = SlackAdapter(settings, ImagineService(db, load_catalog()))
         dispatcher = OutboxDispatcher(db, [adapter])
         assert await db.raise_alert("alert:error_rate:1", ["slack"], "Image generation is failing: <!channel>")

@@ -50,13 +50,13 @@ class Lane_:
         self.catalog = load_catalog()
         self.provider = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
         self.worker = Worker(store, self.provider, self.catalog, retry_base=1, retry_cap=1, clock=clock)
-        self.runner = BatchRunner(store, self.provider, self.worker, poll_interval=60, stale_after=STALE,
-                                  clock=clock)
+        self.runner = BatchRunner(store, self.provider, self.worker, poll_interval=60, stale_after=STALE, clock=clock)
         self.service = ImagineService(store, self.catalog, batch_lane=True, clock=clock)
 
     async def relax(self, prompt: str, **kw) -> Accepted:
-        outcome = await self.service.submit(ImagineRequest(
-            team="T1", channel="C1", user="U1", platform="test", prompt=prompt, lane="batch", **kw))
+        outcome = await self.service.submit(
+            ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt=prompt, lane="batch", **kw)
+        )
         assert isinstance(outcome, Accepted), outcome
         return outcome
 
@@ -156,6 +156,7 @@ async def test_a_create_whose_answer_was_lost_is_looked_up_not_sent_again(lane, 
     async def created_then_connection_lost(*args, **kw):
         await real(*args, **kw)  # Google created it, but the answer never arrived
         raise OverloadedError("network error or timeout creating a Gemini batch: TimeoutError")
+
     lane.provider.submit_batch = created_then_connection_lost
     assert await lane.runner.send() == 0
     lane.provider.submit_batch = real
@@ -187,6 +188,7 @@ async def test_a_sender_outlived_by_recovery_cancels_what_it_created(lane, fake)
     async def slow(*args, **kw):
         assert await lane.poll_later(STALE + 1) == 1  # meanwhile recovery gives the job back
         return await real(*args, **kw)
+
     lane.provider.submit_batch = slow
     assert await lane.runner.send() == 0
     [remote] = fake.batches.values()
@@ -209,10 +211,12 @@ async def test_a_batch_out_too_long_is_cancelled_and_its_holds_released(lane, fa
 async def test_relaxed_requests_are_held_at_the_batch_rate_even_with_a_gateway_and_fallbacks(store, clock):
     policies = PolicyBook(None, {"T1": {"fallback": {"pro": ["flash", "openrouter:pro"]}}})
     catalog = load_catalog()
-    service = ImagineService(store, catalog, batch_lane=True, clock=clock, policies=policies,
-                             gateway_routes=("openrouter",))
-    outcome = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                  prompt="a fox", size="1K", lane="batch"))
+    service = ImagineService(
+        store, catalog, batch_lane=True, clock=clock, policies=policies, gateway_routes=("openrouter",)
+    )
+    outcome = await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a fox", size="1K", lane="batch")
+    )
     assert outcome.estimate_usd < pricing.image_price(catalog.resolve("pro"), "1K", Lane.STANDARD)
     assert (await store.get_job(outcome.job_id)).spec.fallbacks == ()
 
@@ -222,8 +226,7 @@ async def test_a_batch_created_just_before_its_sender_died_is_adopted_not_sent_a
     # The sender's first steps, then it dies before recording the batch's name.
     batch = await lane.store.open_batch(10)
     await lane.store.batch_sending(batch.id, [j.id for j in batch.jobs])
-    await lane.provider.submit_batch(batch.model_id, [BatchItem(j.spec, []) for j in batch.jobs],
-                                     display_name(batch))
+    await lane.provider.submit_batch(batch.model_id, [BatchItem(j.spec, []) for j in batch.jobs], display_name(batch))
     assert await lane.poll_later(60) == 0  # not stale yet: nothing happens
     assert await lane.poll_later(STALE) == 0  # adopted by its display name
     assert fake.batch_creates == 1
@@ -270,13 +273,18 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
     database_url = f"sqlite:///{tmp_path / 'imagine.db'}"
     with_lane = Settings(_env_file=None, database_url=database_url, gemini_api_key="k", gemini_base_url=fake.url)
     runtime = await bootstrap.build(with_lane, notifiers=[])
-    relaxed = await runtime.service.submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", lane="batch"))
+    relaxed = await runtime.service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", lane="batch")
+    )
     await runtime.close()
     assert isinstance(relaxed, Accepted)
 
-    gateway_only = Settings(_env_file=None, database_url=database_url, openai_compat_base_url="http://127.0.0.1:9/v1",
-                            openai_compat_api_key="k")
+    gateway_only = Settings(
+        _env_file=None,
+        database_url=database_url,
+        openai_compat_base_url="http://127.0.0.1:9/v1",
+        openai_compat_api_key="k",
+    )
     runtime = await bootstrap.build(gateway_only, notifiers=[])
     try:
         runtime.add_worker()
@@ -289,14 +297,16 @@ async def test_relaxed_jobs_whose_lane_has_gone_are_cancelled_released_and_told_
         [told] = await runtime.store.claim_deliveries(["test"], 10, 30)
         assert (told.kind, told.payload["error_class"]) == ("failure", "lane_unavailable")
         # And a new --relax is refused at once on this configuration.
-        again = await runtime.service.submit(ImagineRequest(
-            team="T1", channel="C1", user="U1", platform="test", prompt="again", lane="batch"))
+        again = await runtime.service.submit(
+            ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="again", lane="batch")
+        )
         assert getattr(again, "reason", None) is not None and "--batch" in again.detail
     finally:
         await runtime.close()
 
 
 # --- batches Google can take: under the inline size limit, one bad request alone -----------------
+
 
 @pytest.fixture(scope="module")
 def six_mb() -> bytes:
@@ -316,8 +326,13 @@ async def test_a_request_google_refuses_fails_alone_and_the_rest_of_its_batch_go
     fox = await lane.relax("a fox")
     # A request Google refuses (queued before its aspect ratio was dropped, say): it fails the whole create.
     bad_spec = spec("a seal", lane=Lane.BATCH, aspect_ratio="7:3")
-    bad = (await lane.store.submit(NewJob(team="T1", channel="C1", user="U1", platform="test", kind="imagine",
-                                          spec=bad_spec, max_attempts=3), [], ADMISSION)).job_id
+    bad = (
+        await lane.store.submit(
+            NewJob(team="T1", channel="C1", user="U1", platform="test", kind="imagine", spec=bad_spec, max_attempts=3),
+            [],
+            ADMISSION,
+        )
+    ).job_id
     cat = await lane.relax("a cat")
     assert await lane.runner.send() == 2
     sent = sorted(r.prompt for b in fake.batches.values() for r in b.requests)
@@ -334,24 +349,51 @@ async def test_a_request_google_refuses_fails_alone_and_the_rest_of_its_batch_go
 
 
 async def test_a_relaxed_request_too_big_for_any_batch_is_refused_at_submit(lane, six_mb):
-    outcome = await lane.service.submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a collage", lane="batch",
-        images=[InputImage(six_mb, "image/png")] * 3))
+    outcome = await lane.service.submit(
+        ImagineRequest(
+            team="T1",
+            channel="C1",
+            user="U1",
+            platform="test",
+            prompt="a collage",
+            lane="batch",
+            images=[InputImage(six_mb, "image/png")] * 3,
+        )
+    )
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
     assert "too big for the Batch lane" in outcome.detail and "without --batch" in outcome.detail
     # Without --relax it is a request like any other.
-    again = await lane.service.submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a collage",
-        images=[InputImage(six_mb, "image/png")] * 3))
+    again = await lane.service.submit(
+        ImagineRequest(
+            team="T1",
+            channel="C1",
+            user="U1",
+            platform="test",
+            prompt="a collage",
+            images=[InputImage(six_mb, "image/png")] * 3,
+        )
+    )
     assert isinstance(again, Accepted)
 
 
 async def test_a_queued_job_too_big_for_any_batch_fails_alone_and_holds_up_nothing(lane, fake, six_mb):
     # Queued before submit refused such requests: 18 MB of photos, 24 MB once encoded.
     photo = CheckedImage(six_mb, "image/png", 1414, 1414, "a" * 64)
-    big = (await lane.store.submit(NewJob(team="T1", channel="C1", user="U1", platform="test", kind="imagine",
-                                          spec=spec("a collage", lane=Lane.BATCH), max_attempts=3),
-                                   [photo] * 3, ADMISSION)).job_id
+    big = (
+        await lane.store.submit(
+            NewJob(
+                team="T1",
+                channel="C1",
+                user="U1",
+                platform="test",
+                kind="imagine",
+                spec=spec("a collage", lane=Lane.BATCH),
+                max_attempts=3,
+            ),
+            [photo] * 3,
+            ADMISSION,
+        )
+    ).job_id
     small = await lane.relax("a fox")
     assert await lane.runner.send() == 1 and fake.batch_creates == 1  # never sent to be refused
     job = await lane.store.get_job(big)
@@ -361,17 +403,33 @@ async def test_a_queued_job_too_big_for_any_batch_fails_alone_and_holds_up_nothi
 
 
 async def test_the_image_an_edit_changes_counts_toward_the_relaxed_size_limit(lane, six_mb):
-    made = await lane.service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                    prompt="a fox"))
+    made = await lane.service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a fox")
+    )
     job = await lane.store.lease("w", 60)
     photo = CheckedImage(six_mb, "image/png", 1414, 1414, "b" * 64)
-    image_id = await lane.store.complete(job.id, "w", job.attempt, photo, {}, NewDelivery(
-        final_delivery_key(job.id), "result", {}), Charge(1, None, "succeeded"))
+    image_id = await lane.store.complete(
+        job.id,
+        "w",
+        job.attempt,
+        photo,
+        {},
+        NewDelivery(final_delivery_key(job.id), "result", {}),
+        Charge(1, None, "succeeded"),
+    )
     assert image_id is not None and made.job_id == job.id
     attachments = [InputImage(six_mb, "image/png")] * 2
-    edit = EditRequest(team="T1", channel="C1", user="U1", platform="test", parent_image_id=image_id,
-                       instruction="make it blue", images=attachments)
-    assert isinstance(await lane.service.edit(dataclasses.replace(edit, images=attachments[:1], lane="batch")),
-                      Accepted)  # 12 MB encodes to 16 MB: it fits
+    edit = EditRequest(
+        team="T1",
+        channel="C1",
+        user="U1",
+        platform="test",
+        parent_image_id=image_id,
+        instruction="make it blue",
+        images=attachments,
+    )
+    assert isinstance(
+        await lane.service.edit(dataclasses.replace(edit, images=attachments[:1], lane="batch")), Accepted
+    )  # 12 MB encodes to 16 MB: it fits
     refused = await lane.service.edit(dataclasses.replace(edit, lane="batch"))
     assert isinstance(refused, Refused) and "too big for the Batch lane" in refused.detail

@@ -6,6 +6,7 @@ twice: image tokens at the image rate, and text and thinking tokens at the model
 A real answer reports the image and the text together in candidatesTokenCount, itemises only
 IMAGE, and reports thinking apart in thoughtsTokenCount.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,10 +24,10 @@ from bot.providers.openai_compat import OpenAICompatProvider
 from bot.service import ImagineService
 from bot.types import Accepted, ImagineRequest, JobState, Lane
 from bot.worker import Worker
-from tests.support.jobs import spec
 from tests.fakes.gemini_server import Tokens, drop, ok
 from tests.fakes.openai_server import FakeGateway
 from tests.fakes.openai_server import ok as ok_gateway
+from tests.support.jobs import spec
 
 
 @pytest.fixture
@@ -60,14 +61,17 @@ async def alerts(store) -> list[str]:
 
 def overshoots(metrics: Metrics, route: str, model: str) -> tuple[float | None, float | None]:
     labels = {"route": route, "model": model}
-    return (metrics.registry.get_sample_value("imagine_hold_overshoot_total", labels),
-            metrics.registry.get_sample_value("imagine_hold_overshoot_usd_total", labels))
+    return (
+        metrics.registry.get_sample_value("imagine_hold_overshoot_total", labels),
+        metrics.registry.get_sample_value("imagine_hold_overshoot_usd_total", labels),
+    )
 
 
 async def leased_job(store, *, size: str = "4K", held: bool = True):
     """A job as a worker holds it; `held_micros` is what its stores will report (0: unknown)."""
-    accepted = await ImagineService(store, load_catalog()).submit(ImagineRequest(
-        team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", size=size))
+    accepted = await ImagineService(store, load_catalog()).submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", size=size)
+    )
     assert isinstance(accepted, Accepted), accepted
     job = await store.lease("w/0", 60)
     return dataclasses.replace(job, held_micros=to_micros(accepted.estimate_usd) if held else 0)
@@ -117,8 +121,12 @@ async def test_a_gateway_charge_above_the_hold_is_charged_counted_and_alerted(st
     async with FakeGateway(api_key="gw") as gateway:
         gateway.script(ok_gateway(cost=0.5))
         provider = OpenAICompatProvider.create(
-            name="openrouter", base_url=gateway.url, api_key="gw",
-            models={"pro": "google/gemini-3-pro-image-preview"}, timeout_seconds=10)
+            name="openrouter",
+            base_url=gateway.url,
+            api_key="gw",
+            models={"pro": "google/gemini-3-pro-image-preview"},
+            timeout_seconds=10,
+        )
         try:
             job = await leased_job(store, size="1K")
             metrics = Metrics()
@@ -129,7 +137,9 @@ async def test_a_gateway_charge_above_the_hold_is_charged_counted_and_alerted(st
     count, usd = overshoots(metrics, "openrouter", "pro")
     assert count == 1 and usd == pytest.approx(0.5 - job.held_micros / 1e6)
     [text] = await alerts(store)
-    assert "via openrouter" in text and "$0.500000" in text and "pro's \"1K\" price in [gateways.openrouter.price]" in text
+    assert (
+        "via openrouter" in text and "$0.500000" in text and 'pro\'s "1K" price in [gateways.openrouter.price]' in text
+    )
 
 
 async def test_a_dropped_connection_is_retried_by_the_worker_not_the_sdk(store, fake, provider):

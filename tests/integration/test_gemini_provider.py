@@ -1,4 +1,5 @@
 """The real GeminiProvider (real google-genai SDK) against the loopback fake Gemini API."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,16 +8,22 @@ import time
 import pytest
 
 from bot.providers.errors import (
-    AuthError, BadRequestError, BillingNotEnabled, BlockedError, CredentialsError, NoImageError,
-    OverloadedError, PermissionDeniedError, ProviderError, QuotaError,
+    AuthError,
+    BadRequestError,
+    BillingNotEnabled,
+    BlockedError,
+    CredentialsError,
+    NoImageError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProviderError,
+    QuotaError,
 )
 from bot.providers.gemini import GeminiProvider
 from bot.types import GenerationResult, InputImage
+from tests.fakes.gemini_server import Tokens, blocked_prompt, drop, error, finish, free_tier_zero, hang, no_image, ok
 from tests.support.images import image_size, png_bytes
 from tests.support.jobs import spec
-from tests.fakes.gemini_server import (Tokens, blocked_prompt, drop, error, finish, free_tier_zero,
-                                       hang, no_image, ok)
-
 
 PRO = "gemini-3-pro-image"
 
@@ -112,8 +119,7 @@ async def test_edit_sends_input_images_byte_identical(provider, fake):
     assert req.prompt == "make it look like winter"
     parts = req.body["contents"][0]["parts"]
     # Proto JSON accepts either spelling; this SDK version sends snake_case inside inlineData.
-    mimes = [p["inlineData"].get("mimeType", p["inlineData"].get("mime_type"))
-             for p in parts if "inlineData" in p]
+    mimes = [p["inlineData"].get("mimeType", p["inlineData"].get("mime_type")) for p in parts if "inlineData" in p]
     assert mimes == ["image/png"] * 2
     assert parts[-1]["text"] == "make it look like winter"  # text after the images
     # The fake bills 560 input tokens per image on top of the prompt text.
@@ -144,8 +150,7 @@ async def test_http_errors_map_to_taxonomy(provider, fake, reply, cls, code):
 
 async def test_wrong_api_key_is_auth_error(fake):
     fake.api_key = "the-right-key"
-    prov = GeminiProvider.create(api_key="a-wrong-key", base_url=fake.url, vertexai=False,
-                                 timeout_seconds=30)
+    prov = GeminiProvider.create(api_key="a-wrong-key", base_url=fake.url, vertexai=False, timeout_seconds=30)
     try:
         with pytest.raises(AuthError) as info:
             await prov.generate(spec(), [])
@@ -266,8 +271,19 @@ async def test_a_non_policy_finish_is_a_retryable_no_image_answer_with_its_usage
     assert "content policy" not in exc.user_message
 
 
-@pytest.mark.parametrize("reason", ["SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT",
-                                    "RECITATION", "IMAGE_RECITATION", "BLOCKLIST", "SPII"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "SAFETY",
+        "IMAGE_SAFETY",
+        "PROHIBITED_CONTENT",
+        "IMAGE_PROHIBITED_CONTENT",
+        "RECITATION",
+        "IMAGE_RECITATION",
+        "BLOCKLIST",
+        "SPII",
+    ],
+)
 async def test_a_policy_finish_stays_blocked(provider, fake, reason):
     fake.script(finish(reason))
     with pytest.raises(BlockedError) as info:
@@ -280,8 +296,13 @@ async def vertex_failure(fake, credentials=None, *, call: str = "generate") -> P
     from google import genai
     from google.genai import types
 
-    client = genai.Client(vertexai=True, project="p", location="global", credentials=credentials,
-                          http_options=types.HttpOptions(base_url=fake.url))
+    client = genai.Client(
+        vertexai=True,
+        project="p",
+        location="global",
+        credentials=credentials,
+        http_options=types.HttpOptions(base_url=fake.url),
+    )
     prov = GeminiProvider(client, timeout_seconds=10)
     try:
         with pytest.raises(ProviderError) as info:
@@ -294,8 +315,9 @@ async def vertex_failure(fake, credentials=None, *, call: str = "generate") -> P
 def user_credentials(token_uri: str):
     from google.oauth2.credentials import Credentials
 
-    return Credentials(token=None, refresh_token="1//refresh", client_id="id", client_secret="secret",
-                       token_uri=token_uri)
+    return Credentials(
+        token=None, refresh_token="1//refresh", client_id="id", client_secret="secret", token_uri=token_uri
+    )
 
 
 async def test_missing_google_credentials_are_a_credentials_error(fake, monkeypatch, tmp_path):
@@ -348,8 +370,7 @@ async def test_whole_call_guard_catches_a_hang_the_sdk_does_not(fake):
     from google.genai import types
 
     fake.script(hang())
-    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=fake.url,
-                                                                      api_version="v1beta"))
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=fake.url, api_version="v1beta"))
     prov = GeminiProvider(client, timeout_seconds=0.2)
     started = time.monotonic()
     try:

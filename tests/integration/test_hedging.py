@@ -6,28 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import dataclasses
+import io
 from decimal import Decimal
 
 import pytest
 
 from adapters import status
 from adapters.slack import render as slack_render
-from bot.money import pricing
 from bot.catalog import load_catalog
-from bot.money import to_micros, usd
-from bot.reports import render_ledger
+from bot.money import pricing, to_micros, usd
 from bot.providers.errors import BlockedError, OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_compat import OpenAICompatProvider
 from bot.providers.router import Route, RoutedProvider
+from bot.reports import render_ledger
 from bot.types import HedgeCall, ImagineRequest, JobState, Lane
 from policies.config import PolicyBook
-from tests.support.jobs import spec
 from tests.fakes import openai_server
 from tests.fakes.gemini_server import error, finish, hang, ok, slow
 from tests.fakes.openai_server import FakeGateway
+from tests.support.jobs import spec
 from tests.support.pipeline import RoutedPipeline
 
 HEDGED = dataclasses.replace(spec(), fallbacks=("flash",), hedge_after_s=0.2)
@@ -41,10 +40,16 @@ def two_routes(fake, gateway) -> RoutedProvider:
     """Gemini, and a gateway serving Pro: a hedge for Pro can go to either."""
     catalog = load_catalog()
     openrouter = OpenAICompatProvider.create(
-        name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=30,
-        models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"])
-    return RoutedProvider([Route("gemini", gemini(fake)), Route("openrouter", openrouter, serves=frozenset({"pro"}))],
-                          catalog)
+        name="openrouter",
+        base_url=gateway.url,
+        api_key="gw-key",
+        timeout_seconds=30,
+        models={"pro": "google/gemini-3-pro-image-preview"},
+        gateway=catalog.gateways["openrouter"],
+    )
+    return RoutedProvider(
+        [Route("gemini", gemini(fake)), Route("openrouter", openrouter, serves=frozenset({"pro"}))], catalog
+    )
 
 
 async def test_a_slow_primary_is_hedged_the_first_image_wins_and_the_primary_is_cancelled(fake):
@@ -128,21 +133,33 @@ HEDGING = {"fallback": {"pro": ["flash"]}, "hedge_after_s": 0.2}
 
 
 async def test_a_hedged_job_holds_both_calls_and_settles_the_winner_alone_when_the_loser_never_answered(
-        sqlite_store, fake):
+    sqlite_store, fake
+):
     fake.script(hang(), ok())
     async with RoutedPipeline(sqlite_store, fake, policy=HEDGING) as p:
         catalog = p.catalog
         accepted = await p.finished()
-    pro, flash = (pricing.estimate(catalog.resolve(model), accepted.size, Lane.STANDARD, 0,
-                                   prompt_chars=len("a koi pond")) for model in ("pro", "flash"))
+    pro, flash = (
+        pricing.estimate(catalog.resolve(model), accepted.size, Lane.STANDARD, 0, prompt_chars=len("a koi pond"))
+        for model in ("pro", "flash")
+    )
     assert accepted.estimate_usd == pro + flash  # the sum, not the dearer of the two
     job = await sqlite_store.get_job(accepted.job_id)
     assert job.state is JobState.SUCCEEDED and job.result["model"] == "flash"
-    assert job.result["hedge"] == {"route": "gemini", "model": "pro", "won": True, "after_s": pytest.approx(0.2, abs=0.1),
-                                   "answered": False, "cost_usd": None}
+    assert job.result["hedge"] == {
+        "route": "gemini",
+        "model": "pro",
+        "won": True,
+        "after_s": pytest.approx(0.2, abs=0.1),
+        "answered": False,
+        "cost_usd": None,
+    }
     held, charged = to_micros(accepted.estimate_usd), to_micros(Decimal(job.result["cost_usd"]))
     assert [(r["entry"], r["cost_micros"], r["hedge"]) for r in await sqlite_store.ledger()] == [
-        ("reservation", held, 0), ("settlement", charged, 0), ("release", held - charged, 0)]
+        ("reservation", held, 0),
+        ("settlement", charged, 0),
+        ("release", held - charged, 0),
+    ]
     assert p.worker._metrics.hedges.labels("hedge", "cancelled")._value.get() == 1
     reply = slack_render.done(p.result_payload(job.id))
     assert "hedged after 0." in reply and "cancelled unanswered" in reply and "Google may still bill it" in reply
@@ -151,33 +168,43 @@ async def test_a_hedged_job_holds_both_calls_and_settles_the_winner_alone_when_t
 async def test_when_the_loser_answered_both_calls_are_settled_within_the_hold(sqlite_store, fake):
     p = RoutedPipeline(sqlite_store, fake, policy=HEDGING)  # not started: the test plays the worker's part
     try:
-        accepted = await p.service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                         prompt="a koi pond"))
+        accepted = await p.service.submit(
+            ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond")
+        )
         job = await sqlite_store.lease("w", 60)
         winner = await p.provider.generate(dataclasses.replace(job.spec, hedge_after_s=None), [])
-        loser = await p.provider.generate(dataclasses.replace(job.spec, model_alias="flash",
-                                                              model_id="gemini-3.1-flash-image", fallbacks=(),
-                                                              hedge_after_s=None), [])
+        loser = await p.provider.generate(
+            dataclasses.replace(
+                job.spec, model_alias="flash", model_id="gemini-3.1-flash-image", fallbacks=(), hedge_after_s=None
+            ),
+            [],
+        )
         # Both images came back at the same moment: the primary's won, the hedge's is billed all the same.
         hedged = dataclasses.replace(winner, hedge=HedgeCall("gemini", "flash", 0.2, won=False, answer=loser))
         await p.worker.finish(job, "w", hedged, 1.0)
     finally:
         await p.provider.close()
     done = await sqlite_store.get_job(job.id)
-    pro_cost, flash_cost = (pricing.settle(p.catalog.resolve(m), job.spec.size, Lane.STANDARD, r.usage)
-                            for m, r in (("pro", winner), ("flash", loser)))
+    pro_cost, flash_cost = (
+        pricing.settle(p.catalog.resolve(m), job.spec.size, Lane.STANDARD, r.usage)
+        for m, r in (("pro", winner), ("flash", loser))
+    )
     assert Decimal(done.result["cost_usd"]) == pro_cost + flash_cost
     assert done.result["hedge"]["cost_usd"] == str(flash_cost)
     held = to_micros(accepted.estimate_usd)
     assert [(r["entry"], r["cost_micros"], r["hedge"]) for r in await sqlite_store.ledger()] == [
-        ("reservation", held, 0), ("settlement", to_micros(flash_cost), 1), ("settlement", to_micros(pro_cost), 0),
-        ("release", held - to_micros(pro_cost + flash_cost), 0)]
+        ("reservation", held, 0),
+        ("settlement", to_micros(flash_cost), 1),
+        ("settlement", to_micros(pro_cost), 0),
+        ("release", held - to_micros(pro_cost + flash_cost), 0),
+    ]
     assert held >= to_micros(pro_cost + flash_cost)  # the hold covered both
     exported = csv.DictReader(io.StringIO(render_ledger(await sqlite_store.ledger(), "csv", 0)))
     assert [r["hedge"] for r in exported if r["entry"] == "settlement"] == ["1", "0"]
     [result] = [d for d in await sqlite_store.claim_deliveries(["test"], 10, 60) if d.kind == "result"]
     assert f"the hedge call (flash via gemini) cost {usd(to_micros(flash_cost))}, included above" in status.done(
-        result.payload)
+        result.payload
+    )
 
 
 def test_a_team_without_a_fallback_is_never_hedged():

@@ -28,8 +28,7 @@ async def healthz(store) -> dict:
 
 
 async def test_healthz_reports_the_queue_depth_and_every_job_by_state(store):
-    assert await healthz(store) == {"status": "ok", "store": True, "workers": 2, "queued": 0, "running": 0,
-                                    "jobs": {}}
+    assert await healthz(store) == {"status": "ok", "store": True, "workers": 2, "queued": 0, "running": 0, "jobs": {}}
     ids = [(await store.submit(new_job(prompt=prompt), [])).job_id for prompt in ("a", "b", "c")]
     assert await store.cancel(ids[2])
     leased = await store.lease("w1", 60)
@@ -37,6 +36,7 @@ async def test_healthz_reports_the_queue_depth_and_every_job_by_state(store):
     health = await healthz(store)
     assert (health["queued"], health["running"]) == (1, 1)
     assert health["jobs"] == {"queued": 1, "running": 1, JobState.CANCELLED.value: 1}
+
 
 async def test_serving_on_port_0_logs_the_port_bound(caplog):
     caplog.set_level(logging.INFO, logger="bot.http")

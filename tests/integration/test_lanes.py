@@ -15,11 +15,10 @@ from decimal import Decimal
 import pytest
 
 from adapters import status
-from bot.money import pricing
 from bot.batch import BatchRunner
 from bot.catalog import load_catalog
 from bot.metrics import Metrics
-from bot.money import to_micros
+from bot.money import pricing, to_micros
 from bot.providers.errors import BadRequestError, OverloadedError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.router import Route, RoutedProvider
@@ -27,9 +26,8 @@ from bot.service import ImagineService
 from bot.types import Accepted, ImagineRequest, InputImage, JobState, Lane, RefusalReason, Refused, Usage
 from bot.worker import Worker
 from policies.config import PolicyBook
-from tests.support.jobs import spec
 from tests.fakes.gemini_server import error, hang, ok
-
+from tests.support.jobs import spec
 
 SLOT = "w/0"
 
@@ -37,20 +35,30 @@ SLOT = "w/0"
 class Lanes:
     """The service, a worker (with a Batch runner beside it) and the fake, on one FakeClock."""
 
-    def __init__(self, store, fake, clock, *, policies: PolicyBook | None = None, catalog=None,
-                 batch_runner: bool = True):
+    def __init__(
+        self, store, fake, clock, *, policies: PolicyBook | None = None, catalog=None, batch_runner: bool = True
+    ):
         self.store, self.fake, self.clock = store, fake, clock
         self.catalog = catalog or load_catalog()
         self.gemini = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
         self.metrics = Metrics()
-        self.worker = Worker(store, RoutedProvider([Route("gemini", self.gemini)], self.catalog), self.catalog,
-                             clock=clock, retry_base=1, retry_cap=1, batch_lane=batch_runner, metrics=self.metrics)
+        self.worker = Worker(
+            store,
+            RoutedProvider([Route("gemini", self.gemini)], self.catalog),
+            self.catalog,
+            clock=clock,
+            retry_base=1,
+            retry_cap=1,
+            batch_lane=batch_runner,
+            metrics=self.metrics,
+        )
         self.runner = BatchRunner(store, self.gemini, self.worker, poll_interval=60, stale_after=900, clock=clock)
         self.service = ImagineService(store, self.catalog, batch_lane=True, clock=clock, policies=policies)
 
     async def submit(self, prompt: str = "a lighthouse at dusk", **kw) -> Accepted | Refused:
-        return await self.service.submit(ImagineRequest(
-            team="T1", channel="C1", user="U1", platform="test", prompt=prompt, **kw))
+        return await self.service.submit(
+            ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt=prompt, **kw)
+        )
 
     async def run_one(self) -> None:
         job = await self.store.lease(SLOT, 60)
@@ -93,8 +101,11 @@ async def test_a_relaxed_request_on_pro_2k_is_answered_by_the_flex_lane_at_half_
     # The image part alone: 1,120 tokens at $120/M, half price = $0.0672, Google's $0.067.
     assert usage_of(job).image_tokens * pro.image_output_per_million / 1_000_000 / 2 == Decimal("0.0672")
     held = to_micros(accepted.estimate_usd)
-    assert await lanes.ledger(job.id) == [("reservation", held, "flex"), ("settlement", to_micros(cost), "flex"),
-                                          ("release", held - to_micros(cost), "flex")]
+    assert await lanes.ledger(job.id) == [
+        ("reservation", held, "flex"),
+        ("settlement", to_micros(cost), "flex"),
+        ("release", held - to_micros(cost), "flex"),
+    ]
     [result] = await lanes.deliveries("result")
     assert result.job_id == job.id  # answered where the request was made, not hours later
     spend = lanes.metrics.registry.get_sample_value("imagine_spend_usd_total", {"team": "T1", "lane": "flex"})
@@ -103,7 +114,8 @@ async def test_a_relaxed_request_on_pro_2k_is_answered_by_the_flex_lane_at_half_
 
 @pytest.mark.parametrize("shed", [503, 429])
 async def test_a_flex_job_google_sheds_moves_to_the_batch_lane_at_the_same_price_and_the_user_is_told(
-        lanes, fake, clock, shed):
+    lanes, fake, clock, shed
+):
     accepted = await lanes.submit(relax=True, size="2K")
     held = to_micros(accepted.estimate_usd)
     fake.script_flex(error(shed))
@@ -129,8 +141,11 @@ async def test_a_flex_job_google_sheds_moves_to_the_batch_lane_at_the_same_price
     cost = pricing.settle(pro, "2K", Lane.BATCH, usage_of(job))
     assert job.state is JobState.SUCCEEDED and Decimal(job.result["cost_usd"]) == cost
     assert cost == pricing.settle(pro, "2K", Lane.FLEX, usage_of(job)) and cost <= accepted.estimate_usd
-    assert await lanes.ledger(job.id) == [("reservation", held, "flex"), ("settlement", to_micros(cost), "batch"),
-                                          ("release", held - to_micros(cost), "batch")]
+    assert await lanes.ledger(job.id) == [
+        ("reservation", held, "flex"),
+        ("settlement", to_micros(cost), "batch"),
+        ("release", held - to_micros(cost), "batch"),
+    ]
 
 
 async def test_a_shed_flex_job_too_big_for_any_batch_stays_on_flex(lanes, fake):
@@ -183,8 +198,9 @@ async def test_priority_with_the_policy_is_sent_at_priority_and_priced_at_the_mu
         assert isinstance(accepted, Accepted) and accepted.lane == "priority"
         pro = lanes.catalog.resolve("pro")
         standard = pricing.estimate(pro, "2K", Lane.STANDARD, prompt_chars=len("a lighthouse at dusk"))
-        assert accepted.estimate_usd == pricing.estimate(pro, "2K", Lane.PRIORITY,
-                                                         prompt_chars=len("a lighthouse at dusk"))
+        assert accepted.estimate_usd == pricing.estimate(
+            pro, "2K", Lane.PRIORITY, prompt_chars=len("a lighthouse at dusk")
+        )
         assert accepted.estimate_usd == pytest.approx(standard * Decimal("1.8"), abs=Decimal("0.000002"))
         assert "Priority lane" in status.queued(accepted)
         await lanes.run_one()
@@ -193,8 +209,7 @@ async def test_priority_with_the_policy_is_sent_at_priority_and_priced_at_the_mu
         job = await store.get_job(accepted.job_id)
         cost = Decimal(job.result["cost_usd"])
         assert cost == pricing.tokens_cost(pro, Lane.PRIORITY, usage_of(job))
-        assert cost == (pricing.tokens_cost(pro, Lane.STANDARD, usage_of(job)) * Decimal("1.8")).quantize(
-            pricing.MICRO)
+        assert cost == (pricing.tokens_cost(pro, Lane.STANDARD, usage_of(job)) * Decimal("1.8")).quantize(pricing.MICRO)
         assert {e[2] for e in await lanes.ledger(job.id)} == {"priority"}
     finally:
         await lanes.gemini.close()
@@ -236,43 +251,49 @@ def lite_priced(tmp_path):
     return load_catalog(config)
 
 
-async def test_a_lane_the_model_lacks_is_refused_with_a_clear_message_and_never_sent(store, fake, clock,
-                                                                                     lite_priced):
+async def test_a_lane_the_model_lacks_is_refused_with_a_clear_message_and_never_sent(store, fake, clock, lite_priced):
     lanes = Lanes(store, fake, clock, catalog=lite_priced, policies=PolicyBook(teams={"T1": {"priority": True}}))
     try:
         refused = await lanes.submit(model="lite", lane="priority")
         assert isinstance(refused, Refused) and refused.reason is RefusalReason.INVALID_REQUEST
-        assert refused.detail == ("lite has no Priority lane (--priority). Its lanes: Standard (no flag), "
-                                  "Batch (--batch). Nothing was charged.")
+        assert refused.detail == (
+            "lite has no Priority lane (--priority). Its lanes: Standard (no flag), "
+            "Batch (--batch). Nothing was charged."
+        )
         assert await store.counts_by_state() == {} and not fake.requests
     finally:
         await lanes.gemini.close()
 
 
-async def test_a_relaxed_request_on_a_model_without_flex_goes_to_the_batch_lane_and_says_so(store, fake, clock,
-                                                                                           lite_priced):
+async def test_a_relaxed_request_on_a_model_without_flex_goes_to_the_batch_lane_and_says_so(
+    store, fake, clock, lite_priced
+):
     lanes = Lanes(store, fake, clock, catalog=lite_priced)
     try:
         accepted = await lanes.submit(model="lite", relax=True)
         assert isinstance(accepted, Accepted) and accepted.lane == "batch" and accepted.relaxed
         assert "lite has no Flex lane" in accepted.lane_note and "same half price" in accepted.lane_note
         assert accepted.lane_note in status.queued(accepted)
-        assert accepted.estimate_usd == pricing.estimate(lite_priced.resolve("lite"), "1K", Lane.FLEX,
-                                                         prompt_chars=len("a lighthouse at dusk"))
+        assert accepted.estimate_usd == pricing.estimate(
+            lite_priced.resolve("lite"), "1K", Lane.FLEX, prompt_chars=len("a lighthouse at dusk")
+        )
         assert await store.lease(SLOT, 60) is None  # the Batch runner's
     finally:
         await lanes.gemini.close()
 
 
 async def test_flex_and_priority_need_the_developer_api(store, fake, clock):
-    service = ImagineService(store, load_catalog(), batch_lane=False, clock=clock,
-                             policies=PolicyBook(teams={"T1": {"priority": True}}))
+    service = ImagineService(
+        store, load_catalog(), batch_lane=False, clock=clock, policies=PolicyBook(teams={"T1": {"priority": True}})
+    )
     for ask, flag in ({"relax": True}, "--relax"), ({"lane": "priority"}, "--priority"):
-        refused = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                      prompt="a fox", **ask))
+        refused = await service.submit(
+            ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a fox", **ask)
+        )
         assert isinstance(refused, Refused) and f"Leave out {flag}" in refused.detail
-    unknown = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                  prompt="a fox", lane="turbo"))
+    unknown = await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a fox", lane="turbo")
+    )
     assert isinstance(unknown, Refused) and "Unknown lane 'turbo'" in unknown.detail
 
 
@@ -290,8 +311,9 @@ async def test_a_route_without_service_tiers_never_serves_a_flex_request_at_full
 
 async def test_flex_calls_get_a_longer_timeout_than_standard(fake):
     fake.latency = 1.5
-    provider = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=0.5,
-                                     flex_timeout_seconds=10)
+    provider = GeminiProvider.create(
+        api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=0.5, flex_timeout_seconds=10
+    )
     try:
         with pytest.raises(OverloadedError):
             await provider.generate(spec(), [])
@@ -339,8 +361,14 @@ async def test_a_shed_flex_job_is_never_answered_with_an_earlier_image(store, fa
 async def test_flex_calls_never_take_every_worker_slot(store, fake, clock):
     # Two slots, so one may run Flex: a second Flex job waits while a Standard one is answered.
     lanes = Lanes(store, fake, clock)
-    worker = Worker(store, RoutedProvider([Route("gemini", lanes.gemini)], lanes.catalog), lanes.catalog,
-                    concurrency=2, poll_interval=0.05, batch_lane=True)
+    worker = Worker(
+        store,
+        RoutedProvider([Route("gemini", lanes.gemini)], lanes.catalog),
+        lanes.catalog,
+        concurrency=2,
+        poll_interval=0.05,
+        batch_lane=True,
+    )
     fake.script_flex(hang(), hang())
     stop = asyncio.Event()
     try:

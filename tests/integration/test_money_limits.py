@@ -9,23 +9,24 @@ import re
 from decimal import Decimal
 
 from bot.catalog import load_catalog
+from bot.money.budgets import Budget
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason, Refused
 from policies.config import PolicyBook
-from bot.money.budgets import Budget
-
 
 MOD = Caller("T1", "mod", platform_admin=True)
 
 
 def service_for(store, clock, *, access=None, **team_policy) -> ImagineService:
-    return ImagineService(store, load_catalog(), clock=clock,
-                          policies=PolicyBook(teams={"T1": team_policy}, access=access))
+    return ImagineService(
+        store, load_catalog(), clock=clock, policies=PolicyBook(teams={"T1": team_policy}, access=access)
+    )
 
 
 def request(prompt="a koi pond", team="T1", **kw) -> ImagineRequest:
-    return ImagineRequest(team=team, channel=kw.pop("channel", "C1"), user=kw.pop("user", "U1"),
-                          platform="test", prompt=prompt, **kw)
+    return ImagineRequest(
+        team=team, channel=kw.pop("channel", "C1"), user=kw.pop("user", "U1"), platform="test", prompt=prompt, **kw
+    )
 
 
 async def held(store) -> int:
@@ -33,8 +34,15 @@ async def held(store) -> int:
 
 
 async def test_a_team_without_a_budget_is_capped_by_the_default_team_budget(store, clock):
-    service = service_for(store, clock, default_team_budget_usd="0.50", confirm_above_usd=None,
-                          soft_threshold="1.0", user_images_per_day=None, user_concurrent_jobs=None)
+    service = service_for(
+        store,
+        clock,
+        default_team_budget_usd="0.50",
+        confirm_above_usd=None,
+        soft_threshold="1.0",
+        user_images_per_day=None,
+        user_concurrent_jobs=None,
+    )
     outcomes = [await service.submit(request(f"p{i}", user=f"U{i}")) for i in range(6)]
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
     assert len(accepted) == int(Decimal("0.50") // accepted[0].estimate_usd) < 6
@@ -48,8 +56,16 @@ async def test_a_team_without_a_budget_is_capped_by_the_default_team_budget(stor
 
 
 async def test_hundreds_of_concurrent_requests_at_the_default_budget_admit_exactly_what_fits(store, clock):
-    service = service_for(store, clock, default_team_budget_usd="1.00", confirm_above_usd=None,
-                          soft_threshold="1.0", user_images_per_day=None, user_concurrent_jobs=None, team_queued_jobs=None)
+    service = service_for(
+        store,
+        clock,
+        default_team_budget_usd="1.00",
+        confirm_above_usd=None,
+        soft_threshold="1.0",
+        user_images_per_day=None,
+        user_concurrent_jobs=None,
+        team_queued_jobs=None,
+    )
     outcomes = await asyncio.gather(*(service.submit(request(f"p{i:03}", user=f"U{i}")) for i in range(200)))
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
     each = accepted[0].estimate_usd
@@ -90,8 +106,11 @@ async def test_a_team_off_the_allow_list_is_refused_and_changes_nothing(store, c
     assert isinstance(await service.submit(request()), Accepted)
     # Usage and budgets too, whichever platform asks; the CLI's operator is not held to it.
     stranger = Caller("T-stranger", "U1", platform_admin=True, platform="slack")
-    for refused in (await service.usage("T-stranger", "U1", platform="discord"), await service.show_budgets(stranger),
-                    await service.set_budget(stranger, "5")):
+    for refused in (
+        await service.usage("T-stranger", "U1", platform="discord"),
+        await service.show_budgets(stranger),
+        await service.set_budget(stranger, "5"),
+    ):
         assert isinstance(refused, Refused) and refused.reason is RefusalReason.TEAM_NOT_ALLOWED
     assert await store.budgets("T-stranger") == []
     operator = Caller("T-stranger", "cli", platform_admin=True, platform="cli")
@@ -119,8 +138,13 @@ async def test_a_request_that_fits_but_passes_the_alert_line_is_still_asked_abou
 
 
 async def test_fallbacks_obey_channel_rules_and_prices(store, clock):
-    service = service_for(store, clock, confirm_above_usd=None, fallback={"pro": ["flash", "lite"]},
-                          channels={"C-pro": {"models": ["pro"]}})
+    service = service_for(
+        store,
+        clock,
+        confirm_above_usd=None,
+        fallback={"pro": ["flash", "lite"]},
+        channels={"C-pro": {"models": ["pro"]}},
+    )
     anywhere = await service.submit(request("anywhere"))
     pro_only = await service.submit(request("pro only", channel="C-pro"))
     jobs = {a.job_id: (await store.get_job(a.job_id)).spec.fallbacks for a in (anywhere, pro_only)}
@@ -148,27 +172,37 @@ async def test_an_over_budget_refusal_names_a_cheaper_model_that_still_fits(stor
 
 async def test_every_refusal_that_says_nothing_was_charged_left_the_ledger_alone(store, clock):
     t1 = dict(confirm_above_usd=None, soft_threshold="1.0", user_concurrent_jobs=2, banned_terms=["gore"])
-    service = ImagineService(store, load_catalog(), clock=clock, policies=PolicyBook(
-        teams={"T1": t1, "T-zero": {"default_team_budget_usd": 0}}, access={"teams": ["T1", "T-zero"]}))
+    service = ImagineService(
+        store,
+        load_catalog(),
+        clock=clock,
+        policies=PolicyBook(
+            teams={"T1": t1, "T-zero": {"default_team_budget_usd": 0}}, access={"teams": ["T1", "T-zero"]}
+        ),
+    )
     await service.set_budget(MOD, "0.30", "day", soft_threshold=1.0)
     assert isinstance(await service.submit(request("first")), Accepted)
     before = await store.ledger()
     refusals = [
-        await service.submit(request("gore")),                           # moderation
-        await service.submit(request("too dear", size="4K")),            # over the team budget
-        await service.submit(request(team="T-stranger")),                # not on the allow-list
-        await service.submit(request(team="T-zero")),                    # no budget yet
+        await service.submit(request("gore")),  # moderation
+        await service.submit(request("too dear", size="4K")),  # over the team budget
+        await service.submit(request(team="T-stranger")),  # not on the allow-list
+        await service.submit(request(team="T-zero")),  # no budget yet
     ]
     assert await store.ledger() == before
     await service.set_budget(MOD, "5", "day", soft_threshold=1.0)
     assert isinstance(await service.submit(request("second")), Accepted)
     before = await store.ledger()
-    refusals.append(await service.submit(request("third")))             # concurrent-jobs quota
+    refusals.append(await service.submit(request("third")))  # concurrent-jobs quota
     assert await store.ledger() == before
     assert all(isinstance(r, Refused) and "Nothing was charged" in r.detail for r in refusals), refusals
-    assert [r.reason for r in refusals] == [RefusalReason.MODERATION, RefusalReason.BUDGET_EXHAUSTED,
-                                            RefusalReason.TEAM_NOT_ALLOWED, RefusalReason.BUDGET_EXHAUSTED,
-                                            RefusalReason.QUOTA_EXCEEDED]
+    assert [r.reason for r in refusals] == [
+        RefusalReason.MODERATION,
+        RefusalReason.BUDGET_EXHAUSTED,
+        RefusalReason.TEAM_NOT_ALLOWED,
+        RefusalReason.BUDGET_EXHAUSTED,
+        RefusalReason.QUOTA_EXCEEDED,
+    ]
     assert {r["job_id"] for r in before} == {1, 2}  # only the two accepted jobs ever touched the ledger
 
 
@@ -187,8 +221,7 @@ async def test_a_repeated_request_gets_its_first_job_back_even_when_another_woul
 async def test_a_fallback_to_a_gateway_route_this_bot_does_not_run_is_dropped(store, clock):
     policies = PolicyBook(teams={"T1": {"confirm_above_usd": None, "fallback": {"pro": ["openrouter:pro", "flash"]}}})
     without = ImagineService(store, load_catalog(), clock=clock, policies=policies)
-    with_gateway = ImagineService(store, load_catalog(), clock=clock, policies=policies,
-                                  gateway_routes=("openrouter",))
+    with_gateway = ImagineService(store, load_catalog(), clock=clock, policies=policies, gateway_routes=("openrouter",))
     a = await without.submit(request("a"))
     b = await with_gateway.submit(request("b"))
     assert (await store.get_job(a.job_id)).spec.fallbacks == ("flash",)

@@ -1,4 +1,5 @@
 """The real OpenAICompatProvider (real openai SDK) against the loopback fake gateway."""
+
 from __future__ import annotations
 
 import io
@@ -10,16 +11,20 @@ from PIL import Image
 
 from bot.catalog import GatewayInfo
 from bot.providers.errors import (
-    AuthError, BadRequestError, BlockedError, OverloadedError, PermissionDeniedError,
-    ProviderError, QuotaError,
+    AuthError,
+    BadRequestError,
+    BlockedError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProviderError,
+    QuotaError,
 )
 from bot.providers.openai_compat import OpenAICompatProvider
 from bot.types import GenerationResult, InputImage
+from tests.fakes.openai_server import FakeGateway, drop, error, error_in_200, no_image, ok
 from tests.support.images import image_size, png_bytes
 from tests.support.jobs import spec
 from tests.support.ports import refusing_port
-from tests.fakes.openai_server import FakeGateway, drop, error, error_in_200, no_image, ok
-
 
 KEY = "gw-key"
 
@@ -33,8 +38,9 @@ FLASH = "google/gemini-3.1-flash-image-preview"
 MODELS = {"pro": PRO, "flash": FLASH}
 
 
-PRICE = GatewayInfo("openrouter", False, {"pro": {"1K": Decimal("0.134"), "2K": Decimal("0.134"),
-                                                  "4K": Decimal("0.24")}})
+PRICE = GatewayInfo(
+    "openrouter", False, {"pro": {"1K": Decimal("0.134"), "2K": Decimal("0.134"), "4K": Decimal("0.24")}}
+)
 
 
 @pytest.fixture
@@ -44,8 +50,14 @@ async def fake():
 
 
 def make(fake, *, key=KEY, timeout=10.0, price=PRICE, models=MODELS, base_url=None):
-    return OpenAICompatProvider.create(name="openrouter", base_url=base_url or fake.url, api_key=key,
-                                       models=models, timeout_seconds=timeout, gateway=price)
+    return OpenAICompatProvider.create(
+        name="openrouter",
+        base_url=base_url or fake.url,
+        api_key=key,
+        models=models,
+        timeout_seconds=timeout,
+        gateway=price,
+    )
 
 
 @pytest.fixture
@@ -150,11 +162,14 @@ async def test_no_image_is_blocked_with_the_models_text_and_usage(provider, fake
     assert exc.request_id == fake.requests[-1].request_id
 
 
-@pytest.mark.parametrize("finish, native, reason", [
-    ("content_filter", "IMAGE_SAFETY", "CONTENT_FILTER"),
-    ("stop", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT"),
-    ("length", "MAX_TOKENS", "NO_IMAGE"),
-])
+@pytest.mark.parametrize(
+    "finish, native, reason",
+    [
+        ("content_filter", "IMAGE_SAFETY", "CONTENT_FILTER"),
+        ("stop", "PROHIBITED_CONTENT", "PROHIBITED_CONTENT"),
+        ("length", "MAX_TOKENS", "NO_IMAGE"),
+    ],
+)
 async def test_filtered_finish_reasons_name_the_block(provider, fake, finish, native, reason):
     fake.script(no_image(None, finish_reason=finish, native_finish_reason=native))
     with pytest.raises(BlockedError) as info:
@@ -169,20 +184,23 @@ async def test_an_alias_the_route_does_not_serve_is_a_bad_request(provider, fake
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("reply, cls, status", [
-    (error(400, message="Invalid aspect_ratio"), BadRequestError, 400),
-    (error(402), PermissionDeniedError, 402),
-    (error(403, message="Key lacks access to this model"), PermissionDeniedError, 403),
-    (error(404), BadRequestError, 404),
-    (error(408), OverloadedError, 408),
-    (error(429), QuotaError, 429),
-    (error(500), OverloadedError, 500),
-    (error(502), OverloadedError, 502),
-    (error(503), OverloadedError, 503),
-    (error_in_200(502), OverloadedError, 502),
-    (error_in_200(429), QuotaError, 429),
-    (error_in_200(400, message="Provider rejected the request"), BadRequestError, 400),
-])
+@pytest.mark.parametrize(
+    "reply, cls, status",
+    [
+        (error(400, message="Invalid aspect_ratio"), BadRequestError, 400),
+        (error(402), PermissionDeniedError, 402),
+        (error(403, message="Key lacks access to this model"), PermissionDeniedError, 403),
+        (error(404), BadRequestError, 404),
+        (error(408), OverloadedError, 408),
+        (error(429), QuotaError, 429),
+        (error(500), OverloadedError, 500),
+        (error(502), OverloadedError, 502),
+        (error(503), OverloadedError, 503),
+        (error_in_200(502), OverloadedError, 502),
+        (error_in_200(429), QuotaError, 429),
+        (error_in_200(400, message="Provider rejected the request"), BadRequestError, 400),
+    ],
+)
 async def test_errors_map_to_the_taxonomy_with_status_and_request_id(provider, fake, reply, cls, status):
     fake.script(reply)
     with pytest.raises(ProviderError) as info:
@@ -240,8 +258,12 @@ async def test_a_200_error_body_names_the_upstream(provider, fake):
 
 
 async def test_moderation_403_is_a_block_not_a_permission_problem(provider, fake):
-    fake.script(error(403, metadata={"reasons": ["violence"], "flagged_input": "a gory...",
-                                     "provider_name": None, "model_slug": PRO}))
+    fake.script(
+        error(
+            403,
+            metadata={"reasons": ["violence"], "flagged_input": "a gory...", "provider_name": None, "model_slug": PRO},
+        )
+    )
     with pytest.raises(BlockedError) as info:
         await provider.generate(spec(), [])
     assert info.value.reason == "MODERATION" and info.value.status_code == 403
@@ -308,9 +330,13 @@ async def test_a_blocked_answer_keeps_the_cost_the_gateway_reported():
 
     async with FakeGateway() as gateway:
         gateway.script(no_image("I can't draw that.", finish_reason="content_filter"))
-        provider = OpenAICompatProvider.create(name="openrouter", base_url=gateway.url, api_key="gw-key",
-                                               models={"pro": "google/gemini-3-pro-image-preview"},
-                                               timeout_seconds=10)
+        provider = OpenAICompatProvider.create(
+            name="openrouter",
+            base_url=gateway.url,
+            api_key="gw-key",
+            models={"pro": "google/gemini-3-pro-image-preview"},
+            timeout_seconds=10,
+        )
         with pytest.raises(BlockedError) as caught:
             await provider.generate(spec(), [])
         await provider.close()
@@ -323,8 +349,7 @@ async def test_the_smallest_size_goes_out_as_openrouters_half_k(fake):
 
     provider = make(fake, price=load_catalog().gateways["openrouter"])
     try:
-        await provider.generate(spec("a wren", model_alias="flash", model_id="gemini-3.1-flash-image",
-                                     size="512"), [])
+        await provider.generate(spec("a wren", model_alias="flash", model_id="gemini-3.1-flash-image", size="512"), [])
     finally:
         await provider.close()
     [sent] = fake.requests
@@ -334,11 +359,16 @@ async def test_the_smallest_size_goes_out_as_openrouters_half_k(fake):
 async def test_the_fake_refuses_512_as_openrouter_does(fake):
     import aiohttp
 
-    body = {"model": FLASH, "modalities": ["image", "text"], "image_config": {"image_size": "512"},
-            "messages": [{"role": "user", "content": "a wren"}]}
+    body = {
+        "model": FLASH,
+        "modalities": ["image", "text"],
+        "image_config": {"image_size": "512"},
+        "messages": [{"role": "user", "content": "a wren"}],
+    }
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{fake.url}/chat/completions", json=body,
-                                headers={"Authorization": f"Bearer {KEY}"}) as resp:
+        async with session.post(
+            f"{fake.url}/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        ) as resp:
             status, answer = resp.status, await resp.json()
     assert status == 400
     assert answer["error"]["code"] == 400 and "image_size" in answer["error"]["message"]
@@ -355,8 +385,9 @@ async def test_a_flash_request_through_the_gateway_is_held_and_charged_at_flashs
     catalog = load_catalog()
     routed = build_provider(Settings(_env_file=None, openai_compat_base_url=fake.url, openai_compat_api_key=KEY))
     service = ImagineService(store, catalog, gateway_routes=("openrouter",), clock=clock)
-    accepted = await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                                   prompt="a wren", model="flash", size="1K"))
+    accepted = await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a wren", model="flash", size="1K")
+    )
     assert isinstance(accepted, Accepted), accepted
     assert accepted.estimate_usd < Decimal("0.134")  # not held at Pro's gateway price
     fake.script(ok(cost=None))  # the gateway reports no cost: its price table settles it
@@ -370,7 +401,9 @@ async def test_a_flash_request_through_the_gateway_is_held_and_charged_at_flashs
     assert settled == [67000]  # Flash's 1K price, not Pro's $0.134
 
 
-async def test_a_failed_flash_call_on_a_gateway_that_bills_failures_is_charged_flashs_price(fake, store, clock, tmp_path):
+async def test_a_failed_flash_call_on_a_gateway_that_bills_failures_is_charged_flashs_price(
+    fake, store, clock, tmp_path
+):
     from bot.catalog import load_catalog
     from bot.providers.router import Route, RoutedProvider
     from bot.service import ImagineService
@@ -384,8 +417,9 @@ async def test_a_failed_flash_call_on_a_gateway_that_bills_failures_is_charged_f
     provider = make(fake, price=gateway, models=gateway.models)
     routed = RoutedProvider([Route("openrouter", provider, serves=frozenset(gateway.models))], catalog)
     service = ImagineService(store, catalog, gateway_routes=("openrouter",), clock=clock)
-    await service.submit(ImagineRequest(team="T1", channel="C1", user="U1", platform="test",
-                                        prompt="a wren", model="flash", size="2K"))
+    await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a wren", model="flash", size="2K")
+    )
     fake.script(error(400, message="Provider returned error"))
     try:
         await Worker(store, routed, catalog, clock=clock).process(await store.lease("w/0", 60), "w/0")

@@ -63,9 +63,17 @@ async def test_retry_later_comes_back_soon(store, clock):
 async def test_a_started_row_for_a_finished_job_is_dropped_not_sent(store, clock):
     await started_row(store)
     job = await store.get_job(1)
-    await store.fail(1, "w", job.attempt, error_class="bad_request", detail="x", retryable=False,
-                     final_state=JobState.FAILED, retry_at=None,
-                     delivery=NewDelivery(final_delivery_key(1), "failure", {}))
+    await store.fail(
+        1,
+        "w",
+        job.attempt,
+        error_class="bad_request",
+        detail="x",
+        retryable=False,
+        final_state=JobState.FAILED,
+        retry_at=None,
+        delivery=NewDelivery(final_delivery_key(1), "failure", {}),
+    )
     notifier = ScriptedNotifier()
     dispatcher = OutboxDispatcher(store, [notifier], clock=clock, batch=10)
     assert await dispatcher.dispatch_once() == 2

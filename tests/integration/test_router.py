@@ -13,11 +13,14 @@ from bot.catalog import load_catalog
 from bot.providers.errors import BillingNotEnabled, BlockedError, NoImageError, OverloadedError, QuotaError
 from bot.providers.gemini import GeminiProvider
 from bot.providers.router import (
-    AdaptiveConcurrency, CircuitBreaker, Route, RoutedProvider,
+    AdaptiveConcurrency,
+    CircuitBreaker,
+    Route,
+    RoutedProvider,
 )
+from tests.fakes.gemini_server import error, finish, free_tier_zero, ok
 from tests.support.clock import FakeClock
 from tests.support.jobs import spec
-from tests.fakes.gemini_server import error, finish, free_tier_zero, ok
 
 
 def router(fake, **route_kw) -> RoutedProvider:
@@ -108,10 +111,16 @@ async def test_gemini_overloaded_falls_back_to_the_gateway_route(fake):
     async with FakeGateway() as gateway:
         gemini = GeminiProvider.create(api_key="k", base_url=fake.url, vertexai=False, timeout_seconds=10)
         openrouter = OpenAICompatProvider.create(
-            name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
-            models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"])
-        routed = RoutedProvider([Route("gemini", gemini), Route("openrouter", openrouter, serves=frozenset({"pro"}))],
-                                catalog)
+            name="openrouter",
+            base_url=gateway.url,
+            api_key="gw-key",
+            timeout_seconds=10,
+            models={"pro": "google/gemini-3-pro-image-preview"},
+            gateway=catalog.gateways["openrouter"],
+        )
+        routed = RoutedProvider(
+            [Route("gemini", gemini), Route("openrouter", openrouter, serves=frozenset({"pro"}))], catalog
+        )
         fake.script(error(503))
         result = await routed.generate(dataclasses.replace(spec(), fallbacks=("openrouter:pro",)), [])
         assert (result.route, result.model_alias, result.fallback_from) == ("openrouter", "pro", "pro (overloaded)")

@@ -41,8 +41,7 @@ async def store(tmp_path: Path):
 
 async def test_a_job_that_cannot_record_its_status_is_cancelled_before_it_costs_anything(slack, store, monkeypatch):
     service = ImagineService(store, load_catalog())
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=slack.url,
-                        slack_signing_secret=None)
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=slack.url, slack_signing_secret=None)
     adapter = SlackAdapter(settings, service)
 
     async def store_lost(job_id: int, context: dict) -> None:
@@ -51,8 +50,9 @@ async def test_a_job_that_cannot_record_its_status_is_cancelled_before_it_costs_
     monkeypatch.setattr(service, "attach_delivery", store_lost)
     body = slash_command_body("/imagine", "a koi pond", response_url=slack.response_url())
     try:
-        await adapter.app.async_dispatch(AsyncBoltRequest(
-            body=body, headers={"content-type": "application/x-www-form-urlencoded"}))
+        await adapter.app.async_dispatch(
+            AsyncBoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        )
         await slack.wait_for(lambda: slack.responses)
     finally:
         await adapter.close()
@@ -87,8 +87,9 @@ TOKEN_UNUSED = "`token` will be unused"
 
 async def test_bolts_token_warning_is_filtered_without_touching_the_environment(monkeypatch, caplog):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url="http://127.0.0.1:9",
-                        slack_signing_secret=None)
+    settings = Settings(
+        _env_file=None, slack_bot_token="xoxb-test", slack_api_url="http://127.0.0.1:9", slack_signing_secret=None
+    )
     caplog.set_level(logging.WARNING, logger="slack_bolt")
     # Only around the constructors: pytest itself writes to the environment between tests.
     with patch.object(os, "environ", ReadOnlyEnviron(os.environ)):

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 
 from bot.catalog import load_catalog
+from bot.money.budgets import Budget, Period
 from bot.service import Caller, ImagineService, confirmed
 from bot.types import Accepted, ImagineRequest, NeedsConfirmation, RefusalReason, Refused
 from policies.config import PolicyBook
-from bot.money.budgets import Budget, Period
+
 
 def pro_2k(prompt: str) -> Decimal:
     """The Pro 2K estimate: 1,120 image tokens at $120/M, the prompt (a token a character
@@ -24,8 +25,9 @@ def service_for(store, clock, **team_policy) -> ImagineService:
 
 
 def request(prompt="a koi pond", **kw) -> ImagineRequest:
-    return ImagineRequest(team="T1", channel=kw.pop("channel", "C1"), user=kw.pop("user", "U1"),
-                          platform="test", prompt=prompt, **kw)
+    return ImagineRequest(
+        team="T1", channel=kw.pop("channel", "C1"), user=kw.pop("user", "U1"), platform="test", prompt=prompt, **kw
+    )
 
 
 async def test_moderation_refusals_cost_nothing_and_are_recorded(store, clock):
@@ -35,8 +37,12 @@ async def test_moderation_refusals_cost_nothing_and_are_recorded(store, clock):
         assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.MODERATION
     assert isinstance(await service.submit(request("a gorgeous bloody-minded sunset")), Accepted)
     log = [(r["reason"], r["prompt"]) for r in await store.moderation_log("T1")]
-    assert log == [("banned_term", "GORE everywhere"), ("banned_term", "a blood bath"),
-                                       ("empty", "   "), ("too_long", "x" * 2001)]
+    assert log == [
+        ("banned_term", "GORE everywhere"),
+        ("banned_term", "a blood bath"),
+        ("empty", "   "),
+        ("too_long", "x" * 2001),
+    ]
     assert await store.ledger() != [] and all(r["job_id"] for r in await store.ledger())
     assert len({r["job_id"] for r in await store.ledger()}) == 1  # only the accepted prompt
 
@@ -61,8 +67,9 @@ async def test_a_non_moderator_cannot_change_or_see_budgets_and_changes_nothing(
     assert status.budget == budget
 
 
-@pytest.mark.parametrize("amount, period", [("-1", "month"), ("lots", "month"), ("nan", "day"),
-                                            ("5", "fortnight"), ("2000000", "day")])
+@pytest.mark.parametrize(
+    "amount, period", [("-1", "month"), ("lots", "month"), ("nan", "day"), ("5", "fortnight"), ("2000000", "day")]
+)
 async def test_bad_budget_values_are_refused(store, clock, amount, period):
     service = service_for(store, clock)
     outcome = await service.set_budget(Caller("T1", "U", platform_admin=True), amount, period)
@@ -124,8 +131,9 @@ async def test_an_expensive_request_always_needs_confirmation(store, clock):
 
 
 async def test_channel_rules_restrict_models_and_sizes(store, clock):
-    service = service_for(store, clock, confirm_above_usd=None,
-                          channels={"C-design": {"models": ["pro"], "sizes": ["4K"]}})
+    service = service_for(
+        store, clock, confirm_above_usd=None, channels={"C-design": {"models": ["pro"], "sizes": ["4K"]}}
+    )
     outcome = await service.submit(request(channel="C-design", model="flash", size="4K"))
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.NOT_ALLOWED_HERE
     outcome = await service.submit(request(channel="C-design", size="2K"))
@@ -136,12 +144,17 @@ async def test_channel_rules_restrict_models_and_sizes(store, clock):
 
 async def test_two_hundred_concurrent_submits_through_the_service(store_factory, clock):
     stores = [await store_factory() for _ in range(4)]
-    services = [service_for(s, clock, confirm_above_usd=None, user_concurrent_jobs=None,
-                            team_queued_jobs=None, user_images_per_day=None) for s in stores]
+    services = [
+        service_for(
+            s, clock, confirm_above_usd=None, user_concurrent_jobs=None, team_queued_jobs=None, user_images_per_day=None
+        )
+        for s in stores
+    ]
     # Prompts of one length cost the same, so the budget fits exactly ten of them.
     await services[0].set_budget(Caller("T1", "mod", platform_admin=True), str(10 * pro_2k("p000")), "month")
-    outcomes = await asyncio.gather(*(
-        services[i % 4].submit(request(f"p{i:03d}", user=f"U{i}", confirmed=True)) for i in range(200)))
+    outcomes = await asyncio.gather(
+        *(services[i % 4].submit(request(f"p{i:03d}", user=f"U{i}", confirmed=True)) for i in range(200))
+    )
     assert sum(isinstance(o, Accepted) for o in outcomes) == 10
     refused = [o for o in outcomes if isinstance(o, Refused)]
     assert len(refused) == 190 and {o.reason for o in refused} == {RefusalReason.BUDGET_EXHAUSTED}

@@ -72,7 +72,9 @@ def insert_legacy_job(conn: sqlite3.Connection, *, created: float, available: fl
     return conn.execute(
         """INSERT INTO jobs (team, channel, user, platform, kind, request, delivery, state, round, max_attempts,
                available_at, created_at, updated_at) VALUES ('T1', 'C1', 'U1', 'cli', 'imagine', ?, '{}',
-               'queued', 0, 3, ?, ?, ?)""", (request, available, created, created)).lastrowid
+               'queued', 0, 3, ?, ?, ?)""",
+        (request, available, created, created),
+    ).lastrowid
 
 
 async def test_old_images_move_to_one_copy_of_their_bytes(tmp_path):
@@ -80,18 +82,27 @@ async def test_old_images_move_to_one_copy_of_their_bytes(tmp_path):
     conn = legacy_database(path)
     job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="a")
     same, other = png_bytes(8, 8, "blue"), png_bytes(8, 8, "green")
-    ids = [conn.execute(
-        """INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, data, created_at)
+    ids = [
+        conn.execute(
+            """INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, data, created_at)
            VALUES (?, 'input', 'image/png', 8, 8, ?, ?, ?, 1.0)""",
-        (job_id, len(data), digest, data)).lastrowid
-        for data, digest in ((same, hashlib.sha256(same).hexdigest()), (same, hashlib.sha256(same).hexdigest()),
-                             (other, "0" * 64))]  # a digest an old caller got wrong
+            (job_id, len(data), digest, data),
+        ).lastrowid
+        for data, digest in (
+            (same, hashlib.sha256(same).hexdigest()),
+            (same, hashlib.sha256(same).hexdigest()),
+            (other, "0" * 64),
+        )
+    ]  # a digest an old caller got wrong
     conn.close()
     store = SQLiteStore(path)
     await store.open()
     assert [(await store.get_image(i)).data for i in ids] == [same, same, other]
     assert [i.sha256 for i in await store.job_inputs(job_id)] == [
-        hashlib.sha256(same).hexdigest(), hashlib.sha256(same).hexdigest(), hashlib.sha256(other).hexdigest()]
+        hashlib.sha256(same).hexdigest(),
+        hashlib.sha256(same).hexdigest(),
+        hashlib.sha256(other).hexdigest(),
+    ]
     await store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT COUNT(*), SUM(length(data)) FROM blobs").fetchone() == (2, len(same) + len(other))
@@ -113,7 +124,9 @@ async def test_old_announced_jobs_never_attached_are_cancelled_after_the_migrati
     clock.advance(111)
     assert await store.lease("w", 60) is None
     assert ((await store.get_job(never)).state, (await store.get_job(never)).error_class) == (
-        JobState.CANCELLED, "not_announced")
+        JobState.CANCELLED,
+        "not_announced",
+    )
     await store.close()
 
 
@@ -122,10 +135,13 @@ async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learn
     conn = sqlite3.connect(path, isolation_level=None)
     migrations.apply(Database(conn), stop_before="0012_hedged_calls")
     job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="a")
-    conn.execute("""INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
+    conn.execute(
+        """INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
                         cost_micros, status, price_version, created_at)
                     VALUES (?, 'settlement', 1, 'T1', 'C1', 'U1', 'pro', '1K', 'standard', 134000, 'succeeded',
-                        'p1', 1.0)""", (job_id,))
+                        'p1', 1.0)""",
+        (job_id,),
+    )
     conn.close()
     store = SQLiteStore(path)
     await store.open()
@@ -135,7 +151,9 @@ async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learn
     await store.settle_hedge(job_id, 1, charge)
     await store.settle_hedge(job_id, 1, charge)
     assert [(r["attempt"], r["hedge"], r["cost_micros"]) for r in await store.ledger()] == [
-        (1, 0, 134000), (1, 1, 67000)]
+        (1, 0, 134000),
+        (1, 1, 67000),
+    ]
     await store.close()
     with sqlite3.connect(path) as raw:
         indexes = {r[1] for r in raw.execute("PRAGMA index_list(ledger)")}

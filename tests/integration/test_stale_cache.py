@@ -26,6 +26,7 @@ async def made_long_ago(p: RoutedPipeline, **kw) -> int:
     def age() -> None:
         with p.store._write() as c:
             c.execute("UPDATE jobs SET finished_at = finished_at - ? WHERE id = ?", (2 * DAY, first.job_id))
+
     await p.store._run(age)
     return first.job_id
 
@@ -41,13 +42,17 @@ async def test_when_every_route_is_down_the_earlier_identical_image_is_served_fr
     assert job.state is JobState.SUCCEEDED and job.attempt == 1  # served at once, not after the retries
     # Pro and then Flash were asked: the whole chain was down before the stale answer.
     assert [r.model for r in fake.requests[1:]] == ["gemini-3-pro-image", "gemini-3.1-flash-image"]
-    image, earlier_image = await sqlite_store.get_image(job.result_image_id), await sqlite_store.get_image(
-        earlier.result_image_id)
+    image, earlier_image = (
+        await sqlite_store.get_image(job.result_image_id),
+        await sqlite_store.get_image(earlier.result_image_id),
+    )
     assert image.data == earlier_image.data
     assert job.result["stale"] and job.result["stale_from_job"] == first and job.result["cost_usd"] == "0"
     # Its hold released whole, nothing charged; the result delivered once.
     assert [(r["entry"], r["status"]) for r in await sqlite_store.ledger() if r["job_id"] == job.id] == [
-        ("reservation", "held"), ("release", "released")]
+        ("reservation", "held"),
+        ("release", "released"),
+    ]
     assert p.notifier.kinds(job.id) == ["started", "result"]
     for rendered in (slack_render.done(p.result_payload(job.id)), discord_render.done(p.result_payload(job.id))):
         assert STALE in rendered and "free" in rendered
@@ -112,13 +117,18 @@ async def test_the_cli_says_the_image_is_an_earlier_one(sqlite_store, fake, tmp_
 
 
 async def test_with_gemini_and_the_gateway_both_down_the_earlier_image_is_served(sqlite_store, fake):
-    async with FakeGateway() as gateway, RoutedPipeline(
-            sqlite_store, fake, policy={"fallback": {"pro": ["openrouter:pro"]}}, gateway=gateway) as p:
+    async with (
+        FakeGateway() as gateway,
+        RoutedPipeline(sqlite_store, fake, policy={"fallback": {"pro": ["openrouter:pro"]}}, gateway=gateway) as p,
+    ):
         first = await made_long_ago(p)
         fake.script(*DOWN)
         gateway.script(*[openai_server.error(429)] * 20)
         again = await p.finished()
     job = await sqlite_store.get_job(again.job_id)
     assert (job.state, job.result["stale_from_job"], job.result["unavailable"]) == (
-        JobState.SUCCEEDED, first, "overloaded")  # the first route's error: Gemini's 503
+        JobState.SUCCEEDED,
+        first,
+        "overloaded",
+    )  # the first route's error: Gemini's 503
     assert len(gateway.requests) == 1  # the chain went through the gateway before the stale answer

@@ -1,4 +1,5 @@
 """Gemini on Vertex AI: the real GeminiProvider (real google-genai SDK) against the loopback fake Vertex."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,10 @@ from bot.providers.errors import BadRequestError, ProviderError, user_message_fo
 from bot.providers.gemini import GeminiProvider
 from bot.settings import Settings
 from bot.types import InputImage
-from tests.support.images import png_bytes
-from tests.support.jobs import spec
 from tests.fakes.gemini_server import ok
 from tests.fakes.vertex_server import INLINE_IMAGE_LIMIT, PROJECT, TOKEN, FakeVertex, write_credentials_file
+from tests.support.images import png_bytes
+from tests.support.jobs import spec
 
 PRO_PATH = f"/v1beta1/projects/{PROJECT}/locations/global/publishers/google/models/gemini-3-pro-image:generateContent"
 
@@ -42,20 +43,33 @@ def credentials(tmp_path):
 
 def vertex_settings(tmp_path, fake, credentials, **lines: str) -> Settings:
     """Settings read from a `.env` file only, as an operator writes it."""
-    values = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_CLOUD_PROJECT": PROJECT,
-              "GEMINI_BASE_URL": fake.url, "GOOGLE_APPLICATION_CREDENTIALS": str(credentials),
-              "DATABASE_URL": f"sqlite:///{tmp_path / 'imagine.db'}", **lines}
+    values = {
+        "GOOGLE_GENAI_USE_VERTEXAI": "true",
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "GEMINI_BASE_URL": fake.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(credentials),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'imagine.db'}",
+        **lines,
+    }
     env_file = tmp_path / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items() if v is not None))
     return Settings(_env_file=env_file)
 
 
 def vertex_provider(fake, credentials, *, location: str = "global") -> GeminiProvider:
-    return GeminiProvider.create(api_key=None, base_url=fake.url, vertexai=True, timeout_seconds=30,
-                                 project=PROJECT, location=location, credentials_file=credentials)
+    return GeminiProvider.create(
+        api_key=None,
+        base_url=fake.url,
+        vertexai=True,
+        timeout_seconds=30,
+        project=PROJECT,
+        location=location,
+        credentials_file=credentials,
+    )
 
 
 # --- settings reach the SDK -----------------------------------------------------------------------
+
 
 async def test_project_and_location_from_a_dotenv_file_reach_the_request_path(tmp_path, fake, credentials):
     settings = vertex_settings(tmp_path, fake, credentials)
@@ -114,6 +128,7 @@ def test_an_unreadable_credentials_file_is_a_config_error(tmp_path, fake):
 
 # --- calls ------------------------------------------------------------------------------------------
 
+
 async def test_an_edit_through_vertex_sends_the_image_and_bills_the_usage(fake, credentials):
     provider = vertex_provider(fake, credentials)
     try:
@@ -141,6 +156,7 @@ async def test_an_inline_image_over_7_mb_is_refused_before_the_call(fake, creden
 
 # --- the fake refuses what Vertex refuses ----------------------------------------------------------
 
+
 async def test_a_3x_image_model_outside_global_is_a_404_not_found(fake, credentials):
     fake.script(ok())
     provider = vertex_provider(fake, credentials, location="us-central1")
@@ -156,8 +172,9 @@ async def test_a_3x_image_model_outside_global_is_a_404_not_found(fake, credenti
 
 async def test_the_fake_refuses_an_api_key_on_a_project_path(fake):
     async with aiohttp.ClientSession() as session:
-        async with session.post(fake.url + PRO_PATH, json={"contents": [{"parts": [{"text": "x"}]}]},
-                                headers={"x-goog-api-key": "some-key"}) as resp:
+        async with session.post(
+            fake.url + PRO_PATH, json={"contents": [{"parts": [{"text": "x"}]}]}, headers={"x-goog-api-key": "some-key"}
+        ) as resp:
             body = await resp.json()
     assert resp.status == 401 and body["error"]["status"] == "UNAUTHENTICATED"
     assert body["error"]["message"].startswith("API keys are not supported by this API")
@@ -167,17 +184,20 @@ async def test_the_fake_refuses_an_inline_image_over_7_mb(fake):
     import base64
 
     big = base64.b64encode(bytes(INLINE_IMAGE_LIMIT + 1)).decode()
-    body = {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": big}},
-                                                    {"text": "edit"}]}]}
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": big}}, {"text": "edit"}]}
+        ]
+    }
     async with aiohttp.ClientSession() as session:
-        async with session.post(fake.url + PRO_PATH, json=body,
-                                headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        async with session.post(fake.url + PRO_PATH, json=body, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             answer = await resp.json()
     assert resp.status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
     assert str(INLINE_IMAGE_LIMIT) in answer["error"]["message"]
 
 
 # --- doctor -----------------------------------------------------------------------------------------
+
 
 async def run_doctor(settings: Settings) -> tuple[bool, str]:
     lines: list[str] = []
@@ -200,8 +220,9 @@ async def test_doctor_on_vertex_lists_the_models_as_available_and_checks_the_loc
 
 
 async def test_doctor_on_vertex_says_a_regional_location_cannot_serve_3x_models(tmp_path, fake, credentials):
-    healthy, report = await run_doctor(vertex_settings(tmp_path, fake, credentials,
-                                                       GOOGLE_CLOUD_LOCATION="europe-west4"))
+    healthy, report = await run_doctor(
+        vertex_settings(tmp_path, fake, credentials, GOOGLE_CLOUD_LOCATION="europe-west4")
+    )
     assert not healthy
     assert "europe-west4" in report and "GOOGLE_CLOUD_LOCATION=global" in report
 

@@ -78,16 +78,19 @@ async def test_blocked_answer_is_final_and_settled_from_reported_usage(sqlite_st
     job = await sqlite_store.get_job(accepted.job_id)
     assert job.state is JobState.BLOCKED and job.error_class == "blocked"
     assert job.result["block_reason"] == "IMAGE_SAFETY"
-    assert Decimal(job.result["cost_usd"]) == (
-        Decimal(job.result["usage"]["prompt_tokens"]) * 2 / 1_000_000).quantize(Decimal("0.000001"))
+    assert Decimal(job.result["cost_usd"]) == (Decimal(job.result["usage"]["prompt_tokens"]) * 2 / 1_000_000).quantize(
+        Decimal("0.000001")
+    )
     assert len(fake.requests) == 1  # never retried
     settlement = [r for r in await sqlite_store.ledger() if r["entry"] == "settlement"]
     assert [(r["status"], r["cost_micros"]) for r in settlement] == [
-        ("blocked", int(Decimal(job.result["cost_usd"]) * 1_000_000))]
+        ("blocked", int(Decimal(job.result["cost_usd"]) * 1_000_000))
+    ]
 
 
 def pro_tokens_micros(usage: dict) -> int:
-    """What Google bills Pro for an answer's tokens, in micro-dollars: input $2/M, text and thinking $12/M, image $120/M."""
+    """What Google bills Pro for an answer's tokens, in micro-dollars:
+    input $2/M, text and thinking $12/M, image $120/M."""
     image = sum(d["tokenCount"] for d in usage.get("candidatesTokensDetails", []) if d["modality"] == "IMAGE")
     text = usage.get("candidatesTokenCount", 0) - image + usage.get("thoughtsTokenCount", 0)
     return usage["promptTokenCount"] * 2 + text * 12 + image * 120
@@ -101,8 +104,11 @@ def balance(ledger) -> dict[str, int]:
 
 
 async def test_a_no_image_answer_is_retried_once_and_every_billed_attempt_is_settled(sqlite_store, fake):
-    fake.script(finish("MAX_TOKENS", usage=Tokens(prompt=9, text=40, thoughts=300)),
-                finish("IMAGE_OTHER", usage=Tokens(prompt=9, thoughts=120)), ok())
+    fake.script(
+        finish("MAX_TOKENS", usage=Tokens(prompt=9, text=40, thoughts=300)),
+        finish("IMAGE_OTHER", usage=Tokens(prompt=9, thoughts=120)),
+        ok(),
+    )
     async with Pipeline(sqlite_store, fake, max_attempts=5) as p:
         accepted = await p.imagine()
         await p.notifier.wait_final(accepted.job_id)
@@ -114,7 +120,9 @@ async def test_a_no_image_answer_is_retried_once_and_every_billed_attempt_is_set
     assert billed == [9 * 2 + 340 * 12, 9 * 2 + 120 * 12]
     ledger = await sqlite_store.ledger()
     assert [(r["entry"], r["status"], r["cost_micros"]) for r in ledger if r["entry"] == "settlement"] == [
-        ("settlement", "failed", billed[0]), ("settlement", "failed", billed[1])]
+        ("settlement", "failed", billed[0]),
+        ("settlement", "failed", billed[1]),
+    ]
     totals = balance(ledger)
     assert totals["reservation"] == totals["settlement"] + totals["release"]
     [(kind, _, payload)] = [x for x in p.notifier.seen if x[0] != "started"]
@@ -131,7 +139,9 @@ async def test_a_no_image_answer_then_an_image_charges_both_calls(sqlite_store, 
     billed = [pro_tokens_micros(usage) for _, _, usage in fake.sent_usage]
     ledger = await sqlite_store.ledger()
     assert [(r["status"], r["cost_micros"]) for r in ledger if r["entry"] == "settlement"] == [
-        ("failed", billed[0]), ("succeeded", billed[1])]
+        ("failed", billed[0]),
+        ("succeeded", billed[1]),
+    ]
     assert billed[1] == int(Decimal(job.result["cost_usd"]) * 1_000_000)
     totals = balance(ledger)
     assert totals["reservation"] == totals["settlement"] + totals["release"]
@@ -146,7 +156,9 @@ async def test_billing_not_enabled_fails_at_once_and_costs_nothing(sqlite_store,
     assert job.state is JobState.FAILED and job.error_class == "billing" and len(fake.requests) == 1
     held = int(accepted.estimate_usd * 1_000_000)
     assert [(r["entry"], r["cost_micros"]) for r in await sqlite_store.ledger()] == [
-        ("reservation", held), ("release", held)]
+        ("reservation", held),
+        ("release", held),
+    ]
 
 
 async def test_auth_error_is_not_retried(sqlite_store, fake):
@@ -158,8 +170,10 @@ async def test_auth_error_is_not_retried(sqlite_store, fake):
     assert job.state is JobState.FAILED and job.error_class == "auth" and len(fake.requests) == 1
     # Not billed: the whole hold comes back.
     entries = [(r["entry"], r["cost_micros"]) for r in await sqlite_store.ledger()]
-    assert entries == [("reservation", int(accepted.estimate_usd * 1_000_000)),
-                       ("release", int(accepted.estimate_usd * 1_000_000))]
+    assert entries == [
+        ("reservation", int(accepted.estimate_usd * 1_000_000)),
+        ("release", int(accepted.estimate_usd * 1_000_000)),
+    ]
 
 
 async def test_edit_sends_the_parent_image_and_links_the_new_one(sqlite_store, fake):
@@ -168,8 +182,16 @@ async def test_edit_sends_the_parent_image_and_links_the_new_one(sqlite_store, f
         await p.notifier.wait_final(first.job_id)
         parent_id = (await sqlite_store.get_job(first.job_id)).result_image_id
         parent = await sqlite_store.get_image(parent_id)
-        edit = await p.service.edit(EditRequest(team="T1", channel="C1", user="U2", platform="test",
-                                                parent_image_id=parent_id, instruction="make it night"))
+        edit = await p.service.edit(
+            EditRequest(
+                team="T1",
+                channel="C1",
+                user="U2",
+                platform="test",
+                parent_image_id=parent_id,
+                instruction="make it night",
+            )
+        )
         assert isinstance(edit, Accepted) and edit.model == "flash" and edit.aspect_ratio == "3:2"
         await p.notifier.wait_final(edit.job_id)
     job = await sqlite_store.get_job(edit.job_id)
@@ -215,13 +237,22 @@ async def test_every_call_is_logged_as_one_line_and_a_failure_keeps_a_repro_reco
         await p.notifier.wait_final(worked.job_id)
     lines = [_json.loads(r.getMessage()) for r in caplog.records if r.name == "bot.calls"]
     assert [(line["job"], line["status"], line["http_status"]) for line in lines] == [
-        (failed.job_id, "permission", 403), (worked.job_id, "ok", None)]
+        (failed.job_id, "permission", 403),
+        (worked.job_id, "ok", None),
+    ]
     assert lines[1]["image_tokens"] == 1120 and lines[1]["cost_usd"] and lines[1]["route"] == "gemini"
     assert all("secret" not in r.getMessage() for r in caplog.records)
     repro = (await sqlite_store.get_job(failed.job_id)).result["repro"]
-    assert repro == {"model_id": "gemini-3-pro-image", "route": "gemini", "size": "2K", "aspect_ratio": "1:1",
-                     "status_code": 403, "request_id": None, "prompt_sha256": lines[0]["prompt_sha256"],
-                     "error_class": "permission"}
+    assert repro == {
+        "model_id": "gemini-3-pro-image",
+        "route": "gemini",
+        "size": "2K",
+        "aspect_ratio": "1:1",
+        "status_code": 403,
+        "request_id": None,
+        "prompt_sha256": lines[0]["prompt_sha256"],
+        "error_class": "permission",
+    }
 
 
 async def test_an_identical_request_is_answered_from_the_cache_at_no_cost(sqlite_store, fake):
@@ -278,7 +309,9 @@ async def test_a_briefly_unavailable_store_does_not_lose_a_paid_image(sqlite_sto
 async def test_a_call_that_cannot_be_priced_fails_once_releases_its_hold_and_is_alerted(sqlite_store, fake):
     # A job for unpriced Lite (queued before its price was removed, say): the
     # call runs, pricing fails, and the job must end at once, not run again.
-    job = dataclasses.replace(new_job(platform="test"), spec=spec(model_alias="lite", model_id="gemini-3.1-flash-lite-image"))
+    job = dataclasses.replace(
+        new_job(platform="test"), spec=spec(model_alias="lite", model_id="gemini-3.1-flash-lite-image")
+    )
     submitted = await sqlite_store.submit(job, [], Admission(200_000, "test", QuotaLimits(None, None, None)))
     watch = CallWatch(sqlite_store, ["test"])
     async with Pipeline(sqlite_store, fake, watch=watch) as p:
@@ -296,6 +329,7 @@ async def test_a_call_that_cannot_be_priced_fails_once_releases_its_hold_and_is_
 
 async def test_an_edit_of_an_image_made_by_a_retired_model_is_made_with_its_replacement(sqlite_store, fake):
     from tests.support.clock import FakeClock
+
     clock = FakeClock(1_788_000_000.0)  # 2026-08-29: legacy still runs
     async with Pipeline(sqlite_store, fake) as p:
         p.service = ImagineService(sqlite_store, p.catalog, on_submit=p.worker.wake, clock=clock)
@@ -304,8 +338,16 @@ async def test_an_edit_of_an_image_made_by_a_retired_model_is_made_with_its_repl
         assert fake.requests[-1].model == "gemini-2.5-flash-image" and first.retired_note is None
         parent_id = (await sqlite_store.get_job(first.job_id)).result_image_id
         clock.advance(100 * 86400)  # 2026-12-07: legacy was shut down on 2026-10-02
-        edit = await p.service.edit(EditRequest(team="T1", channel="C1", user="U2", platform="test",
-                                                parent_image_id=parent_id, instruction="make it night"))
+        edit = await p.service.edit(
+            EditRequest(
+                team="T1",
+                channel="C1",
+                user="U2",
+                platform="test",
+                parent_image_id=parent_id,
+                instruction="make it night",
+            )
+        )
         assert isinstance(edit, Accepted) and (edit.model, edit.size, edit.aspect_ratio) == ("flash", "1K", "3:2")
         assert edit.retired_note == "legacy was retired on 2026-10-02; made with flash."
         await p.notifier.wait_final(edit.job_id)

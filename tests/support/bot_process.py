@@ -27,8 +27,7 @@ _CONFIG_PREFIXES = ("SLACK_", "DISCORD_", "GEMINI_", "GOOGLE_", "IMAGINE_", "OPE
 
 def bot_env(**settings: str) -> dict[str, str]:
     """This process's environment without any bot configuration, plus `settings`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(_CONFIG_PREFIXES) and k.upper() != "PORT"}
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_CONFIG_PREFIXES) and k.upper() != "PORT"}
     env.update(settings)
     return env
 
@@ -87,8 +86,16 @@ async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: flo
 async def start_bot(command: str, env: dict[str, str], cwd: Path | str) -> tuple[asyncio.subprocess.Process, str]:
     """`python -m bot COMMAND` serving HTTP on PORT=0: the process and its base URL, once healthy."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", command, cwd=cwd, env={**env, "PORT": "0"}, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bot",
+        command,
+        cwd=cwd,
+        env={**env, "PORT": "0"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{await listening_port(proc)}"
         await wait_healthy(proc, base)
@@ -112,8 +119,10 @@ def read_jobs(db: Path) -> dict[int, dict]:
     """The bot's SQLite jobs, by id, each with its state and its ledger entries in order
     (reservation, settlement, release), read as an operator would."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        jobs = {job_id: {"state": state, "idempotency_key": key, "ledger": []}
-                for job_id, state, key in conn.execute("SELECT id, state, idempotency_key FROM jobs ORDER BY id")}
+        jobs = {
+            job_id: {"state": state, "idempotency_key": key, "ledger": []}
+            for job_id, state, key in conn.execute("SELECT id, state, idempotency_key FROM jobs ORDER BY id")
+        }
         for job_id, entry in conn.execute("SELECT job_id, entry FROM ledger ORDER BY id"):
             jobs[job_id]["ledger"].append(entry)
     return jobs

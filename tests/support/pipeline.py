@@ -40,22 +40,48 @@ class RecordingNotifier:
 
 
 class Pipeline:
-    def __init__(self, store, fake, *, max_attempts=3, concurrency=2, watch=None, policies=None, routed=False,
-                 cache_ttl=0, more_routes=()):
+    def __init__(
+        self,
+        store,
+        fake,
+        *,
+        max_attempts=3,
+        concurrency=2,
+        watch=None,
+        policies=None,
+        routed=False,
+        cache_ttl=0,
+        more_routes=(),
+    ):
         self.store = store
         self.catalog = load_catalog()
-        self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False,
-                                              timeout_seconds=10)
+        self.provider = GeminiProvider.create(api_key="test-key", base_url=fake.url, vertexai=False, timeout_seconds=10)
         if routed:  # behind the router: fallback chains (to `more_routes` too), hedging
             self.provider = RoutedProvider([Route("gemini", self.provider), *more_routes], self.catalog)
         self.notifier = RecordingNotifier()
         self.dispatcher = OutboxDispatcher(store, [self.notifier], poll_interval=0.05)
-        self.worker = Worker(store, self.provider, self.catalog, concurrency=concurrency,
-                             lease_seconds=30, poll_interval=0.05, retry_base=0.01, retry_cap=0.05,
-                             on_delivery=self.dispatcher.wake, watch=watch, policies=policies)
-        self.service = ImagineService(store, self.catalog, max_attempts=max_attempts, policies=policies,
-                                      cache_ttl=cache_ttl, on_submit=self.worker.wake,
-                                      gateway_routes=tuple(route.name for route in more_routes))
+        self.worker = Worker(
+            store,
+            self.provider,
+            self.catalog,
+            concurrency=concurrency,
+            lease_seconds=30,
+            poll_interval=0.05,
+            retry_base=0.01,
+            retry_cap=0.05,
+            on_delivery=self.dispatcher.wake,
+            watch=watch,
+            policies=policies,
+        )
+        self.service = ImagineService(
+            store,
+            self.catalog,
+            max_attempts=max_attempts,
+            policies=policies,
+            cache_ttl=cache_ttl,
+            on_submit=self.worker.wake,
+            gateway_routes=tuple(route.name for route in more_routes),
+        )
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
@@ -68,8 +94,9 @@ class Pipeline:
         await self.provider.close()
 
     async def imagine(self, prompt="a koi pond", **kw) -> Accepted:
-        outcome = await self.service.submit(ImagineRequest(
-            team=kw.pop("team", "T1"), channel="C1", user="U1", platform="test", prompt=prompt, **kw))
+        outcome = await self.service.submit(
+            ImagineRequest(team=kw.pop("team", "T1"), channel="C1", user="U1", platform="test", prompt=prompt, **kw)
+        )
         assert isinstance(outcome, Accepted), outcome
         return outcome
 
@@ -77,15 +104,45 @@ class Pipeline:
 class RoutedPipeline(Pipeline):
     """The worker pipeline behind the router (fallback chains, hedging), with team policies."""
 
-    def __init__(self, store, fake, *, policy: dict | None = None, teams: dict | None = None,
-                 max_attempts: int = 2, cache_ttl: float = 60, gateway=None) -> None:
+    def __init__(
+        self,
+        store,
+        fake,
+        *,
+        policy: dict | None = None,
+        teams: dict | None = None,
+        max_attempts: int = 2,
+        cache_ttl: float = 60,
+        gateway=None,
+    ) -> None:
         catalog = load_catalog()
-        more = () if gateway is None else (Route("openrouter", OpenAICompatProvider.create(
-            name="openrouter", base_url=gateway.url, api_key="gw-key", timeout_seconds=10,
-            models={"pro": "google/gemini-3-pro-image-preview"}, gateway=catalog.gateways["openrouter"]),
-            serves=frozenset({"pro"})),)
-        super().__init__(store, fake, max_attempts=max_attempts, policies=PolicyBook(policy, teams), routed=True,
-                         cache_ttl=cache_ttl, more_routes=more)
+        more = (
+            ()
+            if gateway is None
+            else (
+                Route(
+                    "openrouter",
+                    OpenAICompatProvider.create(
+                        name="openrouter",
+                        base_url=gateway.url,
+                        api_key="gw-key",
+                        timeout_seconds=10,
+                        models={"pro": "google/gemini-3-pro-image-preview"},
+                        gateway=catalog.gateways["openrouter"],
+                    ),
+                    serves=frozenset({"pro"}),
+                ),
+            )
+        )
+        super().__init__(
+            store,
+            fake,
+            max_attempts=max_attempts,
+            policies=PolicyBook(policy, teams),
+            routed=True,
+            cache_ttl=cache_ttl,
+            more_routes=more,
+        )
 
     async def finished(self, prompt: str = "a koi pond", team: str = "T1", **kw) -> Accepted:
         """Submit a request and wait for its final message."""

@@ -11,8 +11,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, *,
-                     interval: float = 0.05, what: str = "the condition") -> None:
+async def eventually(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    *,
+    interval: float = 0.05,
+    what: str = "the condition",
+) -> None:
     """Poll predicate() (sync or async) every `interval` s until it is true; AssertionError after `timeout` s."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -18,6 +18,7 @@ _MOVE = "unit tests are pure; a test that needs {} belongs in tests/integration 
 def _refuse(what: str):
     def refused(*_args, **_kwargs):
         raise AssertionError(_MOVE.format(what))
+
     return refused
 
 

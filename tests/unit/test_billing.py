@@ -6,6 +6,7 @@ twice: image tokens at the image rate, and text and thinking tokens at the model
 A real answer reports the image and the text together in candidatesTokenCount, itemises only
 IMAGE, and reports thinking apart in thoughtsTokenCount.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -19,8 +20,10 @@ from bot.types import Lane, Usage
 
 def test_the_price_table_is_googles_and_dated():
     catalog = load_catalog()
-    rates = {alias: (m.image_output_per_million, m.input_per_million, m.text_output_per_million)
-             for alias, m in catalog.models.items()}
+    rates = {
+        alias: (m.image_output_per_million, m.input_per_million, m.text_output_per_million)
+        for alias, m in catalog.models.items()
+    }
     assert rates == {
         "pro": (Decimal("120"), Decimal("2"), Decimal("12")),
         "flash": (Decimal("60"), Decimal("0.5"), Decimal("3")),
@@ -35,8 +38,7 @@ def test_the_price_table_is_googles_and_dated():
 
 
 def test_every_part_is_billed_at_its_own_rate():
-    usage = Usage(prompt_tokens=2076, output_tokens=1332, image_tokens=1120, text_tokens=212,
-                  thoughts_tokens=137)
+    usage = Usage(prompt_tokens=2076, output_tokens=1332, image_tokens=1120, text_tokens=212, thoughts_tokens=137)
     flash = load_catalog().resolve("flash")
     # 1120 x $60/M + 2076 x $0.50/M + (212 + 137) x $3/M = 0.0672 + 0.001038 + 0.001047
     assert tokens_cost(flash, Lane.STANDARD, usage) == Decimal("0.069285")
@@ -50,14 +52,28 @@ def test_every_part_is_billed_at_its_own_rate():
 OBSERVED_TEXT_AND_THINKING = {"pro": 677, "flash": 349, "legacy": 40}
 
 
-@pytest.mark.parametrize("alias, size", [("pro", "1K"), ("pro", "2K"), ("pro", "4K"), ("flash", "512"),
-                                         ("flash", "1K"), ("flash", "2K"), ("flash", "4K"), ("legacy", "1K")])
+@pytest.mark.parametrize(
+    "alias, size",
+    [
+        ("pro", "1K"),
+        ("pro", "2K"),
+        ("pro", "4K"),
+        ("flash", "512"),
+        ("flash", "1K"),
+        ("flash", "2K"),
+        ("flash", "4K"),
+        ("legacy", "1K"),
+    ],
+)
 @pytest.mark.parametrize("lane", [Lane.STANDARD, Lane.BATCH])
 def test_the_hold_covers_a_real_shaped_answer(alias, size, lane):
     model = load_catalog().resolve(alias)
     prompt = "a lighthouse on a cliff at dusk, oil painting"
-    usage = Usage(prompt_tokens=len(prompt) + 100, image_tokens=model.image_tokens[size],
-                  text_tokens=OBSERVED_TEXT_AND_THINKING[alias])
+    usage = Usage(
+        prompt_tokens=len(prompt) + 100,
+        image_tokens=model.image_tokens[size],
+        text_tokens=OBSERVED_TEXT_AND_THINKING[alias],
+    )
     assert estimate(model, size, lane, prompt_chars=len(prompt)) >= settle(model, size, lane, usage)
 
 

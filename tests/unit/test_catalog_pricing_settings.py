@@ -12,12 +12,17 @@ from bot.types import InvalidRequest, Lane, Usage
 
 def test_aliases_resolve_to_the_documented_model_ids():
     catalog = load_catalog()
-    ids = {name: catalog.resolve(name).model_id for name in
-           ("pro", "flash", "lite", "legacy", "gemini-3-pro-image-preview", "Gemini-3-Pro-Image")}
+    ids = {
+        name: catalog.resolve(name).model_id
+        for name in ("pro", "flash", "lite", "legacy", "gemini-3-pro-image-preview", "Gemini-3-Pro-Image")
+    }
     assert ids == {
-        "pro": "gemini-3-pro-image", "flash": "gemini-3.1-flash-image",
-        "lite": "gemini-3.1-flash-lite-image", "legacy": "gemini-2.5-flash-image",
-        "gemini-3-pro-image-preview": "gemini-3-pro-image", "Gemini-3-Pro-Image": "gemini-3-pro-image",
+        "pro": "gemini-3-pro-image",
+        "flash": "gemini-3.1-flash-image",
+        "lite": "gemini-3.1-flash-lite-image",
+        "legacy": "gemini-2.5-flash-image",
+        "gemini-3-pro-image-preview": "gemini-3-pro-image",
+        "Gemini-3-Pro-Image": "gemini-3-pro-image",
     }
 
 
@@ -53,8 +58,9 @@ def test_prices_are_exact_decimals_and_batch_is_half():
     assert settle(pro, "1K", Lane.STANDARD, usage) == Decimal("0.1364")  # 0.1344 + 0.002
     assert tokens_cost(pro, Lane.BATCH, usage) == Decimal("0.0682")
     # The estimate covers a long prompt and the input images, so it bounds the settlement.
-    assert estimate(pro, "1K", Lane.STANDARD, input_images=2) >= settle(pro, "1K", Lane.STANDARD, Usage(
-        prompt_tokens=600 + 2 * 1120, image_tokens=1120))
+    assert estimate(pro, "1K", Lane.STANDARD, input_images=2) >= settle(
+        pro, "1K", Lane.STANDARD, Usage(prompt_tokens=600 + 2 * 1120, image_tokens=1120)
+    )
 
 
 def test_a_model_without_a_price_is_refused_not_free():
@@ -81,9 +87,11 @@ def test_environment_wins_over_dotenv(monkeypatch, tmp_path):
 
 def test_gateway_prices_and_failed_call_rule_are_data(tmp_path):
     config = tmp_path / "gw.toml"
-    config.write_text('[gateways.openrouter]\nbills_failed_calls = true\n'
-                      '[gateways.openrouter.price.flash]\n"1K" = 0.07\n'
-                      '[gateways.acme]\nprice = { "1k" = 0.05 }\nmodels = { pro = "acme/pro" }\n')
+    config.write_text(
+        "[gateways.openrouter]\nbills_failed_calls = true\n"
+        '[gateways.openrouter.price.flash]\n"1K" = 0.07\n'
+        '[gateways.acme]\nprice = { "1k" = 0.05 }\nmodels = { pro = "acme/pro" }\n'
+    )
     catalog = load_catalog(config)
     openrouter = catalog.gateways["openrouter"]
     assert openrouter.bills_failed_calls is True
@@ -121,6 +129,8 @@ def test_a_flat_gateway_price_beside_per_model_tables_is_refused_not_ignored(tmp
 
 
 def test_the_database_url_is_logged_without_its_password_or_query():
-    label = Settings(_env_file=None, database_url="postgresql://bot:s3cret@db:5432/imagine?sslmode=require").database_label
+    label = Settings(
+        _env_file=None, database_url="postgresql://bot:s3cret@db:5432/imagine?sslmode=require"
+    ).database_label
     assert label == "postgresql://bot:***@db:5432/imagine"
     assert Settings(_env_file=None, database_url="sqlite:///imagine.db").database_label == "sqlite:///imagine.db"

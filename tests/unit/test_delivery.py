@@ -15,8 +15,14 @@ from bot.providers.errors import BlockedError
 from bot.types import Delivery, GenerationSpec, Job, JobState, Lane
 
 MARKS = Marks(queued_mark="[q]", note_mark="[i]", generating_mark="[g]", done_mark="[d]", failed_mark="[f]")
-RESULT = {"image_id": 7, "model_version": "gemini-3-pro-image", "size": "1K", "aspect_ratio": "1:1",
-          "cost_usd": "0.134", "elapsed_s": 12.0}
+RESULT = {
+    "image_id": 7,
+    "model_version": "gemini-3-pro-image",
+    "size": "1K",
+    "aspect_ratio": "1:1",
+    "cost_usd": "0.134",
+    "elapsed_s": 12.0,
+}
 
 
 class Recorder:
@@ -49,10 +55,28 @@ class Recorder:
 
 
 def job(where: dict[str, Any], *, attempt: int = 1) -> Job:
-    spec = GenerationSpec(prompt="a koi pond", model_alias="pro", model_id="gemini-3-pro-image",
-                          aspect_ratio="1:1", size="1K", lane=Lane.STANDARD)
-    return Job(id=3, team="T1", channel="C1", user="U1", platform="chat", kind="imagine", spec=spec,
-               state=JobState.RUNNING, attempt=attempt, max_attempts=3, delivery=where, created_at=time.time())
+    spec = GenerationSpec(
+        prompt="a koi pond",
+        model_alias="pro",
+        model_id="gemini-3-pro-image",
+        aspect_ratio="1:1",
+        size="1K",
+        lane=Lane.STANDARD,
+    )
+    return Job(
+        id=3,
+        team="T1",
+        channel="C1",
+        user="U1",
+        platform="chat",
+        kind="imagine",
+        spec=spec,
+        state=JobState.RUNNING,
+        attempt=attempt,
+        max_attempts=3,
+        delivery=where,
+        created_at=time.time(),
+    )
 
 
 def item(kind: str, payload: dict[str, Any] | None = None) -> Delivery:
@@ -68,8 +92,9 @@ async def test_without_a_status_message_the_delivery_waits_and_touches_nothing()
 
 async def test_started_edits_the_status_with_the_lane_at_work():
     chat = Recorder()
-    await delivery.deliver(chat, chat, item("started", {"batch": "b1"}), job({"channel": "C1", "status": "s"},
-                                                                              attempt=2))
+    await delivery.deliver(
+        chat, chat, item("started", {"batch": "b1"}), job({"channel": "C1", "status": "s"}, attempt=2)
+    )
     [(what, line, done)] = chat.log
     assert (what, done) == ("status", False)
     assert line.startswith("[g] Sent to Google's Batch lane with pro at 1K (attempt 2)")
@@ -95,6 +120,7 @@ async def test_a_retried_result_does_not_post_the_image_again():
 
 async def test_a_failure_is_told_in_the_users_words():
     chat = Recorder()
-    await delivery.deliver(chat, chat, item("failed", {"error_class": BlockedError.kind}),
-                           job({"channel": "C1", "status": "s"}))
+    await delivery.deliver(
+        chat, chat, item("failed", {"error_class": BlockedError.kind}), job({"channel": "C1", "status": "s"})
+    )
     assert chat.log == [("status", f"[f] {BlockedError.user_message}", False)]

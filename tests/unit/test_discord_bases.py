@@ -46,14 +46,18 @@ def test_two_http_clients_each_send_to_their_own_base():
         session.request("POST", Route("POST", "/interactions/{id}/{token}/callback", id=5, token="t").url)
         session.ws_connect(str(DiscordWebSocket.DEFAULT_GATEWAY.with_query(v=10, encoding="json")))
         session.request("GET", "https://cdn.discordapp.com/attachments/1/2/cat.png")
-    assert sent_one.urls == ["http://127.0.0.1:1/api/v10/users/@me",
-                             "http://127.0.0.1:1/api/v10/interactions/5/t/callback",
-                             "ws://127.0.0.1:1/gateway?v=10&encoding=json",
-                             "https://cdn.discordapp.com/attachments/1/2/cat.png"]
-    assert sent_two.urls == ["http://127.0.0.1:2/x/users/@me",
-                             "http://127.0.0.1:2/x/interactions/5/t/callback",
-                             "ws://127.0.0.1:2/gw/?v=10&encoding=json",
-                             "https://cdn.discordapp.com/attachments/1/2/cat.png"]
+    assert sent_one.urls == [
+        "http://127.0.0.1:1/api/v10/users/@me",
+        "http://127.0.0.1:1/api/v10/interactions/5/t/callback",
+        "ws://127.0.0.1:1/gateway?v=10&encoding=json",
+        "https://cdn.discordapp.com/attachments/1/2/cat.png",
+    ]
+    assert sent_two.urls == [
+        "http://127.0.0.1:2/x/users/@me",
+        "http://127.0.0.1:2/x/interactions/5/t/callback",
+        "ws://127.0.0.1:2/gw/?v=10&encoding=json",
+        "https://cdn.discordapp.com/attachments/1/2/cat.png",
+    ]
     assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (STOCK_API, STOCK_GATEWAY)
 
 

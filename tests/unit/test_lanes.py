@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from adapters.slack.parse import parse_imagine
-from bot.money import pricing
 from bot.catalog import load_catalog
+from bot.money import pricing
 from bot.types import InvalidRequest, Lane, Usage
 
 
@@ -32,9 +32,15 @@ def test_flex_and_batch_are_half_price_and_priority_is_the_catalog_multiplier():
     assert pricing.tokens_cost(pro, Lane.PRIORITY, usage) == exact.quantize(pricing.MICRO)
 
 
-@pytest.mark.parametrize("text, lane", [
-    ("a fox --relax", "flex"), ("a fox --batch", "batch"), ("a fox —priority", "priority"), ("a fox", None),
-])
+@pytest.mark.parametrize(
+    "text, lane",
+    [
+        ("a fox --relax", "flex"),
+        ("a fox --batch", "batch"),
+        ("a fox —priority", "priority"),
+        ("a fox", None),
+    ],
+)
 def test_slack_flags_name_the_lanes(text, lane):
     parsed = parse_imagine(text)
     assert (parsed.prompt, parsed.lane, parsed.relax) == ("a fox", lane, lane == "flex")
@@ -49,13 +55,31 @@ def test_the_usage_table_sums_the_charges_by_lane():
     from bot.reports import render_ledger
 
     def row(job_id, entry, lane, micros):
-        return {"created_at": 1_800_000_000.0, "job_id": job_id, "entry": entry, "team": "T1", "channel": "C1",
-                "user": "U1", "model": "pro", "size": "2K", "lane": lane, "status": "succeeded",
-                "cost_micros": micros, "prompt_tokens": None, "output_tokens": None, "image_tokens": None,
-                "price_version": "v"}
-    rows = [row(1, "settlement", "flex", 67_200), row(2, "settlement", "batch", 67_300),
-            row(3, "reservation", "priority", 300_000), row(3, "settlement", "priority", 241_920),
-            row(4, "settlement", "flex", 70_000)]
+        return {
+            "created_at": 1_800_000_000.0,
+            "job_id": job_id,
+            "entry": entry,
+            "team": "T1",
+            "channel": "C1",
+            "user": "U1",
+            "model": "pro",
+            "size": "2K",
+            "lane": lane,
+            "status": "succeeded",
+            "cost_micros": micros,
+            "prompt_tokens": None,
+            "output_tokens": None,
+            "image_tokens": None,
+            "price_version": "v",
+        }
+
+    rows = [
+        row(1, "settlement", "flex", 67_200),
+        row(2, "settlement", "batch", 67_300),
+        row(3, "reservation", "priority", 300_000),
+        row(3, "settlement", "priority", 241_920),
+        row(4, "settlement", "flex", 70_000),
+    ]
     table = render_ledger(rows, "table", 1_800_000_000.0)
     by_lane = table.split("Charged by lane:\n", 1)[1].splitlines()[:3]
     assert [line.split() for line in by_lane] == [["batch", "$0.07"], ["flex", "$0.14"], ["priority", "$0.24"]]

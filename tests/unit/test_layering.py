@@ -32,10 +32,10 @@ MONEY_MAY_IMPORT = ("bot.money", "bot.catalog", "bot.types", "policies")
 
 @dataclass(frozen=True)
 class Import:
-    file: str        # relative to the repository, e.g. "bot/money/charges.py"
+    file: str  # relative to the repository, e.g. "bot/money/charges.py"
     line: int
-    module: str      # the absolute name imported (a module, or a name in one)
-    lazy: bool       # inside a function, so only loaded when that function runs
+    module: str  # the absolute name imported (a module, or a name in one)
+    lazy: bool  # inside a function, so only loaded when that function runs
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line} imports {self.module}" + (" (inside a function)" if self.lazy else "")
@@ -60,11 +60,13 @@ def imports_of(path: Path, root: Path = ROOT) -> list[Import]:
                 module = child.module or ""
                 if child.level:
                     base = _package_of(path, root).split(".")
-                    base = base[:len(base) - (child.level - 1)]
+                    base = base[: len(base) - (child.level - 1)]
                     module = ".".join([*base, module] if module else base)
                 # Each name too: `from bot import store` imports bot.store.
-                found.extend(Import(rel, child.lineno, ".".join(filter(None, (module, alias.name))), lazy)
-                             for alias in child.names)
+                found.extend(
+                    Import(rel, child.lineno, ".".join(filter(None, (module, alias.name))), lazy)
+                    for alias in child.names
+                )
             visit(child, inner)
 
     visit(ast.parse(path.read_text(encoding="utf-8"), filename=rel), False)
@@ -72,8 +74,7 @@ def imports_of(path: Path, root: Path = ROOT) -> list[Import]:
 
 
 def imports_under(*folders: str) -> list[Import]:
-    return [imp for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))
-            for imp in imports_of(path)]
+    return [imp for folder in folders for path in sorted((ROOT / folder).rglob("*.py")) for imp in imports_of(path)]
 
 
 def of(imp: Import, *packages: str) -> bool:
@@ -81,19 +82,31 @@ def of(imp: Import, *packages: str) -> bool:
 
 
 def sdk_in_core(imports: list[Import]) -> list[str]:
-    return [str(imp) for imp in imports if imp.file.startswith(("bot/", "policies/"))
-            and of(imp, *PLATFORM_SDKS) and not (imp.file == WIRING and imp.lazy)]
+    return [
+        str(imp)
+        for imp in imports
+        if imp.file.startswith(("bot/", "policies/"))
+        and of(imp, *PLATFORM_SDKS)
+        and not (imp.file == WIRING and imp.lazy)
+    ]
 
 
 def adapters_in_core(imports: list[Import]) -> list[str]:
-    return [str(imp) for imp in imports if imp.file.startswith(("bot/", "policies/"))
-            and of(imp, "adapters") and not (imp.file == WIRING and imp.lazy)]
+    return [
+        str(imp)
+        for imp in imports
+        if imp.file.startswith(("bot/", "policies/")) and of(imp, "adapters") and not (imp.file == WIRING and imp.lazy)
+    ]
 
 
 def money_above_its_layer(imports: list[Import]) -> list[str]:
     money = [imp for imp in imports if imp.file.startswith("bot/money/")]
-    return [str(imp) for imp in money if of(imp, "bot.store", "bot.providers", "adapters", *PLATFORM_SDKS)
-            or (of(imp, "bot", "policies", "adapters") and not of(imp, *MONEY_MAY_IMPORT))]
+    return [
+        str(imp)
+        for imp in money
+        if of(imp, "bot.store", "bot.providers", "adapters", *PLATFORM_SDKS)
+        or (of(imp, "bot", "policies", "adapters") and not of(imp, *MONEY_MAY_IMPORT))
+    ]
 
 
 def policies_on_bot(imports: list[Import]) -> list[str]:
@@ -124,19 +137,22 @@ def test_policies_import_nothing_from_bot_or_adapters(tree):
     assert policies_on_bot(tree) == []
 
 
-@pytest.mark.parametrize(("file", "source", "rule"), [
-    ("bot/money/probe.py", "from bot.store.base import Store\n", money_above_its_layer),
-    ("bot/money/probe.py", "def f():\n    from bot.providers import errors\n", money_above_its_layer),
-    ("bot/money/probe.py", "from bot.worker import Worker\n", money_above_its_layer),
-    ("bot/money/probe.py", "from ..store import base\n", money_above_its_layer),
-    ("bot/money/probe.py", "from bot import store\n", money_above_its_layer),
-    ("policies/probe.py", "from bot.types import Lane\n", policies_on_bot),
-    ("bot/service.py", "import slack_sdk\n", sdk_in_core),
-    ("policies/probe.py", "from discord import Client\n", sdk_in_core),
-    (WIRING, "import slack_bolt\n", sdk_in_core),
-    ("bot/cli.py", "def f():\n    from adapters.slack.app import SlackAdapter\n", adapters_in_core),
-    (WIRING, "from adapters.discord.bot import DiscordAdapter\n", adapters_in_core),
-])
+@pytest.mark.parametrize(
+    ("file", "source", "rule"),
+    [
+        ("bot/money/probe.py", "from bot.store.base import Store\n", money_above_its_layer),
+        ("bot/money/probe.py", "def f():\n    from bot.providers import errors\n", money_above_its_layer),
+        ("bot/money/probe.py", "from bot.worker import Worker\n", money_above_its_layer),
+        ("bot/money/probe.py", "from ..store import base\n", money_above_its_layer),
+        ("bot/money/probe.py", "from bot import store\n", money_above_its_layer),
+        ("policies/probe.py", "from bot.types import Lane\n", policies_on_bot),
+        ("bot/service.py", "import slack_sdk\n", sdk_in_core),
+        ("policies/probe.py", "from discord import Client\n", sdk_in_core),
+        (WIRING, "import slack_bolt\n", sdk_in_core),
+        ("bot/cli.py", "def f():\n    from adapters.slack.app import SlackAdapter\n", adapters_in_core),
+        (WIRING, "from adapters.discord.bot import DiscordAdapter\n", adapters_in_core),
+    ],
+)
 def test_each_rule_catches_an_import_that_breaks_it(tmp_path, tree, file, source, rule):
     """The checks are not vacuous: the tree passes, and fails with one bad import added."""
     probe = tmp_path / file

@@ -14,7 +14,6 @@ from adapters.slack import render as slack_render
 from bot.catalog import lifecycle_warnings, load_catalog
 from bot.types import Accepted
 
-
 GOOGLE_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
 
 
@@ -68,9 +67,11 @@ def test_lifecycle_warnings_start_30_days_ahead_and_stay_after_the_shutdown():
     assert lifecycle_warnings(catalog, datetime.date(2026, 9, 1)) == []
     assert lifecycle_warnings(catalog, datetime.date(2026, 9, 2)) == [
         "legacy (gemini-2.5-flash-image) shuts down on 2026-10-02, in 30 days; "
-        "from then requests for it will be made with flash."]
+        "from then requests for it will be made with flash."
+    ]
     assert lifecycle_warnings(catalog, datetime.date(2026, 11, 30)) == [
-        "legacy (gemini-2.5-flash-image) was retired on 2026-10-02; requests for it are made with flash."]
+        "legacy (gemini-2.5-flash-image) was retired on 2026-10-02; requests for it are made with flash."
+    ]
 
 
 def test_a_retired_model_without_a_replacement_is_refused_by_name(tmp_path):
@@ -83,8 +84,15 @@ def test_a_retired_model_without_a_replacement_is_refused_by_name(tmp_path):
 
 
 def accepted_note() -> Accepted:
-    return Accepted(job_id=1, position=1, model="flash", size="1K", aspect_ratio="1:1",
-                    estimate_usd=Decimal("0.0700"), retired_note="legacy was retired on 2026-10-02; made with flash.")
+    return Accepted(
+        job_id=1,
+        position=1,
+        model="flash",
+        size="1K",
+        aspect_ratio="1:1",
+        estimate_usd=Decimal("0.0700"),
+        retired_note="legacy was retired on 2026-10-02; made with flash.",
+    )
 
 
 def test_slack_and_discord_status_say_the_model_was_retired():

@@ -43,8 +43,7 @@ def catalog() -> Catalog:
 
 
 def spec(**overrides) -> GenerationSpec:
-    fields = dict(prompt="a koi pond", model_alias="pro", model_id="gemini-3-pro-image", aspect_ratio="1:1",
-                  size="1K")
+    fields = dict(prompt="a koi pond", model_alias="pro", model_id="gemini-3-pro-image", aspect_ratio="1:1", size="1K")
     return GenerationSpec(**{**fields, **overrides})
 
 
@@ -53,6 +52,7 @@ def gemini_estimate(catalog, alias, the_spec, images=0):
 
 
 # -- estimates ------------------------------------------------------------------------------------
+
 
 def test_the_hold_is_the_asked_models_estimate_without_fallbacks(catalog):
     the_spec = spec()
@@ -132,37 +132,57 @@ def test_a_budget_as_typed_is_checked():
     budget = budget_from_input("T1", "$12.5", " Week ", scope=Scope.TEAM, scope_id="", soft_threshold=0.9)
     assert (budget.limit_micros, budget.period, budget.soft_threshold) == (12_500_000, Period.WEEK, 0.9)
     for amount, period, scope, scope_id, threshold in [
-            ("NaN", "month", Scope.TEAM, "", 0.8), ("-1", "month", Scope.TEAM, "", 0.8),
-            ("1000001", "month", Scope.TEAM, "", 0.8), ("ten", "month", Scope.TEAM, "", 0.8),
-            ("5", "year", Scope.TEAM, "", 0.8), ("5", "month", Scope.USER, "", 0.8),
-            ("5", "month", Scope.TEAM, "U1", 0.8), ("5", "month", Scope.TEAM, "", 1.5)]:
+        ("NaN", "month", Scope.TEAM, "", 0.8),
+        ("-1", "month", Scope.TEAM, "", 0.8),
+        ("1000001", "month", Scope.TEAM, "", 0.8),
+        ("ten", "month", Scope.TEAM, "", 0.8),
+        ("5", "year", Scope.TEAM, "", 0.8),
+        ("5", "month", Scope.USER, "", 0.8),
+        ("5", "month", Scope.TEAM, "U1", 0.8),
+        ("5", "month", Scope.TEAM, "", 1.5),
+    ]:
         with pytest.raises(InvalidRequest):
             budget_from_input("T1", amount, period, scope=scope, scope_id=scope_id, soft_threshold=threshold)
 
 
 # -- charges --------------------------------------------------------------------------------------
 
+
 def test_a_success_is_charged_its_reported_cost_else_its_usage_at_the_lane_served(catalog):
-    model, bill = charge_for_success(catalog, model_alias="flash", size="1K", lane=Lane.STANDARD,
-                                     reported_cost=Decimal("0.07"), usage=USAGE)
+    model, bill = charge_for_success(
+        catalog, model_alias="flash", size="1K", lane=Lane.STANDARD, reported_cost=Decimal("0.07"), usage=USAGE
+    )
     assert model.alias == "flash" and bill.charge == Charge(70_000, USAGE, "succeeded")
-    _, bill = charge_for_success(catalog, model_alias="pro", size="1K", lane=Lane.BATCH,
-                                 reported_cost=None, usage=USAGE)
+    _, bill = charge_for_success(
+        catalog, model_alias="pro", size="1K", lane=Lane.BATCH, reported_cost=None, usage=USAGE
+    )
     assert bill.cost == settle(catalog.resolve("pro"), "1K", Lane.BATCH, USAGE)
-    _, bill = charge_for_success(catalog, model_alias="pro", size="2K", lane=Lane.STANDARD,
-                                 reported_cost=None, usage=None)
+    _, bill = charge_for_success(
+        catalog, model_alias="pro", size="2K", lane=Lane.STANDARD, reported_cost=None, usage=None
+    )
     assert bill.cost == image_price(catalog.resolve("pro"), "2K", Lane.STANDARD)  # never free
 
 
 def blocked(**overrides) -> FailedCall:
-    fields = dict(kind="blocked", model_alias="pro", route="gemini", blocked=True, answered=True,
-                  reason="IMAGE_SAFETY", usage=USAGE)
+    fields = dict(
+        kind="blocked",
+        model_alias="pro",
+        route="gemini",
+        blocked=True,
+        answered=True,
+        reason="IMAGE_SAFETY",
+        usage=USAGE,
+    )
     return FailedCall(**{**fields, **overrides})
 
 
 def test_failure_rule_1_an_answer_with_a_reported_charge_is_charged_that(catalog):
-    bill = charge_for_failure(with_gateway(catalog, bills_failed_calls=True),
-                              blocked(route="acme", reported_cost=Decimal("0.002")), size="1K", lane=Lane.STANDARD)
+    bill = charge_for_failure(
+        with_gateway(catalog, bills_failed_calls=True),
+        blocked(route="acme", reported_cost=Decimal("0.002")),
+        size="1K",
+        lane=Lane.STANDARD,
+    )
     assert bill.charge == Charge(2_000, USAGE, "blocked")
     assert bill.result == {"block_reason": "IMAGE_SAFETY", "cost_usd": "0.002"}
 
@@ -174,8 +194,9 @@ def test_failure_rule_2_a_gateway_bills_failed_calls_at_its_price_or_not_at_all(
     free = charge_for_failure(with_gateway(catalog, bills_failed_calls=False), call, size="1K", lane=Lane.STANDARD)
     assert free.charge is None and free.result == {}
     # A gateway's rule wins over token counts: an answer without a reported charge is free there.
-    answer = charge_for_failure(with_gateway(catalog, bills_failed_calls=False), blocked(route="acme"),
-                                size="1K", lane=Lane.STANDARD)
+    answer = charge_for_failure(
+        with_gateway(catalog, bills_failed_calls=False), blocked(route="acme"), size="1K", lane=Lane.STANDARD
+    )
     assert answer.charge is None and answer.result == {"block_reason": "IMAGE_SAFETY"}
     # ... and a size it has no price for is not billed either.
     unpriced = charge_for_failure(with_gateway(catalog, bills_failed_calls=True), call, size="4K", lane=Lane.STANDARD)
@@ -193,14 +214,21 @@ def test_failure_rule_3_an_answer_is_charged_its_tokens_at_the_rates_of_the_mode
 def test_failure_rule_4_an_image_we_could_not_use_is_charged_what_it_was_billed(catalog):
     call = FailedCall(kind="invalid_image", model_alias="pro", route="acme")
     # Even through a gateway: the call returned an image, so its success price is the bill.
-    bill = charge_for_failure(with_gateway(catalog, bills_failed_calls=False), call, size="1K", lane=Lane.STANDARD,
-                              billed=Decimal("0.134"), billed_usage=USAGE)
+    bill = charge_for_failure(
+        with_gateway(catalog, bills_failed_calls=False),
+        call,
+        size="1K",
+        lane=Lane.STANDARD,
+        billed=Decimal("0.134"),
+        billed_usage=USAGE,
+    )
     assert bill.charge == Charge(134_000, USAGE, "failed") and bill.result == {"cost_usd": "0.134"}
 
 
 def test_a_failure_before_any_answer_is_free(catalog):
-    bill = charge_for_failure(catalog, FailedCall(kind="quota", model_alias="pro", route="gemini"),
-                              size="1K", lane=Lane.STANDARD)
+    bill = charge_for_failure(
+        catalog, FailedCall(kind="quota", model_alias="pro", route="gemini"), size="1K", lane=Lane.STANDARD
+    )
     assert bill.charge is None and bill.bill is None and bill.result == {}
     # An answer that reported neither a charge nor tokens is free too, but says why it failed.
     bill = charge_for_failure(catalog, blocked(usage=None), size="1K", lane=Lane.STANDARD)
@@ -210,15 +238,18 @@ def test_a_failure_before_any_answer_is_free(catalog):
 def test_a_hedged_calls_failure_is_charged_its_figure_else_its_tokens_else_its_gateways_rule(catalog):
     gateway = with_gateway(catalog, bills_failed_calls=True)
     hedge = blocked(route="acme", reported_cost=Decimal("0.01"))
-    assert charge_for_hedged_failure(gateway, hedge, size="1K", lane=Lane.STANDARD).charge == \
-        Charge(10_000, USAGE, "blocked")
+    assert charge_for_hedged_failure(gateway, hedge, size="1K", lane=Lane.STANDARD).charge == Charge(
+        10_000, USAGE, "blocked"
+    )
     tokens = charge_for_hedged_failure(gateway, blocked(route="acme"), size="1K", lane=Lane.STANDARD)
     assert tokens.cost == tokens_cost(catalog.resolve("pro"), Lane.STANDARD, USAGE)
     overloaded = FailedCall(kind="overloaded", model_alias="pro", route="acme")
-    assert charge_for_hedged_failure(gateway, overloaded, size="1K", lane=Lane.STANDARD).charge == \
-        Charge(500_000, None, "overloaded")
-    assert charge_for_hedged_failure(catalog, replace(overloaded, route="gemini"), size="1K",
-                                     lane=Lane.STANDARD) is None
+    assert charge_for_hedged_failure(gateway, overloaded, size="1K", lane=Lane.STANDARD).charge == Charge(
+        500_000, None, "overloaded"
+    )
+    assert (
+        charge_for_hedged_failure(catalog, replace(overloaded, route="gemini"), size="1K", lane=Lane.STANDARD) is None
+    )
 
 
 def test_an_overshoot_is_what_a_call_cost_past_its_hold():
@@ -227,20 +258,45 @@ def test_an_overshoot_is_what_a_call_cost_past_its_hold():
     assert overshoot_micros(150, 0) == 0  # a hold of 0 is unknown, not an overshoot
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (0.0123, Decimal("0.0123")), ("0.5", Decimal("0.5")), (0, Decimal(0)), (None, None), (True, None),
-    ("n/a", None), (-0.1, None), (float("inf"), None), (float("nan"), None), ([1], None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (0.0123, Decimal("0.0123")),
+        ("0.5", Decimal("0.5")),
+        (0, Decimal(0)),
+        (None, None),
+        (True, None),
+        ("n/a", None),
+        (-0.1, None),
+        (float("inf"), None),
+        (float("nan"), None),
+        ([1], None),
+    ],
+)
 def test_a_reported_cost_is_a_finite_non_negative_number_or_nothing(raw, expected):
     assert reported_usd(raw) == expected
 
 
 # -- the retry decision ---------------------------------------------------------------------------
 
+
 def decide(**overrides):
-    fields = dict(retryable=True, blocked=False, attempts_cap=None, retry_after=None, attempt=1, max_attempts=3,
-                  lane=Lane.STANDARD, created_at=1000.0, now=1010.0, deadline=900.0, relaxed_deadline=86400.0,
-                  retry_base=2.0, retry_cap=120.0, jitter=lambda low, high: high)
+    fields = dict(
+        retryable=True,
+        blocked=False,
+        attempts_cap=None,
+        retry_after=None,
+        attempt=1,
+        max_attempts=3,
+        lane=Lane.STANDARD,
+        created_at=1000.0,
+        now=1010.0,
+        deadline=900.0,
+        relaxed_deadline=86400.0,
+        retry_base=2.0,
+        retry_cap=120.0,
+        jitter=lambda low, high: high,
+    )
     return retry_decision(**{**fields, **overrides})
 
 
@@ -292,10 +348,12 @@ def test_the_decision_agrees_with_the_stores_rule():
 
 # -- whether to ask first (bot.quotes over the team's thresholds) ---------------------------------
 
+
 def quoter(catalog, **policy) -> Quoter:
     policies = PolicyBook({"confirm_above_usd": None, **policy})
-    specs = SpecBuilder(catalog, policies, batch_lane=False, service_tiers=False, gateway_routes=(),
-                        clock=lambda: 1_800_000_000.0)
+    specs = SpecBuilder(
+        catalog, policies, batch_lane=False, service_tiers=False, gateway_routes=(), clock=lambda: 1_800_000_000.0
+    )
     return Quoter(specs, catalog, policies, ())
 
 

@@ -33,9 +33,15 @@ async def stored_blobs(store) -> list[tuple[str, int]]:
 
 
 async def finish(store, job, image: CheckedImage) -> int:
-    return await store.complete(job.id, job.worker_id, job.attempt, image, {},
-                                NewDelivery(final_delivery_key(job.id), "result", {}),
-                                Charge(1000, None, "succeeded"))
+    return await store.complete(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        image,
+        {},
+        NewDelivery(final_delivery_key(job.id), "result", {}),
+        Charge(1000, None, "succeeded"),
+    )
 
 
 async def test_six_identical_requests_store_their_attachment_once(store):
@@ -44,7 +50,11 @@ async def test_six_identical_requests_store_their_attachment_once(store):
     for job_id in ids:
         [image] = await store.job_inputs(job_id)
         assert (image.data, image.sha256, image.job_id, image.role) == (
-            attachment.data, attachment.sha256, job_id, "input")
+            attachment.data,
+            attachment.sha256,
+            job_id,
+            "input",
+        )
     assert await stored_blobs(store) == [(attachment.sha256, len(attachment.data))]
 
 
@@ -62,8 +72,9 @@ async def test_outputs_edits_and_cache_hits_share_the_bytes_they_repeat(store):
     again = await store.get_image(edited)
     assert (again.data, again.parent_image_id, again.role) == (answer.data, image_id, "output")
     assert (await store.get_image(image_id)).job_id == first.job_id
-    assert await stored_blobs(store) == sorted([(attachment.sha256, len(attachment.data)),
-                                                (answer.sha256, len(answer.data))])
+    assert await stored_blobs(store) == sorted(
+        [(attachment.sha256, len(attachment.data)), (answer.sha256, len(answer.data))]
+    )
 
 
 async def test_bytes_are_addressed_by_their_own_digest_not_the_callers(store):

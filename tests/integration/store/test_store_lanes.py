@@ -20,8 +20,9 @@ def blob(size: int, fill: bytes = b"\0") -> CheckedImage:
 
 async def test_a_batch_is_cut_by_bytes_as_well_as_count(store):
     per_job = inline_request_bytes(600_000, 1, "r0")
-    ids = [(await store.submit(relaxed_job(f"r{i}"), [blob(600_000, bytes([i + 1]))], ADMISSION)).job_id
-           for i in range(3)]
+    ids = [
+        (await store.submit(relaxed_job(f"r{i}"), [blob(600_000, bytes([i + 1]))], ADMISSION)).job_id for i in range(3)
+    ]
     first = await store.open_batch(10, max_bytes=2 * per_job + 100)
     assert [j.id for j in first.jobs] == ids[:2]  # the third would pass the byte limit
     second = await store.open_batch(10, max_bytes=2 * per_job + 100)
@@ -33,8 +34,15 @@ async def test_the_image_an_edit_changes_counts_toward_its_batchs_bytes(store):
     # A finished image to edit: 900 kB, stored with the job that made it.
     made = await store.submit(new_job(prompt="a fox"), [])
     job = await store.lease("w", 60)
-    image_id = await store.complete(job.id, "w", job.attempt, blob(900_000, b"\1"), {}, NewDelivery(
-        final_delivery_key(job.id), "result", {}), Charge(1, None, "succeeded"))
+    image_id = await store.complete(
+        job.id,
+        "w",
+        job.attempt,
+        blob(900_000, b"\1"),
+        {},
+        NewDelivery(final_delivery_key(job.id), "result", {}),
+        Charge(1, None, "succeeded"),
+    )
     small = (await store.submit(relaxed_job("small"), [], ADMISSION)).job_id
     edit = replace(relaxed_job("make it blue"), spec=spec("make it blue", lane=Lane.BATCH, parent_image_id=image_id))
     edit_id = (await store.submit(edit, [], ADMISSION)).job_id
@@ -99,7 +107,11 @@ async def test_relane_moves_a_held_job_to_another_lane_keeping_its_hold_and_tell
     assert await store.relane(job.id, "w1", job.attempt, Lane.BATCH, told)
     moved = await store.get_job(submitted.job_id)
     assert (moved.state, moved.spec.lane, moved.worker_id, moved.held_micros) == (
-        JobState.QUEUED, Lane.BATCH, None, ADMISSION.estimate_micros)
+        JobState.QUEUED,
+        Lane.BATCH,
+        None,
+        ADMISSION.estimate_micros,
+    )
     assert moved.spec == replace(job.spec, lane=Lane.BATCH)  # the rest of the request is untouched
     [delivery] = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.key == told.key]
     assert (delivery.job_id, delivery.kind, delivery.payload) == (job.id, "started", told.payload)

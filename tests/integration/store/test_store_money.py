@@ -31,15 +31,30 @@ def image() -> CheckedImage:
 
 
 async def finish(store, job, cost: int, status: str = "succeeded"):
-    return await store.complete(job.id, job.worker_id, job.attempt, image(), {},
-                                NewDelivery(final_delivery_key(job.id), "result", {}),
-                                Charge(cost, Usage(prompt_tokens=10, image_tokens=1120), status))
+    return await store.complete(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        image(),
+        {},
+        NewDelivery(final_delivery_key(job.id), "result", {}),
+        Charge(cost, Usage(prompt_tokens=10, image_tokens=1120), status),
+    )
 
 
 async def fail(store, job, *, retryable: bool, charge: Charge | None = None, state=JobState.FAILED):
-    return await store.fail(job.id, job.worker_id, job.attempt, error_class="x", detail="x",
-                            retryable=retryable, final_state=state, retry_at=None,
-                            delivery=NewDelivery(final_delivery_key(job.id), "failure", {}), charge=charge)
+    return await store.fail(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        error_class="x",
+        detail="x",
+        retryable=retryable,
+        final_state=state,
+        retry_at=None,
+        delivery=NewDelivery(final_delivery_key(job.id), "failure", {}),
+        charge=charge,
+    )
 
 
 async def team_status(store, team="T1"):
@@ -55,8 +70,9 @@ async def test_two_hundred_concurrent_submits_admit_exactly_what_fits(store_fact
     first = await store_factory()
     await first.set_budget(team_budget(10 * EST), "mod")
     stores = [first] + [await store_factory() for _ in range(7)]
-    outcomes = await asyncio.gather(*(
-        stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], admission()) for i in range(200)))
+    outcomes = await asyncio.gather(
+        *(stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], admission()) for i in range(200))
+    )
     admitted = [o for o in outcomes if isinstance(o, Submitted)]
     denied = [o for o in outcomes if isinstance(o, Denied)]
     assert (len(admitted), len(denied)) == (10, 190)
@@ -77,7 +93,10 @@ async def test_success_settles_usage_and_releases_the_rest(store):
     job = await store.lease("w", 60)
     await finish(store, job, 134_402)
     assert await entries(store, submitted.job_id) == [
-        ("reservation", EST, "held"), ("settlement", 134_402, "succeeded"), ("release", EST - 134_402, "released")]
+        ("reservation", EST, "held"),
+        ("settlement", 134_402, "succeeded"),
+        ("release", EST - 134_402, "released"),
+    ]
     status = await team_status(store)
     assert (status.spent_micros, status.reserved_micros) == (134_402, 0)
 
@@ -106,7 +125,10 @@ async def test_a_retry_keeps_its_hold_and_a_blocked_answer_is_settled_from_usage
     blocked = Charge(24, Usage(prompt_tokens=12), "blocked")
     assert await fail(store, job, retryable=False, charge=blocked, state=JobState.BLOCKED) is JobState.BLOCKED
     assert await entries(store, submitted.job_id) == [
-        ("reservation", EST, "held"), ("settlement", 24, "blocked"), ("release", EST - 24, "released")]
+        ("reservation", EST, "held"),
+        ("settlement", 24, "blocked"),
+        ("release", EST - 24, "released"),
+    ]
 
 
 async def test_a_dead_lettered_job_leaves_no_phantom_hold(store, clock):
@@ -202,10 +224,17 @@ async def test_every_billed_call_is_settled_even_when_retried_or_the_lease_was_l
     third = await store.lease("w2", 30)
     assert await finish(store, job, 2000) is None  # the late worker may not finish the job ...
     await finish(store, third, 3000)
-    rows = [(r["entry"], r["attempt"], r["cost_micros"]) for r in await store.ledger() if r["job_id"] == submitted.job_id]
+    rows = [
+        (r["entry"], r["attempt"], r["cost_micros"]) for r in await store.ledger() if r["job_id"] == submitted.job_id
+    ]
     # ... but its call is on the ledger, and the hold releases what the three calls did not use.
-    assert rows == [("reservation", 0, EST), ("settlement", 1, 1000), ("settlement", 2, 2000),
-                    ("settlement", 3, 3000), ("release", 0, EST - 6000)]
+    assert rows == [
+        ("reservation", 0, EST),
+        ("settlement", 1, 1000),
+        ("settlement", 2, 2000),
+        ("settlement", 3, 3000),
+        ("release", 0, EST - 6000),
+    ]
     status = await team_status(store)
     assert (status.spent_micros, status.reserved_micros) == (6000, 0)
 
@@ -220,7 +249,10 @@ async def test_a_billed_failure_that_uses_up_the_budget_is_not_retried(store):
     finished = await store.get_job(submitted.job_id)
     assert finished.error_class == "budget_exhausted"
     assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
-        ("reservation", EST), ("settlement", 60_000), ("release", EST - 60_000)]
+        ("reservation", EST),
+        ("settlement", 60_000),
+        ("release", EST - 60_000),
+    ]
     status = await team_status(store)
     assert status.spent_micros == 60_000 and status.reserved_micros == 0
 
@@ -235,12 +267,12 @@ async def test_submits_racing_completions_never_admit_over_the_budget(store_fact
         await stores[0].set_budget(team_budget(20 * EST, team=team), "mod")
         stop = asyncio.Event()
 
-        async def submit_all(store, n: int = 30) -> None:
+        async def submit_all(store, n: int = 30, team: str = team) -> None:
             for i in range(n):
                 job = new_job(team, prompt=f"{id(store)}-{i}")
                 await store.submit(job, [], admission())
 
-        async def work(store) -> None:
+        async def work(store, stop: asyncio.Event = stop) -> None:
             while not stop.is_set():
                 job = await store.lease(f"w{id(store)}", 60)
                 if job is None:
@@ -292,8 +324,9 @@ async def test_a_team_budget_of_its_own_replaces_the_default(store):
 
 async def test_two_hundred_concurrent_submits_admit_exactly_what_the_default_allows(store_factory):
     stores = [await store_factory() for _ in range(8)]
-    outcomes = await asyncio.gather(*(
-        stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], capped(10 * EST)) for i in range(200)))
+    outcomes = await asyncio.gather(
+        *(stores[i % len(stores)].submit(new_job(prompt=f"p{i}"), [], capped(10 * EST)) for i in range(200))
+    )
     admitted = [o for o in outcomes if isinstance(o, Submitted)]
     denied = [o for o in outcomes if isinstance(o, Denied)]
     assert (len(admitted), len(denied)) == (10, 190)

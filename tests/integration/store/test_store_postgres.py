@@ -128,8 +128,9 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(open_pg, p
     service = await open_pg()
     await until_quiet(worker.wait_for_jobs)
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
-        cur = await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                                  (app,))
+        cur = await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        )
         assert len(await cur.fetchall()) >= 2  # the pool's connection and the listener's
     assert await worker.counts_by_state() == {}  # the pool replaced its dead connection
     await until_quiet(worker.wait_for_jobs)  # the dead listener is noticed and replaced, quietly
@@ -147,8 +148,7 @@ async def test_concurrent_submits_of_one_idempotency_key_make_one_job(open_pg):
     # Different teams take different admission locks, so only the unique key
     # stops the race: every loser must answer with the winner's job.
     stores = [await open_pg() for _ in range(4)]
-    outcomes = await asyncio.gather(*(
-        stores[i % 4].submit(new_job(f"T{i}", key="slack:Ev1"), []) for i in range(20)))
+    outcomes = await asyncio.gather(*(stores[i % 4].submit(new_job(f"T{i}", key="slack:Ev1"), []) for i in range(20)))
     assert len({o.job_id for o in outcomes}) == 1
     assert sorted(o.duplicate for o in outcomes) == [False] + [True] * 19
     assert await stores[0].counts_by_state() == {"queued": 1}
@@ -243,16 +243,25 @@ async def test_old_rows_are_carried_over_by_the_new_migrations(postgres_url, clo
             now = clock()
             ids = {}
             for prompt, available in (("never attached", now - 10 + 120), ("attached", now - 5)):
-                ids[prompt] = await _value(conn, """
+                ids[prompt] = await _value(
+                    conn,
+                    """
                     INSERT INTO jobs (team, channel, "user", platform, kind, request, delivery, state, round,
                         max_attempts, available_at, created_at, updated_at)
                     VALUES ('T1', 'C1', 'U1', 'cli', 'imagine', %s, '{}', 'queued', 0, 3, %s, %s, %s)
-                    RETURNING id""", (Jsonb(spec(prompt).to_json()), available, now - 10, now - 10))
-            images = [await _value(conn, """
+                    RETURNING id""",
+                    (Jsonb(spec(prompt).to_json()), available, now - 10, now - 10),
+                )
+            images = [
+                await _value(
+                    conn,
+                    """
                 INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, data, created_at)
                 VALUES (%s, 'input', 'image/png', 8, 8, %s, %s, %s, 1.0) RETURNING id""",
-                (ids["attached"], len(data), digest, data))
-                for data, digest in ((same, sha(same)), (same, sha(same)), (other, "0" * 64))]
+                    (ids["attached"], len(data), digest, data),
+                )
+                for data, digest in ((same, sha(same)), (same, sha(same)), (other, "0" * 64))
+            ]
             await conn.commit()
         store = PostgresStore(postgres_url, clock=clock, schema=schema)
         await store.open()
@@ -269,9 +278,16 @@ async def test_old_rows_are_carried_over_by_the_new_migrations(postgres_url, clo
         async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
             await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
             assert await _value(conn, "SELECT COUNT(*) FROM blobs") == 2
-            assert await _value(conn, """SELECT COUNT(*) FROM information_schema.columns
+            assert (
+                await _value(
+                    conn,
+                    """SELECT COUNT(*) FROM information_schema.columns
                                          WHERE table_schema = %s AND table_name = 'images'
-                                         AND column_name = 'data'""", (schema,)) == 0
+                                         AND column_name = 'data'""",
+                    (schema,),
+                )
+                == 0
+            )
     finally:
         await drop_schema(postgres_url, schema)
 

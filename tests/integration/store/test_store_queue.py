@@ -35,8 +35,14 @@ def output_image() -> CheckedImage:
 
 async def fail(store, job, *, retryable=True, error="quota", retry_at=None, final=JobState.FAILED):
     return await store.fail(
-        job.id, job.worker_id, job.attempt, error_class=error, detail=f"{error} detail",
-        retryable=retryable, final_state=final, retry_at=retry_at,
+        job.id,
+        job.worker_id,
+        job.attempt,
+        error_class=error,
+        detail=f"{error} detail",
+        retryable=retryable,
+        final_state=final,
+        retry_at=retry_at,
         delivery=NewDelivery(final_delivery_key(job.id), "failure", {"error_class": error}),
     )
 
@@ -66,11 +72,31 @@ async def test_expired_lease_returns_the_job_and_the_old_worker_cannot_finish_it
     second = await store.lease("w2", 30)
     assert second.id == first.id and second.attempt == 2 and second.worker_id == "w2"
     # The first worker wakes up late: nothing it writes may land.
-    assert await store.complete(first.id, "w1", first.attempt, output_image(), {}, NewDelivery(
-        final_delivery_key(first.id), "result", {}), CHARGE) is None
+    assert (
+        await store.complete(
+            first.id,
+            "w1",
+            first.attempt,
+            output_image(),
+            {},
+            NewDelivery(final_delivery_key(first.id), "result", {}),
+            CHARGE,
+        )
+        is None
+    )
     assert not await store.extend_lease(first.id, "w1", first.attempt, 30)
-    assert await store.complete(second.id, "w2", second.attempt, output_image(), {"cost_usd": "0.1"},
-                                NewDelivery(final_delivery_key(second.id), "result", {}), CHARGE) is not None
+    assert (
+        await store.complete(
+            second.id,
+            "w2",
+            second.attempt,
+            output_image(),
+            {"cost_usd": "0.1"},
+            NewDelivery(final_delivery_key(second.id), "result", {}),
+            CHARGE,
+        )
+        is not None
+    )
     assert (await store.get_job(first.id)).state is JobState.SUCCEEDED
 
 
@@ -222,8 +248,10 @@ def test_workers_in_separate_threads_and_processes_never_share_a_job(tmp_path):
     with ctx.Pool(3) as pool:
         async_results = [pool.apply_async(_drain_in_process, (db, f"p{n}")) for n in range(3)]
         thread_results: list[list[int]] = []
-        threads = [threading.Thread(target=lambda n=n: thread_results.append(
-            asyncio.run(_drain(db, f"t{n}")))) for n in range(3)]
+        threads = [
+            threading.Thread(target=lambda n=n: thread_results.append(asyncio.run(_drain(db, f"t{n}"))))
+            for n in range(3)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -293,7 +321,9 @@ async def test_an_announced_job_never_attached_is_cancelled_released_and_never_s
     assert (job.state, job.error_class, job.held_micros, job.attempt) == (JobState.CANCELLED, "not_announced", 0, 0)
     # The user was told nothing was charged: the ledger agrees, and no message follows.
     assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
-        ("reservation", ADMISSION.estimate_micros), ("release", ADMISSION.estimate_micros)]
+        ("reservation", ADMISSION.estimate_micros),
+        ("release", ADMISSION.estimate_micros),
+    ]
     assert await store.claim_deliveries(["cli"], 10, 60) == []
     # Too late: it stays cancelled, and the adapter is told so (to show it as not started).
     assert await store.attach_delivery(submitted.job_id, {"status": "late"}) is False
@@ -337,8 +367,11 @@ async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_the
     finals = [d for d in await store.claim_deliveries(["cli"], 50, 60) if d.kind == "failure"]
     assert sorted((d.key, d.job_id) for d in finals) == [(final_delivery_key(i), i) for i in queued]
     # Shaped like every failure delivery (see Notifier.deliver), with the reason to show.
-    assert all(d.payload == {"state": "cancelled", "error_class": "lane_unavailable",
-                             "detail": "The Batch lane is off on this bot."} for d in finals)
+    assert all(
+        d.payload
+        == {"state": "cancelled", "error_class": "lane_unavailable", "detail": "The Batch lane is off on this bot."}
+        for d in finals
+    )
     assert (await store.get_job(in_batch.job_id)).state is JobState.RUNNING  # its batch finishes it
     assert (await store.get_job(standard.job_id)).state is JobState.QUEUED
     assert await store.cancel_relaxed("again") == []
@@ -407,11 +440,16 @@ async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory,
         if job_id in leased_ids:
             assert job_id in told and job.delivery == {"status": str(job_id)}
             assert (job.state, entries, job.held_micros) == (
-                JobState.RUNNING, ["reservation"], ADMISSION.estimate_micros)
+                JobState.RUNNING,
+                ["reservation"],
+                ADMISSION.estimate_micros,
+            )
         elif job_id in overdue or job_id not in told:
             assert (job.state, job.error_class, entries) == (
-                JobState.CANCELLED, "not_announced", ["reservation", "release"]) or (
-                job_id not in overdue and job.state is JobState.QUEUED)
+                JobState.CANCELLED,
+                "not_announced",
+                ["reservation", "release"],
+            ) or (job_id not in overdue and job.state is JobState.QUEUED)
         else:
             pytest.fail(f"job {job_id} was attached in time but never started")
     states = [(await stores[0].get_job(i)).state for i in ids]

@@ -24,9 +24,15 @@ def image() -> CheckedImage:
 
 
 async def finished(store, job, result: dict, cost: int = EST) -> int:
-    return await store.complete(job.id, job.worker_id, job.attempt, image(), result,
-                                NewDelivery(final_delivery_key(job.id), "result", result),
-                                Charge(cost, Usage(image_tokens=1120), "succeeded"))
+    return await store.complete(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        image(),
+        result,
+        NewDelivery(final_delivery_key(job.id), "result", result),
+        Charge(cost, Usage(image_tokens=1120), "succeeded"),
+    )
 
 
 async def made(store, result: dict, *, team: str = "T1") -> int:
@@ -60,8 +66,15 @@ async def test_an_answer_served_stale_never_feeds_the_fresh_cache(store):
 
 
 async def test_a_cached_copy_of_a_hedged_answer_carries_no_hedge_cost(store):
-    await made(store, {"model": "pro", "fallback_from": None, "cost_usd": "0.2",
-                       "hedge": {"route": "gemini", "model": "flash", "cost_usd": "0.07"}})
+    await made(
+        store,
+        {
+            "model": "pro",
+            "fallback_from": None,
+            "cost_usd": "0.2",
+            "hedge": {"route": "gemini", "model": "flash", "cost_usd": "0.07"},
+        },
+    )
     again = await store.submit(cacheable(), [], admission(), cache_ttl=3600)
     assert isinstance(again, Submitted) and again.cached
     copy = (await store.get_job(again.job_id)).result
@@ -73,8 +86,15 @@ async def test_completing_with_no_charge_releases_the_whole_hold(store):
     submitted = await store.submit(cacheable(), [], admission())
     job = await store.lease("w", 60)
     result = {"cost_usd": "0", "stale": True}
-    image_id = await store.complete(job.id, job.worker_id, job.attempt, image(), result,
-                                    NewDelivery(final_delivery_key(job.id), "result", result), None)
+    image_id = await store.complete(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        image(),
+        result,
+        NewDelivery(final_delivery_key(job.id), "result", result),
+        None,
+    )
     assert image_id is not None
     assert await entries(store, submitted.job_id) == [("reservation", EST, "held"), ("release", EST, "released")]
     status = await team_status(store)
@@ -93,8 +113,11 @@ async def test_a_hedged_attempt_settles_both_calls_and_releases_only_the_rest(st
     await store.settle_hedge(job.id, job.attempt, hedge)  # reported twice, charged once
     await finished(store, job, {}, cost=134_000)
     assert await entries(store, submitted.job_id) == [
-        ("reservation", hold, "held"), ("settlement", 67_000, "succeeded"), ("settlement", 134_000, "succeeded"),
-        ("release", hold - 134_000 - 67_000, "released")]
+        ("reservation", hold, "held"),
+        ("settlement", 67_000, "succeeded"),
+        ("settlement", 134_000, "succeeded"),
+        ("release", hold - 134_000 - 67_000, "released"),
+    ]
     settlements = [r for r in await store.ledger() if r["entry"] == "settlement"]
     assert sorted((r["attempt"], r["hedge"]) for r in settlements) == [(1, 0), (1, 1)]
     status = await team_status(store)
@@ -105,7 +128,19 @@ async def test_a_hedge_charge_stands_when_the_attempt_then_fails(store):
     submitted = await store.submit(new_job(max_attempts=1), [], admission())
     job = await store.lease("w", 60)
     await store.settle_hedge(job.id, job.attempt, Charge(45_000, None, "failed"))
-    await store.fail(job.id, job.worker_id, job.attempt, error_class="overloaded", detail="x", retryable=True,
-                     final_state=None, retry_at=None, delivery=NewDelivery(final_delivery_key(job.id), "failure", {}))
+    await store.fail(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        error_class="overloaded",
+        detail="x",
+        retryable=True,
+        final_state=None,
+        retry_at=None,
+        delivery=NewDelivery(final_delivery_key(job.id), "failure", {}),
+    )
     assert await entries(store, submitted.job_id) == [
-        ("reservation", EST, "held"), ("settlement", 45_000, "failed"), ("release", EST - 45_000, "released")]
+        ("reservation", EST, "held"),
+        ("settlement", 45_000, "failed"),
+        ("release", EST - 45_000, "released"),
+    ]
