@@ -150,7 +150,7 @@ def test_policies_import_nothing_from_bot_or_adapters(tree):
         ("policies/probe.py", "from discord import Client\n", sdk_in_core),
         (WIRING, "import slack_bolt\n", sdk_in_core),
         ("bot/cli.py", "def f():\n    from adapters.slack.app import SlackAdapter\n", adapters_in_core),
-        (WIRING, "from adapters.discord.bot import DiscordAdapter\n", adapters_in_core),
+        (WIRING, "from adapters.discord.client import DiscordAdapter\n", adapters_in_core),
     ],
 )
 def test_each_rule_catches_an_import_that_breaks_it(tmp_path, tree, file, source, rule):
