@@ -1,8 +1,9 @@
 """Runtime configuration: one pydantic-settings object, built once at start-up.
 
-Environment names are the product's public contract (see DESIGN.md); a `.env`
-file in the working directory is read too. Secrets are `SecretStr`, so they
-print as '**********' in reprs, logs and tracebacks.
+Environment names are the product's public contract (each one is described in
+docs/operator-guide.md); a `.env` file in the working directory is read too.
+Secrets are `SecretStr`, so they print as '**********' in reprs, logs and
+tracebacks.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Callers name the narrowest port they need; a store (bot/store/manager.py)
 implements every one. Every method is a coroutine so the SQLite store (a worker
 thread) and the PostgreSQL store (a native async driver) satisfy the same
-Protocols and the same contract tests (tests/contract).
+Protocols and the same contract tests (tests/integration/store).
 """
 
 from __future__ import annotations
