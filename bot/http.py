@@ -16,11 +16,12 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
     async def healthz(_: web.Request) -> web.Response:
         try:
             counts = await store.counts_by_state()
+            pending = await store.pending_deliveries()
         except StoreUnavailable:
             log.exception("healthz: store unavailable")
             return web.json_response({"status": "unavailable", "store": False}, status=503)
-        # The queue's depth, and every job by state: a test (or an operator) probes "nothing
-        # queued, nothing new" here instead of sleeping and hoping.
+        # The queue's depth, every job by state and the outbox's depth: a test (or an operator)
+        # probes "nothing queued, nothing left to post" here instead of sleeping and hoping.
         return web.json_response(
             {
                 "status": "ok",
@@ -29,6 +30,7 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
                 "queued": counts.get("queued", 0),
                 "running": counts.get("running", 0),
                 "jobs": counts,
+                "outbox_pending": pending,
             }
         )
 

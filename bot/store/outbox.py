@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.store.tx import OUTBOX, Json, Operations, Tx, writes
+from bot.store.tx import OUTBOX, Json, Operations, Tx, reads, writes
 from bot.types import Delivery, NewDelivery
 
 
@@ -51,6 +51,10 @@ class OutboxOperations(Operations):
             Delivery(r["id"], r["key"], r["job_id"], r["platform"], r["kind"], r["payload"], r["attempts"])
             for r in sorted(rows, key=lambda r: r["id"])
         ]
+
+    @reads
+    async def pending_deliveries(self, tx: Tx) -> int:
+        return await tx.value("outbox_pending")
 
     @writes
     async def mark_delivered(self, tx: Tx, delivery_id: int) -> None:

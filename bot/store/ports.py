@@ -267,6 +267,9 @@ class Outbox(Protocol):
 
     async def mark_delivered(self, delivery_id: int) -> None: ...
 
+    async def pending_deliveries(self) -> int:
+        """How many deliveries wait to be sent (claimed or not); those given up don't count."""
+
     async def retry_delivery(self, delivery_id: int, error: str, retry_at: float, max_attempts: int) -> None: ...
 
 

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+from sqlite_utils import Database
+
 from bot.store.manager import StoreManager
 from bot.store.migrate import SQLITE, prepare_sqlite
 from bot.store.ports import StoreUnavailable
@@ -151,7 +153,8 @@ class SQLiteConnector:
 
     def _open_sync(self) -> None:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        self._retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        # sqlite-utils for the database-level settings; statements go through the Tx below.
+        self._retry_while_locked(Database(conn).enable_wal)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")

@@ -28,7 +28,15 @@ async def healthz(store) -> dict:
 
 
 async def test_healthz_reports_the_queue_depth_and_every_job_by_state(store):
-    assert await healthz(store) == {"status": "ok", "store": True, "workers": 2, "queued": 0, "running": 0, "jobs": {}}
+    assert await healthz(store) == {
+        "status": "ok",
+        "store": True,
+        "workers": 2,
+        "queued": 0,
+        "running": 0,
+        "jobs": {},
+        "outbox_pending": 0,
+    }
     ids = [(await store.submit(new_job(prompt=prompt), [])).job_id for prompt in ("a", "b", "c")]
     assert await store.cancel(ids[2])
     leased = await store.lease("w1", 60)
@@ -47,3 +55,15 @@ async def test_serving_on_port_0_logs_the_port_bound(caplog):
         assert f"HTTP on 127.0.0.1:{port} " in caplog.text
     finally:
         await runner.cleanup()
+
+
+async def test_healthz_reports_the_deliveries_still_pending(store):
+    """The outbox's depth: queued deliveries count until they are delivered or given up."""
+    assert await store.raise_alert("a1", ["slack", "discord"], "spend is high")
+    assert (await healthz(store))["outbox_pending"] == 2
+    [first] = await store.claim_deliveries(["slack"], 10, 60)
+    assert (await healthz(store))["outbox_pending"] == 2  # claimed but not yet sent: still pending
+    await store.mark_delivered(first.id)
+    [second] = await store.claim_deliveries(["discord"], 10, 60)
+    await store.retry_delivery(second.id, "gone", retry_at=0, max_attempts=1)  # given up
+    assert (await healthz(store))["outbox_pending"] == 0

@@ -330,6 +330,9 @@ ORDER BY id LIMIT :limit {skip_locked}
 -- name: claim_take
 UPDATE outbox SET available_at = :until, attempts = attempts + 1 WHERE id {in:ids} RETURNING *
 
+-- name: outbox_pending
+SELECT COUNT(*) FROM outbox WHERE state = 'pending'
+
 -- name: mark_delivered
 UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id = :id
 

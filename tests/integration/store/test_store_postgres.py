@@ -65,7 +65,10 @@ async def until_quiet(wait: Callable[[float], Awaitable[None]]) -> None:
 async def woken_by(wait: Callable[[float], Awaitable[None]], action: Awaitable[object]) -> float:
     """Seconds from starting `action` to `wait` returning."""
     waiter = asyncio.create_task(wait(LONG_WAIT))
-    await asyncio.sleep(0.05)
+    # Let the waiter reach its wait (a few turns of the loop, no wall-clock time): had a
+    # wake-up been pending, it would be done by now, and the timing below would prove nothing.
+    for _ in range(10):
+        await asyncio.sleep(0)
     assert not waiter.done()
     start = monotonic()
     await action
