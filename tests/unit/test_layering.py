@@ -9,7 +9,9 @@ nothing and needs no database:
   the platform is configured);
 - bot.money is pure rules: it imports no store, no provider, nothing of the
   service or worker, only amounts of its own, the catalog and the domain types;
-- policies/ imports nothing from bot/ or adapters/ (bot depends on policies, never back).
+- policies/ imports nothing from bot/ or adapters/ (bot depends on policies, never back);
+- adapters/ never touch the store: they speak to the core (the service, the outbox's
+  deliveries), so a platform can't bypass admission or the ledger.
 """
 
 from __future__ import annotations
@@ -113,9 +115,13 @@ def policies_on_bot(imports: list[Import]) -> list[str]:
     return [str(imp) for imp in imports if imp.file.startswith("policies/") and of(imp, "bot", "adapters")]
 
 
+def store_in_adapters(imports: list[Import]) -> list[str]:
+    return [str(imp) for imp in imports if imp.file.startswith("adapters/") and of(imp, "bot.store")]
+
+
 @pytest.fixture(scope="module")
 def tree() -> list[Import]:
-    return imports_under("bot", "policies")
+    return imports_under("bot", "policies", "adapters")
 
 
 def test_the_core_never_imports_a_platform_sdk_but_in_the_wiring_when_it_starts_one(tree):
@@ -137,6 +143,11 @@ def test_policies_import_nothing_from_bot_or_adapters(tree):
     assert policies_on_bot(tree) == []
 
 
+def test_adapters_never_import_the_store(tree):
+    assert store_in_adapters(tree) == []
+    assert any(imp.file.startswith("adapters/") and of(imp, "bot") for imp in tree)
+
+
 @pytest.mark.parametrize(
     ("file", "source", "rule"),
     [
@@ -151,6 +162,8 @@ def test_policies_import_nothing_from_bot_or_adapters(tree):
         (WIRING, "import slack_bolt\n", sdk_in_core),
         ("bot/cli.py", "def f():\n    from adapters.slack.app import SlackAdapter\n", adapters_in_core),
         (WIRING, "from adapters.discord.client import DiscordAdapter\n", adapters_in_core),
+        ("adapters/slack/probe.py", "from bot.store.ports import Store\n", store_in_adapters),
+        ("adapters/discord/probe.py", "def f():\n    from bot.store import sqlite\n", store_in_adapters),
     ],
 )
 def test_each_rule_catches_an_import_that_breaks_it(tmp_path, tree, file, source, rule):
