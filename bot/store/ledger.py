@@ -181,7 +181,8 @@ class LedgerOperations(Operations):
 
     @reads
     async def spent(self, tx: Tx, team: str, *, user: str | None = None, since: float) -> int:
-        return await tx.value("spent", team=team, user=user, since=since)
+        # No user, None or "", means the whole team (as the stores always read it).
+        return await tx.value("spent", team=team, user=user or None, since=since)
 
     @writes
     async def record_moderation(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -30,8 +32,13 @@ def test_postgres_placeholders_are_psycopg_ones_and_casts_are_left_alone():
     assert "||" in pg["free_old_key"] and "':'" in pg["free_old_key"]  # a literal colon is no placeholder
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_both_databases_know_the_same_migrations_in_the_same_order():
     assert SQLITE.names == POSTGRES.names == sorted(SQLITE.names)
+    # Every release's migration, by name: one missing (a file not shipped) fails here.
+    assert [name[:4] for name in SQLITE.names] == [f"{n:04d}" for n in range(1, 13)]
     assert all(m.statements for m in SQLITE._migrations + POSTGRES._migrations)
 
 
@@ -51,3 +58,13 @@ def test_a_sqlite_operation_that_suspends_is_refused():
 
     with pytest.raises(RuntimeError, match="suspended"):
         drive(op())
+
+
+def test_every_sql_file_ships_with_the_package():
+    """setuptools installs only the package data pyproject names (globs relative to bot/):
+    an .sql file left out works from a checkout and fails in every installed copy."""
+    package = ROOT / "bot"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    sql_files = set(package.rglob("*.sql"))
+    assert sql_files and sql_files <= shipped, sorted(str(p.relative_to(package)) for p in sql_files - shipped)

@@ -99,6 +99,10 @@ async def test_success_settles_usage_and_releases_the_rest(store):
     ]
     status = await team_status(store)
     assert (status.spent_micros, status.reserved_micros) == (134_402, 0)
+    # What was spent, by the team and by the one who asked; no user (None or "") means everyone.
+    assert await store.spent("T1", since=0) == await store.spent("T1", user="", since=0) == 134_402
+    assert await store.spent("T1", user=job.user, since=0) == 134_402
+    assert await store.spent("T1", user="someone else", since=0) == 0
 
 
 async def test_failure_and_cancel_release_the_whole_hold(store):
