@@ -4,8 +4,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-
-from sqlite_utils import Database
+from pathlib import Path
 
 from bot.money.admission import Charge
 from bot.store.migrate import SQLITE as migrations
@@ -60,11 +59,24 @@ async def test_stores_opening_a_new_file_at_once_migrate_it_exactly_once(tmp_pat
         await s.close()
 
 
-def legacy_database(path: str) -> sqlite3.Connection:
-    """A file as the last release left it: every migration before 0009, and rows in it."""
+# Files as an earlier release (the one before the store was written once) left them, from
+# that release's own migrations, frozen as SQL dumps: a migration file that differs from
+# what was shipped fails here, which a file built by today's runner could never show.
+RELEASED = Path(__file__).parent / "data"
+
+
+def legacy_database(path: str, before: str = "0009") -> sqlite3.Connection:
+    """A file as a released version left it, migrated up to (not including) `before`."""
     conn = sqlite3.connect(path, isolation_level=None)
-    migrations.apply(Database(conn), stop_before="0009_announce_by")
+    conn.executescript((RELEASED / f"sqlite_before_{before}.sql").read_text())
     return conn
+
+
+def test_the_released_files_stop_where_they_say():
+    for before, last in (("0009", "0008_rate_slots"), ("0012", "0011_image_blobs")):
+        conn = legacy_database(":memory:", before)
+        recorded = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+        assert recorded == ALL[: ALL.index(last) + 1]
 
 
 def insert_legacy_job(conn: sqlite3.Connection, *, created: float, available: float, prompt: str) -> int:
@@ -132,8 +144,7 @@ async def test_old_announced_jobs_never_attached_are_cancelled_after_the_migrati
 
 async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learns_of_hedges(tmp_path):
     path = str(tmp_path / "ledger.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrations.apply(Database(conn), stop_before="0012_hedged_calls")
+    conn = legacy_database(path, "0012")
     job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="a")
     conn.execute(
         """INSERT INTO ledger (job_id, entry, attempt, team, channel, user, model, size, lane,
