@@ -9,8 +9,8 @@ from bot.money.admission import Charge
 from bot.store.batch_sizing import inline_request_bytes
 from bot.store.ports import final_delivery_key
 from bot.types import CheckedImage, JobState, Lane, NewDelivery
-from tests.integration.store.test_store_queue import ADMISSION, relaxed_job, team_budget
 from tests.support.jobs import new_job, spec
+from tests.support.store_contract import ADMISSION, relaxed_job, team_budget
 
 
 def blob(size: int, fill: bytes = b"\0") -> CheckedImage:

@@ -1,36 +1,15 @@
-"""The Store contract: leasing, expiry, dead letters, fairness, outbox."""
+"""The Store contract's queue: leasing, lease expiry, retries and dead letters, fair order,
+positions, idempotency keys, and cancelling the relaxed lanes' jobs."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import replace
 
-import pytest
-
-from bot.money.admission import Admission, Charge
-from bot.money.budgets import Budget, Period, Scope
-from bot.money.quotas import QuotaLimits
-from bot.store.ports import ANNOUNCE_WINDOW, final_delivery_key
-from bot.types import CheckedImage, JobState, Lane, NewDelivery
+from bot.store.ports import final_delivery_key
+from bot.types import CheckedImage, JobState, NewDelivery
 from tests.support.images import png_bytes
-from tests.support.jobs import new_job, spec
-
-CHARGE = Charge(cost_micros=134_000, usage=None, status="succeeded")
-ADMISSION = Admission(67_800, "test-prices", QuotaLimits(None, None, None))
-
-
-def team_budget() -> Budget:
-    return Budget(team="T1", scope=Scope.TEAM, scope_id="", limit_micros=10_000_000, period=Period.MONTH)
-
-
-def relaxed_job(prompt: str):
-    return replace(new_job(prompt=prompt), spec=spec(prompt, lane=Lane.BATCH))
-
-
-def output_image() -> CheckedImage:
-    data = png_bytes()
-    return CheckedImage(data=data, mime="image/png", width=8, height=8, sha256="0" * 64)
+from tests.support.jobs import new_job
+from tests.support.store_contract import ADMISSION, CHARGE, output_image, relaxed_job, team_budget
 
 
 async def fail(store, job, *, retryable=True, error="quota", retry_at=None, final=JobState.FAILED):
@@ -180,177 +159,12 @@ async def test_positions_count_only_jobs_ahead(store):
     assert [await store.position(i) for i in ids] == [1, None, 2, 3, 4]
 
 
-async def test_completion_stores_image_and_one_delivery_even_if_finished_twice(store):
-    await store.submit(new_job(), [])
-    job = await store.lease("w", 60)
-    delivery = NewDelivery(final_delivery_key(job.id), "result", {"cost_usd": "0.134"})
-    image_id = await store.complete(job.id, "w", job.attempt, output_image(), {"cost_usd": "0.134"}, delivery, CHARGE)
-    assert await store.complete(job.id, "w", job.attempt, output_image(), {}, delivery, CHARGE) is None
-    image = await store.get_image(image_id)
-    assert image.role == "output" and image.data == png_bytes() and image.job_id == job.id
-    claimed = await store.claim_deliveries(["cli"], 50, 60)
-    assert [d.kind for d in claimed] == ["started", "result"]
-    assert claimed[1].payload == {"cost_usd": "0.134", "image_id": image_id}
-    # Claimed rows are leased: a second dispatcher does not get them meanwhile.
-    assert await store.claim_deliveries(["cli"], 50, 60) == []
-    assert await store.claim_deliveries(["slack"], 50, 60) == []
-
-
-async def test_unacknowledged_delivery_comes_back_and_gives_up_after_max_attempts(store, clock):
-    await store.submit(new_job(), [])
-    job = await store.lease("w", 60)
-    started = (await store.claim_deliveries(["cli"], 1, 30))[0]
-    clock.advance(31)  # the dispatcher died mid-send
-    again = await store.claim_deliveries(["cli"], 1, 30)
-    assert [d.id for d in again] == [started.id] and again[0].attempts == 2
-    await store.retry_delivery(started.id, "boom", clock.now, max_attempts=2)
-    clock.advance(1)
-    assert await store.claim_deliveries(["cli"], 1, 30) == []
-    await store.mark_delivered(started.id)
-    assert job is not None
-
-
 async def test_input_images_are_kept_with_the_job(store):
     data = png_bytes(4, 6)
     image = CheckedImage(data=data, mime="image/png", width=4, height=6, sha256="ab" * 32)
     submitted = await store.submit(new_job(), [image])
     [stored] = await store.job_inputs(submitted.job_id)
     assert (stored.data, stored.width, stored.height, stored.role) == (data, 4, 6, "input")
-
-
-async def test_eight_concurrent_workers_never_lease_a_job_twice(store_factory):
-    setup = await store_factory()
-    total = 240
-    for i in range(total):
-        await setup.submit(new_job(f"T{i % 7}", prompt=str(i)), [])
-    stores = [await store_factory() for _ in range(8)]
-
-    async def drain(n: int, s) -> list[int]:
-        got = []
-        while (job := await s.lease(f"w{n}", 60)) is not None:
-            got.append(job.id)
-            await asyncio.sleep(0)
-        return got
-
-    results = await asyncio.gather(*(drain(n, s) for n, s in enumerate(stores)))
-    leased = [job_id for r in results for job_id in r]
-    assert len(leased) == len(set(leased)) == total
-    assert sum(1 for r in results if r) > 1  # the work really was shared
-
-
-def test_workers_in_separate_threads_and_processes_never_share_a_job(tmp_path):
-    import multiprocessing
-
-    db = str(tmp_path / "shared.db")
-    total = 300
-    asyncio.run(_fill(db, total))
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(3) as pool:
-        async_results = [pool.apply_async(_drain_in_process, (db, f"p{n}")) for n in range(3)]
-        thread_results: list[list[int]] = []
-        threads = [
-            threading.Thread(target=lambda n=n: thread_results.append(asyncio.run(_drain(db, f"t{n}"))))
-            for n in range(3)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        process_results = [r.get(timeout=120) for r in async_results]
-    leased = [i for r in thread_results + process_results for i in r]
-    assert len(leased) == len(set(leased)) == total
-
-
-async def _fill(db: str, total: int) -> None:
-    from bot.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(db)
-    await store.open()
-    for i in range(total):
-        await store.submit(new_job(f"T{i % 5}", prompt=str(i)), [])
-    await store.close()
-
-
-async def _drain(db: str, worker: str) -> list[int]:
-    from bot.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(db)
-    await store.open()
-    got = []
-    while (job := await store.lease(worker, 60)) is not None:
-        got.append(job.id)
-    await store.close()
-    return got
-
-
-def _drain_in_process(db: str, worker: str) -> list[int]:
-    return asyncio.run(_drain(db, worker))
-
-
-async def test_a_delivery_given_up_is_never_claimed_again(store, clock):
-    await store.submit(new_job(), [])
-    await store.lease("w", 60)
-    [started] = await store.claim_deliveries(["cli"], 10, 30)
-    await store.retry_delivery(started.id, "403 Missing Access", clock.now, max_attempts=0)
-    clock.advance(3600)
-    assert await store.claim_deliveries(["cli"], 10, 30) == []
-
-
-async def test_an_announced_job_waits_for_its_status_message(store, clock):
-    job = new_job()
-    announced = type(job)(**{**job.__dict__, "announced": True})
-    submitted = await store.submit(announced, [])
-    assert await store.lease("w", 60) is None  # the adapter has not posted its status yet
-    await store.attach_delivery(submitted.job_id, {"status": "123"})
-    leased = await store.lease("w", 60)
-    assert leased.id == submitted.job_id and leased.delivery == {"status": "123"}
-
-
-def announced(job):
-    return replace(job, announced=True)
-
-
-async def test_an_announced_job_never_attached_is_cancelled_released_and_never_started(store, clock):
-    await store.set_budget(team_budget(), "mod")
-    submitted = await store.submit(announced(new_job()), [], ADMISSION)
-    clock.advance(ANNOUNCE_WINDOW - 1)
-    assert await store.lease("w", 60) is None
-    clock.advance(2)  # its adapter never posted the status (or died first)
-    assert await store.lease("w", 60) is None
-    job = await store.get_job(submitted.job_id)
-    assert (job.state, job.error_class, job.held_micros, job.attempt) == (JobState.CANCELLED, "not_announced", 0, 0)
-    # The user was told nothing was charged: the ledger agrees, and no message follows.
-    assert [(r["entry"], r["cost_micros"]) for r in await store.ledger()] == [
-        ("reservation", ADMISSION.estimate_micros),
-        ("release", ADMISSION.estimate_micros),
-    ]
-    assert await store.claim_deliveries(["cli"], 10, 60) == []
-    # Too late: it stays cancelled, and the adapter is told so (to show it as not started).
-    assert await store.attach_delivery(submitted.job_id, {"status": "late"}) is False
-    assert await store.lease("w", 60) is None
-    assert (await store.get_job(submitted.job_id)).state is JobState.CANCELLED
-
-
-async def test_an_announced_job_attached_in_time_runs_even_after_the_window(store, clock):
-    submitted = await store.submit(announced(new_job()), [])
-    assert await store.cancel(submitted.job_id) is True  # a failed status post can still cancel it
-    second = await store.submit(announced(new_job(prompt="b")), [])
-    assert await store.attach_delivery(second.job_id, {"status": "1"}) is True
-    clock.advance(ANNOUNCE_WINDOW + 1)
-    assert (await store.lease("w", 60)).id == second.job_id
-
-
-async def test_a_relaxed_announced_job_is_batched_only_once_attached(store, clock):
-    waiting = await store.submit(announced(relaxed_job("never told")), [], ADMISSION)
-    told = await store.submit(announced(relaxed_job("told")), [], ADMISSION)
-    assert await store.open_batch(10) is None
-    await store.attach_delivery(told.job_id, {"status": "1"})
-    batch = await store.open_batch(10)
-    assert [j.id for j in batch.jobs] == [told.job_id]
-    clock.advance(ANNOUNCE_WINDOW + 1)
-    assert await store.open_batch(10) is None
-    job = await store.get_job(waiting.job_id)
-    assert (job.state, job.error_class, job.held_micros) == (JobState.CANCELLED, "not_announced", 0)
 
 
 async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_their_requesters(store):
@@ -399,58 +213,3 @@ async def test_an_idempotency_key_without_a_window_is_taken_for_good(store, cloc
     clock.advance(365 * 86400)
     again = await store.submit(new_job(key="slack:Ev1"), [])
     assert again.duplicate and again.job_id == first.job_id
-
-
-async def test_attaching_at_the_deadline_races_cancelling_cleanly(store_factory, clock):
-    """Adapters attaching while workers cancel the overdue: each job ends one way,
-    started only if attached, or cancelled with its hold released, never both."""
-    stores = [await store_factory() for _ in range(4)]
-    await stores[0].set_budget(team_budget(), "mod")
-    ids = []
-    for i in range(40):  # one deadline a second, half of them past once the clock moves on
-        ids.append((await stores[0].submit(announced(new_job(prompt=str(i))), [], ADMISSION)).job_id)
-        clock.advance(1)
-    clock.advance(ANNOUNCE_WINDOW - 20)
-    overdue = set(ids[:21])
-    told = [job_id for n, job_id in enumerate(ids) if n % 4 != 3]  # every fourth adapter died
-
-    async def attach(store, job_ids):
-        for job_id in job_ids:
-            await store.attach_delivery(job_id, {"status": str(job_id)})
-            await asyncio.sleep(0)
-
-    async def work(store, attaching):
-        leased = []
-        while True:
-            done = attaching.done()  # read first: a last pass after the attaching ends
-            if (job := await store.lease("w", 600)) is not None:
-                leased.append(job)
-            elif done:
-                return leased
-            await asyncio.sleep(0)
-
-    attaching = asyncio.gather(attach(stores[0], told[::2]), attach(stores[1], told[1::2]))
-    results = await asyncio.gather(work(stores[2], attaching), work(stores[3], attaching))
-    leased = [job for r in results for job in r]
-    assert len(leased) == len({job.id for job in leased})
-    leased_ids = {job.id for job in leased}
-    for job_id in ids:
-        job = await stores[0].get_job(job_id)
-        entries = [r["entry"] for r in await stores[0].ledger() if r["job_id"] == job_id]
-        if job_id in leased_ids:
-            assert job_id in told and job.delivery == {"status": str(job_id)}
-            assert (job.state, entries, job.held_micros) == (
-                JobState.RUNNING,
-                ["reservation"],
-                ADMISSION.estimate_micros,
-            )
-        elif job_id in overdue or job_id not in told:
-            assert (job.state, job.error_class, entries) == (
-                JobState.CANCELLED,
-                "not_announced",
-                ["reservation", "release"],
-            ) or (job_id not in overdue and job.state is JobState.QUEUED)
-        else:
-            pytest.fail(f"job {job_id} was attached in time but never started")
-    states = [(await stores[0].get_job(i)).state for i in ids]
-    assert leased_ids and JobState.CANCELLED in states

@@ -1,0 +1,35 @@
+"""What the Store contract tests (tests/integration/store) share: a success's charge, an
+admission, a team budget, and the jobs and images they submit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.money.admission import Admission, Charge
+from bot.money.budgets import Budget, Period, Scope
+from bot.money.quotas import QuotaLimits
+from bot.types import CheckedImage, Lane
+from tests.support.images import png_bytes
+from tests.support.jobs import new_job, spec
+
+CHARGE = Charge(cost_micros=134_000, usage=None, status="succeeded")
+ADMISSION = Admission(67_800, "test-prices", QuotaLimits(None, None, None))
+
+
+def team_budget() -> Budget:
+    return Budget(team="T1", scope=Scope.TEAM, scope_id="", limit_micros=10_000_000, period=Period.MONTH)
+
+
+def relaxed_job(prompt: str):
+    return replace(new_job(prompt=prompt), spec=spec(prompt, lane=Lane.BATCH))
+
+
+def output_image() -> CheckedImage:
+    data = png_bytes()
+    return CheckedImage(data=data, mime="image/png", width=8, height=8, sha256="0" * 64)
+
+
+def announced(job):
+    """The job as an adapter submits it before posting its status: no worker may start it
+    until that message is attached."""
+    return replace(job, announced=True)
