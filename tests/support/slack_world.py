@@ -78,14 +78,12 @@ class World:
         return [r.get("text", "") for r in self.slack.responses]
 
     async def settled(self) -> None:
-        """Wait until the bot has nothing left to do: no job queued or running (its /healthz),
-        and no delivery pending in its outbox (read from the database: /healthz does not say)."""
+        """Wait until the bot has nothing left to do, by its /healthz: no job queued or
+        running, and no delivery left to post."""
 
         async def idle() -> bool:
             health = await wait_healthy(self.proc, self.base)
-            with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
-                [(pending,)] = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchall()
-            return health["queued"] == health["running"] == pending == 0
+            return health["queued"] == health["running"] == health["outbox_pending"] == 0
 
         await self.slack.wait_for(idle)
 
