@@ -25,6 +25,7 @@ from bot.providers.limits import AdaptiveConcurrency, LocalRateLimiter, SharedRa
 from bot.providers.router import Route, RoutedProvider
 from bot.service import ImagineService
 from bot.settings import Settings
+from bot.sign_in import SignIn
 from bot.store.ports import Store
 from bot.store.sqlite import SQLiteStore
 from bot.worker import Worker
@@ -257,6 +258,22 @@ class Runtime:
         await self.store.close()
 
 
+def sign_in(runtime: Runtime) -> SignIn:
+    """The dashboard's link signer; a ConfigError without IMAGINE_WEB_SECRET."""
+    settings = runtime.settings
+    if settings.imagine_web_secret is None:
+        raise ConfigError(
+            "The web dashboard needs IMAGINE_WEB_SECRET (32+ characters, e.g. from `openssl rand -hex 32`), "
+            "the same in every process, to sign its links and sessions."
+        )
+    return SignIn(
+        runtime.store,
+        settings.imagine_web_secret.get_secret_value(),
+        settings.public_url,
+        session_seconds=settings.imagine_web_session_hours * 3600,
+    )
+
+
 @dataclass(frozen=True)
 class Role:
     """What one process runs. `run` is everything in one process; the others
@@ -291,6 +308,12 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
         ]
     )
     closers: list[Callable[[], Awaitable[None]]] = []
+    if role.http and settings.web_configured:
+        from adapters.web.app import add_dashboard
+
+        add_dashboard(web_app, runtime.service, sign_in(runtime))
+    elif role.http:
+        log.info("web dashboard off: set IMAGINE_WEB_SECRET to serve it")
     slack = None
     if role.slack and settings.slack_configured:
         from adapters.slack.app import SlackAdapter

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from bot.money import to_micros
 from bot.money.admission import with_default_team_budget
@@ -60,6 +61,11 @@ class BudgetDesk:
             team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
             budgets=await self._store.budget_statuses(team, channel, user, self.default_team_budget(team)),
         )
+
+    async def daily_spend(self, team: str, days: int) -> list[dict[str, Any]]:
+        """What the team was charged per UTC day and model, over the last `days` days (today included)."""
+        since = period_start(Period.DAY, self._clock()) - (days - 1) * 86400
+        return await self._store.daily_spend_by_model(team, since)
 
     async def statuses(self, team: str) -> list[BudgetStatus]:
         """Every budget of the team (the default team budget when it has none of its own), figured now."""

@@ -30,6 +30,7 @@ from bot.reports import render_ledger
 from bot.result_notes import hedge_note, stale_note
 from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.settings import Settings
+from bot.sign_in import Role
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
     Accepted,
@@ -295,6 +296,21 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.team.strip() or not args.user.strip():
+        raise CliError("--team and --user must not be blank", EXIT_INVALID)
+    runtime = await bootstrap.build(settings, notifiers=[])
+    try:
+        if not runtime.service.team_allowed(args.team):
+            raise CliError(f"team {args.team} is not on the [access] teams allow-list", EXIT_INVALID)
+        sign_in = bootstrap.sign_in(runtime)
+        print(sign_in.link(args.team, args.user, Role.MODERATOR if args.moderator else Role.MEMBER))
+    finally:
+        await runtime.close()
+    print("(one use, valid for 10 minutes)", file=sys.stderr)
+    return EXIT_OK
+
+
 async def run_doctor(settings: Settings) -> int:
     provider = bootstrap.build_provider(settings) if settings.provider_configured else None
     runtime = await bootstrap.build(settings, notifiers=[], provider=provider)
@@ -361,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(budget(settings, args))
         if args.command == "usage":
             return asyncio.run(usage(settings, args))
+        if args.command == "dashboard-link":
+            return asyncio.run(dashboard_link(settings, args))
         if args.command == "doctor":
             return asyncio.run(run_doctor(settings))
         return asyncio.run(run(settings, args.command))

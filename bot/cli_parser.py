@@ -70,4 +70,8 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--all-entries", action="store_true", help="also list reservations and releases, not just charges"
     )
+    link = sub.add_parser("dashboard-link", help="print a one-time sign-in link to the web dashboard (10 minutes)")
+    link.add_argument("--team", required=True, help="the team (Slack team / Discord guild id) it signs in to")
+    link.add_argument("--user", required=True, help="who signs in (their chat user id)")
+    link.add_argument("--moderator", action="store_true", help="sign in as a moderator of the team")
     return top

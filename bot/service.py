@@ -324,6 +324,13 @@ class ImagineService:
             return refused
         return await self._budgets.usage(team, user, channel)
 
+    async def daily_spend(self, team: str, days: int = 30, *, platform: str = "") -> list[dict[str, Any]] | Refused:
+        """The team's charges per UTC day and model over the last `days` days: rows of day
+        (its midnight, epoch seconds), model and micros."""
+        if (refused := off_allow_list(self._policies, team, platform)) is not None:
+            return refused
+        return await self._budgets.daily_spend(team, days)
+
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
             return refused

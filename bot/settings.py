@@ -67,7 +67,18 @@ class Settings(BaseSettings):
     imagine_batch_max: int = Field(default=100, ge=1, le=1000)
     imagine_batch_poll: float = Field(default=60.0, gt=0)
 
+    # The web dashboard (adapters/web). Its links' base, e.g. https://imagine.example.com; unset means
+    # http://localhost:PORT (fine for an operator on the same machine).
+    imagine_public_url: str | None = None
+    # Signs sign-in links and session cookies (32+ characters). Unset: no dashboard at all, since a
+    # secret made up at start would differ between processes and break every link on restart.
+    imagine_web_secret: SecretStr | None = None
+    # How long a dashboard session lasts after signing in.
+    imagine_web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     @field_validator(
+        "imagine_public_url",
+        "imagine_web_secret",
         "gemini_api_key",
         "openai_compat_api_key",
         "slack_bot_token",
@@ -87,6 +98,28 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_location_is_global(cls, value: object) -> object:
         return "global" if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    @field_validator("imagine_web_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. the output of `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("imagine_public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://, e.g. https://imagine.example.com")
+        return value.rstrip("/") if value is not None else None
+
+    @property
+    def web_configured(self) -> bool:
+        return self.imagine_web_secret is not None
+
+    @property
+    def public_url(self) -> str:
+        return self.imagine_public_url or f"http://localhost:{self.port}"
 
     @property
     def gemini_configured(self) -> bool:

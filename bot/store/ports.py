@@ -301,7 +301,19 @@ class ChatContext(Protocol):
         seconds until the oldest slot frees. Atomic across processes."""
 
 
-class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Protocol):
+class Dashboard(Protocol):
+    """The web dashboard's rows (bot/sign_in.py, the overview)."""
+
+    async def use_sign_in_link(self, link_id: str, team: str, user: str, expires_at: float) -> bool:
+        """Claim a sign-in link once: True the first time, False for every later try (any process).
+        Claims of links expired by now are pruned."""
+
+    async def daily_spend_by_model(self, team: str, since: float) -> list[dict[str, Any]]:
+        """The team's settlements since `since`, summed per UTC day and model: rows of
+        day (the day's midnight, epoch seconds), model and micros, by day then model."""
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
 
     async def open(self) -> None: ...

@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.money.admission import Admission, Charge, Denied
 from bot.store.chat import ChatOperations
+from bot.store.dashboard import DashboardOperations
 from bot.store.ledger import LedgerOperations
 from bot.store.lookups import LookupOperations
 from bot.store.outbox import OutboxOperations
@@ -43,7 +44,7 @@ from bot.types import (
 )
 
 
-class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, ChatOperations):
+class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, ChatOperations, DashboardOperations):
     @reads
     async def job_for_key(self, tx: Tx, idempotency_key: str, window: float | None) -> int | None:
         since = self._clock() - window if window is not None else float("-inf")

@@ -18,6 +18,10 @@ FOR NO KEY UPDATE
 -- fragment: set_json
 jsonb_set($1, ARRAY['$2'], to_jsonb(CAST(:$3 AS TEXT)))
 
+-- The UTC midnight (epoch seconds) of a row's created_at.
+-- fragment: utc_day
+(CAST(FLOOR(created_at / 86400) AS BIGINT) * 86400)
+
 -- fragment: in
 = ANY(:$1)
 

@@ -383,3 +383,21 @@ SELECT COUNT(*) AS n, MIN(taken_at) AS oldest FROM rate_slots WHERE key = :key
 
 -- name: take_rate_slot
 INSERT INTO rate_slots (key, taken_at) VALUES (:key, :now)
+
+
+-- ---- web dashboard --------------------------------------------------------
+
+-- name: prune_sign_in_links
+DELETE FROM sign_in_links WHERE expires_at < :now
+
+-- The primary key is the claim: of two opens at once (any processes), exactly one inserts.
+-- name: use_sign_in_link
+INSERT INTO sign_in_links (link_id, team, "user", used_at, expires_at)
+VALUES (:link_id, :team, :user, :now, :expires_at)
+ON CONFLICT DO NOTHING
+
+-- Settlements per UTC day and model since :since (a day is its midnight, in epoch seconds).
+-- name: daily_spend_by_model
+SELECT {utc_day} AS day, model, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
+WHERE team = :team AND entry = 'settlement' AND created_at >= :since
+GROUP BY {utc_day}, model ORDER BY day, model

@@ -13,6 +13,10 @@ json_extract($1, '$.$2')
 -- fragment: set_json
 json_set($1, '$.$2', :$3)
 
+-- The UTC midnight (epoch seconds) of a row's created_at.
+-- fragment: utc_day
+(CAST(created_at AS INTEGER) / 86400 * 86400)
+
 -- fragment: in
 IN (SELECT value FROM json_each(:$1))
 

@@ -1,0 +1,204 @@
+"""The web dashboard: server-rendered pages on the bot's own aiohttp server, under /dashboard.
+
+It speaks to the core only: bot.sign_in for links and sessions, the service for the
+team's money. A session sees its own team and nothing else: every read takes the team
+from the signed session, never from the request. Every POST must carry the session's
+CSRF token (the middleware refuses it otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from adapters.web.charts import budget_bar, daily_chart
+from bot.money.budgets import Period, period_start
+from bot.service import ImagineService
+from bot.sign_in import LinkProblem, Refusal, Session, SignIn
+from bot.types import Refused
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+PREFIX = "/dashboard"
+COOKIE = "imagine_session"
+PLATFORM = "web"
+SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in", SignIn)
+SERVICE: web.AppKey[ImagineService] = web.AppKey("service", ImagineService)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock", Callable[[], float])  # type: ignore[arg-type]
+
+# What each refused link shows, and its status: 403 for a link not ours, 410 for one used up.
+PROBLEMS: dict[LinkProblem, tuple[int, str, str]] = {
+    LinkProblem.FORGED: (
+        403,
+        "This link is not valid",
+        "It was not made by this bot, or part of it was lost when it was copied. Ask for a new link and open it whole.",
+    ),
+    LinkProblem.EXPIRED: (
+        410,
+        "This link has expired",
+        "Sign-in links work for 10 minutes. Ask for a new one.",
+    ),
+    LinkProblem.USED: (
+        410,
+        "This link was already used",
+        "A sign-in link works once. If that was not you, tell a moderator; either way, ask for a new link.",
+    ),
+    LinkProblem.RATE_LIMITED: (
+        429,
+        "Too many invalid links",
+        "This device opened too many links that did not work. Wait a few minutes, then use a new link.",
+    ),
+    LinkProblem.UNAVAILABLE: (
+        503,
+        "The dashboard is unavailable",
+        "Its database cannot be reached just now. Try the same link again in a minute.",
+    ),
+}
+
+
+def add_dashboard(
+    app: web.Application,
+    service: ImagineService,
+    sign_in: SignIn,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Serve the dashboard under /dashboard of `app` (the bot's HTTP server)."""
+    dashboard = web.Application(middlewares=[_guard])
+    dashboard[SIGN_IN] = sign_in
+    dashboard[SERVICE] = service
+    dashboard[CLOCK] = clock
+    aiohttp_jinja2.setup(
+        dashboard,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    dashboard.add_routes(
+        [
+            web.get("/", overview, name="overview"),
+            web.get("/sign-in/{token}", open_link),
+            web.post("/sign-out", sign_out),
+            web.static("/static", HERE / "static"),
+        ]
+    )
+    app.add_subapp(PREFIX, dashboard)
+
+
+def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, {"prefix": PREFIX, "page": "", **context}, status=status)
+
+
+def problem(request: web.Request, status: int, title: str, detail: str, session: Session | None = None) -> web.Response:
+    return _page(request, "problem.html", status, title=title, detail=detail, session=session)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    """CSRF on every POST, friendly pages for errors (never a traceback), and headers that keep
+    pages out of caches, frames and other sites' Referer."""
+    try:
+        if request.method == "POST":
+            session = request.app[SIGN_IN].session(request.cookies.get(COOKIE))
+            form = await request.post()
+            sent = form.get("csrf")
+            if session is None or not session.csrf_ok(sent if isinstance(sent, str) else None):
+                log.warning("dashboard: POST %s refused: no valid CSRF token (from %s)", request.path, request.remote)
+                response: web.StreamResponse = problem(
+                    request,
+                    403,
+                    "This form has expired",
+                    "It was not sent from a page of your current session. Go back to the dashboard, "
+                    "reload the page and try again.",
+                )
+            else:
+                response = await handler(request)
+        else:
+            response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = problem(request, exc.status, exc.reason, "There is no such page here.")
+    except Exception:
+        log.exception("dashboard: %s %s failed", request.method, request.path)
+        response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    return response
+
+
+async def open_link(request: web.Request) -> web.StreamResponse:
+    sign_in = request.app[SIGN_IN]
+    opened = await sign_in.open_link(request.match_info["token"], request.remote or "unknown")
+    if isinstance(opened, Refusal):
+        status, title, detail = PROBLEMS[opened.problem]
+        response = problem(request, status, title, detail)
+        if opened.retry_after:
+            response.headers["Retry-After"] = str(int(opened.retry_after) + 1)
+        return response
+    _, cookie = opened
+    response = web.Response(status=303, headers={"Location": PREFIX + "/"})
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(sign_in.session_seconds),
+        path=PREFIX,
+        httponly=True,
+        samesite="Lax",
+        secure=sign_in.secure_cookies,
+    )
+    return response
+
+
+def signed_in(request: web.Request) -> Session | None:
+    return request.app[SIGN_IN].session(request.cookies.get(COOKIE))
+
+
+def signed_out(request: web.Request) -> web.Response:
+    return problem(
+        request,
+        401,
+        "You are not signed in",
+        "Ask the bot for a dashboard link (or an operator: python -m bot dashboard-link), then open it.",
+    )
+
+
+async def overview(request: web.Request) -> web.Response:
+    session = signed_in(request)
+    if session is None:
+        return signed_out(request)
+    service = request.app[SERVICE]
+    usage = await service.usage(session.team, session.user, None, platform=PLATFORM)
+    daily = await service.daily_spend(session.team, 30, platform=PLATFORM)
+    if isinstance(usage, Refused) or isinstance(daily, Refused):
+        refused = usage if isinstance(usage, Refused) else daily
+        assert isinstance(refused, Refused)
+        return problem(request, 403, "Not available for this team", refused.detail, session)
+    today = period_start(Period.DAY, request.app[CLOCK]())
+    return _page(
+        request,
+        "overview.html",
+        session=session,
+        bars=[budget_bar(status) for status in usage.budgets],
+        chart=daily_chart(daily, today, 30),
+    )
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    session = signed_in(request)
+    response = _page(request, "signed_out.html", session=None)
+    response.del_cookie(COOKIE, path=PREFIX)
+    if session is not None:
+        log.info("sign-out: team=%s user=%s", session.team, session.user)
+    return response
