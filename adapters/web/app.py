@@ -85,7 +85,8 @@ def add_dashboard(
     dashboard.add_routes(
         [
             web.get("/", overview, name="overview"),
-            web.get("/sign-in/{token}", open_link),
+            # GET only: a HEAD (a link checker, a preview) must not use the link up.
+            web.get("/sign-in/{token}", open_link, allow_head=False),
             web.post("/sign-out", sign_out),
             web.static("/static", HERE / "static"),
         ]
@@ -111,7 +112,9 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
             form = await request.post()
             sent = form.get("csrf")
             if session is None or not session.csrf_ok(sent if isinstance(sent, str) else None):
-                log.warning("dashboard: POST %s refused: no valid CSRF token (from %s)", request.path, request.remote)
+                log.warning(
+                    "dashboard: POST %s refused: no valid CSRF token (from %s)", _route(request), request.remote
+                )
                 response: web.StreamResponse = problem(
                     request,
                     403,
@@ -128,7 +131,7 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
             raise
         response = problem(request, exc.status, exc.reason, "There is no such page here.")
     except Exception:
-        log.exception("dashboard: %s %s failed", request.method, request.path)
+        log.exception("dashboard: %s %s failed", request.method, _route(request))
         response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -136,6 +139,12 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
     return response
+
+
+def _route(request: web.Request) -> str:
+    """The route, not the path, for logs: a sign-in path holds its token."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:

@@ -87,6 +87,7 @@ class DailyChart:
     legend: list[tuple[str, str]]  # (model, colour)
     max_total: str
     total: str
+    labels: list[tuple[float, str, str]]  # under the axis: (x, text-anchor, YYYY-MM-DD)
 
     @property
     def empty(self) -> bool:
@@ -127,4 +128,5 @@ def daily_chart(rows: list[dict[str, Any]], today_midnight: float, days: int = 3
         legend=[(m, colours[m]) for m in models],
         max_total=usd(busiest),
         total=usd(sum(c.total_micros for c in columns)),
+        labels=[(0.0, "start", columns[0].day), (float(PLOT_WIDTH), "end", columns[-1].day)],
     )

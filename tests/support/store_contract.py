@@ -8,7 +8,8 @@ from dataclasses import replace
 from bot.money.admission import Admission, Charge
 from bot.money.budgets import Budget, Period, Scope
 from bot.money.quotas import QuotaLimits
-from bot.types import CheckedImage, Lane
+from bot.store.ports import final_delivery_key
+from bot.types import CheckedImage, Lane, NewDelivery, Usage
 from tests.support.images import png_bytes
 from tests.support.jobs import new_job, spec
 
@@ -33,3 +34,21 @@ def announced(job):
     """The job as an adapter submits it before posting its status: no worker may start it
     until that message is attached."""
     return replace(job, announced=True)
+
+
+async def settle(store, team: str, model: str, cost: int, prompt: str, user: str = "U1") -> int:
+    """Submit, lease and complete one job charged `cost`: a settlement in the ledger at the
+    store's clock. Returns the job's id."""
+    job = replace(new_job(team, prompt=prompt), user=user, spec=spec(prompt, model_alias=model))
+    await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None)))
+    leased = await store.lease("w", 60)
+    await store.complete(
+        leased.id,
+        leased.worker_id,
+        leased.attempt,
+        output_image(),
+        {},
+        NewDelivery(final_delivery_key(leased.id), "result", {}),
+        Charge(cost, Usage(prompt_tokens=1, image_tokens=1), "succeeded"),
+    )
+    return leased.id

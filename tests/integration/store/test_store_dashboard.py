@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
-from bot.money.admission import Admission, Charge
-from bot.money.quotas import QuotaLimits
-from bot.store.ports import final_delivery_key
-from bot.types import CheckedImage, NewDelivery, Usage
-from tests.support.images import png_bytes
-from tests.support.jobs import new_job, spec
+from tests.support.store_contract import settle
 
 DAY = 86400
 
@@ -36,21 +30,6 @@ async def test_claims_of_expired_links_are_pruned(store, clock):
     # The next claim prunes it (the link itself is refused as expired before it gets here).
     await store.use_sign_in_link("new", "T1", "U1", clock.now + 600)
     assert await store.use_sign_in_link("old", "T1", "U1", clock.now + 600) is True
-
-
-async def settle(store, team: str, model: str, cost: int, prompt: str) -> None:
-    job = replace(new_job(team, prompt=prompt), spec=spec(prompt, model_alias=model))
-    await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None)))
-    leased = await store.lease("w", 60)
-    await store.complete(
-        leased.id,
-        leased.worker_id,
-        leased.attempt,
-        CheckedImage(png_bytes(), "image/png", 8, 8, "0" * 64),
-        {},
-        NewDelivery(final_delivery_key(leased.id), "result", {}),
-        Charge(cost, Usage(prompt_tokens=1, image_tokens=1), "succeeded"),
-    )
 
 
 async def test_daily_spend_sums_settlements_per_utc_day_and_model(store, clock):

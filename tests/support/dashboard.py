@@ -1,0 +1,51 @@
+"""The web dashboard in process for tests: a real SQLite store, the service, sign-in and the
+aiohttp app with the dashboard's routes, on a loopback port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from adapters.web.app import add_dashboard
+from bot.catalog import load_catalog
+from bot.service import ImagineService
+from bot.sign_in import Role, SignIn
+from bot.store.sqlite import SQLiteStore
+from tests.support.clock import FakeClock
+
+SECRET = "test-secret-" + "x" * 32
+
+
+@dataclass
+class Dashboard:
+    store: SQLiteStore
+    clock: FakeClock
+    sign_in: SignIn
+    base: str  # http://127.0.0.1:PORT
+    runner: web.AppRunner
+
+    def link(self, team: str = "T1", user: str = "U1", role: Role = Role.MEMBER) -> str:
+        """A fresh sign-in link, on this server."""
+        made = urlsplit(self.sign_in.link(team, user, role))
+        return self.base + made.path
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.store.close()
+
+
+async def start_dashboard(path: str, clock: FakeClock, *, public_url: str = "http://127.0.0.1") -> Dashboard:
+    store = SQLiteStore(path, clock=clock)
+    await store.open()
+    service = ImagineService(store, load_catalog(), clock=clock)
+    sign_in = SignIn(store, SECRET, public_url, session_seconds=3600, clock=clock)
+    app = web.Application()
+    add_dashboard(app, service, sign_in, clock=clock)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return Dashboard(store, clock, sign_in, f"http://127.0.0.1:{port}", runner)
