@@ -67,6 +67,10 @@ class BudgetDesk:
         since = period_start(Period.DAY, self._clock()) - (days - 1) * 86400
         return await self._store.daily_spend_by_model(team, since)
 
+    async def top_spenders(self, team: str, limit: int) -> dict[str, list[tuple[str, int]]]:
+        """This month's biggest spenders of the team, by user and by channel."""
+        return await self._store.top_spenders(team, period_start(Period.MONTH, self._clock()), limit)
+
     async def statuses(self, team: str) -> list[BudgetStatus]:
         """Every budget of the team (the default team budget when it has none of its own), figured now."""
         statuses = []

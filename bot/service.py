@@ -331,6 +331,15 @@ class ImagineService:
             return refused
         return await self._budgets.daily_spend(team, days)
 
+    async def top_spenders(
+        self, team: str, limit: int = 5, *, platform: str = ""
+    ) -> dict[str, list[tuple[str, int]]] | Refused:
+        """This month's `limit` biggest spenders of the team: {"user": [...], "channel": [...]},
+        each a list of (name, micros), most first."""
+        if (refused := off_allow_list(self._policies, team, platform)) is not None:
+            return refused
+        return await self._budgets.top_spenders(team, limit)
+
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
             return refused

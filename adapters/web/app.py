@@ -18,7 +18,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from adapters.web.charts import budget_bar, daily_chart
+from adapters.web.charts import budget_bar, daily_chart, ranking
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
 from bot.sign_in import LinkProblem, Refusal, Session, SignIn
@@ -190,10 +190,11 @@ async def overview(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     usage = await service.usage(session.team, session.user, None, platform=PLATFORM)
     daily = await service.daily_spend(session.team, 30, platform=PLATFORM)
-    if isinstance(usage, Refused) or isinstance(daily, Refused):
-        refused = usage if isinstance(usage, Refused) else daily
-        assert isinstance(refused, Refused)
-        return problem(request, 403, "Not available for this team", refused.detail, session)
+    top = await service.top_spenders(session.team, 5, platform=PLATFORM)
+    for answer in (usage, daily, top):
+        if isinstance(answer, Refused):
+            return problem(request, 403, "Not available for this team", answer.detail, session)
+    assert not isinstance(usage, Refused) and not isinstance(daily, Refused) and not isinstance(top, Refused)
     today = period_start(Period.DAY, request.app[CLOCK]())
     return _page(
         request,
@@ -201,6 +202,8 @@ async def overview(request: web.Request) -> web.Response:
         session=session,
         bars=[budget_bar(status) for status in usage.budgets],
         chart=daily_chart(daily, today, 30),
+        top_users=ranking(top["user"]),
+        top_channels=ranking(top["channel"]),
     )
 
 

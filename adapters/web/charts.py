@@ -130,3 +130,20 @@ def daily_chart(rows: list[dict[str, Any]], today_midnight: float, days: int = 3
         total=usd(sum(c.total_micros for c in columns)),
         labels=[(0.0, "start", columns[0].day), (float(PLOT_WIDTH), "end", columns[-1].day)],
     )
+
+
+@dataclass(frozen=True)
+class Rank:
+    name: str
+    micros: int
+    amount: str
+    percent: float  # of the first (biggest) one: the bar's width
+
+
+def ranking(entries: list[tuple[str, int]]) -> list[Rank]:
+    """Names with what they spent, most first, each bar against the biggest."""
+    top = max((micros for _, micros in entries), default=0)
+    return [
+        Rank(name or "(none)", micros, usd(micros), round(100.0 * micros / top, 2) if top else 0.0)
+        for name, micros in entries
+    ]

@@ -23,3 +23,13 @@ class DashboardOperations(Operations):
             {"day": float(r["day"]), "model": r["model"], "micros": int(r["micros"])}
             for r in await tx.all("daily_spend_by_model", team=team, since=since)
         ]
+
+    @reads
+    async def top_spenders(self, tx: Tx, team: str, since: float, limit: int) -> dict[str, list[tuple[str, int]]]:
+        return {
+            by: [
+                (r["name"], int(r["micros"]))
+                for r in await tx.all(f"spend_by_{by}", team=team, since=since, limit=limit)
+            ]
+            for by in ("user", "channel")
+        }

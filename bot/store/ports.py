@@ -312,6 +312,10 @@ class Dashboard(Protocol):
         """The team's settlements since `since`, summed per UTC day and model: rows of
         day (the day's midnight, epoch seconds), model and micros, by day then model."""
 
+    async def top_spenders(self, team: str, since: float, limit: int) -> dict[str, list[tuple[str, int]]]:
+        """The team's `limit` biggest spenders since `since`: {"user": [(user, micros)...],
+        "channel": [(channel, micros)...]}, most first (ties by name)."""
+
 
 class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""

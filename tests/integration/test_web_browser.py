@@ -62,6 +62,7 @@ async def test_sign_in_through_a_link_lands_on_the_overview(dashboard, page):
     assert response is not None and response.status == 200
     assert page.url == dashboard.base + "/dashboard/"
     assert await page.get_by_role("heading", name="Overview", level=1).is_visible()
+    assert await page.title() == "Overview · imagine-bot"
     assert "U1 · T1 · moderator" in await page.inner_text("header")
     # The cookie as the browser holds it: HttpOnly, SameSite=Lax, this path only.
     [cookie] = await page.context.cookies()
@@ -142,6 +143,11 @@ async def test_the_overview_draws_the_ledger_s_figures(dashboard, page):
     assert await mine.locator("rect.used").get_attribute("data-percent") == "90.0"
     assert await mine.locator("rect.used").get_attribute("class") == "used warn"
     assert "Spent $1.80, held $0.00, left $0.20" in await mine.inner_text()
+    # This month's top spenders (if the month began within the last two days, only today's count).
+    users = page.locator('ol[data-top="user"] li')
+    names = [await users.nth(i).get_attribute("data-name") for i in range(await users.count())]
+    assert names[0] == "U1" and "U2" in names
+    assert await page.locator('ol[data-top="user"] li[data-name="U2"]').get_attribute("data-micros") == "300000"
     await shot(page, "overview")
 
     # On a phone: nothing wider than the screen.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from adapters.web.charts import PLOT_HEIGHT, budget_bar, daily_chart
+from adapters.web.charts import PLOT_HEIGHT, budget_bar, daily_chart, ranking
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope
 
 TODAY = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
@@ -44,3 +44,13 @@ def test_a_budget_bar_shows_used_against_the_limit_and_the_threshold():
     assert (bar.limit, bar.spent, bar.held, bar.left) == ("$10.00", "$6.00", "$2.50", "$1.50")
     over = budget_bar(BudgetStatus(budget, spent_micros=12_000_000, reserved_micros=0, resets_at=TODAY))
     assert over.percent == 100.0 and over.over
+
+
+def test_a_ranking_measures_each_bar_against_the_biggest():
+    ranks = ranking([("U1", 400_000), ("U2", 100_000), ("", 50_000)])
+    assert [(r.name, r.amount, r.percent) for r in ranks] == [
+        ("U1", "$0.40", 100.0),
+        ("U2", "$0.10", 25.0),
+        ("(none)", "$0.05", 12.5),
+    ]
+    assert ranking([]) == []

@@ -401,3 +401,14 @@ ON CONFLICT DO NOTHING
 SELECT {utc_day} AS day, model, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
 WHERE team = :team AND entry = 'settlement' AND created_at >= :since
 GROUP BY {utc_day}, model ORDER BY day, model
+
+-- The team's biggest spenders since :since, by user (or channel: the statement below).
+-- name: spend_by_user
+SELECT "user" AS name, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
+WHERE team = :team AND entry = 'settlement' AND created_at >= :since
+GROUP BY "user" ORDER BY micros DESC, name LIMIT :limit
+
+-- name: spend_by_channel
+SELECT channel AS name, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
+WHERE team = :team AND entry = 'settlement' AND created_at >= :since
+GROUP BY channel ORDER BY micros DESC, name LIMIT :limit

@@ -53,3 +53,14 @@ async def test_daily_spend_sums_settlements_per_utc_day_and_model(store, clock):
         {"day": day0 + DAY, "model": "pro", "micros": 7_000}
     ]
     assert await store.daily_spend_by_model("T3", since=0) == []
+
+
+async def test_top_spenders_by_user_and_channel(store, clock):
+    since = clock.now
+    for team, user, cost in (("T1", "U1", 100), ("T1", "U2", 300), ("T1", "U1", 250), ("T1", "U3", 50)):
+        await settle(store, team, "pro", cost, f"{user}{cost}", user=user)
+    await settle(store, "T2", "pro", 9_999, "other team", user="U1")
+    top = await store.top_spenders("T1", since=since, limit=2)
+    assert top["user"] == [("U1", 350), ("U2", 300)]
+    assert top["channel"] == [("C1", 700)]
+    assert await store.top_spenders("T1", since=clock.now + 1, limit=5) == {"user": [], "channel": []}
