@@ -35,7 +35,6 @@ from bot.specs import SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
     EditRequest,
-    GenerationSpec,
     ImagineRequest,
     InputImage,
     InvalidRequest,
@@ -165,18 +164,6 @@ class ImagineService:
         except StoreUnavailable:
             log.exception("store unavailable; request refused")
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
-
-    def _spec(
-        self,
-        req: ImagineRequest | EditRequest,
-        text: str,
-        model: str | None,
-        aspect_ratio: str | None,
-        size: str | None,
-        parent_image_id: int | None,
-        attachments: int,
-    ) -> GenerationSpec:
-        return self._specs.spec(req, text, model, aspect_ratio, size, parent_image_id, attachments)
 
     async def rerun(
         self,

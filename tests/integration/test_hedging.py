@@ -212,7 +212,7 @@ def test_a_team_without_a_fallback_is_never_hedged():
 
     service = ImagineService(None, load_catalog(), policies=PolicyBook({"hedge_after_s": 5}))
     request = ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond")
-    assert service._spec(request, "a koi pond", "pro", None, None, None, 0).hedge_after_s is None
+    assert service._specs.spec(request, "a koi pond", "pro", None, None, None, 0).hedge_after_s is None
 
 
 async def test_when_both_calls_fail_the_pairs_other_call_is_never_the_error_raised(fake):
