@@ -73,6 +73,28 @@ def _dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))  # Discord sends compact JSON
 
 
+def user_object(
+    user_id: int, username: str, global_name: str | None, *, discriminator: str = "0", bot: bool = False
+) -> dict:
+    """A User object with every field Discord's API returns for one."""
+    return {
+        "id": str(user_id),
+        "username": username,
+        "global_name": global_name,
+        "discriminator": discriminator,
+        "avatar": None,
+        **({"bot": True} if bot else {}),
+        "public_flags": 0,
+        "flags": 0,
+        "banner": None,
+        "accent_color": None,
+        "avatar_decoration_data": None,
+        "collectibles": None,
+        "primary_guild": None,
+        "clan": None,
+    }
+
+
 def _iso(snowflake: int) -> str:
     """The creation time a snowflake encodes, in Discord's timestamp format."""
     ms = (snowflake >> 22) + DISCORD_EPOCH

@@ -23,6 +23,7 @@ from tests.fakes.discord_model import (
     _form_error,
     _sniff,
     unknown,
+    user_object,
 )
 
 
@@ -213,21 +214,7 @@ class RestPlumbing:
         return self._user_json(int(user_id))
 
     async def _get_application(self, request, body) -> dict:
-        owner = {
-            "id": str(self.guild_id + 9),
-            "username": "owner",
-            "global_name": "Owner",
-            "discriminator": "0",
-            "avatar": None,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "avatar_decoration_data": None,
-            "collectibles": None,
-            "primary_guild": None,
-            "clan": None,
-        }
+        owner = user_object(self.guild_id + 9, "owner", "Owner")
         return {
             "id": str(self.app_id),
             "name": self.bot_name,

@@ -67,6 +67,7 @@ from tests.fakes.discord_model import (
     _Pending,
     _Session,
     _walk,
+    user_object,
 )
 from tests.fakes.discord_rest import RestPlumbing
 from tests.fakes.discord_state import GuildState
@@ -164,21 +165,7 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     def add_member(self, user_id: int, *, manage_guild: bool = False, name: str | None = None) -> dict:
         """A guild member; with manage_guild they hold the Moderators role (MANAGE_GUILD)."""
         name = name or f"user{user_id}"
-        user = {
-            "id": str(user_id),
-            "username": name,
-            "global_name": name.title(),
-            "discriminator": "0",
-            "avatar": None,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "avatar_decoration_data": None,
-            "collectibles": None,
-            "primary_guild": None,
-            "clan": None,
-        }
+        user = user_object(user_id, name, name.title())
         self._add_member_record(user_id, user, roles=[self.guild_id + 2] if manage_guild else [])
         return self._member_json(user_id, permissions=True)
 

@@ -14,6 +14,7 @@ from tests.fakes.discord_model import (
     _now_iso,
     _Session,
     unknown,
+    user_object,
 )
 
 
@@ -30,22 +31,7 @@ class GuildState(Messages):
         return value
 
     def _bot_user(self) -> dict:
-        return {
-            "id": str(self.bot_user_id),
-            "username": self.bot_name,
-            "global_name": None,
-            "discriminator": "4242",
-            "avatar": None,
-            "bot": True,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-            "avatar_decoration_data": None,
-            "collectibles": None,
-            "primary_guild": None,
-            "clan": None,
-        }
+        return user_object(self.bot_user_id, self.bot_name, None, discriminator="4242", bot=True)
 
     def _add_member_record(self, user_id: int, user: dict, *, roles: list[int]) -> None:
         self._members[user_id] = {"user": user, "roles": roles, "joined_at": _now_iso(), "nick": None}
