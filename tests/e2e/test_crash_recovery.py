@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
 from tests.fakes.gemini_server import FakeGemini
-from tests.support.bot_process import bot_env
+from tests.support.bot_process import bot_env, start_worker
 from tests.support.jobs import new_job
 from tests.support.probe import eventually
 
@@ -23,19 +22,6 @@ def worker_env(fake: FakeGemini, db: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{db}",
         IMAGINE_LEASE_SECONDS="2",
         IMAGINE_WORKERS="1",
-    )
-
-
-async def start_worker(env: dict[str, str], cwd: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "worker",
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
     )
 
 

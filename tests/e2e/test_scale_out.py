@@ -21,7 +21,7 @@ from bot.store.postgres import PostgresStore
 from bot.types import Accepted, ImagineRequest, JobState
 from policies.config import PolicyBook
 from tests.fakes.gemini_server import FakeGemini
-from tests.support.bot_process import bot_env
+from tests.support.bot_process import bot_env, start_worker
 from tests.support.postgres import drop_schema, unique_schema
 from tests.support.probe import eventually
 
@@ -55,7 +55,7 @@ def request(n: int) -> ImagineRequest:
     return ImagineRequest(team="T1", channel="C1", user=f"U{n % 7}", platform="cli", prompt=f"a koi pond #{n}")
 
 
-async def start_worker(fake: FakeGemini, url: str, cwd, *, slots: int = 4, lease: float = 30):
+async def start_pg_worker(fake: FakeGemini, url: str, cwd, *, slots: int = 4, lease: float = 30):
     env = bot_env(
         GEMINI_API_KEY="k",
         GEMINI_BASE_URL=fake.url,
@@ -64,16 +64,7 @@ async def start_worker(fake: FakeGemini, url: str, cwd, *, slots: int = 4, lease
         IMAGINE_LEASE_SECONDS=str(lease),
         IMAGINE_CACHE_TTL="0",
     )
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "worker",
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    return await start_worker(env, cwd)
 
 
 async def stop(procs) -> None:
@@ -96,7 +87,7 @@ async def test_four_worker_processes_drain_a_thousand_jobs_each_exactly_once(pg,
     jobs = [await svc.submit(request(n)) for n in range(1000)]
     assert all(isinstance(j, Accepted) for j in jobs)
     async with FakeGemini(image_scale=0.01) as fake:
-        workers = [await start_worker(fake, url, tmp_path) for _ in range(4)]
+        workers = [await start_pg_worker(fake, url, tmp_path) for _ in range(4)]
         try:
 
             async def drained() -> bool:
@@ -175,7 +166,7 @@ async def test_a_sigkilled_worker_loses_no_job_and_charges_none_twice(pg, tmp_pa
     svc = service(store)
     jobs = [await svc.submit(request(n)) for n in range(6)]
     async with FakeGemini(image_scale=0.01, latency=60) as fake:
-        victim = await start_worker(fake, url, tmp_path, slots=3, lease=2)
+        victim = await start_pg_worker(fake, url, tmp_path, slots=3, lease=2)
 
         async def generating() -> bool:
             return len(fake.requests) == 3
@@ -184,7 +175,7 @@ async def test_a_sigkilled_worker_loses_no_job_and_charges_none_twice(pg, tmp_pa
         victim.send_signal(signal.SIGKILL)  # mid-generation, three jobs leased
         await victim.wait()
         fake.latency = 0
-        survivors = [await start_worker(fake, url, tmp_path, slots=2, lease=2) for _ in range(2)]
+        survivors = [await start_pg_worker(fake, url, tmp_path, slots=2, lease=2) for _ in range(2)]
         try:
 
             async def done() -> bool:

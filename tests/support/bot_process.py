@@ -83,6 +83,20 @@ async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: flo
     raise AssertionError("bot did not become healthy")
 
 
+async def start_worker(env: dict[str, str], cwd: Path | str) -> asyncio.subprocess.Process:
+    """`python -m bot worker` (no HTTP side): the process, its log on stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def start_bot(command: str, env: dict[str, str], cwd: Path | str) -> tuple[asyncio.subprocess.Process, str]:
     """`python -m bot COMMAND` serving HTTP on PORT=0: the process and its base URL, once healthy."""
     proc = await asyncio.create_subprocess_exec(
