@@ -32,16 +32,9 @@ from bot.store.sqlite import SQLiteStore  # noqa: E402
 from bot.types import Accepted, GenerationResult, ImagineRequest, InputImage, Refused, Usage  # noqa: E402
 from bot.worker import Worker  # noqa: E402
 from policies.config import PolicyBook  # noqa: E402
+from tests.support.jobs import NO_LIMITS  # noqa: E402
 
 TARGET_JOBS_PER_SECOND = 2000
-# No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
-NO_LIMITS = {
-    "user_images_per_day": None,
-    "user_concurrent_jobs": None,
-    "team_queued_jobs": None,
-    "confirm_above_usd": None,
-    "default_team_budget_usd": 1_000_000,
-}
 
 
 class InstantProvider:

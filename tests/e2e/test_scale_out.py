@@ -22,17 +22,9 @@ from bot.types import Accepted, ImagineRequest, JobState
 from policies.config import PolicyBook
 from tests.fakes.gemini_server import FakeGemini
 from tests.support.bot_process import bot_env, start_worker
+from tests.support.jobs import NO_LIMITS
 from tests.support.postgres import drop_schema, unique_schema
 from tests.support.probe import eventually
-
-# No quotas, and a default team budget no run comes near: these measure the queue, not the limits.
-NO_LIMITS = {
-    "user_images_per_day": None,
-    "user_concurrent_jobs": None,
-    "team_queued_jobs": None,
-    "confirm_above_usd": None,
-    "default_team_budget_usd": 1_000_000,
-}
 
 
 @pytest.fixture
