@@ -278,6 +278,15 @@ class ImagineService:
     async def image(self, image_id: int) -> StoredImage | None:
         return await self._store.get_image(image_id)
 
+    async def team_image(self, team: str, image_id: int) -> StoredImage | None:
+        """An image (a job's input or result) when it belongs to `team`; None otherwise, as for
+        an unknown id, so one team cannot learn of another's images."""
+        found = await self._store.get_image(image_id)
+        if found is None or found.job_id is None:
+            return None
+        job = await self._store.get_job(found.job_id)
+        return found if job is not None and job.team == team else None
+
     async def status(self, job_id: int) -> tuple[Job | None, int | None]:
         """The job and, while it is queued, its position (1 = next)."""
         job = await self._store.get_job(job_id)

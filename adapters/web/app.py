@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -19,20 +18,26 @@ import jinja2
 from aiohttp import web
 
 from adapters.web.charts import budget_bar, daily_chart, ranking
+from adapters.web.images import image
+from adapters.web.pages import (
+    CLOCK,
+    COOKIE,
+    HERE,
+    PLATFORM,
+    PREFIX,
+    SERVICE,
+    SIGN_IN,
+    page,
+    problem,
+    signed_in,
+    signed_out,
+)
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
-from bot.sign_in import LinkProblem, Refusal, Session, SignIn
+from bot.sign_in import LinkProblem, Refusal, SignIn
 from bot.types import Refused
 
 log = logging.getLogger(__name__)
-
-HERE = Path(__file__).parent
-PREFIX = "/dashboard"
-COOKIE = "imagine_session"
-PLATFORM = "web"
-SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in", SignIn)
-SERVICE: web.AppKey[ImagineService] = web.AppKey("service", ImagineService)
-CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock", Callable[[], float])  # type: ignore[arg-type]
 
 # What each refused link shows, and its status: 403 for a link not ours, 410 for one used up.
 PROBLEMS: dict[LinkProblem, tuple[int, str, str]] = {
@@ -88,18 +93,11 @@ def add_dashboard(
             # GET only: a HEAD (a link checker, a preview) must not use the link up.
             web.get("/sign-in/{token}", open_link, allow_head=False),
             web.post("/sign-out", sign_out),
+            web.get(r"/images/{image_id}", image, name="image"),
             web.static("/static", HERE / "static"),
         ]
     )
     app.add_subapp(PREFIX, dashboard)
-
-
-def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    return aiohttp_jinja2.render_template(template, request, {"prefix": PREFIX, "page": "", **context}, status=status)
-
-
-def problem(request: web.Request, status: int, title: str, detail: str, session: Session | None = None) -> web.Response:
-    return _page(request, "problem.html", status, title=title, detail=detail, session=session)
 
 
 @web.middleware
@@ -170,19 +168,6 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def signed_in(request: web.Request) -> Session | None:
-    return request.app[SIGN_IN].session(request.cookies.get(COOKIE))
-
-
-def signed_out(request: web.Request) -> web.Response:
-    return problem(
-        request,
-        401,
-        "You are not signed in",
-        "Ask the bot for a dashboard link (or an operator: python -m bot dashboard-link), then open it.",
-    )
-
-
 async def overview(request: web.Request) -> web.Response:
     session = signed_in(request)
     if session is None:
@@ -196,7 +181,7 @@ async def overview(request: web.Request) -> web.Response:
             return problem(request, 403, "Not available for this team", answer.detail, session)
     assert not isinstance(usage, Refused) and not isinstance(daily, Refused) and not isinstance(top, Refused)
     today = period_start(Period.DAY, request.app[CLOCK]())
-    return _page(
+    return page(
         request,
         "overview.html",
         session=session,
@@ -209,7 +194,7 @@ async def overview(request: web.Request) -> web.Response:
 
 async def sign_out(request: web.Request) -> web.Response:
     session = signed_in(request)
-    response = _page(request, "signed_out.html", session=None)
+    response = page(request, "signed_out.html", session=None)
     response.del_cookie(COOKIE, path=PREFIX)
     if session is not None:
         log.info("sign-out: team=%s user=%s", session.team, session.user)

@@ -197,3 +197,21 @@ def test_dashboard_link_prints_a_link_on_the_public_url(tmp_path, capsys, monkey
     out, err = capsys.readouterr()
     assert out.startswith("https://dash.example.com/dashboard/sign-in/") and "10 minutes" in err
     assert main(["dashboard-link", "--team", " ", "--user", "U1"]) == 2
+
+
+async def test_an_image_is_served_to_its_own_team_only(dashboard, browser):
+    ours = (await dashboard.store.get_job(await settle(dashboard.store, "T1", "pro", 134_000, "ours"))).result_image_id
+    theirs = (await dashboard.store.get_job(await settle(dashboard.store, "T2", "pro", 134_000, "x"))).result_image_id
+    async with browser.get(f"{dashboard.base}/dashboard/images/{ours}") as r:
+        assert r.status == 401  # not signed in yet
+    await sign_in(browser, dashboard)
+    async with browser.get(f"{dashboard.base}/dashboard/images/{ours}") as r:
+        body, etag = await r.read(), r.headers["ETag"]
+        assert r.status == 200 and r.content_type == "image/png" and body.startswith(b"\x89PNG")
+        assert r.headers["Cache-Control"] == "private, no-cache"
+    async with browser.get(f"{dashboard.base}/dashboard/images/{ours}", headers={"If-None-Match": etag}) as r:
+        assert r.status == 304 and await r.read() == b""
+    # Another team's image, an unknown id and a malformed one all look the same: not found.
+    for other in (theirs, 999_999, "abc", -1):
+        async with browser.get(f"{dashboard.base}/dashboard/images/{other}") as r:
+            assert r.status == 404 and "No such image" in await r.text()

@@ -1,0 +1,46 @@
+"""What every dashboard page shares: the app's keys, the session of a request, and pages
+rendered from templates (a friendly problem page for every refusal, never a traceback).
+
+Page modules (overview, images, ledger, gallery...) build on this module; adapters.web.app
+registers their routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from bot.service import ImagineService
+from bot.sign_in import Session, SignIn
+
+HERE = Path(__file__).parent
+PREFIX = "/dashboard"
+COOKIE = "imagine_session"
+PLATFORM = "web"
+SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in", SignIn)
+SERVICE: web.AppKey[ImagineService] = web.AppKey("service", ImagineService)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock", Callable[[], float])  # type: ignore[arg-type]
+
+
+def page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, {"prefix": PREFIX, "page": "", **context}, status=status)
+
+
+def problem(request: web.Request, status: int, title: str, detail: str, session: Session | None = None) -> web.Response:
+    return page(request, "problem.html", status, title=title, detail=detail, session=session)
+
+
+def signed_in(request: web.Request) -> Session | None:
+    return request.app[SIGN_IN].session(request.cookies.get(COOKIE))
+
+
+def signed_out(request: web.Request) -> web.Response:
+    return problem(
+        request,
+        401,
+        "You are not signed in",
+        "Ask the bot for a dashboard link (or an operator: python -m bot dashboard-link), then open it.",
+    )
