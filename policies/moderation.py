@@ -21,13 +21,24 @@ class ModerationRefusal(InvalidRequest):
 
 @lru_cache(maxsize=256)
 def _banned_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    cleaned = [t.strip() for t in terms if t.strip()]
+    cleaned = [as_matched(t).strip() for t in terms if as_matched(t).strip()]
     if not cleaned:
         return None
     # Whole words: "art" must not match "party"; lookarounds also work for terms
-    # that start or end with punctuation, where \b would not.
-    alternatives = "|".join(re.escape(t) for t in sorted(cleaned, key=len, reverse=True))
+    # that start or end with punctuation, where \b would not. A space in a term matches any
+    # run of spaces, so "blood  bath" is still "blood bath".
+    alternatives = "|".join(
+        r"\s+".join(re.escape(word) for word in t.split()) for t in sorted(cleaned, key=len, reverse=True)
+    )
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def as_matched(text: str) -> str:
+    """Text as banned terms are matched against it: without format characters (Unicode
+    category Cf: zero-width spaces and joiners, soft hyphens, byte-order marks), which show
+    nothing but split a word, then NFKC-normalised, so full-width letters, ligatures and
+    no-break spaces read as the plain letters and spaces they show."""
+    return unicodedata.normalize("NFKC", "".join(ch for ch in text if unicodedata.category(ch) != "Cf"))
 
 
 def printable(text: str) -> str:
@@ -48,7 +59,7 @@ def check_prompt(
             f"That prompt is {len(cleaned):,} characters; the limit is {max_chars:,}. Please shorten it.", "too_long"
         )
     pattern = _banned_pattern(tuple(banned_terms))
-    if pattern is not None and (match := pattern.search(cleaned)):
+    if pattern is not None and (match := pattern.search(as_matched(cleaned))):
         raise ModerationRefusal(
             f'Your team doesn\'t allow "{match.group(0)}" in prompts. Nothing was charged.', "banned_term"
         )
