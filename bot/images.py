@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 
 from PIL import Image, UnidentifiedImageError
 
@@ -21,6 +23,9 @@ ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/web
 # Vertex AI's 7 MB per image is checked before its calls.
 MAX_INPUT_BYTES = 14 * 1024 * 1024
 MAX_PIXELS = 50_000_000
+DAMAGED = (
+    "The attached image is damaged or incomplete (it could not be read to the end). Save it again, or attach another."
+)
 
 
 def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
@@ -35,7 +40,10 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
             fmt, (width, height) = img.format, img.size
             if width * height > MAX_PIXELS:
                 raise InvalidRequest(f"The attached image is too large ({width}x{height} pixels).")
-            img.verify()  # catches truncated or corrupt files that open() accepts
+            try:
+                img.verify()  # catches files cut short or corrupt that open() accepts
+            except (OSError, SyntaxError, ValueError):
+                raise InvalidRequest(DAMAGED) from None
     except InvalidRequest:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -44,6 +52,60 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
     if mime is None:
         raise InvalidRequest(f"{fmt} images are not supported; use PNG, JPEG or WebP.")
     return CheckedImage(data=data, mime=mime, width=width, height=height, sha256=hashlib.sha256(data).hexdigest())
+
+
+def check_input(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
+    """`check`, then every pixel decoded: a user's image goes to the model only when it is
+    whole. A header alone passes `check` (open() reads the header, verify() no pixels), so a
+    33-byte file claiming 7000x7000 would otherwise be sent and billed. The pixel limit is
+    checked first, so decoding is bounded; callers run this off the event loop."""
+    checked = check(data, max_bytes=max_bytes)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+        whole = checked.mime != "image/png" or _png_rows_complete(data)
+    except (OSError, SyntaxError, ValueError, struct.error, zlib.error, Image.DecompressionBombError):
+        whole = False
+    if not whole:
+        raise InvalidRequest(DAMAGED)
+    return checked
+
+
+# Channels per PNG colour type (grey, RGB, palette, grey+alpha, RGBA).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7's seven passes: (x start, y start, x step, y step).
+_ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def _png_rows_complete(data: bytes) -> bool:
+    """Whether a PNG's compressed pixels inflate to every row its header promises.
+
+    Pillow's decoder stops quietly when the zlib stream ends early and leaves the missing
+    rows black, so a small file claiming 7000x7000 loads without error. This counts the
+    inflated bytes (in pieces: never more than a chunk in memory) against the header."""
+    width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
+    bits = depth * _PNG_CHANNELS[colour]
+
+    def row_bytes(pixels: int) -> int:
+        return 0 if pixels == 0 else 1 + (pixels * bits + 7) // 8  # a filter byte, then the pixels
+
+    if interlaced:
+        expected = 0
+        for x0, y0, dx, dy in _ADAM7:
+            cols, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+            expected += rows * row_bytes(cols) if cols > 0 else 0
+    else:
+        expected = height * row_bytes(width)
+    inflate, inflated, at = zlib.decompressobj(), 0, 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"IDAT":
+            piece = data[at + 8 : at + 8 + length]
+            while piece and inflated <= expected:
+                inflated += len(inflate.decompress(piece, 1 << 20))
+                piece = inflate.unconsumed_tail
+        at += 12 + length
+    return inflated == expected
 
 
 def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:

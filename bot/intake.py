@@ -9,6 +9,7 @@ Every refusal on the way is an outcome with a sentence for the user.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
@@ -104,7 +105,7 @@ class Intake:
             )
             return Refused(RefusalReason.MODERATION, str(exc))
         try:
-            inputs = check_images(req.images)
+            inputs = await asyncio.to_thread(check_images, req.images)  # decodes every pixel
             spec = self._specs.spec(req, text, model, aspect_ratio, size, parent_image_id, len(inputs))
             if spec.lane is Lane.BATCH:
                 check_fits_a_batch(spec, inputs, parent_bytes)

@@ -207,4 +207,4 @@ def requested_lane(req: ImagineRequest | EditRequest) -> Lane:
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:
     """Every attachment must really be an image; the first that is not refuses the request."""
-    return [images.check(img.data) for img in attached]
+    return [images.check_input(img.data) for img in attached]
