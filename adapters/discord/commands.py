@@ -353,12 +353,19 @@ class Handlers:
         False when the job was cancelled meanwhile."""
         own_thread = not isinstance(channel, discord.Thread)
         thread = await status.create_thread(name=render.thread_name(prompt)) if own_thread else channel
+        # Only a thread the bot opened for an image turns every message in it into an edit: a
+        # new one, or the one we are in when it is such a thread (an edit made there becomes
+        # its latest image, so the next message edits that, as on Slack).
+        image_thread = own_thread or (
+            status.guild is not None
+            and await self._service.thread_image(PLATFORM, str(status.guild.id), str(thread.id), str(thread.id))
+            is not None
+        )
         context = {
             "channel": str(status.channel.id),
             "status": str(status.id),
             "thread": str(thread.id),
-            # Only a thread the bot opened for the image turns every message in it into an edit.
-            "own_thread": own_thread,
+            "own_thread": image_thread,
         }
         if interaction is not None:
             context.update(

@@ -89,5 +89,5 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
         thread = where["thread"]
         if posted is not None:  # a reply to the image itself
             return [(thread, f"msg:{posted}")]
-        # Only a thread the bot opened for the image turns every message in it into an edit.
+        # Only a thread the bot opened for an image turns every message in it into an edit.
         return [(thread, thread)] if where.get("own_thread", True) else []

@@ -122,10 +122,14 @@ async def test_imagine_defers_posts_status_and_the_image_in_a_thread_then_replie
     await discord.wait_for(lambda: len(world.thread_images()) == 2)
     assert gemini.requests[1].prompt == "make it night" and gemini.requests[1].input_images == [first]
     second = discord.attachment_bytes(world.thread_images()[1].attachments[0])
+    # The next plain message edits that edit: edits chain, as on Slack.
+    await discord.user_message("add a full moon", user_id=USER, channel_id=thread.id)
+    await discord.wait_for(lambda: len(world.thread_images()) == 3)
+    assert gemini.requests[2].prompt == "add a full moon" and gemini.requests[2].input_images == [second]
     # A reply to the first image edits that one, not the latest.
     await discord.user_message("add stars", user_id=USER, channel_id=thread.id, reply_to=image)
-    await discord.wait_for(lambda: len(world.thread_images()) == 3)
-    assert gemini.requests[2].input_images == [first] and second != b""
+    await discord.wait_for(lambda: len(world.thread_images()) == 4)
+    assert gemini.requests[3].input_images == [first] and second != first
 
 
 async def test_results_arrive_after_the_interaction_token_expired(world):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 
 from aiohttp import web
@@ -115,7 +116,10 @@ class Answers:
         if images:
             w, h = ASPECTS[rec.aspect_ratio or "1:1"]
             scale = SIZES[rec.image_size or "1K"] * self.image_scale
-            data = _png_b64(max(1, round(w * scale)), max(1, round(h * scale)))
+            # Each prompt gets its own colour, as a real model draws each prompt differently:
+            # a test can tell an edit's input (the latest image, or the one replied to) apart.
+            red, green, blue = hashlib.sha256(rec.prompt.encode()).digest()[:3]
+            data = _png_b64(max(1, round(w * scale)), max(1, round(h * scale)), (red, green, blue))
             parts += [{"inlineData": {"mimeType": "image/png", "data": data}} for _ in range(images)]
         if family != "legacy":
             # The 3.x models sign the first answer part and every image after it.
