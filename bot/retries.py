@@ -25,6 +25,7 @@ class RetryDecision:
     final_state: JobState  # the state the job ends in when it is not retried
     state: JobState  # what the job becomes: queued again, dead, or its final state
     charge: Charge | None  # what this attempt is billed (None: free)
+    refund_attempt: bool = False  # no call was made (every route paused): the attempt is not counted
 
     @property
     def retry(self) -> bool:
@@ -52,6 +53,7 @@ def retry_decision(
     retry_cap: float,
     charge: Charge | None = None,
     jitter: Callable[[float, float], float] | None = None,
+    called: bool = True,
 ) -> RetryDecision:
     """Decide a failed attempt's fate.
 
@@ -59,7 +61,10 @@ def retry_decision(
     jitter backoff (`jitter(0, min(cap, base * 2**(attempt-1)))`), which spreads a burst
     of failed jobs instead of retrying in lockstep. `deadline` applies to the Standard
     and Priority lanes, `relaxed_deadline` to Flex and Batch (Flex may wait for the Batch
-    lane, so its retries get that lane's days too)."""
+    lane, so its retries get that lane's days too). An attempt that made no call (`called`
+    False: every route of the chain was paused) is given back: waiting costs no attempt."""
+    if not called:
+        attempt -= 1
     if retryable and attempts_cap is not None and attempt >= attempts_cap:
         # Some failures earn only so many calls per job (a "no image" answer: one more try).
         retryable = False
@@ -78,4 +83,5 @@ def retry_decision(
         final_state=final_state,
         state=after_failure(retryable, attempt, max_attempts, final_state),
         charge=charge,
+        refund_attempt=not called,
     )

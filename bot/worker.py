@@ -326,6 +326,7 @@ class Worker:
             retry_base=self._retry_base,
             retry_cap=self._retry_cap,
             charge=bill.charge,
+            called=exc.called,
         )
         result = failure_result(job, exc, route=exc.route or self._provider.name)
         state = await write_outcome(
@@ -343,6 +344,7 @@ class Worker:
                 ),
                 result=result | bill.result,
                 charge=decision.charge,
+                refund_attempt=decision.refund_attempt,
             ),
             job,
         )
@@ -352,6 +354,8 @@ class Worker:
             )
         if state is None:
             log.warning("job %d: lease lost before recording failure %s", job.id, exc.kind)
+        elif state is JobState.QUEUED and decision.refund_attempt:
+            log.info("job %d: %s; waiting %.1fs (no attempt used)", job.id, exc, decision.delay)
         elif state is JobState.QUEUED:
             log.warning(
                 "job %d: attempt %d/%d failed (%s); retrying in %.1fs",

@@ -46,6 +46,8 @@ class ProviderError(Exception):
         self.call_seconds: float | None = None
         # A hedged attempt's other call (set by the router), settled beside this failure.
         self.hedge: HedgeCall | None = None
+        # Whether any call was made (False: every route was paused): only calls use attempts.
+        self.called = True
 
     def __str__(self) -> str:
         code = f" (HTTP {self.status_code})" if self.status_code else ""

@@ -134,6 +134,12 @@ class CircuitBreaker:
             return True
         return False
 
+    def reopens_in(self) -> float:
+        """Seconds until the paused route lets a call through again (0 when it is not paused)."""
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.cooldown - (self.clock() - self.opened_at))
+
     def record(self, ok: bool) -> None:
         if ok:
             self.failures, self.opened_at = 0, None

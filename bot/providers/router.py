@@ -110,19 +110,28 @@ class RoutedProvider:
         if spec.hedge_after_s is not None and spec.lane is Lane.STANDARD:
             return await Hedged(self, spec, inputs, spec.hedge_after_s).run()
         first_error: ProviderError | None = None
+        called, reopens = False, []
         for route, candidate in self.chain(spec):
             if not route.breaker.allow():
                 first_error = first_error or paused(route)
+                reopens.append(route.breaker.reopens_in())
                 continue
+            called = True
             try:
                 result = await self.call(route, candidate, inputs)
             except (QuotaError, OverloadedError) as exc:
                 first_error = first_error or exc
+                reopens.append(route.breaker.reopens_in())
                 continue
             fell_back = None if first_error is None else f"{spec.model_alias} ({first_error.kind})"
             return dataclasses.replace(result, fallback_from=fell_back)
         if first_error is None:
             raise ProviderError(f"no configured route serves the model {spec.model_alias}")
+        # Retry when a route of the chain reopens or the server's delay has passed, whichever
+        # is later: sooner would only meet the paused route again (or be refused again).
+        if reopens and min(reopens) > 0:
+            first_error.retry_after = max(first_error.retry_after or 0.0, min(reopens))
+        first_error.called = called
         raise first_error
 
     async def call(self, route: Route, spec: GenerationSpec, inputs: Sequence[InputImage]) -> GenerationResult:
@@ -168,7 +177,12 @@ class RoutedProvider:
 
 
 def paused(route: Route) -> OverloadedError:
-    return OverloadedError(f"route {route.name} is paused after repeated failures")
+    """A route skipped while its breaker is open: no call was made, so no attempt is used."""
+    error = OverloadedError(
+        f"route {route.name} is paused after repeated failures", retry_after=route.breaker.reopens_in()
+    )
+    error.called = False
+    return error
 
 
 @dataclass(eq=False)

@@ -140,8 +140,12 @@ class JobQueue(Protocol):
         delivery: NewDelivery,
         result: dict[str, Any] | None = None,
         charge: Charge | None = None,
+        refund_attempt: bool = False,
     ) -> JobState | None:
         """Record a failed attempt: requeue, dead-letter or finish the job.
+
+        `refund_attempt`: the attempt made no call (its route was paused), so it is given
+        back; the job waits until `retry_at` without using one of its attempts.
 
         A finished job settles `charge` (a billed failure, e.g. a blocked
         answer) and releases the rest of its hold.

@@ -269,6 +269,7 @@ class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, Chat
         delivery: NewDelivery,
         result: dict[str, Any] | None = None,
         charge: Charge | None = None,
+        refund_attempt: bool = False,
     ) -> JobState | None:
         now = self._clock()
         kind, text, billed = error_class, detail, charge
@@ -276,7 +277,8 @@ class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, Chat
         if row is None:
             await self._settle_lost_attempt(tx, job_id, attempt, charge, now)
             return None
-        state = after_failure(retryable, attempt, row["max_attempts"], final_state)
+        refund = 1 if refund_attempt else 0
+        state = after_failure(retryable, attempt - refund, row["max_attempts"], final_state)
         if state is JobState.QUEUED and billed is not None and billed.cost_micros:
             # This call was billed (settled now): the retry must still fit every budget, with its hold.
             fits = await self._billed_retry_fits(tx, row, attempt, billed, now)
@@ -292,6 +294,7 @@ class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, Chat
             result=Json(result) if result is not None else None,
             available_at=retry_at if retry_at is not None else now,
             finished_at=None if state is JobState.QUEUED else now,
+            refund=refund,
             now=now,
             id=job_id,
         )

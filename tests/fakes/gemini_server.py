@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import random
 import secrets
+import time
 from collections import deque
 
 from aiohttp import web
@@ -135,6 +136,14 @@ class FakeGemini(Answers, BatchApi, LoopbackServer):
         # Priority requests served at priority before the rest are served at standard, as Google
         # does past a project's Priority limit ("x-gemini-service-tier: standard"); None: no limit.
         self.priority_capacity: int | None = None
+        # A quota storm: every call is refused with this reply until the monotonic time given
+        # (as when something else on the Google project spends its quota); then calls succeed.
+        self._storm: tuple[float, Reply] | None = None
+        self.storm_refusals = 0
+
+    def storm(self, seconds: float, reply: Reply) -> None:
+        """Answer every call with `reply` (a 429) for the next `seconds`."""
+        self._storm = (time.monotonic() + seconds, reply)
 
     def script(self, *replies: Reply) -> None:
         self._replies.extend(replies)
@@ -304,6 +313,8 @@ class FakeGemini(Answers, BatchApi, LoopbackServer):
         tier = _tier(rec.service_tier)
         flex = tier == "flex" and self._flex_replies
         reply = self._flex_replies.popleft() if flex else self._replies.popleft() if self._replies else ok()
+        if self._storm is not None and time.monotonic() < self._storm[0]:
+            reply, self.storm_refusals = self._storm[1], self.storm_refusals + 1
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.kind == "hang":

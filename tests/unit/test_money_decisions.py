@@ -317,6 +317,15 @@ def test_the_last_attempt_of_a_retryable_failure_is_dead():
     assert decision.retryable and not decision.retry and decision.state is JobState.DEAD
 
 
+def test_waiting_for_a_paused_route_costs_no_attempt():
+    # The last attempt, but no call was made: the job waits for the route, attempts intact.
+    decision = decide(attempt=3, called=False, retry_after=42.0)
+    assert decision.retry and decision.refund_attempt and decision.retry_at == 1052.0
+    assert not decide(attempt=3).refund_attempt
+    # Its deadline still holds: waiting past it ends the job.
+    assert decide(attempt=1, called=False, retry_after=10**9).state is JobState.DEAD
+
+
 def test_a_failure_class_capped_at_n_calls_is_final_from_the_nth():
     assert decide(attempts_cap=2, attempt=1).retry
     decision = decide(attempts_cap=2, attempt=2)

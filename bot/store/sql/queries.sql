@@ -124,7 +124,7 @@ WHERE id = :id
 
 -- name: fail_job
 UPDATE jobs SET state = :state, error_class = :error_class, error_detail = :detail, result = :result,
-    worker_id = NULL, lease_until = NULL, available_at = :available_at, finished_at = :finished_at,
+    attempt = attempt - :refund, worker_id = NULL, lease_until = NULL, available_at = :available_at, finished_at = :finished_at,
     updated_at = :now
 WHERE id = :id
 
