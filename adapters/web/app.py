@@ -91,6 +91,10 @@ def add_dashboard(
             web.static("/static", HERE / "static"),
         ]
     )
+    # Imported here: the page's module uses this one's helpers (problem, signed_in...).
+    from adapters.web.queue import add_queue
+
+    add_queue(dashboard)
     app.add_subapp(PREFIX, dashboard)
 
 
@@ -133,12 +137,18 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     except Exception:
         log.exception("dashboard: %s %s failed", request.method, _route(request))
         response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
+    if not response.prepared:  # an event stream sent its headers already (protected first)
+        protect(response)
+    return response
+
+
+def protect(response: web.StreamResponse) -> None:
+    """Headers that keep a response out of caches, frames and other sites' Referer."""
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
-    return response
 
 
 def _route(request: web.Request) -> str:

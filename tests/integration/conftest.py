@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.store.sqlite import SQLiteStore
+from tests.support.clock import FakeClock
+from tests.support.dashboard import start_dashboard
 
 
 @pytest.fixture
@@ -13,3 +15,11 @@ async def sqlite_store(tmp_path):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def dashboard(tmp_path):
+    """The web dashboard in process on a fresh SQLite store, its clock a FakeClock."""
+    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
+    yield started
+    await started.close()
