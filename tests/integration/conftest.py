@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.store.sqlite import SQLiteStore
+from tests.support.browser import chromium_page
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
 
@@ -23,3 +24,10 @@ async def dashboard(tmp_path):
     started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
     yield started
     await started.close()
+
+
+@pytest.fixture
+async def page():
+    """A Chromium page (tests/support/browser.py); only browser-marked tests ask for one."""
+    async with chromium_page() as opened:
+        yield opened

@@ -1,60 +1,29 @@
-"""The web dashboard in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium;
-Playwright's own browser download is not reachable here). Marked `browser`; skipped, with the
-reason, where Chromium or Playwright is missing. Each page's screenshot is kept under
-tmp/artifacts/ (not committed)."""
+"""The web dashboard in a real browser (tests/support/browser.py: Chromium through Playwright,
+skipped with the reason where missing; each page's screenshot kept under tmp/artifacts/)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
-from tests.support.clock import FakeClock
-from tests.support.dashboard import start_dashboard
+from tests.support.browser import BROWSER_MARKS, real_time_dashboard, shot
 from tests.support.store_contract import settle
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "tmp" / "artifacts"
-DAY = 86400
-
 try:
-    from playwright.async_api import async_playwright, expect
-except ImportError:  # the dev extra not installed
-    async_playwright = expect = None  # type: ignore[assignment]
+    from playwright.async_api import expect
+except ImportError:  # skipped by BROWSER_MARKS
+    expect = None  # type: ignore[assignment]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium chromium-driver"
-    ),
-]
+DAY = 86400
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def dashboard(tmp_path):
     # The server's clock starts now (the browser keeps real time for its cookies); tests move it.
-    import time
-
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock(time.time()))
-    yield started
-    await started.close()
-
-
-@pytest.fixture
-async def page():
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = await browser.new_context(viewport={"width": 1024, "height": 800})
-        yield await context.new_page()
-        await browser.close()
-
-
-async def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    async with real_time_dashboard(str(tmp_path / "web.db")) as started:
+        yield started
 
 
 async def test_sign_in_through_a_link_lands_on_the_overview(dashboard, page):

@@ -18,7 +18,10 @@
     live.textContent = text;
   }
 
+  var fresh = true; // the first table after (re)connecting is the state, not a change
+
   source.addEventListener("open", function () {
+    fresh = true;
     say("live", "Updates live.");
   });
   source.addEventListener("error", function () {
@@ -40,7 +43,10 @@
     if (summary && table) {
       summary.textContent = "Queue updated: " + table.getAttribute("data-summary") + ".";
     }
-    say("live", "Updates live. Last change " + new Date().toLocaleTimeString() + ".");
+    if (!fresh) {
+      say("live", "Updates live. Last change " + new Date().toLocaleTimeString() + ".");
+    }
+    fresh = false;
   });
   source.addEventListener("signed-out", function () {
     source.close();

@@ -1,0 +1,60 @@
+"""What the dashboard's browser tests share: Playwright driving Debian's Chromium
+(/usr/bin/chromium; Playwright's own browser download is not reachable here), the marks
+that skip them, with the reason, where either is missing, a dashboard whose clock starts
+at real time (the browser keeps real time for its cookies), and screenshots kept under
+tmp/artifacts/ (not committed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.dashboard import Dashboard, start_dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "tmp" / "artifacts"
+
+try:
+    from playwright.async_api import async_playwright
+except ImportError:  # the dev extra not installed
+    async_playwright = None  # type: ignore[assignment]
+
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium chromium-driver"
+    ),
+]
+
+
+@asynccontextmanager
+async def real_time_dashboard(path: str) -> AsyncIterator[Dashboard]:
+    started = await start_dashboard(path, FakeClock(time.time()))
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+@asynccontextmanager
+async def chromium_page(width: int = 1024, height: int = 800) -> AsyncIterator[Any]:
+    assert async_playwright is not None
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        try:
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
