@@ -132,9 +132,9 @@ async def queue_events(request: web.Request) -> web.StreamResponse:
         return busy
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     protect(response)
-    await response.prepare(request)
     streams.open += 1
     try:
+        await response.prepare(request)
         await _stream(request, response, streams)
     except ConnectionError:
         pass  # the client left between our check and the write

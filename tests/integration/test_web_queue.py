@@ -285,6 +285,19 @@ async def test_a_quiet_stream_sends_heartbeats_and_ends_with_its_session(dashboa
     response.close()
 
 
+async def test_past_the_open_streams_cap_a_stream_is_refused_until_one_ends(dashboard, clients, monkeypatch):
+    monkeypatch.setattr(queue_page, "MAX_STREAMS", 1)
+    client, _ = await signed_in(clients, dashboard)
+    reader, response = await events(client, dashboard)
+    await reader.next_named("queue")
+    async with client.get(dashboard.base + QUEUE + "/events") as r:
+        assert r.status == 503 and r.headers["Retry-After"] == "30" and "Reload the page" in await r.text()
+    response.close()
+    await eventually(lambda: streams_of(dashboard).open == 0, what="the first stream ended")
+    reader, response = await events(client, dashboard)
+    response.close()
+
+
 async def test_without_a_session_there_is_no_stream(dashboard, clients):
     async with clients().get(dashboard.base + QUEUE + "/events") as r:
         assert r.status == 401 and "not signed in" in await r.text()

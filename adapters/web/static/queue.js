@@ -25,8 +25,13 @@
     say("live", "Updates live.");
   });
   source.addEventListener("error", function () {
-    // EventSource reconnects by itself; meanwhile the table may be stale.
-    say("reconnecting", "Reconnecting… (or reload the page)");
+    // EventSource reconnects by itself after a dropped stream, but not after a refusal
+    // (the server busy, the session gone): then only a reload helps.
+    if (source.readyState === EventSource.CLOSED) {
+      say("off", "Live updates stopped: reload the page to see changes.");
+    } else {
+      say("reconnecting", "Reconnecting… (or reload the page)");
+    }
   });
   source.addEventListener("queue", function (event) {
     // Keep keyboard focus on the same job's button when the table is replaced.
