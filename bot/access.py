@@ -3,7 +3,8 @@
 A chat team uses the bot when it is on the `[access] teams` allow-list (every
 team is, when there is none); whoever runs the CLI operates the bot, so the
 list does not apply to it. A team's moderators (its policy's list, or the
-platform's own admins) see and set its budgets.
+platform's own admins) see and set its budgets, and may act on any of its
+jobs as their requester may (delete a result, cancel a queued job).
 """
 
 from __future__ import annotations
@@ -41,3 +42,9 @@ def off_allow_list(policies: PolicyBook, team: str, platform: str) -> Refused | 
 
 def is_moderator(policies: PolicyBook, caller: Caller) -> bool:
     return caller.platform_admin or caller.user in policies.for_team(caller.team).moderators
+
+
+def acts_for(policies: PolicyBook, caller: Caller, team: str, requester: str) -> bool:
+    """Whether `caller` may act on a job of `team` asked for by `requester`: the requester
+    or a moderator, of that team only."""
+    return team == caller.team and (requester == caller.user or is_moderator(policies, caller))

@@ -10,8 +10,9 @@ Beside it: bot.intake takes a request to a queued job in the order the checks
 must run, bot.specs turns a request into a GenerationSpec, bot.quotes prices
 it and decides whether to ask first, bot.confirmations words the questions and
 refusals about money and keeps the questions awaiting an answer,
-bot.budget_desk reports and sets a team's budgets, and bot.access says who may
-use the bot and who moderates a team.
+bot.budget_desk reports and sets a team's budgets, bot.queue_board shows a team's
+queue and cancels from it, and bot.access says who may use the bot and who
+moderates a team.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
-from bot.access import CLI_PLATFORM, Caller, is_moderator, off_allow_list
+from bot.access import CLI_PLATFORM, Caller, acts_for, is_moderator, off_allow_list
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
@@ -30,6 +31,7 @@ from bot.intake import Intake
 from bot.metrics import Metrics
 from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
+from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
 from bot.specs import SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
@@ -104,6 +106,7 @@ class ImagineService:
         self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
         self._questions = HeldQuestions(store, clock)
         self._budgets = BudgetDesk(store, self._policies, clock)
+        self._queue_board = QueueBoard(store, self._policies)
         self._on_submit = on_submit or (lambda: None)
         self._intake = Intake(
             store,
@@ -215,7 +218,7 @@ class ImagineService:
     async def may_delete(self, job_id: int, caller: Caller) -> bool:
         """The requester or a moderator may remove a result."""
         job = await self._store.get_job(job_id)
-        return job is not None and job.team == caller.team and (job.user == caller.user or self.is_moderator(caller))
+        return job is not None and acts_for(self._policies, caller, job.team, job.user)
 
     # -- confirmations --------------------------------------------------
 
@@ -295,6 +298,16 @@ class ImagineService:
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued job; its hold is released at once."""
         return await self._store.cancel(job_id)
+
+    async def team_queue(self, caller: Caller) -> list[QueueEntry] | Refused:
+        """The caller's team's jobs running and queued, with positions, holds and whether
+        the caller may cancel each."""
+        return await self._guarded(self._queue_board.entries(caller))
+
+    async def cancel_for(self, job_id: int, caller: Caller) -> Job | Refused:
+        """Cancel a queued job for its requester or a team moderator (hold released at once);
+        returns the job as it was. Anyone else, or a job that started, is refused."""
+        return await self._guarded(self._queue_board.cancel(job_id, caller))
 
     # -- money ----------------------------------------------------------
 

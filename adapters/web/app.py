@@ -29,9 +29,11 @@ from adapters.web.pages import (
     SIGN_IN,
     page,
     problem,
+    protect,
     signed_in,
     signed_out,
 )
+from adapters.web.queue import add_queue
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
 from bot.sign_in import LinkProblem, Refusal, SignIn
@@ -97,6 +99,7 @@ def add_dashboard(
             web.static("/static", HERE / "static"),
         ]
     )
+    add_queue(dashboard)
     app.add_subapp(PREFIX, dashboard)
 
 
@@ -131,11 +134,8 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     except Exception:
         log.exception("dashboard: %s %s failed", request.method, _route(request))
         response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    if not response.prepared:  # an event stream sent its headers already (protected first)
+        protect(response)
     return response
 
 

@@ -44,3 +44,12 @@ def signed_out(request: web.Request) -> web.Response:
         "You are not signed in",
         "Ask the bot for a dashboard link (or an operator: python -m bot dashboard-link), then open it.",
     )
+
+
+def protect(response: web.StreamResponse) -> None:
+    """Headers that keep a response out of caches, frames and other sites' Referer."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"

@@ -181,6 +181,11 @@ class JobQueue(Protocol):
     async def position(self, job_id: int) -> int | None:
         """1 for the next job to run; None once the job has left the queue."""
 
+    async def team_queue(self, team: str, limit: int) -> list[tuple[Job, int | None]]:
+        """The team's jobs running (oldest start first), then queued in position order, at most
+        `limit`: each with its position as `position` gives it (None while running) and its
+        hold as held_micros."""
+
     async def stale_result(self, team: str, cache_key: str) -> EarlierResult | None:
         """The team's latest finished image for `cache_key`, however old (no TTL), for
         answering while every route is down: never another team's, never one a

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.store.sqlite import SQLiteStore
+from tests.support.browser import chromium_page
+from tests.support.clock import FakeClock
+from tests.support.dashboard import start_dashboard
 
 
 @pytest.fixture
@@ -13,3 +16,18 @@ async def sqlite_store(tmp_path):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def dashboard(tmp_path):
+    """The web dashboard in process on a fresh SQLite store, its clock a FakeClock."""
+    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
+    yield started
+    await started.close()
+
+
+@pytest.fixture
+async def page():
+    """A Chromium page (tests/support/browser.py); only browser-marked tests ask for one."""
+    async with chromium_page() as opened:
+        yield opened

@@ -1,7 +1,5 @@
-"""The web dashboard in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium;
-Playwright's own browser download is not reachable here). Marked `browser`; skipped, with the
-reason, where Chromium or Playwright is missing. Each page's screenshot is kept under
-tmp/artifacts/ (not committed)."""
+"""The web dashboard in a real browser (tests/support/browser.py: Chromium through Playwright,
+skipped with the reason where missing; each page's screenshot kept under tmp/artifacts/)."""
 
 from __future__ import annotations
 
@@ -9,30 +7,18 @@ import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
-from tests.support.browser import BROWSER, chromium_page, expect, shot
-from tests.support.clock import FakeClock
-from tests.support.dashboard import start_dashboard
+from tests.support.browser import BROWSER, expect, real_time_dashboard, shot
 from tests.support.store_contract import settle
 
 DAY = 86400
-
 pytestmark = BROWSER
 
 
 @pytest.fixture
 async def dashboard(tmp_path):
     # The server's clock starts now (the browser keeps real time for its cookies); tests move it.
-    import time
-
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock(time.time()))
-    yield started
-    await started.close()
-
-
-@pytest.fixture
-async def page():
-    async with chromium_page() as opened:
-        yield opened
+    async with real_time_dashboard(str(tmp_path / "web.db")) as started:
+        yield started
 
 
 async def test_sign_in_through_a_link_lands_on_the_overview(dashboard, page):

@@ -17,13 +17,6 @@ from tests.support.store_contract import settle
 
 
 @pytest.fixture
-async def dashboard(tmp_path):
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
-    yield started
-    await started.close()
-
-
-@pytest.fixture
 async def browser():
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session

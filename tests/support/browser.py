@@ -1,16 +1,21 @@
 """What the dashboard's browser tests share: Debian's Chromium driven by Playwright (its own
 browser download is not reachable here), the marks that skip them with the reason where
-either is missing, and screenshots kept as test artifacts under tmp/artifacts/ (not
+either is missing, a dashboard whose clock starts at real time (the browser keeps real time
+for its cookies), and screenshots kept as test artifacts under tmp/artifacts/ (not
 committed)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.dashboard import Dashboard, start_dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +34,15 @@ BROWSER = [
         not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium chromium-driver"
     ),
 ]
+
+
+@asynccontextmanager
+async def real_time_dashboard(path: str) -> AsyncIterator[Dashboard]:
+    started = await start_dashboard(path, FakeClock(time.time()))
+    try:
+        yield started
+    finally:
+        await started.close()
 
 
 @asynccontextmanager

@@ -48,10 +48,14 @@ VALUES (:team, :channel, :user, :platform, :kind, :request, :delivery, :idempote
     :now, :now, :finished_at)
 ON CONFLICT DO NOTHING RETURNING id
 
+-- A queued job's place in its lane (1 = next), the order lease_pick takes them in;
+-- $1 names the queued job's row. Written once: `position` and the queue page use it.
+-- fragment: queue_position
+1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = $1.lane
+     AND (o.round < $1.round OR (o.round = $1.round AND o.id < $1.id)))
+
 -- name: position
-SELECT 1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = j.lane
-            AND (o.round < j.round OR (o.round = j.round AND o.id < j.id)))
-FROM jobs j WHERE j.id = :id AND j.state = 'queued'
+SELECT {queue_position:j} FROM jobs j WHERE j.id = :id AND j.state = 'queued'
 
 -- name: quota_user_concurrent_jobs
 SELECT COUNT(*) FROM jobs WHERE team = :team AND "user" = :user AND state IN ('queued', 'running')
@@ -412,3 +416,16 @@ GROUP BY "user" ORDER BY micros DESC, name LIMIT :limit
 SELECT channel AS name, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
 WHERE team = :team AND entry = 'settlement' AND created_at >= :since
 GROUP BY channel ORDER BY micros DESC, name LIMIT :limit
+
+
+-- ---- web dashboard: the queue page ------------------------------------------
+
+-- The team's jobs waiting or running: running first (oldest start first), then queued
+-- by position; a queued job's position as `position` gives it, its hold as held_micros.
+-- name: team_queue
+SELECT jobs.*, {held_micros},
+    CASE WHEN jobs.state = 'queued' THEN {queue_position:jobs} END AS queue_position
+FROM jobs WHERE jobs.team = :team AND jobs.state IN ('running', 'queued')
+ORDER BY jobs.state = 'running' DESC, queue_position, CASE WHEN jobs.state = 'running' THEN jobs.started_at END,
+    jobs.id
+LIMIT :limit
