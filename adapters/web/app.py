@@ -72,6 +72,9 @@ def add_dashboard(
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Serve the dashboard under /dashboard of `app` (the bot's HTTP server)."""
+    # Imported here: the pages' modules use this one's helpers.
+    from adapters.web import money
+
     dashboard = web.Application(middlewares=[_guard])
     dashboard[SIGN_IN] = sign_in
     dashboard[SERVICE] = service
@@ -89,6 +92,7 @@ def add_dashboard(
             web.get("/sign-in/{token}", open_link, allow_head=False),
             web.post("/sign-out", sign_out),
             web.static("/static", HERE / "static"),
+            *money.routes(),
         ]
     )
     app.add_subapp(PREFIX, dashboard)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from bot.store.sqlite import SQLiteStore
@@ -13,3 +14,10 @@ async def sqlite_store(tmp_path):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def browser():
+    """An HTTP client that keeps cookies (a dashboard session's), on loopback's bare IP too."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
