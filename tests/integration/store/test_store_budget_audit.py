@@ -72,6 +72,7 @@ async def test_the_ledger_filters_by_date_user_model_and_entry_newest_first(stor
     assert await jobs(LedgerFilter(until=clock.now - clock.now % day)) == [first]
     assert await jobs(LedgerFilter(lane="batch")) == []
     assert await jobs(LedgerFilter(lane="standard", channel="C1"), limit=1, offset=1) == [second]
+    assert await jobs(LedgerFilter(), limit=2**62) == [third, second, first]  # every row, as the CSV asks
     # All entries: each job's reservation, settlement and release.
     rows = await store.ledger_rows("T1", LedgerFilter(entry=None, user="U2"), limit=50)
     assert sorted(r["entry"] for r in rows) == ["release", "reservation", "settlement"]
