@@ -20,5 +20,5 @@ CREATE TABLE budget_audit (
 
 CREATE INDEX budget_audit_team ON budget_audit (team, id);
 
--- The ledger page lists a team's rows newest first, a page at a time.
-CREATE INDEX ledger_team_id ON ledger (team, entry, id);
+-- The ledger page lists a team's rows newest first, a page at a time, whatever else it filters on.
+CREATE INDEX ledger_team_id ON ledger (team, id);
