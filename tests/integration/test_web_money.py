@@ -91,6 +91,8 @@ async def test_the_ledger_filters_by_date_user_and_model_newest_first(dashboard,
         ("from=2027-01-16&to=2027-01-15", "before the &#39;from&#39; date"),
         ("lane=warp", "The lane is one of standard, batch, flex, priority"),
         ("page=0", "The page is a number from 1"),
+        ("page=%C2%B2", "The page is a number from 1"),
+        ("page=99999999999999999999", "The page is a number from 1"),
     ],
 )
 async def test_a_bad_filter_gets_a_friendly_message_not_a_500(dashboard, browser, query, said):
