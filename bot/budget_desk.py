@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from bot.access import Caller
+from bot.ledger_view import LedgerFilter
 from bot.money import to_micros
 from bot.money.admission import with_default_team_budget
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope, budget_from_input, period_start
@@ -85,8 +87,7 @@ class BudgetDesk:
 
     async def set(
         self,
-        team: str,
-        user: str,
+        caller: Caller,
         amount_usd: str | Decimal,
         period: str,
         *,
@@ -95,11 +96,20 @@ class BudgetDesk:
         soft_threshold: float | None,
     ) -> Budget:
         """Set a budget as typed (InvalidRequest when it makes no sense); the alert threshold
-        defaults to the team's policy."""
+        defaults to the team's policy. The store records the change, and who made it, in the audit."""
+        team = caller.team
         if soft_threshold is None:
             soft_threshold = float(self._policies.for_team(team).soft_threshold)
         budget = budget_from_input(
             team, amount_usd, period, scope=scope, scope_id=scope_id, soft_threshold=soft_threshold
         )
-        await self._store.set_budget(budget, updated_by=user)
+        await self._store.set_budget(budget, updated_by=caller.user, platform=caller.platform)
         return budget
+
+    async def changes(self, team: str, limit: int) -> list[dict[str, Any]]:
+        """The team's last budget changes, newest first (the store's audit rows)."""
+        return await self._store.budget_changes(team, limit)
+
+    async def ledger(self, team: str, filters: LedgerFilter, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        """The team's ledger rows matching `filters`, newest first."""
+        return await self._store.ledger_rows(team, filters, limit=limit, offset=offset)

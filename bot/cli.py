@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from bot import bootstrap, images
 from bot.cli_parser import parser
 from bot.doctor import doctor
+from bot.ledger_view import utc_date
 from bot.money import to_micros, usd
 from bot.money.budgets import Period, Scope, period_start
 from bot.providers.errors import user_message_for
@@ -280,9 +280,9 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
 async def usage(settings: Settings, args: argparse.Namespace) -> int:
     if args.since:
         try:
-            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            raise CliError(f"--since takes a date like 2026-11-01, not {args.since!r}", EXIT_INVALID) from None
+            since = utc_date(args.since, "--since")
+        except InvalidRequest as exc:
+            raise CliError(str(exc), EXIT_INVALID) from None
     else:
         since = period_start(Period.MONTH, time.time())
     runtime = await bootstrap.build(settings, notifiers=[])

@@ -28,6 +28,7 @@ from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
 from bot.intake import Intake
+from bot.ledger_view import LedgerFilter
 from bot.metrics import Metrics
 from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
@@ -368,8 +369,7 @@ class ImagineService:
             return refused
         try:
             budget = await self._budgets.set(
-                caller.team,
-                caller.user,
+                caller,
                 amount_usd,
                 period,
                 scope=scope,
@@ -390,6 +390,20 @@ class ImagineService:
             caller.user,
         )
         return budget
+
+    async def budget_changes(self, caller: Caller, limit: int = 20) -> list[dict[str, Any]] | Refused:
+        """The team's last budget changes (chat, CLI or web), newest first: the audit's rows."""
+        if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
+            return refused
+        return await self._budgets.changes(caller.team, limit)
+
+    async def ledger(
+        self, caller: Caller, filters: LedgerFilter, *, limit: int, offset: int = 0
+    ) -> list[dict[str, Any]] | Refused:
+        """The caller's team's ledger rows matching `filters`, newest first (for moderators)."""
+        if (refused := self._moderators_only(caller, "Only moderators can see the team's ledger.")) is not None:
+            return refused
+        return await self._budgets.ledger(caller.team, filters, limit=limit, offset=offset)
 
     def _moderators_only(self, caller: Caller, refusal: str) -> Refused | None:
         """A team's budgets are its moderators' to see and set (a team on the allow-list)."""

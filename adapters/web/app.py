@@ -17,6 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from adapters.web import money
 from adapters.web.charts import budget_bar, daily_chart, ranking
 from adapters.web.images import image
 from adapters.web.pages import (
@@ -97,6 +98,7 @@ def add_dashboard(
             web.post("/sign-out", sign_out),
             web.get(r"/images/{image_id}", image, name="image"),
             web.static("/static", HERE / "static"),
+            *money.routes(),
         ]
     )
     add_queue(dashboard)

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from bot.access import Caller
 from bot.service import ImagineService
 from bot.sign_in import Session, SignIn
 
@@ -31,6 +32,12 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
 
 def problem(request: web.Request, status: int, title: str, detail: str, session: Session | None = None) -> web.Response:
     return page(request, "problem.html", status, title=title, detail=detail, session=session)
+
+
+def caller_of(session: Session) -> Caller:
+    """The core's Caller for a dashboard session: its role is what the chat adapter decided
+    when it made the link (the core checks it again)."""
+    return Caller(session.team, session.user, platform_admin=session.moderator, platform=PLATFORM)
 
 
 def signed_in(request: web.Request) -> Session | None:

@@ -20,10 +20,19 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from adapters.web.pages import CLOCK, PLATFORM, PREFIX, SERVICE, page, problem, protect, signed_in, signed_out
+from adapters.web.pages import (
+    CLOCK,
+    PREFIX,
+    SERVICE,
+    caller_of,
+    page,
+    problem,
+    protect,
+    signed_in,
+    signed_out,
+)
 from bot.money import usd
 from bot.queue_board import QueueEntry
-from bot.service import Caller
 from bot.sign_in import Session
 from bot.types import RefusalReason, Refused
 
@@ -72,11 +81,6 @@ def add_queue(dashboard: web.Application) -> None:
             web.post(r"/queue/{job_id:\d{1,18}}/cancel", cancel_job),
         ]
     )
-
-
-def caller_of(session: Session) -> Caller:
-    """The core's Caller for a dashboard session: its role is what the adapter decided at sign-in."""
-    return Caller(session.team, session.user, platform_admin=session.moderator, platform=PLATFORM)
 
 
 async def queue_page(request: web.Request) -> web.Response:

@@ -7,8 +7,10 @@ needs and write what it decided, inside the caller's transaction.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
+from bot.ledger_view import LedgerFilter
 from bot.money.admission import (
     QUOTA_COUNTS,
     Admission,
@@ -152,7 +154,9 @@ class LedgerOperations(Operations):
         return statuses
 
     @writes
-    async def set_budget(self, tx: Tx, budget: Budget, updated_by: str) -> None:
+    async def set_budget(self, tx: Tx, budget: Budget, updated_by: str, platform: str = "") -> None:
+        now = self._clock()
+        old = await tx.one("budget_row", team=budget.team, scope=budget.scope.value, scope_id=budget.scope_id)
         await tx.run(
             "upsert_budget",
             team=budget.team,
@@ -162,12 +166,28 @@ class LedgerOperations(Operations):
             period=budget.period.value,
             soft_threshold=budget.soft_threshold,
             updated_by=updated_by,
-            now=self._clock(),
+            now=now,
         )
+        await _audit(tx, budget.team, budget.scope, budget.scope_id, (updated_by, platform), old, budget, now)
 
     @writes
-    async def delete_budget(self, tx: Tx, team: str, scope: Scope, scope_id: str) -> bool:
-        return await tx.run("delete_budget", team=team, scope=scope.value, scope_id=scope_id) == 1
+    async def delete_budget(
+        self, tx: Tx, team: str, scope: Scope, scope_id: str, removed_by: str = "", platform: str = ""
+    ) -> bool:
+        old = await tx.one("budget_row", team=team, scope=scope.value, scope_id=scope_id)
+        if old is None:
+            return False
+        await tx.run("delete_budget", team=team, scope=scope.value, scope_id=scope_id)
+        await _audit(tx, team, scope, scope_id, (removed_by, platform), old, None, self._clock())
+        return True
+
+    @reads
+    async def budget_changes(self, tx: Tx, team: str, limit: int) -> list[dict[str, Any]]:
+        return await tx.all("budget_audit", team=team, limit=limit)
+
+    @reads
+    async def ledger_rows(self, tx: Tx, team: str, filters: LedgerFilter, *, limit: int, offset: int = 0) -> list[Row]:
+        return await tx.all("ledger_filtered", team=team, **asdict(filters), limit=limit, offset=offset)
 
     @reads
     async def budgets(self, tx: Tx, team: str) -> list[Budget]:
@@ -199,6 +219,35 @@ class LedgerOperations(Operations):
     @reads
     async def ledger(self, tx: Tx, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         return await tx.all("ledger", team=team, since=since)
+
+
+async def _audit(
+    tx: Tx,
+    team: str,
+    scope: Scope,
+    scope_id: str,
+    by: tuple[str, str],
+    old: Row | None,
+    new: Budget | None,
+    now: float,
+) -> None:
+    """Record a budget change (`new` None: removed) in the transaction that makes it."""
+    user, platform = by
+    await tx.run(
+        "insert_budget_audit",
+        team=team,
+        user=user,
+        platform=platform,
+        scope=scope.value,
+        scope_id=scope_id,
+        old_limit_micros=old["limit_micros"] if old else None,
+        old_period=old["period"] if old else None,
+        old_soft_threshold=old["soft_threshold"] if old else None,
+        new_limit_micros=new.limit_micros if new else None,
+        new_period=new.period.value if new else None,
+        new_soft_threshold=new.soft_threshold if new else None,
+        now=now,
+    )
 
 
 async def _ledger_row(

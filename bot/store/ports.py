@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from bot.ledger_view import LedgerFilter
 from bot.money.admission import Admission, Charge, Denied
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.store.batch_sizing import BATCH_INLINE_BYTES
@@ -236,9 +237,23 @@ class BatchQueue(Protocol):
 class Ledger(Protocol):
     """Money as recorded: budgets, what was spent and held, the ledger; and refused prompts."""
 
-    async def set_budget(self, budget: Budget, updated_by: str) -> None: ...
+    async def set_budget(self, budget: Budget, updated_by: str, platform: str = "") -> None:
+        """Create or replace a budget, and record the change (who, from what, to what) in the
+        budget audit, in the same transaction."""
 
-    async def delete_budget(self, team: str, scope: Scope, scope_id: str) -> bool: ...
+    async def delete_budget(
+        self, team: str, scope: Scope, scope_id: str, removed_by: str = "", platform: str = ""
+    ) -> bool:
+        """Remove a budget (False when there was none), recording the removal in the audit."""
+
+    async def budget_changes(self, team: str, limit: int) -> list[dict[str, Any]]:
+        """The team's last `limit` budget changes, newest first: team, user, platform, scope,
+        scope_id, old_/new_ limit_micros, period and soft_threshold (None for none), created_at."""
+
+    async def ledger_rows(
+        self, team: str, filters: LedgerFilter, *, limit: int, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """The team's ledger rows matching `filters`, newest first: `limit` of them after `offset`."""
 
     async def budgets(self, team: str) -> list[Budget]: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from bot.store.sqlite import SQLiteStore
@@ -31,3 +32,10 @@ async def page():
     """A Chromium page (tests/support/browser.py); only browser-marked tests ask for one."""
     async with chromium_page() as opened:
         yield opened
+
+
+@pytest.fixture
+async def browser():
+    """An HTTP client that keeps cookies (a dashboard session's), on loopback's bare IP too."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session

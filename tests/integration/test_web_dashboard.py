@@ -7,19 +7,12 @@ import logging
 import re
 
 import aiohttp
-import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
 from tests.support.store_contract import settle
-
-
-@pytest.fixture
-async def browser():
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield session
 
 
 async def sign_in(browser, dashboard, **kwargs) -> str:

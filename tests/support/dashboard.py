@@ -25,6 +25,7 @@ class Dashboard:
     sign_in: SignIn
     base: str  # http://127.0.0.1:PORT
     runner: web.AppRunner
+    path: str = ""  # the SQLite file, for a CLI run over the same database
 
     def link(self, team: str = "T1", user: str = "U1", role: Role = Role.MEMBER) -> str:
         """A fresh sign-in link, on this server."""
@@ -48,4 +49,4 @@ async def start_dashboard(path: str, clock: FakeClock, *, public_url: str = "htt
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    return Dashboard(store, clock, sign_in, f"http://127.0.0.1:{port}", runner)
+    return Dashboard(store, clock, sign_in, f"http://127.0.0.1:{port}", runner, path)

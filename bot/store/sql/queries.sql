@@ -429,3 +429,28 @@ FROM jobs WHERE jobs.team = :team AND jobs.state IN ('running', 'queued')
 ORDER BY jobs.state = 'running' DESC, queue_position, CASE WHEN jobs.state = 'running' THEN jobs.started_at END,
     jobs.id
 LIMIT :limit
+-- ---- web dashboard: ledger and budgets pages ------------------------------
+
+-- A team's ledger rows matching the page's filters (each NULL filter matches all), newest first.
+-- name: ledger_filtered
+SELECT * FROM ledger WHERE team = :team
+AND (CAST(:entry AS TEXT) IS NULL OR entry = :entry)
+AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since)
+AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR created_at < :until)
+AND (CAST(:user AS TEXT) IS NULL OR "user" = :user)
+AND (CAST(:channel AS TEXT) IS NULL OR channel = :channel)
+AND (CAST(:model AS TEXT) IS NULL OR model = :model)
+AND (CAST(:lane AS TEXT) IS NULL OR lane = :lane)
+ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: budget_row
+SELECT * FROM budgets WHERE team = :team AND scope = :scope AND scope_id = :scope_id
+
+-- name: insert_budget_audit
+INSERT INTO budget_audit (team, "user", platform, scope, scope_id, old_limit_micros, old_period,
+    old_soft_threshold, new_limit_micros, new_period, new_soft_threshold, created_at)
+VALUES (:team, :user, :platform, :scope, :scope_id, :old_limit_micros, :old_period,
+    :old_soft_threshold, :new_limit_micros, :new_period, :new_soft_threshold, :now)
+
+-- name: budget_audit
+SELECT * FROM budget_audit WHERE team = :team ORDER BY id DESC LIMIT :limit
