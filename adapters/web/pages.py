@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.service import ImagineService
 from bot.sign_in import Session, SignIn
+from bot.types import StoredImage
 
 HERE = Path(__file__).parent
 PREFIX = "/dashboard"
@@ -44,3 +45,20 @@ def signed_out(request: web.Request) -> web.Response:
         "You are not signed in",
         "Ask the bot for a dashboard link (or an operator: python -m bot dashboard-link), then open it.",
     )
+
+
+async def own_image(request: web.Request) -> tuple[Session, StoredImage] | web.Response:
+    """The session and the image named by the path's {image_id}, when it is one of the session's
+    team's; otherwise the page to answer with: signed out, or a 404 alike for an unknown id and
+    another team's (so ids of other teams' images cannot be probed)."""
+    session = signed_in(request)
+    if session is None:
+        return signed_out(request)
+    try:
+        image_id = int(request.match_info["image_id"])
+    except ValueError:
+        image_id = 0
+    found = await request.app[SERVICE].team_image(session.team, image_id) if image_id > 0 else None
+    if found is None:
+        return problem(request, 404, "No such image", "It was deleted, or it is not one of your team's.", session)
+    return session, found
