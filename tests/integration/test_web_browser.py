@@ -5,32 +5,17 @@ tmp/artifacts/ (not committed)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
+from tests.support.browser import BROWSER_TESTS, chromium_page, expect, shot
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
 from tests.support.store_contract import settle
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "tmp" / "artifacts"
 DAY = 86400
-
-try:
-    from playwright.async_api import async_playwright, expect
-except ImportError:  # the dev extra not installed
-    async_playwright = expect = None  # type: ignore[assignment]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(async_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium chromium-driver"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
@@ -45,16 +30,8 @@ async def dashboard(tmp_path):
 
 @pytest.fixture
 async def page():
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = await browser.new_context(viewport={"width": 1024, "height": 800})
-        yield await context.new_page()
-        await browser.close()
-
-
-async def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    async with chromium_page() as opened:
+        yield opened
 
 
 async def test_sign_in_through_a_link_lands_on_the_overview(dashboard, page):
