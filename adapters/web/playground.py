@@ -21,7 +21,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from adapters import status
-from adapters.presses import PRESS_WINDOW, OneAtATime, press_key
+from adapters.presses import OneAtATime, press_key
 from adapters.web.pages import PLATFORM, PREFIX, SERVICE, own_image, page, problem, signed_in, signed_out
 from bot.images import MAX_INPUT_BYTES
 from bot.providers.errors import user_message_for
@@ -51,6 +51,9 @@ LANE_LABELS = {
     "batch": "Batch: half price, within hours",
     "priority": "Priority: dearer, never shed",
 }
+# How long an answered question gives its job back (as long as a question is held): a press
+# on it, a double click or one after going back, finds the job instead of "expired".
+QUESTION_WINDOW = 3600.0
 # Presses on one question run one after another, so a double click finds the first answer.
 ONE_AT_A_TIME = OneAtATime()
 Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
@@ -80,7 +83,7 @@ async def submit(request: web.Request) -> web.Response:
     )
     if isinstance(outcome, Refused):
         return _form_page(request, session, form, outcome.detail, status=400)
-    return await _present(request, session, outcome)
+    return await _present(request, session, outcome, _text(form, "nonce"))
 
 
 def _form_page(request: web.Request, session: Session, form: Any, refusal: str | None = None, *, status: int = 200):
@@ -110,20 +113,28 @@ async def confirm(request: web.Request) -> web.Response:
     token, choice = _text(form, "token"), _text(form, "choice")
     if not token or choice not in ("run", "flash"):
         return problem(request, 400, "This form is incomplete", "Go back to the playground and ask again.", session)
+    # Keyed by the form that asked, so that its questions (one per send of it) make one job
+    # between them, however often and on whichever question [Run] or [Use Flash] is pressed.
+    nonce = _text(form, "nonce")
+    key = (
+        f"{PLATFORM}:confirm:{session.team}:{session.user}:{nonce}"
+        if NONCE.fullmatch(nonce)
+        else press_key(PLATFORM, token, choice, session.user)
+    )
     async with ONE_AT_A_TIME(token):
         outcome, _ = await request.app[SERVICE].confirm(
             token,
             Caller(team=session.team, user=session.user, platform=PLATFORM),
             use_flash=choice == "flash",
-            idempotency_key=press_key(PLATFORM, token, choice, session.user),
-            idempotency_window=PRESS_WINDOW,
+            idempotency_key=key,
+            idempotency_window=QUESTION_WINDOW,
         )
     if isinstance(outcome, Refused):
         return problem(request, 409, "This request did not run", outcome.detail, session)
     return await _present(request, session, outcome)
 
 
-async def _present(request: web.Request, session: Session, outcome: Outcome) -> web.Response:
+async def _present(request: web.Request, session: Session, outcome: Outcome, nonce: str = "") -> web.Response:
     """A queued job (or a repeat of one) goes to its page; a question is asked on a page of its own."""
     if isinstance(outcome, NeedsConfirmation):
         token = await request.app[SERVICE].hold_confirmation(outcome)
@@ -133,6 +144,7 @@ async def _present(request: web.Request, session: Session, outcome: Outcome) -> 
             session=session,
             question=outcome,
             token=token,
+            nonce=nonce,
             estimate=status.money(outcome.estimate_usd),
             flash_estimate=status.money(outcome.flash_estimate_usd) if outcome.flash_estimate_usd else None,
             remaining=status.money(outcome.remaining_usd) if outcome.remaining_usd is not None else None,
@@ -240,7 +252,7 @@ async def edit(request: web.Request) -> web.Response:
     )
     if isinstance(outcome, Refused):
         return _edit_page(request, session, image_id, form, outcome.detail, status=400)
-    return await _present(request, session, outcome)
+    return await _present(request, session, outcome, _text(form, "nonce"))
 
 
 def _edit_page(

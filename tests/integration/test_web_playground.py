@@ -204,6 +204,7 @@ async def ask(browser, playground) -> str:
 async def test_the_cost_question_runs_on_run_or_with_flash_once_however_often_pressed(asking, browser, choice, model):
     question = await ask(browser, asking)
     form = {"csrf": hidden(question, "csrf"), "token": hidden(question, "token"), "choice": choice}
+    form["nonce"] = hidden(question, "nonce")
     url = asking.base + "/dashboard/playground/confirm"
     first = await post(browser, url, form)
     again = await post(browser, url, form)  # a double click
@@ -212,6 +213,27 @@ async def test_the_cost_question_runs_on_run_or_with_flash_once_however_often_pr
     await finished(asking, browser, job_id)
     job = await asking.store.get_job(job_id)
     assert (job.state, job.spec.model_alias, job.platform) == (JobState.SUCCEEDED, model, "web")
+    assert sum((await asking.store.counts_by_state()).values()) == 1
+    await outbox_settles(asking, browser)
+
+
+async def test_a_form_sent_twice_asks_twice_but_its_answers_make_one_job(asking, browser):
+    page = await open_form(browser, asking)
+    url = asking.base + "/dashboard/playground"
+    questions = [(await post(browser, url, prompt_form(page, "a castle", model="pro", size="4K")))[2] for _ in range(2)]
+    tokens = [hidden(question, "token") for question in questions]
+    assert tokens[0] != tokens[1]
+    answers = [
+        await post(
+            browser,
+            asking.base + "/dashboard/playground/confirm",
+            {"csrf": hidden(q, "csrf"), "nonce": hidden(q, "nonce"), "token": hidden(q, "token"), "choice": choice},
+        )
+        for q, choice in zip(questions, ("run", "flash"), strict=True)
+    ]
+    assert answers[0][0] == answers[1][0] == 303 and answers[0][1] == answers[1][1]
+    job = await asking.store.get_job(job_id_of(answers[0][1]))
+    assert job.spec.model_alias == "pro"  # the first answer's
     assert sum((await asking.store.counts_by_state()).values()) == 1
     await outbox_settles(asking, browser)
 

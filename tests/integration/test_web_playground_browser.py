@@ -123,3 +123,17 @@ async def test_the_cost_question_answers_use_flash(tmp_path, fake, page):
         assert job.spec.model_alias == "flash"
     finally:
         await playground.close()
+
+
+async def test_without_javascript_the_job_page_refreshes_itself_into_the_image(playground):
+    async with chromium_page(java_script_enabled=False) as page:
+        await page.goto(playground.link())
+        await page.goto(playground.base + "/dashboard/playground")
+        await page.get_by_label("Prompt").fill("a koi pond, no script")
+        await page.get_by_label("Model").select_option("flash")
+        await page.get_by_role("button", name="Make the image").click()
+        await page.wait_for_url(JOB_URL)
+        # The <noscript> refresh (every 2 s) brings the finished page: its image, its cost.
+        await expect(page.locator("#job-image")).to_be_visible(timeout=20_000)
+        await expect(page.locator("#job-cost")).to_have_text(re.compile(r"^\$0\.\d+$"))
+        await shot(page, "playground-job-done-no-script")

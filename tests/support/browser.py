@@ -34,11 +34,12 @@ __all__ = ["ARTIFACTS", "BROWSER_TESTS", "CHROMIUM", "chromium_page", "expect", 
 
 
 @asynccontextmanager
-async def chromium_page(width: int = 1024, height: int = 800) -> AsyncIterator[Any]:
-    """A page in a fresh headless Chromium (its own cookies), closed after."""
+async def chromium_page(width: int = 1024, height: int = 800, **context: Any) -> AsyncIterator[Any]:
+    """A page in a fresh headless Chromium (its own cookies), closed after; `context`: more
+    options of its browser context (java_script_enabled=False...)."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = await browser.new_context(viewport={"width": width, "height": height})
+        context = await browser.new_context(viewport={"width": width, "height": height}, **context)
         try:
             yield await context.new_page()
         finally:
