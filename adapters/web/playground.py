@@ -8,7 +8,7 @@ is posted to a chat: the job page polls the job's status (adapters/web/delivery.
 outbox rows).
 
 Double submits: each form carries a nonce, the request's idempotency key, so a second send of
-the same form gets the first one's job; [Run] / [Use Flash] are keyed like a chat button press.
+the same form gets the first one's job; the answers to its cost question are keyed by it too.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from bot.types import (
     EditRequest,
     ImagineRequest,
     InputImage,
-    InvalidRequest,
     Job,
     JobState,
     NeedsConfirmation,
@@ -75,7 +74,7 @@ async def submit(request: web.Request) -> web.Response:
         return signed_out(request)
     form = await request.post()
     prompt = _text(form, "prompt")
-    refused, images = await _uploads(form)
+    refused, images = _uploads(form)
     if refused is not None:
         return _form_page(request, session, form, refused, status=400)
     outcome = await request.app[SERVICE].submit(
@@ -86,7 +85,9 @@ async def submit(request: web.Request) -> web.Response:
     return await _present(request, session, outcome, _text(form, "nonce"))
 
 
-def _form_page(request: web.Request, session: Session, form: Any, refusal: str | None = None, *, status: int = 200):
+def _form_page(
+    request: web.Request, session: Session, form: Any, refusal: str | None = None, *, status: int = 200
+) -> web.Response:
     choices = request.app[SERVICE].request_choices(session.team)
     return page(
         request,
@@ -239,7 +240,7 @@ async def edit(request: web.Request) -> web.Response:
     session, image = found
     image_id = image.id
     form = await request.post()
-    refused, images = await _uploads(form)
+    refused, images = _uploads(form)
     if refused is not None:
         return _edit_page(request, session, image_id, form, refused, status=400)
     outcome = await request.app[SERVICE].edit(
@@ -297,9 +298,9 @@ def _asked(session: Session, form: Form, what: str) -> dict[str, Any]:
     }
 
 
-async def _uploads(form: Form) -> tuple[str | None, tuple[InputImage, ...]]:
-    """The optional reference image, with the checks chat attachments get (an image type, at
-    most 14 MB); the core then checks its bytes. (refusal, ()) for anything else."""
+def _uploads(form: Form) -> tuple[str | None, tuple[InputImage, ...]]:
+    """(None, the optional reference image), after the checks chat attachments get (an image
+    type, at most 14 MB; the core then checks its bytes); (why not, ()) for anything else."""
     field = form.get("reference")
     if not isinstance(field, web.FileField):
         return None, ()
@@ -307,11 +308,8 @@ async def _uploads(form: Form) -> tuple[str | None, tuple[InputImage, ...]]:
     name = (field.filename or "The file")[:120]
     if not data and not field.filename:
         return None, ()  # the box left empty
-    try:
-        if len(data) > MAX_INPUT_BYTES:
-            raise InvalidRequest(f"{name} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
-        if not field.content_type.startswith("image/"):
-            raise InvalidRequest(f"{name} is not an image (PNG, JPEG or WebP).")
-    except InvalidRequest as exc:
-        return str(exc), ()
+    if len(data) > MAX_INPUT_BYTES:
+        return f"{name} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB.", ()
+    if not field.content_type.startswith("image/"):
+        return f"{name} is not an image (PNG, JPEG or WebP).", ()
     return None, (InputImage(data=data, mime=field.content_type),)

@@ -14,8 +14,10 @@ import pytest
 
 from adapters.status import money
 from bot.money.budgets import Budget, Period, Scope
+from bot.providers.errors import user_message_for
 from bot.types import JobState
 from policies.config import PolicyBook
+from tests.fakes.gemini_replies import error
 from tests.support.images import png_bytes
 from tests.support.playground import start_playground
 from tests.support.probe import eventually
@@ -134,6 +136,39 @@ async def test_a_prompt_renders_as_a_web_job_charged_in_the_ledger_and_its_image
     assert ledger == [("reservation", "web", "U1"), ("settlement", "web", "U1"), ("release", "web", "U1")]
     charged = [r["cost_micros"] for r in await playground.store.ledger(team="T1") if r["entry"] == "settlement"]
     assert charged == [int(Decimal(job.result["cost_usd"]) * 1_000_000)]
+    await outbox_settles(playground, browser)
+
+
+async def test_a_queued_job_shows_its_position_and_refreshes_until_it_runs(tmp_path, fake, browser):
+    stopped = await start_playground(str(tmp_path / "queued.db"), fake, run_worker=False)
+    try:
+        locations = []
+        for prompt in ("a first", "a second"):
+            page = await open_form(browser, stopped)
+            _, location, _ = await post(browser, stopped.base + "/dashboard/playground", prompt_form(page, prompt))
+            locations.append(location)
+        async with browser.get(f"{stopped.base}{locations[1]}/status") as r:
+            view = await r.json()
+        assert (view["state"], view["done"], view["image_url"], view["cost"]) == ("queued", False, None, None)
+        assert view["line"].startswith("Queued, position 2 in the queue")
+        async with browser.get(stopped.base + locations[0]) as r:
+            page = await r.text()
+        assert "Queued, next up" in page and '<meta http-equiv="refresh" content="2">' in page
+    finally:
+        await stopped.close()
+
+
+async def test_a_failed_job_says_why_in_the_chat_adapters_words(playground, browser, fake):
+    fake.script(error(403))
+    page = await open_form(browser, playground)
+    _, location, _ = await post(browser, playground.base + "/dashboard/playground", prompt_form(page, "a koi pond"))
+    view = await finished(playground, browser, job_id_of(location))
+    job = await playground.store.get_job(job_id_of(location))
+    assert job.state is JobState.FAILED and view["image_url"] is None
+    assert view["line"] == user_message_for(job.error_class)
+    async with browser.get(playground.base + location) as r:
+        body = html.unescape(await r.text())
+    assert view["line"] in body and "http-equiv" not in body and 'id="job-result" hidden' in body
     await outbox_settles(playground, browser)
 
 
@@ -307,6 +342,7 @@ async def test_edits_chain_like_a_thread_with_and_without_a_reference(playground
     [
         (("notes.txt", b"hello", "text/plain"), "notes.txt is not an image"),
         (("fake.png", b"<html>login</html>", "image/png"), "not an image I can read"),
+        (("big.png", b"0" * (14 * 1024 * 1024 + 1), "image/png"), "big.png is larger than 14 MB"),
     ],
 )
 async def test_a_non_image_upload_is_refused_and_changes_nothing(playground, browser, upload, says):

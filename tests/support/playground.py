@@ -46,7 +46,10 @@ class Playground:
         await self.store.close()
 
 
-async def start_playground(path: str, fake, *, policies: PolicyBook | None = None) -> Playground:
+async def start_playground(
+    path: str, fake, *, policies: PolicyBook | None = None, run_worker: bool = True
+) -> Playground:
+    """The playground's server; `run_worker=False` leaves its jobs queued."""
     store = SQLiteStore(path)
     await store.open()
     catalog = load_catalog()
@@ -74,6 +77,6 @@ async def start_playground(path: str, fake, *, policies: PolicyBook | None = Non
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     stop = asyncio.Event()
-    tasks = asyncio.gather(worker.run(stop), dispatcher.run(stop))
+    tasks = asyncio.gather(*([worker.run(stop)] if run_worker else []), dispatcher.run(stop))
     port = runner.addresses[0][1]
     return Playground(store, service, sign_in, f"http://127.0.0.1:{port}", runner, provider, stop, tasks)
