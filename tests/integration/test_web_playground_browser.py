@@ -137,3 +137,30 @@ async def test_without_javascript_the_job_page_refreshes_itself_into_the_image(p
         await expect(page.locator("#job-image")).to_be_visible(timeout=20_000)
         await expect(page.locator("#job-cost")).to_have_text(re.compile(r"^\$0\.\d+$"))
         await shot(page, "playground-job-done-no-script")
+
+
+async def test_the_form_works_with_the_keyboard_only(playground, page):
+    await page.goto(playground.link())
+    await page.goto(playground.base + "/dashboard/playground")
+
+    async def tab_to(element_id: str) -> None:
+        for _ in range(20):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.id") == element_id:
+                return
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    await tab_to("prompt")
+    await page.keyboard.type("a koi pond by keyboard")
+    await tab_to("model")
+    await page.keyboard.press("ArrowDown")  # from "Default" to the first model
+    first_model = await page.locator("#model option").nth(1).get_attribute("value")
+    await expect(page.get_by_label("Model")).to_have_value(first_model or "")
+    await tab_to("reference")
+    await page.keyboard.press("Tab")  # the button after the file box
+    assert await page.evaluate("document.activeElement.textContent") == "Make the image"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(JOB_URL)
+    await image_shows(page)
+    job = await playground.store.get_job(await job_id(page))
+    assert (job.spec.prompt, job.spec.model_alias) == ("a koi pond by keyboard", first_model)
