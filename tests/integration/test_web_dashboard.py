@@ -23,12 +23,6 @@ async def dashboard(tmp_path):
     await started.close()
 
 
-@pytest.fixture
-async def browser():
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield session
-
-
 async def sign_in(browser, dashboard, **kwargs) -> str:
     async with browser.get(dashboard.link(**kwargs)) as r:
         assert r.status == 200 and r.url.path == "/dashboard/"

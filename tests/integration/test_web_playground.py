@@ -32,12 +32,6 @@ async def playground(tmp_path, fake):
     await started.close()
 
 
-@pytest.fixture
-async def browser():
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        yield session
-
-
 def hidden(page: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]*)"', page)
     assert found, f"no hidden {name} in the page"
