@@ -310,8 +310,11 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     closers: list[Callable[[], Awaitable[None]]] = []
     if role.http and settings.web_configured:
         from adapters.web.app import add_dashboard
+        from adapters.web.delivery import WebDelivery
 
         add_dashboard(web_app, runtime.service, sign_in(runtime))
+        # Playground jobs post nothing, but their outbox rows must be taken (marked delivered).
+        runtime.dispatcher.add(WebDelivery())
     elif role.http:
         log.info("web dashboard off: set IMAGINE_WEB_SECRET to serve it")
     slack = None

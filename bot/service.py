@@ -34,7 +34,7 @@ from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
-from bot.specs import SpecBuilder
+from bot.specs import RequestChoices, SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
     EditRequest,
@@ -311,6 +311,10 @@ class ImagineService:
         return await self._guarded(self._queue_board.cancel(job_id, caller))
 
     # -- money ----------------------------------------------------------
+
+    def request_choices(self, team: str) -> RequestChoices:
+        """The models, aspect ratios, sizes and lanes a form may offer `team` (the web playground)."""
+        return self._specs.choices(team)
 
     def policy(self, team: str) -> TeamPolicy:
         return self._policies.for_team(team)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from bot import images
 from bot.catalog import Catalog, ModelInfo, retired_note
@@ -26,6 +27,19 @@ PRIORITY_NOT_ENABLED = (
     '[teams."{team}"] in IMAGINE_CONFIG. Leave out --priority to run it now. '
     "Nothing was charged."
 )
+
+
+@dataclass(frozen=True)
+class RequestChoices:
+    """What a form may offer a team for /imagine's options: today's models and, from every
+    one of them, the aspect ratios and sizes, and the lanes this team and this bot's setup
+    allow. A combination one model lacks is still refused by `SpecBuilder.spec`, in words."""
+
+    default_model: str
+    models: tuple[str, ...]
+    aspect_ratios: tuple[str, ...]
+    sizes: tuple[str, ...]
+    lanes: tuple[str, ...]
 
 
 class SpecBuilder:
@@ -118,6 +132,24 @@ class SpecBuilder:
             )
         return asked
 
+    def choices(self, team: str) -> RequestChoices:
+        """The options a form offers `team` (the checks `_lane` makes, as a list)."""
+        live = [self._catalog.models[alias] for alias in self._catalog.live_aliases(self._today())]
+        offered = {lane for info in live for lane in info.lanes}
+        usable = {
+            Lane.STANDARD: True,
+            Lane.FLEX: self._service_tiers,
+            Lane.BATCH: self._batch_lane,
+            Lane.PRIORITY: self._service_tiers and self._policies.for_team(team).priority,
+        }
+        return RequestChoices(
+            default_model=self._catalog.default_model,
+            models=tuple(info.alias for info in live),
+            aspect_ratios=_union(info.aspect_ratios for info in live),
+            sizes=_union(info.sizes for info in live),
+            lanes=tuple(lane.value for lane in Lane if usable[lane] and lane.value in offered),
+        )
+
     def lane_note(self, req: ImagineRequest | EditRequest, spec: GenerationSpec) -> str | None:
         if requested_lane(req) is Lane.FLEX and spec.lane is Lane.BATCH:
             return (
@@ -164,6 +196,11 @@ class SpecBuilder:
                 continue  # NotAllowedHere and Unpriced are InvalidRequests too
             usable.append(fallback)
         return tuple(usable)
+
+
+def _union(groups: Iterable[Sequence[str]]) -> tuple[str, ...]:
+    """Every value of `groups`, once each, in the order first seen."""
+    return tuple(dict.fromkeys(value for group in groups for value in group))
 
 
 def cache_key(spec: GenerationSpec, inputs: list[CheckedImage], parent_sha256: str | None) -> str:

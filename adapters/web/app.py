@@ -17,7 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from adapters.web import money
+from adapters.web import money, playground
 from adapters.web.charts import budget_bar, daily_chart, ranking
 from adapters.web.images import image
 from adapters.web.pages import (
@@ -35,12 +35,15 @@ from adapters.web.pages import (
     signed_out,
 )
 from adapters.web.queue import add_queue
+from bot.images import MAX_INPUT_BYTES
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
 from bot.sign_in import LinkProblem, Refusal, SignIn
 from bot.types import Refused
 
 log = logging.getLogger(__name__)
+# An upload (bot.images' limit) and the rest of a form.
+MAX_BODY_BYTES = MAX_INPUT_BYTES + 256 * 1024
 
 # What each refused link shows, and its status: 403 for a link not ours, 410 for one used up.
 PROBLEMS: dict[LinkProblem, tuple[int, str, str]] = {
@@ -97,6 +100,13 @@ def add_dashboard(
             web.get("/sign-in/{token}", open_link, allow_head=False),
             web.post("/sign-out", sign_out),
             web.get(r"/images/{image_id}", image, name="image"),
+            web.get("/playground", playground.playground),
+            web.post("/playground", playground.submit),
+            web.post("/playground/confirm", playground.confirm),
+            web.get(r"/playground/jobs/{job_id}", playground.job_page),
+            web.get(r"/playground/jobs/{job_id}/status", playground.job_status),
+            web.get(r"/playground/images/{image_id}/edit", playground.edit_form),
+            web.post(r"/playground/images/{image_id}/edit", playground.edit),
             web.static("/static", HERE / "static"),
             *money.routes(),
         ]
@@ -111,6 +121,8 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     pages out of caches, frames and other sites' Referer."""
     try:
         if request.method == "POST":
+            # The bot's server takes small bodies; the playground's forms carry an image upload.
+            request = request.clone(client_max_size=MAX_BODY_BYTES)
             session = request.app[SIGN_IN].session(request.cookies.get(COOKIE))
             form = await request.post()
             sent = form.get("csrf")
@@ -129,6 +141,14 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
                 response = await handler(request)
         else:
             response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = problem(
+            request,
+            413,
+            "That upload is too large",
+            f"Images can be up to {MAX_INPUT_BYTES // (1024 * 1024)} MB. Nothing was sent or charged; "
+            "go back and choose a smaller file.",
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.access import Caller
 from bot.service import ImagineService
 from bot.sign_in import Session, SignIn
+from bot.types import StoredImage
 
 HERE = Path(__file__).parent
 PREFIX = "/dashboard"
@@ -60,3 +61,20 @@ def protect(response: web.StreamResponse) -> None:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+async def own_image(request: web.Request) -> tuple[Session, StoredImage] | web.Response:
+    """The session and the image named by the path's {image_id}, when it is one of the session's
+    team's; otherwise the page to answer with: signed out, or a 404 alike for an unknown id and
+    another team's (so ids of other teams' images cannot be probed)."""
+    session = signed_in(request)
+    if session is None:
+        return signed_out(request)
+    try:
+        image_id = int(request.match_info["image_id"])
+    except ValueError:
+        image_id = 0
+    found = await request.app[SERVICE].team_image(session.team, image_id) if image_id > 0 else None
+    if found is None:
+        return problem(request, 404, "No such image", "It was deleted, or it is not one of your team's.", session)
+    return session, found

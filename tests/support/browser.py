@@ -46,13 +46,14 @@ async def real_time_dashboard(path: str) -> AsyncIterator[Dashboard]:
 
 
 @asynccontextmanager
-async def chromium_page(width: int = 1024, height: int = 800) -> AsyncIterator[Any]:
-    """A fresh page in a fresh headless Chromium (its own cookies)."""
+async def chromium_page(width: int = 1024, height: int = 800, **context: Any) -> AsyncIterator[Any]:
+    """A fresh page in a fresh headless Chromium (its own cookies); `context`: more options of
+    its browser context (java_script_enabled=False...)."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
-            context = await browser.new_context(viewport={"width": width, "height": height})
-            yield await context.new_page()
+            opened = await browser.new_context(viewport={"width": width, "height": height}, **context)
+            yield await opened.new_page()
         finally:
             await browser.close()
 
