@@ -1,14 +1,15 @@
 """The store: every operation written once (bot/store/queue.py, lookups.py, batches.py, ledger.py,
-outbox.py, chat.py), over a thin connector per database (bot/store/sqlite.py,
+outbox.py, chat.py, gallery.py), over a thin connector per database (bot/store/sqlite.py,
 bot/store/postgres.py) and the named SQL in bot/store/sql."""
 
 from __future__ import annotations
 
 from bot.store.batches import BatchOperations
+from bot.store.gallery import GalleryOperations
 from bot.store.tx import JOBS, OUTBOX
 
 
-class StoreManager(BatchOperations):
+class StoreManager(BatchOperations, GalleryOperations):
     """A Store (bot/store/ports.py) over whichever connector it is given."""
 
     async def open(self) -> None:
