@@ -18,6 +18,7 @@ import jinja2
 from aiohttp import web
 
 from adapters.web.charts import budget_bar, daily_chart, ranking
+from adapters.web.gallery import confirm_delete, delete, gallery, image_page
 from adapters.web.images import image
 from adapters.web.pages import (
     CLOCK,
@@ -94,6 +95,10 @@ def add_dashboard(
             web.get("/sign-in/{token}", open_link, allow_head=False),
             web.post("/sign-out", sign_out),
             web.get(r"/images/{image_id}", image, name="image"),
+            web.get("/gallery", gallery, name="gallery"),
+            web.get("/gallery/{image_id}", image_page, name="gallery_image"),
+            web.get("/gallery/{image_id}/delete", confirm_delete),
+            web.post("/gallery/{image_id}/delete", delete),
             web.static("/static", HERE / "static"),
         ]
     )
