@@ -121,7 +121,10 @@ class GalleryDesk:
         return lineage_of(await self._store.image_thread(team, image_id), image_id)
 
     async def may_delete(self, image_id: int, caller: Caller) -> GalleryImage | Refused:
-        """The image, when the caller may delete it: its requester, or a moderator."""
+        """The image, when the caller may delete it: its requester, or a moderator (of a team
+        on the allow-list)."""
+        if (refused := off_allow_list(self._policies, caller.team, caller.platform)) is not None:
+            return refused
         found = await self._store.gallery_image(caller.team, image_id)
         if found is None or found.deleted:
             return Refused(RefusalReason.NOT_FOUND, NOT_FOUND)
