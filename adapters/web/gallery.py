@@ -97,7 +97,8 @@ async def delete(request: web.Request) -> web.Response:
     if isinstance(outcome, Refused):
         if outcome.reason is RefusalReason.NOT_MODERATOR:
             return _not_yours(request, session)
-        return problem(request, 503, "The image was not deleted", outcome.detail, session)
+        status = 503 if outcome.reason is RefusalReason.UNAVAILABLE else 403
+        return problem(request, status, "The image was not deleted", outcome.detail, session)
     raise web.HTTPSeeOther(f"{PREFIX}/gallery?deleted=1")
 
 

@@ -4,6 +4,7 @@ keeps every row."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from bot.types import Lane
@@ -147,3 +148,12 @@ async def test_another_team_s_image_or_an_input_cannot_be_deleted(store):
     assert await store.delete_image("T1", 999_999) is None
     assert (await store.get_image(image_id)).data == png("red").data
     assert (await store.get_image(upload.id)).data == png("blue").data
+
+
+async def test_of_deletes_at_once_from_many_processes_exactly_one_deletes(store_factory):
+    stores = [await store_factory() for _ in range(4)]
+    root = await render(stores[0], "a lighthouse", 100_000, color="red")
+    await render(stores[0], "warmer light", 40_000, parent=root, color="orange")
+    done = await asyncio.gather(*(stores[i % 4].delete_image("T1", root) for i in range(8)))
+    assert sum(d is not None for d in done) == 1
+    assert (await stores[1].gallery_image("T1", root)).deleted
