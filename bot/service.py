@@ -27,6 +27,7 @@ from bot.access import CLI_PLATFORM, Caller, acts_for, is_moderator, off_allow_l
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
+from bot.gallery import GalleryDesk, GalleryPage, Lineage
 from bot.intake import Intake
 from bot.ledger_view import LedgerFilter
 from bot.metrics import Metrics
@@ -37,6 +38,7 @@ from bot.quotes import Quoter
 from bot.specs import RequestChoices, SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
+    DeletedImage,
     EditRequest,
     ImagineRequest,
     InputImage,
@@ -108,6 +110,7 @@ class ImagineService:
         self._questions = HeldQuestions(store, clock)
         self._budgets = BudgetDesk(store, self._policies, clock)
         self._queue_board = QueueBoard(store, self._policies)
+        self._gallery = GalleryDesk(store, self._policies)
         self._on_submit = on_submit or (lambda: None)
         self._intake = Intake(
             store,
@@ -220,6 +223,32 @@ class ImagineService:
         """The requester or a moderator may remove a result."""
         job = await self._store.get_job(job_id)
         return job is not None and acts_for(self._policies, caller, job.team, job.user)
+
+    # -- the gallery ----------------------------------------------------
+
+    async def gallery(self, team: str, page: int = 1, *, platform: str = "") -> GalleryPage | Refused:
+        """The team's result images, newest first, 24 a page (page 1 the newest; a page past
+        the last is the last)."""
+        return await self._gallery.page(team, page, platform)
+
+    async def lineage(self, team: str, image_id: int) -> Lineage | None:
+        """An image of the team with its thread: the root, each edit, the running cost of its
+        chain and the thread's total (Lineage.summary() words it for chat). None when the
+        image is not the team's, or was deleted."""
+        return await self._gallery.lineage(team, image_id)
+
+    async def may_delete_image(self, image_id: int, caller: Caller) -> bool:
+        """Whether the caller may delete this result image: its requester, or a moderator."""
+        return not isinstance(await self._gallery.may_delete(image_id, caller), Refused)
+
+    async def delete_image(self, image_id: int, caller: Caller) -> DeletedImage | Refused:
+        """Delete a result image for real (its bytes, its chat threads' link to it, its place
+        in the prompt cache), for its requester or a moderator; the ledger keeps its rows."""
+        return await self._guarded(self._gallery.delete(image_id, caller))
+
+    async def delete_result(self, job_id: int, caller: Caller) -> DeletedImage | Refused:
+        """delete_image for a job's result (a chat message's [Delete] button)."""
+        return await self._guarded(self._gallery.delete_result(job_id, caller))
 
     # -- confirmations --------------------------------------------------
 

@@ -390,3 +390,48 @@ class Batch:
 
 def batch_worker(batch_id: int) -> str:
     return f"batch:{batch_id}"
+
+
+# -- the gallery: a team's result images and deleting one ----------------------------
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """A result image as the gallery lists it: what was asked, by whom, and what its job was
+    charged (the ledger's settlements, micro-dollars). A deleted image kept for its thread's
+    edits (a tombstone) has `deleted_at` set and no bytes."""
+
+    id: int
+    job_id: int
+    parent_image_id: int | None
+    team: str
+    channel: str
+    user: str
+    platform: str
+    kind: str  # imagine | edit
+    prompt: str  # an edit's instruction
+    model: str
+    size: str
+    aspect_ratio: str
+    lane: Lane
+    mime: str
+    width: int
+    height: int
+    created_at: float
+    cost_micros: int
+    deleted_at: float | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+@dataclass(frozen=True)
+class DeletedImage:
+    """What deleting an image did, in one transaction."""
+
+    image_id: int
+    tombstone: bool  # its row was kept (without bytes) because edits name it as their parent
+    blob_deleted: bool  # False when another image holds the same bytes
+    threads_unlinked: int  # chat threads that pointed at it (a reply there no longer edits it)
+    cache_entries: int  # jobs whose prompt-cache entry served it (they no longer match)

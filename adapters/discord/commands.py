@@ -255,11 +255,15 @@ class Handlers:
     async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
         if action == "delete":
             await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
-            if not await self._service.may_delete(job_id, self._caller(interaction)):
+            caller = self._caller(interaction)
+            if not await self._service.may_delete(job_id, caller):
                 await interaction.followup.send(
                     "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
                 )
                 return
+            # The image itself goes too (its bytes, the thread's link to it, its cache entry);
+            # a cache hit's image stays when it is someone else's, as the core decides.
+            await self._service.delete_result(job_id, caller)
             await cast(discord.Message, interaction.message).delete()  # a button press has its message
             await interaction.followup.send("Deleted.", ephemeral=True)
             return

@@ -177,6 +177,9 @@ class Listeners:
                 replace_original=False,
             )
             return
+        # The image itself goes too (its bytes, this thread's link to it, its cache entry);
+        # a cache hit's image stays when it is someone else's, as the core decides.
+        await self._service.delete_result(job_id, caller)
         job, _ = await self._service.status(job_id)
         if job and job.delivery.get("file_id"):
             await self.client.files_delete(file=job.delivery["file_id"])

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from adapters.web import money, playground
 from adapters.web.charts import budget_bar, daily_chart, ranking
+from adapters.web.gallery import confirm_delete, delete, gallery, image_page
 from adapters.web.images import image
 from adapters.web.pages import (
     CLOCK,
@@ -107,6 +108,10 @@ def add_dashboard(
             web.get(r"/playground/jobs/{job_id}/status", playground.job_status),
             web.get(r"/playground/images/{image_id}/edit", playground.edit_form),
             web.post(r"/playground/images/{image_id}/edit", playground.edit),
+            web.get("/gallery", gallery, name="gallery"),
+            web.get("/gallery/{image_id}", image_page, name="gallery_image"),
+            web.get("/gallery/{image_id}/delete", confirm_delete),
+            web.post("/gallery/{image_id}/delete", delete),
             web.static("/static", HERE / "static"),
             *money.routes(),
         ]

@@ -17,8 +17,10 @@ from bot.store.batch_sizing import BATCH_INLINE_BYTES
 from bot.types import (
     Batch,
     CheckedImage,
+    DeletedImage,
     Delivery,
     EarlierResult,
+    GalleryImage,
     Job,
     JobState,
     Lane,
@@ -341,7 +343,31 @@ class Dashboard(Protocol):
         "channel": [(channel, micros)...]}, most first (ties by name)."""
 
 
-class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Protocol):
+class Gallery(Protocol):
+    """A team's result images, their threads (an image and its edits), and deleting one.
+    Every call takes the team: another team's image reads as missing."""
+
+    async def gallery_images(self, team: str, limit: int, offset: int) -> list[GalleryImage]:
+        """The team's result images not deleted, newest first, `limit` from `offset`."""
+
+    async def gallery_count(self, team: str) -> int: ...
+
+    async def gallery_image(self, team: str, image_id: int) -> GalleryImage | None:
+        """One result image of the team (a tombstone too, with deleted_at set), or None."""
+
+    async def image_thread(self, team: str, image_id: int) -> list[GalleryImage]:
+        """The image's thread, oldest first: its root (the image no edit made) and every
+        image edited from it, however deep, tombstones included; [] when not the team's."""
+
+    async def delete_image(self, team: str, image_id: int) -> DeletedImage | None:
+        """Delete a result image for real, in one transaction: chat threads stop pointing at
+        it, the prompt cache stops serving it, its bytes go unless another image holds the
+        same, and its row goes too unless edits name it as their parent (then it stays as a
+        tombstone, without bytes). The ledger is untouched. None when there is no such
+        image of the team (or it was deleted already)."""
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
 
     async def open(self) -> None: ...

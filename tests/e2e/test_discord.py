@@ -24,7 +24,7 @@ from bot.settings import Settings
 from bot.store.sqlite import SQLiteStore
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
-from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly, stored_results
 from tests.support.images import png_bytes
 
 USER, MOD = 111, 222
@@ -210,8 +210,11 @@ async def test_buttons_reroll_and_delete(world):
     await discord.click("imagine:delete:1", image, user_id=outsider)
     await discord.wait_for(lambda: any("Only the person who asked" in t for t in world.ephemeral_texts()))
     assert not discord.message(image.id).deleted
+    assert stored_results(world.db)[1] is True
     await discord.click("imagine:delete:1", image, user_id=USER)
     await discord.wait_for(lambda: discord.message(image.id).deleted)
+    # The core deleted the image itself first: its bytes are gone, the reroll's are not.
+    assert 1 not in stored_results(world.db) and len(stored_results(world.db)) == 1
 
 
 async def test_edit_image_menu_on_someone_elses_picture(world):

@@ -169,3 +169,31 @@ async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learn
     with sqlite3.connect(path) as raw:
         indexes = {r[1] for r in raw.execute("PRAGMA index_list(ledger)")}
         assert {"ledger_team", "ledger_channel", "ledger_user"} <= indexes
+
+
+async def test_images_stored_before_deletion_existed_keep_their_bytes_and_can_be_deleted(tmp_path):
+    path = str(tmp_path / "deletion.db")
+    conn = legacy_database(path, "0012")  # images in blobs already, sha256 NOT NULL
+    job_id = insert_legacy_job(conn, created=1.0, available=1.0, prompt="an old fox")
+    conn.execute("UPDATE jobs SET state = 'succeeded', finished_at = 2.0 WHERE id = ?", (job_id,))
+    data = png_bytes(8, 8, "orange")
+    digest = hashlib.sha256(data).hexdigest()
+    conn.execute("INSERT INTO blobs (sha256, data) VALUES (?, ?)", (digest, data))
+    image_id = conn.execute(
+        """INSERT INTO images (job_id, role, mime, width, height, size_bytes, sha256, created_at)
+           VALUES (?, 'output', 'image/png', 8, 8, ?, ?, 2.0)""",
+        (job_id, len(data), digest),
+    ).lastrowid
+    conn.execute("UPDATE jobs SET result_image_id = ? WHERE id = ?", (image_id, job_id))
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    assert (await store.get_image(image_id)).data == data
+    [listed] = await store.gallery_images("T1", 24, 0)
+    assert (listed.id, listed.prompt, listed.deleted) == (image_id, "an old fox", False)
+    assert (await store.delete_image("T1", image_id)).blob_deleted
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM blobs").fetchone() == (0,)
+        columns = {r[1]: r for r in raw.execute("PRAGMA table_info(images)")}
+        assert columns["sha256"][3] == 0 and "deleted_at" in columns  # nullable now: a tombstone has none

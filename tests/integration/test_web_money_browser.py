@@ -9,19 +9,11 @@ import csv
 import io
 from pathlib import Path
 
-import pytest
-
 from bot.sign_in import Role
-from tests.support.browser import BROWSER, expect, real_time_dashboard, shot
+from tests.support.browser import BROWSER, expect, shot
 from tests.support.store_contract import settle
 
 pytestmark = BROWSER
-
-
-@pytest.fixture
-async def dashboard(tmp_path):
-    async with real_time_dashboard(str(tmp_path / "web.db")) as started:
-        yield started
 
 
 async def test_a_moderator_sets_a_budget_and_sees_it_and_who_changed_it(dashboard, page):

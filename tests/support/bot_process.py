@@ -129,6 +129,17 @@ async def healthz(base: str) -> dict:
         return await r.json()
 
 
+def stored_results(db: Path) -> dict[int, bool]:
+    """The bot's SQLite result images by their job's id, each with whether its bytes are
+    still stored (a deleted image is gone, or a tombstone without bytes)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT images.job_id, blobs.sha256 IS NOT NULL FROM images"
+            " LEFT JOIN blobs ON blobs.sha256 = images.sha256 WHERE images.role = 'output'"
+        )
+        return {job_id: bool(stored) for job_id, stored in rows}
+
+
 def read_jobs(db: Path) -> dict[int, dict]:
     """The bot's SQLite jobs, by id, each with its state and its ledger entries in order
     (reservation, settlement, release), read as an operator would."""

@@ -454,3 +454,73 @@ VALUES (:team, :user, :platform, :scope, :scope_id, :old_limit_micros, :old_peri
 
 -- name: budget_audit
 SELECT * FROM budget_audit WHERE team = :team ORDER BY id DESC LIMIT :limit
+-- ---- web dashboard: the gallery, and deleting an image --------------------
+
+-- A result image with its job: who asked for what, and what the job was charged
+-- (its settlements, every attempt and hedge, as the ledger keeps them).
+-- fragment: gallery_row
+SELECT images.id, images.job_id, images.parent_image_id, images.mime, images.width, images.height,
+    images.created_at, images.deleted_at, jobs.team, jobs.channel, jobs."user", jobs.platform, jobs.kind,
+    jobs.request,
+    CAST((SELECT COALESCE(SUM(l.cost_micros), 0) FROM ledger l
+          WHERE l.job_id = jobs.id AND l.entry = 'settlement') AS BIGINT) AS cost_micros
+FROM images JOIN jobs ON jobs.id = images.job_id
+
+-- name: gallery_page
+{gallery_row} WHERE jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
+ORDER BY images.id DESC LIMIT :limit OFFSET :offset
+
+-- name: gallery_count
+SELECT COUNT(*) FROM images JOIN jobs ON jobs.id = images.job_id
+WHERE jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
+
+-- name: gallery_image
+{gallery_row} WHERE images.id = :id AND jobs.team = :team AND images.role = 'output'
+
+-- An image's thread: up its parents to the root, then the root and every edit below it
+-- (a parent is always older than its edits, so the walk ends).
+-- name: gallery_thread
+WITH RECURSIVE lineage_up (id, parent_image_id) AS (
+    SELECT id, parent_image_id FROM images WHERE id = :id
+    UNION ALL
+    SELECT i.id, i.parent_image_id FROM images i JOIN lineage_up ON i.id = lineage_up.parent_image_id
+), lineage_down (id) AS (
+    SELECT id FROM lineage_up WHERE parent_image_id IS NULL
+    UNION ALL
+    SELECT i.id FROM images i JOIN lineage_down ON i.parent_image_id = lineage_down.id
+)
+{gallery_row} WHERE images.id IN (SELECT id FROM lineage_down) AND jobs.team = :team
+AND images.role = 'output'
+ORDER BY images.id
+
+-- name: image_to_delete
+SELECT images.id, images.sha256 FROM images JOIN jobs ON jobs.id = images.job_id
+WHERE images.id = :id AND jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
+
+-- name: unlink_image_threads
+DELETE FROM threads WHERE image_id = :id
+
+-- Every job the image answered (its own, and the prompt-cache hits that copied it) leaves
+-- the cache: the same prompt makes a new image instead of finding this one for $0.
+-- name: uncache_image
+UPDATE jobs SET cache_key = NULL WHERE result_image_id = :id AND cache_key IS NOT NULL
+
+-- Edits that name the image as their parent: made, or still to be made (queued, running).
+-- name: image_edits
+SELECT (SELECT COUNT(*) FROM images WHERE parent_image_id = :id)
+    + (SELECT COUNT(*) FROM jobs WHERE team = :team AND state IN ('queued', 'running')
+       AND CAST({json:request.parent_image_id} AS BIGINT) = :id)
+
+-- name: tombstone_image
+UPDATE images SET sha256 = NULL, deleted_at = :now WHERE id = :id
+
+-- name: unlink_job_results
+UPDATE jobs SET result_image_id = NULL WHERE result_image_id = :id
+
+-- name: delete_image_row
+DELETE FROM images WHERE id = :id
+
+-- Bytes are stored once per content: they go when no other image (an identical upload,
+-- another output) still names them.
+-- name: delete_unneeded_blob
+DELETE FROM blobs WHERE sha256 = :sha256 AND NOT EXISTS (SELECT 1 FROM images WHERE sha256 = :sha256)

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.support.bot_process import read_jobs
+from tests.support.bot_process import read_jobs, stored_results
 
 ALREADY = "Already on it"
 
@@ -30,9 +30,12 @@ async def test_reroll_4k_and_delete_buttons(world):
     await slack.wait_for(lambda: slack.responses)
     assert "Only the person who asked" in slack.responses[-1]["text"]
     assert slack.calls_to("files.delete") == []
+    assert stored_results(world.db)[int(job_id)] is True
     await world.click("imagine_delete", job_id, "U1", parent.ts, response_url=slack.response_url())
     await slack.wait_for(lambda: slack.calls_to("files.delete"))
     assert slack.uploads[0].deleted
+    # The core deleted the image itself first: its bytes are gone, the rerolls' are not.
+    assert int(job_id) not in stored_results(world.db) and len(stored_results(world.db)) == 2
 
 
 @pytest.mark.parametrize("world", ["[policy]\nconfirm_above_usd = 0.20\n"], indirect=True)

@@ -1,0 +1,16 @@
+-- Deleting an image really deletes its bytes. An image that edits still name (their
+-- parent) stays as a row without bytes (a tombstone: deleted_at set, sha256 NULL), so
+-- the thread's lineage and its costs still add up; the blob goes once no image needs it.
+
+ALTER TABLE images ADD COLUMN deleted_at DOUBLE PRECISION;
+
+ALTER TABLE images ALTER COLUMN sha256 DROP NOT NULL;
+
+-- Whether another image still needs a blob; a thread's edits; what points at an image.
+CREATE INDEX images_sha256 ON images (sha256);
+
+CREATE INDEX images_parent ON images (parent_image_id);
+
+CREATE INDEX threads_image ON threads (image_id);
+
+CREATE INDEX jobs_result_image ON jobs (result_image_id);
