@@ -31,6 +31,7 @@ from bot.metrics import Metrics
 from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.quotes import Quoter
+from bot.savings import MonthSavings, SavingsDesk
 from bot.specs import SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
@@ -104,6 +105,7 @@ class ImagineService:
         self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
         self._questions = HeldQuestions(store, clock)
         self._budgets = BudgetDesk(store, self._policies, clock)
+        self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
         self._intake = Intake(
             store,
@@ -326,6 +328,12 @@ class ImagineService:
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
         return await self._budgets.top_spenders(team, limit)
+
+    async def savings(self, team: str, *, platform: str = "") -> MonthSavings | Refused:
+        """This month's cache savings and Flex/Batch savings of the team."""
+        if (refused := off_allow_list(self._policies, team, platform)) is not None:
+            return refused
+        return await self._savings.this_month(team)
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:

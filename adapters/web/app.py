@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import web
 
 from adapters.web.charts import budget_bar, daily_chart, ranking
+from bot.money import usd
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
 from bot.sign_in import LinkProblem, Refusal, Session, SignIn
@@ -191,10 +192,12 @@ async def overview(request: web.Request) -> web.Response:
     usage = await service.usage(session.team, session.user, None, platform=PLATFORM)
     daily = await service.daily_spend(session.team, 30, platform=PLATFORM)
     top = await service.top_spenders(session.team, 5, platform=PLATFORM)
-    for answer in (usage, daily, top):
+    saved = await service.savings(session.team, platform=PLATFORM)
+    for answer in (usage, daily, top, saved):
         if isinstance(answer, Refused):
             return problem(request, 403, "Not available for this team", answer.detail, session)
     assert not isinstance(usage, Refused) and not isinstance(daily, Refused) and not isinstance(top, Refused)
+    assert not isinstance(saved, Refused)
     today = period_start(Period.DAY, request.app[CLOCK]())
     return _page(
         request,
@@ -204,6 +207,8 @@ async def overview(request: web.Request) -> web.Response:
         chart=daily_chart(daily, today, 30),
         top_users=ranking(top["user"]),
         top_channels=ranking(top["channel"]),
+        savings=saved,
+        usd=usd,
     )
 
 

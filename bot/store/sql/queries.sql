@@ -412,3 +412,21 @@ GROUP BY "user" ORDER BY micros DESC, name LIMIT :limit
 SELECT channel AS name, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
 WHERE team = :team AND entry = 'settlement' AND created_at >= :since
 GROUP BY channel ORDER BY micros DESC, name LIMIT :limit
+
+
+-- ---- overview savings (web dashboard) -------------------------------------
+
+-- What the team's cache hits since :since would have cost: for each job answered from the
+-- cache, the charge of the job that made its image (its succeeded call; of a hedged pair,
+-- the dearer one, as one image was kept).
+-- name: cache_savings
+SELECT CAST(COALESCE(SUM((SELECT MAX(l.cost_micros) FROM ledger l
+        WHERE l.job_id = i.job_id AND l.entry = 'settlement' AND l.status = 'succeeded')), 0) AS BIGINT)
+FROM jobs c JOIN images i ON i.id = c.result_image_id
+WHERE c.team = :team AND c.created_at >= :since AND c.state = 'succeeded' AND {json:result.cached} IS NOT NULL
+
+-- What the team was charged on the relaxed lanes (Flex, Batch) since :since, per model and lane.
+-- name: relaxed_charges
+SELECT model, lane, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
+WHERE team = :team AND entry = 'settlement' AND lane IN ('flex', 'batch') AND created_at >= :since
+GROUP BY model, lane ORDER BY model, lane
