@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
-from bot.access import CLI_PLATFORM, Caller, is_moderator, off_allow_list
+from bot.access import CLI_PLATFORM, Caller, dashboard_link, is_moderator, off_allow_list
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
@@ -32,6 +32,7 @@ from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.quotes import Quoter
 from bot.savings import MonthSavings, SavingsDesk
+from bot.sign_in import SignIn
 from bot.specs import SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
@@ -88,7 +89,9 @@ class ImagineService:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         gateway_routes: tuple[str, ...] = (),
+        sign_in: SignIn | None = None,
     ) -> None:
+        self._sign_in = sign_in  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
         self._cache_ttl = cache_ttl
         self._metrics = metrics or Metrics()
         self._store = store
@@ -305,6 +308,11 @@ class ImagineService:
 
     def is_moderator(self, caller: Caller) -> bool:
         return is_moderator(self._policies, caller)
+
+    def dashboard_link(self, caller: Caller) -> str | Refused:
+        """A one-time link signing the caller in to the web dashboard, with the role the
+        budgets commands would give them; a refusal off the allow-list or with the dashboard off."""
+        return dashboard_link(self._policies, self._sign_in, caller)
 
     async def usage(
         self, team: str, user: str, channel: str | None = None, *, platform: str = ""

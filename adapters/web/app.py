@@ -64,6 +64,10 @@ PROBLEMS: dict[LinkProblem, tuple[int, str, str]] = {
     ),
 }
 
+# What chat apps fetch a posted link with, to draw its preview: a one-time link opened by one of
+# them would be used up before its person clicks it. Matched in the User-Agent, any case.
+LINK_EXPANDERS = ("slackbot", "slack-imgproxy", "discordbot", "facebookexternalhit", "twitterbot")
+
 
 def add_dashboard(
     app: web.Application,
@@ -149,6 +153,16 @@ def _route(request: web.Request) -> str:
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
+    agent = request.headers.get("User-Agent", "").lower()
+    if any(expander in agent for expander in LINK_EXPANDERS):
+        log.info("sign-in: a link preview fetched a sign-in link; it is left unused")
+        return problem(
+            request,
+            200,
+            "Open this link in your browser",
+            "This is a one-time sign-in link to the imagine dashboard. A link preview does not use it up: "
+            "open it in your browser to sign in.",
+        )
     sign_in = request.app[SIGN_IN]
     opened = await sign_in.open_link(request.match_info["token"], request.remote or "unknown")
     if isinstance(opened, Refusal):
