@@ -16,6 +16,8 @@ from bot.types import Accepted
 
 # A job's status when its adapter could not announce it and cancelled it (its hold released).
 NOT_STARTED = "This request could not start. Nothing was charged."
+# Beside a dashboard sign-in link (/imagine-dashboard): it is a key to this person's session.
+DASHBOARD_LINK_NOTE = "It works once, for 10 minutes, and signs in as you: don't share it."
 
 
 def money(value: Decimal | str | None) -> str:

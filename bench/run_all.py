@@ -25,7 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import TABLE_HEADERS, merge_results, print_table  # noqa: E402
 
 # In the order they run: the quick ones first (the bill beside the budget-exactness row).
-BENCHES = ("queue_and_budget", "billing", "hedging", "queue_postgres", "slack_ack", "pipeline", "memory", "quota")
+BENCHES = (
+    "queue_and_budget",
+    "billing",
+    "hedging",
+    "queue_postgres",
+    "dashboard",
+    "slack_ack",
+    "pipeline",
+    "memory",
+    "quota",
+)
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.sign_in import Role, SignIn
 from bot.types import RefusalReason, Refused
 from policies.config import PolicyBook
 
@@ -19,6 +20,10 @@ CLI_PLATFORM = "cli"
 NOT_ON_ALLOW_LIST = (
     "This bot isn't enabled for this workspace or server. Ask the bot's operator to add "
     "it to the allow-list ([access] teams). Nothing was charged."
+)
+DASHBOARD_NOT_SET_UP = (
+    "The web dashboard is not set up for this bot yet. An operator turns it on by setting "
+    "IMAGINE_WEB_SECRET (and IMAGINE_PUBLIC_URL, the address people open); see the operator guide."
 )
 
 
@@ -48,3 +53,13 @@ def acts_for(policies: PolicyBook, caller: Caller, team: str, requester: str) ->
     """Whether `caller` may act on a job of `team` asked for by `requester`: the requester
     or a moderator, of that team only."""
     return team == caller.team and (requester == caller.user or is_moderator(policies, caller))
+
+
+def dashboard_link(policies: PolicyBook, sign_in: SignIn | None, caller: Caller) -> str | Refused:
+    """A one-time sign-in link to the web dashboard for the caller, as a moderator when the
+    team's moderators include them (the same rule as for budgets), else as a member."""
+    if (refused := off_allow_list(policies, caller.team, caller.platform)) is not None:
+        return refused
+    if sign_in is None:
+        return Refused(RefusalReason.NOT_CONFIGURED, DASHBOARD_NOT_SET_UP)
+    return sign_in.link(caller.team, caller.user, Role.MODERATOR if is_moderator(policies, caller) else Role.MEMBER)

@@ -176,6 +176,8 @@ class Runtime:
     # A worker here takes any job (not just the CLI's own one).
     serves_queue: bool = False
     policies: PolicyBook = field(default_factory=PolicyBook)
+    sign_in: SignIn | None = None  # None: the web dashboard is off
+    http_port: int | None = None  # the port the HTTP server bound (PORT=0 takes any free one)
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -260,14 +262,20 @@ class Runtime:
 
 def sign_in(runtime: Runtime) -> SignIn:
     """The dashboard's link signer; a ConfigError without IMAGINE_WEB_SECRET."""
-    settings = runtime.settings
-    if settings.imagine_web_secret is None:
+    if runtime.sign_in is None:
         raise ConfigError(
             "The web dashboard needs IMAGINE_WEB_SECRET (32+ characters, e.g. from `openssl rand -hex 32`), "
             "the same in every process, to sign its links and sessions."
         )
+    return runtime.sign_in
+
+
+def _signer(settings: Settings, store: Store) -> SignIn | None:
+    """The link signer when IMAGINE_WEB_SECRET is set; the chat commands and the web share it."""
+    if settings.imagine_web_secret is None:
+        return None
     return SignIn(
-        runtime.store,
+        store,
         settings.imagine_web_secret.get_secret_value(),
         settings.public_url,
         session_seconds=settings.imagine_web_session_hours * 3600,
@@ -340,6 +348,7 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
         closers.append(discord_adapter.close)
     if role.http:
         runner = await serve(web_app, settings.port)
+        runtime.http_port = runner.addresses[0][1]
         closers.insert(0, runner.cleanup)
     if slack is not None:
         # Closers run last to first: the HTTP server stops taking requests, then Slack's listeners finish.
@@ -371,6 +380,7 @@ async def build(
         provider.limiter = SharedRateLimiter(store, provider.limiter.limits)
     dispatcher = OutboxDispatcher(store, notifiers)
     metrics = Metrics()
+    signer = _signer(settings, store)
     runtime: Runtime
     service = ImagineService(
         store,
@@ -383,6 +393,7 @@ async def build(
         metrics=metrics,
         gateway_routes=gateway_routes,
         on_submit=lambda: runtime.wake(),
+        sign_in=signer,
     )
     # Alerts go to the platforms with a moderators' channel set.
     alert_platforms = [
@@ -401,5 +412,6 @@ async def build(
         metrics=metrics,
         watch=watch,
         policies=policies,
+        sign_in=signer,
     )
     return runtime

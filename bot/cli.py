@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot import bootstrap, images
+from bot import bootstrap, first_run, images
 from bot.cli_parser import parser
 from bot.doctor import doctor
 from bot.ledger_view import utc_date
@@ -76,12 +76,14 @@ SETUP_GUIDE = """\
 imagine-bot has nothing to run yet. Set at least:
 
   GEMINI_API_KEY=...          a Gemini API key (https://aistudio.google.com/apikey)
-  and one chat platform:
+
+With only that, `python -m bot run` serves the web dashboard and prints a sign-in
+link. For chat, add one platform:
   SLACK_BOT_TOKEN=xoxb-... with SLACK_SIGNING_SECRET=... (HTTP) or SLACK_APP_TOKEN=xapp-... (Socket Mode)
   DISCORD_TOKEN=...
 
-Put them in the environment or in a .env file here. To try a render without
-a chat platform:  python -m bot imagine "a koi pond at dawn" --ar 16:9
+Put them in the environment or in a .env file here. To try a render from the
+terminal:  python -m bot imagine "a koi pond at dawn" --ar 16:9
 """
 
 
@@ -326,9 +328,12 @@ async def run(settings: Settings, command: str) -> int:
     scale-out: `worker` (workers only), `web` (Slack and the HTTP endpoints),
     `discord` (the Discord gateway)."""
     role = bootstrap.ROLES[command]
-    if command == "run" and not (settings.slack_configured or settings.discord_configured):
+    web_only = command == "run" and not (settings.slack_configured or settings.discord_configured)
+    if web_only and not settings.provider_configured:
         print(SETUP_GUIDE, file=sys.stderr)
         return EXIT_CONFIG
+    if web_only:
+        settings = first_run.with_web_secret(settings)
     if command == "discord" and not settings.discord_configured:
         raise CliError("`discord` runs the Discord gateway: set DISCORD_TOKEN.", EXIT_CONFIG)
     if command == "web" and not settings.slack_configured:
@@ -343,6 +348,8 @@ async def run(settings: Settings, command: str) -> int:
         if role.workers:
             runtime.add_worker()
         closers = await bootstrap.start_adapters(runtime, role)
+        if web_only:
+            print(first_run.invitation(runtime), file=sys.stderr, flush=True)
         log.info(
             "%s: %d worker slots on %s",
             command,

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
-from bot.access import CLI_PLATFORM, Caller, acts_for, is_moderator, off_allow_list
+from bot.access import CLI_PLATFORM, Caller, acts_for, dashboard_link, is_moderator, off_allow_list
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
@@ -35,6 +35,8 @@ from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
+from bot.savings import MonthSavings, SavingsDesk
+from bot.sign_in import SignIn
 from bot.specs import RequestChoices, SpecBuilder
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import (
@@ -92,7 +94,9 @@ class ImagineService:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         gateway_routes: tuple[str, ...] = (),
+        sign_in: SignIn | None = None,
     ) -> None:
+        self._sign_in = sign_in  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
         self._cache_ttl = cache_ttl
         self._metrics = metrics or Metrics()
         self._store = store
@@ -111,6 +115,7 @@ class ImagineService:
         self._budgets = BudgetDesk(store, self._policies, clock)
         self._queue_board = QueueBoard(store, self._policies)
         self._gallery = GalleryDesk(store, self._policies)
+        self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
         self._intake = Intake(
             store,
@@ -360,6 +365,11 @@ class ImagineService:
     def is_moderator(self, caller: Caller) -> bool:
         return is_moderator(self._policies, caller)
 
+    def dashboard_link(self, caller: Caller) -> str | Refused:
+        """A one-time link signing the caller in to the web dashboard, with the role the
+        budgets commands would give them; a refusal off the allow-list or with the dashboard off."""
+        return dashboard_link(self._policies, self._sign_in, caller)
+
     async def usage(
         self, team: str, user: str, channel: str | None = None, *, platform: str = ""
     ) -> UsageReport | Refused:
@@ -382,6 +392,12 @@ class ImagineService:
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
         return await self._budgets.top_spenders(team, limit)
+
+    async def savings(self, team: str, *, platform: str = "") -> MonthSavings | Refused:
+        """This month's cache savings and Flex/Batch savings of the team."""
+        if (refused := off_allow_list(self._policies, team, platform)) is not None:
+            return refused
+        return await self._savings.this_month(team)
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:

@@ -286,6 +286,7 @@ class RefusalReason(StrEnum):
     NOT_MODERATOR = "not_moderator"
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
+    NOT_CONFIGURED = "not_configured"  # the operator has not turned the feature on
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """What Discord users do, turned into core requests: /imagine, /imagine-usage,
-/imagine-budget, the "Edit image" menu, replies and thread messages, and the
+/imagine-budget, /imagine-dashboard, the "Edit image" menu, replies and thread messages, and the
 buttons. Each handler answers in Discord's terms; the core decides.
 
 /imagine defers at once (Discord wants an answer within 3 s), submits to the
@@ -134,11 +134,20 @@ class Handlers:
         ) -> None:
             await handlers.on_budget(interaction, action, usd, period)
 
+        @app_commands.command(name="imagine-dashboard", description="A private sign-in link to the web dashboard")
+        @app_commands.guild_only()
+        async def dashboard(interaction: discord.Interaction) -> None:
+            link = handlers._service.dashboard_link(handlers._caller(interaction))
+            text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
+            # Answered at once (making a link reads nothing), only to its asker, with no preview.
+            await interaction.response.send_message(text, ephemeral=True, suppress_embeds=True)
+
         # Budgets belong to a server: in DMs nothing would pay for the image.
         edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=handlers.on_edit_menu))
         tree.add_command(imagine)
         tree.add_command(usage)
         tree.add_command(budget)
+        tree.add_command(dashboard)
         tree.add_command(edit_menu)
 
     def _caller(self, interaction: discord.Interaction) -> Caller:

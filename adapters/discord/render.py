@@ -26,6 +26,11 @@ def quote(prompt: str) -> str:
     return "> " + discord.utils.escape_mentions(clip(prompt, 600)).replace("\n", "\n> ")
 
 
+def dashboard_link(link: str) -> str:
+    # <...> inside the link keeps Discord from fetching it for a preview.
+    return f"[Open the imagine dashboard](<{link}>) (your own sign-in link). {status.DASHBOARD_LINK_NOTE}"
+
+
 def status_message(prompt: str, user: str, line: str, *, edit: bool = False) -> str:
     verb = "asked to edit" if edit else "asked for"
     return clip(f"<@{user}> {verb}:\n{quote(prompt)}\n{line}")

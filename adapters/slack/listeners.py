@@ -1,5 +1,5 @@
 """What Slack sends the bot, turned into core requests: /imagine, /imagine-usage,
-/imagine-budget, replies in an image's thread, and the buttons. Each listener
+/imagine-budget, /imagine-dashboard, replies in an image's thread, and the buttons. Each listener
 answers in Slack's terms (a status message, an ephemeral note); the core decides.
 
 Flow of /imagine: ack at once (Slack wants an answer within 3 s, and no call
@@ -67,6 +67,7 @@ class Listeners:
         app.command("/imagine")(tracked(self._on_imagine))
         app.command("/imagine-usage")(tracked(self._on_usage))
         app.command("/imagine-budget")(tracked(self._on_budget))
+        app.command("/imagine-dashboard")(tracked(self._on_dashboard))
         app.event("message")(tracked(self._on_message))
         app.action(render.ACTION_REROLL)(tracked(self._on_rerun))
         app.action(render.ACTION_4K)(tracked(self._on_rerun))
@@ -229,8 +230,7 @@ class Listeners:
 
     async def _on_budget(self, ack, command: dict, respond) -> None:
         await ack()
-        team, user = command["team_id"], command["user_id"]
-        caller = Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
+        caller = await self._caller(command)
         words = command.get("text", "").split()
         action = words[0].lower() if words else "show"
         if action == "show":
@@ -247,6 +247,18 @@ class Listeners:
         else:
             text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
         await respond(text=text, response_type="ephemeral")
+
+    async def _on_dashboard(self, ack, command: dict, respond) -> None:
+        await ack()
+        link = self._service.dashboard_link(await self._caller(command))
+        text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
+        # No unfurl: a preview fetch must not be what opens a one-time link.
+        await respond(text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False)
+
+    async def _caller(self, command: dict) -> Caller:
+        """Who runs a slash command, with Slack's word on whether they are a workspace admin."""
+        team, user = command["team_id"], command["user_id"]
+        return Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
 
     # -- outcomes ---------------------------------------------------------
 

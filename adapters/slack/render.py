@@ -20,6 +20,10 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def dashboard_link(link: str) -> str:
+    return f"<{link}|Open the imagine dashboard> (your own sign-in link). {status.DASHBOARD_LINK_NOTE}"
+
+
 def status_message(
     prompt: str, user: str, line: str, *, buttons: list[dict] | None = None, edit: bool = False
 ) -> dict[str, Any]:

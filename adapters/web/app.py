@@ -37,6 +37,7 @@ from adapters.web.pages import (
 )
 from adapters.web.queue import add_queue
 from bot.images import MAX_INPUT_BYTES
+from bot.money import usd
 from bot.money.budgets import Period, period_start
 from bot.service import ImagineService
 from bot.sign_in import LinkProblem, Refusal, SignIn
@@ -74,6 +75,10 @@ PROBLEMS: dict[LinkProblem, tuple[int, str, str]] = {
         "Its database cannot be reached just now. Try the same link again in a minute.",
     ),
 }
+
+# What chat apps fetch a posted link with, to draw its preview: a one-time link opened by one of
+# them would be used up before its person clicks it. Matched in the User-Agent, any case.
+LINK_EXPANDERS = ("slackbot", "slack-imgproxy", "discordbot", "facebookexternalhit", "twitterbot")
 
 
 def add_dashboard(
@@ -173,6 +178,16 @@ def _route(request: web.Request) -> str:
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
+    agent = request.headers.get("User-Agent", "").lower()
+    if any(expander in agent for expander in LINK_EXPANDERS):
+        log.info("sign-in: a link preview fetched a sign-in link; it is left unused")
+        return problem(
+            request,
+            200,
+            "Open this link in your browser",
+            "This is a one-time sign-in link to the imagine dashboard. A link preview does not use it up: "
+            "open it in your browser to sign in.",
+        )
     sign_in = request.app[SIGN_IN]
     opened = await sign_in.open_link(request.match_info["token"], request.remote or "unknown")
     if isinstance(opened, Refusal):
@@ -203,10 +218,12 @@ async def overview(request: web.Request) -> web.Response:
     usage = await service.usage(session.team, session.user, None, platform=PLATFORM)
     daily = await service.daily_spend(session.team, 30, platform=PLATFORM)
     top = await service.top_spenders(session.team, 5, platform=PLATFORM)
-    for answer in (usage, daily, top):
+    saved = await service.savings(session.team, platform=PLATFORM)
+    for answer in (usage, daily, top, saved):
         if isinstance(answer, Refused):
             return problem(request, 403, "Not available for this team", answer.detail, session)
     assert not isinstance(usage, Refused) and not isinstance(daily, Refused) and not isinstance(top, Refused)
+    assert not isinstance(saved, Refused)
     today = period_start(Period.DAY, request.app[CLOCK]())
     return page(
         request,
@@ -216,6 +233,8 @@ async def overview(request: web.Request) -> web.Response:
         chart=daily_chart(daily, today, 30),
         top_users=ranking(top["user"]),
         top_channels=ranking(top["channel"]),
+        savings=saved,
+        usd=usd,
     )
 
 

@@ -44,6 +44,12 @@ def image_price(model: ModelInfo, size: str, lane: Lane) -> Decimal:
     return price * _lane_factor(model, lane)
 
 
+def at_standard(model: ModelInfo, lane: Lane, charged: Decimal) -> Decimal:
+    """What `charged` on `lane` would have cost on the Standard lane: the charge divided by the
+    lane's factor, to the micro-dollar."""
+    return (charged / _lane_factor(model, lane)).quantize(MICRO, rounding=ROUND_HALF_UP)
+
+
 def estimate(model: ModelInfo, size: str, lane: Lane, input_images: int = 0, prompt_chars: int = 2000) -> Decimal:
     """The most this request should cost: what gets reserved against budgets.
 

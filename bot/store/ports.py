@@ -342,6 +342,14 @@ class Dashboard(Protocol):
         """The team's `limit` biggest spenders since `since`: {"user": [(user, micros)...],
         "channel": [(channel, micros)...]}, most first (ties by name)."""
 
+    async def cache_savings(self, team: str, since: float) -> int:
+        """What the team's jobs answered from the cache since `since` would have cost, in micros:
+        for each, the charge of the call that made the image it reused."""
+
+    async def relaxed_charges(self, team: str, since: float) -> list[tuple[str, str, int]]:
+        """The team's settlements on the relaxed lanes (flex, batch) since `since`, summed per
+        model and lane: (model, lane, micros), by model then lane."""
+
 
 class Gallery(Protocol):
     """A team's result images, their threads (an image and its edits), and deleting one.

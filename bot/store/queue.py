@@ -32,6 +32,7 @@ from bot.store.ports import (
     after_failure,
     final_delivery_key,
 )
+from bot.store.savings import SavingsOperations
 from bot.store.tx import JOBS, Json, Row, Tx, job, reads, writes
 from bot.types import (
     CheckedImage,
@@ -44,7 +45,9 @@ from bot.types import (
 )
 
 
-class QueueOperations(LookupOperations, LedgerOperations, OutboxOperations, ChatOperations, DashboardOperations):
+class QueueOperations(
+    LookupOperations, LedgerOperations, OutboxOperations, ChatOperations, DashboardOperations, SavingsOperations
+):
     @reads
     async def job_for_key(self, tx: Tx, idempotency_key: str, window: float | None) -> int | None:
         since = self._clock() - window if window is not None else float("-inf")

@@ -38,6 +38,7 @@ class World:
     discord: FakeDiscord
     proc: asyncio.subprocess.Process
     db: Path
+    base: str = ""  # the bot's HTTP server: /healthz, /dashboard
 
     def thread_images(self):
         """Messages with an image that the bot posted in threads, oldest first."""
@@ -70,7 +71,13 @@ def prepare():
 
 
 @pytest.fixture
-async def world(tmp_path: Path, prepare):
+def more_env() -> dict[str, str]:
+    """Settings beyond the world's own (tests parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+async def world(tmp_path: Path, prepare, more_env):
     async with FakeGemini(image_scale=0.125) as gemini, FakeDiscord() as discord:
         await prepare(discord)
         discord.add_member(USER)
@@ -82,8 +89,9 @@ async def world(tmp_path: Path, prepare):
             GEMINI_BASE_URL=gemini.url,
             DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
             **({"IMAGINE_CONFIG": os.environ["IMAGINE_CONFIG"]} if "IMAGINE_CONFIG" in os.environ else {}),
+            **more_env,
         )
-        proc, _ = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
+        proc, base = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
         try:
             deadline = time.monotonic() + 30
             # `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the
@@ -93,7 +101,7 @@ async def world(tmp_path: Path, prepare):
                 assert proc.returncode is None, (await proc.stderr.read()).decode()
                 assert time.monotonic() < deadline, "the bot never connected and synced its commands"
                 await asyncio.sleep(0.1)
-            yield World(gemini, discord, proc, tmp_path / "bot.db")
+            yield World(gemini, discord, proc, tmp_path / "bot.db", base)
         finally:
             await stop_cleanly(proc)
 

@@ -52,18 +52,26 @@ _LISTENING = re.compile(r" HTTP on \S+:(\d+) ")
 
 async def listening_port(proc: asyncio.subprocess.Process, timeout: float = 20) -> int:
     """The port a bot started with PORT=0 bound, read from its `HTTP on HOST:PORT` log line."""
+    return int((await read_log_until(proc, _LISTENING, timeout, "the bot named no HTTP port in its log"))[1])
+
+
+async def read_log_until(
+    proc: asyncio.subprocess.Process, pattern: re.Pattern[str], timeout: float = 20, missing: str = ""
+) -> re.Match[str]:
+    """Read the bot's log (stderr) up to the first line matching `pattern`: its match. The lines
+    read are kept for stop_cleanly()'s checks."""
     seen = []
     try:
         async with asyncio.timeout(timeout):
             while line := (await proc.stderr.readline()).decode():
                 seen.append(line)
-                if match := _LISTENING.search(line):
-                    return int(match[1])
+                if match := pattern.search(line):
+                    return match
     except TimeoutError:
         pass
     finally:
         _read_already[proc] = _read_already.get(proc, "") + "".join(seen)
-    raise AssertionError("the bot named no HTTP port in its log:\n" + "".join(seen))
+    raise AssertionError(f"{missing or 'no line matching ' + pattern.pattern} in the log:\n" + "".join(seen))
 
 
 async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: float = 20) -> dict:

@@ -3,9 +3,11 @@ aiohttp app with the dashboard's routes, on a loopback port."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from adapters.web.app import add_dashboard
@@ -50,3 +52,15 @@ async def start_dashboard(path: str, clock: FakeClock, *, public_url: str = "htt
     await site.start()
     port = runner.addresses[0][1]
     return Dashboard(store, clock, sign_in, f"http://127.0.0.1:{port}", runner, path)
+
+
+async def who_signs_in(base: str, link: str) -> str:
+    """Open a sign-in link's path on the server at `base` (a link's public URL may be made up) in
+    a fresh browser: who the landing overview says is signed in, "user · team · role"."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(base + urlsplit(link).path) as r:
+            page = await r.text()
+            assert r.status == 200 and r.url.path == "/dashboard/", page
+    who = re.search(r'<span class="who">([^<]+)</span>', page)
+    assert who, page
+    return who[1]

@@ -36,10 +36,27 @@ def announced(job):
     return replace(job, announced=True)
 
 
-async def settle(store, team: str, model: str, cost: int, prompt: str, user: str = "U1", channel: str = "C1") -> int:
+async def settle(
+    store,
+    team: str,
+    model: str,
+    cost: int,
+    prompt: str,
+    user: str = "U1",
+    channel: str = "C1",
+    *,
+    lane: Lane = Lane.STANDARD,
+) -> int:
     """Submit, lease and complete one job charged `cost`: a settlement in the ledger at the
-    store's clock. Returns the job's id."""
-    job = replace(new_job(team, prompt=prompt), user=user, channel=channel, spec=spec(prompt, model_alias=model))
+    store's clock, its image reusable by later requests with the cache key `cache:<prompt>`.
+    Returns the job's id."""
+    job = replace(
+        new_job(team, prompt=prompt),
+        user=user,
+        channel=channel,
+        spec=spec(prompt, model_alias=model, lane=lane),
+        cache_key=f"cache:{prompt}",
+    )
     await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None)))
     leased = await store.lease("w", 60)
     await store.complete(

@@ -8,7 +8,10 @@ from urllib.parse import unquote
 import pytest
 from itsdangerous import URLSafeSerializer
 
+from bot.access import DASHBOARD_NOT_SET_UP, Caller, dashboard_link
 from bot.sign_in import LINK_PATH, LinkProblem, Refusal, Role, Session, SignIn
+from bot.types import Refused
+from policies.config import PolicyBook
 from tests.support.clock import FakeClock
 
 SECRET = "s" * 40
@@ -161,3 +164,23 @@ def test_a_link_needs_a_team_and_a_user():
     sign_in, _ = make(FakeClock())
     with pytest.raises(ValueError):
         sign_in.link(" ", "U1", Role.MEMBER)
+
+
+def test_a_chat_dashboard_link_carries_the_role_the_budget_commands_would_give():
+    sign_in, _ = make(FakeClock())
+    policies = PolicyBook(teams={"T1": {"moderators": ["U042"]}}, access={"teams": ["T1"]})
+
+    def role(caller: Caller) -> str:
+        link = dashboard_link(policies, sign_in, caller)
+        assert isinstance(link, str)
+        payload = sign_in.read_link(token_of(link))
+        assert isinstance(payload, dict) and (payload["t"], payload["u"]) == (caller.team, caller.user)
+        return payload["r"]
+
+    assert role(Caller("T1", "U1", platform="slack")) == "member"
+    assert role(Caller("T1", "U1", platform_admin=True, platform="slack")) == "moderator"
+    assert role(Caller("T1", "U042", platform="discord")) == "moderator"  # the team policy's moderators
+    off_list = dashboard_link(policies, sign_in, Caller("T2", "U1", platform_admin=True, platform="slack"))
+    assert isinstance(off_list, Refused) and "allow-list" in off_list.detail
+    not_set_up = dashboard_link(policies, None, Caller("T1", "U1", platform="slack"))
+    assert isinstance(not_set_up, Refused) and not_set_up.detail == DASHBOARD_NOT_SET_UP

@@ -524,3 +524,22 @@ DELETE FROM images WHERE id = :id
 -- another output) still names them.
 -- name: delete_unneeded_blob
 DELETE FROM blobs WHERE sha256 = :sha256 AND NOT EXISTS (SELECT 1 FROM images WHERE sha256 = :sha256)
+-- ---- overview savings (web dashboard) -------------------------------------
+
+-- What the team's cache hits since :since would have cost: for each job answered from the
+-- cache, the charge of the job that made its image (its succeeded call; of a hedged pair,
+-- the dearer one, as one image was kept). A cache hit is inserted succeeded and never runs, so
+-- its attempt is 0: that plain column narrows the rows (and lets an index find them) before
+-- the JSON flag says which they are.
+-- name: cache_savings
+SELECT CAST(COALESCE(SUM((SELECT MAX(l.cost_micros) FROM ledger l
+        WHERE l.job_id = i.job_id AND l.entry = 'settlement' AND l.status = 'succeeded')), 0) AS BIGINT)
+FROM jobs c JOIN images i ON i.id = c.result_image_id
+WHERE c.team = :team AND c.created_at >= :since AND c.state = 'succeeded' AND c.attempt = 0
+AND {json:result.cached} IS NOT NULL
+
+-- What the team was charged on the relaxed lanes (Flex, Batch) since :since, per model and lane.
+-- name: relaxed_charges
+SELECT model, lane, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
+WHERE team = :team AND entry = 'settlement' AND lane IN ('flex', 'batch') AND created_at >= :since
+GROUP BY model, lane ORDER BY model, lane

@@ -16,7 +16,13 @@ from tests.support.slack_world import SECRET, World
 
 
 @pytest.fixture
-async def world(tmp_path: Path, request):
+def more_env() -> dict[str, str]:
+    """Settings beyond the world's own (tests parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request, more_env):
     config = tmp_path / "imagine.toml"
     config.write_text(getattr(request, "param", "") or "[policy]\nconfirm_above_usd = 10\n")
     async with FakeGemini(image_scale=0.125) as gemini, FakeSlack() as slack:
@@ -32,6 +38,7 @@ async def world(tmp_path: Path, request):
             DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
             IMAGINE_CONFIG=str(config),
             SLACK_ALERT_CHANNEL="CMODS",
+            **more_env,
         )
         # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
         proc, base = await start_bot("run", env, tmp_path)
