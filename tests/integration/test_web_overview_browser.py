@@ -1,31 +1,29 @@
-"""The overview's savings and the link-preview page in a real browser (Chromium, as
-test_web_browser.py drives it): the two labelled figures on a phone-sized screen, and a preview's
+"""The overview's savings and the link-preview page in a real browser (Chromium,
+tests/support/browser.py): the two labelled figures on a phone-sized screen, and a preview's
 page that leaves the link for its person. Screenshots go to tmp/artifacts/."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from bot.types import Lane
 from tests.integration.store.test_store_savings import hit
-from tests.integration.test_web_browser import CHROMIUM, page, pytestmark, shot  # noqa: F401  (fixture, marks)
-from tests.support.clock import FakeClock
-from tests.support.dashboard import start_dashboard
+from tests.support.browser import BROWSER, real_time_dashboard, shot
 from tests.support.store_contract import settle
+
+pytestmark = BROWSER
 
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
 async def dashboard(tmp_path):
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock(time.time()))
-    yield started
-    await started.close()
+    # The savings are this month's: the server's clock is today's.
+    async with real_time_dashboard(str(tmp_path / "web.db")) as started:
+        yield started
 
 
-async def test_the_overview_shows_both_savings_labelled_on_a_phone(dashboard, page):  # noqa: F811
+async def test_the_overview_shows_both_savings_labelled_on_a_phone(dashboard, page):
     await settle(dashboard.store, "T1", "pro", 134_000, "koi")
     await hit(dashboard.store, "T1", "koi")
     await settle(dashboard.store, "T1", "pro", 67_000, "slow koi", lane=Lane.FLEX)
@@ -47,7 +45,7 @@ async def test_the_overview_shows_both_savings_labelled_on_a_phone(dashboard, pa
     await shot(page, "overview-savings-phone")
 
 
-async def test_a_link_preview_gets_a_page_and_the_browser_then_signs_in(dashboard, page):  # noqa: F811
+async def test_a_link_preview_gets_a_page_and_the_browser_then_signs_in(dashboard, page):
     link = dashboard.link()
     preview = await page.context.new_page()
     await preview.set_extra_http_headers({"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"})

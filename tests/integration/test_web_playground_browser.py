@@ -86,6 +86,26 @@ async def test_a_render_then_an_edit_show_up_live_and_chain(playground, page):
     edit = await playground.store.get_job(await job_id(page))
     assert (edit.kind, edit.platform, edit.spec.parent_image_id) == ("edit", "web", first_image)
 
+    # In the gallery: the edit's lineage (the render, then the edit) and the thread's running
+    # cost, which is what the ledger charged the two web jobs.
+    await page.get_by_role("link", name="This image in the gallery").click()
+    steps = page.locator("li.step")
+    await expect(steps).to_have_count(2)
+    assert [await steps.nth(i).get_attribute("data-image-id") for i in range(2)] == [
+        str(first_image),
+        str(edit_image),
+    ]
+    charged = sum(
+        row["cost_micros"]
+        for row in await playground.store.ledger(team="T1")
+        if row["entry"] == "settlement" and row["job_id"] in (first_job, edit.id)
+    )
+    summary = page.locator("#thread-summary")
+    await expect(summary).to_contain_text("Edit 1 of this thread")
+    assert charged > 0 and await summary.get_attribute("data-running-micros") == str(charged)
+    assert await summary.get_attribute("data-thread-micros") == str(charged)
+    await shot(page, "playground-edit-in-the-gallery")
+
 
 async def test_on_a_phone_the_form_fits_and_a_bad_upload_is_refused_in_words(playground, page, tmp_path):
     await page.set_viewport_size({"width": 390, "height": 844})

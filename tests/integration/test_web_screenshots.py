@@ -17,6 +17,7 @@ from bot.sign_in import Role
 from tests.support.browser import BROWSER, ROOT, chromium_page, shot
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
+from tests.support.gallery import render
 from tests.support.store_contract import settle
 
 pytestmark = BROWSER
@@ -63,3 +64,39 @@ async def test_the_overview_screenshot(dashboard):
         await page.goto(dashboard.link(user="U04AMARA", role=Role.MODERATOR))
         assert await page.locator("#daily-chart g.day rect").count() > 30
         keep(await shot(page, "readme-overview"), "overview")
+
+
+GALLERY = [
+    ("a lighthouse on a cliff at dusk", "steelblue", None),
+    ("make the light warmer", "darkorange", 0),
+    ("now in a storm", "slategray", 1),
+    ("a koi pond at dawn", "teal", None),
+    ("a red fox in the snow", "firebrick", None),
+    ("a paper boat on a puddle", "goldenrod", None),
+    ("add a rainbow", "mediumpurple", 5),
+    ("a cactus in a tea cup", "seagreen", None),
+]
+
+
+async def test_the_gallery_screenshot(dashboard):
+    made: list[int] = []
+    for n, (prompt, color, parent) in enumerate(GALLERY):
+        made.append(
+            await render(
+                dashboard.store,
+                prompt,
+                134_000 if n % 3 else 39_000,
+                parent=None if parent is None else made[parent],
+                user=PEOPLE[n % len(PEOPLE)],
+                color=color,
+                model="pro" if n % 3 else "flash",
+                width=320,
+                height=240,
+            )
+        )
+    async with chromium_page(1200, 900) as page:
+        await page.goto(dashboard.link(user="U04AMARA", role=Role.MODERATOR))
+        await page.get_by_role("link", name="Gallery").click()
+        tiles = page.locator("li.tile")
+        assert await tiles.count() == len(GALLERY)
+        keep(await shot(page, "readme-gallery"), "gallery")
