@@ -312,7 +312,11 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     web_app.add_routes(
         [
             health_route(runtime.store, settings.imagine_workers if role.workers else 0),
-            metrics_route(runtime.store, runtime.metrics),
+            metrics_route(
+                runtime.store,
+                runtime.metrics,
+                token=settings.imagine_metrics_token.get_secret_value() if settings.imagine_metrics_token else None,
+            ),
         ]
     )
     closers: list[Callable[[], Awaitable[None]]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from aiohttp import web
@@ -37,8 +38,18 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
     return web.get("/healthz", healthz)
 
 
-def metrics_route(store: Store, metrics: Metrics) -> web.RouteDef:
-    async def scrape(_: web.Request) -> web.Response:
+def metrics_route(store: Store, metrics: Metrics, *, token: str | None = None) -> web.RouteDef:
+    """/metrics for Prometheus. With a `token` (IMAGINE_METRICS_TOKEN) a scrape must send it as
+    `Authorization: Bearer <token>`: the figures include spend by team, and the port also
+    serves Slack's public endpoint."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def scrape(request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "").encode()
+        if expected is not None and not hmac.compare_digest(sent, expected):
+            return web.Response(
+                status=401, text="a bearer token is required\n", headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+            )
         try:
             counts = await store.counts_by_state()
         except StoreUnavailable:

@@ -73,12 +73,15 @@ class Settings(BaseSettings):
     # Signs sign-in links and session cookies (32+ characters). Unset: no dashboard at all, since a
     # secret made up at start would differ between processes and break every link on restart.
     imagine_web_secret: SecretStr | None = None
+    # When set, /metrics answers only a scrape sending `Authorization: Bearer <this>`.
+    imagine_metrics_token: SecretStr | None = None
     # How long a dashboard session lasts after signing in.
     imagine_web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
     @field_validator(
         "imagine_public_url",
         "imagine_web_secret",
+        "imagine_metrics_token",
         "gemini_api_key",
         "openai_compat_api_key",
         "slack_bot_token",

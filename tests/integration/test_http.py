@@ -9,7 +9,8 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from bot.http import health_route, serve
+from bot.http import health_route, metrics_route, serve
+from bot.metrics import Metrics
 from bot.types import JobState
 from tests.support.jobs import new_job
 
@@ -67,3 +68,31 @@ async def test_healthz_reports_the_deliveries_still_pending(store):
     [second] = await store.claim_deliveries(["discord"], 10, 60)
     await store.retry_delivery(second.id, "gone", retry_at=0, max_attempts=1)  # given up
     assert (await healthz(store))["outbox_pending"] == 0
+
+
+async def scrape(store, token: str | None, headers: dict[str, str]) -> tuple[int, str, dict]:
+    app = web.Application()
+    app.add_routes([metrics_route(store, Metrics(), token=token)])
+    runner = await serve(app, 0, host="127.0.0.1")
+    try:
+        port = runner.addresses[0][1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as r,
+        ):
+            return r.status, await r.text(), dict(r.headers)
+    finally:
+        await runner.cleanup()
+
+
+async def test_metrics_take_a_bearer_token_when_one_is_set(store):
+    token = "s3cret-scrape-token"
+    status, body, headers = await scrape(store, token, {})
+    assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "imagine" not in body  # no figure leaks with the refusal
+    for wrong in ("Bearer nope", f"Basic {token}", f"Bearer {token}x", token):
+        assert (await scrape(store, token, {"Authorization": wrong}))[0] == 401
+    status, body, _ = await scrape(store, token, {"Authorization": f"Bearer {token}"})
+    assert status == 200 and "imagine_" in body
+    # Without a token configured, /metrics stays open (for a scraper on a private network).
+    assert (await scrape(store, None, {}))[0] == 200
