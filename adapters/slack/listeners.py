@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import aiohttp
+from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,7 +37,10 @@ SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
 MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
-ADMIN_CACHE_TTL = 300
+# Who is a workspace admin, asked once a minute at most per person: a demoted admin loses
+# moderator rights within a minute, and a flood of distinct users cannot grow the cache.
+ADMIN_CACHE_TTL = 60
+ADMIN_CACHE_SIZE = 10_000
 
 
 class Listeners:
@@ -50,6 +55,7 @@ class Listeners:
         token: str,
         alert_channel: str | None,
         api_url: str | None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._service, self.client, self._token = service, client, token
         self._alert_channel = alert_channel
@@ -59,7 +65,7 @@ class Listeners:
         if api_url:
             api = urlparse(api_url)
             self._file_hosts.add((api.scheme, api.netloc))
-        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._admins: TTLCache[tuple[str, str], bool] = TTLCache(ADMIN_CACHE_SIZE, ADMIN_CACHE_TTL, timer=clock)
         self._one_at_a_time = OneAtATime()
 
     def register(self, app: AsyncApp, tracked) -> None:
@@ -395,11 +401,11 @@ class Listeners:
 
     async def _is_admin(self, team: str, user: str) -> bool:
         cached = self._admins.get((team, user))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         info = (await self.client.users_info(user=user))["user"]
         admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
-        self._admins[(team, user)] = (time.monotonic() + ADMIN_CACHE_TTL, admin)
+        self._admins[(team, user)] = admin
         return admin
 
 

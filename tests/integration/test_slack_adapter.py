@@ -108,3 +108,23 @@ async def test_bolts_token_warning_is_filtered_without_touching_the_environment(
         assert [r for r in caplog.records if TOKEN_UNUSED in r.getMessage()]
     finally:
         await adapter.close()
+
+
+async def test_a_demoted_admin_loses_moderator_rights_within_a_minute(slack):
+    from adapters.slack.listeners import ADMIN_CACHE_SIZE, Listeners
+    from tests.support.clock import FakeClock
+
+    slack.add_user("UBOSS", is_admin=True)
+    clock = FakeClock(0.0)
+    client = AsyncWebClient(token="xoxb-test", base_url=slack.url)
+    listeners = Listeners(None, client, token="xoxb-test", alert_channel=None, api_url=None, clock=clock)  # type: ignore[arg-type]
+    assert await listeners._is_admin("T1", "UBOSS")
+    slack.add_user("UBOSS", is_admin=False)  # demoted in Slack
+    clock.advance(30)
+    assert await listeners._is_admin("T1", "UBOSS")  # still cached: one users.info a minute, not per command
+    clock.advance(31)
+    assert not await listeners._is_admin("T1", "UBOSS")
+    # The cache is bounded: a flood of distinct users never grows it past its size.
+    for n in range(ADMIN_CACHE_SIZE + 50):
+        listeners._admins[("T1", f"U{n}")] = False
+    assert len(listeners._admins) == ADMIN_CACHE_SIZE
