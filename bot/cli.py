@@ -31,7 +31,7 @@ from bot.result_notes import hedge_note, stale_note
 from bot.service import CLI_PLATFORM, Caller, confirmed
 from bot.settings import Settings
 from bot.sign_in import Role
-from bot.store.ports import Store, StoreUnavailable
+from bot.store.ports import Store, StoreMisconfigured, StoreUnavailable
 from bot.types import (
     Accepted,
     Delivery,
@@ -397,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid configuration: {problems}", file=sys.stderr)
         return EXIT_CONFIG
     except bootstrap.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreMisconfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StoreUnavailable as exc:

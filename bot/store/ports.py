@@ -46,6 +46,11 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or is locked past its timeout."""
 
 
+class StoreMisconfigured(StoreUnavailable):
+    """DATABASE_URL can never work (malformed, no such database or user, a wrong password):
+    waiting will not help, the configuration must change."""
+
+
 def final_delivery_key(job_id: int) -> str:
     """The outbox key of a job's one final message (result or failure)."""
     return f"job:{job_id}:final"

@@ -25,16 +25,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, conninfo, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bot.store.manager import StoreManager
 from bot.store.migrate import POSTGRES, migrate
-from bot.store.ports import StoreUnavailable
+from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
 
@@ -87,10 +88,12 @@ class PostgresConnector:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener = _Listener(url, (JOBS, OUTBOX))
         self._closed = False
+        SCRUB_POOL_LOGS.urls.add(url)
 
     async def open(self) -> None:
         if self._closed:
             raise StoreUnavailable("store is closed")
+        await self._check_url()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.url,
             min_size=self._min_size,
@@ -113,6 +116,27 @@ class PostgresConnector:
             await pool.close()
             raise
         self._pool = pool
+
+    async def _check_url(self) -> None:
+        """Fail at once, with the password scrubbed, when DATABASE_URL can never work (the pool
+        would retry it until its timeout and then call it "unavailable")."""
+        try:
+            conninfo.conninfo_to_dict(self.url)
+            probe = await psycopg.AsyncConnection.connect(self.url, connect_timeout=max(1, int(self._timeout)))
+        except psycopg.ProgrammingError:
+            raise StoreMisconfigured(
+                "DATABASE_URL is not a valid PostgreSQL URL; check its percent-encoding "
+                "(a password with % / @ : must be percent-encoded)"
+            ) from None
+        except psycopg.OperationalError as exc:
+            detail = self._scrub(str(exc)).strip()
+            if any(sign in detail for sign in PERMANENT):
+                raise StoreMisconfigured(f"DATABASE_URL cannot work: {detail}") from None
+            raise StoreUnavailable(f"postgres: {detail}") from None
+        await probe.close()
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self.url)
 
     async def _use_schema(self, conn: Conn) -> None:
         assert self._schema is not None
@@ -219,6 +243,50 @@ class _Listener:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
+
+
+# What a refused connection says when only a change of configuration can fix it.
+PERMANENT = (
+    "invalid integer value",
+    "invalid connection option",
+    "does not exist",
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "invalid sslmode",
+)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` without the URL's password, in any spelling it may appear in."""
+    try:
+        password = conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    raw = urlsplit(url).password
+    for secret in {password, raw, raw and unquote(raw)} - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
+
+
+class _ScrubPasswords(logging.Filter):
+    """Takes the passwords of the URLs in use out of the pool's log records (its connection
+    errors quote what they failed to parse)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = scrubbed = record.getMessage()
+        for url in self.urls:
+            scrubbed = scrub(scrubbed, url)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+SCRUB_POOL_LOGS = _ScrubPasswords()
+logging.getLogger("psycopg.pool").addFilter(SCRUB_POOL_LOGS)
 
 
 @contextmanager
