@@ -432,7 +432,7 @@ class DeletedImage:
     """What deleting an image did, in one transaction."""
 
     image_id: int
-    tombstone: bool  # its row was kept (without bytes) because edits name it as their parent
+    tombstone: bool  # edits name it as their parent: their lineage shows it, marked deleted
     blob_deleted: bool  # False when another image holds the same bytes
     threads_unlinked: int  # chat threads that pointed at it (a reply there no longer edits it)
     cache_entries: int  # jobs whose prompt-cache entry served it (they no longer match)

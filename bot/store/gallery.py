@@ -38,12 +38,11 @@ class GalleryOperations(Operations):
             return None
         threads = await tx.run("unlink_image_threads", id=image_id)
         cached = await tx.run("uncache_image", id=image_id)
+        # The row always stays, without its bytes: its edits' lineage names it, its job's ledger
+        # rows and savings still count it, and its id is never handed to another image (SQLite
+        # reuses the highest id of a deleted row), which a pending delivery would then post.
+        await tx.run("tombstone_image", id=image_id, now=self._clock())
         tombstone = bool(await tx.value("image_edits", id=image_id, team=team))
-        if tombstone:  # its edits name it: the row stays, without its bytes, for their lineage
-            await tx.run("tombstone_image", id=image_id, now=self._clock())
-        else:
-            await tx.run("unlink_job_results", id=image_id)
-            await tx.run("delete_image_row", id=image_id)
         blob_deleted = await tx.run("delete_unneeded_blob", sha256=target["sha256"]) == 1
         return DeletedImage(image_id, tombstone, blob_deleted, threads, cached)
 

@@ -168,7 +168,7 @@ async def test_the_ledger_keeps_its_rows_and_its_once_per_call_key_when_it_learn
     await store.close()
     with sqlite3.connect(path) as raw:
         indexes = {r[1] for r in raw.execute("PRAGMA index_list(ledger)")}
-        assert {"ledger_team", "ledger_channel", "ledger_user"} <= indexes
+        assert {"ledger_team_spend", "ledger_team_id", "ledger_channel", "ledger_user"} <= indexes
 
 
 async def test_images_stored_before_deletion_existed_keep_their_bytes_and_can_be_deleted(tmp_path):

@@ -514,12 +514,6 @@ SELECT (SELECT COUNT(*) FROM images WHERE parent_image_id = :id)
 -- name: tombstone_image
 UPDATE images SET sha256 = NULL, deleted_at = :now WHERE id = :id
 
--- name: unlink_job_results
-UPDATE jobs SET result_image_id = NULL WHERE result_image_id = :id
-
--- name: delete_image_row
-DELETE FROM images WHERE id = :id
-
 -- Bytes are stored once per content: they go when no other image (an identical upload,
 -- another output) still names them.
 -- name: delete_unneeded_blob

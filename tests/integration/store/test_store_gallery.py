@@ -82,19 +82,22 @@ async def test_delete_removes_the_bytes_the_thread_links_and_the_cache_but_keeps
         1,
         2,
     )
-    assert await store.get_image(image_id) is None
-    assert await store.gallery_image("T1", image_id) is None
+    assert await store.get_image(image_id) is None  # no bytes: nothing can serve or post it
+    kept = await store.gallery_image("T1", image_id)  # the row stays, so its id is never reused
+    assert kept is not None and kept.deleted and kept.cost_micros == 134_000
     assert [i.id for i in await store.gallery_images("T1", 24, 0)] == [other]
     assert png("red").sha256 not in [sha for sha, _ in await stored_blobs(store)]
     assert await store.thread_image("slack", "T1", "C1", "1700.1") is None
     assert await store.thread_image("slack", "T1", "C1", "1700.2") == other
-    assert (await store.get_job(job_id)).result_image_id is None
+    assert (await store.get_job(job_id)).result_image_id == image_id  # its money still counts
     # The same prompt makes a new image now: no cache hit, no stale answer either.
     again = await store.submit(replace(new_job(prompt="a red fox"), cache_key="fox"), [], cache_ttl=3600)
     assert not again.cached
     assert await store.stale_result("T1", "fox") is None
     assert await store.ledger(team="T1") == ledger_before  # money history stays
     assert await store.delete_image("T1", image_id) is None  # once
+    # The next image gets a new id, never the deleted one's (SQLite would reuse the highest).
+    assert await render(store, "a new image", 1_000, team="T2", color="blue") > image_id
 
 
 async def test_an_image_with_edits_stays_as_a_tombstone_without_its_bytes(store):
