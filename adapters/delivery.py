@@ -23,7 +23,9 @@ from adapters.status import Marks
 from bot.notify import RetryLater
 from bot.providers.errors import user_message_for
 from bot.service import ImagineService
-from bot.types import Delivery, Job
+from bot.types import Delivery, Job, StoredImage
+
+DELETED_BEFORE_POSTING = "The image was deleted before it could be posted."
 
 # A reply finds its image by (channel, key): the key is a thread or a message the platform names.
 ReplyKey = tuple[str, str]
@@ -55,6 +57,8 @@ class Remembers(Protocol):
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None: ...
 
+    async def image(self, image_id: int) -> StoredImage | None: ...
+
 
 async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Job) -> None:
     where = job.delivery
@@ -73,6 +77,11 @@ async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Jo
         await surface.edit_status(job, where, line)
     elif delivery.kind == "result":
         result = delivery.payload
+        if surface.posted_key not in where and await core.image(result["image_id"]) is None:
+            # Deleted (from the gallery) before it could be posted: final, not retried, and
+            # no thread may link to it.
+            await surface.edit_status(job, where, marks.failed(DELETED_BEFORE_POSTING))
+            return
         await _remember(surface, core, job, surface.reply_keys(where, None), result)
         if surface.posted_key not in where:  # a retried delivery must not post twice
             posted = await surface.post_image(job, where, result)

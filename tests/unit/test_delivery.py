@@ -12,7 +12,7 @@ from adapters import delivery
 from adapters.status import Marks
 from bot.notify import RetryLater
 from bot.providers.errors import BlockedError
-from bot.types import Delivery, GenerationSpec, Job, JobState, Lane
+from bot.types import Delivery, GenerationSpec, Job, JobState, Lane, StoredImage
 
 MARKS = Marks(queued_mark="[q]", note_mark="[i]", generating_mark="[g]", done_mark="[d]", failed_mark="[f]")
 RESULT = {
@@ -33,8 +33,9 @@ class Recorder:
     posted_key = "posted"
     marks = MARKS
 
-    def __init__(self) -> None:
+    def __init__(self, *, deleted: frozenset[int] = frozenset()) -> None:
         self.log: list[tuple] = []
+        self.deleted = deleted
 
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
         self.log.append(("status", line, done))
@@ -52,6 +53,11 @@ class Recorder:
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         self.log.append(("remember", platform, team, channel, thread_id, image_id))
+
+    async def image(self, image_id: int) -> StoredImage | None:
+        if image_id in self.deleted:
+            return None
+        return StoredImage(image_id, 3, "output", "image/png", 8, 8, "0" * 64, b"png")
 
 
 def job(where: dict[str, Any], *, attempt: int = 1) -> Job:
@@ -110,6 +116,14 @@ async def test_a_result_remembers_the_thread_posts_once_then_says_done():
         ("remember", "chat", "T1", "C1", "m1", 7),
         ("status", MARKS.done(RESULT), True),
     ]
+
+
+async def test_an_image_deleted_before_posting_ends_the_delivery_with_a_word():
+    # Deleted from the gallery while its delivery waited: told once, not retried, and no
+    # thread is left pointing at it (a reply there would edit a deleted image).
+    chat = Recorder(deleted=frozenset({7}))
+    await delivery.deliver(chat, chat, item("result", RESULT), job({"channel": "C1", "status": "s"}))
+    assert chat.log == [("status", MARKS.failed(delivery.DELETED_BEFORE_POSTING), False)]
 
 
 async def test_a_retried_result_does_not_post_the_image_again():
