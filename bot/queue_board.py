@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.access import Caller, acts_for, off_allow_list
-from bot.store.ports import Store
-from bot.types import Job, JobState, RefusalReason, Refused
+from bot.providers.errors import Cancelled
+from bot.store.ports import Store, final_delivery_key
+from bot.types import Job, JobState, NewDelivery, RefusalReason, Refused
 from policies.config import PolicyBook
 
 # A page of the queue: a team's queued jobs are capped by its quota (100 by default).
@@ -53,7 +54,9 @@ class QueueBoard:
                 RefusalReason.NOT_MODERATOR,
                 f"Job #{job_id} was asked for by {job.user}: only they or a moderator can cancel it.",
             )
-        if job.state is JobState.QUEUED and await self._store.cancel(job_id):
+        # Its chat status message (or the playground's page) is told, through the outbox.
+        tell = NewDelivery(final_delivery_key(job_id), "failure", {"error_class": Cancelled.kind})
+        if job.state is JobState.QUEUED and await self._store.cancel(job_id, tell=tell):
             return job
         now = await self._store.get_job(job_id)  # it may have started (or gone) since it was read
         return Refused(RefusalReason.INVALID_REQUEST, _too_late(job_id, now.state if now else job.state))

@@ -242,6 +242,14 @@ class LaneUnavailable(ProviderError):
     )
 
 
+class Cancelled(ProviderError):
+    """Not raised: the class of a queued job cancelled from the dashboard's queue page."""
+
+    kind = "cancelled"
+    user_message = "Cancelled from the dashboard before it started; nothing was charged."
+    operator_fix = "Nothing to do: its requester or a moderator cancelled it."
+
+
 class NotAnnounced(ProviderError):
     """Not raised: the class of a job whose adapter never confirmed it had told the user."""
 
@@ -281,6 +289,7 @@ ERROR_KINDS: dict[str, type[ProviderError]] = {
         WorkerLost,
         UnpricedCall,
         LaneUnavailable,
+        Cancelled,
         NotAnnounced,
     )
 }

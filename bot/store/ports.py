@@ -174,8 +174,9 @@ class JobQueue(Protocol):
         new lane must not cost more. The spec's lane changes too, so the job is settled and
         ledgered at the new lane's rate. False, changing nothing, if the lease was lost."""
 
-    async def cancel(self, job_id: int) -> bool:
-        """Cancel a job that has not started. False if it is not queued."""
+    async def cancel(self, job_id: int, *, tell: NewDelivery | None = None) -> bool:
+        """Cancel a job that has not started (its hold released), queueing `tell` to its
+        requester when given. False if it is not queued."""
 
     async def cancel_relaxed(self, detail: str) -> list[int]:
         """Cancel every queued job of a lane but Standard (Flex, Batch, Priority: the lanes

@@ -280,7 +280,9 @@ class QueueOperations(
         if row is None:
             await self._settle_lost_attempt(tx, job_id, attempt, charge, now)
             return None
-        refund = 1 if refund_attempt else 0
+        # Given back only when nothing was billed: a billed attempt's settlement is keyed by its
+        # number, and the retry's must not collide with it.
+        refund = 1 if refund_attempt and not (charge and charge.cost_micros) else 0
         state = after_failure(retryable, attempt - refund, row["max_attempts"], final_state)
         if state is JobState.QUEUED and billed is not None and billed.cost_micros:
             # This call was billed (settled now): the retry must still fit every budget, with its hold.
@@ -323,12 +325,14 @@ class QueueOperations(
             await self._settle(tx, row, attempt, charge, self._clock(), hedge=1)
 
     @writes
-    async def cancel(self, tx: Tx, job_id: int) -> bool:
+    async def cancel(self, tx: Tx, job_id: int, *, tell: NewDelivery | None = None) -> bool:
         now = self._clock()
         row = await tx.one("cancel_queued", now=now, id=job_id)
         if row is None:
             return False
         await self._close_hold(tx, row, None, now)
+        if tell is not None:
+            await self._insert_delivery(tx, job_id, row["platform"], tell, now)
         return True
 
     @writes

@@ -13,6 +13,7 @@ import pytest
 from adapters.web import queue as queue_page
 from bot.money import usd
 from bot.money.budgets import Budget, Period, Scope
+from bot.providers.errors import user_message_for
 from bot.sign_in import Role
 from bot.types import JobState
 from tests.support.clock import FakeClock
@@ -176,6 +177,11 @@ async def test_cancelling_my_queued_job_releases_its_hold_at_once(dashboard, ser
     entries = [(r["entry"], r["cost_micros"]) for r in await store.ledger(team="T1") if r["job_id"] == job.id]
     assert entries == [("reservation", held), ("release", held)]
     assert await team_budget_used(dashboard) == (0, 0)
+    # Its requester is told where they asked (a chat status message would otherwise say
+    # "queued" for ever): one final delivery, in the user's words.
+    [told] = await store.claim_deliveries(["test"], 10, 60)
+    assert (told.job_id, told.kind, told.payload["error_class"]) == (job.id, "failure", "cancelled")
+    assert "Cancelled from the dashboard" in user_message_for(told.payload["error_class"])
 
 
 async def test_a_moderator_cancels_a_member_s_queued_job(dashboard, service, clients):
