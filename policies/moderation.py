@@ -33,12 +33,22 @@ def _banned_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
+# Letters that show as nothing (Hangul fillers): category Lo, so dropped by code point.
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
 def as_matched(text: str) -> str:
-    """Text as banned terms are matched against it: without format characters (Unicode
-    category Cf: zero-width spaces and joiners, soft hyphens, byte-order marks), which show
-    nothing but split a word, then NFKC-normalised, so full-width letters, ligatures and
-    no-break spaces read as the plain letters and spaces they show."""
-    return unicodedata.normalize("NFKC", "".join(ch for ch in text if unicodedata.category(ch) != "Cf"))
+    """Text as banned terms are matched against it. NFKD first, so full-width letters,
+    ligatures and no-break spaces read as the plain letters and spaces they show, and accents
+    come apart from their letters; then everything that shows nothing or only marks a letter
+    is dropped: format characters (Cf: zero-width spaces and joiners, soft hyphens, BOMs),
+    combining marks (Mn, Me: strike-throughs, the combining grapheme joiner, variation
+    selectors) and the Hangul fillers."""
+    return "".join(
+        ch
+        for ch in unicodedata.normalize("NFKD", text)
+        if unicodedata.category(ch) not in ("Cf", "Mn", "Me") and ch not in INVISIBLE_LETTERS
+    )
 
 
 def printable(text: str) -> str:

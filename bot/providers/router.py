@@ -328,6 +328,9 @@ class Hedged:
 
     def _with_hedge(self, exc: ProviderError, ended_by: _Call | None) -> ProviderError:
         exc.hedge = self._other_call(ended_by)
+        # A paused primary's error may end an attempt whose fallbacks were really called:
+        # only an attempt that called nothing is given back.
+        exc.called = self._first is not None
         return exc
 
     def _other_call(self, decided_by: _Call | None) -> HedgeCall | None:

@@ -22,6 +22,13 @@ BANNED = ("gore", "blood bath")
         "GORE",
         "a blood\u00a0bath",  # no-break space between the words
         "a blood \u2060bath",  # word joiner
+        "g\u0336o\u0336r\u0336e\u0336",  # struck through with combining marks
+        "g\u034fore",  # combining grapheme joiner
+        "g\ufe0fore",  # variation selector
+        "g\u115fore",  # Hangul choseong filler
+        "g\u3164ore",  # Hangul filler
+        "g\u180bore",  # Mongolian free variation selector
+        "gor\u00e9",  # an accent on a banned word
     ],
 )
 def test_banned_terms_are_found_through_disguises(prompt):
