@@ -68,6 +68,8 @@ LEDGER_COLUMNS = (
 )
 IMAGE_COLUMNS = "id, job_id, role, mime, width, height, size_bytes, sha256, created_at"
 SHA = "0" * 64
+
+
 def fill_rows(rows: int, now: float, seed: int = 0) -> tuple[list[tuple], list[tuple], list[tuple]]:
     """(jobs, images, ledger) rows: one team, `rows` ledger rows, then cache hits of earlier images."""
     rng = random.Random(seed)
