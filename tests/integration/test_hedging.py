@@ -237,3 +237,23 @@ async def test_a_hedge_without_an_image_leaves_the_primary_to_answer(fake):
     finally:
         await routed.close()
     assert result.model_alias == "pro" and result.hedge.answer.kind == "no_image"
+
+
+async def test_a_paused_primary_gives_the_attempt_back_only_when_no_route_was_called(fake):
+    async with FakeGateway() as gateway:
+        routed = two_routes(fake, gateway)
+        routed.routes["gemini"].breaker.opened_at = routed.routes["gemini"].breaker.clock()  # paused
+        gateway.script(openai_server.error(429))
+        try:
+            with pytest.raises(OverloadedError) as called:
+                await routed.generate(dataclasses.replace(HEDGED, fallbacks=("openrouter:pro",)), [])
+            # The gateway was really called (and refused): this attempt counts.
+            assert called.value.called and len(gateway.requests) == 1
+            routed.routes["openrouter"].breaker.opened_at = routed.routes["openrouter"].breaker.clock()
+            with pytest.raises(OverloadedError) as waited:
+                await routed.generate(dataclasses.replace(HEDGED, fallbacks=("openrouter:pro",)), [])
+            # Both paused: nothing was called, so waiting costs no attempt, until a route reopens.
+            assert not waited.value.called and len(gateway.requests) == 1
+            assert 0 < waited.value.retry_after <= routed.routes["gemini"].breaker.cooldown
+        finally:
+            await routed.close()
