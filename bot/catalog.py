@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+# read_config is imported from here too: the catalog merges the file it reads.
+from bot.config_file import Lane
+from bot.config_file import read_config as read_config
 from bot.types import InvalidRequest
 
 
@@ -236,7 +239,7 @@ def _optional_money(raw: dict[str, Any], key: str) -> Decimal | None:
     return _money(raw[key]) if raw.get(key) is not None else None
 
 
-LANES = ("standard", "batch", "flex", "priority")
+LANES: tuple[str, ...] = get_args(Lane)
 
 
 def _lane(name: str) -> str:
@@ -323,17 +326,6 @@ def _gateway_prices(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Decim
         )
     tables = per_model or ({ANY_MODEL: flat} if flat else {})
     return {alias: {normalize_size(k): _money(v) for k, v in table.items()} for alias, table in tables.items()}
-
-
-def read_config(path: Path | None) -> dict[str, Any]:
-    """The operator's IMAGINE_CONFIG file as a dict ({} when none is set)."""
-    if path is None:
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read IMAGINE_CONFIG {path}: {exc}") from exc
 
 
 def load_catalog(override_path: Path | None = None) -> Catalog:
