@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 # read_config is imported from here too: the catalog merges the file it reads.
-from bot.config_file import Lane
+from bot.config_file import ConfigFileError, Lane
 from bot.config_file import read_config as read_config
 from bot.types import InvalidRequest
 
@@ -295,7 +295,12 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             shutdown=_date(raw.get("shutdown")),
             replacement=raw.get("replacement"),
         )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+    except KeyError as exc:
+        raise ValueError(
+            f"[models.{alias}] {exc.args[0]}: missing; a model not in the shipped catalog needs id, "
+            "aspect_ratios and sizes"
+        ) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
         raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
 
 
@@ -338,6 +343,17 @@ def load_catalog(override_path: Path | None = None) -> Catalog:
             # per-model tables (merging the two would mix them).
             data.get("gateways", {}).get(name, {}).pop("price", None)
     data = _merge(data, override)
+    try:
+        return _catalog(data)
+    except ValueError as exc:
+        # Only a merged catalog can be wrong this way (a new model without its sizes, a default
+        # or replacement that is no model): the operator's file made it so, so name it.
+        if override_path is None:
+            raise
+        raise ConfigFileError(f"IMAGINE_CONFIG {override_path}: {exc}") from exc
+
+
+def _catalog(data: dict[str, Any]) -> Catalog:
     models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
     _check_replacements(models)
     defaults = data.get("defaults", {})

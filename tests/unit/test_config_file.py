@@ -74,6 +74,23 @@ def test_a_file_that_is_not_toml_is_one_line_naming_the_file(tmp_path):
     assert "line 1" in message
 
 
+def catalog_error(tmp_path: Path, text: str) -> str:
+    """The one-line message of a file whose shape is right but whose merged catalog is not."""
+    path = tmp_path / "imagine.toml"
+    path.write_text(text)
+    read_config(path)
+    with pytest.raises(ValueError) as caught:
+        load_catalog(path)
+    assert str(caught.value).startswith(f"IMAGINE_CONFIG {path}: "), caught.value
+    return str(caught.value).removeprefix(f"IMAGINE_CONFIG {path}: ")
+
+
+def test_what_only_the_merged_catalog_shows_is_named_with_the_file_too(tmp_path):
+    assert catalog_error(tmp_path, '[models.new]\nid = "x"\n').startswith("[models.new] aspect_ratios: missing;")
+    assert catalog_error(tmp_path, '[defaults]\nmodel = "nope"\n') == "default model 'nope' is not in the catalog"
+    assert "names replacement 'gone'" in catalog_error(tmp_path, '[models.pro]\nreplacement = "gone"\n')
+
+
 def test_a_good_file_is_read_and_its_objects_are_built_as_before(tmp_path):
     path = tmp_path / "imagine.toml"
     path.write_text(
