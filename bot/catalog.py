@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+# read_config is imported from here too: the catalog merges the file it reads.
+from bot.config_file import ConfigFileError, Lane
+from bot.config_file import read_config as read_config
 from bot.types import InvalidRequest
 
 
@@ -236,7 +239,7 @@ def _optional_money(raw: dict[str, Any], key: str) -> Decimal | None:
     return _money(raw[key]) if raw.get(key) is not None else None
 
 
-LANES = ("standard", "batch", "flex", "priority")
+LANES: tuple[str, ...] = get_args(Lane)
 
 
 def _lane(name: str) -> str:
@@ -292,7 +295,12 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             shutdown=_date(raw.get("shutdown")),
             replacement=raw.get("replacement"),
         )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+    except KeyError as exc:
+        raise ValueError(
+            f"[models.{alias}] {exc.args[0]}: missing; a model not in the shipped catalog needs id, "
+            "aspect_ratios and sizes"
+        ) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
         raise ValueError(f"model '{alias}' in the catalog is malformed: {exc!r}") from exc
 
 
@@ -325,17 +333,6 @@ def _gateway_prices(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Decim
     return {alias: {normalize_size(k): _money(v) for k, v in table.items()} for alias, table in tables.items()}
 
 
-def read_config(path: Path | None) -> dict[str, Any]:
-    """The operator's IMAGINE_CONFIG file as a dict ({} when none is set)."""
-    if path is None:
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read IMAGINE_CONFIG {path}: {exc}") from exc
-
-
 def load_catalog(override_path: Path | None = None) -> Catalog:
     data = tomllib.loads(resources.files("bot").joinpath("catalog.toml").read_text("utf-8"))
     override = read_config(override_path)
@@ -346,6 +343,17 @@ def load_catalog(override_path: Path | None = None) -> Catalog:
             # per-model tables (merging the two would mix them).
             data.get("gateways", {}).get(name, {}).pop("price", None)
     data = _merge(data, override)
+    try:
+        return _catalog(data)
+    except ValueError as exc:
+        # Only a merged catalog can be wrong this way (a new model without its sizes, a default
+        # or replacement that is no model): the operator's file made it so, so name it.
+        if override_path is None:
+            raise
+        raise ConfigFileError(f"IMAGINE_CONFIG {override_path}: {exc}") from exc
+
+
+def _catalog(data: dict[str, Any]) -> Catalog:
     models = {alias: _model(alias, raw) for alias, raw in data.get("models", {}).items()}
     _check_replacements(models)
     defaults = data.get("defaults", {})

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from bot import bootstrap, first_run, images
 from bot.cli_parser import parser
+from bot.config_file import ConfigFileError, read_config
 from bot.doctor import doctor
 from bot.ledger_view import utc_date
 from bot.money import to_micros, usd
@@ -378,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bot").setLevel(logging.CRITICAL)
     try:
         settings = Settings()
+        # The whole file, before any command logs or starts anything on it.
+        read_config(settings.imagine_config)
         if args.command == "imagine":
             return asyncio.run(imagine(settings, args))
         if args.command == "budget":
@@ -396,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid configuration: {problems}", file=sys.stderr)
         return EXIT_CONFIG
-    except bootstrap.ConfigError as exc:
+    except (bootstrap.ConfigError, ConfigFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StoreMisconfigured as exc:
