@@ -62,3 +62,12 @@ async def test_an_attachment_that_says_it_is_not_an_image_is_never_fetched(world
     await discord.slash("imagine", {"prompt": "like this"}, user_id=USER, attachment=notes)
     await discord.wait_for(lambda: any("notes.txt is not an image" in t for t in world.ephemeral_texts()))
     assert discord.downloads == [] and world.gemini.requests == []
+
+
+async def test_an_attachment_larger_than_it_says_is_read_only_up_to_the_cap(world):
+    discord = world.discord
+    huge = discord.attachment(png_bytes(8, 8, "red") + bytes(15 * 1024 * 1024), filename="huge.png")
+    huge["size"] = 1024  # the sender's word only
+    await discord.slash("imagine", {"prompt": "like this"}, user_id=USER, attachment=huge)
+    await discord.wait_for(lambda: any("huge.png is larger than 14 MB" in t for t in world.ephemeral_texts()))
+    assert len(discord.downloads) == 1 and world.gemini.requests == []
