@@ -436,7 +436,7 @@ class Handlers:
         """Streamed from the CDN (its signed URL needs no token), stopping at the size cap."""
         try:
             fetched = await fetch_capped(attachment.url, attachment.filename)
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
         if fetched.status != 200:
             raise InvalidRequest(f"I couldn't download {attachment.filename}.")

@@ -401,7 +401,7 @@ class Listeners:
             fetched = await fetch_capped(
                 url, file.get("name", "That file"), headers={"Authorization": f"Bearer {self._token}"}
             )
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise InvalidRequest(f"I couldn't download {file.get('name', 'that file')}.") from exc
         if fetched.status != 200 or fetched.content_type.startswith("text/html"):
             # Without files:read Slack answers with its login page, not the file.
