@@ -71,6 +71,10 @@ class AttachmentGate:
             return refused
         if not files:
             return None
+        if req.idempotency_key is not None and await self._store.job_for_key(
+            req.idempotency_key, req.idempotency_window
+        ):
+            return None  # a repeat (a retried event) gets its first job back from the submit
         try:
             for file in files:
                 _check_declared(file)

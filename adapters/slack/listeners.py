@@ -139,17 +139,11 @@ class Listeners:
             delivery={"channel": channel, "thread_ts": thread_ts},
             **_asked(team, channel, user, key),
         )
-        files = event.get("files", [])
-        if files:
-            # The core refuses what it can from the files' metadata before any download.
-            refused = await self._service.check_attachments(request, [_declared(f) for f in files])
-            try:
-                if refused is not None:
-                    raise InvalidRequest(refused.detail)
-                request = dataclasses.replace(request, images=await self.download_files(team, user, files))
-            except InvalidRequest as exc:
-                await self._ephemeral(channel, user, str(exc), thread_ts)
-                return
+        try:
+            request = await self._with_files(request, event.get("files", []))
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), thread_ts)
+            return
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
 
     async def _on_rerun(self, ack, body: dict, action: dict, respond) -> None:
@@ -382,6 +376,15 @@ class Listeners:
         await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
 
     # -- helpers ----------------------------------------------------------
+
+    async def _with_files(self, request: EditRequest, files: list[dict[str, Any]]) -> EditRequest:
+        """`request` with its files read; first the core refuses what it can from their
+        metadata (how many, what type, how big, a quota or budget used up), downloading nothing."""
+        if not files:
+            return request
+        if (refused := await self._service.check_attachments(request, [_declared(f) for f in files])) is not None:
+            raise InvalidRequest(refused.detail)
+        return dataclasses.replace(request, images=await self.download_files(request.team, request.user, files))
 
     async def download_files(self, team: str, user: str, files: list[dict[str, Any]]) -> tuple[InputImage, ...]:
         """A user's attached files, one after another, each in one of the core's download slots."""

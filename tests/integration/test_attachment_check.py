@@ -57,3 +57,13 @@ async def test_a_budget_used_up_or_a_quota_reached_downloads_nothing(sqlite_stor
     refused = await service.check_attachments(request(), [PHOTO])
     assert refused is not None and refused.reason is RefusalReason.QUOTA_EXCEEDED
     assert "You already have 1 of 1 allowed jobs queued or running" in refused.detail
+
+
+async def test_a_repeated_request_is_not_refused_for_the_job_it_already_made(sqlite_store):
+    store = sqlite_store
+    service = ImagineService(store, load_catalog(), policies=PolicyBook(teams={"T1": {"user_concurrent_jobs": 1}}))
+    await store.submit(new_job(key="slack:event:Ev1"), [], Admission(1000, "test-prices", QuotaLimits(None, 1, None)))
+    # A retried event: its submit answers with the first job, never "you already have 1 of 1".
+    assert await service.check_attachments(request(idempotency_key="slack:event:Ev1"), [PHOTO]) is None
+    refused = await service.check_attachments(request(idempotency_key="slack:event:Ev2"), [PHOTO])
+    assert refused is not None and refused.reason is RefusalReason.QUOTA_EXCEEDED
