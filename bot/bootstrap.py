@@ -13,6 +13,7 @@ import google.auth.exceptions
 from aiohttp import web
 
 from bot.alerts import CallWatch
+from bot.attachments import DownloadSlots
 from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
 from bot.config_check import unpriced_paths
@@ -398,6 +399,7 @@ async def build(
         gateway_routes=gateway_routes,
         on_submit=lambda: runtime.wake(),
         sign_in=signer,
+        downloads=DownloadSlots(settings.imagine_downloads, settings.imagine_user_downloads),
     )
     # Alerts go to the platforms with a moderators' channel set.
     alert_platforms = [

@@ -97,18 +97,22 @@ def question(
     )
 
 
-def refusal(denied: Denied, estimate: Decimal) -> Refused:
-    """Why the store did not admit a request: a budget it would go over, or a quota."""
+def refusal(denied: Denied, estimate: Decimal | None) -> Refused:
+    """Why the store did not admit a request: a budget it would go over, or a quota.
+    Without an estimate (checked before the request could be priced) the budget is used up."""
     if denied.budget is not None:
         b = denied.budget
         assert denied.resets_at is not None, "a budget's period always ends, so its denial says when"
+        spent = f"{usd(denied.current)} is already spent or held"
         return Refused(
             RefusalReason.BUDGET_EXHAUSTED,
             (
                 f"This would go over the {b.label()} budget of {usd(b.limit_micros)} per {b.period.value}: "
-                f"{usd(denied.current)} is already spent or held and this image needs up to "
-                f"{usd(to_micros(estimate))}. It resets {when(denied.resets_at)}. Nothing was charged."
-            ),
+                f"{spent} and this image needs up to {usd(to_micros(estimate))}. "
+                if estimate is not None
+                else f"The {b.label()} budget of {usd(b.limit_micros)} per {b.period.value} is used up: {spent}. "
+            )
+            + f"It resets {when(denied.resets_at)}. Nothing was charged.",
         )
     sentence, frees = QUOTA_TEXT[denied.limit]
     reset = when(denied.resets_at) if denied.resets_at else ""

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
 from bot.access import CLI_PLATFORM, Caller, acts_for, dashboard_link, is_moderator, off_allow_list
+from bot.attachments import AttachmentGate, DeclaredFile, DownloadSlots
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
 from bot.confirmations import HeldQuestions, confirmed
@@ -95,6 +97,7 @@ class ImagineService:
         metrics: Metrics | None = None,
         gateway_routes: tuple[str, ...] = (),
         sign_in: SignIn | None = None,
+        downloads: DownloadSlots | None = None,
     ) -> None:
         self._sign_in = sign_in  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
         self._cache_ttl = cache_ttl
@@ -129,6 +132,21 @@ class ImagineService:
             on_submit=self._on_submit,
         )
         self._clock = clock
+        self._attachments = AttachmentGate(store, self._policies, self._specs, self._budgets, clock)
+        self._downloads = downloads or DownloadSlots()
+
+    # -- attachments ----------------------------------------------------
+
+    async def check_attachments(
+        self, req: ImagineRequest | EditRequest, files: Sequence[DeclaredFile]
+    ) -> Refused | None:
+        """Before downloading `files` for `req` (built without its images): why it must be
+        refused (too many images, not an image, too big, a quota or budget used up), or None."""
+        return await self._guarded(self._attachments.check(req, files))
+
+    def download_slot(self, platform: str, team: str, user: str) -> AbstractAsyncContextManager[None]:
+        """Hold one while downloading a user's file: it waits while too many downloads run."""
+        return self._downloads.slot(f"{platform}:{team}:{user}")
 
     # -- generating -----------------------------------------------------
 

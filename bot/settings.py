@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     imagine_batch_window: float = Field(default=60.0, gt=0)
     imagine_batch_max: int = Field(default=100, ge=1, le=1000)
     imagine_batch_poll: float = Field(default=60.0, gt=0)
+    # Users' attachments downloaded at once, by this process and by one user (each up to 14 MB).
+    imagine_downloads: int = Field(default=8, ge=1, le=256)
+    imagine_user_downloads: int = Field(default=2, ge=1, le=64)
 
     # The web dashboard (adapters/web). Its links' base, e.g. https://imagine.example.com; unset means
     # http://localhost:PORT (fine for an operator on the same machine).

@@ -76,14 +76,7 @@ class SpecBuilder:
         # A retired model's request (an edit of its image too) is made with its replacement.
         info, ratio, size = self._resolve(model, aspect_ratio, size)
         lane = self._lane(req, info)
-        # The parent image (for edits) is read by the worker from its own row, and counts too.
-        sent = attachments + (parent_image_id is not None)
-        if sent > info.max_reference_images:
-            counted = ", counting the image being edited" if parent_image_id is not None else ""
-            raise InvalidRequest(
-                f"{info.alias} takes at most {info.max_reference_images} images with one request "
-                f"(this one has {sent}{counted}). Send fewer images."
-            )
+        check_image_count(info, attachments, editing=parent_image_id is not None)
         # The other lanes are Gemini's alone: no fallbacks, and priced at their own rate.
         fallbacks = () if lane is not Lane.STANDARD else self._usable_fallbacks(req, info.alias, ratio, size)
         # Hedging needs a route to hedge with: the next in the chain.
@@ -157,6 +150,10 @@ class SpecBuilder:
                 "at the same half price; results within hours."
             )
         return None
+
+    def model_today(self, model: str | None) -> ModelInfo:
+        """The model a request for `model` is made with today (a retired one's replacement)."""
+        return self._catalog.current(model, self._today())[0]
 
     def _resolve(self, model: str | None, aspect_ratio: str | None, size: str | None) -> tuple[ModelInfo, str, str]:
         resolved = self._catalog.validate_on(self._today(), model, aspect_ratio, size)
@@ -240,6 +237,19 @@ def requested_lane(req: ImagineRequest | EditRequest) -> Lane:
                 f"Unknown lane '{req.lane}'. Choose one of: {', '.join(lane.value for lane in Lane)}."
             ) from None
     return Lane.FLEX if req.relax else Lane.STANDARD
+
+
+def check_image_count(info: ModelInfo, attachments: int, *, editing: bool) -> None:
+    """At most the model's reference images with one request (the catalog's figure, from
+    Google's model pages). The image being edited is read by the worker from its own row,
+    and counts too."""
+    sent = attachments + editing
+    if sent > info.max_reference_images:
+        counted = ", counting the image being edited" if editing else ""
+        raise InvalidRequest(
+            f"{info.alias} takes at most {info.max_reference_images} images with one request "
+            f"(this one has {sent}{counted}). Send fewer images."
+        )
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:

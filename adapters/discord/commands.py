@@ -9,10 +9,11 @@ it; the outbox then drives adapters/discord/delivery.py.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 import discord
@@ -21,8 +22,10 @@ from discord import app_commands
 from adapters.discord import render
 from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
+from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
+from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
@@ -32,8 +35,8 @@ if TYPE_CHECKING:  # names used only in annotations
     from bot.types import Outcome
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", ImagineRequest, EditRequest)
 SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
-MAX_ATTACHMENT_BYTES = 14 * 1024 * 1024
 # Every aspect ratio some model in the catalog takes (Discord allows 25 choices).
 RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
 
@@ -161,13 +164,13 @@ class Handlers:
         self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, image: discord.Attachment | None
     ) -> None:
         await interaction.response.defer(thinking=True)
+        options = {"aspect_ratio": aspect, "size": size, "model": model, "lane": lane}
+        request = ImagineRequest(prompt=prompt, **options, **_asked_by(interaction))
         try:
-            attachments = (await self._read(image),) if image else ()
+            request = await self._with_attachments(request, [image] if image else [])
         except InvalidRequest as exc:
             await self._refuse(interaction, str(exc))
             return
-        options = {"aspect_ratio": aspect, "size": size, "model": model, "lane": lane}
-        request = ImagineRequest(prompt=prompt, images=attachments, **options, **_asked_by(interaction))
         await self._present(interaction, await self._service.submit(request), prompt)
 
     async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
@@ -205,11 +208,13 @@ class Handlers:
         else:
             # Anyone's image: it goes to the model as the picture to edit.
             try:
-                source = await self._read(_image_attachments(target)[0])
+                request = await self._with_attachments(
+                    ImagineRequest(prompt=instruction, **common), _image_attachments(target)[:1]
+                )
             except InvalidRequest as exc:
                 await self._refuse(interaction, str(exc))
                 return
-            outcome = await self._service.submit(ImagineRequest(prompt=instruction, images=(source,), **common))
+            outcome = await self._service.submit(request)
         await self._present(interaction, outcome, instruction, edit=True)
 
     async def on_message(self, message: discord.Message) -> None:
@@ -228,11 +233,6 @@ class Handlers:
             )
         if image_id is None:
             return
-        try:
-            attachments = tuple([await self._read(a) for a in message.attachments])
-        except InvalidRequest as exc:
-            await message.reply(str(exc), mention_author=False)
-            return
         request = EditRequest(
             team=guild,
             channel=_budget_channel(message.channel),
@@ -240,10 +240,14 @@ class Handlers:
             platform=PLATFORM,
             parent_image_id=image_id,
             instruction=message.content,
-            images=attachments,
             announced=True,
             idempotency_key=f"discord:message:{message.id}",
         )
+        try:
+            request = await self._with_attachments(request, message.attachments)
+        except InvalidRequest as exc:
+            await message.reply(str(exc), mention_author=False)
+            return
         outcome = await self._service.edit(request)
         if isinstance(outcome, Accepted):
             if not outcome.duplicate:  # a duplicate is a replayed message: its status is out already
@@ -414,16 +418,29 @@ class Handlers:
         except discord.HTTPException:
             log.exception("discord: could not tell the user about the failure")
 
+    async def _with_attachments(self, request: R, attachments: list[discord.Attachment]) -> R:
+        """`request` with its attachments read; first the core refuses what it can from their
+        metadata (how many, what type, how big, a quota or budget used up), downloading nothing."""
+        if not attachments:
+            return request
+        declared = [DeclaredFile(a.filename, a.size, a.content_type) for a in attachments]
+        if (refused := await self._service.check_attachments(request, declared)) is not None:
+            raise InvalidRequest(refused.detail)
+        images = []
+        for attachment in attachments:
+            async with self._service.download_slot(PLATFORM, request.team, request.user):
+                images.append(await self._read(attachment))
+        return dataclasses.replace(request, images=tuple(images))
+
     async def _read(self, attachment: discord.Attachment) -> InputImage:
-        if attachment.size > MAX_ATTACHMENT_BYTES:
-            raise InvalidRequest(f"{attachment.filename} is larger than 14 MB.")
-        if attachment.content_type and not attachment.content_type.startswith("image/"):
-            raise InvalidRequest(f"{attachment.filename} is not an image (PNG, JPEG or WebP).")
+        """Streamed from the CDN (its signed URL needs no token), stopping at the size cap."""
         try:
-            data = await attachment.read()
-        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            fetched = await fetch_capped(attachment.url, attachment.filename)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise InvalidRequest(f"I couldn't download {attachment.filename}.") from exc
-        return InputImage(data=data, mime=attachment.content_type or "image/png")
+        if fetched.status != 200:
+            raise InvalidRequest(f"I couldn't download {attachment.filename}.")
+        return InputImage(data=fetched.data, mime=attachment.content_type or "image/png")
 
 
 async def _quietly(telling) -> None:

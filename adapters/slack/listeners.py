@@ -9,6 +9,7 @@ record its ts on the job; the outbox then drives adapters/slack/delivery.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -20,10 +21,12 @@ from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.parse import USAGE, parse_imagine
 from adapters.status import NOT_STARTED
+from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
@@ -36,7 +39,6 @@ PLATFORM = "slack"
 SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
-MAX_DOWNLOAD_BYTES = 14 * 1024 * 1024
 # Who is a workspace admin, asked once a minute at most per person: a demoted admin loses
 # moderator rights within a minute, and a flood of distinct users cannot grow the cache.
 ADMIN_CACHE_TTL = 60
@@ -130,19 +132,18 @@ class Listeners:
         image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
         if image_id is None:
             return  # not one of our threads
-        try:
-            attachments = tuple([await self._download(f) for f in event.get("files", [])])
-        except InvalidRequest as exc:
-            await self._ephemeral(channel, user, str(exc), thread_ts)
-            return
         key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
         request = EditRequest(
             parent_image_id=image_id,
             instruction=event.get("text", ""),
-            images=attachments,
             delivery={"channel": channel, "thread_ts": thread_ts},
             **_asked(team, channel, user, key),
         )
+        try:
+            request = await self._with_files(request, event.get("files", []))
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), thread_ts)
+            return
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
 
     async def _on_rerun(self, ack, body: dict, action: dict, respond) -> None:
@@ -376,28 +377,39 @@ class Listeners:
 
     # -- helpers ----------------------------------------------------------
 
+    async def _with_files(self, request: EditRequest, files: list[dict[str, Any]]) -> EditRequest:
+        """`request` with its files read; first the core refuses what it can from their
+        metadata (how many, what type, how big, a quota or budget used up), downloading nothing."""
+        if not files:
+            return request
+        if (refused := await self._service.check_attachments(request, [_declared(f) for f in files])) is not None:
+            raise InvalidRequest(refused.detail)
+        return dataclasses.replace(request, images=await self.download_files(request.team, request.user, files))
+
+    async def download_files(self, team: str, user: str, files: list[dict[str, Any]]) -> tuple[InputImage, ...]:
+        """A user's attached files, one after another, each in one of the core's download slots."""
+        images = []
+        for file in files:
+            async with self._service.download_slot(PLATFORM, team, user):
+                images.append(await self._download(file))
+        return tuple(images)
+
     async def _download(self, file: dict[str, Any]) -> InputImage:
         """A user's attached file, fetched with the bot token from Slack's own hosts only."""
         url = file.get("url_private_download") or file.get("url_private") or ""
         parsed = urlparse(url)
         if (parsed.scheme, parsed.netloc) not in self._file_hosts:
             raise InvalidRequest("I can only read files shared in Slack itself.")
-        if (file.get("size") or 0) > MAX_DOWNLOAD_BYTES:
-            raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            async with session.get(
-                url, headers={"Authorization": f"Bearer {self._token}"}, allow_redirects=False
-            ) as response:
-                kind = response.headers.get("Content-Type", "")
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(1 << 16):
-                    data += chunk
-                    if len(data) > MAX_DOWNLOAD_BYTES:
-                        raise InvalidRequest(f"{file.get('name', 'That file')} is larger than 14 MB.")
-        if response.status != 200 or kind.startswith("text/html"):
+        try:
+            fetched = await fetch_capped(
+                url, file.get("name", "That file"), headers={"Authorization": f"Bearer {self._token}"}
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise InvalidRequest(f"I couldn't download {file.get('name', 'that file')}.") from exc
+        if fetched.status != 200 or fetched.content_type.startswith("text/html"):
             # Without files:read Slack answers with its login page, not the file.
             raise InvalidRequest("I couldn't read that file (does the app have the files:read scope?).")
-        return InputImage(data=bytes(data), mime=file.get("mimetype") or "image/png")
+        return InputImage(data=fetched.data, mime=file.get("mimetype") or "image/png")
 
     async def _is_admin(self, team: str, user: str) -> bool:
         cached = self._admins.get((team, user))
@@ -423,6 +435,10 @@ def _asked(team: str, channel: str, user: str, key: str | None) -> dict[str, Any
     """Who asked, where, and the key that makes a replayed request (Slack retries) the same one."""
     where = {"team": team, "channel": channel, "user": user, "platform": PLATFORM}
     return {**where, "announced": True, "idempotency_key": key}
+
+
+def _declared(file: dict[str, Any]) -> DeclaredFile:
+    return DeclaredFile(name=file.get("name") or "That file", size=file.get("size"), mime=file.get("mimetype"))
 
 
 def _team(body: dict) -> str:

@@ -22,6 +22,7 @@ from bot.money.admission import (
     with_default_team_budget,
 )
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope, next_reset, period_start
+from bot.money.quotas import QuotaLimits
 from bot.store.tx import Operations, Row, Tx, budget, reads, who, writes
 from bot.types import NewJob
 
@@ -34,11 +35,7 @@ class LedgerOperations(Operations):
     ) -> Denied | None:
         """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone.
         The caller holds the team's lock: no other admission for the team interleaves."""
-        current = {
-            name: await tx.value(f"quota_{name}", team=job.team, user=job.user, day_start=period_start(Period.DAY, now))
-            for name in QUOTA_COUNTS
-            if getattr(admission.quotas, name) is not None
-        }
+        current = await _quota_counts(tx, job.team, job.user, admission.quotas, now)
         statuses = (
             await self._statuses(tx, job.team, job.channel, job.user, now, admission.default_team_budget)
             if costs
@@ -200,6 +197,10 @@ class LedgerOperations(Operations):
         return await self._statuses(tx, team, channel, user, self._clock(), default_team_budget)
 
     @reads
+    async def quota_counts(self, tx: Tx, team: str, user: str, quotas: QuotaLimits) -> dict[str, int]:
+        return await _quota_counts(tx, team, user, quotas, self._clock())
+
+    @reads
     async def spent(self, tx: Tx, team: str, *, user: str | None = None, since: float) -> int:
         # No user, None or "", means the whole team (as the stores always read it).
         return await tx.value("spent", team=team, user=user or None, since=since)
@@ -219,6 +220,16 @@ class LedgerOperations(Operations):
     @reads
     async def ledger(self, tx: Tx, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
         return await tx.all("ledger", team=team, since=since)
+
+
+async def _quota_counts(tx: Tx, team: str, user: str, quotas: QuotaLimits, now: float) -> dict[str, int]:
+    """The current figure of each quota that has a limit (admission_denial's `current`)."""
+    day_start = period_start(Period.DAY, now)
+    return {
+        name: await tx.value(f"quota_{name}", team=team, user=user, day_start=day_start)
+        for name in QUOTA_COUNTS
+        if getattr(quotas, name) is not None
+    }
 
 
 async def _audit(

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from bot.ledger_view import LedgerFilter
 from bot.money.admission import Admission, Charge, Denied
 from bot.money.budgets import Budget, BudgetStatus, Scope
+from bot.money.quotas import QuotaLimits
 from bot.store.batch_sizing import BATCH_INLINE_BYTES
 from bot.types import (
     Batch,
@@ -272,6 +273,10 @@ class Ledger(Protocol):
 
         When the team has no team-scope budget row, `default_team_budget` (a
         Budget with default=True) applies in its place, figured like a row."""
+
+    async def quota_counts(self, team: str, user: str, quotas: QuotaLimits) -> dict[str, int]:
+        """Now, the figure each quota with a limit counts (as admission reads it, unlocked):
+        a read for checks made before a request can be submitted."""
 
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         """Micro-dollars settled since `since` for a team (or one of its users)."""

@@ -20,8 +20,9 @@ Requests a bolt app receives, signed as Slack signs them: tests/fakes/slack_requ
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 
 from aiohttp import web
 
@@ -75,6 +76,13 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self.files: dict[str, bytes] = {}
         self.responses: list[dict] = []  # JSON bodies POSTed to response_url()s
         self.downloads: list[Call] = []  # GETs of /files-pri/..., served or not
+        # Downloads being served now, the most at once, and the most at once per file owner;
+        # hold_downloads() keeps them open until release_downloads().
+        self.downloads_in_flight: Counter[str] = Counter()
+        self.download_high_water = 0
+        self.user_download_high_water: Counter[str] = Counter()
+        self._downloads_open = asyncio.Event()
+        self._downloads_open.set()
         self._meta: dict[str, dict] = {}  # file id -> Slack file object (user and bot files)
         self._pending: dict[str, dict] = {}  # file id -> {filename, length, data} until completed
         self._failures: dict[str, deque] = defaultdict(deque)
@@ -156,6 +164,13 @@ class FakeSlack(WebApiMethods, LoopbackServer):
     ) -> None:
         """Queue one failure for ``method`` (an API method name, or "upload" for the upload POST)."""
         self._failures[method].append((error, status, retry_after))
+
+    def hold_downloads(self) -> None:
+        """Keep every file download open (counted in downloads_in_flight) until release_downloads()."""
+        self._downloads_open.clear()
+
+    def release_downloads(self) -> None:
+        self._downloads_open.set()
 
     def response_url(self) -> str:
         self._respond += 1
@@ -334,6 +349,16 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         if headers.get("authorization") != f"Bearer {self.bot_token}" or data is None:
             return web.Response(text=LOGIN_HTML, content_type="text/html")
         meta = self._meta.get(file_id, {})
+        owner = meta.get("user", "")
+        self.downloads_in_flight[owner] += 1
+        self.download_high_water = max(self.download_high_water, self.downloads_in_flight.total())
+        self.user_download_high_water[owner] = max(
+            self.user_download_high_water[owner], self.downloads_in_flight[owner]
+        )
+        try:
+            await self._downloads_open.wait()
+        finally:
+            self.downloads_in_flight[owner] -= 1
         return web.Response(body=data, content_type=meta.get("mimetype", "application/octet-stream"))
 
     async def _respond_url(self, request: web.Request) -> web.Response:
