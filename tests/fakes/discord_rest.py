@@ -12,6 +12,7 @@ import time
 
 from aiohttp import web
 
+from tests.fakes.discord_command_shape import check_options
 from tests.fakes.discord_model import (
     APP_FLAGS,
     ERRORS,
@@ -281,8 +282,7 @@ class RestPlumbing:
             description = c.get("description") or ""
             if kind == 1 and not 1 <= len(description) <= 100:
                 raise _form_error([n, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-            if len(c.get("options") or []) > 25:
-                raise _form_error([n, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            check_options([n, "options"], c.get("options") or [])
             previous = next((p for p in old if p["name"] == name and p["type"] == kind), None)
             cmd = {
                 "id": previous["id"] if previous else str(self._snowflake()),

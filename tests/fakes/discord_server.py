@@ -262,6 +262,9 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
                 raise AssertionError(f"/{name}: {sub!r} is not a subcommand of /{root}")
             chain.append(match)
             defs = match.get("options") or []
+        if any(o["type"] in (1, 2) for o in defs):
+            # Discord: a command with subcommands (or a group) cannot itself be run; the client offers only its leaves.
+            raise AssertionError(f"/{name}: pick a subcommand of it: {[o['name'] for o in defs]}")
         if attachment is not None:
             slot = next((o["name"] for o in defs if o["type"] == 11 and o["name"] not in options), None)
             if slot is None:
