@@ -165,6 +165,8 @@ class RestPlumbing:
             Call(method, path, body.json, [(f.filename, f.data) for f in body.files], headers, dict(request.query))
         )
         rl = self._ratelimit_headers(method, path)
+        if self.outage is not None:
+            return self._json({"message": f"{self.outage}: Service Unavailable", "code": 0}, self.outage)
         if (failure := self._injected(method, path)) is not None:
             return failure
         for pattern, auth, methods in self._routes:
