@@ -91,3 +91,22 @@ async def test_sigterm_ends_the_bot_cleanly_while_discord_cannot_be_reached(tmp_
         log = await stop_cleanly(proc)  # exit 0, no trace
         assert time.monotonic() - started < 15, log
         assert "discord" in log.lower(), log
+
+
+async def test_a_token_reset_while_the_bot_runs_ends_it_with_exit_4_when_the_gateway_refuses_it(tmp_path: Path):
+    async with FakeGemini() as gemini, FakeDiscord() as discord:
+        proc, _ = await start_bot("run", _env(discord.url, gemini, tmp_path, discord.token), tmp_path)
+        try:
+            await discord.wait_for(lambda: discord.identified.is_set() and discord.commands, 30)
+            discord.token = "reset-in-the-developer-portal"  # the old one is refused from now on
+            await discord.reconnect_clients()  # RESUME with the old token: op 9, then IDENTIFY: close 4004
+            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        log = stderr.decode()
+        assert proc.returncode == EXIT_CONFIG, log
+        assert "Traceback" not in log, log
+        [error] = [line for line in log.splitlines() if line.startswith("error:")]
+        assert "DISCORD_TOKEN" in error and "4004" in error, log
