@@ -96,7 +96,7 @@ class AttachmentGate:
         """A quota reached or a budget with nothing left, as admission would find them now."""
         policy = self._policies.for_team(req.team)
         if policy.default_team_budget_usd == 0 and not await self._budgets.has_own_team_budget(req.team):
-            return confirmations.no_budget_yet(req.team, cli=req.platform == CLI_PLATFORM)
+            return confirmations.no_budget_yet(req.team, platform=req.platform, cli=req.platform == CLI_PLATFORM)
         quotas = QuotaLimits.of(policy)
         default_budget = self._budgets.default_team_budget(req.team)
         statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)

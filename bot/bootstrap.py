@@ -179,6 +179,15 @@ class Runtime:
     policies: PolicyBook = field(default_factory=PolicyBook)
     sign_in: SignIn | None = None  # None: the web dashboard is off
     http_port: int | None = None  # the port the HTTP server bound (PORT=0 takes any free one)
+    # A credential a platform rejected, found after start-up (an adapter logs in in the
+    # background): run() stops, and the CLI exits 4 with it.
+    rejected: ConfigError | None = None
+    _stop: asyncio.Event | None = field(default=None, repr=False)
+
+    def reject(self, problem: str) -> None:
+        self.rejected = self.rejected or ConfigError(problem)
+        if self._stop is not None:
+            self._stop.set()
 
     def wake(self) -> None:
         for worker in self.workers:
@@ -226,7 +235,11 @@ class Runtime:
         return gemini.provider if gemini is not None and self.settings.batch_lane_available else None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run the workers, the Batch lane and the outbox dispatcher until `stop` is set."""
+        """Run the workers, the Batch lane and the outbox dispatcher until `stop` is set
+        (or a platform rejects a credential: see reject())."""
+        self._stop = stop
+        if self.rejected is not None:
+            stop.set()
         if self.serves_queue:
             await self.cancel_stranded_relaxed()
         # stop.wait() too: a process with nothing of its own to run (`web` without Slack) still serves HTTP.
@@ -347,7 +360,7 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
     if role.discord and settings.discord_configured:
         from adapters.discord.client import DiscordAdapter
 
-        discord_adapter = DiscordAdapter(settings, runtime.service)
+        discord_adapter = DiscordAdapter(settings, runtime.service, on_rejected=runtime.reject)
         runtime.dispatcher.add(discord_adapter)
         await discord_adapter.start()
         closers.append(discord_adapter.close)

@@ -364,6 +364,8 @@ async def run(settings: Settings, command: str) -> int:
                 await close()
     finally:
         await runtime.close()
+    if runtime.rejected is not None:  # e.g. DISCORD_TOKEN: one line, exit 4 (main)
+        raise runtime.rejected
     return EXIT_OK
 
 

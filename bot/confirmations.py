@@ -34,17 +34,23 @@ from policies.moderation import printable
 NO_BUDGET_YET = (
     "Your team has no budget yet, and this bot needs one before it makes images. A moderator "
     "(an admin, or someone with Manage Server on Discord) can set one with "
-    "`/imagine-budget set <usd> month`. Nothing was charged."
+    "`{how}`. Nothing was charged."
 )
+# How each chat platform's moderators set the budget: Slack takes words, Discord subcommand options.
+SET_BUDGET_HOW = {"discord": "/imagine-budget set usd:<amount> period:month"}
+SET_BUDGET_HOW_ELSEWHERE = "/imagine-budget set <usd> month"
 NO_BUDGET_YET_CLI = (
     "Team {team} has no budget yet, and [policy] default_team_budget_usd is 0, so nothing runs "
     "until it has one: python -m bot budget set --team {team} --usd 20. Nothing was charged."
 )
 
 
-def no_budget_yet(team: str, *, cli: bool) -> Refused:
+def no_budget_yet(team: str, *, platform: str, cli: bool) -> Refused:
     """A team with no budget of its own where the default team budget is 0: nothing runs yet."""
-    return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET_CLI.format(team=team) if cli else NO_BUDGET_YET)
+    if cli:
+        return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET_CLI.format(team=team))
+    how = SET_BUDGET_HOW.get(platform, SET_BUDGET_HOW_ELSEWHERE)
+    return Refused(RefusalReason.BUDGET_EXHAUSTED, NO_BUDGET_YET.format(how=how))
 
 
 def cheaper_hint(alias: str, estimate: Decimal) -> str:

@@ -96,7 +96,7 @@ class Intake:
                 return await self._duplicate_of(existing)
         policy = self._policies.for_team(req.team)
         if policy.default_team_budget_usd == 0 and not await self._budgets.has_own_team_budget(req.team):
-            return confirmations.no_budget_yet(req.team, cli=req.platform == CLI_PLATFORM)
+            return confirmations.no_budget_yet(req.team, platform=req.platform, cli=req.platform == CLI_PLATFORM)
         try:
             text = check_prompt(prompt, max_chars=policy.max_prompt_chars, banned_terms=policy.banned_terms)
         except ModerationRefusal as exc:

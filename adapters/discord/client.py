@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
@@ -29,6 +31,14 @@ from bot.settings import Settings
 from bot.types import Delivery, Job
 
 log = logging.getLogger(__name__)
+# Discord down or unreachable: worth trying again (1 s, 2 s, 4 s ... up to a minute apart).
+TRANSIENT = (discord.DiscordServerError, discord.RateLimited, aiohttp.ClientError, OSError, TimeoutError)
+FIRST_RETRY, MAX_RETRY = 1.0, 60.0
+AUTHENTICATION_FAILED = 4004  # the gateway's close code for a token it does not take
+REJECTED = (
+    "DISCORD_TOKEN was rejected by Discord ({why}): copy the bot token from the Developer Portal "
+    "(your application -> Bot -> Reset Token)"
+)
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 
 
@@ -93,11 +103,13 @@ class ImagineClient(discord.Client):
         self.handlers = handlers
         handlers.client = self
         self.tree = discord.app_commands.CommandTree(self)
-
-    async def setup_hook(self) -> None:
+        # Here, not in setup_hook: a login that failed (Discord down) is tried again, and
+        # setup_hook with it; the commands must be added once.
         self.add_dynamic_items(JobButton, ConfirmButton)
         self.tree.error(self.handlers.on_tree_error)
         self.handlers.add_commands(self.tree)
+
+    async def setup_hook(self) -> None:
         await self.point_gateway()
         await self.tree.sync()
 
@@ -130,10 +142,14 @@ class ImagineClient(discord.Client):
 class DiscordAdapter:
     platform = PLATFORM
 
-    def __init__(self, settings: Settings, service: ImagineService) -> None:
+    def __init__(
+        self, settings: Settings, service: ImagineService, *, on_rejected: Callable[[str], None] | None = None
+    ) -> None:
         # Built only when DISCORD_TOKEN is set (bootstrap checks discord_configured).
         self._token = cast(SecretStr, settings.discord_token).get_secret_value()
         self._alert_channel = int(settings.discord_alert_channel) if settings.discord_alert_channel else None
+        # Told, in one line naming DISCORD_TOKEN, when Discord rejects the token (bootstrap ends `run` with exit 4).
+        self._on_rejected = on_rejected or (lambda problem: log.critical("discord: %s", problem))
         intents = discord.Intents.default()
         intents.message_content = True  # reply-to-edit reads the reply's text and attachments
         self.client = ImagineClient(
@@ -143,17 +159,52 @@ class DiscordAdapter:
             allowed_mentions=NO_PINGS,
         )
         self._delivery = DiscordDelivery(self.client, service)
+        self._gateway: asyncio.Task | None = None
 
     async def start(self) -> None:
-        await self.client.login(self._token)
-        # connect() runs for the bot's lifetime, reconnecting on its own; it only
-        # returns on a fatal error (bad token, Message Content intent not enabled).
-        self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        """Log in and connect in the background: Discord being down must not hold up the
+        HTTP server, the workers or another platform, nor SIGTERM."""
+        self._gateway = asyncio.create_task(self._log_in_and_connect(), name="discord-gateway")
         self._gateway.add_done_callback(_report_gateway_end)
+
+    async def _log_in_and_connect(self) -> None:
+        if not await self._log_in():
+            return
+        try:
+            # connect() runs for the bot's lifetime, reconnecting on its own; it only
+            # returns on a fatal error (bad token, Message Content intent not enabled).
+            await self.client.connect(reconnect=True)
+        except discord.ConnectionClosed as exc:
+            if exc.code != AUTHENTICATION_FAILED:
+                raise
+            self._on_rejected(REJECTED.format(why=f"gateway close code {exc.code}, authentication failed"))
+
+    async def _log_in(self) -> bool:
+        """GET /users/@me, the application, the command sync: tried until Discord answers.
+        False when the token was rejected (reported) or Discord refused us for good (logged)."""
+        delay = FIRST_RETRY
+        while True:
+            try:
+                await self.client.login(self._token)
+                return True
+            except discord.LoginFailure:
+                self._on_rejected(REJECTED.format(why="401 Unauthorized on GET /users/@me"))
+                return False
+            except TRANSIENT as exc:
+                log.warning("discord: Discord cannot be reached (%s); trying again in %.0f s", _why(exc), delay)
+            except discord.HTTPException as exc:  # 403 Missing Access on the command sync, and such
+                log.critical("discord: Discord refused the start-up: %s; Discord is off until a restart", _why(exc))
+                return False
+            # The failed attempt's HTTP session goes; the next login opens its own.
+            await self.client.http.close()
+            self.client.http.connector = MISSING
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, MAX_RETRY)
 
     async def close(self) -> None:
         await self.client.close()
-        if getattr(self, "_gateway", None) is not None:
+        if self._gateway is not None:
+            self._gateway.cancel()  # still waiting to log in again; a closed client's connect() has returned
             await asyncio.gather(self._gateway, return_exceptions=True)
 
     # -- the notifier port ------------------------------------------------
@@ -169,6 +220,12 @@ class DiscordAdapter:
 
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, discord.HTTPException):
+        return f"HTTP {exc.status} {exc.response.reason}"  # the body may be a whole HTML error page
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _report_gateway_end(task: asyncio.Task) -> None:

@@ -20,13 +20,13 @@ import discord
 from discord import app_commands
 
 from adapters.discord import render
+from adapters.discord.budget_command import BudgetCommands
 from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
 from bot.attachments import DeclaredFile
-from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
 
@@ -60,6 +60,10 @@ class Handlers:
         self._service, self._alert_channel = service, alert_channel
         self._one_at_a_time = OneAtATime()
         self.client: ImagineClient  # set by the client that owns these handlers
+
+    @property
+    def service(self) -> ImagineService:
+        return self._service
 
     async def check_guild(self, guild: discord.Guild) -> None:
         """Leave a guild that is not on the [access] teams allow-list: the app may be
@@ -124,23 +128,10 @@ class Handlers:
             text = report.detail if isinstance(report, Refused) else render.usage(report)
             await interaction.followup.send(text, ephemeral=True)
 
-        @app_commands.command(name="imagine-budget", description="Moderators: show or set the server's budget")
-        @app_commands.guild_only()
-        @app_commands.default_permissions(manage_guild=True)
-        @app_commands.describe(action="show or set", usd="New limit in dollars (for set)", period="Budget period")
-        @app_commands.choices(action=_choices(["show", "set"]), period=_choices(["day", "week", "month"]))
-        async def budget(
-            interaction: discord.Interaction,
-            action: str = "show",
-            usd: str | None = None,
-            period: str = Period.MONTH.value,
-        ) -> None:
-            await handlers.on_budget(interaction, action, usd, period)
-
         @app_commands.command(name="imagine-dashboard", description="A private sign-in link to the web dashboard")
         @app_commands.guild_only()
         async def dashboard(interaction: discord.Interaction) -> None:
-            link = handlers._service.dashboard_link(handlers._caller(interaction))
+            link = handlers._service.dashboard_link(handlers.caller(interaction))
             text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
             # Answered at once (making a link reads nothing), only to its asker, with no preview.
             await interaction.response.send_message(text, ephemeral=True, suppress_embeds=True)
@@ -149,11 +140,11 @@ class Handlers:
         edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=handlers.on_edit_menu))
         tree.add_command(imagine)
         tree.add_command(usage)
-        tree.add_command(budget)
+        tree.add_command(BudgetCommands(handlers))
         tree.add_command(dashboard)
         tree.add_command(edit_menu)
 
-    def _caller(self, interaction: discord.Interaction) -> Caller:
+    def caller(self, interaction: discord.Interaction) -> Caller:
         # Manage Server in this channel counts as a moderator; the core checks again.
         admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
         return Caller(
@@ -172,24 +163,6 @@ class Handlers:
             await self._refuse(interaction, str(exc))
             return
         await self._present(interaction, await self._service.submit(request), prompt)
-
-    async def on_budget(self, interaction: discord.Interaction, action: str, amount: str | None, period: str) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        caller = self._caller(interaction)
-        if action == "set":
-            if amount is None:
-                text = "Say how much, e.g. `/imagine-budget set usd:50 period:month`."
-            else:
-                budget = await self._service.set_budget(caller, amount, period)
-                text = (
-                    budget.detail
-                    if isinstance(budget, Refused)
-                    else (f"Server budget set to {render.usd(budget.limit_micros)} per {budget.period.value}.")
-                )
-        else:
-            statuses = await self._service.show_budgets(caller)
-            text = statuses.detail if isinstance(statuses, Refused) else render.budgets(statuses)
-        await interaction.followup.send(text, ephemeral=True)
 
     async def on_edit_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not _image_attachments(message):
@@ -268,7 +241,7 @@ class Handlers:
     async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
         if action == "delete":
             await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
-            caller = self._caller(interaction)
+            caller = self.caller(interaction)
             if not await self._service.may_delete(job_id, caller):
                 await interaction.followup.send(
                     "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
@@ -284,7 +257,7 @@ class Handlers:
         job, _ = await self._service.status(job_id)
         outcome = await self._service.rerun(
             job_id,
-            self._caller(interaction),
+            self.caller(interaction),
             platform=PLATFORM,
             channel=_budget_channel(interaction.channel),
             size="4K" if action == "4k" else None,
@@ -299,7 +272,7 @@ class Handlers:
         async with self._one_at_a_time(token):
             outcome, request = await self._service.confirm(
                 token,
-                self._caller(interaction),
+                self.caller(interaction),
                 use_flash=use_flash,
                 idempotency_key=_press_key(interaction, f"{'flash' if use_flash else 'run'}:{token}"),
                 idempotency_window=PRESS_WINDOW,

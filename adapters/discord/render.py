@@ -15,6 +15,8 @@ from bot.service import UsageReport
 from bot.types import NeedsConfirmation
 
 MAX_CONTENT = 2000
+# How a moderator sets the server's budget (adapters/discord/budget_command.py), for the bot's hints.
+SET_BUDGET = "/imagine-budget set usd:<amount> period:month"
 
 
 def clip(text: str, limit: int = MAX_CONTENT) -> str:
@@ -58,12 +60,12 @@ def usage(report: UsageReport) -> str:
 
 def budgets(statuses: list[BudgetStatus]) -> str:
     if not statuses:
-        return "No budgets are set. Set one with `/imagine-budget action:set usd:50`."
+        return "No budgets are set. Set one with `/imagine-budget set usd:50 period:month`."
     return clip("\n".join([f"• {s.describe()}" for s in statuses] + _default_note(statuses)))
 
 
 def _default_note(statuses: list[BudgetStatus]) -> list[str]:
-    return status.default_budget_note(statuses, "server", "`/imagine-budget action:set usd:<amount>`")
+    return status.default_budget_note(statuses, "server", f"`{SET_BUDGET}`")
 
 
 def thread_name(prompt: str) -> str:

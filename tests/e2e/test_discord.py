@@ -19,6 +19,7 @@ from PIL import Image
 
 from adapters.discord.client import DiscordAdapter
 from bot.catalog import load_catalog
+from bot.money.budgets import MAX_BUDGET_USD, Period
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.store.sqlite import SQLiteStore
@@ -174,9 +175,9 @@ async def test_the_lane_option_relax_answers_on_the_flex_lane_and_the_status_say
 
 async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     discord = world.discord
-    await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=USER)
+    await discord.slash("imagine-budget set", {"usd": 5, "period": "day"}, user_id=USER)
     await discord.wait_for(lambda: any("Only moderators" in t for t in world.ephemeral_texts()))
-    await discord.slash("imagine-budget", {"action": "show"}, user_id=MOD)
+    await discord.slash("imagine-budget show", {}, user_id=MOD)
     # The refused change changed nothing: the server is on the default budget, and both views say so.
     await discord.wait_for(
         lambda: any("default team budget $20.00/month" in t and DEFAULT_NOTE in t for t in world.ephemeral_texts())
@@ -185,7 +186,7 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     await discord.wait_for(
         lambda: sum(DEFAULT_NOTE in t and "/imagine-budget" in t for t in world.ephemeral_texts()) == 2
     )
-    await discord.slash("imagine-budget", {"action": "set", "usd": "5", "period": "day"}, user_id=MOD)
+    await discord.slash("imagine-budget set", {"usd": 5, "period": "day"}, user_id=MOD)
     await discord.wait_for(lambda: any("$5.00 per day" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine-usage", {}, user_id=USER)
     await discord.wait_for(lambda: any("$5.00/day" in t for t in world.ephemeral_texts()))
@@ -195,6 +196,37 @@ async def test_budgets_need_manage_server_and_the_core_checks_again(world):
     assert all(c.get("contexts") == [0] for c in discord.commands), [
         (c["name"], c.get("contexts")) for c in discord.commands
     ]
+
+
+async def test_imagine_budget_is_show_and_set_subcommands_whose_options_the_client_checks(world):
+    discord = world.discord
+    budget_command = next(c for c in discord.commands if c["name"] == "imagine-budget")
+    subcommands = {o["name"]: o for o in budget_command["options"]}
+    assert {name: o["type"] for name, o in subcommands.items()} == {"show": 1, "set": 1}
+    assert not subcommands["show"].get("options")
+    usd, period = subcommands["set"]["options"]
+    assert (usd["name"], usd["type"], usd.get("required")) == ("usd", 10, True)  # NUMBER
+    assert 0 < usd["min_value"] <= 0.01 and usd["max_value"] == float(MAX_BUDGET_USD)
+    assert (period["name"], period["type"], [c["value"] for c in period["choices"]]) == (
+        "period",
+        3,
+        [p.value for p in Period],
+    )
+    # What Discord's client refuses never reaches the bot (the fake refuses it as Discord does).
+    for refused in ({"usd": "5"}, {"usd": 0}, {"usd": -1}, {"usd": 2_000_000}, {"usd": 5, "period": "year"}, {}):
+        with pytest.raises(AssertionError):
+            await discord.slash("imagine-budget set", refused, user_id=MOD)
+    with pytest.raises(AssertionError, match="subcommand"):
+        await discord.slash("imagine-budget", {}, user_id=MOD)  # a parent of subcommands cannot be run
+    await discord.slash("imagine-budget show", {}, user_id=MOD)
+    await discord.wait_for(lambda: any(DEFAULT_NOTE in t for t in world.ephemeral_texts()))
+    # The bot's own hint is the syntax that exists.
+    [note] = [t for t in world.ephemeral_texts() if DEFAULT_NOTE in t]
+    assert "`/imagine-budget set usd:" in note and "action:" not in note, note
+    await discord.slash("imagine-budget set", {"usd": 12.5, "period": "week"}, user_id=MOD)
+    await discord.wait_for(lambda: any("$12.50 per week" in t for t in world.ephemeral_texts()))
+    await discord.slash("imagine-budget show", {}, user_id=MOD)
+    await discord.wait_for(lambda: any("$12.50/week" in t for t in world.ephemeral_texts()))
 
 
 async def test_refusals_are_ephemeral_and_queue_nothing(world):
@@ -341,7 +373,7 @@ async def test_a_double_click_on_run_makes_one_job_and_never_says_expired(expens
 
 async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(world):
     discord = world.discord
-    await discord.slash("imagine-budget", {"action": "set", "usd": "0.16", "period": "month"}, user_id=MOD)
+    await discord.slash("imagine-budget set", {"usd": 0.16}, user_id=MOD)  # period: month unless given
     await discord.wait_for(lambda: any("$0.16 per month" in t for t in world.ephemeral_texts()))
     await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
     await discord.wait_for(lambda: any("would go over the team budget of $0.16" in t for t in world.ephemeral_texts()))

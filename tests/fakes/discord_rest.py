@@ -12,6 +12,7 @@ import time
 
 from aiohttp import web
 
+from tests.fakes.discord_command_shape import check_options
 from tests.fakes.discord_model import (
     APP_FLAGS,
     ERRORS,
@@ -164,6 +165,8 @@ class RestPlumbing:
             Call(method, path, body.json, [(f.filename, f.data) for f in body.files], headers, dict(request.query))
         )
         rl = self._ratelimit_headers(method, path)
+        if self.outage is not None:
+            return self._json({"message": f"{self.outage}: Service Unavailable", "code": 0}, self.outage)
         if (failure := self._injected(method, path)) is not None:
             return failure
         for pattern, auth, methods in self._routes:
@@ -281,8 +284,7 @@ class RestPlumbing:
             description = c.get("description") or ""
             if kind == 1 and not 1 <= len(description) <= 100:
                 raise _form_error([n, "description"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-            if len(c.get("options") or []) > 25:
-                raise _form_error([n, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            check_options([n, "options"], c.get("options") or [])
             previous = next((p for p in old if p["name"] == name and p["type"] == kind), None)
             cmd = {
                 "id": previous["id"] if previous else str(self._snowflake()),

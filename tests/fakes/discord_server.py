@@ -78,7 +78,7 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     """One guild (guild_id) with one text channel (channel_id), the bot as a member, and
     users added on demand. Test controls: add_member / add_channel / attachment, the user
     actions (slash, message_command, click, submit_modal, user_message), expire_token,
-    fail_next, reconnect_clients; inspect calls, messages, threads, commands,
+    fail_next, outage, reconnect_clients; inspect calls, messages, threads, commands,
     interaction_responses, events. slash() checks options against the synced command
     (types, choices, ranges, required) as Discord's client does, and raises AssertionError
     for what no real user could send."""
@@ -131,6 +131,7 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self._pending: dict[str, _Pending] = {}  # token -> interaction state
         self._modals: dict[tuple[int, str], tuple[dict, _Pending]] = {}  # (user, custom_id) -> shown modal
         self._failures: list[tuple[str, re.Pattern, int, dict | None, float | None]] = []
+        self.outage: int | None = None  # while set, every REST call gets this status (a 5xx: Discord is down)
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._last_id = 0
@@ -262,6 +263,9 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
                 raise AssertionError(f"/{name}: {sub!r} is not a subcommand of /{root}")
             chain.append(match)
             defs = match.get("options") or []
+        if any(o["type"] in (1, 2) for o in defs):
+            # Discord: a command with subcommands (or a group) cannot itself be run; the client offers only its leaves.
+            raise AssertionError(f"/{name}: pick a subcommand of it: {[o['name'] for o in defs]}")
         if attachment is not None:
             slot = next((o["name"] for o in defs if o["type"] == 11 and o["name"] not in options), None)
             if slot is None:

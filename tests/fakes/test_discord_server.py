@@ -249,3 +249,46 @@ async def test_guilds_arrive_with_ready_or_as_joins_and_leaving_one_removes_it(f
     await bot.client.get_guild(fake.guild_id).leave()
     with pytest.raises(AssertionError, match="left guild"):
         await fake.user_message("hello?", user_id=42)
+
+
+async def test_subcommands_sync_nested_and_shapes_discord_refuses_are_refused(fake, bot):
+    group = app_commands.Group(name="tally", description="Counts")
+
+    @group.command(name="add", description="Add some")
+    async def add(interaction: discord.Interaction, amount: app_commands.Range[float, 0.5, 10.0]) -> None:
+        await interaction.response.send_message(f"added {amount}", ephemeral=True)
+
+    bot.tree.add_command(group)
+    await bot.tree.sync()
+    tally = next(c for c in fake.commands if c["name"] == "tally")
+    [sub] = tally["options"]
+    assert (sub["name"], sub["type"]) == ("add", 1)
+    assert [(o["name"], o["type"], o["min_value"], o["max_value"]) for o in sub["options"]] == [
+        ("amount", 10, 0.5, 10.0)
+    ]
+    with pytest.raises(AssertionError, match="pick a subcommand"):
+        await fake.slash("tally", {}, user_id=42)
+    with pytest.raises(AssertionError, match="a number"):
+        await fake.slash("tally add", {"amount": "3"}, user_id=42)
+    with pytest.raises(AssertionError, match="outside"):
+        await fake.slash("tally add", {"amount": 0.25}, user_id=42)
+    inter = await fake.slash("tally add", {"amount": 2.5}, user_id=42)
+    await fake.wait_for(lambda: any(m.content == "added 2.5" for ms in fake.messages.values() for m in ms), 5)
+    assert inter.id in fake.interaction_responses
+
+    # What Discord answers 400 to: subcommands beside plain options, bounds on a STRING, a
+    # required option after an optional one, a choice of the wrong type.
+    value = {"type": 3, "name": "word", "description": "A word"}
+    nested = {"type": 1, "name": "sub", "description": "A subcommand"}
+    for options in (
+        [nested, value],
+        [{**value, "min_value": 1}],
+        [value, {**value, "name": "other", "required": True}],
+        [{"type": 10, "name": "n", "description": "N", "choices": [{"name": "one", "value": "1"}]}],
+        [{**nested, "options": [nested]}],
+    ):
+        with pytest.raises(discord.HTTPException) as err:
+            await bot.client.http.bulk_upsert_global_commands(
+                fake.app_id, [{"name": "bad", "description": "Bad", "type": 1, "options": options}]
+            )
+        assert (err.value.status, err.value.code) == (400, 50035), options

@@ -5,6 +5,7 @@ offered a confirmation), and fallbacks obey the rules the model asked for obeys.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from decimal import Decimal
 
@@ -79,6 +80,10 @@ async def test_a_zero_default_budget_refuses_until_a_moderator_sets_one_and_says
     outcome = await service.submit(request())
     assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.BUDGET_EXHAUSTED
     assert "no budget yet" in outcome.detail and "/imagine-budget set" in outcome.detail
+    # Each platform's moderators get the command as their client takes it.
+    on_discord = await service.submit(dataclasses.replace(request(), platform="discord"))
+    assert isinstance(on_discord, Refused) and "`/imagine-budget set usd:<amount> period:month`" in on_discord.detail
+    assert "`/imagine-budget set <usd> month`" not in on_discord.detail
     assert await store.counts_by_state() == {} and await store.ledger() == []
     await service.set_budget(MOD, "2", "month")
     assert isinstance(await service.submit(request()), Accepted)

@@ -68,10 +68,20 @@ def test_the_gateway_is_left_alone_until_the_api_named_one():
     assert sent.urls == ["wss://gateway.discord.gg/?v=10"]
 
 
+class _NoCommands:
+    """Handlers with no commands: the client adds them (and its error handler) when built."""
+
+    def add_commands(self, tree) -> None:
+        pass
+
+    async def on_tree_error(self, interaction, error) -> None:
+        pass
+
+
 def test_a_client_with_a_base_shares_its_http_client_with_its_connection_state():
-    handlers = type("Handlers", (), {})()
+    handlers = _NoCommands()
     pointed = ImagineClient(handlers, api_url="http://127.0.0.1:1/api/v10", intents=discord.Intents.default())
-    stock = ImagineClient(type("Handlers", (), {})(), intents=discord.Intents.default())
+    stock = ImagineClient(_NoCommands(), intents=discord.Intents.default())
     # Interactions and webhooks take the session from the connection state's HTTP client.
     assert isinstance(pointed.http, RebasedHTTPClient) and pointed._connection.http is pointed.http
     assert not isinstance(stock.http, RebasedHTTPClient) and stock._connection.http is stock.http
