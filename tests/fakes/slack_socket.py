@@ -18,9 +18,10 @@
 * ``fake.disconnect(reason)`` sends ``{"type": "disconnect", "reason": ...}`` (``refresh_requested``,
   ``warning``) and closes the socket, after which the app opens a new connection.
 
-Test controls: ``send_command/send_action/send_event`` (each returns the envelope id),
-``wait_connected()``, ``wait_ack(envelope_id)``; records in ``fake.acks`` (envelope id -> the ack
-message) and ``fake.connections`` (one per websocket, open or closed).
+Test controls: ``stalled`` (API methods that never answer), ``send_command/send_action/
+send_event`` (each returns the envelope id), ``wait_connected()``, ``wait_ack(envelope_id)``;
+records in ``fake.acks`` (envelope id -> the ack message) and ``fake.connections`` (one per
+websocket, open or closed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.slack_model import SlackError
+from tests.fakes.slack_model import Call, SlackError
 from tests.fakes.slack_requests import block_action_body, event_body, slash_command_body
 from tests.fakes.slack_server import FakeSlack
 
@@ -64,6 +65,7 @@ class FakeSlackSocket(FakeSlack):
         self.acks: dict[str, dict] = {}
         self.sent: list[dict] = []  # envelopes sent, oldest first
         self._tickets: set[str] = set()
+        self.stalled: set[str] = set()  # API methods that never answer (a Slack that hangs)
         self._methods["apps.connections.open"] = self._connections_open
         self._ws_root = ""
         self._numbers = itertools.count(1)
@@ -84,6 +86,13 @@ class FakeSlackSocket(FakeSlack):
         for connection in self.connections:
             if connection.open:
                 await connection.ws.close()
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        if method in self.stalled:
+            self.calls.append(Call(method, {}, {k.lower(): v for k, v in request.headers.items()}))
+            await asyncio.Event().wait()  # until the client gives up or the fake stops
+        return await super()._api(request)
 
     # -- apps.connections.open ---------------------------------------------------------
 
