@@ -16,7 +16,7 @@
   is its form fields as a JSON object of strings; an interactive one is the block_actions object;
   an events_api one is the event_callback body.
 * ``fake.disconnect(reason)`` sends ``{"type": "disconnect", "reason": ...}`` (``refresh_requested``,
-  ``warning``) and closes the socket, after which the app opens a new connection.
+  ``warning``), after which the app opens a new connection; ``fake.drop()`` just closes it.
 
 Test controls: ``stalled`` (API methods that never answer), ``send_command/send_action/
 send_event`` (each returns the envelope id), ``wait_connected()``, ``wait_ack(envelope_id)``;
@@ -195,12 +195,15 @@ class FakeSlackSocket(FakeSlack):
         return await self.send("events_api", json.loads(body), accepts_response_payload=False)
 
     async def disconnect(self, reason: str = "refresh_requested") -> None:
-        """Ask the app to reconnect, as Slack does every few hours, and close the live socket."""
-        connection = self.live()
-        await connection.ws.send_json(
+        """Ask the app to reconnect, as Slack does every few hours. Like Slack, the old socket stays
+        open meanwhile (the app closes it once its new one is up), so no envelope is lost."""
+        await self.live().ws.send_json(
             {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake-1"}}
         )
-        await connection.ws.close()
+
+    async def drop(self) -> None:
+        """Close the live socket without a word, as a network failure would."""
+        await self.live().ws.close()
 
     def summary(self) -> str:
         sockets = ", ".join(f"{'open' if c.open else 'closed'}" for c in self.connections) or "none"
