@@ -16,6 +16,7 @@ import pytest
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_socket import FakeSlackSocket
 from tests.support.bot_process import bot_env, start_bot, stop_cleanly
+from tests.support.ports import refusing_port
 from tests.support.slack_world import World
 
 EXIT_CONFIG = 4
@@ -203,11 +204,11 @@ async def test_sigterm_ends_the_bot_within_its_grace_while_slack_does_not_answer
 
 async def test_an_unreachable_slack_does_not_stop_the_bot_serving_and_sigterm_ends_it(fakes, tmp_path):
     slack, gemini = fakes
-    # Nothing listens there: every Slack call is refused at once.
-    env = socket_env(tmp_path, slack, gemini, SLACK_API_URL="http://127.0.0.1:9/api/")
-    proc, _ = await start_bot("run", env, tmp_path)
-    started = time.monotonic()
-    log = await stop_cleanly(proc)
+    with refusing_port() as port:  # nothing listens there: every Slack call is refused at once
+        env = socket_env(tmp_path, slack, gemini, SLACK_API_URL=f"http://127.0.0.1:{port}/api/")
+        proc, _ = await start_bot("run", env, tmp_path)
+        started = time.monotonic()
+        log = await stop_cleanly(proc)
     assert time.monotonic() - started < SHUTDOWN_GRACE
     # One warning line per attempt, and no traceback (stop_cleanly checked).
     assert "Slack Socket Mode" in log, log
