@@ -40,20 +40,15 @@ _REJECTED = frozenset(
         "no_permission",
     }
 )
+# What to do, by variable and Slack's error; "" is the variable's general advice.
+_APP_TOKEN_PAGE = "the app's Basic Information page (App-Level Tokens)"
 _HINTS = {
     ("SLACK_APP_TOKEN", "not_allowed_token_type"): (
-        "Socket Mode needs the app-level token (xapp-...) from the app's Basic Information page, "
-        "not the bot token (xoxb-...)"
+        f"Socket Mode needs the app-level token (xapp-...) from {_APP_TOKEN_PAGE}, not the bot token (xoxb-...)"
     ),
     ("SLACK_APP_TOKEN", "missing_scope"): "give the app-level token the connections:write scope",
-    (
-        "SLACK_APP_TOKEN",
-        "",
-    ): "create an app-level token (xapp-...) with connections:write on the app's Basic Information page",
-    (
-        "SLACK_BOT_TOKEN",
-        "",
-    ): "use the Bot User OAuth Token (xoxb-...) from OAuth & Permissions, and check the app is installed",
+    ("SLACK_APP_TOKEN", ""): f"create an app-level token (xapp-...) with connections:write on {_APP_TOKEN_PAGE}",
+    ("SLACK_BOT_TOKEN", ""): "use the Bot User OAuth Token (xoxb-...) from OAuth & Permissions, with the app installed",
 }
 # What may pass: Slack down or slow, the network in the way.
 _TRANSIENT = (SlackApiError, aiohttp.ClientError, OSError, TimeoutError)
