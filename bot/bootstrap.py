@@ -345,18 +345,18 @@ async def start_adapters(runtime: Runtime, role: Role = ROLES["run"]) -> list[Ca
         log.info("web dashboard off: set IMAGINE_WEB_SECRET to serve it")
     slack = None
     if role.slack and settings.slack_configured:
-        from adapters.slack.app import SlackAdapter
+        from adapters.slack.app import SlackAdapter, TokenRejected
 
         slack = SlackAdapter(settings, runtime.service)
         runtime.dispatcher.add(slack)
         if settings.slack_signing_secret is not None:
             web_app.add_routes([web.post("/slack/events", slack.handle)])
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
-            await socket.connect_async()
-            closers.append(socket.close_async)
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        try:
+            # Checks the tokens; Socket Mode connects in the background (slack.close() closes it).
+            await slack.start(app_token)
+        except TokenRejected as exc:
+            raise ConfigError(str(exc)) from None
     if role.discord and settings.discord_configured:
         from adapters.discord.client import DiscordAdapter
 

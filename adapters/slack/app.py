@@ -24,13 +24,14 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
+from adapters.slack.connect import SocketMode, TokenRejected, check_bot_token
 from adapters.slack.delivery import PLATFORM, SlackDelivery
 from adapters.slack.listeners import SORRY, Listeners
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.types import Delivery, Job
 
-__all__ = ["SORRY", "SlackAdapter"]
+__all__ = ["SORRY", "SlackAdapter", "TokenRejected"]
 
 # On shutdown, how long listeners that already acked may take to finish (post their status).
 SHUTDOWN_GRACE = 10.0
@@ -53,6 +54,7 @@ class SlackAdapter:
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
         self._running: set[asyncio.Task] = set()
+        self._socket: SocketMode | None = None
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         with _bolt_token_warning_hidden():
             self.app = AsyncApp(
@@ -65,6 +67,26 @@ class SlackAdapter:
         Listeners(
             service, self.client, token=token, alert_channel=self._alert_channel, api_url=settings.slack_api_url
         ).register(self.app, self._tracked)
+
+    async def start(self, app_token: str | None) -> None:
+        """Check the bot token, and with an app token start Socket Mode; TokenRejected (all
+        closed again) when Slack refuses either. Never waits long on a Slack that is down."""
+        if app_token is not None:
+            self._socket = SocketMode(self.app, self.client, app_token)
+        try:
+            async with asyncio.TaskGroup() as checks:  # both at once: start-up waits for the slower only
+                checks.create_task(check_bot_token(self.client))
+                if self._socket is not None:
+                    checks.create_task(self._socket.start())
+        except* TokenRejected as group:
+            await self._close_socket()
+            await self._session.close()
+            raise group.exceptions[0] from None
+
+    async def _close_socket(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+            self._socket = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /slack/events: commands, events and interactivity on one URL."""
@@ -87,7 +109,9 @@ class SlackAdapter:
         return run
 
     async def close(self) -> None:
-        """After the HTTP server stopped: let acked listeners finish, then drop the session."""
+        """After the HTTP server stopped: close the websocket, let acked listeners finish, then
+        drop the session."""
+        await self._close_socket()
         if self._running:
             await asyncio.wait(set(self._running), timeout=SHUTDOWN_GRACE)
         await self._session.close()
