@@ -107,7 +107,7 @@ class SQLiteTx:
 
 class SQLiteConnector:
     def __init__(self, path: str, busy_timeout: float):
-        self.path = path
+        self.path = self.database_file = path
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
@@ -202,7 +202,7 @@ class SQLiteStore(StoreManager):
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time, busy_timeout: float = 30.0):
         self._sqlite = SQLiteConnector(path, busy_timeout)
         super().__init__(self._sqlite, clock)
-        self.path = path
+        self.path = self.database_file = path
         # For tests that reach into the file: run `fn` in the store's thread, or write in its lock.
         self._run = self._sqlite._run
         self._write = self._sqlite._write
