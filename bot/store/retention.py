@@ -23,10 +23,12 @@ async def _images(tx: Tx, picked: str, before: float, limit: int, now: float) ->
     if not rows:
         return 0
     ids = [r["id"] for r in rows]
+    shas = sorted({r["sha256"] for r in rows if r["sha256"]})
+    await tx.all("prune_lock_blobs", shas=shas)
     await tx.run("prune_unlink_threads", ids=ids)
     await tx.run("prune_uncache", ids=ids)
     pruned = await tx.run("prune_tombstone", ids=ids, now=now)
-    await tx.run("prune_unneeded_blobs", shas=sorted({r["sha256"] for r in rows if r["sha256"]}))
+    await tx.run("prune_unneeded_blobs", shas=shas)
     return pruned
 
 

@@ -564,6 +564,11 @@ SELECT id, sha256 FROM images WHERE role = 'input' AND deleted_at IS NULL
 AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = images.job_id AND {finished} AND jobs.finished_at < :before)
 ORDER BY id LIMIT :limit {skip_locked}
 
+-- Taken before the images change, in one order: of two pruners whose images share bytes,
+-- the second waits here, then sees the first's tombstones and deletes the blob.
+-- name: prune_lock_blobs
+SELECT sha256 FROM blobs WHERE sha256 {in:shas} ORDER BY sha256 {lock_row}
+
 -- name: prune_unlink_threads
 DELETE FROM threads WHERE image_id {in:ids}
 

@@ -183,13 +183,20 @@ async def test_refused_prompts_lose_their_text_after_their_days_but_keep_their_r
 async def test_two_pruners_at_once_prune_each_row_once(store_factory, clock):
     first, second = await store_factory(), await store_factory()
     for n in range(12):
-        await render(first, f"image {n}", 1_000, color=f"#{n:02x}0000")
+        # Images two by two share their bytes: whichever pruner takes the second one's
+        # bytes must see the first one gone, however the two interleave.
+        await render(first, f"image {n}", 1_000, color=f"#{n // 2:02x}0000")
         await first.record_moderation("T1", "C1", "U1", "banned_term", f"prompt {n}")
+        await first.raise_alert(f"alert:{n}", ["slack"], "text")
+    for delivery in await first.claim_deliveries(["slack"], 12, 60):
+        await first.mark_delivered(delivery.id)
     clock.advance(91 * DAY)
     before = days_ago(clock, 90)
 
-    for kind, rows in (("images", 12), ("moderation_text", 12)):
-        done = await asyncio.gather(prune_all(first, kind, before, limit=5), prune_all(second, kind, before, limit=5))
+    for kind, rows, limit in (("images", 12, 1), ("images", 0, 1), ("moderation_text", 12, 5), ("outbox", 12, 5)):
+        done = await asyncio.gather(
+            prune_all(first, kind, before, limit=limit), prune_all(second, kind, before, limit=limit)
+        )
         assert sum(done) == rows, kind
     assert await stored_blobs(first) == []
 
