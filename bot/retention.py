@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import shutil
 import time
@@ -63,19 +64,33 @@ class RetentionSettings(BaseModel):
         ]
 
 
-def retention_settings(config: dict[str, Any]) -> RetentionSettings:
-    """The `[retention]` table of IMAGINE_CONFIG (defaults when absent); ValueError naming the
-    key, what was found and what was expected otherwise."""
+KNOWN = tuple(RetentionSettings.model_fields)
+
+
+def retention_settings(config: dict[str, Any], source: str = "IMAGINE_CONFIG") -> RetentionSettings:
+    """The `[retention]` table of the config read from `source` (defaults when absent); a
+    ValueError naming the file, the key, what was found and what was expected otherwise."""
     table = config.get("retention", {})
     if not isinstance(table, dict):
-        raise ValueError(f"[retention] in IMAGINE_CONFIG must be a table, found {table!r}")
+        raise ValueError(f"{source}: [retention] must be a table of days, found {table!r}")
     try:
         return RetentionSettings.model_validate(table)
     except ValidationError as exc:
         problems = "; ".join(
-            f"retention.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}" for e in exc.errors()
+            f"[retention] {'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg'].lower()}"
+            if e["type"] != "extra_forbidden"
+            else f"[retention] {'.'.join(map(str, e['loc']))} is not a setting (known: {', '.join(KNOWN)})"
+            for e in exc.errors()
         )
-        raise ValueError(f"IMAGINE_CONFIG [retention]: {problems}") from None
+        raise ValueError(f"{source}: {problems}") from None
+
+
+def human(size: int) -> str:
+    """Bytes as a person reads them: 812 bytes, 3.4 GB."""
+    if size < 1024:
+        return f"{size} bytes"
+    exponent = min(3, int(math.log(size, 1024)))  # 1 and more, since size >= 1024
+    return f"{size / 1024**exponent:.1f} {('KB', 'MB', 'GB')[exponent - 1]}"
 
 
 class DiskUsage(NamedTuple):
@@ -95,20 +110,17 @@ class Storage:
 
     def lines(self) -> list[str]:
         """doctor's lines: the database, the image bytes, the disk."""
-        mb = 1024 * 1024
-        database = f"database {self.sizes.database_bytes / mb:.1f} MB ({self.sizes.detail})"
+        database = f"database {human(self.sizes.database_bytes)} ({self.sizes.detail})"
         if self.file_bytes is not None:
-            database += f", file with its WAL {self.file_bytes / mb:.1f} MB"
+            database += f", file with its WAL {human(self.file_bytes)}"
         lines = [database]
         if self.sizes.tables:
-            lines.append("tables " + ", ".join(f"{n} {b / mb:.1f} MB" for n, b in self.sizes.tables.items()))
-        lines.append(f"image bytes {self.sizes.blob_bytes / mb:.1f} MB in {self.sizes.blobs} distinct images")
+            lines.append("tables " + ", ".join(f"{n} {human(b)}" for n, b in self.sizes.tables.items()))
+        lines.append(f"image bytes {human(self.sizes.blob_bytes)} in {self.sizes.blobs} distinct images")
         if self.disk is None:
             lines.append("disk not measured (set [retention] disk_path to a path on the database's disk)")
         else:
-            lines.append(
-                f"disk at {self.disk_path}: {percent_used(self.disk):.0f}% used, {self.disk.free / mb:.0f} MB free"
-            )
+            lines.append(f"disk at {self.disk_path}: {percent_used(self.disk):.0f}% used, {human(self.disk.free)} free")
         return lines
 
 
@@ -232,7 +244,7 @@ class Pruner:
             self._disk_episode = f"alert:disk:{bucket}:{self._opened[bucket]}"
             await self._alert(
                 self._disk_episode,
-                f"The database's disk is {used:.0f}% full ({disk.free // (1024 * 1024)} MB free at {path}; "
+                f"The database's disk is {used:.0f}% full ({human(disk.free)} free at {path}; "
                 f"alert line {line}%). Shorten [retention] days or give it more space: "
                 "`python -m bot doctor` shows the database and image sizes.",
             )

@@ -120,12 +120,15 @@ async def test_doctor_shows_the_database_the_image_bytes_and_the_disk(tmp_path):
         await render(runtime.store, "a red fox", 1_000, color="red")
         lines: list[str] = []
         await doctor(runtime, settings, out=lines.append)
+        blob_bytes = (await runtime.store.storage_sizes()).blob_bytes
     finally:
         await runtime.close()
     storage = [line for line in lines if line.startswith("storage")]
     assert any("database" in line and "pages of" in line and "file with its WAL" in line for line in storage)
+    [blobs] = [line for line in storage if "image bytes" in line]
+    assert blobs == f"storage   image bytes {blob_bytes} bytes in 1 distinct images"
     assert any("image bytes" in line and "in 1 distinct images" in line for line in storage)
-    assert any(f"disk at {tmp_path}" in line and "% used" in line and "MB free" in line for line in storage)
+    assert any(f"disk at {tmp_path}" in line and "% used" in line and "B free" in line for line in storage)
     assert any(line.startswith("retention images 90 d") for line in lines)
 
 
@@ -153,10 +156,10 @@ async def test_the_worker_role_runs_a_pruner_with_the_configured_days(tmp_path, 
 @pytest.mark.parametrize(
     ("table", "named"),
     [
-        ("images_days = -1", "retention.images_days = -1"),
-        ('outbox_days = "30"', "retention.outbox_days = '30'"),
-        ("disk_alert_percent = 0", "retention.disk_alert_percent = 0"),
-        ("image_days = 30", "retention.image_days"),
+        ("images_days = -1", "[retention] images_days = -1: input should be greater than or equal to 0"),
+        ('outbox_days = "30"', "[retention] outbox_days = '30': input should be a valid integer"),
+        ("disk_alert_percent = 0", "[retention] disk_alert_percent = 0"),
+        ("image_days = 30", "[retention] image_days is not a setting (known: images_days, inputs_days"),
     ],
 )
 async def test_a_bad_retention_table_stops_start_up_naming_the_key(tmp_path, table, named):
@@ -165,4 +168,4 @@ async def test_a_bad_retention_table_stops_start_up_naming_the_key(tmp_path, tab
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'imagine.db'}", imagine_config=config)
     with pytest.raises(bootstrap.ConfigError, match="retention") as info:
         await bootstrap.build(settings, notifiers=[])
-    assert named in str(info.value)
+    assert str(info.value).startswith(f"{config}: ") and named in str(info.value)
