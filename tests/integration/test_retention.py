@@ -4,6 +4,9 @@ the `[retention]` table read at start-up. Time moves on a FakeClock, the disk is
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from bot import bootstrap
@@ -13,7 +16,9 @@ from bot.metrics import Metrics
 from bot.retention import DiskUsage, Pruner, RetentionSettings
 from bot.settings import Settings
 from bot.store.sqlite import SQLiteStore
+from tests.support.clock import FakeClock
 from tests.support.gallery import render
+from tests.support.probe import eventually
 
 DAY = 86400.0
 GB = 1024**3
@@ -38,6 +43,12 @@ async def store(tmp_path, clock):
     await opened.open()
     yield opened
     await opened.close()
+
+
+def worker_settings(tmp_path, fake, **extra) -> Settings:
+    """A worker's settings on imagine.db in tmp_path, its Gemini the loopback fake."""
+    database_url = f"sqlite:///{tmp_path / 'imagine.db'}"
+    return Settings(_env_file=None, database_url=database_url, gemini_api_key="k", gemini_base_url=fake.url, **extra)
 
 
 def sample(metrics: Metrics, line_start: str) -> float:
@@ -135,13 +146,7 @@ async def test_doctor_shows_the_database_the_image_bytes_and_the_disk(tmp_path):
 async def test_the_worker_role_runs_a_pruner_with_the_configured_days(tmp_path, fake):
     config = tmp_path / "imagine.toml"
     config.write_text("[retention]\nimages_days = 30\ndisk_alert_percent = 80\n")
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'imagine.db'}",
-        gemini_api_key="k",
-        gemini_base_url=fake.url,
-        imagine_config=config,
-    )
+    settings = worker_settings(tmp_path, fake, imagine_config=config)
     runtime = await bootstrap.build(settings, notifiers=[])
     try:
         assert runtime.pruner is None  # a web or Discord process prunes nothing
@@ -150,6 +155,32 @@ async def test_the_worker_role_runs_a_pruner_with_the_configured_days(tmp_path, 
         assert (runtime.retention.images_days, runtime.retention.disk_alert_percent) == (30, 80)
         assert runtime.retention.inputs_days == 30  # the default
     finally:
+        await runtime.close()
+
+
+async def test_a_running_worker_process_prunes_what_is_past_its_days(tmp_path, fake):
+    database = tmp_path / "imagine.db"
+    # An image made 100 days ago, on the same file the worker then opens.
+    earlier = SQLiteStore(str(database), clock=FakeClock(time.time() - 100 * DAY))
+    await earlier.open()
+    old = await render(earlier, "an old image", 1_000, color="red")
+    await earlier.close()
+    settings = worker_settings(tmp_path, fake)
+    runtime = await bootstrap.build(settings, notifiers=[])
+    stop = asyncio.Event()
+    try:
+        runtime.add_worker(concurrency=1)
+        running = asyncio.create_task(runtime.run(stop))
+
+        async def pruned() -> bool:
+            return await runtime.store.get_image(old) is None
+
+        await eventually(pruned, what="the worker's pruner removing a 100-day-old image")
+        assert sample(runtime.metrics, 'imagine_pruned_rows_total{table="images"}') == 1
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    finally:
+        stop.set()
         await runtime.close()
 
 
