@@ -12,6 +12,9 @@ FOR NO KEY UPDATE OF jobs SKIP LOCKED
 -- fragment: lock_row
 FOR NO KEY UPDATE
 
+-- fragment: lock_image_row
+FOR NO KEY UPDATE OF images
+
 -- fragment: json
 ($1->>'$2')
 

@@ -496,9 +496,12 @@ WITH RECURSIVE lineage_up (id, parent_image_id) AS (
 AND images.role = 'output'
 ORDER BY images.id
 
+-- The image's row is locked first, as the pruner's pick locks it: of a delete and a pruner
+-- taking the same image, the second waits here and then finds it gone (exactly one takes it).
 -- name: image_to_delete
 SELECT images.id, images.sha256 FROM images JOIN jobs ON jobs.id = images.job_id
 WHERE images.id = :id AND jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
+{lock_image_row}
 
 -- name: unlink_image_threads
 DELETE FROM threads WHERE image_id = :id

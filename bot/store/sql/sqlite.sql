@@ -7,6 +7,8 @@
 
 -- fragment: lock_row
 
+-- fragment: lock_image_row
+
 -- fragment: json
 json_extract($1, '$.$2')
 

@@ -216,3 +216,22 @@ async def test_storage_figures_show_the_database_and_blob_bytes(store):
         assert 0 < len(sizes.tables) <= 5 and "jobs" in sizes.tables and min(sizes.tables.values()) > 0
     else:
         assert "pages of" in sizes.detail
+
+
+async def test_deletes_and_a_pruner_at_once_take_each_image_once(store_factory, clock):
+    first, second, third = await store_factory(), await store_factory(), await store_factory()
+    ids = []
+    for n in range(8):
+        image_id = await render(first, f"image {n}", 1_000, color=f"#{n:02x}4040", cache_key=f"key {n}")
+        await first.remember_thread("slack", "T1", "C1", f"17.{n}", image_id)
+        ids.append(image_id)
+    clock.advance(91 * DAY)
+
+    pruned, *deleted = await asyncio.gather(
+        prune_all(second, "images", days_ago(clock, 90), limit=1),
+        *(third.delete_image("T1", image_id) for image_id in reversed(ids)),
+    )
+
+    assert pruned + sum(d is not None for d in deleted) == 8
+    assert all([await first.get_image(i) is None for i in ids])
+    assert await stored_blobs(first) == []
