@@ -394,6 +394,9 @@ class Pruning(Protocol):
         and cache entries dropped, a blob kept while another image holds it); a job's row
         goes only when no ledger row names it. The ledger is never touched."""
 
+    async def inputs_pruned(self, job_id: int) -> bool:
+        """Whether pictures attached to this job were pruned (a Reroll would lack them)."""
+
     async def storage_sizes(self) -> StorageSizes: ...
 
 

@@ -93,6 +93,10 @@ class RetentionOperations(Operations):
         return await PRUNERS[kind](tx, before, limit, self._clock())
 
     @reads
+    async def inputs_pruned(self, tx: Tx, job_id: int) -> bool:
+        return bool(await tx.value("inputs_pruned", job_id=job_id))
+
+    @reads
     async def storage_sizes(self, tx: Tx) -> StorageSizes:
         database = await tx.one("database_size")
         blobs = await tx.one("blob_bytes")

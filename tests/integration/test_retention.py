@@ -11,13 +11,18 @@ import pytest
 
 from bot import bootstrap
 from bot.alerts import CallWatch
+from bot.catalog import load_catalog
 from bot.doctor import doctor
 from bot.metrics import Metrics
 from bot.retention import DiskUsage, Pruner, RetentionSettings
+from bot.service import Caller, ImagineService
 from bot.settings import Settings
+from bot.store.ports import final_delivery_key
 from bot.store.sqlite import SQLiteStore
+from bot.types import JobState, NewDelivery, Refused
 from tests.support.clock import FakeClock
-from tests.support.gallery import render
+from tests.support.gallery import png, render
+from tests.support.jobs import new_job
 from tests.support.probe import eventually
 
 DAY = 86400.0
@@ -200,3 +205,27 @@ async def test_a_bad_retention_table_stops_start_up_naming_the_key(tmp_path, tab
     with pytest.raises(bootstrap.ConfigError, match="retention") as info:
         await bootstrap.build(settings, notifiers=[])
     assert str(info.value).startswith(f"{config}: ") and named in str(info.value)
+
+
+async def test_a_reroll_of_a_job_whose_pictures_were_pruned_is_refused_not_run_without_them(store, clock):
+    service = ImagineService(store, load_catalog(), clock=clock)
+    with_photo = await store.submit(new_job(prompt="make my photo blue"), [png("gray")])
+    leased = await store.lease("w", 60, only_job_id=with_photo.job_id)
+    await store.fail(
+        leased.id,
+        leased.worker_id,
+        leased.attempt,
+        error_class="bad_request",
+        detail="x",
+        retryable=False,
+        final_state=JobState.FAILED,
+        retry_at=None,
+        delivery=NewDelivery(final_delivery_key(leased.id), "failure", {}),
+    )
+    clock.advance(31 * DAY)
+    await Pruner(store, RetentionSettings(), Metrics(), None, clock=clock, disk_usage=Disk()).run_once()
+
+    refused = await service.rerun(with_photo.job_id, Caller("T1", "U1"), platform="slack", channel="C1")
+
+    assert isinstance(refused, Refused) and "pictures attached" in refused.detail
+    assert await store.counts_by_state() == {"failed": 1}  # nothing new queued, nothing held

@@ -643,6 +643,9 @@ UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND id 
 UPDATE moderation_log SET prompt = NULL WHERE prompt IS NOT NULL AND id IN
     (SELECT id FROM moderation_log WHERE prompt IS NOT NULL AND created_at < :before ORDER BY id LIMIT :limit)
 
+-- name: inputs_pruned
+SELECT COUNT(*) FROM images WHERE job_id = :job_id AND role = 'input' AND deleted_at IS NOT NULL
+
 -- name: blob_bytes
 SELECT COUNT(*) AS blobs, CAST(COALESCE(SUM(length(data)), 0) AS BIGINT) AS bytes FROM blobs
 
