@@ -376,7 +376,7 @@ async def build(
     try:
         catalog = load_catalog(settings.imagine_config)
         policies = PolicyBook.from_config(read_config(settings.imagine_config))
-        retention = retention_settings(read_config(settings.imagine_config), str(settings.imagine_config))
+        retention = retention_settings(read_config(settings.imagine_config), str(settings.imagine_config or ""))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     if problems := unpriced_paths(catalog, policies, gateway_routes):

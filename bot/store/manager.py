@@ -1,6 +1,6 @@
 """The store: every operation written once (bot/store/queue.py, lookups.py, batches.py, ledger.py,
-outbox.py, chat.py, queue_board.py, gallery.py, retention.py), over a thin connector per database (bot/store/sqlite.py,
-bot/store/postgres.py) and the named SQL in bot/store/sql."""
+outbox.py, chat.py, queue_board.py, gallery.py, retention.py), over a thin connector per database
+(bot/store/sqlite.py, bot/store/postgres.py) and the named SQL in bot/store/sql."""
 
 from __future__ import annotations
 

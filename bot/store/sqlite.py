@@ -107,7 +107,7 @@ class SQLiteTx:
 
 class SQLiteConnector:
     def __init__(self, path: str, busy_timeout: float):
-        self.path = self.database_file = path
+        self.path = path
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
