@@ -24,6 +24,7 @@ from bot.providers.base import BatchProvider, ImageProvider
 from bot.providers.gemini import GeminiProvider
 from bot.providers.limits import AdaptiveConcurrency, LocalRateLimiter, SharedRateLimiter
 from bot.providers.router import Route, RoutedProvider
+from bot.retention import Pruner, RetentionSettings, retention_settings
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.sign_in import SignIn
@@ -179,6 +180,8 @@ class Runtime:
     policies: PolicyBook = field(default_factory=PolicyBook)
     sign_in: SignIn | None = None  # None: the web dashboard is off
     http_port: int | None = None  # the port the HTTP server bound (PORT=0 takes any free one)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    pruner: Pruner | None = None  # in a process that serves the queue (the worker role)
     # A credential a platform rejected, found after start-up (an adapter logs in in the
     # background): run() stops, and the CLI exits 4 with it.
     rejected: ConfigError | None = None
@@ -214,6 +217,8 @@ class Runtime:
         )
         self.workers.append(worker)
         self.serves_queue = self.serves_queue or only_job_id is None
+        if only_job_id is None and self.pruner is None:
+            self.pruner = Pruner(self.store, self.retention, self.metrics, self.watch)
         if batch_api is not None and only_job_id is None and not self.batch_runners:
             self.batch_runners.append(
                 BatchRunner(
@@ -248,6 +253,7 @@ class Runtime:
             self.dispatcher.run(stop),
             *(w.run(stop) for w in self.workers),
             *(b.run(stop) for b in self.batch_runners),
+            *([self.pruner.run(stop)] if self.pruner is not None else []),
         )
 
     async def cancel_stranded_relaxed(self) -> None:
@@ -384,6 +390,7 @@ async def build(
     try:
         catalog = load_catalog(settings.imagine_config)
         policies = PolicyBook.from_config(read_config(settings.imagine_config))
+        retention = retention_settings(read_config(settings.imagine_config), str(settings.imagine_config or ""))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     if problems := unpriced_paths(catalog, policies, gateway_routes):
@@ -432,5 +439,6 @@ async def build(
         watch=watch,
         policies=policies,
         sign_in=signer,
+        retention=retention,
     )
     return runtime

@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.config_errors import describe
+from bot.retention import RetentionSettings
 from policies.config import Access, ChannelRule, TeamPolicy
 
 Lane = Literal["standard", "batch", "flex", "priority"]
@@ -152,9 +153,8 @@ class ConfigFile(_Table):
     policy: TeamTable | None = None
     teams: dict[str, TeamTable] | None = None
     access: Access | None = None
-    # Days to keep each kind of data. Its own model comes with the pruner (issue 16);
-    # until then any key is taken, as long as it is a whole number of days.
-    retention: dict[str, Count] | None = None
+    # Days to keep each kind of data (the pruner's own settings model).
+    retention: RetentionSettings | None = None
 
 
 class ConfigFileError(ValueError):

@@ -11,6 +11,7 @@ from bot.catalog import lifecycle_warnings
 from bot.providers.errors import ProviderError, error_class
 from bot.providers.gemini import vertex_serves
 from bot.providers.router import Route, RoutedProvider
+from bot.retention import measure
 from bot.settings import Settings
 
 
@@ -24,6 +25,10 @@ async def doctor(
         f"database  {settings.database_label}: reachable; jobs by state: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none yet'}"
     )
+    for line in (await measure(runtime.store, runtime.retention)).lines():
+        out(f"storage   {line}")
+    kept = ", ".join(f"{kind} {days} d" if days else f"{kind} for ever" for kind, days in runtime.retention.cutoffs())
+    out(f"retention {kept}; disk alert at {runtime.retention.disk_alert_percent}%")
     out(
         f"prices    table version {runtime.catalog.version}"
         + (f" (overrides from {settings.imagine_config})" if settings.imagine_config else "")

@@ -57,6 +57,18 @@ class Metrics:
             "imagine_hold_overshoot_usd", "Money charged beyond the jobs' holds", ["route", "model"], registry=r
         )
 
+        # Retention (bot/retention.py): the pruner's progress, the store's size and its disk.
+        self.pruned_rows = Counter(
+            "imagine_pruned_rows_total", "Rows pruned by the retention pruner, by kind", ["table"], registry=r
+        )
+        self.prune_last_run = Gauge(
+            "imagine_prune_last_run_timestamp_seconds", "When this process's pruner last finished a pass", registry=r
+        )
+        self.database_bytes = Gauge("imagine_database_bytes", "The database's size", registry=r)
+        self.blob_bytes = Gauge("imagine_blob_bytes", "Image bytes stored, each distinct content once", registry=r)
+        self.disk_free = Gauge("imagine_disk_free_bytes", "Free bytes on the database's disk", registry=r)
+        self.disk_used = Gauge("imagine_disk_used_ratio", "Share of the database's disk in use (0-1)", registry=r)
+
     def provider_call(self, *, route: str, model: str, size: str, status: str, seconds: float | None) -> None:
         self.calls.labels(route, model, status).inc()
         if seconds is not None:
@@ -73,6 +85,21 @@ class Metrics:
     def overshoot(self, *, route: str, model: str, usd: float) -> None:
         self.overshoots.labels(route, model).inc()
         self.overshoot_usd.labels(route, model).inc(usd)
+
+    def pruned(self, kind: str, rows: int) -> None:
+        self.pruned_rows.labels(kind).inc(rows)
+
+    def prune_ran(self, at: float) -> None:
+        self.prune_last_run.set(at)
+
+    def storage(self, database_bytes: int, blob_bytes: int, disk: tuple[int, int, int] | None) -> None:
+        """The store's sizes, and its disk's (total, used, free) when measured."""
+        self.database_bytes.set(database_bytes)
+        self.blob_bytes.set(blob_bytes)
+        if disk is not None:
+            total, used, free = disk
+            self.disk_free.set(free)
+            self.disk_used.set(used / total if total else 0.0)
 
     def render(self, counts_by_state: dict[str, int]) -> bytes:
         for state in ("queued", "running", "succeeded", "failed", "blocked", "cancelled", "dead"):

@@ -61,6 +61,11 @@ __all__ = ["CLI_PLATFORM", "STORE_DOWN", "Caller", "ImagineService", "UsageRepor
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
+# A Reroll of a job whose attachments were pruned ([retention] inputs_days) would run without them.
+INPUTS_PRUNED = (
+    "The pictures attached to that request are no longer kept, so I can't run it again as it was: "
+    "ask again with the pictures attached."
+)
 
 
 class _RerunFields(TypedDict):
@@ -217,6 +222,8 @@ class ImagineService:
             job = await self._store.get_job(job_id)
             if job is None or job.team != caller.team:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
+            if await self._store.inputs_pruned(job_id):
+                return Refused(RefusalReason.NOT_FOUND, INPUTS_PRUNED)
             attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
             # fresh: a reroll wants a new image, not the cached one.
             common = _RerunFields(

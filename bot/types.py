@@ -436,3 +436,14 @@ class DeletedImage:
     blob_deleted: bool  # False when another image holds the same bytes
     threads_unlinked: int  # chat threads that pointed at it (a reply there no longer edits it)
     cache_entries: int  # jobs whose prompt-cache entry served it (they no longer match)
+
+
+@dataclass(frozen=True)
+class StorageSizes:
+    """How big the store is, for doctor and /metrics (bot/retention.py)."""
+
+    database_bytes: int  # SQLite: its pages; PostgreSQL: pg_database_size
+    blob_bytes: int  # image bytes, each distinct content once
+    blobs: int
+    detail: str  # how the database measured itself (pages, or the database's name)
+    tables: dict[str, int]  # PostgreSQL: this store's biggest tables with their indexes; SQLite: none

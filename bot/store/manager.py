@@ -1,16 +1,17 @@
 """The store: every operation written once (bot/store/queue.py, lookups.py, batches.py, ledger.py,
-outbox.py, chat.py, queue_board.py, gallery.py), over a thin connector per database (bot/store/sqlite.py,
-bot/store/postgres.py) and the named SQL in bot/store/sql."""
+outbox.py, chat.py, queue_board.py, gallery.py, retention.py), over a thin connector per database
+(bot/store/sqlite.py, bot/store/postgres.py) and the named SQL in bot/store/sql."""
 
 from __future__ import annotations
 
 from bot.store.batches import BatchOperations
 from bot.store.gallery import GalleryOperations
 from bot.store.queue_board import QueueBoardOperations
+from bot.store.retention import RetentionOperations
 from bot.store.tx import JOBS, OUTBOX
 
 
-class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations):
+class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations):
     """A Store (bot/store/ports.py) over whichever connector it is given."""
 
     async def open(self) -> None:

@@ -27,6 +27,7 @@ from bot.types import (
     Lane,
     NewDelivery,
     NewJob,
+    StorageSizes,
     StoredImage,
     Submitted,
 )
@@ -386,7 +387,25 @@ class Gallery(Protocol):
         image of the team (or it was deleted already)."""
 
 
-class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Protocol):
+class Pruning(Protocol):
+    """Retention: old rows pruned a batch at a time (bot/retention.py drives it), and sizes."""
+
+    database_file: str | None  # the SQLite file; None for a database server
+
+    async def prune(self, kind: str, before: float, limit: int) -> int:
+        """Prune at most `limit` rows of `kind` (bot/store/retention.py PRUNE_KINDS) older than
+        `before`, in one transaction; returns how many. Safe with pruners in other processes:
+        each row is pruned, and counted, once. Image bytes go as delete_image's do (threads
+        and cache entries dropped, a blob kept while another image holds it); a job's row
+        goes only when no ledger row names it. The ledger is never touched."""
+
+    async def inputs_pruned(self, job_id: int) -> bool:
+        """Whether pictures attached to this job were pruned (a Reroll would lack them)."""
+
+    async def storage_sizes(self) -> StorageSizes: ...
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Pruning, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
 
     async def open(self) -> None: ...

@@ -202,7 +202,7 @@ class SQLiteStore(StoreManager):
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time, busy_timeout: float = 30.0):
         self._sqlite = SQLiteConnector(path, busy_timeout)
         super().__init__(self._sqlite, clock)
-        self.path = path
+        self.path = self.database_file = path
         # For tests that reach into the file: run `fn` in the store's thread, or write in its lock.
         self._run = self._sqlite._run
         self._write = self._sqlite._write

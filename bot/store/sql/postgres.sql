@@ -12,6 +12,9 @@ FOR NO KEY UPDATE OF jobs SKIP LOCKED
 -- fragment: lock_row
 FOR NO KEY UPDATE
 
+-- fragment: lock_image_row
+FOR NO KEY UPDATE OF images
+
 -- fragment: json
 ($1->>'$2')
 
@@ -62,3 +65,13 @@ BYTEA
 -- jobs and images reference each other: the key from jobs can only come once images exists.
 -- fragment: late_image_key
 ALTER TABLE jobs ADD FOREIGN KEY (result_image_id) REFERENCES images(id)
+
+-- Retention (bot/store/retention.py): the whole database, and this store's biggest tables.
+-- name: database_size
+SELECT pg_database_size(current_database()) AS bytes, 'database ' || current_database() AS detail
+
+-- name: table_sizes
+SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+ORDER BY bytes DESC, name LIMIT 5

@@ -28,9 +28,12 @@ SELECT id FROM jobs WHERE idempotency_key = :key
 UPDATE jobs SET idempotency_key = idempotency_key || ':' || id
 WHERE idempotency_key = :key AND created_at < :before
 
+-- Never an image deleted or pruned meanwhile (a copy made just before the pruner took its
+-- image keeps its cache key, but serves nothing).
 -- name: cache_hit
 SELECT result_image_id, result FROM jobs WHERE cache_key = :cache_key AND team = :team
 AND state = 'succeeded' AND finished_at >= :since AND {not_a_stand_in}
+AND EXISTS (SELECT 1 FROM images WHERE images.id = jobs.result_image_id AND images.deleted_at IS NULL)
 ORDER BY id DESC LIMIT 1
 
 -- name: served_round
@@ -493,9 +496,12 @@ WITH RECURSIVE lineage_up (id, parent_image_id) AS (
 AND images.role = 'output'
 ORDER BY images.id
 
+-- The image's row is locked first, as the pruner's pick locks it: of a delete and a pruner
+-- taking the same image, the second waits here and then finds it gone (exactly one takes it).
 -- name: image_to_delete
 SELECT images.id, images.sha256 FROM images JOIN jobs ON jobs.id = images.job_id
 WHERE images.id = :id AND jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
+{lock_image_row}
 
 -- name: unlink_image_threads
 DELETE FROM threads WHERE image_id = :id
@@ -537,3 +543,114 @@ AND {json:result.cached} IS NOT NULL
 SELECT model, lane, CAST(SUM(cost_micros) AS BIGINT) AS micros FROM ledger
 WHERE team = :team AND entry = 'settlement' AND lane IN ('flex', 'batch') AND created_at >= :since
 GROUP BY model, lane ORDER BY model, lane
+
+
+-- ---- retention: the pruner (bot/retention.py, bot/store/retention.py) -------
+-- Each kind is pruned a batch at a time (:limit rows, one transaction). Rows are picked
+-- {skip_locked}, so two pruners (any processes) take different rows; every change is
+-- guarded by what it changes (deleted_at IS NULL, prompt IS NOT NULL...), so a row is
+-- counted once however the pruners interleave.
+
+-- fragment: finished
+state IN ('succeeded', 'failed', 'blocked', 'cancelled', 'dead')
+
+-- Result images made before :before, but not one a queued or running edit still needs.
+-- name: prune_images_pick
+SELECT id, sha256 FROM images WHERE role = 'output' AND deleted_at IS NULL AND created_at < :before
+AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.state IN ('queued', 'running')
+                AND CAST({json:request.parent_image_id} AS BIGINT) = images.id)
+ORDER BY id LIMIT :limit {skip_locked}
+
+-- Input pictures of jobs finished before :before (a Reroll of such a job has them no more).
+-- name: prune_inputs_pick
+SELECT id, sha256 FROM images WHERE role = 'input' AND deleted_at IS NULL
+AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = images.job_id AND {finished} AND jobs.finished_at < :before)
+ORDER BY id LIMIT :limit {skip_locked}
+
+-- Taken before the images change, in one order: of two pruners whose images share bytes,
+-- the second waits here, then sees the first's tombstones and deletes the blob.
+-- name: prune_lock_blobs
+SELECT sha256 FROM blobs WHERE sha256 {in:shas} ORDER BY sha256 {lock_row}
+
+-- name: prune_unlink_threads
+DELETE FROM threads WHERE image_id {in:ids}
+
+-- name: prune_uncache
+UPDATE jobs SET cache_key = NULL WHERE result_image_id {in:ids} AND cache_key IS NOT NULL
+
+-- As delete_image does: the row stays as a tombstone (its job's money and lineage name it).
+-- name: prune_tombstone
+UPDATE images SET sha256 = NULL, deleted_at = :now WHERE id {in:ids} AND deleted_at IS NULL
+
+-- name: prune_unneeded_blobs
+DELETE FROM blobs WHERE sha256 {in:shas}
+AND NOT EXISTS (SELECT 1 FROM images WHERE images.sha256 = blobs.sha256)
+
+-- A finished job's row goes only when nothing needs it: no ledger row names it (money
+-- history is never deleted), no hold, and no image of its own but pruned inputs.
+-- name: prune_jobs_pick
+SELECT id FROM jobs WHERE {finished} AND finished_at < :before
+AND NOT EXISTS (SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id)
+AND NOT EXISTS (SELECT 1 FROM holds WHERE holds.job_id = jobs.id)
+AND NOT EXISTS (SELECT 1 FROM images WHERE images.job_id = jobs.id
+                AND (images.role <> 'input' OR images.deleted_at IS NULL))
+ORDER BY id LIMIT :limit {skip_locked}
+
+-- name: prune_jobs_outbox
+DELETE FROM outbox WHERE job_id {in:ids}
+
+-- name: prune_jobs_inputs
+DELETE FROM images WHERE job_id {in:ids} AND role = 'input' AND deleted_at IS NOT NULL
+
+-- name: prune_jobs
+DELETE FROM jobs WHERE id {in:ids}
+
+-- name: prune_batches_pick
+SELECT id FROM batches WHERE state = 'closed' AND updated_at < :before ORDER BY id LIMIT :limit {skip_locked}
+
+-- name: prune_batches
+DELETE FROM batches WHERE id {in:ids}
+
+-- Delivered, or given up on: nothing will send them again.
+-- name: prune_outbox_pick
+SELECT id FROM outbox WHERE state IN ('delivered', 'failed') AND created_at < :before
+ORDER BY id LIMIT :limit {skip_locked}
+
+-- name: prune_outbox
+DELETE FROM outbox WHERE id {in:ids}
+
+-- name: retire_confirmations
+DELETE FROM confirmations WHERE token IN
+    (SELECT token FROM confirmations WHERE expires_at < :before ORDER BY expires_at LIMIT :limit)
+
+-- A claim goes only once its link has expired anyway: a replay is refused by the signature then.
+-- name: retire_sign_in_links
+DELETE FROM sign_in_links WHERE link_id IN
+    (SELECT link_id FROM sign_in_links WHERE expires_at < :before ORDER BY expires_at LIMIT :limit)
+
+-- A key's slots are pruned when it is counted; these are keys no longer counted (a route gone).
+-- name: retire_rate_slots
+DELETE FROM rate_slots WHERE taken_at < :before
+
+-- A finished job's idempotency key: a retried event or double click is seconds late, not days.
+-- name: prune_idempotency_keys
+UPDATE jobs SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND id IN
+    (SELECT id FROM jobs WHERE idempotency_key IS NOT NULL AND {finished} AND finished_at < :before
+     ORDER BY id LIMIT :limit)
+
+-- The refusal stays (it is counted); its text goes.
+-- name: prune_moderation_text
+UPDATE moderation_log SET prompt = NULL WHERE prompt IS NOT NULL AND id IN
+    (SELECT id FROM moderation_log WHERE prompt IS NOT NULL AND created_at < :before ORDER BY id LIMIT :limit)
+
+-- name: inputs_pruned
+SELECT COUNT(*) FROM images WHERE job_id = :job_id AND role = 'input' AND deleted_at IS NOT NULL
+
+-- name: blob_bytes
+SELECT COUNT(*) AS blobs, CAST(COALESCE(SUM(length(data)), 0) AS BIGINT) AS bytes FROM blobs
+
+-- name: database_size
+SELECT 0 AS bytes, '' AS detail
+
+-- name: table_sizes
+SELECT '' AS name, 0 AS bytes WHERE 1 = 0

@@ -7,6 +7,8 @@
 
 -- fragment: lock_row
 
+-- fragment: lock_image_row
+
 -- fragment: json
 json_extract($1, '$.$2')
 
@@ -50,3 +52,9 @@ BLOB
 -- fragment: early_image_key
  REFERENCES images(id)
 -- fragment: late_image_key
+
+-- Retention (bot/store/retention.py): the file's pages, used and free.
+-- name: database_size
+SELECT page_count * page_size AS bytes,
+    page_count || ' pages of ' || page_size || ' bytes, ' || freelist_count || ' free' AS detail
+FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()
