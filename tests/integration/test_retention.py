@@ -192,10 +192,10 @@ async def test_a_running_worker_process_prunes_what_is_past_its_days(tmp_path, f
 @pytest.mark.parametrize(
     ("table", "named"),
     [
-        ("images_days = -1", "[retention] images_days = -1: input should be greater than or equal to 0"),
-        ('outbox_days = "30"', "[retention] outbox_days = '30': input should be a valid integer"),
-        ("disk_alert_percent = 0", "[retention] disk_alert_percent = 0"),
-        ("image_days = 30", "[retention] image_days is not a setting (known: images_days, inputs_days"),
+        ("images_days = -1", "[retention] images_days: expected at least 0, found -1"),
+        ('outbox_days = "30"', '[retention] outbox_days: expected a whole number, found "30"'),
+        ("disk_alert_percent = 0", "[retention] disk_alert_percent: expected at least 1, found 0"),
+        ("image_days = 30", "[retention] image_days: unknown key; expected one of dedupe_days, disk_alert_percent"),
     ],
 )
 async def test_a_bad_retention_table_stops_start_up_naming_the_key(tmp_path, table, named):
@@ -204,7 +204,7 @@ async def test_a_bad_retention_table_stops_start_up_naming_the_key(tmp_path, tab
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'imagine.db'}", imagine_config=config)
     with pytest.raises(bootstrap.ConfigError, match="retention") as info:
         await bootstrap.build(settings, notifiers=[])
-    assert str(info.value).startswith(f"{config}: ") and named in str(info.value)
+    assert str(info.value).startswith(f"IMAGINE_CONFIG {config}: ") and named in str(info.value)
 
 
 async def test_a_reroll_of_a_job_whose_pictures_were_pruned_is_refused_not_run_without_them(store, clock):
