@@ -3,22 +3,32 @@ skipped with the reason where missing; each page's screenshot kept under tmp/art
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
-from tests.support.browser import BROWSER, expect, real_time_dashboard, shot
+from tests.support.browser import BROWSER, expect, shot
+from tests.support.clock import FakeClock
+from tests.support.dashboard import start_dashboard
 from tests.support.store_contract import settle
 
 DAY = 86400
 pytestmark = BROWSER
 
 
+# Mid-month, mid-afternoon: "this month" holds the last two days whatever today's date is
+# (a test run on the 1st of a month must draw the same figures).
+MID_MONTH = datetime(2026, 11, 14, 15, 0, tzinfo=UTC).timestamp()
+
+
 @pytest.fixture
 async def dashboard(tmp_path):
-    # The server's clock starts now (the browser keeps real time for its cookies); tests move it.
-    async with real_time_dashboard(str(tmp_path / "web.db")) as started:
-        yield started
+    # The server's clock is fixed (tests move it); the browser's cookies need no real time.
+    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock(MID_MONTH))
+    yield started
+    await started.close()
 
 
 async def test_sign_in_through_a_link_lands_on_the_overview(dashboard, page):
@@ -107,7 +117,7 @@ async def test_the_overview_draws_the_ledger_s_figures(dashboard, page):
     assert await mine.locator("rect.used").get_attribute("data-percent") == "90.0"
     assert await mine.locator("rect.used").get_attribute("class") == "used warn"
     assert "Spent $1.80, held $0.00, left $0.20" in await mine.inner_text()
-    # This month's top spenders (if the month began within the last two days, only today's count).
+    # This month's top spenders.
     users = page.locator('ol[data-top="user"] li')
     names = [await users.nth(i).get_attribute("data-name") for i in range(await users.count())]
     assert names[0] == "U1" and "U2" in names

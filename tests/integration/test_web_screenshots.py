@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.money.budgets import Budget, Period, Scope
 from bot.sign_in import Role
+from bot.types import Lane
 from tests.support.browser import BROWSER, ROOT, chromium_page, shot
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
@@ -23,6 +24,7 @@ from tests.support.store_contract import settle
 pytestmark = BROWSER
 
 DAY = 86400
+LATE_MONTH = datetime(2026, 11, 28, 16, 0, tzinfo=UTC).timestamp()
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PEOPLE = ["U04AMARA", "U07BENJI", "U02CHIOMA", "U09DMITRI"]
 CHANNELS = ["C01DESIGN", "C02MARKETING", "C03RANDOM"]
@@ -36,7 +38,8 @@ def keep(path, name: str) -> None:
 
 @pytest.fixture
 async def dashboard(tmp_path):
-    started = await start_dashboard(str(tmp_path / "shots.db"), FakeClock(time.time()))
+    # A fixed late-month day: the screenshots show the same month whenever they are made.
+    started = await start_dashboard(str(tmp_path / "shots.db"), FakeClock(LATE_MONTH))
     yield started
     await started.close()
 
@@ -54,7 +57,9 @@ async def a_month_of_spend(dashboard) -> None:
             who = PEOPLE[(back + n) % len(PEOPLE)]
             model, cost = ("pro", 134_000) if (back + n) % 3 else ("flash", 39_000)
             where = CHANNELS[(back * 3 + n) % len(CHANNELS)] if n else CHANNELS[0]
-            await settle(store, "T1", model, cost, f"sketch {back}-{n}", user=who, channel=where)
+            relaxed = (back + n) % 4 == 0  # some on the Flex lane, at half the price
+            lane, paid = (Lane.FLEX, cost // 2) if relaxed else (Lane.STANDARD, cost)
+            await settle(store, "T1", model, paid, f"sketch {back}-{n}", user=who, channel=where, lane=lane)
     clock.now = now
 
 
