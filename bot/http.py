@@ -18,8 +18,8 @@ def health_route(store: Store, workers: int) -> web.RouteDef:
         try:
             counts = await store.counts_by_state()
             pending = await store.pending_deliveries()
-        except StoreUnavailable:
-            log.exception("healthz: store unavailable")
+        except StoreUnavailable as exc:
+            log.warning("healthz: store unavailable: %s", exc)  # expected while it restarts: no traceback
             return web.json_response({"status": "unavailable", "store": False}, status=503)
         # The queue's depth, every job by state and the outbox's depth: a test (or an operator)
         # probes "nothing queued, nothing left to post" here instead of sleeping and hoping.
