@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
 
 from bot.store.ports import StoreUnavailable
 from bot.types import Job
@@ -24,14 +25,24 @@ T = TypeVar("T")
 
 async def write_outcome(write: Callable[[], Awaitable[T]], job: Job) -> T:
     """Run `write`, retrying while the store is unavailable (with backoff, a few times)."""
+    return await waiting_out_the_store(
+        write,
+        stop_after_attempt(STORE_WRITE_ATTEMPTS),
+        lambda exc: log.warning("job %d: store unavailable while saving its outcome (%s); retrying", job.id, exc),
+    )
+
+
+async def waiting_out_the_store(
+    write: Callable[[], Awaitable[T]], stop: stop_base, warn: Callable[[BaseException | None], None]
+) -> T:
+    """Run `write`, retrying (with backoff) while the store is unavailable, until `stop`;
+    `warn` is told each error retried. The last error is re-raised."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(StoreUnavailable),
-        stop=stop_after_attempt(STORE_WRITE_ATTEMPTS),
+        stop=stop,
         wait=wait_random_exponential(multiplier=0.5, max=30),
         reraise=True,
-        before_sleep=lambda state: log.warning(
-            "job %d: store unavailable while saving its outcome (%s); retrying", job.id, _error_of(state)
-        ),
+        before_sleep=lambda state: warn(_error_of(state)),
     ):
         with attempt:
             return await write()

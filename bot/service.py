@@ -24,6 +24,8 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, TypedDict, TypeVar
 
+from tenacity import stop_after_delay
+
 from bot.access import CLI_PLATFORM, Caller, acts_for, dashboard_link, is_moderator, off_allow_list
 from bot.attachments import AttachmentGate, DeclaredFile, DownloadSlots
 from bot.budget_desk import BudgetDesk, UsageReport
@@ -35,12 +37,13 @@ from bot.ledger_view import LedgerFilter
 from bot.metrics import Metrics
 from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
+from bot.outcome_writes import waiting_out_the_store
 from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
 from bot.savings import MonthSavings, SavingsDesk
 from bot.sign_in import SignIn
 from bot.specs import RequestChoices, SpecBuilder
-from bot.store.ports import Store, StoreUnavailable
+from bot.store.ports import ANNOUNCE_WINDOW, Store, StoreUnavailable
 from bot.types import (
     DeletedImage,
     EditRequest,
@@ -196,8 +199,10 @@ class ImagineService:
         # Fail closed: if the store can't be reached, nothing is admitted.
         try:
             return await work
-        except StoreUnavailable:
-            log.exception("store unavailable; request refused")
+        except StoreUnavailable as exc:
+            # An expected, handled condition (the database is down or restarting): one line,
+            # like the worker's and the outbox's, not a traceback per refused request.
+            log.warning("store unavailable; request refused: %s", exc)
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
 
     async def rerun(
@@ -328,7 +333,14 @@ class ImagineService:
 
         False when the job was cancelled meanwhile (its announcement came too
         late): the adapter must not leave it showing as queued."""
-        live = await self._store.attach_delivery(job_id, context)
+        # The job is admitted and the user already sees its status: a database restarting
+        # in between is waited out (within the announce window), or the job would never
+        # be posted and the status would say "Queued" for ever.
+        live = await waiting_out_the_store(
+            lambda: self._store.attach_delivery(job_id, context),
+            stop_after_delay(ANNOUNCE_WINDOW / 2),
+            lambda exc: log.warning("job %d: store unavailable while recording its status (%s); retrying", job_id, exc),
+        )
         self._on_submit()
         return live
 
@@ -452,8 +464,8 @@ class ImagineService:
             )
         except InvalidRequest as exc:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
-        except StoreUnavailable:
-            log.exception("set_budget: store unavailable")
+        except StoreUnavailable as exc:
+            log.warning("set_budget: store unavailable: %s", exc)
             return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
         log.info(
             "budget set: team=%s %s %s/%s by %s",
