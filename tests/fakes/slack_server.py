@@ -86,6 +86,7 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self._meta: dict[str, dict] = {}  # file id -> Slack file object (user and bot files)
         self._pending: dict[str, dict] = {}  # file id -> {filename, length, data} until completed
         self._failures: dict[str, deque] = defaultdict(deque)
+        self._held: dict[str, asyncio.Event] = {}  # hold(): calls to these wait for release()
         self._ts = self._ids = self._respond = 0
         self._methods = {
             "auth.test": self._auth_test,
@@ -165,6 +166,13 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         """Queue one failure for ``method`` (an API method name, or "upload" for the upload POST)."""
         self._failures[method].append((error, status, retry_after))
 
+    def hold(self, method: str) -> None:
+        """Keep calls to ``method`` waiting (already in ``calls``) until release(method)."""
+        self._held.setdefault(method, asyncio.Event()).clear()
+
+    def release(self, method: str) -> None:
+        self._held.pop(method, asyncio.Event()).set()
+
     def hold_downloads(self) -> None:
         """Keep every file download open (counted in downloads_in_flight) until release_downloads()."""
         self._downloads_open.clear()
@@ -240,6 +248,8 @@ class FakeSlack(WebApiMethods, LoopbackServer):
             return self._json({"ok": False, "error": "invalid_json"})
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.calls.append(Call(method, args, headers))
+        if (held := self._held.get(method)) is not None:
+            await held.wait()
         if (failure := self._injected(method)) is not None:
             error, status, extra = failure
             return self._json({"ok": False, "error": error}, status, extra)

@@ -20,12 +20,26 @@ from tests.fakes.slack_server import (
     signed_headers,
     slash_command_body,
 )
-from tests.support.bot_process import wait_healthy
+from tests.support.bot_process import bot_env, wait_healthy
 
 SECRET = "test-signing-secret"
 
 
 FORM = "application/x-www-form-urlencoded"
+
+
+def slack_bot_env(slack: FakeSlack, gemini: FakeGemini, database_url: str, config: Path, **more: str) -> dict[str, str]:
+    """The environment of a bot process between the fake Slack and the fake Gemini."""
+    return bot_env(
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack.url,
+        GEMINI_API_KEY="k",
+        GEMINI_BASE_URL=gemini.url,
+        DATABASE_URL=database_url,
+        IMAGINE_CONFIG=str(config),
+        **more,
+    )
 
 
 @dataclass

@@ -11,8 +11,8 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import (
     FakeSlack,
 )
-from tests.support.bot_process import bot_env, start_bot, stop_cleanly
-from tests.support.slack_world import SECRET, World
+from tests.support.bot_process import start_bot, stop_cleanly
+from tests.support.slack_world import World, slack_bot_env
 
 
 @pytest.fixture
@@ -29,16 +29,8 @@ async def world(tmp_path: Path, request, more_env):
         for user in ("U1", "U2"):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
-        env = bot_env(
-            SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack.url,
-            GEMINI_API_KEY="k",
-            GEMINI_BASE_URL=gemini.url,
-            DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-            IMAGINE_CONFIG=str(config),
-            SLACK_ALERT_CHANNEL="CMODS",
-            **more_env,
+        env = slack_bot_env(
+            slack, gemini, f"sqlite:///{tmp_path / 'bot.db'}", config, SLACK_ALERT_CHANNEL="CMODS", **more_env
         )
         # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
         proc, base = await start_bot("run", env, tmp_path)
