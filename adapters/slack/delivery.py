@@ -1,18 +1,29 @@
 """Slack's side of delivering a job (adapters/delivery.py runs the steps): the
 status message is edited with chat.update, the image is uploaded into the
-status message's thread, and a reply in that thread edits the image."""
+status message's thread, and a reply in that thread edits the image.
+
+An upload is three calls (files.getUploadURLExternal, the POST of the bytes,
+files.completeUploadExternal, which shares the file into the thread). If the
+last one takes effect but its answer is lost (a 5xx, a dropped connection), a
+retried delivery must not post the image again: the file id is recorded before
+completing, and a retry that finds one asks files.info whether it was shared.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import delivery
 from adapters.slack import render
-from bot.types import Job
+from bot.notify import Unavailable
+from bot.types import Delivery, Job
 
 PLATFORM = "slack"
+UPLOAD_KEY = "upload_file_id"  # in the job's delivery context once an upload has begun
 
 
 class SlackDelivery(delivery.Delivers[AsyncWebClient]):
@@ -20,6 +31,18 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
     status_key = "status_ts"
     posted_key = "file_id"
     marks = render.MARKS
+
+    async def deliver(self, item: Delivery, job: Job) -> None:
+        try:
+            await super().deliver(item, job)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status == 429 or status >= 500:  # Slack is refusing for now: back off, then resume
+                after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+                raise Unavailable(f"Slack answered {status}", float(after) if after else None) from exc
+            raise
+        except (SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"Slack upload failed: {exc}") from exc
 
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
         # The buttons ([Reroll] [4K] [Delete]) come with the image.
@@ -31,18 +54,49 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
         )
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
+        if (earlier := where.get(UPLOAD_KEY)) and await self._shared(earlier, where["channel"]):
+            return str(earlier)  # an earlier attempt posted it; only its answer was lost
         image = await self._service.image(result["image_id"])
         if image is None:  # retried, as any failure to post is
             raise LookupError(f"image {result['image_id']} of job {job.id} is gone")
-        upload = await self._client.files_upload_v2(
-            channel=where["channel"],
+        filename = f"imagine-{job.id}.png"
+        target = await self._client.files_getUploadURLExternal(filename=filename, length=len(image.data))
+        file_id = str(target["file_id"])
+        # Recorded before the file can be shared: a retry then checks it instead of posting again.
+        await self._service.attach_delivery(job.id, {UPLOAD_KEY: file_id})
+        where[UPLOAD_KEY] = file_id
+        await self._upload(str(target["upload_url"]), image.data)
+        await self._client.files_completeUploadExternal(
+            files=[{"id": file_id, "title": job.spec.prompt[:200]}],
+            channel_id=where["channel"],
             thread_ts=where["thread_ts"],
-            content=image.data,
-            filename=f"imagine-{job.id}.png",
-            title=job.spec.prompt[:200],
             initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}",
         )
-        return upload["file"]["id"]
+        return file_id
+
+    async def _upload(self, url: str, data: bytes) -> None:
+        session = self._client.session or aiohttp.ClientSession()
+        try:
+            async with session.post(url, data=data, headers={"Content-Type": "application/octet-stream"}) as answer:
+                if answer.status != 200:
+                    raise SlackRequestError(f"upload answered {answer.status}: {(await answer.text())[:200]}")
+        finally:
+            if session is not self._client.session:
+                await session.close()
+
+    async def _shared(self, file_id: str, channel: str) -> bool:
+        """Whether the file is already shared into `channel` (an earlier completion took effect)."""
+        try:
+            info = await self._client.files_info(file=file_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "file_not_found":  # never completed: upload afresh
+                return False
+            raise
+        file = info["file"]
+        shares = file.get("shares") or {}
+        places = {*file.get("channels", []), *file.get("groups", []), *file.get("ims", [])}
+        places.update(shares.get("public", {}), shares.get("private", {}))
+        return channel in places
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
         # Every reply in the status message's thread edits the newest image there.

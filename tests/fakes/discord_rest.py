@@ -153,6 +153,14 @@ class RestPlumbing:
                 return self._json(body, status, headers)
         return None
 
+    def _answer_lost(self, method: str, path: str) -> int | None:
+        for entry in self._lost_answers:
+            m, pattern, status, times = entry
+            if times > 0 and m in ("*", method) and pattern.search(path):
+                entry[3] -= 1
+                return status
+        return None
+
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path, method = "/" + request.match_info["tail"], request.method
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -183,6 +191,8 @@ class RestPlumbing:
                 result = await handler(request, body, **match.groupdict())
             except DiscordError as e:
                 return self._json(e.body, e.status, rl)
+            if (lost := self._answer_lost(method, path)) is not None:
+                return self._json({"message": f"{lost}: Service Unavailable", "code": 0}, lost)
             if result is None:
                 return web.Response(status=204, headers=rl)
             return self._json(result, 200, rl)

@@ -132,6 +132,8 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self._modals: dict[tuple[int, str], tuple[dict, _Pending]] = {}  # (user, custom_id) -> shown modal
         self._failures: list[tuple[str, re.Pattern, int, dict | None, float | None]] = []
         self.outage: int | None = None  # while set, every REST call gets this status (a 5xx: Discord is down)
+        # Calls carried out whose answer is then lost: (METHOD, path pattern, status, how many more).
+        self._lost_answers: list[list] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._last_id = 0
@@ -200,6 +202,11 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         with an error. A 429 gets Discord's rate-limit headers and JSON (retry_after defaults
         to 0.05 s). discord.py retries 429s and 5xx (the latter after >= 1 s of sleep)."""
         self._failures.append((method.upper(), re.compile(path_regex), status, body, retry_after))
+
+    def lose_answers(self, method: str, path_regex: str, status: int = 503, *, times: int = 1) -> None:
+        """Carry out the next `times` REST calls matching METHOD and path, then answer each with
+        `status` (a proxy in front of Discord failing after the message was created)."""
+        self._lost_answers.append([method.upper(), re.compile(path_regex), status, times])
 
     def modal_open(self, user_id: int) -> bool:
         return any(uid == user_id for uid, _ in self._modals)
