@@ -174,6 +174,10 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         window); a 429 names ``retry_after`` in its Retry-After header."""
         self._outages[method] = (time.monotonic() + seconds, status, retry_after)
 
+    def refusing(self, method: str) -> bool:
+        """Whether ``method`` is inside its refuse_for() window now."""
+        return time.monotonic() < self._outages.get(method, (0.0, 0, None))[0]
+
     def lose_answers(self, method: str, times: int = 1) -> None:
         """Carry out the next ``times`` calls to ``method``, then answer each with a 500 (the
         call took effect but its answer was lost)."""
@@ -223,8 +227,8 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         return web.json_response(body, status=status, headers=headers)
 
     def _injected(self, method: str):
-        until, status, retry_after = self._outages.get(method, (0.0, 0, None))
-        if time.monotonic() < until:
+        if self.refusing(method):
+            _, status, retry_after = self._outages[method]
             error = "ratelimited" if status == 429 else "service_unavailable"
             return error, status, {"Retry-After": str(retry_after)} if retry_after is not None else None
         if self._failures.get(method):
