@@ -124,34 +124,43 @@ class RestPlumbing:
         return _Body(json.loads(raw), [])
 
     def _injected(self, method: str, path: str) -> web.Response | None:
+        now = time.monotonic()
+        for m, pattern, until, status, retry_after in self._windows:
+            if now < until and m in ("*", method) and pattern.search(path):
+                return self._refusal(method, path, status, None, retry_after)
         for n, (m, pattern, status, body, retry_after) in enumerate(self._failures):
             if m in ("*", method) and pattern.search(path):
                 del self._failures[n]
-                headers = self._ratelimit_headers(method, path)
-                if status == 429:
-                    retry_after = 0.05 if retry_after is None else retry_after
-                    body = body or {
-                        "message": "You are being rate limited.",
-                        "retry_after": retry_after,
-                        "global": False,
-                    }
-                    headers.update(
-                        {
-                            "Retry-After": str(math.ceil(retry_after)),
-                            "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-                            "X-RateLimit-Scope": "global" if body.get("global") else "user",
-                        }
-                    )
-                    if body.get("global"):
-                        headers["X-RateLimit-Global"] = "true"
-                elif body is None:
-                    message, code = ERRORS.get(status, (f"{status}: Error", 0))
-                    body = {"message": message, "code": code}
-                if retry_after is not None and status != 429:
-                    headers["Retry-After"] = str(math.ceil(retry_after))
-                return self._json(body, status, headers)
+                return self._refusal(method, path, status, body, retry_after)
         return None
+
+    def _refusal(
+        self, method: str, path: str, status: int, body: dict | None, retry_after: float | None
+    ) -> web.Response:
+        headers = self._ratelimit_headers(method, path)
+        if status == 429:
+            retry_after = 0.05 if retry_after is None else retry_after
+            body = body or {
+                "message": "You are being rate limited.",
+                "retry_after": retry_after,
+                "global": False,
+            }
+            headers.update(
+                {
+                    "Retry-After": str(math.ceil(retry_after)),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Scope": "global" if body.get("global") else "user",
+                }
+            )
+            if body.get("global"):
+                headers["X-RateLimit-Global"] = "true"
+        elif body is None:
+            message, code = ERRORS.get(status, (f"{status}: Error", 0))
+            body = {"message": message, "code": code}
+        if retry_after is not None and status != 429:
+            headers["Retry-After"] = str(math.ceil(retry_after))
+        return self._json(body, status, headers)
 
     def _answer_lost(self, method: str, path: str) -> int | None:
         for entry in self._lost_answers:

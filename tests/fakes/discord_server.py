@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import time
 from collections import defaultdict
 
 from aiohttp import web
@@ -134,6 +135,8 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self.outage: int | None = None  # while set, every REST call gets this status (a 5xx: Discord is down)
         # Calls carried out whose answer is then lost: (METHOD, path pattern, status, how many more).
         self._lost_answers: list[list] = []
+        # Outage windows: (METHOD, path pattern, monotonic deadline, status, retry_after).
+        self._windows: list[tuple[str, re.Pattern, float, int, float | None]] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._last_id = 0
@@ -202,6 +205,13 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         with an error. A 429 gets Discord's rate-limit headers and JSON (retry_after defaults
         to 0.05 s). discord.py retries 429s and 5xx (the latter after >= 1 s of sleep)."""
         self._failures.append((method.upper(), re.compile(path_regex), status, body, retry_after))
+
+    def refuse_for(
+        self, method: str, path_regex: str, seconds: float, status: int = 503, *, retry_after: float | None = None
+    ) -> None:
+        """Refuse every REST call matching METHOD and path with `status` for `seconds` (an outage
+        window), as fail_next() answers one."""
+        self._windows.append((method.upper(), re.compile(path_regex), time.monotonic() + seconds, status, retry_after))
 
     def lose_answers(self, method: str, path_regex: str, status: int = 503, *, times: int = 1) -> None:
         """Carry out the next `times` REST calls matching METHOD and path, then answer each with
