@@ -31,6 +31,20 @@ from tests.fakes.discord_model import (
 class RestPlumbing:
     """Part of FakeDiscord (tests/fakes/discord_server.py), which holds the state it uses."""
 
+    # -- outage controls (tests call these) ---------------------------------------------
+
+    def refuse_for(
+        self, method: str, path_regex: str, seconds: float, status: int = 503, *, retry_after: float | None = None
+    ) -> None:
+        """Refuse every REST call matching METHOD and path with `status` for `seconds` (an outage
+        window), as fail_next() answers one."""
+        self._windows.append((method.upper(), re.compile(path_regex), time.monotonic() + seconds, status, retry_after))
+
+    def lose_answers(self, method: str, path_regex: str, status: int = 503, *, times: int = 1) -> None:
+        """Carry out the next `times` REST calls matching METHOD and path, then answer each with
+        `status` (a proxy in front of Discord failing after the message was created)."""
+        self._lost_answers.append([method.upper(), re.compile(path_regex), status, times])
+
     # -- REST plumbing ----------------------------------------------------------------
 
     def _route_table(self) -> list[tuple[re.Pattern, bool, dict]]:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import time
 from collections import defaultdict
 
 from aiohttp import web
@@ -79,7 +78,7 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     """One guild (guild_id) with one text channel (channel_id), the bot as a member, and
     users added on demand. Test controls: add_member / add_channel / attachment, the user
     actions (slash, message_command, click, submit_modal, user_message), expire_token,
-    fail_next, outage, reconnect_clients; inspect calls, messages, threads, commands,
+    fail_next, refuse_for, lose_answers, outage, reconnect_clients; inspect calls, messages, threads, commands,
     interaction_responses, events. slash() checks options against the synced command
     (types, choices, ranges, required) as Discord's client does, and raises AssertionError
     for what no real user could send."""
@@ -205,18 +204,6 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         with an error. A 429 gets Discord's rate-limit headers and JSON (retry_after defaults
         to 0.05 s). discord.py retries 429s and 5xx (the latter after >= 1 s of sleep)."""
         self._failures.append((method.upper(), re.compile(path_regex), status, body, retry_after))
-
-    def refuse_for(
-        self, method: str, path_regex: str, seconds: float, status: int = 503, *, retry_after: float | None = None
-    ) -> None:
-        """Refuse every REST call matching METHOD and path with `status` for `seconds` (an outage
-        window), as fail_next() answers one."""
-        self._windows.append((method.upper(), re.compile(path_regex), time.monotonic() + seconds, status, retry_after))
-
-    def lose_answers(self, method: str, path_regex: str, status: int = 503, *, times: int = 1) -> None:
-        """Carry out the next `times` REST calls matching METHOD and path, then answer each with
-        `status` (a proxy in front of Discord failing after the message was created)."""
-        self._lost_answers.append([method.upper(), re.compile(path_regex), status, times])
 
     def modal_open(self, user_id: int) -> bool:
         return any(uid == user_id for uid, _ in self._modals)
