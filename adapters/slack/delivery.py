@@ -7,6 +7,8 @@ files.completeUploadExternal, which shares the file into the thread). If the
 last one takes effect but its answer is lost (a 5xx, a dropped connection), a
 retried delivery must not post the image again: the file id is recorded before
 completing, and a retry that finds one asks files.info whether it was shared.
+Slack shares a completed file asynchronously (and now and then drops the share),
+so a completed file not shared yet is waited for a while before uploading afresh.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from bot.types import Delivery, Job
 
 PLATFORM = "slack"
 UPLOAD_KEY = "upload_file_id"  # in the job's delivery context once an upload has begun
+SHARE_CHECKS_KEY = "share_checks"  # times a retry found that upload completed but not yet shared
+SHARE_CHECKS, SHARE_WAIT = 5, 2.0  # so a share may take ~10 s to show before the image is uploaded again
 
 
 class SlackDelivery(delivery.Delivers[AsyncWebClient]):
@@ -54,8 +58,14 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
         )
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
-        if (earlier := where.get(UPLOAD_KEY)) and await self._shared(earlier, where["channel"]):
-            return str(earlier)  # an earlier attempt posted it; only its answer was lost
+        if earlier := where.get(UPLOAD_KEY):
+            state = await self._upload_state(earlier, where["channel"])
+            if state == "shared":
+                return str(earlier)  # an earlier attempt posted it; only its answer was lost
+            checks = int(where.get(SHARE_CHECKS_KEY, 0))
+            if state == "completed" and checks < SHARE_CHECKS:
+                await self._service.attach_delivery(job.id, {SHARE_CHECKS_KEY: checks + 1})
+                raise Unavailable(f"upload {earlier} is completed but not shared yet", SHARE_WAIT)
         image = await self._service.image(result["image_id"])
         if image is None:  # retried, as any failure to post is
             raise LookupError(f"image {result['image_id']} of job {job.id} is gone")
@@ -84,19 +94,19 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
             if session is not self._client.session:
                 await session.close()
 
-    async def _shared(self, file_id: str, channel: str) -> bool:
-        """Whether the file is already shared into `channel` (an earlier completion took effect)."""
+    async def _upload_state(self, file_id: str, channel: str) -> str:
+        """ "shared" into `channel`, "completed" (no share seen yet) or "missing" (never completed)."""
         try:
             info = await self._client.files_info(file=file_id)
         except SlackApiError as exc:
             if exc.response.get("error") == "file_not_found":  # never completed: upload afresh
-                return False
+                return "missing"
             raise
         file = info["file"]
         shares = file.get("shares") or {}
         places = {*file.get("channels", []), *file.get("groups", []), *file.get("ims", [])}
         places.update(shares.get("public", {}), shares.get("private", {}))
-        return channel in places
+        return "shared" if channel in places else "completed"
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
         # Every reply in the status message's thread edits the newest image there.

@@ -89,6 +89,10 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self._failures: dict[str, deque] = defaultdict(deque)
         # method -> (until, status, retry_after): refused until the monotonic deadline.
         self._outages: dict[str, tuple[float, int, int | None]] = {}
+        # Seconds after a completed upload during which files.info shows no share (real Slack
+        # shares asynchronously); completion times by file id.
+        self.share_lag = 0.0
+        self._shared_at: dict[str, float] = {}
         self._lost_answers: Counter[str] = Counter()  # method -> calls carried out, answer then lost
         self._ts = self._ids = self._respond = 0
         self._methods = {

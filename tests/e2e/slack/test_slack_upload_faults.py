@@ -51,3 +51,20 @@ async def test_an_upload_whose_answer_was_lost_is_not_posted_again(world):
     assert len(_thread_images(slack, parent.ts)) == 1, slack.summary()
     assert len(_done_updates(slack)) == 1
     await eventually(lambda: len(slack.calls_to("files.completeUploadExternal")) >= 1, 1)
+
+
+@pytest.mark.parametrize("more_env", [SHORT_RETRIES])
+async def test_a_lost_answer_whose_share_shows_late_is_not_posted_again(world):
+    slack = world.slack
+    # Real Slack shares a completed upload asynchronously: files.info may not show it yet
+    # when the retry asks. The retry must wait for it rather than upload afresh.
+    slack.share_lag = 2.0
+    slack.lose_answers("files.completeUploadExternal")
+    status, _, _ = await world.command("/imagine", "a lighthouse at dusk")
+    assert status == 200
+    await slack.wait_for(lambda: world.statuses() and "Done" in world.statuses()[0].text, timeout=30)
+    await world.settled()
+    [parent] = world.statuses()
+    assert len(_thread_images(slack, parent.ts)) == 1, slack.summary()
+    assert len(_done_updates(slack)) == 1
+    assert len(slack.calls_to("files.info")) >= 2  # it did look while the share was hidden
