@@ -403,7 +403,7 @@ async def build(
     if isinstance(provider, RoutedProvider) and provider.limiter.limits:
         # Counted in the database: every worker process shares the project's quota.
         provider.limiter = SharedRateLimiter(store, provider.limiter.limits)
-    dispatcher = OutboxDispatcher(store, notifiers)
+    dispatcher = OutboxDispatcher(store, notifiers, max_backoff=settings.imagine_outbox_retry_max)
     metrics = Metrics()
     signer = _signer(settings, store)
     runtime: Runtime

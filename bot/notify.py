@@ -32,6 +32,16 @@ class GiveUp(Exception):
     403 or 404). The delivery is marked failed at once, never retried in a loop."""
 
 
+class Unavailable(Exception):
+    """The platform refuses for now (a 5xx, or a 429 naming when to come back). Retried with
+    backoff, at least `retry_after` seconds later, and for longer than other failures: an
+    outage of a minute or more must not use up the delivery's attempts."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Notifier(Protocol):
     platform: str
 
@@ -57,6 +67,7 @@ class OutboxDispatcher:
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
         max_attempts: int = 8,
+        max_backoff: float = 300.0,
         batch: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -66,6 +77,7 @@ class OutboxDispatcher:
         self._poll = poll_interval
         self._lease = lease_seconds
         self._max_attempts = max_attempts
+        self._max_backoff = max_backoff  # the longest wait before a failed delivery is retried
         # One row per claim by default: a row's claim lease then starts when it is
         # sent, so a slow upload ahead of it can't let another process post it too.
         self._batch = batch
@@ -109,6 +121,10 @@ class OutboxDispatcher:
             await self._deliver(delivery)
         return len(deliveries)
 
+    def _backoff(self, attempts: int) -> float:
+        # Exponential with jitter, but never below half the step: retries stay spread out.
+        return min(self._max_backoff, 2.0**attempts) * (0.5 + random.random() / 2)
+
     async def _deliver(self, delivery: Delivery) -> None:
         notifier = self._notifiers[delivery.platform]
         try:
@@ -131,9 +147,16 @@ class OutboxDispatcher:
             self._retry_due = min(self._retry_due or delay, delay)
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay, self._max_attempts * 4)
             return
+        except Unavailable as exc:
+            log.warning(
+                "outbox: %s (%s) refused for now, attempt %d: %s", delivery.key, delivery.kind, delivery.attempts, exc
+            )
+            delay = max(exc.retry_after or 0.0, self._backoff(delivery.attempts))
+            await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay, self._max_attempts * 4)
+            return
         except Exception as exc:
             log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind, delivery.attempts)
-            backoff = min(300.0, 2.0**delivery.attempts) * random.random()
+            backoff = self._backoff(delivery.attempts)
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + backoff, self._max_attempts)
             return
         await self._store.mark_delivered(delivery.id)

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     imagine_workers: int = Field(default=4, ge=1, le=256)
     imagine_max_attempts: int = Field(default=3, ge=1, le=20)
     imagine_lease_seconds: float = Field(default=120.0, gt=0)
+    # The longest wait before a failed chat delivery (an upload refused by Slack or Discord) is retried.
+    imagine_outbox_retry_max: float = Field(default=300.0, gt=0)
     imagine_request_timeout: float = Field(default=180.0, gt=0)
     # A Flex lane call (--relax): Google's target is 1-15 minutes, so it waits longer.
     imagine_flex_timeout: float = Field(default=960.0, gt=0)

@@ -5,6 +5,12 @@ bot token after; images are always posted with the bot token, in the thread
 opened on the status message. So a job that waits hours in a queue still
 arrives. A reply to the image, or (in a thread the bot opened for it) any
 message in the thread, edits it.
+
+A post whose message was created but whose answer was lost (a 5xx) must not
+be posted again when retried: discord.py retries some 5xx itself, and the
+outbox retries the delivery. Each image post carries a nonce of its job with
+enforce_nonce (Discord then returns the message it already created, for a few
+minutes), and a retry after that looks in the thread for the job's image first.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from adapters import delivery
 from adapters.discord import render
 from adapters.discord.components import result_view
 from bot import images
-from bot.notify import GiveUp
+from bot.notify import GiveUp, Unavailable
 from bot.types import CheckedImage, Delivery, Job
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 PLATFORM = "discord"
 TOKEN_LIFETIME = 14 * 60  # Discord's is 15 minutes; stop using it a little early
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # outside a guild
+POSTING_KEY = "posting_image"  # in the job's delivery context once an image post has begun
+RECENT = 50  # messages of the thread searched for an image an earlier attempt posted
 
 
 class DiscordDelivery(delivery.Delivers["ImagineClient"]):
@@ -43,6 +51,12 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
         except (discord.Forbidden, discord.NotFound) as exc:
             # Lost access or the channel is gone: retrying cannot help.
             raise GiveUp(f"{exc.status} {exc.text}") from exc
+        except discord.RateLimited as exc:  # longer than discord.py waits by itself
+            raise Unavailable("Discord rate limited", exc.retry_after) from exc
+        except discord.HTTPException as exc:
+            if exc.status == 429 or exc.status >= 500:  # Discord is refusing for now: back off, then resume
+                raise Unavailable(f"Discord answered {exc.status}") from exc
+            raise
 
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
         edit = job.kind == "edit" or job.spec.parent_image_id is not None
@@ -64,6 +78,10 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
         if stored is None:  # retried, as any failure to post is
             raise LookupError(f"image {result['image_id']} of job {job.id} is gone")
         thread = self._client.channel(int(where["thread"]))
+        if where.get(POSTING_KEY) and (earlier := await self._posted_before(thread, job)) is not None:
+            return earlier  # an earlier attempt posted it; only its answer was lost
+        # Recorded before posting: a retry then looks for the image before posting again.
+        await self._service.attach_delivery(job.id, {POSTING_KEY: True})
         limit = thread.guild.filesize_limit if getattr(thread, "guild", None) else DEFAULT_UPLOAD_LIMIT
         caption = f"{result['model_version']} · {render.money(result['cost_usd'])}"
         image = CheckedImage(stored.data, stored.mime, stored.width, stored.height, stored.sha256)
@@ -76,6 +94,7 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
                     render.clip(f"{caption}\n{note}" if note else caption),
                     view=result_view(job.id),
                     file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"),
+                    nonce=f"imagine-{job.id}",  # with enforce_nonce: a repeat returns the first message
                 )
                 return str(posted.id)
             except discord.HTTPException as exc:
@@ -84,6 +103,16 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
                 # The channel's real limit is lower than the guild's: shrink and try again.
                 limit = min(limit, len(fitted.data)) // 2
         raise GiveUp(f"job {job.id}: the image does not fit this channel's upload limit")
+
+    async def _posted_before(self, thread: Any, job: Job) -> str | None:
+        """The id of the job's image if an earlier attempt posted it in the thread."""
+        me = self._client.user.id if self._client.user else None
+        async for message in thread.history(limit=RECENT):
+            if message.author.id == me and any(
+                a.filename.startswith(f"imagine-{job.id}.") for a in message.attachments
+            ):
+                return str(message.id)
+        return None
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
         thread = where["thread"]

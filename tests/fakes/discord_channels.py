@@ -50,6 +50,13 @@ class ChannelRoutes:
         channel_id = int(cid)
         self._channel_json(channel_id)
         payload = body.json if isinstance(body.json, dict) else {}
+        if payload.get("enforce_nonce") and payload.get("nonce") is not None:
+            # Discord returns the message this author already created with the nonce (within
+            # a few minutes) instead of creating a second one.
+            nonce = str(payload["nonce"])
+            for earlier in self.messages[channel_id]:
+                if earlier.nonce == nonce and earlier.author_id == self.bot_user_id and not earlier.deleted:
+                    return self._message_json(earlier)
         reference_id, kind = None, 0
         ref = payload.get("message_reference")
         if ref and ref.get("type", 0) == 0 and ref.get("message_id"):

@@ -31,6 +31,20 @@ from tests.fakes.discord_model import (
 class RestPlumbing:
     """Part of FakeDiscord (tests/fakes/discord_server.py), which holds the state it uses."""
 
+    # -- outage controls (tests call these) ---------------------------------------------
+
+    def refuse_for(
+        self, method: str, path_regex: str, seconds: float, status: int = 503, *, retry_after: float | None = None
+    ) -> None:
+        """Refuse every REST call matching METHOD and path with `status` for `seconds` (an outage
+        window), as fail_next() answers one."""
+        self._windows.append((method.upper(), re.compile(path_regex), time.monotonic() + seconds, status, retry_after))
+
+    def lose_answers(self, method: str, path_regex: str, status: int = 503, *, times: int = 1) -> None:
+        """Carry out the next `times` REST calls matching METHOD and path, then answer each with
+        `status` (a proxy in front of Discord failing after the message was created)."""
+        self._lost_answers.append([method.upper(), re.compile(path_regex), status, times])
+
     # -- REST plumbing ----------------------------------------------------------------
 
     def _route_table(self) -> list[tuple[re.Pattern, bool, dict]]:
@@ -124,33 +138,50 @@ class RestPlumbing:
         return _Body(json.loads(raw), [])
 
     def _injected(self, method: str, path: str) -> web.Response | None:
+        now = time.monotonic()
+        for m, pattern, until, status, retry_after in self._windows:
+            if now < until and m in ("*", method) and pattern.search(path):
+                return self._refusal(method, path, status, None, retry_after)
         for n, (m, pattern, status, body, retry_after) in enumerate(self._failures):
             if m in ("*", method) and pattern.search(path):
                 del self._failures[n]
-                headers = self._ratelimit_headers(method, path)
-                if status == 429:
-                    retry_after = 0.05 if retry_after is None else retry_after
-                    body = body or {
-                        "message": "You are being rate limited.",
-                        "retry_after": retry_after,
-                        "global": False,
-                    }
-                    headers.update(
-                        {
-                            "Retry-After": str(math.ceil(retry_after)),
-                            "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-                            "X-RateLimit-Scope": "global" if body.get("global") else "user",
-                        }
-                    )
-                    if body.get("global"):
-                        headers["X-RateLimit-Global"] = "true"
-                elif body is None:
-                    message, code = ERRORS.get(status, (f"{status}: Error", 0))
-                    body = {"message": message, "code": code}
-                if retry_after is not None and status != 429:
-                    headers["Retry-After"] = str(math.ceil(retry_after))
-                return self._json(body, status, headers)
+                return self._refusal(method, path, status, body, retry_after)
+        return None
+
+    def _refusal(
+        self, method: str, path: str, status: int, body: dict | None, retry_after: float | None
+    ) -> web.Response:
+        headers = self._ratelimit_headers(method, path)
+        if status == 429:
+            retry_after = 0.05 if retry_after is None else retry_after
+            body = body or {
+                "message": "You are being rate limited.",
+                "retry_after": retry_after,
+                "global": False,
+            }
+            headers.update(
+                {
+                    "Retry-After": str(math.ceil(retry_after)),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Scope": "global" if body.get("global") else "user",
+                }
+            )
+            if body.get("global"):
+                headers["X-RateLimit-Global"] = "true"
+        elif body is None:
+            message, code = ERRORS.get(status, (f"{status}: Error", 0))
+            body = {"message": message, "code": code}
+        if retry_after is not None and status != 429:
+            headers["Retry-After"] = str(math.ceil(retry_after))
+        return self._json(body, status, headers)
+
+    def _answer_lost(self, method: str, path: str) -> int | None:
+        for entry in self._lost_answers:
+            m, pattern, status, times = entry
+            if times > 0 and m in ("*", method) and pattern.search(path):
+                entry[3] -= 1
+                return status
         return None
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
@@ -183,6 +214,8 @@ class RestPlumbing:
                 result = await handler(request, body, **match.groupdict())
             except DiscordError as e:
                 return self._json(e.body, e.status, rl)
+            if (lost := self._answer_lost(method, path)) is not None:
+                return self._json({"message": f"{lost}: Service Unavailable", "code": 0}, lost)
             if result is None:
                 return web.Response(status=204, headers=rl)
             return self._json(result, 200, rl)

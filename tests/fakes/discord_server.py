@@ -78,7 +78,7 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
     """One guild (guild_id) with one text channel (channel_id), the bot as a member, and
     users added on demand. Test controls: add_member / add_channel / attachment, the user
     actions (slash, message_command, click, submit_modal, user_message), expire_token,
-    fail_next, outage, reconnect_clients; inspect calls, messages, threads, commands,
+    fail_next, refuse_for, lose_answers, outage, reconnect_clients; inspect calls, messages, threads, commands,
     interaction_responses, events. slash() checks options against the synced command
     (types, choices, ranges, required) as Discord's client does, and raises AssertionError
     for what no real user could send."""
@@ -132,6 +132,10 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self._modals: dict[tuple[int, str], tuple[dict, _Pending]] = {}  # (user, custom_id) -> shown modal
         self._failures: list[tuple[str, re.Pattern, int, dict | None, float | None]] = []
         self.outage: int | None = None  # while set, every REST call gets this status (a 5xx: Discord is down)
+        # Calls carried out whose answer is then lost: (METHOD, path pattern, status, how many more).
+        self._lost_answers: list[list] = []
+        # Outage windows: (METHOD, path pattern, monotonic deadline, status, retry_after).
+        self._windows: list[tuple[str, re.Pattern, float, int, float | None]] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._last_id = 0

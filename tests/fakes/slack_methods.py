@@ -154,6 +154,8 @@ class WebApiMethods:
             out.append(
                 self._file_object(item["id"], pending["filename"], title, len(pending["data"]), self.bot_user_id)
             )
+        for f in out:
+            self._shared_at[f["id"]] = time.monotonic()
         for channel in channels:  # one message carries all the files and the comment
             m = Message(
                 channel, self._next_ts(), comment or "", None, thread_ts, self.bot_user_id, files=[f["id"] for f in out]
@@ -178,7 +180,10 @@ class WebApiMethods:
     def _files_info(self, args: dict) -> dict:
         if args.get("file") not in self._meta:
             raise SlackError("file_not_found")
-        return {"file": self._meta[args["file"]], "comments": [], "response_metadata": {"next_cursor": ""}}
+        file = self._meta[args["file"]]
+        if time.monotonic() < self._shared_at.get(args["file"], 0.0) + self.share_lag:
+            file = {**file, "channels": [], "shares": {}}  # completed, its share not visible yet
+        return {"file": file, "comments": [], "response_metadata": {"next_cursor": ""}}
 
     def _file_object(
         self, file_id: str, name: str, title: str, size: int, user: str, mimetype: str | None = None

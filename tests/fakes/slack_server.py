@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter, defaultdict, deque
 
 from aiohttp import web
@@ -87,6 +88,13 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self._pending: dict[str, dict] = {}  # file id -> {filename, length, data} until completed
         self._failures: dict[str, deque] = defaultdict(deque)
         self._held: dict[str, asyncio.Event] = {}  # hold(): calls to these wait for release()
+        # method -> (until, status, retry_after): refused until the monotonic deadline.
+        self._outages: dict[str, tuple[float, int, int | None]] = {}
+        # Seconds after a completed upload during which files.info shows no share (real Slack
+        # shares asynchronously); completion times by file id.
+        self.share_lag = 0.0
+        self._shared_at: dict[str, float] = {}
+        self._lost_answers: Counter[str] = Counter()  # method -> calls carried out, answer then lost
         self._ts = self._ids = self._respond = 0
         self._methods = {
             "auth.test": self._auth_test,
@@ -173,6 +181,20 @@ class FakeSlack(WebApiMethods, LoopbackServer):
     def release(self, method: str) -> None:
         self._held.pop(method, asyncio.Event()).set()
 
+    def refuse_for(self, method: str, seconds: float, status: int = 503, *, retry_after: int | None = None) -> None:
+        """Refuse every call to ``method`` (or "upload") with ``status`` for ``seconds`` (an outage
+        window); a 429 names ``retry_after`` in its Retry-After header."""
+        self._outages[method] = (time.monotonic() + seconds, status, retry_after)
+
+    def refusing(self, method: str) -> bool:
+        """Whether ``method`` is inside its refuse_for() window now."""
+        return time.monotonic() < self._outages.get(method, (0.0, 0, None))[0]
+
+    def lose_answers(self, method: str, times: int = 1) -> None:
+        """Carry out the next ``times`` calls to ``method``, then answer each with a 500 (the
+        call took effect but its answer was lost)."""
+        self._lost_answers[method] += times
+
     def hold_downloads(self) -> None:
         """Keep every file download open (counted in downloads_in_flight) until release_downloads()."""
         self._downloads_open.clear()
@@ -217,6 +239,10 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         return web.json_response(body, status=status, headers=headers)
 
     def _injected(self, method: str):
+        if self.refusing(method):
+            _, status, retry_after = self._outages[method]
+            error = "ratelimited" if status == 429 else "service_unavailable"
+            return error, status, {"Retry-After": str(retry_after)} if retry_after is not None else None
         if self._failures.get(method):
             error, status, retry_after = self._failures[method].popleft()
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
@@ -263,7 +289,11 @@ class FakeSlack(WebApiMethods, LoopbackServer):
             if not token:
                 raise SlackError("not_authed")
             self._check_token(method, token, from_header)
-            return self._json({"ok": True, **handler(args)})
+            answer = {"ok": True, **handler(args)}
+            if self._lost_answers[method] > 0:
+                self._lost_answers[method] -= 1
+                return self._json({"ok": False, "error": "internal_error"}, 500)
+            return self._json(answer)
         except SlackError as e:
             return self._json(e.body)
 

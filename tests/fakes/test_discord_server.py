@@ -223,6 +223,18 @@ async def test_injected_errors_and_upload_limit(fake, bot):
     assert [m.content for m in fake.posted()] == ["after a rate limit"]
 
 
+async def test_a_lost_answer_takes_effect_and_enforce_nonce_returns_the_first_message(fake, bot):
+    channel = bot.client.get_channel(fake.channel_id)
+    fake.lose_answers("POST", r"^/channels/\d+/messages$", 503)
+    with pytest.raises(discord.DiscordServerError):
+        await channel.send("once", nonce="job-1")
+    again = await channel.send("once", nonce="job-1")  # discord.py sends enforce_nonce
+    [posted] = fake.posted()
+    assert again.id == posted.id and posted.content == "once"
+    await channel.send("twice", nonce="job-2")
+    assert [m.content for m in fake.posted()] == ["once", "twice"]
+
+
 async def test_wrong_token_fails_login(fake, monkeypatch):
     monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.url}/api/v10")
     client = discord.Client(intents=discord.Intents.default())

@@ -13,6 +13,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack_server import FakeSlack, block_action_body, event_body, signed_headers, slash_command_body
+from tests.support.probe import eventually
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # not a real image; the bytes must round-trip
 SECRET = "shh-signing-secret"
@@ -141,6 +142,22 @@ async def test_fail_next_rate_limit(fake, client):
     assert err.value.response["error"] == "ratelimited"
     await client.chat_postMessage(channel="C1", text="x")  # only the next call fails
     assert len(fake.calls_to("chat.postMessage")) == 2
+
+
+async def test_refuse_for_is_a_window_and_a_lost_answer_still_takes_effect(fake, client):
+    fake.refuse_for("chat.postMessage", 0.3, 503)
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="x")
+    assert err.value.response.status_code == 503 and fake.messages.get("C1", []) == []
+    await eventually(lambda: not fake.refusing("chat.postMessage"), 2)
+    await client.chat_postMessage(channel="C1", text="after")  # the window is over
+    fake.lose_answers("files.completeUploadExternal")
+    with pytest.raises(SlackApiError) as err:
+        await client.files_upload_v2(content=PNG, filename="x.png", channel="C1")
+    assert err.value.response.status_code == 500
+    [up] = fake.uploads  # shared all the same: only the answer was lost
+    info = await client.files_info(file=up.file_id)
+    assert "C1" in info["file"]["shares"]["public"]
 
 
 async def test_wait_for_reports_calls_on_timeout(fake, client):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.notify import GiveUp, OutboxDispatcher, RetryLater
+from bot.notify import GiveUp, OutboxDispatcher, RetryLater, Unavailable
 from bot.store.ports import final_delivery_key
 from bot.types import JobState, NewDelivery
 from tests.support.jobs import new_job
@@ -58,6 +58,22 @@ async def test_retry_later_comes_back_soon(store, clock):
     clock.advance(0.5)
     await dispatcher.dispatch_once()
     assert notifier.attempts == ["job:1:started:1", "job:1:started:1"]
+
+
+async def test_a_platform_outage_is_waited_out_past_max_attempts_and_retry_after_is_kept(store, clock):
+    await started_row(store)
+    refusals = [Unavailable("Slack answered 503") for _ in range(5)]
+    notifier = ScriptedNotifier(Unavailable("Slack answered 429", retry_after=30), *refusals)
+    dispatcher = OutboxDispatcher(store, [notifier], clock=clock, max_attempts=3, max_backoff=1.0)
+    await dispatcher.dispatch_once()
+    clock.advance(20)
+    assert await dispatcher.dispatch_once() == 0  # Retry-After is 30 s
+    clock.advance(11)
+    for _ in range(6):  # more refusals than max_attempts; each waits at most max_backoff
+        assert await dispatcher.dispatch_once() == 1
+        clock.advance(1.0)
+    assert await dispatcher.dispatch_once() == 0
+    assert len(notifier.attempts) == 7 and not notifier.errors
 
 
 async def test_a_started_row_for_a_finished_job_is_dropped_not_sent(store, clock):
