@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -29,11 +30,14 @@ from sqlite_utils import Database
 
 from bot.store.manager import StoreManager
 from bot.store.migrate import SQLITE, prepare_sqlite
-from bot.store.ports import StoreUnavailable
+from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import numbered, queries
 from bot.store.tx import JSON_COLUMNS, Json, Row, Tx
 
 T = TypeVar("T")
+# SQLite's primary result codes that no waiting will cure: the file or its directory is
+# not writable, or cannot be opened at all (no such directory).
+_PERM, _READONLY, _CANTOPEN = 3, 8, 14
 QUERIES = {name: numbered(text) for name, text in queries("sqlite").items()}
 
 
@@ -120,9 +124,10 @@ class SQLiteConnector:
             return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
         except sqlite3.IntegrityError:
             raise  # a bug in our SQL, not an outage
-        except sqlite3.DatabaseError as exc:
-            # Locked past the busy timeout, disk full, not a database file:
-            # the caller must treat the store as down (fail closed).
+        except (sqlite3.DatabaseError, OSError) as exc:
+            # Locked past the busy timeout, disk full (SQLite's "database or disk is full",
+            # or ENOSPC from the file system), not a database file: the caller must treat
+            # the store as down (fail closed) and try again later.
             raise StoreUnavailable(f"sqlite: {exc}") from exc
 
     @property
@@ -151,8 +156,40 @@ class SQLiteConnector:
     async def transact(self, op: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
         return await self._run(self._transact, op, write)
 
+    def _check_writable(self) -> None:
+        """A file or directory we may not write is the operator's to fix (exit 4), not an
+        outage to wait out: SQLite would open a read-only file read-only and fail only at the
+        first write, and it needs the directory too, for its -wal and -shm files."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise StoreMisconfigured(f"the SQLite database {self.path}: its directory {folder} does not exist")
+        if os.path.exists(self.path) and not os.access(self.path, os.W_OK):
+            raise StoreMisconfigured(f"the SQLite database {self.path} is read-only; make it writable by the bot")
+        if not os.access(folder, os.W_OK):
+            raise StoreMisconfigured(
+                f"the SQLite database {self.path} is in a read-only directory ({folder}); SQLite writes "
+                "its -wal and -shm files beside the database, so the directory must be writable"
+            )
+
     def _open_sync(self) -> None:
+        self._check_writable()
+        try:
+            self._open_connection()
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode is not None and exc.sqlite_errorcode & 0xFF in (_PERM, _READONLY, _CANTOPEN):
+                raise StoreMisconfigured(f"the SQLite database {self.path} cannot be written: {exc}") from None
+            raise
+
+    def _open_connection(self) -> None:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare(conn)
+        except BaseException:
+            self._conn = None  # a store that failed to open is not open: nothing runs on it
+            conn.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         # sqlite-utils for the database-level settings; statements go through the Tx below.
         self._retry_while_locked(Database(conn).enable_wal)
         conn.execute("PRAGMA synchronous=NORMAL")
