@@ -11,8 +11,8 @@ from bot.store.retention import RetentionOperations
 from bot.store.tx import JOBS, OUTBOX, Tx
 
 
-async def _take_the_write_lock(tx: Tx) -> None:
-    """Nothing: the write transaction around it is the test."""
+async def _write_probe(tx: Tx) -> None:
+    await tx.run("write_probe")
 
 
 class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations):
@@ -28,9 +28,9 @@ class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, Ret
         return await self._db.applied_migrations()
 
     async def check_writable(self) -> None:
-        """Raise StoreUnavailable unless a write could run now: reads alone go on while a
-        SQLite file is locked by another writer past the busy timeout, or cannot be written."""
-        await self._db.transact(_take_the_write_lock, write=True)
+        """Raise StoreUnavailable unless a write can commit now: reads alone go on while a
+        SQLite file is locked by another writer past the busy timeout, or its disk is full."""
+        await self._db.transact(_write_probe, write=True)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         """Return when a job may have become runnable in another process, or after `timeout` seconds."""

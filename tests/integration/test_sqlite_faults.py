@@ -19,8 +19,9 @@ from bot.http import health_route
 from bot.service import STORE_DOWN, ImagineService
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sqlite import SQLiteStore
-from bot.types import Accepted, ImagineRequest, RefusalReason, Refused
-from tests.support.sqlite_faults import made, read_only, write_locked
+from bot.types import Accepted, ImagineRequest, JobState, RefusalReason, Refused
+from tests.support.pipeline import Pipeline
+from tests.support.sqlite_faults import fill, made, read_only, small_disk, write_locked
 
 
 def request(prompt: str = "a koi pond") -> ImagineRequest:
@@ -133,3 +134,57 @@ async def test_a_full_disk_refuses_requests_reports_503_and_loses_nothing(tmp_pa
         assert isinstance(await service.submit(request("after")), Accepted)
     finally:
         await store.close()
+
+
+async def test_a_job_whose_outcome_meets_a_lock_is_saved_once_charged_once_and_posted_once(tmp_path, fake):
+    # The call is paid for when another process takes the write lock: saving the outcome is
+    # refused past the busy timeout, then done once the lock is gone, with no second call.
+    db = tmp_path / "w.db"
+    store = SQLiteStore(str(db), busy_timeout=0.2)
+    await store.open()
+    real_complete, refusals = store.complete, []
+
+    async def complete_under_a_lock(*args, **kwargs):
+        if not refusals:
+            with write_locked(db):
+                try:
+                    return await real_complete(*args, **kwargs)
+                except StoreUnavailable as exc:
+                    refusals.append(exc)
+                    raise
+        return await real_complete(*args, **kwargs)
+
+    store.complete = complete_under_a_lock  # type: ignore[method-assign]
+    try:
+        async with Pipeline(store, fake) as p:
+            accepted = await p.imagine()
+            await p.notifier.wait_final(accepted.job_id)
+        job = await store.get_job(accepted.job_id)
+        assert refusals and "locked" in str(refusals[0])
+        assert job.state is JobState.SUCCEEDED and job.attempt == 1 and len(fake.requests) == 1
+        # Held once, settled once (the hold released once): never a second charge.
+        assert [r["entry"] for r in await store.ledger()] == ["reservation", "settlement", "release"]
+        assert p.notifier.kinds(accepted.job_id).count("result") == 1
+    finally:
+        await store.close()
+
+
+async def test_a_really_full_disk_refuses_requests_and_loses_nothing(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        store = SQLiteStore(str(disk / "full.db"), busy_timeout=0.2)
+        await store.open()
+        service = ImagineService(store, load_catalog())
+        try:
+            before = await service.submit(request("before"))
+            assert isinstance(before, Accepted)
+            filler = fill(disk)
+            refused = [await service.submit(request(f"during {i}")) for i in range(20)]
+            assert Refused(RefusalReason.UNAVAILABLE, STORE_DOWN) in refused
+            assert (await health(store))[0] == 503
+            filler.unlink()
+            assert (await health(store))[0] == 200
+            assert isinstance(await service.submit(request("after")), Accepted)
+            admitted = 2 + sum(isinstance(outcome, Accepted) for outcome in refused)
+            assert await store.counts_by_state() == {"queued": admitted}
+        finally:
+            await store.close()
