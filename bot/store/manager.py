@@ -11,7 +11,8 @@ from bot.store.retention import RetentionOperations
 from bot.store.tx import JOBS, OUTBOX, Tx
 
 
-async def _write_probe(tx: Tx) -> None:
+async def write_probe(tx: Tx) -> None:
+    """One small write (see the write_probe query): /healthz's check."""
     await tx.run("write_probe")
 
 
@@ -30,7 +31,7 @@ class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, Ret
     async def check_writable(self) -> None:
         """Raise StoreUnavailable unless a write can commit now: reads alone go on while a
         SQLite file is locked by another writer past the busy timeout, or its disk is full."""
-        await self._db.transact(_write_probe, write=True)
+        await self._db.transact(write_probe, write=True)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         """Return when a job may have become runnable in another process, or after `timeout` seconds."""

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from bot.store.manager import StoreManager
+from bot.store.manager import StoreManager, write_probe
 from bot.store.migrate import SQLITE, prepare_sqlite
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import numbered, queries
@@ -38,6 +38,9 @@ T = TypeVar("T")
 # SQLite's primary result codes that no waiting will cure: the file or its directory is
 # not writable, or cannot be opened at all (no such directory).
 _PERM, _READONLY, _CANTOPEN = 3, 8, 14
+# How long /healthz's write check waits for another process's write lock: a probe must answer
+# well within a load balancer's timeout, where a request may wait the whole busy timeout.
+HEALTH_LOCK_WAIT = 2.0
 QUERIES = {name: numbered(text) for name, text in queries("sqlite").items()}
 
 
@@ -156,6 +159,18 @@ class SQLiteConnector:
     async def transact(self, op: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
         return await self._run(self._transact, op, write)
 
+    def _write_waiting_at_most(self, op: Callable[[Tx], Coroutine[Any, Any, T]], wait: float) -> T:
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+        try:
+            return self._transact(op, True)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+
+    async def write_briefly(self, op: Callable[[Tx], Coroutine[Any, Any, T]], wait: float) -> T:
+        """`op` in a write transaction that waits at most `wait` seconds for the write lock."""
+        return await self._run(self._write_waiting_at_most, op, min(wait, self._busy_timeout))
+
     def _check_writable(self) -> None:
         """A file or directory we may not write is the operator's to fix (exit 4), not an
         outage to wait out: SQLite would open a read-only file read-only and fail only at the
@@ -243,3 +258,6 @@ class SQLiteStore(StoreManager):
         # For tests that reach into the file: run `fn` in the store's thread, or write in its lock.
         self._run = self._sqlite._run
         self._write = self._sqlite._write
+
+    async def check_writable(self) -> None:
+        await self._sqlite.write_briefly(write_probe, HEALTH_LOCK_WAIT)

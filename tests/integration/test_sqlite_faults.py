@@ -6,6 +6,7 @@ admitted before the fault is neither lost nor charged twice once it clears."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
 from pathlib import Path
@@ -101,6 +102,19 @@ async def test_while_locked_requests_are_refused_health_is_503_and_after_it_all_
         assert await store.counts_by_state() == {"queued": 2}
         reservations = [r for r in await store.ledger() if r["entry"] == "reservation"]
         assert sorted(r["job_id"] for r in reservations) == sorted([before.job_id, after.job_id])
+    finally:
+        await store.close()
+
+
+async def test_health_says_503_while_locked_without_waiting_out_the_busy_timeout(tmp_path):
+    db = tmp_path / "w.db"
+    store = SQLiteStore(str(db))  # the default busy timeout, 30 s: a probe must not wait it out
+    await store.open()
+    try:
+        with write_locked(db):
+            status, _ = await asyncio.wait_for(health(store), timeout=10)
+        assert status == 503
+        assert (await health(store))[0] == 200
     finally:
         await store.close()
 
