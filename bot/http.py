@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 def health_route(store: Store, workers: int) -> web.RouteDef:
     async def healthz(_: web.Request) -> web.Response:
         try:
+            # A write, not only reads: a locked or unwritable SQLite file still reads.
+            await store.check_writable()
             counts = await store.counts_by_state()
             pending = await store.pending_deliveries()
         except StoreUnavailable as exc:

@@ -8,7 +8,12 @@ from bot.store.batches import BatchOperations
 from bot.store.gallery import GalleryOperations
 from bot.store.queue_board import QueueBoardOperations
 from bot.store.retention import RetentionOperations
-from bot.store.tx import JOBS, OUTBOX
+from bot.store.tx import JOBS, OUTBOX, Tx
+
+
+async def write_probe(tx: Tx) -> None:
+    """One small write (see the write_probe query): /healthz's check."""
+    await tx.run("write_probe")
 
 
 class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations):
@@ -22,6 +27,11 @@ class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, Ret
 
     async def applied_migrations(self) -> list[str]:
         return await self._db.applied_migrations()
+
+    async def check_writable(self) -> None:
+        """Raise StoreUnavailable unless a write can commit now: reads alone go on while a
+        SQLite file is locked by another writer past the busy timeout, or its disk is full."""
+        await self._db.transact(write_probe, write=True)
 
     async def wait_for_jobs(self, timeout: float) -> None:
         """Return when a job may have become runnable in another process, or after `timeout` seconds."""

@@ -208,6 +208,9 @@ class JobQueue(Protocol):
 
     async def counts_by_state(self) -> dict[str, int]: ...
 
+    async def check_writable(self) -> None:
+        """Raise StoreUnavailable unless a write could run now (for /healthz)."""
+
     async def error_counts(self, since: float) -> dict[str, int]:
         """Jobs whose last error happened since `since`, by error class."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -27,13 +28,19 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from bot.store.manager import StoreManager
+from bot.store.manager import StoreManager, write_probe
 from bot.store.migrate import SQLITE, prepare_sqlite
-from bot.store.ports import StoreUnavailable
+from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import numbered, queries
 from bot.store.tx import JSON_COLUMNS, Json, Row, Tx
 
 T = TypeVar("T")
+# SQLite's primary result codes that no waiting will cure: the file or its directory is
+# not writable, or cannot be opened at all (no such directory).
+_PERM, _READONLY, _CANTOPEN = 3, 8, 14
+# How long /healthz's write check waits for another process's write lock: a probe must answer
+# well within a load balancer's timeout, where a request may wait the whole busy timeout.
+HEALTH_LOCK_WAIT = 2.0
 QUERIES = {name: numbered(text) for name, text in queries("sqlite").items()}
 
 
@@ -120,9 +127,10 @@ class SQLiteConnector:
             return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
         except sqlite3.IntegrityError:
             raise  # a bug in our SQL, not an outage
-        except sqlite3.DatabaseError as exc:
-            # Locked past the busy timeout, disk full, not a database file:
-            # the caller must treat the store as down (fail closed).
+        except (sqlite3.DatabaseError, OSError) as exc:
+            # Locked past the busy timeout, disk full (SQLite's "database or disk is full",
+            # or ENOSPC from the file system), not a database file: the caller must treat
+            # the store as down (fail closed) and try again later.
             raise StoreUnavailable(f"sqlite: {exc}") from exc
 
     @property
@@ -151,8 +159,52 @@ class SQLiteConnector:
     async def transact(self, op: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
         return await self._run(self._transact, op, write)
 
+    def _write_waiting_at_most(self, op: Callable[[Tx], Coroutine[Any, Any, T]], wait: float) -> T:
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+        try:
+            return self._transact(op, True)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+
+    async def write_briefly(self, op: Callable[[Tx], Coroutine[Any, Any, T]], wait: float) -> T:
+        """`op` in a write transaction that waits at most `wait` seconds for the write lock."""
+        return await self._run(self._write_waiting_at_most, op, min(wait, self._busy_timeout))
+
+    def _check_writable(self) -> None:
+        """A file or directory we may not write is the operator's to fix (exit 4), not an
+        outage to wait out: SQLite would open a read-only file read-only and fail only at the
+        first write, and it needs the directory too, for its -wal and -shm files."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise StoreMisconfigured(f"the SQLite database {self.path}: its directory {folder} does not exist")
+        if os.path.exists(self.path) and not os.access(self.path, os.W_OK):
+            raise StoreMisconfigured(f"the SQLite database {self.path} is read-only; make it writable by the bot")
+        if not os.access(folder, os.W_OK):
+            raise StoreMisconfigured(
+                f"the SQLite database {self.path} is in a read-only directory ({folder}); SQLite writes "
+                "its -wal and -shm files beside the database, so the directory must be writable"
+            )
+
     def _open_sync(self) -> None:
+        self._check_writable()
+        try:
+            self._open_connection()
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode is not None and exc.sqlite_errorcode & 0xFF in (_PERM, _READONLY, _CANTOPEN):
+                raise StoreMisconfigured(f"the SQLite database {self.path} cannot be written: {exc}") from None
+            raise
+
+    def _open_connection(self) -> None:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare(conn)
+        except BaseException:
+            self._conn = None  # a store that failed to open is not open: nothing runs on it
+            conn.close()
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         # sqlite-utils for the database-level settings; statements go through the Tx below.
         self._retry_while_locked(Database(conn).enable_wal)
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -206,3 +258,6 @@ class SQLiteStore(StoreManager):
         # For tests that reach into the file: run `fn` in the store's thread, or write in its lock.
         self._run = self._sqlite._run
         self._write = self._sqlite._write
+
+    async def check_writable(self) -> None:
+        await self._sqlite.write_briefly(write_probe, HEALTH_LOCK_WAIT)

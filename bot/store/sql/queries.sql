@@ -654,3 +654,10 @@ SELECT 0 AS bytes, '' AS detail
 
 -- name: table_sizes
 SELECT '' AS name, 0 AS bytes WHERE 1 = 0
+
+-- ---------------------------------------------------------------------------------------------
+-- Store health (issue 16, SQLite faults): /healthz's write probe. A server database needs none
+-- beyond the write transaction around it; SQLite's override (sqlite.sql) really writes a page.
+
+-- name: write_probe
+SELECT 1

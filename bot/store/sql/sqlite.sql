@@ -34,6 +34,12 @@ ON _sqlite_migrations (migration_set, name)
 -- name: migrations_applied
 SELECT name FROM _sqlite_migrations WHERE migration_set = 'imagine'
 
+-- /healthz's write probe: rewrite one row as it is, so that the commit really appends a page
+-- to the WAL and fails on a full disk (an empty write transaction writes nothing).
+-- name: write_probe
+UPDATE _sqlite_migrations SET name = name
+WHERE id = (SELECT MAX(id) FROM _sqlite_migrations WHERE migration_set = 'imagine')
+
 -- name: migration_record
 INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('imagine', :name, :at)
 
