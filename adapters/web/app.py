@@ -123,6 +123,22 @@ def add_dashboard(
     )
     add_queue(dashboard)
     app.add_subapp(PREFIX, dashboard)
+    # The pages' short addresses (/, /gallery, /queue...) lead to them: the session cookie is
+    # scoped to /dashboard, so the pages themselves live there.
+    app.router.add_get("/", _to_dashboard)
+    for short in SHORT_PATHS:
+        app.router.add_get(f"/{short}", _to_dashboard)
+
+
+SHORT_PATHS = ("gallery", "queue", "playground", "ledger", "budgets")
+
+
+async def _to_dashboard(request: web.Request) -> web.StreamResponse:
+    page_name = request.path.strip("/")
+    target = f"{PREFIX}/{page_name}"
+    if request.query_string:
+        target += "?" + request.query_string
+    raise web.HTTPFound(target)
 
 
 @web.middleware

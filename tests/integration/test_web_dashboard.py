@@ -201,3 +201,16 @@ async def test_an_image_is_served_to_its_own_team_only(dashboard, browser):
     for other in (theirs, 999_999, "abc", -1):
         async with browser.get(f"{dashboard.base}/dashboard/images/{other}") as r:
             assert r.status == 404 and "No such image" in await r.text()
+
+
+async def test_the_pages_short_addresses_lead_to_them(dashboard, browser):
+    for short, page in (
+        ("/", "/dashboard/"),
+        ("/gallery", "/dashboard/gallery"),
+        ("/queue", "/dashboard/queue"),
+        ("/playground", "/dashboard/playground"),
+        ("/ledger?user=U1", "/dashboard/ledger?user=U1"),
+        ("/budgets", "/dashboard/budgets"),
+    ):
+        async with browser.get(dashboard.base + short, allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (302, page), short
