@@ -24,7 +24,7 @@ from bot.providers.base import BatchProvider, ImageProvider
 from bot.providers.gemini import GeminiProvider
 from bot.providers.limits import AdaptiveConcurrency, LocalRateLimiter, SharedRateLimiter
 from bot.providers.router import Route, RoutedProvider
-from bot.retention import Pruner, RetentionSettings, retention_settings
+from bot.retention import Pruner, RetentionSettings
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.sign_in import SignIn
@@ -389,8 +389,9 @@ async def build(
     gateway_routes = (settings.openai_compat_route,) if settings.openai_compat_base_url else ()
     try:
         catalog = load_catalog(settings.imagine_config)
-        policies = PolicyBook.from_config(read_config(settings.imagine_config))
-        retention = retention_settings(read_config(settings.imagine_config), str(settings.imagine_config or ""))
+        config = read_config(settings.imagine_config)  # the whole file checked, [retention] included
+        policies = PolicyBook.from_config(config)
+        retention = RetentionSettings.model_validate(config.get("retention") or {})
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     if problems := unpriced_paths(catalog, policies, gateway_routes):

@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.alerts import EPISODE_BUCKET, CallWatch
 from bot.metrics import Metrics
@@ -62,27 +62,6 @@ class RetentionSettings(BaseModel):
             ("idempotency_keys", self.dedupe_days),
             ("moderation_text", self.moderation_text_days),
         ]
-
-
-KNOWN = tuple(RetentionSettings.model_fields)
-
-
-def retention_settings(config: dict[str, Any], source: str = "IMAGINE_CONFIG") -> RetentionSettings:
-    """The `[retention]` table of the config read from `source` (defaults when absent); a
-    ValueError naming the file, the key, what was found and what was expected otherwise."""
-    table = config.get("retention", {})
-    if not isinstance(table, dict):
-        raise ValueError(f"{source}: [retention] must be a table of days, found {table!r}")
-    try:
-        return RetentionSettings.model_validate(table)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"[retention] {'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg'].lower()}"
-            if e["type"] != "extra_forbidden"
-            else f"[retention] {'.'.join(map(str, e['loc']))} is not a setting (known: {', '.join(KNOWN)})"
-            for e in exc.errors()
-        )
-        raise ValueError(f"{source}: {problems}") from None
 
 
 def human(size: int) -> str:
