@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import signal
@@ -19,13 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot import bootstrap, first_run, images
+from bot import bootstrap, early_stop, first_run, images
 from bot.cli_parser import parser
 from bot.config_file import ConfigFileError, read_config
 from bot.doctor import doctor
 from bot.ledger_view import utc_date
 from bot.money import to_micros, usd
 from bot.money.budgets import Period, Scope, period_start
+from bot.providers.base import ImageProvider
 from bot.providers.errors import user_message_for
 from bot.reports import render_ledger
 from bot.result_notes import hedge_note, stale_note
@@ -339,12 +341,17 @@ async def run(settings: Settings, command: str) -> int:
         raise CliError("`discord` runs the Discord gateway: set DISCORD_TOKEN.", EXIT_CONFIG)
     if command == "web" and not settings.slack_configured:
         log.warning("web: Slack is not configured; serving only /healthz and /metrics")
-    provider = bootstrap.build_provider(settings) if role.workers else None
-    runtime = await bootstrap.build(settings, notifiers=[], provider=provider)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if early_stop.requested():
+        stop.set()
+    provider = bootstrap.build_provider(settings) if role.workers else None
+    runtime = await build_unless_stopped(settings, provider, stop)
+    if runtime is None:
+        log.info("%s: stopped before it started", command)
+        return EXIT_OK
     try:
         if role.workers:
             runtime.add_worker()
@@ -369,8 +376,33 @@ async def run(settings: Settings, command: str) -> int:
     return EXIT_OK
 
 
+async def build_unless_stopped(
+    settings: Settings, provider: ImageProvider | None, stop: asyncio.Event
+) -> bootstrap.Runtime | None:
+    """The runtime, or None when `stop` is set before it is built (opening the store may wait
+    on a database that does not answer: the stop ends the wait)."""
+    if stop.is_set():
+        return None
+    building = asyncio.ensure_future(bootstrap.build(settings, notifiers=[], provider=provider))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((building, stopping), return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not building.done():
+        building.cancel()  # store.open() closes what it opened
+        with contextlib.suppress(asyncio.CancelledError):
+            await building
+        return None
+    runtime = building.result()
+    if stop.is_set():
+        await runtime.close()
+        return None
+    return runtime
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command not in SERVICES:
+        early_stop.release()  # a one-shot command stops as any command does
     logging.basicConfig(
         # Long-running processes log progress; one-shot commands print only their answer.
         level=logging.DEBUG if args.verbose else logging.INFO if args.command in SERVICES else logging.WARNING,
