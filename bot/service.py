@@ -395,6 +395,10 @@ class ImagineService:
         allow-list (every team is, when there is none)."""
         return self._policies.allows(team)
 
+    def off_allow_list(self, team: str, platform: str) -> Refused | None:
+        """The refusal for a team the `[access] teams` allow-list leaves out (none for the CLI)."""
+        return off_allow_list(self._policies, team, platform)
+
     def default_team_budget(self, team: str) -> Budget | None:
         """The budget that caps a team with no team budget of its own."""
         return self._budgets.default_team_budget(team)

@@ -29,9 +29,11 @@ from adapters.web.pages import (
     PREFIX,
     SERVICE,
     SIGN_IN,
+    off_allow_list,
     page,
     problem,
     protect,
+    session_of,
     signed_in,
     signed_out,
 )
@@ -146,17 +148,19 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     """CSRF on every POST, friendly pages for errors (never a traceback), and headers that keep
     pages out of caches, frames and other sites' Referer."""
     try:
-        if request.method == "POST":
+        if (refused := _team_refused(request)) is not None:
+            response: web.StreamResponse = _off_allow_list(request, refused)
+        elif request.method == "POST":
             # The bot's server takes small bodies; the playground's forms carry an image upload.
             request = request.clone(client_max_size=MAX_BODY_BYTES)
-            session = request.app[SIGN_IN].session(request.cookies.get(COOKIE))
+            session = session_of(request)
             form = await request.post()
             sent = form.get("csrf")
             if session is None or not session.csrf_ok(sent if isinstance(sent, str) else None):
                 log.warning(
                     "dashboard: POST %s refused: no valid CSRF token (from %s)", _route(request), request.remote
                 )
-                response: web.StreamResponse = problem(
+                response = problem(
                     request,
                     403,
                     "This form has expired",
@@ -185,6 +189,24 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
     if not response.prepared:  # an event stream sent its headers already (protected first)
         protect(response)
     return response
+
+
+def _team_refused(request: web.Request) -> Refused | None:
+    """The one check of the allow-list for every signed-in page (images, streams and JSON
+    included): a session whose team was taken off it since is refused, whatever it asks.
+    Signing in and out and the stylesheets need no team on the list."""
+    route = request.match_info.route
+    if route.handler in (open_link, sign_out) or isinstance(route.resource, web.StaticResource):
+        return None
+    session = session_of(request)
+    return off_allow_list(request, session) if session is not None else None
+
+
+def _off_allow_list(request: web.Request, refused: Refused) -> web.Response:
+    log.info("dashboard: %s %s refused: the session's team is off the allow-list", request.method, _route(request))
+    if "application/json" in request.headers.get("Accept", ""):  # the job page's status poll
+        return web.json_response({"error": refused.detail}, status=403)
+    return problem(request, 403, "Not available for this team", refused.detail)
 
 
 def _route(request: web.Request) -> str:

@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.access import Caller
 from bot.service import ImagineService
 from bot.sign_in import Session, SignIn
-from bot.types import StoredImage
+from bot.types import Refused, StoredImage
 
 HERE = Path(__file__).parent
 PREFIX = "/dashboard"
@@ -41,8 +41,23 @@ def caller_of(session: Session) -> Caller:
     return Caller(session.team, session.user, platform_admin=session.moderator, platform=PLATFORM)
 
 
-def signed_in(request: web.Request) -> Session | None:
+def session_of(request: web.Request) -> Session | None:
+    """The session the request's cookie holds, whether or not its team may still use the bot."""
     return request.app[SIGN_IN].session(request.cookies.get(COOKIE))
+
+
+def off_allow_list(request: web.Request, session: Session) -> Refused | None:
+    """Why a session may no longer be used: its team was taken off the `[access] teams`
+    allow-list after it signed in (its cookie stays genuine until it expires)."""
+    return request.app[SERVICE].off_allow_list(session.team, PLATFORM)
+
+
+def signed_in(request: web.Request) -> Session | None:
+    """The request's session, while its team may use the bot. The dashboard's middleware has
+    answered a request of a team off the allow-list already; this check is for what runs on
+    after that answer (a live stream ends when the team is taken off)."""
+    session = session_of(request)
+    return session if session is not None and off_allow_list(request, session) is None else None
 
 
 def signed_out(request: web.Request) -> web.Response:

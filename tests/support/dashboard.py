@@ -15,6 +15,7 @@ from bot.catalog import load_catalog
 from bot.service import ImagineService
 from bot.sign_in import Role, SignIn
 from bot.store.sqlite import SQLiteStore
+from policies.config import PolicyBook
 from tests.support.clock import FakeClock
 
 SECRET = "test-secret-" + "x" * 32
@@ -39,10 +40,12 @@ class Dashboard:
         await self.store.close()
 
 
-async def start_dashboard(path: str, clock: FakeClock, *, public_url: str = "http://127.0.0.1") -> Dashboard:
+async def start_dashboard(
+    path: str, clock: FakeClock, *, public_url: str = "http://127.0.0.1", policies: PolicyBook | None = None
+) -> Dashboard:
     store = SQLiteStore(path, clock=clock)
     await store.open()
-    service = ImagineService(store, load_catalog(), clock=clock)
+    service = ImagineService(store, load_catalog(), clock=clock, policies=policies)
     sign_in = SignIn(store, SECRET, public_url, session_seconds=3600, clock=clock)
     app = web.Application()
     add_dashboard(app, service, sign_in, clock=clock)
