@@ -204,8 +204,6 @@ def _team_refused(request: web.Request) -> Refused | None:
 
 def _off_allow_list(request: web.Request, refused: Refused) -> web.Response:
     log.info("dashboard: %s %s refused: the session's team is off the allow-list", request.method, _route(request))
-    if "application/json" in request.headers.get("Accept", ""):  # the job page's status poll
-        return web.json_response({"error": refused.detail}, status=403)
     return problem(request, 403, "Not available for this team", refused.detail)
 
 

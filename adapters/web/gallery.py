@@ -14,7 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.web.pages import PLATFORM, PREFIX, SERVICE, caller_of, page, problem, signed_in, signed_out
+from adapters.web.pages import (
+    PLATFORM,
+    PREFIX,
+    SERVICE,
+    caller_of,
+    owned,
+    page,
+    path_id,
+    problem,
+    signed_in,
+    signed_out,
+)
 from bot.gallery import Lineage, LineageStep
 from bot.money import usd
 from bot.sign_in import Session
@@ -23,6 +34,7 @@ from bot.types import GalleryImage, RefusalReason, Refused
 THUMB = 240  # px: a gallery tile's longest side
 LARGE = 720  # px: the image page's
 STEP_THUMB = 96  # px: an image in the lineage
+NO_SUCH_IMAGE = ("No such image", "It was deleted, or it is not one of your team's. Nothing was changed.")
 
 
 async def gallery(request: web.Request) -> web.Response:
@@ -49,13 +61,10 @@ async def gallery(request: web.Request) -> web.Response:
 
 
 async def image_page(request: web.Request) -> web.Response:
-    session = signed_in(request)
-    if session is None:
-        return signed_out(request)
-    service = request.app[SERVICE]
-    lineage = await _lineage(request, session)
-    if lineage is None:
-        return _no_such_image(request, session)
+    found = await _own_lineage(request)
+    if isinstance(found, web.Response):
+        return found
+    session, lineage = found
     return page(
         request,
         "gallery_image.html",
@@ -67,18 +76,16 @@ async def image_page(request: web.Request) -> web.Response:
         running_micros=lineage.running_micros,
         thread_total=usd(lineage.thread_micros),
         thread_micros=lineage.thread_micros,
-        may_delete=await service.may_delete_image(lineage.image.id, caller_of(session)),
+        may_delete=await request.app[SERVICE].may_delete_image(lineage.image.id, caller_of(session)),
     )
 
 
 async def confirm_delete(request: web.Request) -> web.Response:
     """The confirmation step: a form that POSTs the delete, or why it may not."""
-    session = signed_in(request)
-    if session is None:
-        return signed_out(request)
-    lineage = await _lineage(request, session)
-    if lineage is None:
-        return _no_such_image(request, session)
+    found = await _own_lineage(request)
+    if isinstance(found, web.Response):
+        return found
+    session, lineage = found
     if not await request.app[SERVICE].may_delete_image(lineage.image.id, caller_of(session)):
         return _not_yours(request, session)
     return page(request, "gallery_delete.html", session=session, image=tile(lineage.image, THUMB))
@@ -89,7 +96,7 @@ async def delete(request: web.Request) -> web.Response:
     session = signed_in(request)
     if session is None:
         return signed_out(request)
-    image_id = _image_id(request)
+    image_id = path_id(request, "image_id")
     outcome = await request.app[SERVICE].delete_image(image_id, caller_of(session)) if image_id else None
     if outcome is None or (isinstance(outcome, Refused) and outcome.reason is RefusalReason.NOT_FOUND):
         return _no_such_image(request, session)
@@ -149,23 +156,14 @@ def _node(step: LineageStep) -> dict[str, Any]:
     }
 
 
-def _image_id(request: web.Request) -> int:
-    try:
-        image_id = int(request.match_info["image_id"])
-    except ValueError:
-        return 0
-    return image_id if image_id > 0 else 0
-
-
-async def _lineage(request: web.Request, session: Session) -> Lineage | None:
-    image_id = _image_id(request)
-    return await request.app[SERVICE].lineage(session.team, image_id) if image_id else None
+async def _own_lineage(request: web.Request) -> tuple[Session, Lineage] | web.Response:
+    """The image in the path with its thread, of the session's team."""
+    lineage = request.app[SERVICE].lineage
+    return await owned(request, "image_id", lambda session, image_id: lineage(session.team, image_id), NO_SUCH_IMAGE)
 
 
 def _no_such_image(request: web.Request, session: Session) -> web.Response:
-    return problem(
-        request, 404, "No such image", "It was deleted, or it is not one of your team's. Nothing was changed.", session
-    )
+    return problem(request, 404, *NO_SUCH_IMAGE, session)
 
 
 def _not_yours(request: web.Request, session: Session) -> web.Response:

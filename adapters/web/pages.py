@@ -6,9 +6,9 @@ registers their routes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.access import Caller
 from bot.service import ImagineService
 from bot.sign_in import Session, SignIn
-from bot.types import Refused, StoredImage
+from bot.types import Job, Refused, StoredImage
 
 HERE = Path(__file__).parent
 PREFIX = "/dashboard"
@@ -24,6 +24,7 @@ COOKIE = "imagine_session"
 PLATFORM = "web"
 SIGN_IN: web.AppKey[SignIn] = web.AppKey("sign_in", SignIn)
 SERVICE: web.AppKey[ImagineService] = web.AppKey("service", ImagineService)
+T = TypeVar("T")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock", Callable[[], float])  # type: ignore[arg-type]
 
 
@@ -32,6 +33,10 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
 
 
 def problem(request: web.Request, status: int, title: str, detail: str, session: Session | None = None) -> web.Response:
+    """The page saying what went wrong, or for a script asking for JSON (the job page's status
+    poll) the same in JSON."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"error": title, "detail": detail}, status=status)
     return page(request, "problem.html", status, title=title, detail=detail, session=session)
 
 
@@ -78,18 +83,51 @@ def protect(response: web.StreamResponse) -> None:
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
-async def own_image(request: web.Request) -> tuple[Session, StoredImage] | web.Response:
-    """The session and the image named by the path's {image_id}, when it is one of the session's
-    team's; otherwise the page to answer with: signed out, or a 404 alike for an unknown id and
-    another team's (so ids of other teams' images cannot be probed)."""
+def path_id(request: web.Request, name: str) -> int:
+    """The path's id called `name`, or 0 for one that is not a positive number (no such thing)."""
+    try:
+        number = int(request.match_info[name])
+    except ValueError:
+        return 0
+    return number if number > 0 else 0
+
+
+async def owned(
+    request: web.Request,
+    name: str,
+    find: Callable[[Session, int], Awaitable[T | None]],
+    missing: tuple[str, str],
+) -> tuple[Session, T] | web.Response:
+    """The session and what `find` gives for the path's id `name` within the session's team;
+    otherwise the page to answer with: signed out, or the `missing` 404 (title, detail), alike
+    for an unknown id and another team's (so ids of other teams' things cannot be probed)."""
     session = signed_in(request)
     if session is None:
         return signed_out(request)
-    try:
-        image_id = int(request.match_info["image_id"])
-    except ValueError:
-        image_id = 0
-    found = await request.app[SERVICE].team_image(session.team, image_id) if image_id > 0 else None
+    number = path_id(request, name)
+    found = await find(session, number) if number else None
     if found is None:
-        return problem(request, 404, "No such image", "It was deleted, or it is not one of your team's.", session)
+        return problem(request, 404, *missing, session)
     return session, found
+
+
+async def own_image(request: web.Request) -> tuple[Session, StoredImage] | web.Response:
+    """The image (a job's input or result) named by the path's {image_id}, of the session's team."""
+    service = request.app[SERVICE]
+    return await owned(
+        request,
+        "image_id",
+        lambda session, image_id: service.team_image(session.team, image_id),
+        ("No such image", "It was deleted, or it is not one of your team's."),
+    )
+
+
+async def own_job(request: web.Request) -> tuple[Session, tuple[Job, int | None]] | web.Response:
+    """The job named by the path's {job_id}, of the session's team, with its queue position."""
+    service = request.app[SERVICE]
+
+    async def team_job(session: Session, job_id: int) -> tuple[Job, int | None] | None:
+        job, position = await service.status(job_id)
+        return (job, position) if job is not None and job.team == session.team else None
+
+    return await owned(request, "job_id", team_job, ("No such job", "It is not one of your team's."))

@@ -22,7 +22,18 @@ from multidict import MultiDictProxy
 
 from adapters import status
 from adapters.presses import OneAtATime, press_key
-from adapters.web.pages import PLATFORM, PREFIX, SERVICE, caller_of, own_image, page, problem, signed_in, signed_out
+from adapters.web.pages import (
+    PLATFORM,
+    PREFIX,
+    SERVICE,
+    caller_of,
+    own_image,
+    own_job,
+    page,
+    problem,
+    signed_in,
+    signed_out,
+)
 from bot.images import MAX_INPUT_BYTES
 from bot.providers.errors import user_message_for
 from bot.sign_in import Session
@@ -157,35 +168,21 @@ async def _present(request: web.Request, session: Session, outcome: Outcome, non
 
 
 async def job_page(request: web.Request) -> web.Response:
-    session = signed_in(request)
-    if session is None:
-        return signed_out(request)
-    found = await _team_job(request, session)
-    if found is None:
-        return problem(request, 404, "No such job", "It is not one of your team's.", session)
-    job, position = found
+    found = await own_job(request)
+    if isinstance(found, web.Response):
+        return found
+    session, (job, position) = found
     view = job_view(job, position)
     return page(request, "playground_job.html", session=session, job=job, view=view, nonce=secrets.token_urlsafe(18))
 
 
 async def job_status(request: web.Request) -> web.Response:
-    session = signed_in(request)
-    if session is None:
-        return web.json_response({"error": "signed out"}, status=401)
-    found = await _team_job(request, session)
-    if found is None:
-        return web.json_response({"error": "no such job"}, status=404)
-    return web.json_response(job_view(*found))
-
-
-async def _team_job(request: web.Request, session: Session) -> tuple[Job, int | None] | None:
-    """The job in the path with its queue position, if it is the session's team's."""
-    try:
-        job_id = int(request.match_info["job_id"])
-    except ValueError:
-        return None
-    job, position = await request.app[SERVICE].status(job_id) if job_id > 0 else (None, None)
-    return (job, position) if job is not None and job.team == session.team else None
+    """The job page's poll: the job's view in JSON (a refusal too: its script sends Accept JSON)."""
+    found = await own_job(request)
+    if isinstance(found, web.Response):
+        return found
+    _, (job, position) = found
+    return web.json_response(job_view(job, position))
 
 
 def job_view(job: Job, position: int | None) -> dict[str, Any]:

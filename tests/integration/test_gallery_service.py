@@ -9,18 +9,9 @@ import pytest
 
 from bot.catalog import load_catalog
 from bot.service import Caller, ImagineService
-from bot.store.sqlite import SQLiteStore
 from bot.types import DeletedImage, RefusalReason, Refused
 from tests.support.gallery import render
 from tests.support.jobs import new_job
-
-
-@pytest.fixture
-async def store(tmp_path, clock):
-    opened = SQLiteStore(str(tmp_path / "g.db"), clock=clock)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -7,21 +7,11 @@ from __future__ import annotations
 import re
 
 import aiohttp
-import pytest
 
 from bot.sign_in import Role
-from tests.support.clock import FakeClock
-from tests.support.dashboard import start_dashboard
 from tests.support.gallery import render
 
 GALLERY = "/dashboard/gallery"
-
-
-@pytest.fixture
-async def dashboard(tmp_path):
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
-    yield started
-    await started.close()
 
 
 async def signed_in(dashboard, team: str = "T1", user: str = "U1", role: Role = Role.MEMBER) -> aiohttp.ClientSession:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.support.clock import FakeClock
-from tests.support.dashboard import start_dashboard
-
 EXPANDERS = [
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
     "Slack-ImgProxy (+https://api.slack.com/robots)",
@@ -16,13 +13,6 @@ EXPANDERS = [
     "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
     "Twitterbot/1.0",
 ]
-
-
-@pytest.fixture
-async def dashboard(tmp_path):
-    started = await start_dashboard(str(tmp_path / "web.db"), FakeClock())
-    yield started
-    await started.close()
 
 
 @pytest.mark.parametrize("agent", EXPANDERS)
