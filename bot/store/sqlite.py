@@ -142,6 +142,11 @@ class SQLiteConnector:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
+        if (problem := self._unwritable()) is not None:
+            # Made read-only while we run (a chmod, an immutable flag): SQLite would write on
+            # through its open handles into the WAL, never checkpoint it, and a restart could
+            # not open the file. Down until it is writable again, as for a lock or a full disk.
+            raise StoreUnavailable(f"sqlite: {problem}; writes are refused until it is writable again")
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -178,13 +183,21 @@ class SQLiteConnector:
         folder = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(folder):
             raise StoreMisconfigured(f"the SQLite database {self.path}: its directory {folder} does not exist")
-        if os.path.exists(self.path) and not os.access(self.path, os.W_OK):
-            raise StoreMisconfigured(f"the SQLite database {self.path} is read-only; make it writable by the bot")
+        if (problem := self._unwritable()) is not None:
+            raise StoreMisconfigured(problem)
+
+    def _unwritable(self) -> str | None:
+        """Why the bot may not write the database file or its directory, or None. Two access()
+        calls: a few microseconds beside a write transaction's commit."""
+        if not os.access(self.path, os.W_OK) and os.path.exists(self.path):
+            return f"the SQLite database {self.path} is read-only; make it writable by the bot"
+        folder = os.path.dirname(os.path.abspath(self.path))
         if not os.access(folder, os.W_OK):
-            raise StoreMisconfigured(
+            return (
                 f"the SQLite database {self.path} is in a read-only directory ({folder}); SQLite writes "
                 "its -wal and -shm files beside the database, so the directory must be writable"
             )
+        return None
 
     def _open_sync(self) -> None:
         self._check_writable()

@@ -1,12 +1,14 @@
 """A SQLite file that is read-only, locked past the busy timeout, or on a full disk is
 refused cleanly with the real connector: a read-only file or directory is a configuration
 error (StoreMisconfigured, exit 4), a lock or a full disk is "try later" (StoreUnavailable,
-exit 5); requests get the "database unavailable" refusal, /healthz says 503, and what was
-admitted before the fault is neither lost nor charged twice once it clears."""
+exit 5), and so is a file made read-only while the bot runs; requests get the "database
+unavailable" refusal, /healthz says 503, and what was admitted before the fault is neither lost
+nor charged twice once it clears."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import sqlite3
 from pathlib import Path
@@ -83,13 +85,19 @@ async def health(store: SQLiteStore) -> tuple[int, dict]:
         await runner.cleanup()
 
 
-async def test_while_locked_requests_are_refused_health_is_503_and_after_it_all_works(tmp_path):
-    db = tmp_path / "w.db"
-    store = SQLiteStore(str(db), busy_timeout=0.2)
+async def serving_with_a_job(path: Path) -> tuple[SQLiteStore, ImagineService, Accepted]:
+    """A store on `path` (a short busy timeout), its service, and a job admitted before a fault."""
+    store = SQLiteStore(str(path), busy_timeout=0.2)
     await store.open()
     service = ImagineService(store, load_catalog())
     before = await service.submit(request("before"))
     assert isinstance(before, Accepted)
+    return store, service, before
+
+
+async def test_while_locked_requests_are_refused_health_is_503_and_after_it_all_works(tmp_path):
+    db = tmp_path / "w.db"
+    store, service, before = await serving_with_a_job(db)
     try:
         with write_locked(db):
             assert await service.submit(request("during")) == Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
@@ -121,15 +129,17 @@ async def test_health_says_503_while_locked_without_waiting_out_the_busy_timeout
 
 @pytest.mark.parametrize(
     "fault",
-    [sqlite3.OperationalError("database or disk is full"), OSError(errno.ENOSPC, "No space left on device")],
-    ids=["sqlite-full", "enospc"],
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        sqlite3.OperationalError("attempt to write a readonly database"),
+        sqlite3.OperationalError("disk I/O error"),
+        OSError(errno.EROFS, "Read-only file system"),
+    ],
+    ids=["sqlite-full", "enospc", "sqlite-readonly", "sqlite-ioerr", "erofs"],
 )
 async def test_a_full_disk_refuses_requests_reports_503_and_loses_nothing(tmp_path, monkeypatch, fault):
-    store = SQLiteStore(str(tmp_path / "full.db"), busy_timeout=0.2)
-    await store.open()
-    service = ImagineService(store, load_catalog())
-    before = await service.submit(request("before"))
-    assert isinstance(before, Accepted)
+    store, service, _ = await serving_with_a_job(tmp_path / "full.db")
     connector = store._sqlite
     real = connector._transact
 
@@ -148,6 +158,42 @@ async def test_a_full_disk_refuses_requests_reports_503_and_loses_nothing(tmp_pa
         assert isinstance(await service.submit(request("after")), Accepted)
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("made_read_only", ["file", "directory", "file and its WAL"])
+async def test_a_database_made_read_only_while_running_refuses_writes_reports_503_and_recovers(
+    tmp_path, made_read_only
+):
+    # As a non-root bot sees a chmod 0444 after start-up, or an immutable file: SQLite writes on
+    # through its open handles into the WAL (a read-only file alone, or its directory) or fails
+    # with "disk I/O error" (the WAL too). Either way the store is down until it is writable.
+    db = tmp_path / "live.db"
+    store, service, before = await serving_with_a_job(db)
+    targets = {"file": [db], "directory": [tmp_path], "file and its WAL": [db, Path(f"{db}-wal")]}[made_read_only]
+    try:
+        with contextlib.ExitStack() as faults:
+            for target in targets:
+                faults.enter_context(read_only(target))
+            assert await service.submit(request("during")) == Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+            assert await service.submit(request("during again")) == Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+            status, body = await health(store)
+            assert (status, body["store"]) == (503, False)
+            # Nothing admitted, nothing held: reads still answer.
+            assert await store.counts_by_state() == {"queued": 1}
+            assert [r["job_id"] for r in await store.ledger() if r["entry"] == "reservation"] == [before.job_id]
+        assert (await health(store))[0] == 200
+        after = await service.submit(request("after"))
+        assert isinstance(after, Accepted)
+        assert await store.counts_by_state() == {"queued": 2}
+    finally:
+        await store.close()
+    # Nothing was lost: a fresh open (as a restart) finds both jobs.
+    reopened = SQLiteStore(str(db))
+    await reopened.open()
+    try:
+        assert await reopened.counts_by_state() == {"queued": 2}
+    finally:
+        await reopened.close()
 
 
 async def test_a_job_whose_outcome_meets_a_lock_is_saved_once_charged_once_and_posted_once(tmp_path, fake):
