@@ -117,7 +117,8 @@ async def run(args: argparse.Namespace) -> dict:
 
 async def _soak(args: argparse.Namespace, cluster: Cluster, workdir: Path) -> dict:
     config = workdir / "imagine.toml"
-    config.write_text(UNLIMITED_POLICY)
+    # The default team budget ($20 a month) would refuse renders after ~2 minutes of this load.
+    config.write_text(UNLIMITED_POLICY + "default_team_budget_usd = 1000000\n")
     gemini = BenchGemini(image_scale=0.125, latency=args.gemini_latency)
     slack = SoakSlack()
     async with gemini, slack:
@@ -196,7 +197,8 @@ def rows(results: dict) -> list[tuple]:
             f"soak: {r['minutes']:g} min, {requests}; {r['workers_killed']} worker SIGKILLs, "
             f"database down {r['database_down_s']} s once",
             f"{r['jobs']} jobs ({', '.join(f'{n} {s}' for s, n in r['jobs_by_state'].items())}); "
-            f"{r['refused_database_down']} refused while down; drained in {r['drain_s']} s",
+            f"{r['refused_database_down']} refused while down, {r['refused_otherwise']} otherwise; "
+            f"drained in {r['drain_s']} s",
             "",
             "",
         ),

@@ -43,9 +43,9 @@ async def tally(url: str, slack: SoakSlack, sent: Sent, provider_calls: int) -> 
         admitted = by_prompt[prompts.get(parent)] - 1  # the render itself has that prompt too
         expected = sum(n not in refused for n in numbers)
         rerun_jobs_missing += max(0, expected - admitted)
-    edit_notes = sum(
-        STORE_DOWN in c.args.get("text", "") and c.args.get("thread_ts") for c in slack.calls_to("chat.postEphemeral")
-    )
+    # The load sends nothing else that is answered ephemerally in a thread.
+    thread_notes = [c.args.get("text", "") for c in slack.calls_to("chat.postEphemeral") if c.args.get("thread_ts")]
+    edit_notes = len(thread_notes)
     edit_jobs = sum(by_prompt[text] > 0 for text, _, _ in sent.edits)
     silent_edits = max(0, len(sent.edits) - edit_jobs - edit_notes)
     edits_without_job = [(text, parent.job_id, round(at, 1)) for text, parent, at in sent.edits if not by_prompt[text]]
@@ -59,7 +59,13 @@ async def tally(url: str, slack: SoakSlack, sent: Sent, provider_calls: int) -> 
     return {
         "requests": dict(sent.counts),
         "requests_not_acked": dict(sent.not_acked),
-        "refused_database_down": len(down) + edit_notes,
+        "refused_database_down": len(down) + sum(STORE_DOWN in t for t in thread_notes),
+        # Any other answer instead of a job (a budget, a quota, "Already on it"): 0 expected.
+        "refused_otherwise": len(refused - down) + sum(STORE_DOWN not in t for t in thread_notes),
+        "answers": dict(
+            Counter(t[:70] for texts in slack.answered.values() for t in texts).most_common(6)
+            + Counter(t[:70] for t in thread_notes).most_common(3)
+        ),
         "jobs": len(jobs),
         "jobs_by_state": dict(states),
         "jobs_lost": len(unfinished) + len(unposted) + len(silent_renders) + rerun_jobs_missing + silent_edits,
