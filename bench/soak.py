@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import shutil
 import sys
 import tempfile
@@ -79,9 +80,17 @@ async def send_load(load: Load, rate: float, until: float) -> None:
 
 
 async def kill_workers(fleet: Fleet, every: float, until: float) -> None:
-    while time.monotonic() + every < until:
-        await asyncio.sleep(every)
-        await fleet.kill_a_worker()
+    """A SIGKILL every `every` s on the clock; each replacement starts meanwhile (a start takes
+    10-30 s on a busy machine, and must not stretch the cadence)."""
+    started, replacements = time.monotonic(), []
+    for n in itertools.count(1):
+        due = started + n * every
+        if due >= until:
+            break
+        await asyncio.sleep(due - time.monotonic())
+        if fleet.workers:  # else every worker is still starting: skip this beat
+            replacements.append(asyncio.create_task(fleet.kill_a_worker()))
+    await asyncio.gather(*replacements)
 
 
 async def drained(base: str) -> bool:
@@ -208,6 +217,12 @@ def rows(results: dict) -> list[tuple]:
             "  jobs billed on two attempts (re-run after a lost lease)",
             f"{r['jobs_billed_on_more_than_one_attempt']} ({r['settlements']} settlements, "
             f"{r['provider_calls']} model calls)",
+            "reported",
+            "",
+        ),
+        (
+            "  model calls never settled (their worker SIGKILLed mid-call; the job ran again)",
+            str(r["calls_not_settled"]),
             "reported",
             "",
         ),

@@ -81,6 +81,9 @@ async def tally(url: str, slack: SoakSlack, sent: Sent, provider_calls: int) -> 
         "jobs_billed_on_more_than_one_attempt": sum(n > 1 for n in attempts.values()),
         "settlements": len(settled),
         "provider_calls": provider_calls,
+        # A worker SIGKILLed during a call never settles it; the job runs again on a new attempt,
+        # which is settled. The provider bills the lost call; the ledger has no row for it.
+        "calls_not_settled": provider_calls - len(settled),
         "double_posts": sum(n > 1 for n in uploads.values()),
         "images_posted": sum(uploads.values()),
         "deletes_acted": sum(u.deleted for u in slack.uploads),
