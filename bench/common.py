@@ -334,15 +334,18 @@ class Process:
                 print(f"warning: {self.name} ignored SIGTERM for {self.grace} s; killing it", file=sys.stderr)
                 self.proc.kill()
                 await self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close_log()
         if self.proc.returncode != 0 or "Traceback" in self.log_tail(10_000):
             print(
                 f"warning: {self.name} exited {self.proc.returncode}; log {self.log_path}:\n{self.log_tail()}",
                 file=sys.stderr,
             )
         return self.proc.returncode
+
+    def close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     async def __aenter__(self) -> Process:
         try:

@@ -1,10 +1,12 @@
 """Every benchmark in sequence, then one combined table.
 
-    python bench/run_all.py [--quota-jobs 300] [--only slack_ack,pipeline] [--skip memory]
+    python bench/run_all.py [--quota-jobs 300] [--soak-minutes 10] [--only slack_ack,pipeline] [--skip memory]
 
 Each bench runs with its own defaults (see each script's --help), except the quota
 bench's job count, which sets how long it takes (~1 minute per --quota-jobs/--rpm,
-about 4.5 minutes at the default 300): pass e.g. --quota-jobs 90 for a quick pass.
+about 4.5 minutes at the default 300): pass e.g. --quota-jobs 90 for a quick pass;
+and the soak's length, last and longest (~10 minutes of load, plus start-up, draining and
+pruning): pass e.g. --soak-minutes 2, or --skip soak.
 Each bench's figures are merged into bench/results.json as soon as it finishes, so an
 interrupted run keeps what it measured. A bench that fails is reported and the rest
 still run; the exit code is then 1.
@@ -35,12 +37,19 @@ BENCHES = (
     "pipeline",
     "memory",
     "quota",
+    "soak",
 )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quota-jobs", type=int, default=300, help="jobs for bench/quota.py (default 300)")
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=10.0,
+        help="minutes of load for bench/soak.py (default 10: it runs last and takes ~10 min, plus a minute to drain)",
+    )
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset to run")
     parser.add_argument("--skip", default="", help="comma-separated benches to leave out")
     args = parser.parse_args()
@@ -48,7 +57,7 @@ def main() -> int:
     unknown = set(chosen) - set(BENCHES)
     if unknown:
         parser.error(f"unknown bench(es): {', '.join(sorted(unknown))}; known: {', '.join(BENCHES)}")
-    argv = {"quota": ["--jobs", str(args.quota_jobs)]}
+    argv = {"quota": ["--jobs", str(args.quota_jobs)], "soak": ["--minutes", str(args.soak_minutes)]}
     table: list[tuple] = []
     failed = []
     for name in (b for b in BENCHES if b in chosen):

@@ -154,6 +154,10 @@ class OutboxDispatcher:
             delay = max(exc.retry_after or 0.0, self._backoff(delivery.attempts))
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + delay, self._max_attempts * 4)
             return
+        except StoreUnavailable:
+            # Not the delivery's failure: run() logs the outage in one line, and the claim's
+            # lease brings the delivery back (no attempt spent on it).
+            raise
         except Exception as exc:
             log.exception("outbox: delivery %s (%s) failed, attempt %d", delivery.key, delivery.kind, delivery.attempts)
             backoff = self._backoff(delivery.attempts)

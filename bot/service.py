@@ -343,8 +343,10 @@ class ImagineService(TeamCalls):
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         await self._store.remember_thread(platform, team, channel, thread_id, image_id)
 
-    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None:
-        return await self._store.thread_image(platform, team, channel, thread_id)
+    async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None | Refused:
+        """The image a message in this thread edits (None: not one of our threads), or Refused
+        while the store is down: a reply has no other answer, so it must not vanish."""
+        return await self._guarded(self._store.thread_image(platform, team, channel, thread_id))
 
     async def image(self, image_id: int) -> StoredImage | None:
         return await self._store.get_image(image_id)

@@ -176,6 +176,9 @@ class Handlers:
             PLATFORM, str(interaction.guild_id), str(target.channel.id), f"msg:{target.id}"
         )
         common = _asked_by(interaction)
+        if isinstance(image_id, Refused):  # the database is down
+            await self._refuse(interaction, image_id.detail)
+            return
         if image_id is not None:
             outcome = await self._service.edit(EditRequest(parent_image_id=image_id, instruction=instruction, **common))
         else:
@@ -204,6 +207,10 @@ class Handlers:
             image_id = await self._service.thread_image(
                 PLATFORM, guild, str(message.channel.id), str(message.channel.id)
             )
+        if isinstance(image_id, Refused):  # the database is down: say so where the bot was addressed
+            if self._addresses_the_bot(message):
+                await message.reply(image_id.detail, mention_author=False)
+            return
         if image_id is None:
             return
         request = EditRequest(
@@ -237,6 +244,17 @@ class Handlers:
             )
         else:
             await message.reply(outcome.detail, mention_author=False)
+
+    def _addresses_the_bot(self, message: discord.Message) -> bool:
+        """A reply to the bot's message, or a message in a thread the bot started: what may be an
+        edit even when the store cannot say (any other thread's chatter is not the bot's business)."""
+        me = self.client.user
+        if me is None:
+            return False
+        replied = message.reference.resolved if message.reference else None
+        if isinstance(replied, discord.Message) and replied.author.id == me.id:
+            return True
+        return isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id
 
     async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
         if action == "delete":

@@ -132,6 +132,9 @@ class Listeners:
         image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
         if image_id is None:
             return  # not one of our threads
+        if isinstance(image_id, Refused):  # the database is down: whose thread it is is unknown
+            await self._ephemeral(channel, user, image_id.detail, thread_ts)
+            return
         key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
         request = EditRequest(
             parent_image_id=image_id,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.notify import GiveUp, OutboxDispatcher, RetryLater, Unavailable
-from bot.store.ports import final_delivery_key
+from bot.store.ports import StoreUnavailable, final_delivery_key
 from bot.types import JobState, NewDelivery
 from tests.support.jobs import new_job
 
@@ -96,3 +98,25 @@ async def test_a_started_row_for_a_finished_job_is_dropped_not_sent(store, clock
     assert notifier.attempts == ["job:1:final"]  # the late "started" never reached the adapter
     clock.advance(3600)
     assert await dispatcher.dispatch_once() == 0  # and it is done with, not retried
+
+
+async def test_a_store_lost_mid_delivery_is_one_warning_and_the_delivery_comes_back(store, clock, monkeypatch, caplog):
+    # Seen in bench/soak.py: the database died between the claim and the job's read; the outbox
+    # logged it as a failed delivery with a traceback, while run() logs an unavailable store
+    # in one line and the claim's lease brings the delivery back.
+    await started_row(store)
+    real_get_job = store.get_job
+
+    async def store_lost(job_id):
+        raise StoreUnavailable("postgres: consuming input failed: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(store, "get_job", store_lost)
+    notifier = ScriptedNotifier()
+    dispatcher = OutboxDispatcher(store, [notifier], clock=clock)
+    with pytest.raises(StoreUnavailable):
+        await dispatcher.dispatch_once()
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text
+    monkeypatch.setattr(store, "get_job", real_get_job)
+    clock.advance(3600)  # the claim's lease has run out
+    assert await dispatcher.dispatch_once() == 1
+    assert notifier.attempts == ["job:1:started:1"]

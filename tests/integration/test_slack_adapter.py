@@ -16,12 +16,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import SORRY, SlackAdapter
 from bot.catalog import load_catalog
-from bot.service import ImagineService
+from bot.service import STORE_DOWN, ImagineService
 from bot.settings import Settings
 from bot.store.ports import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
-from tests.fakes.slack_server import FakeSlack, slash_command_body
+from tests.fakes.slack_server import FakeSlack, event_body, slash_command_body
 
 
 @pytest.fixture
@@ -64,6 +64,40 @@ async def test_a_job_that_cannot_record_its_status_is_cancelled_before_it_costs_
     # And the status posted for it no longer says it is queued.
     [status] = slack.posted("C1")
     assert "could not start" in status.text and "Queued" not in status.text
+
+
+async def test_a_reply_in_a_thread_while_the_database_is_down_is_refused_in_words(slack, store, monkeypatch, caplog):
+    # Seen in bench/soak.py: the thread lookup raised, the listener failed with a traceback, and
+    # the person who asked for the edit heard nothing (a reply has no response_url to answer).
+    service = ImagineService(store, load_catalog())
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=slack.url, slack_signing_secret=None)
+    adapter = SlackAdapter(settings, service)
+
+    async def store_down(*args) -> None:
+        raise StoreUnavailable("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(store, "thread_image", store_down)
+    reply = {
+        "type": "message",
+        "channel": "C1",
+        "user": "U1",
+        "text": "make it night",
+        "ts": "1800000000.000200",
+        "thread_ts": "1700000000.000100",
+        "channel_type": "channel",
+    }
+    try:
+        await adapter.app.async_dispatch(
+            AsyncBoltRequest(body=event_body(reply, event_id="Ev-down-1"), headers={"content-type": "application/json"})
+        )
+        await slack.wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    finally:
+        await adapter.close()
+    [note] = slack.calls_to("chat.postEphemeral")
+    assert note.args["text"] == STORE_DOWN and note.args["user"] == "U1"
+    assert note.args["thread_ts"] == "1700000000.000100"
+    assert await store.counts_by_state() == {}  # nothing admitted
+    assert "Traceback" not in caplog.text and "listener failed" not in caplog.text
 
 
 class ReadOnlyEnviron(Mapping):
