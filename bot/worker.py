@@ -17,6 +17,7 @@ earlier image when every route is down) and bot.outcome_writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from bot.call_log import CallLog
 from bot.catalog import Catalog
 from bot.job_results import failure_result, success_result
 from bot.last_resorts import LastResorts
+from bot.memory_budget import DEFAULT_MEMORY_MB, MIB, JobMemory, MemoryBudget
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.outcome_writes import write_outcome
@@ -69,7 +71,10 @@ class Worker:
         batch_lane: bool = False,
         policies: PolicyBook | None = None,
         flex_slots: int | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
+        # Shared by every worker of the process: a job waits here for room for its image.
+        self._memory = JobMemory(memory or MemoryBudget(DEFAULT_MEMORY_MB * MIB), catalog)
         # A Flex call may take 15 minutes: at most this many slots run Flex, so Standard
         # requests always find a slot.
         self._flex_slots = max(1, concurrency // 2) if flex_slots is None else flex_slots
@@ -176,22 +181,25 @@ class Worker:
     async def _process(self, job: Job, slot_id: str) -> None:
         started = time.monotonic()
         outcome: GenerationResult | ProviderError
-        try:
-            inputs = await self.inputs(job)
-        except ProviderError as exc:
-            await self._failed(job, slot_id, exc)
-            return
-        try:
-            outcome = await self._provider.generate(job.spec, inputs)
-        except ProviderError as exc:
-            outcome = exc
-        except StoreUnavailable:
-            raise  # the shared rate limiter's database: the lease runs out and the job comes back
-        except Exception as exc:  # a bug: keep the trace, retry like any transient failure
-            log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
-            await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
-            return
-        await self.finish(job, slot_id, outcome, time.monotonic() - started)
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                # Waits for memory for the job's image (the heartbeat renews the lease meanwhile).
+                inputs = await held.enter_async_context(self._memory.running(job, self.inputs))
+            except ProviderError as exc:
+                await self._failed(job, slot_id, exc)
+                return
+            try:
+                outcome = await self._provider.generate(job.spec, inputs)
+            except ProviderError as exc:
+                outcome = exc
+            except StoreUnavailable:
+                raise  # the shared rate limiter's database: the lease runs out and the job comes back
+            except Exception as exc:  # a bug: keep the trace, retry like any transient failure
+                log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
+                await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
+                return
+            del inputs  # the request is sent: only the answer's image stays in flight
+            await self.finish(job, slot_id, outcome, time.monotonic() - started)
 
     async def finish(self, job: Job, slot_id: str, outcome: GenerationResult | ProviderError, elapsed: float) -> None:
         """Record one provider call's outcome for a job `slot_id` holds: the
