@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bot.catalog import Catalog, normalize_size
+from bot.metrics import Metrics
 from bot.providers.errors import TooBigForMemory
 from bot.types import GenerationSpec, InputImage, Job
 
@@ -112,9 +113,13 @@ class MemoryBudget:
 class JobMemory:
     """What each job reserves of the process's budget, from the catalog's measured figures."""
 
-    def __init__(self, budget: MemoryBudget, catalog: Catalog) -> None:
+    def __init__(self, budget: MemoryBudget, catalog: Catalog, metrics: Metrics | None = None) -> None:
         self.budget = budget
         self._catalog = catalog
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.memory_limit.set(budget.limit)
+            metrics.memory_reserved.set_function(lambda: budget.in_use)
         # For a model or size without its own figure: the largest figure the catalog has.
         self._largest = max((n for m in catalog.models.values() for n in m.memory_bytes.values()), default=0)
 
@@ -148,5 +153,7 @@ class JobMemory:
             )
         had_inputs = bool(inputs)
         inputs = []
-        async with self.budget.reserve(needed):
+        async with self.budget.reserve(needed) as waited:
+            if self._metrics is not None:
+                self._metrics.memory_wait.observe(waited)
             yield await load_inputs(job) if had_inputs else []

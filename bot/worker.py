@@ -73,8 +73,6 @@ class Worker:
         flex_slots: int | None = None,
         memory: MemoryBudget | None = None,
     ) -> None:
-        # Shared by every worker of the process: a job waits here for room for its image.
-        self._memory = JobMemory(memory or MemoryBudget(DEFAULT_MEMORY_MB * MIB), catalog)
         # A Flex call may take 15 minutes: at most this many slots run Flex, so Standard
         # requests always find a slot.
         self._flex_slots = max(1, concurrency // 2) if flex_slots is None else flex_slots
@@ -84,6 +82,8 @@ class Worker:
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
         self._batch_deadline = batch_deadline_seconds
         self._metrics = metrics or Metrics()
+        # Shared by every worker of the process: a job waits here for room for its image.
+        self._memory = JobMemory(memory or MemoryBudget(DEFAULT_MEMORY_MB * MIB), catalog, self._metrics)
         self._store = store
         self._provider = provider
         self._catalog = catalog

@@ -159,3 +159,11 @@ async def test_a_job_that_can_never_fit_is_refused_without_a_call_and_its_inputs
         assert [i.data for i in inputs] == [b"x" * 10]
         assert roomy.budget.in_use == roomy.needed(spec(size="1K"), inputs)
     assert roomy.budget.in_use == 0 and len(loads) == 3  # weighed once and read after the wait
+
+
+def test_an_operator_sets_other_figures_in_imagine_config(tmp_path):
+    config = tmp_path / "imagine.toml"
+    config.write_text('[models.pro]\nmemory_bytes = { "4K" = 120_000_000 }\n')
+    catalog = load_catalog(config)
+    assert catalog.models["pro"].memory_bytes == {"1K": 10_000_000, "2K": 39_000_000, "4K": 120_000_000}
+    assert JobMemory(MemoryBudget(10**12), catalog).needed(spec(size="4K"), []) == 120_000_000
