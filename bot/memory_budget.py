@@ -68,15 +68,18 @@ class MemoryBudget:
         Raises NeverFits at once for more than the whole budget. The bytes are given back
         however the block ends (an error, a cancellation), and a waiter cancelled before its
         turn leaves the queue without taking anything."""
-        if not self.fits(nbytes):
-            raise NeverFits(nbytes, self.limit)
-        waited = await self._acquire(max(0, nbytes))
+        waited = await self.acquire(nbytes)
         try:
             yield waited
         finally:
-            await self._release(max(0, nbytes))
+            await self.release(nbytes)
 
-    async def _acquire(self, nbytes: int) -> float:
+    async def acquire(self, nbytes: int) -> float:
+        """Take `nbytes` of the budget, waiting for them; the seconds waited. Give them back
+        with release(). NeverFits at once for more than the whole budget."""
+        if not self.fits(nbytes):
+            raise NeverFits(nbytes, self.limit)
+        nbytes = max(0, nbytes)
         started = time.monotonic()
         token = object()
         async with self._changed:
@@ -100,9 +103,9 @@ class MemoryBudget:
             self.longest_wait = max(self.longest_wait, waited)
         return waited
 
-    async def _release(self, nbytes: int) -> None:
+    async def release(self, nbytes: int) -> None:
         # Shielded: a cancelled job must still give its bytes back, and the lock's wait is short.
-        await asyncio.shield(self._give_back(nbytes))
+        await asyncio.shield(self._give_back(max(0, nbytes)))
 
     async def _give_back(self, nbytes: int) -> None:
         async with self._changed:
@@ -117,6 +120,7 @@ class JobMemory:
         self.budget = budget
         self._catalog = catalog
         self._metrics = metrics
+        self._held: dict[tuple[int, int], int] = {}  # (job, attempt) -> bytes it holds
         if metrics is not None:
             metrics.memory_limit.set(budget.limit)
             metrics.memory_reserved.set_function(lambda: budget.in_use)
@@ -134,11 +138,8 @@ class JobMemory:
     def needed(self, spec: GenerationSpec, inputs: list[InputImage]) -> int:
         return self.answer_bytes(spec) + INPUT_COPIES * sum(len(image.data) for image in inputs)
 
-    @asynccontextmanager
-    async def running(
-        self, job: Job, load_inputs: Callable[[Job], Awaitable[list[InputImage]]]
-    ) -> AsyncIterator[list[InputImage]]:
-        """Wait for room for the job's call, then hold it for the block; yields the job's inputs.
+    async def acquire(self, job: Job, load_inputs: Callable[[Job], Awaitable[list[InputImage]]]) -> list[InputImage]:
+        """Wait for room for the job's call and hold it until release(job); the job's inputs.
 
         The caller's lease heartbeat keeps running while it waits, and a wait is no attempt: the
         job's one call happens after it. A job that can never fit raises TooBigForMemory (a
@@ -153,7 +154,25 @@ class JobMemory:
             )
         had_inputs = bool(inputs)
         inputs = []
-        async with self.budget.reserve(needed) as waited:
-            if self._metrics is not None:
-                self._metrics.memory_wait.observe(waited)
-            yield await load_inputs(job) if had_inputs else []
+        waited = await self.budget.acquire(needed)
+        self._held[job.id, job.attempt] = needed
+        if self._metrics is not None:
+            self._metrics.memory_wait.observe(waited)
+        return await load_inputs(job) if had_inputs else []
+
+    async def release(self, job: Job) -> None:
+        """Give back what acquire(job) holds; nothing when it holds nothing (it failed, or was
+        cancelled while waiting)."""
+        held = self._held.pop((job.id, job.attempt), 0)
+        if held:
+            await self.budget.release(held)
+
+    @asynccontextmanager
+    async def running(
+        self, job: Job, load_inputs: Callable[[Job], Awaitable[list[InputImage]]]
+    ) -> AsyncIterator[list[InputImage]]:
+        """acquire() and release() around a block."""
+        try:
+            yield await self.acquire(job, load_inputs)
+        finally:
+            await self.release(job)

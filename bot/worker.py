@@ -17,7 +17,6 @@ earlier image when every route is down) and bot.outcome_writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -177,29 +176,28 @@ class Worker:
             await self._process(job, slot_id)
         finally:
             heartbeat.cancel()
+            await self._memory.release(job)
 
     async def _process(self, job: Job, slot_id: str) -> None:
-        started = time.monotonic()
         outcome: GenerationResult | ProviderError
-        async with contextlib.AsyncExitStack() as held:
-            try:
-                # Waits for memory for the job's image (the heartbeat renews the lease meanwhile).
-                inputs = await held.enter_async_context(self._memory.running(job, self.inputs))
-            except ProviderError as exc:
-                await self._failed(job, slot_id, exc)
-                return
-            try:
-                outcome = await self._provider.generate(job.spec, inputs)
-            except ProviderError as exc:
-                outcome = exc
-            except StoreUnavailable:
-                raise  # the shared rate limiter's database: the lease runs out and the job comes back
-            except Exception as exc:  # a bug: keep the trace, retry like any transient failure
-                log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
-                await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
-                return
-            del inputs  # the request is sent: only the answer's image stays in flight
-            await self.finish(job, slot_id, outcome, time.monotonic() - started)
+        try:
+            # Waits for memory for the job's image (the heartbeat renews the lease meanwhile).
+            inputs = await self._memory.acquire(job, self.inputs)
+        except ProviderError as exc:
+            await self._failed(job, slot_id, exc)
+            return
+        started = time.monotonic()
+        try:
+            outcome = await self._provider.generate(job.spec, inputs)
+        except ProviderError as exc:
+            outcome = exc
+        except StoreUnavailable:
+            raise  # the shared rate limiter's database: the lease runs out and the job comes back
+        except Exception as exc:  # a bug: keep the trace, retry like any transient failure
+            log.exception("job %d: unexpected error in attempt %d", job.id, job.attempt)
+            await self._failed(job, slot_id, ProviderError(f"internal error: {exc!r}"), retryable=True)
+            return
+        await self.finish(job, slot_id, outcome, time.monotonic() - started)
 
     async def finish(self, job: Job, slot_id: str, outcome: GenerationResult | ProviderError, elapsed: float) -> None:
         """Record one provider call's outcome for a job `slot_id` holds: the

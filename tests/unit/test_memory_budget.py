@@ -167,3 +167,23 @@ def test_an_operator_sets_other_figures_in_imagine_config(tmp_path):
     catalog = load_catalog(config)
     assert catalog.models["pro"].memory_bytes == {"1K": 10_000_000, "2K": 39_000_000, "4K": 120_000_000}
     assert JobMemory(MemoryBudget(10**12), catalog).needed(spec(size="4K"), []) == 120_000_000
+
+
+async def test_a_job_gives_back_what_it_holds_once_even_when_its_inputs_are_gone_after_the_wait():
+    calls = 0
+
+    async def load(job: Job) -> list[InputImage]:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise LookupError("the image to edit was deleted while the job waited")
+        return [InputImage(b"x" * 10, "image/png")]
+
+    memory = JobMemory(MemoryBudget(10**9), load_catalog())
+    job = job_of(size="1K")
+    with pytest.raises(LookupError):
+        await memory.acquire(job, load)
+    assert memory.budget.in_use > 0  # held until the worker's release, whatever happened
+    await memory.release(job)
+    await memory.release(job)  # a second release (or one for a job that holds nothing) gives nothing
+    assert memory.budget.in_use == 0
