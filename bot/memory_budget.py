@@ -103,6 +103,11 @@ class MemoryBudget:
             self.longest_wait = max(self.longest_wait, waited)
         return waited
 
+    async def no_waiters(self) -> None:
+        """Return once no reservation is waiting."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._queue)
+
     async def release(self, nbytes: int) -> None:
         # Shielded: a cancelled job must still give its bytes back, and the lock's wait is short.
         await asyncio.shield(self._give_back(max(0, nbytes)))
@@ -137,6 +142,20 @@ class JobMemory:
 
     def needed(self, spec: GenerationSpec, inputs: list[InputImage]) -> int:
         return self.answer_bytes(spec) + INPUT_COPIES * sum(len(image.data) for image in inputs)
+
+    async def before_lease(self, stop: asyncio.Event) -> bool:
+        """Wait to lease another job while one waits for memory; False when `stop` ended the wait.
+        Waiters are served in order, so a job leased now would only queue behind it, holding a
+        lease that another worker process with room could have taken."""
+        if not self.budget.waiting:
+            return True
+        waits = [asyncio.ensure_future(self.budget.no_waiters()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        return not stop.is_set()
 
     async def acquire(self, job: Job, load_inputs: Callable[[Job], Awaitable[list[InputImage]]]) -> list[InputImage]:
         """Wait for room for the job's call and hold it until release(job); the job's inputs.

@@ -123,6 +123,8 @@ class Worker:
     async def _slot(self, stop: asyncio.Event, n: int) -> None:
         slot_id = f"{self.worker_id}/{n}"
         while not stop.is_set():
+            if not await self._memory.before_lease(stop):  # one job waits for memory: lease no more
+                continue
             # Reserve a Flex slot before asking, so concurrent slots can never take more than the cap.
             flex = self._flex_running < self._flex_slots
             self._flex_running += flex

@@ -16,7 +16,7 @@ from tests.support.jobs import spec
 from tests.support.probe import eventually
 
 
-async def hold(budget: MemoryBudget, nbytes: int, got: list[int], release: asyncio.Event) -> None:
+async def hold(budget: MemoryBudget, nbytes: int, got: list, release: asyncio.Event) -> None:
     async with budget.reserve(nbytes):
         got.append(nbytes)
         await release.wait()
@@ -187,3 +187,35 @@ async def test_a_job_gives_back_what_it_holds_once_even_when_its_inputs_are_gone
     await memory.release(job)
     await memory.release(job)  # a second release (or one for a job that holds nothing) gives nothing
     assert memory.budget.in_use == 0
+
+
+async def test_no_job_is_leased_while_one_waits_for_memory_and_a_stop_ends_that_wait():
+    memory = JobMemory(MemoryBudget(100), load_catalog())
+    stop = asyncio.Event()
+    assert await memory.before_lease(stop)  # nobody waits: lease at once
+    got: list[int] = []
+    release = asyncio.Event()
+    holder = asyncio.create_task(hold(memory.budget, 60, got, release))
+    await eventually(lambda: got == [60])
+    waiter = asyncio.create_task(hold(memory.budget, 60, got, release))
+    await eventually(lambda: memory.budget.waiting == 1)
+    order: list[object] = got
+
+    async def lease_gate() -> bool:
+        leased = await memory.before_lease(stop)
+        order.append("lease")
+        return leased
+
+    gate = asyncio.create_task(lease_gate())
+    release.set()  # the holder gives back, the waiter gets its bytes: nobody waits any more
+    assert await gate is True
+    await asyncio.gather(holder, waiter)
+    assert order == [60, 60, "lease"]  # the next lease only once the waiter had its bytes
+    release.clear()
+    holder = asyncio.create_task(hold(memory.budget, 60, got, release))
+    waiter = asyncio.create_task(hold(memory.budget, 60, got, release))
+    await eventually(lambda: memory.budget.waiting == 1)
+    stop.set()
+    assert await memory.before_lease(stop) is False
+    release.set()
+    await asyncio.gather(holder, waiter)
