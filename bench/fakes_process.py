@@ -26,11 +26,12 @@ async def main() -> None:
     parser.add_argument("--gemini-port", type=int, required=True)
     parser.add_argument("--gemini-latency", type=float, default=0.0)
     parser.add_argument("--image-scale", type=float, default=1.0)
+    parser.add_argument("--texture-bits", type=int, default=None, help="photographic-size images (bench.common)")
     args = parser.parse_args()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    gemini = BenchGemini(latency=args.gemini_latency, image_scale=args.image_scale)
+    gemini = BenchGemini(latency=args.gemini_latency, image_scale=args.image_scale, texture_bits=args.texture_bits)
     slack = BenchSlack()
     await gemini.start(args.gemini_port)
     try:

@@ -18,6 +18,7 @@ from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
 from bot.config_check import unpriced_paths
 from bot.http import health_route, metrics_route, serve
+from bot.memory_budget import MIB, MemoryBudget
 from bot.metrics import Metrics
 from bot.notify import Notifier, OutboxDispatcher
 from bot.providers.base import BatchProvider, ImageProvider
@@ -181,6 +182,8 @@ class Runtime:
     sign_in: SignIn | None = None  # None: the web dashboard is off
     http_port: int | None = None  # the port the HTTP server bound (PORT=0 takes any free one)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    # IMAGINE_MEMORY_MB, shared by every worker of the process (made with the first one).
+    memory: MemoryBudget | None = None
     pruner: Pruner | None = None  # in a process that serves the queue (the worker role)
     # A credential a platform rejected, found after start-up (an adapter logs in in the
     # background): run() stops, and the CLI exits 4 with it.
@@ -200,6 +203,8 @@ class Runtime:
         if self.provider is None:
             self.provider = build_provider(self.settings)
         batch_api = self._batch_api()
+        if self.memory is None:
+            self.memory = MemoryBudget(self.settings.imagine_memory_mb * MIB)
         worker = Worker(
             self.store,
             self.provider,
@@ -214,6 +219,7 @@ class Runtime:
             metrics=self.metrics,
             watch=self.watch,
             policies=self.policies,
+            memory=self.memory,
         )
         self.workers.append(worker)
         self.serves_queue = self.serves_queue or only_job_id is None

@@ -31,6 +31,9 @@ class ModelInfo:
     send_image_size: bool
     price: dict[str, Decimal] = field(default_factory=dict)
     image_tokens: dict[str, int] = field(default_factory=dict)
+    # Per size: the bytes one answer can hold in memory at once (its largest PNG, base64 and
+    # decode included); what a job reserves of IMAGINE_MEMORY_MB (bot.memory_budget).
+    memory_bytes: dict[str, int] = field(default_factory=dict)
     image_output_per_million: Decimal | None = None
     input_per_million: Decimal | None = None
     text_output_per_million: Decimal | None = None
@@ -280,6 +283,7 @@ def _model(alias: str, raw: dict[str, Any]) -> ModelInfo:
             send_image_size=bool(raw.get("send_image_size", True)),
             price={normalize_size(k): _money(v) for k, v in raw.get("price", {}).items()},
             image_tokens={normalize_size(k): int(v) for k, v in raw.get("image_tokens", {}).items()},
+            memory_bytes={normalize_size(k): int(v) for k, v in raw.get("memory_bytes", {}).items()},
             image_output_per_million=_optional_money(raw, "image_output_per_million"),
             input_per_million=_optional_money(raw, "input_per_million"),
             text_output_per_million=_optional_money(raw, "text_output_per_million"),

@@ -66,6 +66,7 @@ EXIT_BY_ERROR = {
     "no_image": EXIT_BLOCKED,
     "bad_request": EXIT_INVALID,
     "input_too_large": EXIT_INVALID,
+    "too_big_for_memory": EXIT_INVALID,
     "too_big_for_batch": EXIT_INVALID,
     "auth": EXIT_CONFIG,
     "permission": EXIT_CONFIG,

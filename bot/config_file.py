@@ -102,6 +102,8 @@ class ModelTable(_Table):
     replacement: StrictStr | None = None
     price: dict[Size, Price] | None = None
     image_tokens: dict[Size, Count] | None = None
+    # Bytes one answer of each size may hold in a worker's memory (IMAGINE_MEMORY_MB reservations).
+    memory_bytes: dict[Size, Positive] | None = None
     image_output_per_million: Price | None = None
     input_per_million: Price | None = None
     text_output_per_million: Price | None = None

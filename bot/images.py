@@ -115,8 +115,14 @@ def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:
     """
     if len(image.data) <= max_bytes:
         return image, None
+    # One decoded copy of the pixels: an RGB image (what the models send) is encoded as it is,
+    # not converted into a second one. Callers run this off the event loop.
     with Image.open(io.BytesIO(image.data)) as original:
-        rgb = original.convert("RGB")
+        rgb = original if original.mode == "RGB" else original.convert("RGB")
+        return _smallest_fit(image, rgb, max_bytes)
+
+
+def _smallest_fit(image: CheckedImage, rgb: Image.Image, max_bytes: int) -> tuple[CheckedImage, str]:
     scale = 1.0
     while scale > 0.1:
         frame = rgb if scale == 1.0 else rgb.resize((max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))))
@@ -133,5 +139,6 @@ def fit(image: CheckedImage, max_bytes: int) -> tuple[CheckedImage, str | None]:
                 return CheckedImage(
                     data, "image/jpeg", frame.width, frame.height, hashlib.sha256(data).hexdigest()
                 ), note
+        del frame  # the next, smaller frame is made from `rgb`, not beside this one
         scale *= 0.75
     raise ValueError(f"cannot fit the image into {max_bytes} bytes")

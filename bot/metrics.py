@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 # Generation is slow (15-60 s on Pro): buckets that can tell 20 s from 45 s.
 GENERATION_BUCKETS = (0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
 QUEUE_BUCKETS = (0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 900, 3600)
+MEMORY_WAIT_BUCKETS = (0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900)
 
 
 class Metrics:
@@ -55,6 +56,17 @@ class Metrics:
         )
         self.overshoot_usd = Counter(
             "imagine_hold_overshoot_usd", "Money charged beyond the jobs' holds", ["route", "model"], registry=r
+        )
+        # IMAGINE_MEMORY_MB (bot/memory_budget.py): what jobs hold of it, and how long they wait for it.
+        self.memory_limit = Gauge("imagine_memory_limit_bytes", "Image memory budget of this process", registry=r)
+        self.memory_reserved = Gauge(
+            "imagine_memory_reserved_bytes", "Image memory reserved by the jobs running now", registry=r
+        )
+        self.memory_wait = Histogram(
+            "imagine_memory_wait_seconds",
+            "How long a job waited for image memory before its call",
+            buckets=MEMORY_WAIT_BUCKETS,
+            registry=r,
         )
 
         # Retention (bot/retention.py): the pruner's progress, the store's size and its disk.

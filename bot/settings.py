@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Users' attachments downloaded at once, by this process and by one user (each up to 14 MB).
     imagine_downloads: int = Field(default=8, ge=1, le=256)
     imagine_user_downloads: int = Field(default=2, ge=1, le=64)
+    # Megabytes (MiB) the images in flight may take in one worker process: each job reserves what
+    # its model and size can take (the catalog's memory_bytes) before its call, and waits for room.
+    imagine_memory_mb: int = Field(default=512, ge=16)
 
     # The web dashboard (adapters/web). Its links' base, e.g. https://imagine.example.com; unset means
     # http://localhost:PORT (fine for an operator on the same machine).

@@ -31,6 +31,7 @@ from bot.call_log import CallLog
 from bot.catalog import Catalog
 from bot.job_results import failure_result, success_result
 from bot.last_resorts import LastResorts
+from bot.memory_budget import DEFAULT_MEMORY_MB, MIB, JobMemory, MemoryBudget
 from bot.metrics import Metrics
 from bot.money import to_micros
 from bot.outcome_writes import write_outcome
@@ -69,6 +70,7 @@ class Worker:
         batch_lane: bool = False,
         policies: PolicyBook | None = None,
         flex_slots: int | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         # A Flex call may take 15 minutes: at most this many slots run Flex, so Standard
         # requests always find a slot.
@@ -79,6 +81,8 @@ class Worker:
         # Relaxed jobs are answered within hours; their retries get days, not minutes.
         self._batch_deadline = batch_deadline_seconds
         self._metrics = metrics or Metrics()
+        # Shared by every worker of the process: a job waits here for room for its image.
+        self._memory = JobMemory(memory or MemoryBudget(DEFAULT_MEMORY_MB * MIB), catalog, self._metrics)
         self._store = store
         self._provider = provider
         self._catalog = catalog
@@ -119,6 +123,8 @@ class Worker:
     async def _slot(self, stop: asyncio.Event, n: int) -> None:
         slot_id = f"{self.worker_id}/{n}"
         while not stop.is_set():
+            if not await self._memory.before_lease(stop):  # one job waits for memory: lease no more
+                continue
             # Reserve a Flex slot before asking, so concurrent slots can never take more than the cap.
             flex = self._flex_running < self._flex_slots
             self._flex_running += flex
@@ -172,15 +178,17 @@ class Worker:
             await self._process(job, slot_id)
         finally:
             heartbeat.cancel()
+            await self._memory.release(job)
 
     async def _process(self, job: Job, slot_id: str) -> None:
-        started = time.monotonic()
         outcome: GenerationResult | ProviderError
         try:
-            inputs = await self.inputs(job)
+            # Waits for memory for the job's image (the heartbeat renews the lease meanwhile).
+            inputs = await self._memory.acquire(job, self.inputs)
         except ProviderError as exc:
             await self._failed(job, slot_id, exc)
             return
+        started = time.monotonic()
         try:
             outcome = await self._provider.generate(job.spec, inputs)
         except ProviderError as exc:

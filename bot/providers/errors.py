@@ -170,6 +170,25 @@ class InputTooLarge(BadRequestError):
     user_message = "An attached image is over the image service's 7 MB limit. Attach a smaller image and try again."
 
 
+class TooBigForMemory(ProviderError):
+    """Raised before the call: the job's image needs more memory than the worker process allows
+    for images in flight (IMAGINE_MEMORY_MB), so it could never run there. Nothing was called."""
+
+    kind = "too_big_for_memory"
+    operator_fix = (
+        "A job's image (its model and size: the catalog's memory_bytes) needs more than IMAGINE_MEMORY_MB; "
+        "raise IMAGINE_MEMORY_MB on the worker processes to at least that figure."
+    )
+    user_message = (
+        "This image is too large for the bot's image memory limit, so it was not made and nothing was "
+        "charged. Ask for a smaller size (say --size 2K), or ask an operator to raise the limit."
+    )
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.called = False
+
+
 class InvalidProviderImage(ProviderError):
     kind = "invalid_image"
     retryable = True
@@ -282,6 +301,7 @@ ERROR_KINDS: dict[str, type[ProviderError]] = {
         NoImageError,
         BadRequestError,
         InputTooLarge,
+        TooBigForMemory,
         InvalidProviderImage,
         BatchNotDone,
         TooBigForBatch,

@@ -28,6 +28,7 @@ from bot.providers.errors import (
     OverloadedError,
     ProviderError,
 )
+from bot.providers.gemini_answer import read_answer
 from bot.providers.gemini_errors import describe, map_api_error, map_auth_error
 
 # Still importable from here, where it lived before gemini_errors.py.
@@ -158,11 +159,19 @@ class GeminiProvider:
             config.http_options = types.HttpOptions(timeout=int(timeout * 1000))
         # The SDK's own timeout covers one HTTP exchange; this one covers
         # the whole call, so a hung connection cannot hold a worker forever.
-        response = await self._call(
+        # The raw body, not the SDK's parsed answer: read_answer decodes each image once, and
+        # nothing else keeps the JSON text or the base64 alive beside the bytes.
+        config.should_return_http_response = True
+        raw = await self._call(
             self._client.aio.models.generate_content(model=spec.model_id, contents=contents, config=config),
             "network error or timeout talking to Gemini",
             timeout=timeout,
         )
+        del contents  # the request's parts (the inputs' bytes stay the caller's)
+        if raw.sdk_http_response is None:
+            raise OverloadedError("Gemini answered without a response body")
+        response = read_answer(raw.sdk_http_response, vertexai=self._client.vertexai)
+        del raw
         result = parse_response(response, spec.model_id)
         served = served_lane(response) if spec.lane in _SERVICE_TIERS else None
         return dataclasses.replace(result, served_lane=served) if served not in (None, spec.lane) else result

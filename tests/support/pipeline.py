@@ -59,6 +59,7 @@ class Pipeline:
         routed=False,
         cache_ttl=0,
         more_routes=(),
+        memory=None,
     ):
         self.store = store
         self.catalog = load_catalog()
@@ -79,6 +80,7 @@ class Pipeline:
             on_delivery=self.dispatcher.wake,
             watch=watch,
             policies=policies,
+            memory=memory,
         )
         self.service = ImagineService(
             store,
