@@ -111,6 +111,13 @@ class JobQueue(Protocol):
         the job has used all its attempts (with a failure delivery).
         """
 
+    async def lease_many(
+        self, takers: list[tuple[str, bool]], lease_seconds: float, *, only_job_id: int | None = None
+    ) -> list[Job]:
+        """lease() for several takers (worker id, may it run a Flex job) in one transaction: up to
+        one job each, in fair order, each leased to its own taker (Job.worker_id); fewer when
+        fewer are runnable."""
+
     async def wait_for_jobs(self, timeout: float) -> None:
         """Return when a job may have become runnable in another process, or
         after `timeout` seconds (a store without notifications just sleeps)."""
