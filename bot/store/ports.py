@@ -315,6 +315,14 @@ class Outbox(Protocol):
 
     async def mark_delivered(self, delivery_id: int) -> None: ...
 
+    async def claim_for_dispatch(
+        self, platforms: list[str], limit: int, lease_seconds: float, *, delivered: list[int]
+    ) -> list[tuple[Delivery, Job | None]]:
+        """Mark the `delivered` ids delivered, then claim_deliveries, each with its job as it is
+        now (None for an alert, or a job gone): one transaction for a dispatcher's round."""
+
+    async def mark_delivered_many(self, delivery_ids: list[int]) -> None: ...
+
     async def pending_deliveries(self) -> int:
         """How many deliveries wait to be sent (claimed or not); those given up don't count."""
 

@@ -33,6 +33,9 @@ jsonb_set($1, ARRAY['$2'], to_jsonb(CAST(:$3 AS TEXT)))
 -- fragment: json_pair
 jsonb_build_object('$1', $2)
 
+-- PostgreSQL's planner chooses by its statistics.
+-- fragment: use_index
+
 -- fragment: in
 = ANY(:$1)
 

@@ -100,7 +100,7 @@ WHERE id {in:ids} RETURNING *
 -- The next :limit jobs in fair order (Priority first, then round, then id): read in the
 -- order of the jobs_runnable index, so the queue's length does not matter.
 -- name: lease_pick
-SELECT id, lane FROM jobs WHERE state = 'queued'
+SELECT id, lane FROM jobs {use_index:jobs_runnable} WHERE state = 'queued'
 AND (lane IN ('standard', 'priority') OR (:flex AND lane = 'flex'))
 AND available_at <= :now AND announce_by IS NULL AND (CAST(:only AS BIGINT) IS NULL OR id = :only)
 ORDER BY lane = 'priority' DESC, round, id LIMIT :limit {skip_locked}
@@ -162,6 +162,9 @@ ORDER BY id DESC LIMIT 1
 
 -- name: get_job
 SELECT *, {held_micros} FROM jobs WHERE id = :id
+
+-- name: jobs_by_ids
+SELECT *, {held_micros} FROM jobs WHERE id {in:ids}
 
 -- name: error_counts
 SELECT error_class, COUNT(*) AS n FROM jobs WHERE error_class IS NOT NULL AND updated_at >= :since
@@ -353,6 +356,9 @@ SELECT COUNT(*) FROM outbox WHERE state = 'pending'
 
 -- name: mark_delivered
 UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id = :id
+
+-- name: mark_delivered_many
+UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id {in:ids}
 
 -- name: retry_delivery
 UPDATE outbox SET last_error = :error, available_at = :retry_at,

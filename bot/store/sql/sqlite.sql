@@ -27,6 +27,10 @@ json_extract(:$1, '$."' || $2 || '"')
 -- fragment: json_pair
 json_object('$1', $2)
 
+-- Without statistics SQLite's planner prefers any index on state = 'queued', then sorts.
+-- fragment: use_index
+INDEXED BY $1
+
 -- fragment: in
 IN (SELECT value FROM json_each(:$1))
 
