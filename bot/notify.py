@@ -83,6 +83,9 @@ class OutboxDispatcher:
         self._batch = batch
         self._wakeup = asyncio.Event()
         self._retry_due: float | None = None  # seconds until a RetryLater delivery is due
+        # Sent, not yet marked: marked in the transaction of the next claim (or before a wait),
+        # not one transaction each. A crash before that re-sends them once their claim lapses.
+        self._sent: list[int] = []
 
     def add(self, notifier: Notifier) -> None:
         self._notifiers[notifier.platform] = notifier
@@ -93,6 +96,12 @@ class OutboxDispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         if not self._notifiers:
             return
+        try:
+            await self._dispatch_until(stop)
+        finally:
+            await self._mark_sent()
+
+    async def _dispatch_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 sent = await self.dispatch_once()
@@ -101,6 +110,7 @@ class OutboxDispatcher:
                 sent = 0
             if sent and not self._retry_due:
                 continue
+            await self._mark_sent()
             # Wake for new rows, for stop, or when a "not yet" delivery is due again.
             timeout = min(self._poll, self._retry_due or self._poll)
             self._retry_due = None
@@ -115,23 +125,40 @@ class OutboxDispatcher:
                 waiter.cancel()
 
     async def dispatch_once(self) -> int:
-        deliveries = await self._store.claim_deliveries(list(self._notifiers), self._batch, self._lease)
+        sent, self._sent = self._sent, []
+        try:
+            claimed = await self._store.claim_for_dispatch(
+                list(self._notifiers), self._batch, self._lease, delivered=sent
+            )
+        except BaseException:
+            self._sent = sent + self._sent
+            raise
         # In order: a job's "started" must not overwrite its "result".
-        for delivery in deliveries:
-            await self._deliver(delivery)
-        return len(deliveries)
+        for delivery, job in claimed:
+            await self._deliver(delivery, job)
+        return len(claimed)
+
+    async def _mark_sent(self) -> None:
+        """Mark what was sent delivered now (before a wait, or at the end)."""
+        sent, self._sent = self._sent, []
+        if not sent:
+            return
+        try:
+            await self._store.mark_delivered_many(sent)
+        except StoreUnavailable as exc:
+            log.warning("outbox: store unavailable marking %d deliveries sent: %s", len(sent), exc)
+            self._sent = sent + self._sent
 
     def _backoff(self, attempts: int) -> float:
         # Exponential with jitter, but never below half the step: retries stay spread out.
         return min(self._max_backoff, 2.0**attempts) * (0.5 + random.random() / 2)
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, job: Job | None) -> None:
         notifier = self._notifiers[delivery.platform]
         try:
             if delivery.kind == "alert":
                 await notifier.alert(delivery.payload["text"])
             else:
-                job = await self._store.get_job(delivery.job_id) if delivery.job_id is not None else None
                 if job is None:
                     raise LookupError(f"job {delivery.job_id} is gone")
                 # A "started" that comes after the job finished must not overwrite its final status.
@@ -163,4 +190,4 @@ class OutboxDispatcher:
             backoff = self._backoff(delivery.attempts)
             await self._store.retry_delivery(delivery.id, repr(exc), self._clock() + backoff, self._max_attempts)
             return
-        await self._store.mark_delivered(delivery.id)
+        self._sent.append(delivery.id)

@@ -111,6 +111,13 @@ class JobQueue(Protocol):
         the job has used all its attempts (with a failure delivery).
         """
 
+    async def lease_many(
+        self, takers: list[tuple[str, bool]], lease_seconds: float, *, only_job_id: int | None = None
+    ) -> list[Job]:
+        """lease() for several takers (worker id, may it run a Flex job) in one transaction: up to
+        one job each, in fair order, each leased to its own taker (Job.worker_id); fewer when
+        fewer are runnable."""
+
     async def wait_for_jobs(self, timeout: float) -> None:
         """Return when a job may have become runnable in another process, or
         after `timeout` seconds (a store without notifications just sleeps)."""
@@ -307,6 +314,14 @@ class Outbox(Protocol):
     async def claim_deliveries(self, platforms: list[str], limit: int, lease_seconds: float) -> list[Delivery]: ...
 
     async def mark_delivered(self, delivery_id: int) -> None: ...
+
+    async def claim_for_dispatch(
+        self, platforms: list[str], limit: int, lease_seconds: float, *, delivered: list[int]
+    ) -> list[tuple[Delivery, Job | None]]:
+        """Mark the `delivered` ids delivered, then claim_deliveries, each with its job as it is
+        now (None for an alert, or a job gone): one transaction for a dispatcher's round."""
+
+    async def mark_delivered_many(self, delivery_ids: list[int]) -> None: ...
 
     async def pending_deliveries(self) -> int:
         """How many deliveries wait to be sent (claimed or not); those given up don't count."""

@@ -33,7 +33,7 @@ from bot.store.ports import (
     final_delivery_key,
 )
 from bot.store.savings import SavingsOperations
-from bot.store.tx import JOBS, Json, Row, Tx, job, reads, writes
+from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx, job, reads, writes
 from bot.types import (
     CheckedImage,
     Job,
@@ -126,30 +126,37 @@ class QueueOperations(
         )
         return Submitted(job_id, 0, duplicate=False, cached=True)
 
-    @writes
     async def lease(
-        self, tx: Tx, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None, flex: bool = True
+        self, worker_id: str, lease_seconds: float, *, only_job_id: int | None = None, flex: bool = True
     ) -> Job | None:
+        leased = await self.lease_many([(worker_id, flex)], lease_seconds, only_job_id=only_job_id)
+        return leased[0] if leased else None
+
+    @writes
+    async def lease_many(
+        self, tx: Tx, takers: list[tuple[str, bool]], lease_seconds: float, *, only_job_id: int | None = None
+    ) -> list[Job]:
         now = self._clock()
         await self._reclaim_expired(tx, now)
         await self._cancel_unannounced(tx, now)
-        job_id = await tx.value("lease_pick", flex=flex, now=now, only=only_job_id)
-        if job_id is None:
-            return None
-        row = await tx.one("lease_take", worker=worker_id, until=now + lease_seconds, now=now, id=job_id)
-        assert row is not None  # picked (and, where rows lock, locked) above
-        await tx.run("advance_served_round", round=row["round"])
-        # Tells the adapter to show "generating" (one per attempt).
-        await self._insert_delivery(
-            tx,
-            row["id"],
-            row["platform"],
-            NewDelivery(
-                key=f"job:{row['id']}:started:{row['attempt']}", kind="started", payload={"attempt": row["attempt"]}
-            ),
-            now,
+        chosen = await _choose(tx, takers, now, only_job_id)
+        if not chosen:
+            return []
+        rows = await tx.all(
+            "lease_take",
+            workers=Json({str(job_id): worker for job_id, worker in chosen.items()}),
+            until=now + lease_seconds,
+            now=now,
+            ids=list(chosen),
         )
-        return job(row)
+        order = {job_id: n for n, job_id in enumerate(chosen)}
+        rows.sort(key=lambda r: order[r["id"]])
+        # Tells the adapters to show "generating" (one per attempt), for every job taken, in one statement.
+        if await tx.run("insert_started", now=now, ids=list(chosen)):
+            await tx.notify(OUTBOX)
+        # Last, so the one row every lease may update is held for as short a time as possible.
+        await tx.run("advance_served_round", round=max(r["round"] for r in rows))
+        return [job(r) for r in rows]
 
     async def _reclaim_expired(self, tx: Tx, now: float) -> None:
         # A worker that died (or hung) past its lease gives the job back. The
@@ -421,3 +428,24 @@ async def _insert_image(tx: Tx, job_id: int, role: str, image: CheckedImage, *, 
         sha256=digest,
         now=now,
     )
+
+
+async def _choose(tx: Tx, takers: list[tuple[str, bool]], now: float, only: int | None) -> dict[int, str]:
+    """The next jobs in fair order for these takers (worker id, may it run Flex), as job id -> worker:
+    a Flex job only to a taker that may run one. Rows are locked where rows lock."""
+    flexible = [worker for worker, flex in takers if flex]
+    fixed = [worker for worker, flex in takers if not flex]
+    chosen: dict[int, str] = {}
+    picked = await tx.all("lease_pick", flex=bool(flexible), now=now, only=only, limit=len(takers))
+    for row in picked:
+        if row["lane"] == Lane.FLEX.value:
+            if flexible:
+                chosen[row["id"]] = flexible.pop(0)
+        elif fixed or flexible:
+            chosen[row["id"]] = (fixed or flexible).pop(0)
+    if fixed and len(chosen) < len(picked):
+        # Flex jobs were passed over for want of a taker: the others may still find a job behind them.
+        for row in await tx.all("lease_pick", flex=False, now=now, only=only, limit=len(takers)):
+            if fixed and row["id"] not in chosen:
+                chosen[row["id"]] = fixed.pop(0)
+    return chosen

@@ -9,8 +9,9 @@ also what PostgreSQL's row and advisory locks give there: here they are no-ops.
 
 An operation (an `async def` over a Tx, bot/store/tx.py) runs whole inside the
 thread: `drive` steps its coroutine to the end, which it reaches at once since
-nothing in a SQLiteTx suspends. One thread hop per operation, however many
-statements it runs.
+nothing in a SQLiteTx suspends. One thread hop per operation at most, however
+many statements it runs: operations that wait for the thread together run in one
+turn, their writes in one transaction with a savepoint each (bot/store/group_commit.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from bot.store.group_commit import GroupCommit
 from bot.store.manager import StoreManager, write_probe
 from bot.store.migrate import SQLITE, prepare_sqlite
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
@@ -119,6 +121,7 @@ class SQLiteConnector:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._group = GroupCommit(self._executor, lambda: self.conn, lambda *run: self._step(*run))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -155,14 +158,22 @@ class SQLiteConnector:
             raise
         conn.commit()
 
+    def _step(self, op: Callable[[Tx], Coroutine[Any, Any, T]], conn: sqlite3.Connection, write: bool) -> T:
+        """Run `op` on `conn`, in whatever transaction the caller opened (none for a read:
+        each statement then reads on its own, taking no lock)."""
+        return drive(op(SQLiteTx(conn)))
+
     def _transact(self, op: Callable[[Tx], Coroutine[Any, Any, T]], write: bool) -> T:
-        if not write:  # each statement reads on its own (autocommit): no lock taken
-            return drive(op(SQLiteTx(self.conn)))
+        if not write:
+            return self._step(op, self.conn, False)
         with self._write() as conn:
-            return drive(op(SQLiteTx(conn)))
+            return self._step(op, conn, True)
 
     async def transact(self, op: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
-        return await self._run(self._transact, op, write)
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        result: T = await self._group.submit(op, write)  # type: ignore[arg-type]
+        return result
 
     def _write_waiting_at_most(self, op: Callable[[Tx], Coroutine[Any, Any, T]], wait: float) -> T:
         conn = self.conn

@@ -141,18 +141,18 @@ async def test_health_says_503_while_locked_without_waiting_out_the_busy_timeout
 async def test_a_full_disk_refuses_requests_reports_503_and_loses_nothing(tmp_path, monkeypatch, fault):
     store, service, _ = await serving_with_a_job(tmp_path / "full.db")
     connector = store._sqlite
-    real = connector._transact
+    real = connector._step
 
-    def full(op, write):
+    def full(op, conn, write):
         if write:
             raise fault
-        return real(op, write)
+        return real(op, conn, write)
 
     try:
-        monkeypatch.setattr(connector, "_transact", full)
+        monkeypatch.setattr(connector, "_step", full)
         assert await service.submit(request("during")) == Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
         assert (await health(store))[0] == 503
-        monkeypatch.setattr(connector, "_transact", real)
+        monkeypatch.setattr(connector, "_step", real)
         assert (await health(store))[0] == 200
         assert await store.counts_by_state() == {"queued": 1}
         assert isinstance(await service.submit(request("after")), Accepted)

@@ -25,6 +25,17 @@ jsonb_set($1, ARRAY['$2'], to_jsonb(CAST(:$3 AS TEXT)))
 -- fragment: utc_day
 (CAST(FLOOR(created_at / 86400) AS BIGINT) * 86400)
 
+-- A JSON object parameter's value under a column's value as its key.
+-- fragment: json_key
+(:$1 ->> CAST($2 AS TEXT))
+
+-- A JSON object of one key and a column's value.
+-- fragment: json_pair
+jsonb_build_object('$1', $2)
+
+-- PostgreSQL's planner chooses by its statistics.
+-- fragment: use_index
+
 -- fragment: in
 = ANY(:$1)
 

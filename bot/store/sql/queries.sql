@@ -97,16 +97,27 @@ UPDATE jobs SET state = 'cancelled', error_class = :error_class, error_detail = 
     finished_at = :now, updated_at = :now
 WHERE id {in:ids} RETURNING *
 
+-- The next :limit jobs in fair order (Priority first, then round, then id): read in the
+-- order of the jobs_runnable index, so the queue's length does not matter.
 -- name: lease_pick
-SELECT id FROM jobs WHERE state = 'queued'
+SELECT id, lane FROM jobs {use_index:jobs_runnable} WHERE state = 'queued'
 AND (lane IN ('standard', 'priority') OR (:flex AND lane = 'flex'))
 AND available_at <= :now AND announce_by IS NULL AND (CAST(:only AS BIGINT) IS NULL OR id = :only)
-ORDER BY lane = 'priority' DESC, round, id LIMIT 1 {skip_locked}
+ORDER BY lane = 'priority' DESC, round, id LIMIT :limit {skip_locked}
 
+-- Each job goes to its own taker (:workers maps a job's id to its worker's).
 -- name: lease_take
-UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = :worker, lease_until = :until,
-    started_at = COALESCE(started_at, :now), updated_at = :now
-WHERE id = :id RETURNING *, {held_micros}
+UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = {json_key:workers.id},
+    lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
+WHERE id {in:ids} RETURNING *, {held_micros}
+
+-- The "started" delivery of each job just leased, one per attempt (its key says which;
+-- no colon before a word in a literal, where it would read as a parameter).
+-- name: insert_started
+INSERT INTO outbox (key, job_id, platform, kind, payload, available_at, created_at)
+SELECT 'job:' || id || ':' || 'started' || ':' || attempt, id, platform, 'started', {json_pair:attempt.attempt}, :now, :now
+FROM jobs WHERE id {in:ids} ORDER BY id
+ON CONFLICT DO NOTHING
 
 -- A lease that does not move the served round forward skips the write, so
 -- leases don't all queue on this one row.
@@ -151,6 +162,9 @@ ORDER BY id DESC LIMIT 1
 
 -- name: get_job
 SELECT *, {held_micros} FROM jobs WHERE id = :id
+
+-- name: jobs_by_ids
+SELECT *, {held_micros} FROM jobs WHERE id {in:ids}
 
 -- name: error_counts
 SELECT error_class, COUNT(*) AS n FROM jobs WHERE error_class IS NOT NULL AND updated_at >= :since
@@ -342,6 +356,9 @@ SELECT COUNT(*) FROM outbox WHERE state = 'pending'
 
 -- name: mark_delivered
 UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id = :id
+
+-- name: mark_delivered_many
+UPDATE outbox SET state = 'delivered', delivered_at = :now WHERE id {in:ids}
 
 -- name: retry_delivery
 UPDATE outbox SET last_error = :error, available_at = :retry_at,

@@ -19,6 +19,18 @@ json_set($1, '$.$2', :$3)
 -- fragment: utc_day
 (CAST(created_at AS INTEGER) / 86400 * 86400)
 
+-- A JSON object parameter's value under a column's value as its key.
+-- fragment: json_key
+json_extract(:$1, '$."' || $2 || '"')
+
+-- A JSON object of one key and a column's value.
+-- fragment: json_pair
+json_object('$1', $2)
+
+-- Without statistics SQLite's planner prefers any index on state = 'queued', then sorts.
+-- fragment: use_index
+INDEXED BY $1
+
 -- fragment: in
 IN (SELECT value FROM json_each(:$1))
 
