@@ -17,17 +17,10 @@ from bot.settings import Settings
 from bot.store.ports import ANNOUNCE_WINDOW
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
-from tests.fakes.slack_server import FakeSlack, event_body, slash_command_body
+from tests.fakes.slack_server import event_body, slash_command_body
 from tests.support.probe import eventually
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as server:
-        server.add_user("U1")
-        yield server
 
 
 @pytest.fixture
