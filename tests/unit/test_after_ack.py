@@ -4,6 +4,7 @@ acked, reports its failures, and is drained (or cut short) at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from adapters.after_ack import AfterAck
 from tests.support.probe import eventually
@@ -48,6 +49,21 @@ async def test_work_waits_while_a_request_is_being_acked():
         await _spin()  # the work had every chance to run
         order.append("acked")
     await eventually(lambda: order == ["acked", "work"])
+
+
+async def test_work_starts_only_once_the_ack_path_has_been_idle_a_moment():
+    """A burst arrives over some milliseconds: its last acks must not wait behind its first work."""
+    after = AfterAck(slots=4, quiet_for=0.2, yield_at_most=60)
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+
+    with after.acking():
+        after.start(work, on_error=_unexpected)
+    acked = time.monotonic()
+    await asyncio.wait_for(started.wait(), 5)
+    assert time.monotonic() - acked >= 0.2
 
 
 async def test_work_goes_ahead_after_yielding_at_most_its_limit():
