@@ -47,6 +47,7 @@ user_images_per_day = 1000000
 user_concurrent_jobs = 1000000
 team_queued_jobs = 1000000
 confirm_above_usd = 1000
+default_team_budget_usd = 1000000
 """
 
 

@@ -19,7 +19,9 @@ Two kinds of burst, each `--rounds` times per app (figures pool the rounds):
   aiohttp's per-connection set-up on both sides.
 
 Prints a table and merges its figures into bench/results.json under "slack_ack".
-Targets (issue 8): bot p99 < 50 ms, and within 2x of the bare app's p99.
+Target (issue 17): the bot's p99 at most 1.5x the bare bolt app's p99 in the same run
+(it replaces issue 8's "p99 < 50 ms, within 2x": on a shared 2-core machine only a
+figure beside its floor means anything).
 """
 
 from __future__ import annotations
@@ -50,8 +52,7 @@ from bench.common import (  # noqa: E402
     wait_quiet,
 )
 
-TARGET_P99_MS = 50.0
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5
 APPS = ("null", "bare", "bot")
 KINDS = ("warm", "fresh")
 
@@ -107,19 +108,21 @@ async def warm_up(session: aiohttp.ClientSession, base: str, n: int, width: int,
     await burst(session, url, width, f"warm-up {tag}")
 
 
-async def wait_idle(app: Process, timeout: float = 300.0) -> None:
-    """Until the bot's /healthz says nothing is queued or running, and then until it stops
-    using CPU (the outbox still posts statuses and uploads images after a job is done)."""
+async def wait_idle(app: Process, sent: int, timeout: float = 300.0) -> None:
+    """Until the bot's /healthz counts a job for each of the `sent` commands (its work after
+    the ack is done) and none queued or running, and then until it stops using CPU (the
+    outbox still posts statuses and uploads images after a job is done)."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             async with session.get(f"{app.base}/healthz") as r:
                 health = await r.json()
-            if health.get("queued", 0) == 0 and health.get("running", 0) == 0:
+            jobs = sum(health.get("jobs", {}).values())
+            if jobs >= sent and health.get("queued", 0) == 0 and health.get("running", 0) == 0:
                 break
             await asyncio.sleep(0.2)
         else:
-            raise RuntimeError("the bot did not finish its jobs")
+            raise RuntimeError(f"the bot did not finish its jobs ({health})")
     await wait_quiet(app.pid, timeout=max(1.0, deadline - time.monotonic()))
 
 
@@ -130,10 +133,11 @@ async def measure(app: Process, args: argparse.Namespace, *, is_bot: bool) -> di
     burst_p99: dict[str, list[float]] = {kind: [] for kind in KINDS}
     async with aiohttp.ClientSession(connector=connector(n)) as warm:
         await warm_up(warm, app.base, args.warmup, n, app.name)
+        sent = args.warmup + n
         for r in range(args.rounds):
             for kind in KINDS:
                 if is_bot:
-                    await wait_idle(app)  # the previous burst's jobs are all done and delivered
+                    await wait_idle(app, sent)  # the previous burst's jobs are all done and delivered
                 else:
                     await wait_quiet(app.pid)
                 if kind == "warm":
@@ -143,11 +147,12 @@ async def measure(app: Process, args: argparse.Namespace, *, is_bot: bool) -> di
                     async with aiohttp.ClientSession(connector=connector(n)) as fresh:
                         lat, st = await burst(fresh, url, n, f"{kind} {r}")
                 samples[kind] += lat
+                sent += n
                 burst_p99[kind].append(ms_summary(lat)["p99_ms"])
                 for k, v in st.items():
                     statuses[kind][k] = statuses[kind].get(k, 0) + v
-    if is_bot:  # stopping with listeners still at work after their ack loses their status messages
-        await wait_idle(app)
+    if is_bot:  # stopping with work still to do after the ack would cut it short
+        await wait_idle(app, sent)
     return {
         kind: {**ms_summary(samples[kind]), "p99_ms_each_burst": burst_p99[kind], "statuses": statuses[kind]}
         for kind in KINDS
@@ -218,7 +223,7 @@ async def run(args: argparse.Namespace) -> dict:
             "null_aiohttp": null,
             "ratio_p99_bot_over_bare": round(bot["p99_ms"] / bare["p99_ms"], 2),
         }
-    out["target"] = {"p99_ms_below": TARGET_P99_MS, "ratio_at_most": TARGET_RATIO}
+    out["target"] = {"ratio_p99_bot_over_bare_at_most": TARGET_RATIO}
     return {"slack_ack": out}
 
 
@@ -231,24 +236,16 @@ def rows(results: dict) -> list[tuple]:
         return f"p50 {f['p50_ms']} / p99 {f['p99_ms']} / max {f['max_ms']} ms"
 
     out = []
+    target = f"<= {TARGET_RATIO:g}x bare bolt p99"
     for kind in KINDS:
         k = r[f"{kind}_connections"]
         n = f"{r['concurrent_requests']} at once, {kind} conns"
+        met = verdict(k["ratio_p99_bot_over_bare"] <= TARGET_RATIO)
         out += [
-            (
-                f"Slack ack, bot ({n})",
-                fig(k["bot"]),
-                f"p99 < {TARGET_P99_MS:g} ms",
-                verdict(k["bot"]["p99_ms"] < TARGET_P99_MS),
-            ),
+            (f"Slack ack, bot ({n})", fig(k["bot"]), target, met),
             (f"Slack ack, bare bolt app ({n})", fig(k["bare_bolt"]), "(floor)", ""),
             (f"Slack ack, aiohttp, no bolt ({n})", fig(k["null_aiohttp"]), "(HTTP alone)", ""),
-            (
-                f"Slack ack p99 bot / bare ({kind} conns)",
-                f"{k['ratio_p99_bot_over_bare']}x",
-                f"<= {TARGET_RATIO:g}x",
-                verdict(k["ratio_p99_bot_over_bare"] <= TARGET_RATIO),
-            ),
+            (f"Slack ack p99 bot / bare ({kind} conns)", f"{k['ratio_p99_bot_over_bare']}x", target, met),
         ]
     return out
 

@@ -8,11 +8,10 @@ job (status edits, the image in its thread) in adapters/slack/delivery.py.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +22,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.after_ack import AfterAck
 from adapters.slack import render
 from adapters.slack.connect import SocketMode, TokenRejected, check_bot_token
 from adapters.slack.delivery import PLATFORM, SlackDelivery
@@ -33,7 +33,7 @@ from bot.types import Delivery, Job
 
 __all__ = ["SORRY", "SlackAdapter", "TokenRejected"]
 
-# On shutdown, how long listeners that already acked may take to finish (post their status).
+# On shutdown, how long the work of requests already acked may take to finish (post their status).
 SHUTDOWN_GRACE = 10.0
 
 
@@ -53,7 +53,7 @@ class SlackAdapter:
             session=self._session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
-        self._running: set[asyncio.Task] = set()
+        self._after_ack = AfterAck()
         self._socket: SocketMode | None = None
         signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
         with _bolt_token_warning_hidden():
@@ -62,11 +62,15 @@ class SlackAdapter:
                 signing_secret=signing_secret,
                 request_verification_enabled=signing_secret is not None,
                 ignoring_self_events_enabled=True,
+                # The listeners only parse, validate and ack (their work goes to AfterAck), so
+                # bolt may answer when a listener returns; otherwise it runs the listener in a
+                # task of its own and polls every 10 ms for the ack.
+                process_before_response=True,
             )
         self._delivery = SlackDelivery(self.client, service)
         Listeners(
             service, self.client, token=token, alert_channel=self._alert_channel, api_url=settings.slack_api_url
-        ).register(self.app, self._tracked)
+        ).register(self.app, self._after_ack)
 
     async def start(self, app_token: str | None) -> None:
         """Check the bot token, and with an app token start Socket Mode; TokenRejected (all
@@ -89,31 +93,16 @@ class SlackAdapter:
             self._socket = None
 
     async def handle(self, request: web.Request) -> web.Response:
-        """POST /slack/events: commands, events and interactivity on one URL."""
-        return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
-
-    def _tracked(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-        """Bolt runs a listener on past its ack in a task it keeps no hold of;
-        count it, so close() can let it finish before the store closes."""
-
-        @functools.wraps(listener)  # bolt reads the listener's argument names through the wrapper
-        async def run(**kwargs: Any) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
-            try:
-                await listener(**kwargs)
-            finally:
-                self._running.discard(task)
-
-        return run
+        """POST /slack/events: commands, events and interactivity on one URL. Work after the
+        ack waits while any request is being answered here."""
+        with self._after_ack.acking():
+            return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
     async def close(self) -> None:
-        """After the HTTP server stopped: close the websocket, let acked listeners finish, then
-        drop the session."""
+        """After the HTTP server stopped: close the websocket, let the work of acked requests
+        finish, then drop the session."""
         await self._close_socket()
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=SHUTDOWN_GRACE)
+        await self._after_ack.drain(SHUTDOWN_GRACE)
         await self._session.close()
 
     # -- the notifier port ------------------------------------------------

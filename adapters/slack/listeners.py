@@ -2,17 +2,36 @@
 /imagine-budget, /imagine-dashboard, replies in an image's thread, and the buttons. Each listener
 answers in Slack's terms (a status message, an ephemeral note); the core decides.
 
-Flow of /imagine: ack at once (Slack wants an answer within 3 s, and no call
-to Google happens before it), submit to the core, post a status message and
-record its ts on the job; the outbox then drives adapters/slack/delivery.py.
+Every listener only parses, validates and acks; the rest (submit to the core, the status
+message, recording its ts on the job, any database read) is handed to AfterAck
+(adapters/after_ack.py) and runs after the HTTP answer has left, off the path of the next
+request. The outbox then drives adapters/slack/delivery.py.
+
+What Slack does after the ack, and why nothing is lost or paid twice:
+* Slash commands and button presses are never re-sent by Slack (a late ack shows the user
+  an error instead); events are re-sent when their 200 does not come within 3 s, at once
+  and then after about 1 and 5 minutes, with X-Slack-Retry-Num. A re-sent event carries
+  the same event_id: this process drops an event_id it has seen (`_seen_events`), and the
+  store's idempotency key `slack:event:<event_id>` (like `slack:command:<trigger_id>` and
+  the press keys) makes any other replay, in another process or after a restart, the same
+  job, never a second charge.
+* The ack says nothing (or only a parsing error): no promise is made to the user that the
+  store does not keep. Money is only ever held by `submit`, in the store's transaction.
+  A process killed after the ack but before `submit` leaves no job, no hold and no
+  message: the user sees no answer and asks again. Killed after `submit` but before the
+  status is recorded (`attach_delivery`), the job is announced (`announced=True`), so the
+  store cancels it after ANNOUNCE_WINDOW and releases its hold: it never runs, and is
+  never charged, unseen. So a crash never costs money nor runs a job nobody will see;
+  a stop (SIGTERM) drains every acked request first (SlackAdapter.close).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
@@ -21,10 +40,11 @@ from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.after_ack import AfterAck
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
-from adapters.slack.parse import USAGE, parse_imagine
+from adapters.slack.parse import USAGE, ImagineText, parse_imagine
 from adapters.status import NOT_STARTED
 from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
@@ -43,11 +63,17 @@ SLACK_FILE_HOSTS = {"files.slack.com"}
 # moderator rights within a minute, and a flood of distinct users cannot grow the cache.
 ADMIN_CACHE_TTL = 60
 ADMIN_CACHE_SIZE = 10_000
+# Event ids this process has taken: Slack re-sends an event for about 5 minutes; past
+# that (or in another process) the store's idempotency key still makes it the same job.
+SEEN_EVENTS_TTL = 15 * 60
+SEEN_EVENTS_SIZE = 50_000
 
 
 class Listeners:
     """The bolt listeners of one Slack app, and what they share: the core, the Web
     API client, the alert channel and a short cache of who is a workspace admin."""
+
+    _after_ack: AfterAck  # given by register()
 
     def __init__(
         self,
@@ -69,24 +95,26 @@ class Listeners:
             self._file_hosts.add((api.scheme, api.netloc))
         self._admins: TTLCache[tuple[str, str], bool] = TTLCache(ADMIN_CACHE_SIZE, ADMIN_CACHE_TTL, timer=clock)
         self._one_at_a_time = OneAtATime()
+        self._seen_events: TTLCache[str, bool] = TTLCache(SEEN_EVENTS_SIZE, SEEN_EVENTS_TTL, timer=clock)
 
-    def register(self, app: AsyncApp, tracked) -> None:
-        """Every listener on `app`, each wrapped by `tracked` (so shutdown can wait for it)."""
-        app.command("/imagine")(tracked(self._on_imagine))
-        app.command("/imagine-usage")(tracked(self._on_usage))
-        app.command("/imagine-budget")(tracked(self._on_budget))
-        app.command("/imagine-dashboard")(tracked(self._on_dashboard))
-        app.event("message")(tracked(self._on_message))
-        app.action(render.ACTION_REROLL)(tracked(self._on_rerun))
-        app.action(render.ACTION_4K)(tracked(self._on_rerun))
-        app.action(render.ACTION_DELETE)(tracked(self._on_delete))
-        app.action(render.ACTION_RUN)(tracked(self._on_confirmed))
-        app.action(render.ACTION_USE_FLASH)(tracked(self._on_confirmed))
+    def register(self, app: AsyncApp, after_ack: AfterAck) -> None:
+        """Every listener on `app`; what each does after its ack runs in `after_ack`."""
+        self._after_ack = after_ack
+        app.command("/imagine")(self._ack_imagine)
+        app.command("/imagine-usage")(self._acked(self._on_usage))
+        app.command("/imagine-budget")(self._acked(self._on_budget))
+        app.command("/imagine-dashboard")(self._acked(self._on_dashboard))
+        app.event("message")(self._ack_message)
+        app.action(render.ACTION_REROLL)(self._acked_press(self._on_rerun))
+        app.action(render.ACTION_4K)(self._acked_press(self._on_rerun))
+        app.action(render.ACTION_DELETE)(self._acked_press(self._on_delete))
+        app.action(render.ACTION_RUN)(self._acked_press(self._on_confirmed))
+        app.action(render.ACTION_USE_FLASH)(self._acked_press(self._on_confirmed))
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
-        # The one place a failure in a listener ends: the trace goes to the
-        # log, the user gets one line and never the exception text.
+        # The one place a failure in a listener ends (before its ack or after it): the trace
+        # goes to the log, the user gets one line and never the exception text.
         log.error("slack listener failed", exc_info=error)
         if respond is not None and isinstance(body, dict) and body.get("response_url"):
             try:
@@ -94,7 +122,30 @@ class Listeners:
             except Exception:
                 log.exception("could not tell the user about the failure")
 
-    async def _on_imagine(self, ack, command: dict, respond) -> None:
+    def _later(self, work: Callable[[], Awaitable[None]], body: dict, respond=None) -> None:
+        """Run `work` after the ack; a failure in it ends in _on_error, as one before the ack does."""
+        self._after_ack.start(work, functools.partial(self._on_error, body=body, respond=respond))
+
+    def _acked(self, work: Callable[[dict, Any], Awaitable[None]]):
+        """A slash command listener that acks at once and leaves `work(command, respond)` for later."""
+
+        async def listener(ack, command: dict, respond) -> None:
+            await ack()
+            self._later(lambda: work(command, respond), command, respond)
+
+        return listener
+
+    def _acked_press(self, work: Callable[[dict, dict, Any], Awaitable[None]]):
+        """A button listener that acks at once and leaves `work(body, action, respond)` for later."""
+
+        async def listener(ack, body: dict, action: dict, respond) -> None:
+            await ack()
+            self._later(lambda: work(body, action, respond), body, respond)
+
+        return listener
+
+    async def _ack_imagine(self, ack, command: dict, respond) -> None:
+        """Parse and ack; a malformed request is answered in the ack itself."""
         try:
             parsed = parse_imagine(command.get("text", ""))
         except InvalidRequest as exc:
@@ -104,6 +155,9 @@ class Listeners:
             await ack(response_type="ephemeral", text=f"Tell me what to draw. {USAGE}")
             return
         await ack()
+        self._later(lambda: self._on_imagine(parsed, command, respond), command, respond)
+
+    async def _on_imagine(self, parsed: ImagineText, command: dict, respond) -> None:
         key = f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None
         options = {name: getattr(parsed, name) for name in ("aspect_ratio", "size", "model", "lane")}
         request = ImagineRequest(
@@ -116,8 +170,10 @@ class Listeners:
             await self._service.submit(request), parsed.prompt, request.channel, request.user, None, respond=respond
         )
 
-    async def _on_message(self, event: dict, body: dict) -> None:
-        """A reply in the thread of a bot image edits that image."""
+    async def _ack_message(self, event: dict, body: dict) -> None:
+        """Bolt acks every event itself; here only what needs no database is sorted out: a
+        human's reply in some thread goes on, once per event_id (Slack re-sends an event it
+        thinks went unanswered)."""
         thread_ts = event.get("thread_ts")
         if (
             not thread_ts
@@ -127,6 +183,16 @@ class Listeners:
             or not event.get("user")
         ):
             return
+        event_id = body.get("event_id")
+        if event_id:
+            if event_id in self._seen_events:
+                return
+            self._seen_events[event_id] = True
+        self._later(lambda: self._on_message(event, body), body)
+
+    async def _on_message(self, event: dict, body: dict) -> None:
+        """A reply in the thread of a bot image edits that image."""
+        thread_ts = event["thread_ts"]
         team = cast(str, body.get("team_id") or event.get("team"))  # one of them is always there
         channel, user = event["channel"], event["user"]
         image_id = await self._service.thread_image(PLATFORM, team, channel, thread_ts)
@@ -149,8 +215,7 @@ class Listeners:
             return
         await self._present(await self._service.edit(request), request.instruction, channel, user, thread_ts)
 
-    async def _on_rerun(self, ack, body: dict, action: dict, respond) -> None:
-        await ack()
+    async def _on_rerun(self, body: dict, action: dict, respond) -> None:
         user, channel = body["user"]["id"], body["channel"]["id"]
         message = body.get("message") or {}
         thread_ts = message.get("thread_ts") or message.get("ts")
@@ -176,8 +241,7 @@ class Listeners:
             edit=bool(job and job.spec.parent_image_id),
         )
 
-    async def _on_delete(self, ack, body: dict, action: dict, respond) -> None:
-        await ack()
+    async def _on_delete(self, body: dict, action: dict, respond) -> None:
         user = body["user"]["id"]
         caller = Caller(team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user))
         job_id = int(action["value"])
@@ -202,9 +266,8 @@ class Listeners:
             blocks=[],
         )
 
-    async def _on_confirmed(self, ack, body: dict, action: dict, respond) -> None:
+    async def _on_confirmed(self, body: dict, action: dict, respond) -> None:
         """[Run] / [Use Flash]: the answer is the core's outcome, never a "going ahead" before it."""
-        await ack()
         user = body["user"]["id"]
         async with self._one_at_a_time(action["value"]):
             outcome, request = await self._service.confirm(
@@ -230,16 +293,14 @@ class Listeners:
             except Exception as exc:  # the job is on its way: no "sorry" for a stale question
                 log.warning("slack: could not remove an answered question: %s", exc)
 
-    async def _on_usage(self, ack, command: dict, respond) -> None:
-        await ack()
+    async def _on_usage(self, command: dict, respond) -> None:
         report = await self._service.usage(
             command["team_id"], command["user_id"], command["channel_id"], platform=PLATFORM
         )
         text = report.detail if isinstance(report, Refused) else render.usage(report)
         await respond(text=text, response_type="ephemeral")
 
-    async def _on_budget(self, ack, command: dict, respond) -> None:
-        await ack()
+    async def _on_budget(self, command: dict, respond) -> None:
         caller = await self._caller(command)
         words = command.get("text", "").split()
         action = words[0].lower() if words else "show"
@@ -258,8 +319,7 @@ class Listeners:
             text = "Usage: /imagine-budget show | set <usd> [day|week|month]"
         await respond(text=text, response_type="ephemeral")
 
-    async def _on_dashboard(self, ack, command: dict, respond) -> None:
-        await ack()
+    async def _on_dashboard(self, command: dict, respond) -> None:
         link = self._service.dashboard_link(await self._caller(command))
         text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
         # No unfurl: a preview fetch must not be what opens a one-time link.

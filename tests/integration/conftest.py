@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from bot.store.sqlite import SQLiteStore
+from tests.fakes.slack_server import FakeSlack
 from tests.support.browser import chromium_page
 from tests.support.clock import FakeClock
 from tests.support.dashboard import start_dashboard
@@ -17,6 +18,14 @@ async def sqlite_store(tmp_path):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def slack():
+    """The fake Slack Web API, with one known user (U1)."""
+    async with FakeSlack() as server:
+        server.add_user("U1")
+        yield server
 
 
 @pytest.fixture

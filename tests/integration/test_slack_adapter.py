@@ -21,14 +21,7 @@ from bot.settings import Settings
 from bot.store.ports import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
-from tests.fakes.slack_server import FakeSlack, event_body, slash_command_body
-
-
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as server:
-        server.add_user("U1")
-        yield server
+from tests.fakes.slack_server import event_body, slash_command_body
 
 
 @pytest.fixture
