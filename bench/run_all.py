@@ -30,6 +30,7 @@ BENCHES = (
     "billing",
     "hedging",
     "queue_postgres",
+    "scaling",
     "dashboard",
     "slack_ack",
     "pipeline",
