@@ -32,6 +32,7 @@ BENCHES = (
     "billing",
     "hedging",
     "queue_postgres",
+    "scaling",
     "dashboard",
     "slack_ack",
     "pipeline",

@@ -293,11 +293,12 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
         since = period_start(Period.MONTH, time.time())
     runtime = await bootstrap.build(settings, notifiers=[])
     try:
-        rows = await runtime.store.ledger(team=args.team, since=since)
+        # The charges alone unless asked for all: filtered in the query, so a team's reservations
+        # for its queued jobs are not read only to be dropped.
+        entry = None if args.all_entries else "settlement"
+        rows = await runtime.store.ledger(team=args.team, since=since, entry=entry)
     finally:
         await runtime.close()
-    if not args.all_entries:
-        rows = [r for r in rows if r["entry"] == "settlement"]
     print(render_ledger(rows, args.format, since), end="")
     return EXIT_OK
 

@@ -218,8 +218,13 @@ class LedgerOperations(Operations):
         return await tx.all("moderation_log", team=team)
 
     @reads
-    async def ledger(self, tx: Tx, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
-        return await tx.all("ledger", team=team, since=since)
+    async def ledger(
+        self, tx: Tx, *, team: str | None = None, since: float | None = None, entry: str | None = None
+    ) -> list[dict[str, Any]]:
+        if team is not None and entry is not None:
+            since = float("-inf") if since is None else since
+            return await tx.all("team_ledger_entry", team=team, entry=entry, since=since)
+        return await tx.all("ledger", team=team, since=since, entry=entry)
 
 
 async def _quota_counts(tx: Tx, team: str, user: str, quotas: QuotaLimits, now: float) -> dict[str, int]:

@@ -292,8 +292,11 @@ class Ledger(Protocol):
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         """Micro-dollars settled since `since` for a team (or one of its users)."""
 
-    async def ledger(self, *, team: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
-        """Ledger rows, oldest first, with cost as micro-dollars."""
+    async def ledger(
+        self, *, team: str | None = None, since: float | None = None, entry: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ledger rows, oldest first, with cost as micro-dollars; only `entry` rows (e.g.
+        "settlement") when given."""
 
     async def record_moderation(self, team: str, channel: str, user: str, reason: str, prompt: str | None) -> None: ...
 

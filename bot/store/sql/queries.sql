@@ -53,9 +53,11 @@ ON CONFLICT DO NOTHING RETURNING id
 
 -- A queued job's place in its lane (1 = next), the order lease_pick takes them in;
 -- $1 names the queued job's row. Written once: `position` and the queue page use it.
+-- The bound on round alone lets the count read only the jobs ahead from the index
+-- (lane, state, round, id); the OR by itself made it read every queued job of the lane.
 -- fragment: queue_position
-1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = $1.lane
-     AND (o.round < $1.round OR (o.round = $1.round AND o.id < $1.id)))
+1 + (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.lane = $1.lane AND o.round <= $1.round
+     AND (o.round < $1.round OR o.id < $1.id))
 
 -- name: position
 SELECT {queue_position:j} FROM jobs j WHERE j.id = :id AND j.state = 'queued'
@@ -323,7 +325,14 @@ AND entry = 'settlement' AND created_at >= :since
 
 -- name: ledger
 SELECT * FROM ledger WHERE (CAST(:team AS TEXT) IS NULL OR team = :team)
-AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since) ORDER BY id
+AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since)
+AND (CAST(:entry AS TEXT) IS NULL OR entry = :entry) ORDER BY id
+
+-- One team's rows of one kind since a time (`usage` lists the settlements), read from the
+-- index ledger_team_spend (team, entry, created_at, ...): the rows it returns, not the whole
+-- ledger, which `ledger`'s optional filters make SQLite read.
+-- name: team_ledger_entry
+SELECT * FROM ledger WHERE team = :team AND entry = :entry AND created_at >= :since ORDER BY id
 
 -- name: insert_moderation
 INSERT INTO moderation_log (team, channel, "user", reason, prompt, created_at)

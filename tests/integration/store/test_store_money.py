@@ -105,6 +105,31 @@ async def test_success_settles_usage_and_releases_the_rest(store):
     assert await store.spent("T1", user="someone else", since=0) == 0
 
 
+async def test_the_ledger_lists_one_kind_of_entry_of_one_team_since_a_time(store, clock):
+    """What `usage` reads: a team's settlements since a time, not its reservations or other teams'."""
+    await store.set_budget(team_budget(1_000_000), "mod")
+    await store.set_budget(team_budget(1_000_000, team="T2"), "mod")
+    early = await store.submit(new_job(), [], admission())
+    await finish(store, await store.lease("w", 60), 100_000)
+    clock.advance(3600)
+    later = await store.submit(new_job(prompt="later"), [], admission())
+    await finish(store, await store.lease("w", 60), 120_000)
+    await store.submit(new_job(prompt="queued"), [], admission())
+    await store.submit(new_job(team="T2"), [], admission())
+
+    def of(rows):
+        return [(r["job_id"], r["entry"], r["cost_micros"]) for r in rows]
+
+    assert of(await store.ledger(team="T1", entry="settlement")) == [
+        (early.job_id, "settlement", 100_000),
+        (later.job_id, "settlement", 120_000),
+    ]
+    since = clock() - 1
+    assert of(await store.ledger(team="T1", since=since, entry="settlement")) == [(later.job_id, "settlement", 120_000)]
+    assert {r["team"] for r in await store.ledger(entry="reservation")} == {"T1", "T2"}
+    assert len(await store.ledger(team="T1", since=since)) == 4  # later's three rows and the queued one's reservation
+
+
 async def test_failure_and_cancel_release_the_whole_hold(store):
     await store.set_budget(team_budget(1_000_000), "mod")
     failing = await store.submit(new_job(prompt="a"), [], admission())
