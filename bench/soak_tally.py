@@ -60,11 +60,13 @@ async def tally(url: str, slack: SoakSlack, sent: Sent, provider_calls: int) -> 
         "requests": dict(sent.counts),
         "requests_not_acked": dict(sent.not_acked),
         "refused_database_down": len(down) + sum(STORE_DOWN in t for t in thread_notes),
-        # Any other answer instead of a job (a budget, a quota, "Already on it"): 0 expected.
+        # Any other answer instead of a job: "Already on it" when the load happens to press [Reroll]
+        # on one image twice within the press window (by design); a budget or quota would be a misfit.
         "refused_otherwise": len(refused - down) + sum(STORE_DOWN not in t for t in thread_notes),
         "answers": dict(
-            Counter(t[:70] for texts in slack.answered.values() for t in texts).most_common(6)
-            + Counter(t[:70] for t in thread_notes).most_common(3)
+            Counter(
+                t[:70] for t in [*thread_notes, *(t for texts in slack.answered.values() for t in texts)]
+            ).most_common(6)
         ),
         "jobs": len(jobs),
         "jobs_by_state": dict(states),
