@@ -26,6 +26,7 @@ from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
+from bot.apology import SORRY, apology
 from bot.attachments import DeclaredFile
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # names used only in annotations
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", ImagineRequest, EditRequest)
-SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
 # Every aspect ratio some model in the catalog takes (Discord allows 25 choices).
 RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
 
@@ -396,16 +396,16 @@ class Handlers:
         await self.on_interaction_error(interaction, error)
 
     async def on_interaction_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        # One place for failures in commands: the trace to the log, one line to the user.
-        log.error("discord: interaction %s failed", interaction.id, exc_info=error)
+        # One place for failures in commands: one line to the user, never the exception text.
+        said = apology(error, log, f"discord: interaction {interaction.id}")
         try:
             if interaction.response.is_done():
                 # After defer(thinking=True) the first follow-up would replace the public
                 # "thinking" message; say it privately instead.
                 await interaction.delete_original_response()
-                await interaction.followup.send(SORRY, ephemeral=True)
+                await interaction.followup.send(said, ephemeral=True)
             else:
-                await interaction.response.send_message(SORRY, ephemeral=True)
+                await interaction.response.send_message(said, ephemeral=True)
         except discord.HTTPException:
             log.exception("discord: could not tell the user about the failure")
 

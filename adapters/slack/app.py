@@ -26,7 +26,8 @@ from adapters.after_ack import AfterAck
 from adapters.slack import render
 from adapters.slack.connect import SocketMode, TokenRejected, check_bot_token
 from adapters.slack.delivery import PLATFORM, SlackDelivery
-from adapters.slack.listeners import SORRY, Listeners
+from adapters.slack.listeners import Listeners
+from bot.apology import SORRY
 from bot.service import ImagineService
 from bot.settings import Settings
 from bot.types import Delivery, Job

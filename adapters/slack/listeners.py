@@ -46,6 +46,7 @@ from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.parse import USAGE, ImagineText, parse_imagine
 from adapters.status import NOT_STARTED
+from bot.apology import apology
 from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
@@ -56,7 +57,6 @@ if TYPE_CHECKING:  # names used only in annotations
 
 log = logging.getLogger(__name__)
 PLATFORM = "slack"
-SORRY = "Sorry, something went wrong on my side. Nothing was charged; please try again."
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
 # Who is a workspace admin, asked once a minute at most per person: a demoted admin loses
@@ -113,12 +113,12 @@ class Listeners:
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
-        # The one place a failure in a listener ends (before its ack or after it): the trace
-        # goes to the log, the user gets one line and never the exception text.
-        log.error("slack listener failed", exc_info=error)
+        # The one place a failure in a listener ends (before its ack or after it): the user
+        # gets one line and never the exception text (bot.apology).
+        said = apology(error, log, "slack listener")
         if respond is not None and isinstance(body, dict) and body.get("response_url"):
             try:
-                await respond(text=SORRY, response_type="ephemeral", replace_original=False)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
             except Exception:
                 log.exception("could not tell the user about the failure")
 
@@ -386,7 +386,7 @@ class Listeners:
             )
         except Exception:
             if await self._unannounced(accepted, channel, posted["ts"], prompt, user, edit):
-                raise  # the user hears SORRY, "nothing was charged", which the cancel made true
+                raise  # the user hears "nothing was charged" (bot.apology), which the cancel made true
             return
         if not live:  # cancelled meanwhile: the announcement came after the job's window
             log.warning("slack: job %d was cancelled before its status could be recorded", accepted.job_id)

@@ -14,13 +14,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.app import SORRY, SlackAdapter
+from adapters.slack.app import SlackAdapter
+from bot.apology import STORE_DOWN_NOW
 from bot.catalog import load_catalog
 from bot.service import STORE_DOWN, ImagineService
 from bot.settings import Settings
 from bot.store.ports import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.types import JobState
+from tests.fakes.slack_requests import block_action_body
 from tests.fakes.slack_server import event_body, slash_command_body
 
 
@@ -50,7 +52,7 @@ async def test_a_job_that_cannot_record_its_status_is_cancelled_before_it_costs_
     finally:
         await adapter.close()
     # The user hears "nothing was charged": the ledger must agree.
-    assert slack.responses[0]["text"] == SORRY
+    assert slack.responses[0]["text"] == STORE_DOWN_NOW
     job = await store.get_job(1)
     assert job.state is JobState.CANCELLED
     assert [row["entry"] for row in await store.ledger()] == ["reservation", "release"]
@@ -155,3 +157,31 @@ async def test_a_demoted_admin_loses_moderator_rights_within_a_minute(slack):
     for n in range(ADMIN_CACHE_SIZE + 50):
         listeners._admins[("T1", f"U{n}")] = False
     assert len(listeners._admins) == ADMIN_CACHE_SIZE
+
+
+@pytest.mark.parametrize("action_id", ["imagine_reroll", "imagine_delete"])
+async def test_a_button_pressed_while_the_database_is_down_is_told_so_without_a_trace(
+    action_id, slack, store, monkeypatch, caplog
+):
+    # Seen in bench/soak.py: [Reroll] and [Delete] read the job before anything that knew of
+    # outages, so the press got "something went wrong" and the log a traceback.
+    service = ImagineService(store, load_catalog())
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_api_url=slack.url, slack_signing_secret=None)
+    adapter = SlackAdapter(settings, service)
+
+    async def store_down(*args, **kwargs) -> None:
+        raise StoreUnavailable("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(store, "get_job", store_down)
+    body = block_action_body(action_id, "7", response_url=slack.response_url())
+    try:
+        with caplog.at_level(logging.WARNING):
+            await adapter.app.async_dispatch(
+                AsyncBoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+            )
+            await slack.wait_for(lambda: slack.responses)
+    finally:
+        await adapter.close()
+    [answer] = slack.responses
+    assert answer["text"] == STORE_DOWN_NOW and answer["response_type"] == "ephemeral"
+    assert not [r for r in caplog.records if r.exc_info], "an outage is one log line, not a trace"
