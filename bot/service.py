@@ -106,6 +106,7 @@ class ImagineService:
         gateway_routes: tuple[str, ...] = (),
         sign_in: SignIn | None = None,
         downloads: DownloadSlots | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self._sign_in = sign_in  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
         self._cache_ttl = cache_ttl
@@ -120,6 +121,7 @@ class ImagineService:
             service_tiers=batch_lane if service_tiers is None else service_tiers,
             gateway_routes=gateway_routes,
             clock=clock,
+            memory_limit=memory_limit,
         )
         self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
         self._questions = HeldQuestions(store, clock)
