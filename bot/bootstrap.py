@@ -427,6 +427,8 @@ async def build(
         on_submit=lambda: runtime.wake(),
         sign_in=signer,
         downloads=DownloadSlots(settings.imagine_downloads, settings.imagine_user_downloads),
+        # An image no worker could hold is refused at submit (set IMAGINE_MEMORY_MB alike everywhere).
+        memory_limit=settings.imagine_memory_mb * MIB,
     )
     # Alerts go to the platforms with a moderators' channel set.
     alert_platforms = [

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from bot.catalog import Catalog, normalize_size
 from bot.metrics import Metrics
 from bot.providers.errors import TooBigForMemory
-from bot.types import GenerationSpec, InputImage, Job
+from bot.types import GenerationSpec, InputImage, InvalidRequest, Job
 
 MIB = 1024 * 1024
 DEFAULT_MEMORY_MB = 512  # as Settings.imagine_memory_mb
@@ -118,6 +118,28 @@ class MemoryBudget:
             self._changed.notify_all()
 
 
+def answer_bytes(catalog: Catalog, spec: GenerationSpec) -> int:
+    """The memory one answer of the job's model and size can take (the catalog's figure; the
+    largest figure it has for a model or size without one). A hedged job may hold two answers
+    at once (its primary and the route asked after hedge_after_s)."""
+    info = catalog.models.get(spec.model_alias)
+    figure = info.memory_bytes.get(normalize_size(spec.size)) if info is not None else None
+    if figure is None:
+        figure = max((n for m in catalog.models.values() for n in m.memory_bytes.values()), default=0)
+    return figure * (2 if spec.hedge_after_s is not None else 1)
+
+
+def check_fits_memory(catalog: Catalog, spec: GenerationSpec, limit_bytes: int | None) -> None:
+    """At submit: refuse an image that no worker with this process's IMAGINE_MEMORY_MB could make
+    (a worker refuses it too, after the queue, should its own limit be lower still)."""
+    needed = answer_bytes(catalog, spec)
+    if limit_bytes is not None and needed > limit_bytes:
+        raise InvalidRequest(
+            f"A {spec.model_alias} {spec.size} image needs {needed / MIB:.0f} MB of the bot's image memory, "
+            f"and it allows {limit_bytes / MIB:.0f} MB. Ask for a smaller size."
+        )
+
+
 class JobMemory:
     """What each job reserves of the process's budget, from the catalog's measured figures."""
 
@@ -129,16 +151,9 @@ class JobMemory:
         if metrics is not None:
             metrics.memory_limit.set(budget.limit)
             metrics.memory_reserved.set_function(lambda: budget.in_use)
-        # For a model or size without its own figure: the largest figure the catalog has.
-        self._largest = max((n for m in catalog.models.values() for n in m.memory_bytes.values()), default=0)
 
     def answer_bytes(self, spec: GenerationSpec) -> int:
-        """The memory one answer of the job's model and size can take. A hedged job may hold two
-        answers at once (its primary and the route asked after hedge_after_s)."""
-        info = self._catalog.models.get(spec.model_alias)
-        figure = info.memory_bytes.get(normalize_size(spec.size)) if info is not None else None
-        one = figure if figure is not None else self._largest
-        return one * (2 if spec.hedge_after_s is not None else 1)
+        return answer_bytes(self._catalog, spec)
 
     def needed(self, spec: GenerationSpec, inputs: list[InputImage]) -> int:
         return self.answer_bytes(spec) + INPUT_COPIES * sum(len(image.data) for image in inputs)

@@ -102,6 +102,7 @@ class ImagineService(TeamCalls):
         gateway_routes: tuple[str, ...] = (),
         sign_in: SignIn | None = None,
         downloads: DownloadSlots | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self._sign_in = sign_in  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
         self._cache_ttl = cache_ttl
@@ -116,6 +117,7 @@ class ImagineService(TeamCalls):
             service_tiers=batch_lane if service_tiers is None else service_tiers,
             gateway_routes=gateway_routes,
             clock=clock,
+            memory_limit=memory_limit,
         )
         self._quotes = Quoter(self._specs, catalog, self._policies, gateway_routes)
         self._questions = HeldQuestions(store, clock)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot import images
 from bot.catalog import Catalog, ModelInfo, retired_note
+from bot.memory_budget import check_fits_memory
 from bot.money import pricing
 from bot.store.batch_sizing import BATCH_INLINE_BYTES, inline_request_bytes
 from bot.types import CheckedImage, EditRequest, GenerationSpec, ImagineRequest, InputImage, InvalidRequest, Lane
@@ -54,7 +55,9 @@ class SpecBuilder:
         service_tiers: bool,
         gateway_routes: tuple[str, ...],
         clock: Callable[[], float],
+        memory_limit: int | None = None,
     ) -> None:
+        self._memory_limit = memory_limit  # IMAGINE_MEMORY_MB in bytes (None: not checked here)
         self._catalog = catalog
         self._policies = policies
         self._batch_lane = batch_lane
@@ -81,7 +84,7 @@ class SpecBuilder:
         fallbacks = () if lane is not Lane.STANDARD else self._usable_fallbacks(req, info.alias, ratio, size)
         # Hedging needs a route to hedge with: the next in the chain.
         hedge_after_s = self._policies.for_team(req.team).hedge_after_s if fallbacks else None
-        return GenerationSpec(
+        spec = GenerationSpec(
             prompt=text,
             model_alias=info.alias,
             model_id=info.model_id,
@@ -93,6 +96,8 @@ class SpecBuilder:
             fallbacks=fallbacks,
             hedge_after_s=hedge_after_s,
         )
+        check_fits_memory(self._catalog, spec, self._memory_limit)
+        return spec
 
     def _lane(self, req: ImagineRequest | EditRequest, info: ModelInfo) -> Lane:
         """The lane asked for, if this team, this model and this bot's setup allow it. A relaxed

@@ -62,7 +62,10 @@ def read_answer(http: types.HttpResponse, *, vertexai: bool) -> types.GenerateCo
 def _validated(doc: dict[str, Any], http: types.HttpResponse, *, vertexai: bool) -> types.GenerateContentResponse:
     """The SDK's own conversion and validation of an answer, as generate_content does them
     (google-genai 3.6)."""
-    convert = models._GenerateContentResponse_from_vertex if vertexai else models._GenerateContentResponse_from_mldev
+    name = "_GenerateContentResponse_from_vertex" if vertexai else "_GenerateContentResponse_from_mldev"
+    # Private to the SDK: should a later release drop it, pydantic's camelCase aliases read the
+    # fields the bot uses all the same.
+    convert = getattr(models, name, lambda doc, *_: doc)
     answer = types.GenerateContentResponse._from_response(response=convert(doc, None, None), kwargs={})
     answer.sdk_http_response = types.HttpResponse(headers=http.headers)
     return answer

@@ -6,7 +6,8 @@ from __future__ import annotations
 from bot.catalog import load_catalog
 from bot.memory_budget import MemoryBudget
 from bot.providers.errors import user_message_for
-from bot.types import JobState
+from bot.service import ImagineService
+from bot.types import Accepted, ImagineRequest, JobState, RefusalReason, Refused
 from tests.support.pipeline import Pipeline
 
 FOUR_K = load_catalog().models["pro"].memory_bytes["4K"]
@@ -43,3 +44,17 @@ async def test_a_job_that_can_never_fit_fails_clearly_without_a_call_or_a_charge
     # Held at submit, released in full: nothing charged.
     entries = [(r["entry"], r["cost_micros"]) for r in await sqlite_store.ledger() if r["job_id"] == job.id]
     assert [e for e, _ in entries] == ["reservation", "release"] and entries[0][1] == entries[1][1]
+
+
+async def test_when_the_submitting_process_knows_the_limit_the_request_is_refused_at_once(sqlite_store):
+    service = ImagineService(sqlite_store, load_catalog(), memory_limit=FOUR_K - 1)
+    outcome = await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", size="4K")
+    )
+    assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert "image memory" in outcome.detail and "smaller size" in outcome.detail
+    assert await sqlite_store.ledger() == []  # nothing held, no job
+    fits = await service.submit(
+        ImagineRequest(team="T1", channel="C1", user="U1", platform="test", prompt="a koi pond", size="2K")
+    )
+    assert isinstance(fits, Accepted)

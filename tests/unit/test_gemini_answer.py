@@ -106,3 +106,15 @@ def test_a_data_value_that_is_not_base64_after_all_is_read_the_sdks_way():
         read(text).candidates[0].content.parts[0].inline_data.data
         == sdk_parse(text).candidates[0].content.parts[0].inline_data.data
     )
+
+
+def test_without_the_sdks_private_converter_the_fields_the_bot_reads_are_the_same(monkeypatch):
+    from google.genai import models
+
+    text = body({"text": "Here it is."}, image_part(PNG))
+    expected = read(text)
+    monkeypatch.delattr(models, "_GenerateContentResponse_from_mldev")
+    answer = read(text)
+    assert answer.candidates[0].content.parts[1].inline_data.data == PNG
+    assert answer.usage_metadata == expected.usage_metadata and answer.model_version == expected.model_version
+    assert answer.candidates[0].finish_reason == expected.candidates[0].finish_reason

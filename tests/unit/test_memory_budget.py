@@ -219,3 +219,11 @@ async def test_no_job_is_leased_while_one_waits_for_memory_and_a_stop_ends_that_
     assert await memory.before_lease(stop) is False
     release.set()
     await asyncio.gather(holder, waiter)
+
+
+def test_imagine_memory_mb_is_a_setting_defaulting_to_512(monkeypatch):
+    from bot.settings import Settings
+
+    assert Settings(_env_file=None).imagine_memory_mb == 512
+    monkeypatch.setenv("IMAGINE_MEMORY_MB", "2048")
+    assert Settings(_env_file=None).imagine_memory_mb == 2048
