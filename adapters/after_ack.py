@@ -44,6 +44,9 @@ class AfterAck:
         self, slots: int = DEFAULT_SLOTS, *, quiet_for: float = QUIET_FOR, yield_at_most: float = YIELD_AT_MOST
     ) -> None:
         self._slots = asyncio.Semaphore(slots)
+        # Work starts in the order it was acked (a double click's first press decides): the
+        # slots and this turnstile are both first come, first served.
+        self._turnstile = asyncio.Lock()
         self._quiet_for, self._yield_at_most = quiet_for, yield_at_most
         self._last_ack = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,7 +80,8 @@ class AfterAck:
 
     async def _run(self, work: Work, on_error: OnError, acked_at: float) -> None:
         async with self._slots:
-            await self._turn(acked_at + self._yield_at_most)
+            async with self._turnstile:
+                await self._turn(acked_at + self._yield_at_most)
             try:
                 await work()
             except Exception as exc:

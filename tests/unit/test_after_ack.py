@@ -66,6 +66,22 @@ async def test_work_starts_only_once_the_ack_path_has_been_idle_a_moment():
     assert time.monotonic() - acked >= 0.2
 
 
+async def test_work_starts_in_the_order_it_was_acked():
+    """A double click's first press decides: waiting for a quiet moment must not reorder work."""
+    after = AfterAck(slots=8, quiet_for=0.05, yield_at_most=60)
+    order: list[int] = []
+
+    async def work(i: int) -> None:
+        order.append(i)
+
+    for i in range(8):
+        with after.acking():
+            after.start(lambda i=i: work(i), on_error=_unexpected)
+        await _spin(i % 3)  # acks spread over a few turns of the loop
+    await eventually(lambda: len(order) == 8)
+    assert order == list(range(8))
+
+
 async def test_work_goes_ahead_after_yielding_at_most_its_limit():
     """A steady stream of requests (one always being acked) cannot starve it."""
     after = AfterAck(slots=4, yield_at_most=0.05)
