@@ -31,6 +31,7 @@ from bot.call_log import CallLog
 from bot.catalog import Catalog
 from bot.job_results import failure_result, success_result
 from bot.last_resorts import LastResorts
+from bot.lease_batches import LeaseBatches
 from bot.memory_budget import DEFAULT_MEMORY_MB, MIB, JobMemory, MemoryBudget
 from bot.metrics import Metrics
 from bot.money import to_micros
@@ -107,6 +108,8 @@ class Worker:
             on_delivery=self._on_delivery,
         )
         self._wakeup = asyncio.Event()
+        # Slots free at the same moment lease together, in one transaction.
+        self._leases = LeaseBatches(store, lease_seconds, only_job_id)
 
     def wake(self) -> None:
         """Called on submit in this process, so a new job starts without waiting for a poll."""
@@ -129,7 +132,7 @@ class Worker:
             flex = self._flex_running < self._flex_slots
             self._flex_running += flex
             try:
-                job = await self._store.lease(slot_id, self._lease, only_job_id=self._only_job_id, flex=flex)
+                job = await self._leases.take(slot_id, flex)
             except StoreUnavailable as exc:
                 log.warning("worker %s: store unavailable: %s", slot_id, exc)
                 job = None

@@ -71,9 +71,12 @@ class LedgerOperations(Operations):
             now,
         )
 
-    async def _settle(self, tx: Tx, row: Row, attempt: int, charge: Charge, now: float, *, hedge: int = 0) -> None:
-        """Record what one provider call cost (one row per billed call)."""
-        price_version = await tx.value("hold_price_version", job_id=row["id"])
+    async def _settle(
+        self, tx: Tx, row: Row, attempt: int, charge: Charge, now: float, *, hedge: int = 0, hold: Row | None = None
+    ) -> None:
+        """Record what one provider call cost (one row per billed call), at the price version of
+        the job's hold (`hold`, when the caller has just released it)."""
+        price_version = hold["price_version"] if hold else await tx.value("hold_price_version", job_id=row["id"])
         await _ledger_row(
             tx,
             row["id"],
@@ -91,9 +94,11 @@ class LedgerOperations(Operations):
 
     async def _close_hold(self, tx: Tx, row: Row, charge: Charge | None, now: float) -> None:
         """Settle what the last attempt was charged and release the rest of the job's hold."""
-        if charge is not None:
-            await self._settle(tx, row, row["attempt"], charge, now)
+        # The hold is taken first (one statement fewer: it names the settlement's price version);
+        # what is released is still worked out after the settlement, from every charge.
         hold = await tx.one("release_hold", job_id=row["id"])
+        if charge is not None:
+            await self._settle(tx, row, row["attempt"], charge, now, hold=hold)
         if hold is None:
             return
         charged = await tx.value("job_charged", job_id=row["id"])

@@ -11,7 +11,8 @@ what differs is here and in bot/store/sql/postgres.sql:
   check-then-hold for one team happens in turn, in every process. Under READ
   COMMITTED each statement after the lock sees what the previous holder committed.
 - Wake-ups: transactions that make a job runnable NOTIFY `imagine_jobs`, and
-  those that queue a delivery NOTIFY `imagine_outbox` (sent on commit). One
+  those that queue a delivery NOTIFY `imagine_outbox`, after they commit and
+  coalesced (one at a time per store, channels due meanwhile together). One
   LISTEN connection per store turns them into wait_for_jobs/wait_for_deliveries
   returning early; polling remains the fallback.
 - A connection broken by a server restart is replaced by the pool before use.
@@ -50,6 +51,7 @@ class PgTx:
 
     def __init__(self, conn: AsyncConnection[Any]):
         self._conn = conn
+        self.channels: set[str] = set()  # to notify once this transaction commits
 
     async def _execute(self, query: str, params: dict[str, Any]) -> psycopg.AsyncCursor[Any]:
         params = {k: Jsonb(v.value) if isinstance(v, Json) else v for k, v in params.items()}
@@ -75,7 +77,9 @@ class PgTx:
         await self._execute("advisory_lock", {"key": key})
 
     async def notify(self, channel: str) -> None:
-        await self._execute("notify", {"channel": channel})
+        # Sent after the commit, coalesced (_Announcer): a NOTIFY inside the transaction would
+        # serialise its commit with every other notifying one, in every process.
+        self.channels.add(channel)
 
 
 class PostgresConnector:
@@ -87,6 +91,7 @@ class PostgresConnector:
         self._timeout = timeout
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener = _Listener(url, (JOBS, OUTBOX))
+        self._announcer = _Announcer(self._notify)
         self._closed = False
         SCRUB_POOL_LOGS.urls.add(url)
 
@@ -147,6 +152,7 @@ class PostgresConnector:
         if self._closed:
             return
         self._closed = True
+        await self._announcer.close()
         await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
@@ -158,7 +164,18 @@ class PostgresConnector:
             raise StoreUnavailable("store is closed" if self._closed else "store is not open")
         with _unavailable_on_connection_errors():
             async with self._pool.connection() as conn:
-                return await op(PgTx(conn))
+                tx = PgTx(conn)
+                result = await op(tx)
+        if tx.channels:
+            self._announcer.post(tx.channels)
+        return result
+
+    async def _notify(self, channels: set[str]) -> None:
+        if self._pool is None:
+            return
+        async with self._pool.connection() as conn:
+            for channel in sorted(channels):
+                await conn.execute(QUERIES["notify"], {"channel": channel})
 
     async def wait(self, channel: str, timeout: float) -> None:
         await self._listener.wait(channel, timeout)
@@ -186,6 +203,37 @@ class PostgresStore(StoreManager):
         )
         self.url = url
         self._schema = schema
+
+
+class _Announcer:
+    """Sends each store's NOTIFYs after their transactions commit, coalesced: one at a time,
+    and the channels asked for meanwhile all go in the next. A notification is only a hint
+    (waiters poll anyway), so one lost to an error or a crash costs a poll interval, no more."""
+
+    def __init__(self, send: Callable[[set[str]], Awaitable[None]]):
+        self._send = send
+        self._due: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def post(self, channels: set[str]) -> None:
+        self._due |= channels
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="imagine-store-notify")
+
+    async def _drain(self) -> None:
+        while self._due:
+            channels, self._due = self._due, set()
+            try:
+                await self._send(channels)
+            except (psycopg.Error, StoreUnavailable) as exc:
+                log.debug("store notify: not sent (%s); waiters poll meanwhile", exc)
+
+    async def close(self) -> None:
+        """Send what is due (briefly), so a store closed right after a submit still wakes others."""
+        if self._task is not None:
+            with suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            self._task.cancel()
 
 
 class _Listener:
