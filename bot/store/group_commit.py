@@ -53,15 +53,18 @@ def unavailable(exc: BaseException) -> BaseException:
 
 class GroupCommit:
     """Runs operations in the database thread (`executor`, one worker) on `conn()`, in groups.
-    `run(op, conn, write)` steps an operation to its end on the connection."""
+    `run(op, conn, write)` steps an operation to its end on the connection; `begin(conn)` opens
+    a group's write transaction (BEGIN IMMEDIATE, after whatever checks the store makes)."""
 
     def __init__(
         self,
         executor: Executor,
         conn: Callable[[], sqlite3.Connection],
         run: Callable[[Op, sqlite3.Connection, bool], Any],
+        begin: Callable[[sqlite3.Connection], None],
     ):
         self._executor = executor
+        self._begin = begin
         self._conn = conn
         self._run = run
         self._queue: list[_Pending] = []
@@ -115,7 +118,7 @@ class GroupCommit:
         conn = self._conn()
         try:
             # Inside the try: a write lock not had within the busy timeout fails the writes alone.
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             for pending in writes:
                 conn.execute("SAVEPOINT op")
                 self._run_one(pending, conn)

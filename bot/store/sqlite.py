@@ -121,7 +121,7 @@ class SQLiteConnector:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._group = GroupCommit(self._executor, lambda: self.conn, lambda *run: self._step(*run))
+        self._group = GroupCommit(self._executor, lambda: self.conn, lambda *run: self._step(*run), self._begin_write)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -142,15 +142,18 @@ class SQLiteConnector:
             raise StoreUnavailable("store is not open")
         return self._conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self.conn
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
         if (problem := self._unwritable()) is not None:
             # Made read-only while we run (a chmod, an immutable flag): SQLite would write on
             # through its open handles into the WAL, never checkpoint it, and a restart could
             # not open the file. Down until it is writable again, as for a lock or a full disk.
             raise StoreUnavailable(f"sqlite: {problem}; writes are refused until it is writable again")
         conn.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        self._begin_write(conn)
         try:
             yield conn
         except BaseException:
