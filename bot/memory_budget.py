@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from bot.catalog import Catalog, normalize_size
 from bot.metrics import Metrics
 from bot.providers.errors import TooBigForMemory
-from bot.types import GenerationSpec, InputImage, InvalidRequest, Job
+from bot.types import GenerationSpec, InputImage, InvalidRequest, Job, Lane
 
 MIB = 1024 * 1024
 DEFAULT_MEMORY_MB = 512  # as Settings.imagine_memory_mb
@@ -145,15 +145,23 @@ class JobMemory:
 
     def __init__(self, budget: MemoryBudget, catalog: Catalog, metrics: Metrics | None = None) -> None:
         self.budget = budget
+        # Flex jobs hold their bytes through calls of up to 15 minutes: they first take their
+        # share of half the budget, so the other half stays the Standard lane's (a Flex job
+        # bigger than that half takes the whole budget only, as it could never run otherwise).
+        self._flex_share = MemoryBudget(max(1, budget.limit // 2))
         self._catalog = catalog
         self._metrics = metrics
-        self._held: dict[tuple[int, int], int] = {}  # (job, attempt) -> bytes it holds
+        self._held: dict[tuple[int, int], tuple[int, bool]] = {}  # (job, attempt) -> (bytes, in the Flex share)
         if metrics is not None:
             metrics.memory_limit.set(budget.limit)
             metrics.memory_reserved.set_function(lambda: budget.in_use)
 
     def answer_bytes(self, spec: GenerationSpec) -> int:
         return answer_bytes(self._catalog, spec)
+
+    @property
+    def flex_waiting(self) -> int:
+        return self._flex_share.waiting
 
     def needed(self, spec: GenerationSpec, inputs: list[InputImage]) -> int:
         return self.answer_bytes(spec) + INPUT_COPIES * sum(len(image.data) for image in inputs)
@@ -188,8 +196,15 @@ class JobMemory:
             )
         had_inputs = bool(inputs)
         inputs = []
-        waited = await self.budget.acquire(needed)
-        self._held[job.id, job.attempt] = needed
+        flex = job.spec.lane is Lane.FLEX and self._flex_share.fits(needed)
+        waited = await self._flex_share.acquire(needed) if flex else 0.0
+        try:
+            waited += await self.budget.acquire(needed)
+        except BaseException:
+            if flex:
+                await self._flex_share.release(needed)
+            raise
+        self._held[job.id, job.attempt] = needed, flex
         if self._metrics is not None:
             self._metrics.memory_wait.observe(waited)
         return await load_inputs(job) if had_inputs else []
@@ -197,9 +212,11 @@ class JobMemory:
     async def release(self, job: Job) -> None:
         """Give back what acquire(job) holds; nothing when it holds nothing (it failed, or was
         cancelled while waiting)."""
-        held = self._held.pop((job.id, job.attempt), 0)
+        held, flex = self._held.pop((job.id, job.attempt), (0, False))
         if held:
             await self.budget.release(held)
+        if flex:
+            await self._flex_share.release(held)
 
     @asynccontextmanager
     async def running(

@@ -11,7 +11,7 @@ import pytest
 from bot.catalog import load_catalog
 from bot.memory_budget import INPUT_COPIES, JobMemory, MemoryBudget, NeverFits
 from bot.providers.errors import TooBigForMemory
-from bot.types import InputImage, Job, JobState
+from bot.types import InputImage, Job, JobState, Lane
 from tests.support.jobs import spec
 from tests.support.probe import eventually
 
@@ -227,3 +227,44 @@ def test_imagine_memory_mb_is_a_setting_defaulting_to_512(monkeypatch):
     assert Settings(_env_file=None).imagine_memory_mb == 512
     monkeypatch.setenv("IMAGINE_MEMORY_MB", "2048")
     assert Settings(_env_file=None).imagine_memory_mb == 2048
+
+
+async def test_flex_jobs_hold_at_most_half_the_budget_so_standard_jobs_still_find_room():
+    # Review: a Flex call may last 15 minutes; Flex jobs filling the budget would stall every
+    # Standard job of the process (and, through before_lease, its leasing) for that long.
+    catalog = load_catalog()
+    four_k = catalog.models["pro"].memory_bytes["4K"]
+    memory = JobMemory(MemoryBudget(2 * four_k), catalog)
+
+    async def no_inputs(job: Job) -> list[InputImage]:
+        return []
+
+    first_flex = dataclasses.replace(job_of(size="4K", lane=Lane.FLEX), id=1)
+    second_flex = dataclasses.replace(job_of(size="4K", lane=Lane.FLEX), id=2)
+    standard = dataclasses.replace(job_of(size="4K"), id=3)
+    await memory.acquire(first_flex, no_inputs)
+    waiting = asyncio.create_task(memory.acquire(second_flex, no_inputs))
+    await eventually(lambda: memory.flex_waiting == 1, what="the second Flex job waiting for the Flex share")
+    assert memory.budget.waiting == 0 and await memory.before_lease(asyncio.Event())  # leasing goes on
+    await asyncio.wait_for(memory.acquire(standard, no_inputs), 5)  # the other half is the Standard lane's
+    assert memory.budget.in_use == 2 * four_k and not waiting.done()
+    await memory.release(first_flex)
+    await memory.release(standard)
+    await asyncio.wait_for(waiting, 5)
+    await memory.release(second_flex)
+    assert memory.budget.in_use == 0 and memory.flex_waiting == 0
+
+
+async def test_a_flex_job_bigger_than_the_flex_share_still_runs_on_the_whole_budget():
+    catalog = load_catalog()
+    four_k = catalog.models["pro"].memory_bytes["4K"]
+    memory = JobMemory(MemoryBudget(four_k), catalog)  # room for one 4K image only
+
+    async def no_inputs(job: Job) -> list[InputImage]:
+        return []
+
+    flex = job_of(size="4K", lane=Lane.FLEX)
+    await asyncio.wait_for(memory.acquire(flex, no_inputs), 5)
+    assert memory.budget.in_use == four_k
+    await memory.release(flex)
+    assert memory.budget.in_use == 0
