@@ -100,11 +100,18 @@ class GroupCommit:
                 if not pending.ok and pending.value is None:
                     pending.value = unavailable(exc)
         finally:
-            loop.call_soon_threadsafe(_settle, group)
+            _settle_soon(loop, group)
             with self._lock:
                 again = self._scheduled = bool(self._queue)
             if again:
-                self._executor.submit(self._turn, loop)
+                try:
+                    self._executor.submit(self._turn, loop)
+                except RuntimeError:  # close() shut the thread down meanwhile: no more turns
+                    with self._lock:
+                        left, self._queue, self._scheduled = self._queue, [], False
+                    for pending in left:
+                        pending.value = StoreUnavailable("store is closed")
+                    _settle_soon(loop, left)
 
     def _run_one(self, pending: _Pending, conn: sqlite3.Connection) -> None:
         try:
@@ -143,6 +150,13 @@ class GroupCommit:
 def raise_if_fatal(exc: BaseException) -> None:
     if not isinstance(exc, Exception):
         raise exc
+
+
+def _settle_soon(loop: asyncio.AbstractEventLoop, group: list[_Pending]) -> None:
+    try:
+        loop.call_soon_threadsafe(_settle, group)
+    except RuntimeError:  # the loop is closed: nobody waits for these any more
+        pass
 
 
 def _settle(group: list[_Pending]) -> None:
