@@ -38,6 +38,7 @@ from adapters.web.pages import (
     signed_out,
 )
 from adapters.web.queue import add_queue
+from bot.apology import STORE_DOWN_NOW, outage_behind
 from bot.images import MAX_INPUT_BYTES
 from bot.money import usd
 from bot.money.budgets import Period, period_start
@@ -183,9 +184,13 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
         if exc.status < 400:
             raise
         response = problem(request, exc.status, exc.reason, "There is no such page here.")
-    except Exception:
-        log.exception("dashboard: %s %s failed", request.method, _route(request))
-        response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
+    except Exception as exc:
+        if (outage := outage_behind(exc)) is not None:  # expected: its own words, one log line
+            log.warning("dashboard: %s %s: the database is unavailable (%s)", request.method, _route(request), outage)
+            response = problem(request, 503, "The database is unavailable", STORE_DOWN_NOW)
+        else:
+            log.exception("dashboard: %s %s failed", request.method, _route(request))
+            response = problem(request, 500, "Something went wrong", "The error was logged. Try again in a moment.")
     if not response.prepared:  # an event stream sent its headers already (protected first)
         protect(response)
     return response

@@ -4,11 +4,15 @@ behind a CSRF token, really deleting. The browser test is test_web_gallery_brows
 
 from __future__ import annotations
 
+import html
+import logging
 import re
 
 import aiohttp
 
+from bot.apology import STORE_DOWN_NOW
 from bot.sign_in import Role
+from bot.store.ports import StoreUnavailable
 from tests.support.gallery import render
 
 GALLERY = "/dashboard/gallery"
@@ -163,3 +167,23 @@ async def test_a_delete_without_the_csrf_token_is_refused_and_changes_nothing(da
         assert await dashboard.store.get_image(mine) is not None
     finally:
         await browser.close()
+
+
+async def test_a_page_met_by_a_database_outage_says_so_and_logs_one_line(dashboard, monkeypatch, caplog):
+    # Review: the dashboard's one error handler logged a traceback and showed "Something went
+    # wrong" (500) for an expected outage, which chat already words as one.
+    image_id = await render(dashboard.store, "a koi pond", 134_000)
+    browser = await signed_in(dashboard)
+
+    async def store_down(*args, **kwargs):
+        raise StoreUnavailable("couldn't get a connection after 10.00 sec")
+
+    monkeypatch.setattr(dashboard.store, "get_image", store_down)
+    try:
+        with caplog.at_level(logging.WARNING):
+            status, page = await get(browser, dashboard, f"/dashboard/images/{image_id}")
+    finally:
+        await browser.close()
+    assert status == 503 and "The database is unavailable" in page
+    assert STORE_DOWN_NOW in html.unescape(page)
+    assert not [r for r in caplog.records if r.exc_info], "an outage is one log line, not a trace"
