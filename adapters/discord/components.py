@@ -5,6 +5,7 @@ handlers (adapters/discord/commands.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 import discord
@@ -40,7 +41,7 @@ class JobButton(
         return cls(match["action"], int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _handlers(interaction).on_job_button(interaction, self.action, self.job_id)
+        await _answered(interaction, lambda handlers: handlers.on_job_button(interaction, self.action, self.job_id))
 
 
 class ConfirmButton(
@@ -61,7 +62,9 @@ class ConfirmButton(
         return cls(match["action"], match["token"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _handlers(interaction).on_confirm(interaction, self.token, use_flash=self.action == "flash")
+        await _answered(
+            interaction, lambda handlers: handlers.on_confirm(interaction, self.token, use_flash=self.action == "flash")
+        )
 
 
 class EditModal(discord.ui.Modal, title="Edit image"):
@@ -84,6 +87,17 @@ class EditModal(discord.ui.Modal, title="Edit image"):
 def _handlers(interaction: discord.Interaction) -> Handlers:
     """The handlers of the client the press came to (always an ImagineClient)."""
     return cast("ImagineClient", interaction.client).handlers
+
+
+async def _answered(interaction: discord.Interaction, press: Callable[[Handlers], Awaitable[None]]) -> None:
+    """Run a button's press; a failure ends in the handlers' one error handler. discord.py runs a
+    dynamic item's callback outside every on_error hook and would only log what it raises: the
+    user would get no answer, and an expected outage a traceback."""
+    handlers = _handlers(interaction)
+    try:
+        await press(handlers)
+    except Exception as exc:
+        await handlers.on_interaction_error(interaction, exc)
 
 
 def result_view(job_id: int) -> discord.ui.View:

@@ -253,6 +253,8 @@ async def test_buttons_reroll_and_delete(world):
     assert stored_results(world.db)[1] is True
     await discord.click("imagine:delete:1", image, user_id=USER)
     await discord.wait_for(lambda: discord.message(image.id).deleted)
+    # And the one who asked is told, before the test ends (the bot would meet a closed fake).
+    await discord.wait_for(lambda: "Deleted." in world.ephemeral_texts())
     # The core deleted the image itself first: its bytes are gone (its row stays as a
     # tombstone), the reroll's are not.
     assert stored_results(world.db) == {1: False, 2: True}
