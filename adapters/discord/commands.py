@@ -406,8 +406,8 @@ class Handlers:
                 await interaction.followup.send(said, ephemeral=True)
             else:
                 await interaction.response.send_message(said, ephemeral=True)
-        except discord.HTTPException:
-            log.exception("discord: could not tell the user about the failure")
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("discord: could not tell the user about the failure: %r", exc)
 
     async def _with_attachments(self, request: R, attachments: list[discord.Attachment]) -> R:
         """`request` with its attachments read; first the core refuses what it can from their
@@ -440,6 +440,8 @@ async def _quietly(telling) -> None:
         await telling
     except discord.HTTPException as exc:
         log.warning("discord: could not tell the user: %s %s", exc.status, exc.text)
+    except (aiohttp.ClientError, TimeoutError) as exc:  # the connection itself failed
+        log.warning("discord: could not tell the user: %r", exc)
 
 
 def _press_key(interaction: discord.Interaction, button: str) -> str:

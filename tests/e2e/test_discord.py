@@ -457,6 +457,8 @@ async def test_a_status_that_cannot_be_shown_cancels_the_job_before_it_costs_any
     edit = read_jobs(world.db)[3]
     assert edit["state"] == "cancelled" and edit["ledger"] == ["reservation", "release"], edit
     assert len(world.gemini.requests) == 1
+    # The one who asked is told in the thread (and before the test ends: the bot would meet a closed fake).
+    await discord.wait_for(lambda: any("Nothing was charged" in m.content for m in discord.messages.get(thread.id, [])))
 
 
 async def test_two_clients_in_one_process_each_talk_to_their_own_discord(tmp_path: Path):
