@@ -117,13 +117,5 @@ async def restart_database(cluster: Cluster, down_for: float) -> float:
     killed = time.monotonic()
     cluster.kill()
     await asyncio.sleep(down_for)
-
-    async def started() -> bool:
-        try:
-            await asyncio.to_thread(cluster.start)
-        except AssertionError:
-            return False  # shared memory still held by a dying backend
-        return True
-
-    await eventually(started, 60, interval=0.5, what="the cluster starting again")
+    await cluster.start_again(60, interval=0.5)
     return time.monotonic() - killed

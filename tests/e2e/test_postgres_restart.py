@@ -6,7 +6,6 @@ and nothing is admitted for it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
 
@@ -47,19 +46,6 @@ def cluster():
 async def rows(url: str, query: str) -> list[tuple]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         return await (await conn.execute(query)).fetchall()
-
-
-async def restart(cluster: Cluster) -> None:
-    """Start the killed cluster again, once its orphaned backends have noticed and exited."""
-
-    async def started() -> bool:
-        try:
-            await asyncio.to_thread(cluster.start)
-        except AssertionError:
-            return False  # shared memory still held by a dying backend
-        return True
-
-    await eventually(started, 30, interval=0.2, what="the cluster starting again")
 
 
 async def imagine(world: World, prompt: str, user: str) -> None:
@@ -123,7 +109,7 @@ async def test_a_postgres_restart_mid_load_loses_nothing_and_doubles_nothing(clu
             async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as health:
                 assert health.status == 503 and (await health.json())["store"] is False
 
-            await restart(cluster)
+            await cluster.start_again()
 
             async def all_posted() -> bool:
                 return len(slack.uploads) >= JOBS

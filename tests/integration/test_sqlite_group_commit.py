@@ -13,6 +13,7 @@ import pytest
 from bot.store.group_commit import GroupCommit
 from bot.store.ports import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
+from tests.support.probe import eventually
 
 
 async def test_writes_queued_together_commit_together_but_one_failing_undoes_only_itself(tmp_path):
@@ -71,7 +72,7 @@ async def test_operations_queued_as_the_store_closes_are_told_it_closed_not_left
     first = asyncio.ensure_future(group.submit(blocking, False))
     await asyncio.get_running_loop().run_in_executor(None, running.wait, 10)
     second = asyncio.ensure_future(group.submit(lambda conn: "second", False))
-    await asyncio.sleep(0)  # second is queued behind the running turn
+    await eventually(lambda: len(group._queue) == 1, what="the second operation queued behind the running turn")
     executor.shutdown(wait=False)  # what close() does, with the turn still running
     go_on.set()
     assert await asyncio.wait_for(first, 10) == "first"

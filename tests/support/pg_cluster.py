@@ -8,6 +8,7 @@ user (`runuser -u postgres --`) in a directory that user owns.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.probe import eventually
 
 
 def postgres_bin_dir() -> Path | None:
@@ -80,6 +82,18 @@ class Cluster:
         their postmaster is gone, and start() waits for the port to be free again)."""
         pid = int((self.data / "postmaster.pid").read_text().split()[0])
         os.kill(pid, signal.SIGKILL)
+
+    async def start_again(self, timeout: float = 30, interval: float = 0.2) -> None:
+        """Start the killed cluster again, once its orphaned backends have noticed and exited."""
+
+        async def started() -> bool:
+            try:
+                await asyncio.to_thread(self.start)
+            except AssertionError:
+                return False  # shared memory still held by a dying backend
+            return True
+
+        await eventually(started, timeout, interval=interval, what="the cluster starting again")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
