@@ -361,6 +361,27 @@ class Process:
         await self.stop()
 
 
+def fakes_process(work: Path, slack_port: int, gemini_port: int, *options: str) -> Process:
+    """bench/fakes_process.py (the fake Slack and Gemini) in a process of its own, with extra
+    `options`; up once the fake Slack answers (it starts after the fake Gemini)."""
+    return Process(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fakes_process.py"),
+            "--slack-port",
+            str(slack_port),
+            "--gemini-port",
+            str(gemini_port),
+            *options,
+        ],
+        env=bot_env(PYTHONPATH=str(ROOT)),
+        cwd=work,
+        log=work / "fakes.log",
+        name="fakes",
+        health_url=f"http://127.0.0.1:{slack_port}/api/auth.test",
+    )
+
+
 def bot_process(
     workdir: Path, *, slack_url: str, gemini_url: str, config: str = UNLIMITED_POLICY, **settings: str
 ) -> Process:

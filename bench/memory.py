@@ -46,13 +46,12 @@ import aiohttp  # noqa: E402
 from google.genai import types  # noqa: E402
 
 from bench.common import (  # noqa: E402
-    ROOT,
     UNLIMITED_POLICY,
     BenchGemini,
     BenchSlack,
-    Process,
     bench_main,
     bot_process,
+    fakes_process,
     post_timed,
     signed_command,
     verdict,
@@ -62,7 +61,6 @@ from bot import images  # noqa: E402
 from bot.catalog import load_catalog  # noqa: E402
 from bot.providers.gemini import GeminiProvider, _request  # noqa: E402
 from bot.providers.gemini_answer import read_answer  # noqa: E402
-from tests.support.bot_process import bot_env  # noqa: E402
 from tests.support.jobs import spec  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
@@ -104,23 +102,8 @@ async def traced(step: Callable[[], Awaitable[Any]]) -> tuple[Any, int, int]:
 
 async def steps(args: argparse.Namespace, work: Path) -> dict:
     port, slack_port = free_port(), free_port()
-    fakes = Process(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fakes_process.py"),
-            "--slack-port",
-            str(slack_port),
-            "--gemini-port",
-            str(port),
-            *(["--texture-bits", str(TEXTURES[args.texture])] if TEXTURES[args.texture] else []),
-        ],
-        env=bot_env(PYTHONPATH=str(ROOT)),
-        cwd=work,
-        log=work / "fakes.log",
-        name="fakes",
-        # Up once the fake Slack answers: it starts after the fake Gemini.
-        health_url=f"http://127.0.0.1:{slack_port}/api/auth.test",
-    )
+    texture = TEXTURES[args.texture]
+    fakes = fakes_process(work, slack_port, port, *(["--texture-bits", str(texture)] if texture else []))
     four_k = spec("bench memory steps", size="4K")
     async with fakes:
         provider = GeminiProvider.create(

@@ -44,6 +44,7 @@ from bench.common import (  # noqa: E402
     bench_main,
     bot_env,
     bot_process,
+    fakes_process,
     free_port,
     ms_summary,
     post_timed,
@@ -165,23 +166,7 @@ async def run(args: argparse.Namespace) -> dict:
         slack_port, gemini_port = free_port(), free_port()
         slack_url = f"http://127.0.0.1:{slack_port}/api/"
         env = bot_env(PYTHONPATH=str(ROOT))
-        fakes = Process(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "fakes_process.py"),
-                "--slack-port",
-                str(slack_port),
-                "--gemini-port",
-                str(gemini_port),
-                "--gemini-latency",
-                str(args.gemini_latency),
-            ],
-            env=env,
-            cwd=work,
-            log=work / "fakes.log",
-            name="fakes",
-            health_url=f"{slack_url}auth.test",
-        )
+        fakes = fakes_process(work, slack_port, gemini_port, "--gemini-latency", str(args.gemini_latency))
 
         def floor(name: str, *extra: str) -> Process:
             port = free_port()
