@@ -150,7 +150,7 @@ async def test_latency_is_the_call_alone_not_the_wait_for_a_rate_limit(fake):
         limits = {"gemini": 1}
 
         async def acquire(self, key: str) -> None:
-            await asyncio.sleep(0.5)  # a long queue for the project's quota
+            await asyncio.sleep(1.5)  # a long queue for the project's quota
 
     fake.latency = 0.05
     fake.script(ok(), error(503))
@@ -158,9 +158,9 @@ async def test_latency_is_the_call_alone_not_the_wait_for_a_rate_limit(fake):
     routed.limiter = SlowLimiter()
     started = time.monotonic()
     result = await routed.generate(spec(), [])
-    assert time.monotonic() - started >= 0.5
-    assert 0.05 <= result.call_seconds < 0.4
+    assert time.monotonic() - started >= 1.5
+    assert 0.05 <= result.call_seconds < 1.2  # the wait is not in it, even on a loaded machine
     with pytest.raises(OverloadedError) as failed:
         await routed.generate(spec(), [])
-    assert 0.05 <= failed.value.call_seconds < 0.4
+    assert 0.05 <= failed.value.call_seconds < 1.2
     await routed.close()
