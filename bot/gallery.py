@@ -58,10 +58,12 @@ class Lineage:
         """0 for the root; n for the n-th edit along its chain."""
         return len(self.path) - 1
 
-    def summary(self) -> str:
-        """One line for chat: "edit 3 of this thread · this image $0.13 · thread total $0.54"."""
+    def summary(self, *, cached: bool = False) -> str:
+        """One line for chat: "edit 3 of this thread · this image $0.13 · thread total $0.54".
+        `cached`: the request was answered with this (earlier) image, so it cost nothing."""
         where = "the original of this thread" if self.edit_number == 0 else f"edit {self.edit_number} of this thread"
-        return f"{where} · this image {usd(self.image.cost_micros)} · thread total {usd(self.thread_micros)}"
+        this = "$0.00 (answered from an earlier request)" if cached else usd(self.image.cost_micros)
+        return f"{where} · this image {this} · thread total {usd(self.thread_micros)}"
 
 
 def lineage_of(thread: Sequence[GalleryImage], image_id: int) -> Lineage | None:

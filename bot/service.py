@@ -42,9 +42,11 @@ from bot.sign_in import SignIn
 from bot.specs import SpecBuilder
 from bot.store.ports import ANNOUNCE_WINDOW, Store, StoreUnavailable
 from bot.team_calls import STORE_DOWN, TeamCalls
+from bot.thread_lineage import ThreadKey, ThreadLineage, Undone
 from bot.types import (
     DeletedImage,
     EditRequest,
+    GalleryImage,
     ImagineRequest,
     InputImage,
     Job,
@@ -124,6 +126,7 @@ class ImagineService(TeamCalls):
         self._budgets = BudgetDesk(store, self._policies, clock)
         self._queue_board = QueueBoard(store, self._policies)
         self._gallery = GalleryDesk(store, self._policies)
+        self._threads = ThreadLineage(store, self._policies, self._gallery)
         self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
         self._intake = Intake(
@@ -269,6 +272,26 @@ class ImagineService(TeamCalls):
         chain and the thread's total (Lineage.summary() words it for chat). None when the
         image is not the team's, or was deleted."""
         return await self._gallery.lineage(team, image_id)
+
+    # -- a chat thread's lineage (bot/thread_lineage.py) ----------------
+
+    async def posted_line(self, team: str, image_id: int, *, cached: bool = False) -> str | None:
+        """The line under a posted image: "edit 3 of this thread · this image $0.13 · thread total $0.54"."""
+        return await self._threads.posted_line(team, image_id, cached=cached)
+
+    async def undo(
+        self, job_id: int, caller: Caller, platform: str, threads_of: Callable[[dict[str, Any]], Sequence[ThreadKey]]
+    ) -> Undone | Refused:
+        """[Undo] on an edit: its thread's latest image is the one it edited again, for nothing."""
+        return await self._guarded(self._threads.undo(job_id, caller, platform, threads_of))
+
+    async def thread_history(self, team: str, platform: str, thread: ThreadKey) -> Lineage | None | Refused:
+        """The lineage of the image a chat thread shows (None: not one of our threads)."""
+        return await self._guarded(self._threads.thread_history(team, platform, thread))
+
+    async def recent_images(self, team: str, user: str, platform: str) -> list[GalleryImage] | Refused:
+        """The user's last 10 images, newest first."""
+        return await self._guarded(self._threads.recent(team, user, platform))
 
     async def may_delete_image(self, image_id: int, caller: Caller) -> bool:
         """Whether the caller may delete this result image: its requester, or a moderator."""

@@ -38,6 +38,13 @@ class ChatOperations(Operations):
         return await tx.value("thread_image", platform=platform, team=team, channel=channel, thread_id=thread_id)
 
     @writes
+    async def swap_thread_image(
+        self, tx: Tx, platform: str, team: str, channel: str, thread_id: str, expected: int, image_id: int
+    ) -> bool:
+        where = {"platform": platform, "team": team, "channel": channel, "thread_id": thread_id}
+        return await tx.run("swap_thread_image", **where, expected=expected, image_id=image_id, now=self._clock()) == 1
+
+    @writes
     async def save_confirmation(
         self, tx: Tx, token: str, team: str, user: str, request: dict[str, Any], ttl_seconds: float
     ) -> None:

@@ -16,6 +16,10 @@ class GalleryOperations(Operations):
         return [_gallery_image(r) for r in await tx.all("gallery_page", team=team, limit=limit, offset=offset)]
 
     @reads
+    async def user_images(self, tx: Tx, team: str, user: str, limit: int) -> list[GalleryImage]:
+        return [_gallery_image(r) for r in await tx.all("gallery_user_page", team=team, user=user, limit=limit)]
+
+    @reads
     async def gallery_count(self, tx: Tx, team: str) -> int:
         return int(await tx.value("gallery_count", team=team) or 0)
 

@@ -346,6 +346,12 @@ class ChatContext(Protocol):
 
     async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None: ...
 
+    async def swap_thread_image(
+        self, platform: str, team: str, channel: str, thread_id: str, expected: int, image_id: int
+    ) -> bool:
+        """Point a chat thread at `image_id` if it still points at `expected` ([Undo]); False,
+        changing nothing, when it points elsewhere or is not a thread of ours."""
+
     async def save_confirmation(
         self, token: str, team: str, user: str, request: dict[str, Any], ttl_seconds: float
     ) -> None: ...
@@ -392,6 +398,9 @@ class Gallery(Protocol):
         """The team's result images not deleted, newest first, `limit` from `offset`."""
 
     async def gallery_count(self, team: str) -> int: ...
+
+    async def user_images(self, team: str, user: str, limit: int) -> list[GalleryImage]:
+        """The result images `user` asked for (not deleted), newest first, at most `limit`."""
 
     async def gallery_image(self, team: str, image_id: int) -> GalleryImage | None:
         """One result image of the team (a tombstone too, with deleted_at set), or None."""

@@ -394,6 +394,12 @@ DO UPDATE SET image_id = excluded.image_id, updated_at = excluded.updated_at
 SELECT image_id FROM threads WHERE platform = :platform AND team = :team AND channel = :channel
 AND thread_id = :thread_id
 
+-- [Undo]: only while the thread still shows the image undone, so of two presses one moves it.
+-- name: swap_thread_image
+UPDATE threads SET image_id = :image_id, updated_at = :now
+WHERE platform = :platform AND team = :team AND channel = :channel AND thread_id = :thread_id
+AND image_id = :expected
+
 -- name: prune_confirmations
 DELETE FROM confirmations WHERE expires_at < :now
 
@@ -498,6 +504,11 @@ FROM images JOIN jobs ON jobs.id = images.job_id
 -- name: gallery_page
 {gallery_row} WHERE jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
 ORDER BY images.id DESC LIMIT :limit OFFSET :offset
+
+-- name: gallery_user_page
+{gallery_row} WHERE jobs.team = :team AND jobs."user" = :user AND images.role = 'output'
+AND images.deleted_at IS NULL
+ORDER BY images.id DESC LIMIT :limit
 
 -- name: gallery_count
 SELECT COUNT(*) FROM images JOIN jobs ON jobs.id = images.job_id
