@@ -7,8 +7,9 @@ steps are the same on Slack and Discord:
 - no status message recorded yet: retry later (the adapter is still posting it);
 - "started": the status says which lane and model are at work;
 - "result": remember the thread first (a reply may come the moment the image
-  shows), post the image once (a retried delivery finds it recorded and does
-  not post again), remember where it went, then the final status;
+  shows), post the image once with its place in its thread ("edit 2 of this
+  thread · this image $0.04 · thread total $0.17"; a retried delivery finds it
+  recorded and does not post again), remember where it went, then the final status;
 - anything else: the status says what went wrong, in the user's words.
 
 A platform supplies only what differs: how a status is edited, how an image is
@@ -44,7 +45,8 @@ class Surface(Protocol):
         """Show `line` in the job's status message; `done` when the image is out."""
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
-        """Post the result's image; the id of what was posted."""
+        """Post the result's image (its caption ends with result["lineage"], when there is one);
+        the id of what was posted."""
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[ReplyKey]:
         """Where a reply edits the image: before posting (`posted` None) and after it."""
@@ -56,6 +58,8 @@ class Remembers(Protocol):
     async def attach_delivery(self, job_id: int, context: dict[str, Any]) -> bool: ...
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None: ...
+
+    async def posted_line(self, team: str, image_id: int, *, cached: bool = False) -> str | None: ...
 
     async def image(self, image_id: int) -> StoredImage | None: ...
 
@@ -84,7 +88,9 @@ async def deliver(surface: Surface, core: Remembers, delivery: Delivery, job: Jo
             return
         await _remember(surface, core, job, surface.reply_keys(where, None), result)
         if surface.posted_key not in where:  # a retried delivery must not post twice
-            posted = await surface.post_image(job, where, result)
+            # Under the image: where it sits in its thread and what the thread cost so far.
+            place = await core.posted_line(job.team, result["image_id"], cached=bool(result.get("cached")))
+            posted = await surface.post_image(job, where, {**result, "lineage": place})
             await core.attach_delivery(job.id, {surface.posted_key: posted})
             await _remember(surface, core, job, surface.reply_keys(where, posted), result)
         await surface.edit_status(job, where, marks.done(result), done=True)

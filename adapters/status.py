@@ -104,6 +104,12 @@ def done(result: dict[str, Any]) -> str:
     )
 
 
+def caption(result: dict[str, Any]) -> str:
+    """The words under a posted image: the model and cost, then its place in its thread."""
+    first = f"{result['model_version']} · {money(result['cost_usd'])}"
+    return f"{first}\n{result['lineage']}" if result.get("lineage") else first
+
+
 @dataclass(frozen=True)
 class Marks:
     """The status lines in one platform's emoji: Slack writes :shortcodes:, Discord shows

@@ -25,6 +25,7 @@ import discord
 from adapters import delivery
 from adapters.discord import render
 from adapters.discord.components import result_view
+from adapters.status import caption
 from bot import images
 from bot.notify import GiveUp, Unavailable
 from bot.types import CheckedImage, Delivery, Job
@@ -83,7 +84,7 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
         # Recorded before posting: a retry then looks for the image before posting again.
         await self._service.attach_delivery(job.id, {POSTING_KEY: True})
         limit = thread.guild.filesize_limit if getattr(thread, "guild", None) else DEFAULT_UPLOAD_LIMIT
-        caption = f"{result['model_version']} · {render.money(result['cost_usd'])}"
+        words = discord.utils.escape_mentions(caption(result))
         image = CheckedImage(stored.data, stored.mime, stored.width, stored.height, stored.sha256)
         for _ in range(3):
             # Re-encoding a 4K image takes a second of CPU: keep it off the event loop.
@@ -91,7 +92,7 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
             extension = "jpg" if fitted.mime == "image/jpeg" else "png"
             try:
                 posted = await thread.send(
-                    render.clip(f"{caption}\n{note}" if note else caption),
+                    render.clip(f"{words}\n{note}" if note else words),
                     view=result_view(job.id),
                     file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"),
                     nonce=f"imagine-{job.id}",  # with enforce_nonce: a repeat returns the first message

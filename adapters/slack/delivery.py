@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import delivery
 from adapters.slack import render
+from adapters.status import caption
 from bot.notify import Unavailable
 from bot.types import Delivery, Job
 
@@ -49,8 +50,8 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
             raise Unavailable(f"Slack upload failed: {exc}") from exc
 
     async def edit_status(self, job: Job, where: dict[str, Any], line: str, *, done: bool = False) -> None:
-        # The buttons ([Reroll] [4K] [Delete]) come with the image.
-        buttons = render.result_buttons(job.id) if done else None
+        # The buttons ([Reroll] [4K] [Undo] [History] [Delete]) come with the image.
+        buttons = render.result_buttons(job.id, edit=job.spec.parent_image_id is not None) if done else None
         await self._client.chat_update(
             channel=where["channel"],
             ts=where["status_ts"],
@@ -80,7 +81,7 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
             files=[{"id": file_id, "title": job.spec.prompt[:200]}],
             channel_id=where["channel"],
             thread_ts=where["thread_ts"],
-            initial_comment=f"{result['model_version']} · {render.money(result['cost_usd'])}",
+            initial_comment=render.escape(caption(result)),
         )
         return file_id
 
@@ -109,5 +110,9 @@ class SlackDelivery(delivery.Delivers[AsyncWebClient]):
         return "shared" if channel in places else "completed"
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
-        # Every reply in the status message's thread edits the newest image there.
-        return [(where["channel"], where["thread_ts"])] if posted is None else []
+        return thread_keys(where) if posted is None else []
+
+
+def thread_keys(where: dict[str, Any]) -> list[delivery.ReplyKey]:
+    """Every reply in the status message's thread edits the newest image there."""
+    return [(where["channel"], where["thread_ts"])]

@@ -44,6 +44,7 @@ from adapters.after_ack import AfterAck
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
+from adapters.slack.lineage import LineageListeners
 from adapters.slack.parse import USAGE, ImagineText, parse_imagine
 from adapters.status import NOT_STARTED
 from bot.apology import apology
@@ -110,6 +111,7 @@ class Listeners:
         app.action(render.ACTION_DELETE)(self._acked_press(self._on_delete))
         app.action(render.ACTION_RUN)(self._acked_press(self._on_confirmed))
         app.action(render.ACTION_USE_FLASH)(self._acked_press(self._on_confirmed))
+        LineageListeners(self).register(app)  # [Undo], [History], /imagine-history
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:

@@ -13,6 +13,8 @@ from bot.types import NeedsConfirmation
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
 ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"
+# [Undo] under an edit; [History] under every image: Slack has no slash commands in threads.
+ACTION_UNDO, ACTION_HISTORY = "imagine_undo", "imagine_history"
 
 
 def escape(text: str) -> str:
@@ -62,11 +64,14 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
     return b
 
 
-def result_buttons(job_id: int) -> list[dict[str, Any]]:
+def result_buttons(job_id: int, *, edit: bool = False) -> list[dict[str, Any]]:
     value = str(job_id)
+    undo = [button("Undo", ACTION_UNDO, value)] if edit else []
     return [
         button("Reroll", ACTION_REROLL, value),
         button("4K", ACTION_4K, value),
+        *undo,
+        button("History", ACTION_HISTORY, value),
         button("Delete", ACTION_DELETE, value, "danger"),
     ]
 

@@ -41,7 +41,7 @@ class Recorder:
         self.log.append(("status", line, done))
 
     async def post_image(self, job: Job, where: dict[str, Any], result: dict[str, Any]) -> str:
-        self.log.append(("post", result["image_id"]))
+        self.log.append(("post", result["image_id"], result.get("lineage")))
         return "m1"
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
@@ -53,6 +53,9 @@ class Recorder:
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
         self.log.append(("remember", platform, team, channel, thread_id, image_id))
+
+    async def posted_line(self, team: str, image_id: int, *, cached: bool = False) -> str | None:
+        return f"image {image_id} of {team}{' (cached)' if cached else ''}"
 
     async def image(self, image_id: int) -> StoredImage | None:
         if image_id in self.deleted:
@@ -111,7 +114,7 @@ async def test_a_result_remembers_the_thread_posts_once_then_says_done():
     await delivery.deliver(chat, chat, item("result", RESULT), job({"channel": "C1", "status": "s"}))
     assert chat.log == [
         ("remember", "chat", "T1", "C1", "thread", 7),  # before the image shows: a reply may come at once
-        ("post", 7),
+        ("post", 7, "image 7 of T1"),  # with its place in its thread
         ("attach", 3, {"posted": "m1"}),
         ("remember", "chat", "T1", "C1", "m1", 7),
         ("status", MARKS.done(RESULT), True),

@@ -26,7 +26,12 @@ async def test_imagine_posts_status_then_image_in_thread_and_a_reply_edits_it(wo
     await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in world.statuses()[0].text)
     [parent] = world.statuses()
     assert "<@U1>" in parent.blocks[0]["text"]["text"] and "a koi pond at dawn" in parent.blocks[0]["text"]["text"]
-    assert [e["action_id"] for e in parent.blocks[-1]["elements"]] == ["imagine_reroll", "imagine_4k", "imagine_delete"]
+    assert [e["action_id"] for e in parent.blocks[-1]["elements"]] == [
+        "imagine_reroll",
+        "imagine_4k",
+        "imagine_history",
+        "imagine_delete",
+    ]
     [upload] = slack.uploads
     assert (upload.channel, upload.thread_ts) == ("C1", parent.ts)
     assert gemini.requests[0].aspect_ratio == "16:9" and gemini.requests[0].prompt == "a koi pond at dawn"
