@@ -23,6 +23,7 @@ from adapters.discord import render
 from adapters.discord.budget_command import BudgetCommands
 from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
+from adapters.discord.lineage import history_command, on_undo
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
@@ -142,6 +143,7 @@ class Handlers:
         tree.add_command(usage)
         tree.add_command(BudgetCommands(handlers))
         tree.add_command(dashboard)
+        tree.add_command(history_command(handlers))
         tree.add_command(edit_menu)
 
     def caller(self, interaction: discord.Interaction) -> Caller:
@@ -257,6 +259,9 @@ class Handlers:
         return isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id
 
     async def on_job_button(self, interaction: discord.Interaction, action: str, job_id: int) -> None:
+        if action == "undo":
+            await on_undo(self, interaction, job_id)
+            return
         if action == "delete":
             await interaction.response.defer(ephemeral=True, thinking=True)  # answer first, then ask the store
             caller = self.caller(interaction)

@@ -21,13 +21,14 @@ RESULT_ACTIONS = ("reroll", "4k", "delete")
 
 
 class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>reroll|4k|delete):(?P<job>\d+)"
+    discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>reroll|4k|undo|delete):(?P<job>\d+)"
 ):
-    """[Reroll] [4K] [Delete] under a result."""
+    """[Reroll] [4K] [Delete] under a result, and [Undo] under an edit."""
 
     LABELS = {
         "reroll": ("Reroll", discord.ButtonStyle.secondary),
         "4k": ("4K", discord.ButtonStyle.secondary),
+        "undo": ("Undo", discord.ButtonStyle.secondary),
         "delete": ("Delete", discord.ButtonStyle.danger),
     }
 
@@ -100,9 +101,10 @@ async def _answered(interaction: discord.Interaction, press: Callable[[Handlers]
         await handlers.on_interaction_error(interaction, exc)
 
 
-def result_view(job_id: int) -> discord.ui.View:
+def result_view(job_id: int, *, edit: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for action in RESULT_ACTIONS:
+    # [Undo] only under an edit: the first image of a thread has nothing before it.
+    for action in ("reroll", "4k", "undo", "delete") if edit else RESULT_ACTIONS:
         view.add_item(JobButton(action, job_id))
     return view
 

@@ -93,7 +93,7 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
             try:
                 posted = await thread.send(
                     render.clip(f"{words}\n{note}" if note else words),
-                    view=result_view(job.id),
+                    view=result_view(job.id, edit=job.spec.parent_image_id is not None),
                     file=discord.File(io.BytesIO(fitted.data), filename=f"imagine-{job.id}.{extension}"),
                     nonce=f"imagine-{job.id}",  # with enforce_nonce: a repeat returns the first message
                 )
@@ -116,8 +116,13 @@ class DiscordDelivery(delivery.Delivers["ImagineClient"]):
         return None
 
     def reply_keys(self, where: dict[str, Any], posted: str | None) -> list[delivery.ReplyKey]:
-        thread = where["thread"]
         if posted is not None:  # a reply to the image itself
-            return [(thread, f"msg:{posted}")]
-        # Only a thread the bot opened for an image turns every message in it into an edit.
-        return [(thread, thread)] if where.get("own_thread", True) else []
+            return [(where["thread"], f"msg:{posted}")]
+        return thread_keys(where)
+
+
+def thread_keys(where: dict[str, Any]) -> list[delivery.ReplyKey]:
+    """Only a thread the bot opened for an image turns every message in it into an edit
+    (of the thread's latest image)."""
+    thread = where["thread"]
+    return [(thread, thread)] if where.get("own_thread", True) else []
