@@ -172,7 +172,7 @@ async def job_page(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     session, (job, position) = found
-    view = job_view(job, position)
+    view = await with_lineage(request, job, job_view(job, position))
     return page(request, "playground_job.html", session=session, job=job, view=view, nonce=secrets.token_urlsafe(18))
 
 
@@ -182,7 +182,7 @@ async def job_status(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     _, (job, position) = found
-    return web.json_response(job_view(job, position))
+    return web.json_response(await with_lineage(request, job, job_view(job, position)))
 
 
 def job_view(job: Job, position: int | None) -> dict[str, Any]:
@@ -201,6 +201,16 @@ def job_view(job: Job, position: int | None) -> dict[str, Any]:
         "gallery_url": f"{PREFIX}/gallery/{image_id}" if image_id else None,
         "edit_url": f"{HOME}/images/{image_id}/edit" if image_id else None,
     }
+
+
+async def with_lineage(request: web.Request, job: Job, view: dict[str, Any]) -> dict[str, Any]:
+    """The view with its result's place in its thread once settled ("edit 2 of this thread ·
+    this image $0.04 · thread total $0.17"), as chat shows it under an image."""
+    line = None
+    if view["cost"] and view["image_id"]:
+        cached = bool((job.result or {}).get("cached"))
+        line = await request.app[SERVICE].posted_line(job.team, view["image_id"], cached=cached)
+    return {**view, "lineage": line}
 
 
 def _line(job: Job, position: int | None) -> str:

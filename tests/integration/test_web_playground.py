@@ -329,6 +329,10 @@ async def test_edits_chain_like_a_thread_with_and_without_a_reference(playground
     async with browser.get(playground.base + location) as r:
         page = await r.text()
         assert f'href="/dashboard/gallery/{second_image}"' in page and "An edit of" in page
+        # Where the result sits in its thread, and what the thread cost, as chat says it.
+        assert re.search(r"edit 2 of this thread · this image \$[\d.]+ · thread total \$[\d.]+", page)
+    view = await finished(playground, browser, second.id)
+    assert view["lineage"].startswith("edit 1 of this thread · this image $")
     await outbox_settles(playground, browser)
 
 

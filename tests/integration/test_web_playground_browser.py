@@ -67,6 +67,8 @@ async def test_a_render_then_an_edit_show_up_live_and_chain(playground, page):
     first_image = await image_shows(page)
     await expect(status).to_contain_text("Done")
     await expect(page.locator("#job-cost")).to_have_text(re.compile(r"^\$0\.\d+$"))
+    # Shown live too: where the image sits in its thread, as chat says it under an image.
+    await expect(page.locator("#job-lineage")).to_have_text(re.compile(r"^the original of this thread · this image"))
     assert await page.evaluate("window.stillTheSamePage === true"), "the page reloaded"
     await expect(page.get_by_role("link", name="This image in the gallery")).to_have_attribute(
         "href", f"/dashboard/gallery/{first_image}"

@@ -19,6 +19,11 @@
       document.getElementById("job-cost").textContent = view.cost;
       document.getElementById("job-cost-line").hidden = false;
     }
+    if (view.lineage) {
+      var lineage = document.getElementById("job-lineage");
+      lineage.textContent = view.lineage;
+      lineage.hidden = false;
+    }
     if (view.image_url) {
       document.getElementById("job-image").src = view.image_url;
       document.getElementById("job-gallery").href = view.gallery_url;
