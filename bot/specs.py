@@ -248,13 +248,17 @@ def check_image_count(info: ModelInfo, attachments: int, *, editing: bool) -> No
     """At most the model's reference images with one request (the catalog's figure, from
     Google's model pages). The image being edited is read by the worker from its own row,
     and counts too."""
-    sent = attachments + editing
+    sent = images_sent(attachments, editing=editing)
     if sent > info.max_reference_images:
         counted = ", counting the image being edited" if editing else ""
         raise InvalidRequest(
-            f"{info.alias} takes at most {info.max_reference_images} images with one request "
-            f"(this one has {sent}{counted}). Send fewer images."
+            f"{info.alias} takes up to {info.max_reference_images} images; you sent {sent}{counted}. Send fewer images."
         )
+
+
+def images_sent(attachments: int, *, editing: bool) -> int:
+    """The images a request sends the model: its attachments, and the image an edit edits."""
+    return attachments + editing
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:
