@@ -95,6 +95,7 @@ class SpecBuilder:
             parent_image_id=parent_image_id,
             fallbacks=fallbacks,
             hedge_after_s=hedge_after_s,
+            input_images=images_sent(attachments, editing=parent_image_id is not None),
         )
         check_fits_memory(self._catalog, spec, self._memory_limit)
         return spec

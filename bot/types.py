@@ -128,6 +128,9 @@ class GenerationSpec:
     # Hedging (the team's hedge_after_s): when the primary has not answered after this
     # many seconds, the next route in the chain is asked too and the first image wins.
     hedge_after_s: float | None = None
+    # Images the model is sent with the prompt: the attachments, and an edit's own image.
+    # Two or more make a blend, which the gallery says ("blend of 3 images").
+    input_images: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,6 +144,7 @@ class GenerationSpec:
             "parent_image_id": self.parent_image_id,
             "fallbacks": list(self.fallbacks),
             "hedge_after_s": self.hedge_after_s,
+            "input_images": self.input_images,
         }
 
     @classmethod
@@ -421,10 +425,16 @@ class GalleryImage:
     created_at: float
     cost_micros: int
     deleted_at: float | None = None
+    input_images: int = 0  # images its job sent the model (GenerationSpec.input_images)
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def blend_note(self) -> str | None:
+        """ "blend of 3 images" for an image made from several; None otherwise."""
+        return f"blend of {self.input_images} images" if self.input_images >= 2 else None
 
 
 @dataclass(frozen=True)
