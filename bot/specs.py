@@ -149,6 +149,11 @@ class SpecBuilder:
             lanes=tuple(lane.value for lane in Lane if usable[lane] and lane.value in offered),
         )
 
+    def most_reference_images(self) -> int:
+        """The largest `max_reference_images` among today's models."""
+        live = self._catalog.live_aliases(self._today())
+        return max((self._catalog.models[alias].max_reference_images for alias in live), default=1)
+
     def lane_note(self, req: ImagineRequest | EditRequest, spec: GenerationSpec) -> str | None:
         if requested_lane(req) is Lane.FLEX and spec.lane is Lane.BATCH:
             return (
