@@ -42,6 +42,11 @@ class Lane(StrEnum):
         return self in (Lane.STANDARD, Lane.PRIORITY)
 
 
+def blend_note(input_images: int) -> str | None:
+    """ "blend of 3 images" for a request that sends the model several images; None otherwise."""
+    return f"blend of {input_images} images" if input_images >= 2 else None
+
+
 @dataclass(frozen=True)
 class InputImage:
     data: bytes
@@ -317,6 +322,12 @@ class Accepted:
     # The model asked for is retired and this was made with its replacement:
     # "legacy was retired on 2026-10-02; made with flash." Adapters show it.
     retired_note: str | None = None
+    # Images sent with the prompt (an edit's own image included); the estimate prices each.
+    input_images: int = 0
+
+    @property
+    def blend_note(self) -> str | None:
+        return blend_note(self.input_images)
 
 
 @dataclass(frozen=True)
@@ -433,8 +444,7 @@ class GalleryImage:
 
     @property
     def blend_note(self) -> str | None:
-        """ "blend of 3 images" for an image made from several; None otherwise."""
-        return f"blend of {self.input_images} images" if self.input_images >= 2 else None
+        return blend_note(self.input_images)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ the model takes are refused before anything is downloaded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,9 @@ async def test_a_mention_with_three_files_blends_all_three(world):
     [parent] = world.statuses()
     assert "the three of them at a picnic" in parent.blocks[0]["text"]["text"]
     assert slack.uploads[0].thread_ts == parent.ts
+    # The estimate it was queued with priced all three, and says so.
+    [queued] = [c.args for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C1"]
+    assert "for a blend of 3 images" in json.dumps(queued)
     # Slack re-sends the event: the same job, nothing downloaded or made twice.
     await world.event(mention("the three of them at a picnic --ar 16:9", files), "Ev-blend")
     await world.settled()
