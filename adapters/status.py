@@ -32,22 +32,18 @@ BATCH_PROMISE = "results usually within a few hours (Google allows up to 48 h)"
 def queued(accepted: Accepted) -> str:
     what = f"{accepted.model} {accepted.size} {accepted.aspect_ratio}"
     note = f" · {accepted.lane_note}" if accepted.lane_note else ""
+    # The estimate prices every input image: a blend says so beside it.
+    about = f"about {money(accepted.estimate_usd)}" + (f" for a {accepted.blend_note}" if accepted.blend_note else "")
     if accepted.relaxed:
-        return (
-            f"Queued for the Batch lane · {what} · about {money(accepted.estimate_usd)} (half price) · "
-            f"{BATCH_PROMISE}{note}"
-        )
+        return f"Queued for the Batch lane · {what} · {about} (half price) · {BATCH_PROMISE}{note}"
     where = "next up" if accepted.position <= 1 else f"position {accepted.position} in the queue"
     if accepted.lane == "flex":
-        return f"Queued, {where} · {what} · about {money(accepted.estimate_usd)} · {FLEX_PROMISE}"
+        return f"Queued, {where} · {what} · {about} · {FLEX_PROMISE}"
     switched = (
         f" (switched from {accepted.downgraded_from}: the team is near its budget)" if accepted.downgraded_from else ""
     )
     priority = " · Priority lane: dearer, never shed" if accepted.lane == "priority" else ""
-    return (
-        f"Queued, {where} · {accepted.model}{switched} {accepted.size} {accepted.aspect_ratio} · "
-        f"about {money(accepted.estimate_usd)}{priority}"
-    )
+    return f"Queued, {where} · {accepted.model}{switched} {accepted.size} {accepted.aspect_ratio} · {about}{priority}"
 
 
 def generating(

@@ -204,6 +204,7 @@ class Intake:
             lane=spec.lane.value,
             lane_note=self._specs.lane_note(req, spec),
             retired_note=self._specs.retired_note(model, spec.model_alias),
+            input_images=spec.input_images,
         )
 
     async def _duplicate_of(self, job_id: int) -> Accepted:
@@ -220,4 +221,5 @@ class Intake:
             duplicate=True,
             relaxed=job.spec.lane is Lane.BATCH,
             lane=job.spec.lane.value,
+            input_images=job.spec.input_images,
         )

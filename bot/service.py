@@ -153,6 +153,11 @@ class ImagineService(TeamCalls):
         refused (too many images, not an image, too big, a quota or budget used up), or None."""
         return await self._guarded(self._attachments.check(req, files))
 
+    def most_reference_images(self) -> int:
+        """The most images one request may carry today, on the most generous model (a form
+        offers that many; the model asked for refuses more than it takes)."""
+        return self._specs.most_reference_images()
+
     def download_slot(self, platform: str, team: str, user: str) -> AbstractAsyncContextManager[None]:
         """Hold one while downloading a user's file: it waits while too many downloads run."""
         return self._downloads.slot(f"{platform}:{team}:{user}")

@@ -95,6 +95,7 @@ class SpecBuilder:
             parent_image_id=parent_image_id,
             fallbacks=fallbacks,
             hedge_after_s=hedge_after_s,
+            input_images=images_sent(attachments, editing=parent_image_id is not None),
         )
         check_fits_memory(self._catalog, spec, self._memory_limit)
         return spec
@@ -147,6 +148,11 @@ class SpecBuilder:
             sizes=_union(info.sizes for info in live),
             lanes=tuple(lane.value for lane in Lane if usable[lane] and lane.value in offered),
         )
+
+    def most_reference_images(self) -> int:
+        """The largest `max_reference_images` among today's models."""
+        live = self._catalog.live_aliases(self._today())
+        return max((self._catalog.models[alias].max_reference_images for alias in live), default=1)
 
     def lane_note(self, req: ImagineRequest | EditRequest, spec: GenerationSpec) -> str | None:
         if requested_lane(req) is Lane.FLEX and spec.lane is Lane.BATCH:
@@ -248,13 +254,17 @@ def check_image_count(info: ModelInfo, attachments: int, *, editing: bool) -> No
     """At most the model's reference images with one request (the catalog's figure, from
     Google's model pages). The image being edited is read by the worker from its own row,
     and counts too."""
-    sent = attachments + editing
+    sent = images_sent(attachments, editing=editing)
     if sent > info.max_reference_images:
         counted = ", counting the image being edited" if editing else ""
         raise InvalidRequest(
-            f"{info.alias} takes at most {info.max_reference_images} images with one request "
-            f"(this one has {sent}{counted}). Send fewer images."
+            f"{info.alias} takes up to {info.max_reference_images} images; you sent {sent}{counted}. Send fewer images."
         )
+
+
+def images_sent(attachments: int, *, editing: bool) -> int:
+    """The images a request sends the model: its attachments, and the image an edit edits."""
+    return attachments + editing
 
 
 def check_images(attached: Sequence[InputImage]) -> list[CheckedImage]:

@@ -42,6 +42,11 @@ class Lane(StrEnum):
         return self in (Lane.STANDARD, Lane.PRIORITY)
 
 
+def blend_note(input_images: int) -> str | None:
+    """ "blend of 3 images" for a request that sends the model several images; None otherwise."""
+    return f"blend of {input_images} images" if input_images >= 2 else None
+
+
 @dataclass(frozen=True)
 class InputImage:
     data: bytes
@@ -128,6 +133,9 @@ class GenerationSpec:
     # Hedging (the team's hedge_after_s): when the primary has not answered after this
     # many seconds, the next route in the chain is asked too and the first image wins.
     hedge_after_s: float | None = None
+    # Images the model is sent with the prompt: the attachments, and an edit's own image.
+    # Two or more make a blend, which the gallery says ("blend of 3 images").
+    input_images: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,6 +149,7 @@ class GenerationSpec:
             "parent_image_id": self.parent_image_id,
             "fallbacks": list(self.fallbacks),
             "hedge_after_s": self.hedge_after_s,
+            "input_images": self.input_images,
         }
 
     @classmethod
@@ -313,6 +322,12 @@ class Accepted:
     # The model asked for is retired and this was made with its replacement:
     # "legacy was retired on 2026-10-02; made with flash." Adapters show it.
     retired_note: str | None = None
+    # Images sent with the prompt (an edit's own image included); the estimate prices each.
+    input_images: int = 0
+
+    @property
+    def blend_note(self) -> str | None:
+        return blend_note(self.input_images)
 
 
 @dataclass(frozen=True)
@@ -421,10 +436,15 @@ class GalleryImage:
     created_at: float
     cost_micros: int
     deleted_at: float | None = None
+    input_images: int = 0  # images its job sent the model (GenerationSpec.input_images)
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def blend_note(self) -> str | None:
+        return blend_note(self.input_images)
 
 
 @dataclass(frozen=True)

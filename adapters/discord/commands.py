@@ -23,6 +23,7 @@ from adapters.discord import render
 from adapters.discord.budget_command import BudgetCommands
 from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
+from adapters.discord.imagine_command import imagine_command
 from adapters.discord.lineage import history_command, on_undo
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
@@ -38,20 +39,6 @@ if TYPE_CHECKING:  # names used only in annotations
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", ImagineRequest, EditRequest)
-# Every aspect ratio some model in the catalog takes (Discord allows 25 choices).
-RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"]
-
-
-# The lanes by the names Slack's flags use (--relax, --batch, --priority); no choice is Standard.
-LANE_CHOICES = [
-    app_commands.Choice(name="relax (Flex): half price, within 15 minutes", value="flex"),
-    app_commands.Choice(name="batch: half price, within hours", value="batch"),
-    app_commands.Choice(name="priority: dearer, never shed", value="priority"),
-]
-
-
-def _choices(values: list[str]) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=v, value=v) for v in values]
 
 
 class Handlers:
@@ -89,32 +76,7 @@ class Handlers:
     def add_commands(self, tree: app_commands.CommandTree) -> None:
         handlers = self
 
-        @app_commands.command(name="imagine", description="Make an image from a prompt")
-        @app_commands.guild_only()
-        @app_commands.describe(
-            prompt="What to draw",
-            aspect="Aspect ratio",
-            size="Image size",
-            model="Model (pro is best, flash is cheaper)",
-            lane="relax or batch: half price, slower; priority: dearer, never shed",
-            image="An image to edit or use as a reference",
-        )
-        @app_commands.choices(
-            aspect=_choices(RATIOS),
-            size=_choices(["512", "1K", "2K", "4K"]),
-            model=_choices(["pro", "flash", "lite"]),
-            lane=LANE_CHOICES,
-        )
-        async def imagine(
-            interaction: discord.Interaction,
-            prompt: app_commands.Range[str, 1, 2000],
-            aspect: str | None = None,
-            size: str | None = None,
-            model: str | None = None,
-            lane: str | None = None,
-            image: discord.Attachment | None = None,
-        ) -> None:
-            await handlers.on_imagine(interaction, prompt, aspect, size, model, lane, image)
+        imagine = imagine_command(handlers.on_imagine, handlers._service.most_reference_images())
 
         @app_commands.command(name="imagine-usage", description="Your spend and the server's budget")
         @app_commands.guild_only()
@@ -154,13 +116,13 @@ class Handlers:
         )
 
     async def on_imagine(
-        self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, image: discord.Attachment | None
+        self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, images: list[discord.Attachment]
     ) -> None:
         await interaction.response.defer(thinking=True)
         options = {"aspect_ratio": aspect, "size": size, "model": model, "lane": lane}
         request = ImagineRequest(prompt=prompt, **options, **_asked_by(interaction))
         try:
-            request = await self._with_attachments(request, [image] if image else [])
+            request = await self._with_attachments(request, images)
         except InvalidRequest as exc:
             await self._refuse(interaction, str(exc))
             return

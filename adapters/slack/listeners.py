@@ -32,7 +32,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import aiohttp
@@ -45,7 +45,7 @@ from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.lineage import LineageListeners
-from adapters.slack.parse import USAGE, ImagineText, parse_imagine
+from adapters.slack.parse import MENTION_USAGE, USAGE, ImagineText, mention_text, parse_imagine
 from adapters.status import NOT_STARTED
 from bot.apology import apology
 from bot.attachments import DeclaredFile
@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # names used only in annotations
     from bot.types import Outcome
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", ImagineRequest, EditRequest)
 PLATFORM = "slack"
 # Slack serves user files from here; a bot token must never be sent anywhere else.
 SLACK_FILE_HOSTS = {"files.slack.com"}
@@ -106,6 +107,7 @@ class Listeners:
         app.command("/imagine-budget")(self._acked(self._on_budget))
         app.command("/imagine-dashboard")(self._acked(self._on_dashboard))
         app.event("message")(self._ack_message)
+        app.event("app_mention")(self._ack_mention)
         app.action(render.ACTION_REROLL)(self._acked_press(self._on_rerun))
         app.action(render.ACTION_4K)(self._acked_press(self._on_rerun))
         app.action(render.ACTION_DELETE)(self._acked_press(self._on_delete))
@@ -161,11 +163,10 @@ class Listeners:
 
     async def _on_imagine(self, parsed: ImagineText, command: dict, respond) -> None:
         key = f"slack:command:{command['trigger_id']}" if command.get("trigger_id") else None
-        options = {name: getattr(parsed, name) for name in ("aspect_ratio", "size", "model", "lane")}
         request = ImagineRequest(
             prompt=parsed.prompt,
             delivery={"channel": command["channel_id"]},
-            **options,
+            **parsed.options(),
             **_asked(command["team_id"], command["channel_id"], command["user_id"], key),
         )
         await self._present(
@@ -185,12 +186,52 @@ class Listeners:
             or not event.get("user")
         ):
             return
+        if self._first_sighting(body):
+            self._later(lambda: self._on_message(event, body), body)
+
+    def _first_sighting(self, body: dict) -> bool:
+        """False for an event_id this process has taken already (Slack re-sends an event it
+        thinks went unanswered)."""
         event_id = body.get("event_id")
         if event_id:
             if event_id in self._seen_events:
-                return
+                return False
             self._seen_events[event_id] = True
-        self._later(lambda: self._on_message(event, body), body)
+        return True
+
+    async def _ack_mention(self, event: dict, body: dict, context: dict) -> None:
+        """A channel message that mentions the bot is a new request, with the message's files
+        as its images (a blend when there are several): slash commands carry no files. In a
+        thread the message event already does what a reply there does."""
+        if event.get("thread_ts") or event.get("bot_id") or not event.get("user"):
+            return
+        if self._first_sighting(body):
+            self._later(lambda: self._on_mention(event, body, context.get("bot_user_id")), body)
+
+    async def _on_mention(self, event: dict, body: dict, bot_user_id: str | None) -> None:
+        team = cast(str, body.get("team_id") or event.get("team"))
+        channel, user = event["channel"], event["user"]
+        try:
+            parsed = parse_imagine(mention_text(event.get("text", ""), bot_user_id))
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), None)
+            return
+        if not parsed.prompt:
+            await self._ephemeral(channel, user, f"Tell me what to draw. {MENTION_USAGE}", None)
+            return
+        key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
+        request = ImagineRequest(
+            prompt=parsed.prompt,
+            delivery={"channel": channel},
+            **parsed.options(),
+            **_asked(team, channel, user, key),
+        )
+        try:
+            request = await self._with_files(request, event.get("files", []))
+        except InvalidRequest as exc:
+            await self._ephemeral(channel, user, str(exc), None)
+            return
+        await self._present(await self._service.submit(request), parsed.prompt, channel, user, None)
 
     async def _on_message(self, event: dict, body: dict) -> None:
         """A reply in the thread of a bot image edits that image."""
@@ -442,7 +483,7 @@ class Listeners:
 
     # -- helpers ----------------------------------------------------------
 
-    async def _with_files(self, request: EditRequest, files: list[dict[str, Any]]) -> EditRequest:
+    async def _with_files(self, request: R, files: list[dict[str, Any]]) -> R:
         """`request` with its files read; first the core refuses what it can from their
         metadata (how many, what type, how big, a quota or budget used up), downloading nothing."""
         if not files:

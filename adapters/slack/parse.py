@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from bot.types import InvalidRequest
 
 USAGE = (
     "Usage: /imagine <prompt> [--ar W:H] [--size 1K|2K|4K] [--model pro|flash|lite] [--relax | --batch | --priority]"
 )
+# A new request with images: slash commands carry no files, so it is a message that mentions the bot.
+MENTION_USAGE = (
+    "Mention me with the prompt and attach the images to use or blend: "
+    "@imagine the three of them at a picnic --ar 16:9 (options as after /imagine)."
+)
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _VALUED = {"--ar": "aspect_ratio", "--aspect": "aspect_ratio", "--size": "size", "--model": "model"}
 # Lanes: --relax is Flex (half price, minutes), --batch the Batch API (half price, hours).
 _LANES = {"--relax": "flex", "--batch": "batch", "--priority": "priority"}
@@ -31,6 +38,10 @@ class ImagineText:
     @property
     def relax(self) -> bool:
         return self.lane == "flex"
+
+    def options(self) -> dict[str, Any]:
+        """The request's options, by the names ImagineRequest gives them."""
+        return {"aspect_ratio": self.aspect_ratio, "size": self.size, "model": self.model, "lane": self.lane}
 
 
 def parse_imagine(text: str) -> ImagineText:
@@ -59,3 +70,14 @@ def parse_imagine(text: str) -> ImagineText:
         else:
             raise InvalidRequest(f"I don't know the option {name}. {USAGE}")
     return ImagineText(prompt=" ".join(words), **options)  # type: ignore[arg-type]
+
+
+def mention_text(text: str, bot_user_id: str | None) -> str:
+    """A message's text without the bot's mention (`<@UBOT> a koi pond` -> "a koi pond");
+    other people's mentions stay part of the prompt. With the bot's id unknown, a leading
+    mention is taken for it (Slack puts the one typed first there)."""
+    if bot_user_id:
+        return " ".join(
+            m for m in _MENTION.sub(lambda m: " " if m.group(1) == bot_user_id else m.group(0), text).split()
+        )
+    return _MENTION.sub("", text.lstrip(), count=1).strip() if _MENTION.match(text.lstrip()) else text.strip()

@@ -128,6 +128,7 @@ def tile(image: GalleryImage, box: int) -> dict[str, Any]:
         "when": datetime.datetime.fromtimestamp(image.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "deleted": image.deleted,
         "kind": image.kind,
+        "blend": image.blend_note,
     }
 
 

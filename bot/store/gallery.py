@@ -73,4 +73,5 @@ def _gallery_image(row: Row) -> GalleryImage:
         created_at=row["created_at"],
         cost_micros=int(row["cost_micros"]),
         deleted_at=row["deleted_at"],
+        input_images=spec.input_images,
     )

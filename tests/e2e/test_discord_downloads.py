@@ -51,7 +51,9 @@ async def test_a_thread_message_with_too_many_images_fetches_none(world):
     photos = [discord.attachment(png_bytes(8, 8, c)) for c in ("red", "blue")]
     await discord.user_message("use these", user_id=USER, channel_id=thread.id, attachments=photos)
     # Two attachments plus the image being edited: three, for a model that takes two.
-    await discord.wait_for(lambda: any("at most 2 images" in m.content for m in discord.posted(thread.id)))
+    await discord.wait_for(
+        lambda: any("pro takes up to 2 images; you sent 3" in m.content for m in discord.posted(thread.id))
+    )
     assert discord.downloads == []
     assert len(world.gemini.requests) == 1
 

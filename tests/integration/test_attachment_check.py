@@ -9,7 +9,7 @@ from bot.money.admission import Admission
 from bot.money.budgets import Budget, Period, Scope
 from bot.money.quotas import QuotaLimits
 from bot.service import ImagineService
-from bot.types import ImagineRequest, RefusalReason
+from bot.types import EditRequest, ImagineRequest, RefusalReason
 from policies.config import PolicyBook
 from tests.support.jobs import new_job
 
@@ -34,7 +34,24 @@ async def test_what_the_files_say_is_checked_first(sqlite_store):
     assert await service.check_attachments(request(), fine) is None
     many = await service.check_attachments(request(model="pro"), [PHOTO] * 15)
     assert many is not None and many.reason is RefusalReason.INVALID_REQUEST
-    assert "pro takes at most 14 images with one request (this one has 15)" in many.detail
+    assert many.detail.startswith("pro takes up to 14 images; you sent 15.")
+
+
+async def test_a_blend_over_the_models_limit_names_the_number_allowed(sqlite_store, tmp_path):
+    config = tmp_path / "imagine.toml"
+    config.write_text("[models.pro]\nmax_reference_images = 3\n")
+    service = ImagineService(sqlite_store, load_catalog(config))
+    assert await service.check_attachments(request(), [PHOTO] * 3) is None
+    five = await service.check_attachments(request(), [PHOTO] * 5)
+    assert five is not None and five.detail == "pro takes up to 3 images; you sent 5. Send fewer images."
+    # An edit's image counts too (the model is sent it with the attachments).
+    edit = EditRequest(
+        parent_image_id=1, instruction="blend these in", team="T1", channel="C1", user="U1", platform="slack"
+    )
+    assert await service.check_attachments(edit, [PHOTO] * 2) is None
+    three = await service.check_attachments(edit, [PHOTO] * 3)
+    assert three is not None
+    assert three.detail == "pro takes up to 3 images; you sent 4, counting the image being edited. Send fewer images."
 
 
 async def test_a_team_with_no_budget_yet_downloads_nothing(sqlite_store):

@@ -92,7 +92,7 @@ async def test_the_reference_image_limit_is_the_models(store, model, count, acce
         assert isinstance(outcome, Accepted), outcome
     else:
         assert isinstance(outcome, Refused) and outcome.reason is RefusalReason.INVALID_REQUEST
-        assert outcome.detail == "pro takes at most 14 images with one request (this one has 15). Send fewer images."
+        assert outcome.detail == "pro takes up to 14 images; you sent 15. Send fewer images."
         assert await store.counts_by_state() == {}
 
 
@@ -101,4 +101,4 @@ async def test_legacy_took_three_images_before_its_shutdown(store):
     outcome = await ImagineService(store, load_catalog(), clock=FakeClock(BEFORE_SHUTDOWN)).submit(
         request(model="legacy", images=images)
     )
-    assert isinstance(outcome, Refused) and "legacy takes at most 3 images" in outcome.detail
+    assert isinstance(outcome, Refused) and outcome.detail.startswith("legacy takes up to 3 images; you sent 4.")

@@ -187,3 +187,21 @@ async def test_a_page_met_by_a_database_outage_says_so_and_logs_one_line(dashboa
     assert status == 503 and "The database is unavailable" in page
     assert STORE_DOWN_NOW in html.unescape(page)
     assert not [r for r in caplog.records if r.exc_info], "an outage is one log line, not a trace"
+
+
+async def test_a_blend_says_so_in_the_gallery_on_its_page_and_in_its_lineage(dashboard):
+    store = dashboard.store
+    blend = await render(store, "the three of them at a picnic", 140_000, input_images=3)
+    edit = await render(store, "at dusk", 40_000, parent=blend, color="orange")
+    browser = await signed_in(dashboard)
+    try:
+        _, page = await get(browser, dashboard, GALLERY)
+        assert page.count("<dt>Inputs</dt><dd>blend of 3 images</dd>") == 1  # the edit is no blend
+        _, page = await get(browser, dashboard, f"{GALLERY}/{blend}")
+        assert "<dt>Inputs</dt><dd>blend of 3 images</dd>" in page
+        _, page = await get(browser, dashboard, f"{GALLERY}/{edit}")
+        assert "<dt>Inputs</dt>" not in page
+        # The lineage names the blend its thread started from.
+        assert re.search(rf'data-image-id="{blend}".*?<strong>Original</strong> · blend of 3 images', page, re.S)
+    finally:
+        await browser.close()

@@ -32,6 +32,7 @@ async def render(
     cache_key: str | None = None,
     width: int = 8,
     height: int = 8,
+    input_images: int = 0,
 ) -> int:
     """An image made (an edit of `parent`, when given) and charged `cost`; returns its id."""
     job = replace(
@@ -39,7 +40,7 @@ async def render(
         user=user,
         kind="edit" if parent else "imagine",
         cache_key=cache_key,
-        spec=spec(prompt, model_alias=model, parent_image_id=parent),
+        spec=spec(prompt, model_alias=model, parent_image_id=parent, input_images=input_images),
     )
     submitted = await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None)))
     leased = await store.lease("w", 60, only_job_id=submitted.job_id)

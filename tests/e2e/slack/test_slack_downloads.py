@@ -41,7 +41,7 @@ async def test_more_images_than_the_model_takes_are_refused_before_any_download(
     photos = [slack.add_user_file(png_bytes(8, 8, "red"), name=f"p{n}.png", user="U2") for n in range(2)]
     text = await _reply_with_files(world, photos, "Ev-many")
     # Two attachments plus the image being edited: three, for a model that takes two.
-    assert "at most 2 images" in text, text
+    assert "pro takes up to 2 images; you sent 3" in text, text
     assert slack.downloads == []
     assert len(world.gemini.requests) == 1
 
