@@ -29,7 +29,6 @@ from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.slack_methods import WebApiMethods
-from tests.fakes.slack_usergroups import BOT_SCOPES, UsergroupMethods
 from tests.fakes.slack_model import (
     LOGIN_HTML,
     MAX_BLOCKS,
@@ -41,6 +40,7 @@ from tests.fakes.slack_model import (
     Upload,
 )
 from tests.fakes.slack_requests import block_action_body, event_body, signed_headers, slash_command_body
+from tests.fakes.slack_usergroups import BOT_SCOPES, UsergroupMethods
 
 # Tests import the fake and the request builders from here.
 __all__ = [
