@@ -8,8 +8,10 @@ requests makes one round of calls. The groups' names come from usergroups.list, 
 long; without them a group is named by its id.
 
 A group Slack does not know (`no_such_subteam`: deleted, disabled, or a wrong id) has no
-members. Any other failure (a missing scope, Slack down) is RoleLookupFailed: the core
-then applies the strictest role limits.
+members. Any other failure (a missing scope, Slack down or rate-limiting us, no answer
+within LOOKUP_TIMEOUT) is RoleLookupFailed: the core then applies the strictest role
+limits. A failure is remembered for FAILURE_TTL, so a team's requests meanwhile neither
+wait nor call Slack again (a rate limit is not made worse).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 MEMBERS_TTL = 60
 MEMBERS_CACHE_SIZE = 2_000  # (team, group) pairs
 NAMES_CACHE_SIZE = 100  # teams
+# Seconds a lookup may take (the client waits out a rate limit's Retry-After, which can be a
+# minute): past it the request goes on under the strictest role limits.
+LOOKUP_TIMEOUT = 5.0
+FAILURE_TTL = 15
 # How a Slack call fails: Slack's own error, or no answer at all.
 UNREACHABLE = (SlackClientError, aiohttp.ClientError, TimeoutError)
 
@@ -46,8 +52,10 @@ class SlackUserGroups:
         client: AsyncWebClient,
         is_admin: Callable[[str, str], Awaitable[bool]],
         clock: Callable[[], float] = time.monotonic,
+        lookup_timeout: float = LOOKUP_TIMEOUT,
     ) -> None:
-        self._client, self._is_admin = client, is_admin
+        self._client, self._is_admin, self._timeout = client, is_admin, lookup_timeout
+        self._failed: TTLCache[str, str] = TTLCache(NAMES_CACHE_SIZE, FAILURE_TTL, timer=clock)
         self._members: TTLCache[tuple[str, str], frozenset[str]]
         self._members = TTLCache(MEMBERS_CACHE_SIZE, MEMBERS_TTL, timer=clock)
         self._names: TTLCache[str, dict[str, str]] = TTLCache(NAMES_CACHE_SIZE, MEMBERS_TTL, timer=clock)
@@ -62,8 +70,18 @@ class SlackUserGroups:
         if admin:
             return Standing((), platform_admin=True)
         async with self._locks.setdefault(team, asyncio.Lock()):
-            held = [group for group in role_ids if user in await self._members_of(team, group)]
-            names = await self._group_names(team) if held else {}
+            if (failed := self._failed.get(team)) is not None:
+                raise RoleLookupFailed(f"{failed} (a moment ago)")
+            try:
+                async with asyncio.timeout(self._timeout):
+                    held = [group for group in role_ids if user in await self._members_of(team, group)]
+                    names = await self._group_names(team) if held else {}
+            except TimeoutError:
+                self._failed[team] = f"no answer within {self._timeout:g} s"
+                raise RoleLookupFailed(self._failed[team]) from None
+            except RoleLookupFailed as exc:
+                self._failed[team] = str(exc)
+                raise
         return Standing(tuple(PlatformRole(group, names.get(group, group)) for group in held))
 
     async def _members_of(self, team: str, group: str) -> frozenset[str]:

@@ -9,17 +9,17 @@ import asyncio
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.roles import MEMBERS_TTL, SlackUserGroups
+from adapters.slack.roles import FAILURE_TTL, MEMBERS_TTL, SlackUserGroups
 from bot.roles import RoleLookupFailed, Standing
 from policies.roles import PlatformRole
 from tests.support.clock import FakeClock
 
 
-def directory(slack, clock, *, admins=()) -> SlackUserGroups:
+def directory(slack, clock, *, admins=(), **options) -> SlackUserGroups:
     async def is_admin(team: str, user: str) -> bool:
         return user in admins
 
-    return SlackUserGroups(AsyncWebClient(token=slack.bot_token, base_url=slack.url), is_admin, clock)
+    return SlackUserGroups(AsyncWebClient(token=slack.bot_token, base_url=slack.url), is_admin, clock, **options)
 
 
 async def test_members_are_kept_a_minute_then_asked_again(slack):
@@ -63,3 +63,18 @@ async def test_any_other_failure_means_the_roles_are_unknown(slack, failure):
     slack.fail_next("usergroups.users.list", failure, status=429 if failure == "ratelimited" else 200)
     with pytest.raises(RoleLookupFailed, match=failure):
         await directory(slack, FakeClock()).standing("T1", "U1", ["S1"])
+
+
+async def test_a_lookup_slack_does_not_answer_in_time_fails_and_is_not_retried_at_once(slack):
+    slack.add_usergroup("S1", name="Interns", users=["U1"])
+    slack.hold("usergroups.users.list")
+    clock = FakeClock()
+    groups = directory(slack, clock, lookup_timeout=1)
+    with pytest.raises(RoleLookupFailed, match="no answer within 1 s"):
+        await groups.standing("T1", "U1", ["S1"])
+    slack.release("usergroups.users.list")
+    with pytest.raises(RoleLookupFailed, match="a moment ago"):  # remembered: no second call
+        await groups.standing("T1", "U2", ["S1"])
+    assert len(slack.calls_to("usergroups.users.list")) == 1
+    clock.advance(FAILURE_TTL + 1)
+    assert (await groups.standing("T1", "U1", ["S1"])).roles == (PlatformRole("S1", "Interns"),)
