@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.sign_in import Role, SignIn
 from bot.types import RefusalReason, Refused
 from policies.config import PolicyBook
+from policies.roles import PlatformRole
 
 # The platform of requests made from the terminal (python -m bot imagine).
 CLI_PLATFORM = "cli"
@@ -36,6 +37,8 @@ class Caller:
     user: str
     platform_admin: bool = False
     platform: str = ""
+    # The roles the platform says they hold (None: not read here; bot.roles looks them up).
+    roles: tuple[PlatformRole, ...] | None = None
 
 
 def off_allow_list(policies: PolicyBook, team: str, platform: str) -> Refused | None:

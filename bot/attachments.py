@@ -24,6 +24,7 @@ from bot.budget_desk import BudgetDesk
 from bot.images import ACCEPTED_FORMATS, MAX_INPUT_BYTES
 from bot.money.admission import admission_denial
 from bot.money.quotas import QuotaLimits
+from bot.roles import RoleDesk, role_budgets, role_quotas, role_refusal
 from bot.specs import SpecBuilder, check_image_count
 from bot.store.ports import Store
 from bot.types import EditRequest, ImagineRequest, InvalidRequest, RefusalReason, Refused
@@ -58,9 +59,11 @@ class AttachmentGate:
         specs: SpecBuilder,
         budgets: BudgetDesk,
         clock: Callable[[], float],
+        roles: RoleDesk | None = None,
     ) -> None:
         self._store, self._policies, self._specs, self._budgets = store, policies, specs, budgets
         self._clock = clock
+        self._roles = roles or RoleDesk(policies)
 
     async def check(self, req: ImagineRequest | EditRequest, files: Sequence[DeclaredFile]) -> Refused | None:
         """Why `req` with `files` attached must be refused before any download, or None.
@@ -97,12 +100,16 @@ class AttachmentGate:
         policy = self._policies.for_team(req.team)
         if policy.default_team_budget_usd == 0 and not await self._budgets.has_own_team_budget(req.team):
             return confirmations.no_budget_yet(req.team, platform=req.platform, cli=req.platform == CLI_PLATFORM)
-        quotas = QuotaLimits.of(policy)
+        limits = await self._roles.limits(req)
+        quotas = role_quotas(QuotaLimits.of(policy), limits)
         default_budget = self._budgets.default_team_budget(req.team)
-        statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)
+        extra = role_budgets(req.team, req.user, limits)
+        statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget, extra)
         counts = await self._store.quota_counts(req.team, req.user, quotas)
         denied = admission_denial(statuses, ONE_MICRO, quotas, counts, self._clock())
-        return None if denied is None else confirmations.refusal(denied, None)
+        if denied is None:
+            return None
+        return role_refusal(limits, denied, None) or confirmations.refusal(denied, None)
 
 
 def _check_declared(file: DeclaredFile) -> None:

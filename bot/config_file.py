@@ -37,7 +37,7 @@ from pydantic_core import PydanticCustomError
 
 from bot.config_errors import describe
 from bot.retention import RetentionSettings
-from policies.config import Access, ChannelRule, TeamPolicy
+from policies.config import Access, ChannelRule, RoleRule, TeamPolicy
 
 Lane = Literal["standard", "batch", "flex", "priority"]
 
@@ -139,11 +139,21 @@ class ChannelTable(ChannelRule):
     sizes: list[ChannelSize] | None = None
 
 
-class TeamTable(TeamPolicy):
-    """`[policy]` or `[teams."T"]`: the policy's own checks, plus known channel sizes."""
+class RoleTable(RoleRule):
+    """`[teams."T".roles."ROLE_ID"]`: whole numbers and known sizes, as a channel's."""
 
-    # Only ever validated, never read as a TeamPolicy, so the narrower table is safe.
+    user_daily_usd: Price | None = Field(default=None, le=1_000_000)
+    user_images_per_day: Count | None = None
+    models: list[StrictStr] | None = None
+    sizes: list[ChannelSize] | None = None
+
+
+class TeamTable(TeamPolicy):
+    """`[policy]` or `[teams."T"]`: the policy's own checks, plus known channel and role sizes."""
+
+    # Only ever validated, never read as a TeamPolicy, so the narrower tables are safe.
     channels: dict[str, ChannelTable] = Field(default_factory=dict)  # type: ignore[assignment]
+    roles: dict[str, RoleTable] = Field(default_factory=dict)  # type: ignore[assignment]
 
 
 class ConfigFile(_Table):

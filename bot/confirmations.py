@@ -133,8 +133,12 @@ def refusal(denied: Denied, estimate: Decimal | None) -> Refused:
     )
 
 
+# Read again from the platform when the question is answered (ImagineService.confirm), never kept.
+NOT_KEPT = frozenset({"roles", "platform_admin"})
+
+
 def request_json(req: ImagineRequest | EditRequest) -> dict:
-    data = {f.name: getattr(req, f.name) for f in dataclasses.fields(req)}
+    data = {f.name: getattr(req, f.name) for f in dataclasses.fields(req) if f.name not in NOT_KEPT}
     data["images"] = [{"mime": i.mime, "data": base64.b64encode(i.data).decode()} for i in req.images]
     data["kind"] = "edit" if isinstance(req, EditRequest) else "imagine"
     for text in ("prompt", "instruction"):  # as moderation cleans them; a database may refuse the rest

@@ -25,6 +25,7 @@ from bot.money.budgets import BudgetStatus
 from bot.money.estimates import fits, newly_past_threshold
 from bot.money.quotas import QuotaLimits
 from bot.quotes import Quote, Quoter
+from bot.roles import RoleDesk, role_budgets, role_quotas, role_refusal
 from bot.specs import SpecBuilder, cache_key, check_fits_a_batch, check_images
 from bot.store.ports import Store
 from bot.types import (
@@ -42,6 +43,7 @@ from bot.types import (
 )
 from policies.config import PolicyBook
 from policies.moderation import ModerationRefusal, check_prompt, printable
+from policies.roles import check_roles
 from policies.routing import NotAllowedHere, check_channel
 
 Request = ImagineRequest | EditRequest
@@ -60,7 +62,9 @@ class Intake:
         *,
         max_attempts: int,
         on_submit: Callable[[], None],
+        roles: RoleDesk | None = None,
     ) -> None:
+        self._roles = roles or RoleDesk(policies)
         self._store = store
         self._catalog = catalog
         self._policies = policies
@@ -104,12 +108,16 @@ class Intake:
                 req.team, req.channel, req.user, exc.reason, None if policy.privacy_mode else printable(prompt)
             )
             return Refused(RefusalReason.MODERATION, str(exc))
+        # From the platform (the request, or its directory), never from what the user typed.
+        limits = await self._roles.limits(req)
         try:
             inputs = await asyncio.to_thread(check_images, req.images)  # decodes every pixel
             spec = self._specs.spec(req, text, model, aspect_ratio, size, parent_image_id, len(inputs))
             if spec.lane is Lane.BATCH:
                 check_fits_a_batch(spec, inputs, parent_bytes)
             check_channel(policy, req.channel, spec.model_alias, spec.size)
+            if limits is not None:
+                check_roles(limits, spec.model_alias, spec.size)
             estimate = self._quotes.estimate(spec, len(inputs))
         except NotAllowedHere as exc:
             return Refused(RefusalReason.NOT_ALLOWED_HERE, str(exc))
@@ -119,7 +127,8 @@ class Intake:
             return Refused(RefusalReason.INVALID_REQUEST, str(exc))
 
         default_budget = self._budgets.default_team_budget(req.team)
-        statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget)
+        extra = role_budgets(req.team, req.user, limits)
+        statuses = await self._store.budget_statuses(req.team, req.channel, req.user, default_budget, extra)
         quote = Quote(spec, estimate)
         # Fit first: a request no budget can take is refused, never offered a
         # confirmation (the store checks again, atomically, when it holds).
@@ -147,10 +156,16 @@ class Intake:
             announced=req.announced,
         )
         admission = Admission(
-            to_micros(estimate), self._catalog.version, QuotaLimits.of(policy), default_team_budget=default_budget
+            to_micros(estimate),
+            self._catalog.version,
+            role_quotas(QuotaLimits.of(policy), limits),
+            default_team_budget=default_budget,
+            extra_budgets=extra,
         )
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=cache_ttl)
         if isinstance(submitted, Denied):
+            if (by_role := role_refusal(limits, submitted, estimate)) is not None:
+                return by_role
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused

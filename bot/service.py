@@ -18,6 +18,7 @@ and ledger) are in bot.team_calls, a mixin of ImagineService.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +38,7 @@ from bot.metrics import Metrics
 from bot.outcome_writes import waiting_out_the_store
 from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
+from bot.roles import RoleDesk, RoleDirectory
 from bot.savings import SavingsDesk
 from bot.sign_in import SignIn
 from bot.specs import SpecBuilder
@@ -57,6 +59,7 @@ from bot.types import (
     StoredImage,
 )
 from policies.config import PolicyBook
+from policies.roles import PlatformRole
 
 __all__ = ["CLI_PLATFORM", "STORE_DOWN", "Caller", "ImagineService", "UsageReport", "confirmed"]
 
@@ -85,6 +88,8 @@ class _RerunFields(TypedDict):
     idempotency_window: float | None
     fresh: bool
     announced: bool
+    roles: tuple[PlatformRole, ...] | None
+    platform_admin: bool
 
 
 class ImagineService(TeamCalls):
@@ -129,6 +134,7 @@ class ImagineService(TeamCalls):
         self._threads = ThreadLineage(store, self._policies, self._gallery)
         self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
+        self._roles = RoleDesk(self._policies)
         self._intake = Intake(
             store,
             catalog,
@@ -139,10 +145,15 @@ class ImagineService(TeamCalls):
             self._metrics,
             max_attempts=max_attempts,
             on_submit=self._on_submit,
+            roles=self._roles,
         )
         self._clock = clock
-        self._attachments = AttachmentGate(store, self._policies, self._specs, self._budgets, clock)
+        self._attachments = AttachmentGate(store, self._policies, self._specs, self._budgets, clock, self._roles)
         self._downloads = downloads or DownloadSlots()
+
+    def add_role_directory(self, platform: str, directory: RoleDirectory) -> None:
+        """How the core looks up the roles of a platform whose requests do not carry them (Slack)."""
+        self._roles.add_directory(platform, directory)
 
     # -- attachments ----------------------------------------------------
 
@@ -251,6 +262,8 @@ class ImagineService(TeamCalls):
                 idempotency_window=idempotency_window,
                 fresh=True,
                 announced=True,
+                roles=caller.roles,
+                platform_admin=caller.platform_admin,
             )
             if job.spec.parent_image_id is not None:
                 return await self.edit(
@@ -346,6 +359,8 @@ class ImagineService(TeamCalls):
         if isinstance(taken, Refused):
             return taken, None
         request, until = taken
+        # What the platform says about the one who pressed now, never what was kept with the question.
+        request = dataclasses.replace(request, roles=caller.roles, platform_admin=caller.platform_admin)
         if idempotency_key is not None and until > self._clock():
             # Before the submit, so a press right behind this one finds it.
             await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))

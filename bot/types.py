@@ -12,6 +12,7 @@ from typing import Any
 
 # Defined with the policies that raise it (policies/ imports nothing from bot/); re-exported for the core.
 from policies.errors import InvalidRequest  # noqa: F401
+from policies.roles import PlatformRole
 
 
 class JobState(StrEnum):
@@ -95,6 +96,11 @@ class _Request:
     # The adapter posts a status message for the job and then calls
     # attach_delivery; the job waits for that, so a failed post can still cancel it.
     announced: bool = False
+    # What the platform itself says about the asker (never their text): the roles it read
+    # from the interaction (Discord), or None when the core must look them up (Slack,
+    # bot.roles); and whether it counts them an admin. Per-role limits follow from them.
+    roles: tuple[PlatformRole, ...] | None = None
+    platform_admin: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,11 @@ Both tables live in the IMAGINE_CONFIG TOML file, beside the prices:
     [teams."T0123".channels."C0DESIGN"]
     models = ["pro", "flash"]
     sizes = ["1K", "2K", "4K"]
+    [teams."T0123".roles."S0INTERNS"]      # a Slack user group id, or a Discord role id
+    user_daily_usd = 5
+    user_images_per_day = 20
+    models = ["flash"]
+    sizes = ["1K", "2K"]
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 class ChannelRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     models: list[str] | None = None  # aliases allowed here; None = any
+    sizes: list[str] | None = None
+
+
+class RoleRule(BaseModel):
+    """Per-user limits for the members of one platform role (policies/roles.py combines them);
+    a limit left out says nothing, so another role's, or the team's own, applies."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_daily_usd: Decimal | None = Field(default=None, ge=0, le=1_000_000)
+    user_images_per_day: int | None = Field(default=None, ge=0)
+    models: list[str] | None = None  # model aliases, as channels name them
     sizes: list[str] | None = None
 
 
@@ -57,6 +73,8 @@ class TeamPolicy(BaseModel):
     default_team_budget_usd: Decimal = Field(default=Decimal(20), ge=0, le=1_000_000)
     moderators: list[str] = Field(default_factory=list)
     channels: dict[str, ChannelRule] = Field(default_factory=dict)
+    # Keyed by a Discord role id or a Slack user group id, as the platform says them.
+    roles: dict[str, RoleRule] = Field(default_factory=dict)
     # When a model's route is overloaded or rate-limited, try these instead, in
     # order: {"pro": ["flash"]}, or a gateway route: {"pro": ["openrouter:pro", "flash"]}.
     fallback: dict[str, list[str]] = Field(default_factory=dict)

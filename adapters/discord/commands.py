@@ -25,6 +25,7 @@ from adapters.discord.components import EditModal, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
 from adapters.discord.imagine_command import imagine_command
 from adapters.discord.lineage import history_command, on_undo
+from adapters.discord.roles import member_standing
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
@@ -110,10 +111,8 @@ class Handlers:
 
     def caller(self, interaction: discord.Interaction) -> Caller:
         # Manage Server in this channel counts as a moderator; the core checks again.
-        admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
-        return Caller(
-            team=str(interaction.guild_id), user=str(interaction.user.id), platform_admin=admin, platform=PLATFORM
-        )
+        team, user = str(interaction.guild_id), str(interaction.user.id)
+        return Caller(team=team, user=user, platform=PLATFORM, **_standing(interaction))
 
     async def on_imagine(
         self, interaction: discord.Interaction, prompt: str, aspect, size, model, lane, images: list[discord.Attachment]
@@ -186,6 +185,7 @@ class Handlers:
             instruction=message.content,
             announced=True,
             idempotency_key=f"discord:message:{message.id}",
+            **member_standing(message.author),
         )
         try:
             request = await self._with_attachments(request, message.attachments)
@@ -420,8 +420,15 @@ def _press_key(interaction: discord.Interaction, button: str) -> str:
 def _asked_by(interaction: discord.Interaction) -> dict[str, Any]:
     """Who asked, where, and the key that makes a replayed interaction the same request."""
     where = {"team": str(interaction.guild_id), "channel": _budget_channel(interaction.channel)}
-    who = {"user": str(interaction.user.id), "platform": PLATFORM}
+    who = {"user": str(interaction.user.id), "platform": PLATFORM, **_standing(interaction)}
     return {**where, **who, "announced": True, "idempotency_key": f"discord:interaction:{interaction.id}"}
+
+
+def _standing(interaction: discord.Interaction) -> dict[str, Any]:
+    """The asker's roles, as the interaction carries them, and whether they have Manage
+    Server (or Administrator) in this channel: a moderator, whom roles never limit."""
+    admin = bool(interaction.permissions.manage_guild or interaction.permissions.administrator)
+    return {**member_standing(interaction.user), "platform_admin": admin}
 
 
 def _budget_channel(channel) -> str:

@@ -46,6 +46,7 @@ from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
 from adapters.slack.lineage import LineageListeners
 from adapters.slack.parse import MENTION_USAGE, USAGE, ImagineText, mention_text, parse_imagine
+from adapters.slack.roles import SlackUserGroups
 from adapters.status import NOT_STARTED
 from bot.apology import apology
 from bot.attachments import DeclaredFile
@@ -96,6 +97,8 @@ class Listeners:
             api = urlparse(api_url)
             self._file_hosts.add((api.scheme, api.netloc))
         self._admins: TTLCache[tuple[str, str], bool] = TTLCache(ADMIN_CACHE_SIZE, ADMIN_CACHE_TTL, timer=clock)
+        # Slack sends no user groups with a request: the core asks for them (per-role limits).
+        service.add_role_directory(PLATFORM, SlackUserGroups(client, self._is_admin, clock))
         self._one_at_a_time = OneAtATime()
         self._seen_events: TTLCache[str, bool] = TTLCache(SEEN_EVENTS_SIZE, SEEN_EVENTS_TTL, timer=clock)
 

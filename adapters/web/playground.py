@@ -301,6 +301,9 @@ def _asked(session: Session, form: Form, what: str) -> dict[str, Any]:
         "user": session.user,
         "platform": PLATFORM,
         "idempotency_key": key,
+        # A moderator's session (chat said so when it made the link) is not limited by roles;
+        # a member's roles can't be read here, so the core applies the strictest role limits.
+        "platform_admin": session.moderator,
     }
 
 

@@ -24,6 +24,8 @@ class Admission:
     # Applies when the team has no team-scope budget row of its own (see
     # Store.budget_statuses); None means the team is uncapped (tests, the CLI).
     default_team_budget: Budget | None = None
+    # Budgets that are no stored row but are checked and held like one: a role's per-user day.
+    extra_budgets: tuple[Budget, ...] = ()
 
 
 @dataclass(frozen=True)

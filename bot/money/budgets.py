@@ -68,6 +68,9 @@ class Budget:
     # The `[policy] default_team_budget_usd` cap of a team that has set no budget
     # of its own: not a stored row, but checked and held exactly like one.
     default: bool = False
+    # A role's per-user `user_daily_usd` (policies/roles.py): not a stored row either, but
+    # held like one; the role names the refusal. Its alert line is the limit itself.
+    role: str | None = None
 
     def label(self) -> str:
         if self.scope is Scope.TEAM:

@@ -7,6 +7,7 @@ needs and write what it decided, inside the caller's transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -37,7 +38,9 @@ class LedgerOperations(Operations):
         The caller holds the team's lock: no other admission for the team interleaves."""
         current = await _quota_counts(tx, job.team, job.user, admission.quotas, now)
         statuses = (
-            await self._statuses(tx, job.team, job.channel, job.user, now, admission.default_team_budget)
+            await self._statuses(
+                tx, job.team, job.channel, job.user, now, admission.default_team_budget, admission.extra_budgets
+            )
             if costs
             else []
         )
@@ -139,11 +142,18 @@ class LedgerOperations(Operations):
         return not over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default))
 
     async def _statuses(
-        self, tx: Tx, team: str, channel: str | None, user: str | None, now: float, default: Budget | None = None
+        self,
+        tx: Tx,
+        team: str,
+        channel: str | None,
+        user: str | None,
+        now: float,
+        default: Budget | None = None,
+        extra: Sequence[Budget] = (),
     ) -> list[BudgetStatus]:
         rows = await tx.all("applicable_budgets", team=team, channel=channel, user=user)
         statuses = []
-        for each in with_default_team_budget([budget(r) for r in rows], default):
+        for each in [*with_default_team_budget([budget(r) for r in rows], default), *extra]:
             usage = await tx.one(
                 "budget_usage",
                 team=team,
@@ -197,9 +207,15 @@ class LedgerOperations(Operations):
 
     @reads
     async def budget_statuses(
-        self, tx: Tx, team: str, channel: str | None, user: str | None, default_team_budget: Budget | None = None
+        self,
+        tx: Tx,
+        team: str,
+        channel: str | None,
+        user: str | None,
+        default_team_budget: Budget | None = None,
+        extra_budgets: Sequence[Budget] = (),
     ) -> list[BudgetStatus]:
-        return await self._statuses(tx, team, channel, user, self._clock(), default_team_budget)
+        return await self._statuses(tx, team, channel, user, self._clock(), default_team_budget, extra_budgets)
 
     @reads
     async def quota_counts(self, tx: Tx, team: str, user: str, quotas: QuotaLimits) -> dict[str, int]:

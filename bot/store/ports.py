@@ -8,6 +8,7 @@ Protocols and the same contract tests (tests/integration/store).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bot.ledger_view import LedgerFilter
@@ -278,12 +279,18 @@ class Ledger(Protocol):
     async def budgets(self, team: str) -> list[Budget]: ...
 
     async def budget_statuses(
-        self, team: str, channel: str | None, user: str | None, default_team_budget: Budget | None = None
+        self,
+        team: str,
+        channel: str | None,
+        user: str | None,
+        default_team_budget: Budget | None = None,
+        extra_budgets: Sequence[Budget] = (),
     ) -> list[BudgetStatus]:
         """Every budget that applies to (team, channel, user), with spent and held now.
 
         When the team has no team-scope budget row, `default_team_budget` (a
-        Budget with default=True) applies in its place, figured like a row."""
+        Budget with default=True) applies in its place, figured like a row;
+        `extra_budgets` (a role's per-user day) are figured like rows after them."""
 
     async def quota_counts(self, team: str, user: str, quotas: QuotaLimits) -> dict[str, int]:
         """Now, the figure each quota with a limit counts (as admission reads it, unlocked):

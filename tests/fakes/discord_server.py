@@ -167,12 +167,22 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
 
     # -- test controls: the guild -----------------------------------------------------
 
-    def add_member(self, user_id: int, *, manage_guild: bool = False, name: str | None = None) -> dict:
-        """A guild member; with manage_guild they hold the Moderators role (MANAGE_GUILD)."""
+    def add_member(
+        self, user_id: int, *, manage_guild: bool = False, name: str | None = None, roles: list[int] = ()
+    ) -> dict:
+        """A guild member; with manage_guild they hold the Moderators role (MANAGE_GUILD), and
+        `roles` (add_role ids) besides. Interactions and messages carry their role ids."""
         name = name or f"user{user_id}"
         user = user_object(user_id, name, name.title())
-        self._add_member_record(user_id, user, roles=[self.guild_id + 2] if manage_guild else [])
+        self._add_member_record(user_id, user, roles=([self.guild_id + 2] if manage_guild else []) + list(roles))
         return self._member_json(user_id, permissions=True)
+
+    def add_role(self, name: str, *, permissions: int = 0) -> int:
+        """A role of the guild (no permissions of its own unless given): its id. Add it before
+        the client connects, as channels are (GUILD_CREATE carries every role)."""
+        role_id = self.guild_id + 100 + len(self._roles)
+        self._roles[role_id] = (name, permissions, len(self._roles))
+        return role_id
 
     def add_channel(self, channel_id: int, *, name: str = "other", topic: str | None = None) -> None:
         """Another text channel; add it before the client connects (GUILD_CREATE carries it)."""

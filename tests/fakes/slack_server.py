@@ -7,7 +7,7 @@ per channel in ``fake.messages``, finished uploads in ``fake.uploads``.
 
 Wire format, as slack_sdk 3.48 sends it:
 * chat.postMessage / update / postEphemeral: JSON body (``blocks`` is a real list).
-* everything else (auth.test, chat.delete, users.info, files.*): ``params=``, which for a
+* everything else (auth.test, chat.delete, users.info, usergroups.*, files.*): ``params=``, which for a
   POST ends up in the *query string* with an empty form body; values are strings.
 * the token always travels as ``Authorization: Bearer``; Slack also takes a ``token`` arg.
 * files_upload_v2 = files.getUploadURLExternal (filename, length) -> raw-bytes POST to
@@ -40,6 +40,7 @@ from tests.fakes.slack_model import (
     Upload,
 )
 from tests.fakes.slack_requests import block_action_body, event_body, signed_headers, slash_command_body
+from tests.fakes.slack_usergroups import BOT_SCOPES, UsergroupMethods
 
 # Tests import the fake and the request builders from here.
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class FakeSlack(WebApiMethods, LoopbackServer):
+class FakeSlack(WebApiMethods, UsergroupMethods, LoopbackServer):
     label = "Slack"
 
     def __init__(
@@ -74,6 +75,8 @@ class FakeSlack(WebApiMethods, LoopbackServer):
         self.messages: dict[str, list[Message]] = defaultdict(list)
         self.uploads: list[Upload] = []
         self.users: dict[str, dict] = {}
+        self.usergroups: dict[str, dict] = {}  # add_usergroup()
+        self.scopes: set[str] = set(BOT_SCOPES)  # what the bot token was granted (discard one to test)
         self.files: dict[str, bytes] = {}
         self.responses: list[dict] = []  # JSON bodies POSTed to response_url()s
         self.downloads: list[Call] = []  # GETs of /files-pri/..., served or not
@@ -103,6 +106,8 @@ class FakeSlack(WebApiMethods, LoopbackServer):
             "chat.postEphemeral": self._post_ephemeral,
             "chat.delete": self._delete,
             "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "files.info": self._files_info,

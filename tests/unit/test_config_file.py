@@ -48,6 +48,18 @@ def config_error(tmp_path: Path, text: str) -> str:
         ('[policy]\nover_soft_threshold = "ask"', "expected one of 'downgrade' or 'confirm', found \"ask\""),
         ('[teams.T1]\nbanned_terms = "gore"', '[teams.T1] banned_terms: expected a list, found "gore"'),
         ('[teams.T1.channels.C1]\nsizes = ["2k"]', "[teams.T1.channels.C1] sizes item 1: expected one of 512, 1K, 2K"),
+        ('[teams.T1]\nroles = "S1"', '[teams.T1] roles: expected a table, found "S1"'),
+        (
+            '[teams.T1.roles.S1]\nuser_images_per_day = "20"',
+            "[teams.T1.roles.S1] user_images_per_day: expected a whole",
+        ),
+        (
+            "[teams.T1.roles.S1]\nuser_daily_usd = -5",
+            "[teams.T1.roles.S1] user_daily_usd: expected at least 0, found -5",
+        ),
+        ('[teams.T1.roles.S1]\nsizes = ["8K"]', "[teams.T1.roles.S1] sizes item 1: expected one of 512, 1K, 2K, 4K"),
+        ('[teams.T1.roles.S1]\nmodels = "flash"', '[teams.T1.roles.S1] models: expected a list, found "flash"'),
+        ("[teams.T1.roles.S1]\nimages = 5", "[teams.T1.roles.S1] images: unknown key; expected one of models, sizes,"),
         ('[access]\nteams = "T1"', '[access] teams: expected a list, found "T1"'),
         ('[gateways.acme.price]\npro = { "1K" = -1 }', "[gateways.acme.price.pro] 1K: expected at least 0, found -1"),
         ('[gateways.acme]\nprice = { "1K" = "free" }', '[gateways.acme.price] 1K: expected a number, found "free"'),
