@@ -131,9 +131,10 @@ class Handlers:
         @app_commands.command(name="imagine-dashboard", description="A private sign-in link to the web dashboard")
         @app_commands.guild_only()
         async def dashboard(interaction: discord.Interaction) -> None:
-            link = handlers._service.dashboard_link(handlers.caller(interaction))
+            link = await handlers._service.dashboard_link(handlers.caller(interaction))
             text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
-            # Answered at once (making a link reads nothing), only to its asker, with no preview.
+            # Answered at once (making a link reads at most the team's organisation, usually
+            # cached), only to its asker, with no preview.
             await interaction.response.send_message(text, ephemeral=True, suppress_embeds=True)
 
         # Budgets belong to a server: in DMs nothing would pay for the image.

@@ -320,7 +320,7 @@ class Listeners:
         await respond(text=text, response_type="ephemeral")
 
     async def _on_dashboard(self, command: dict, respond) -> None:
-        link = self._service.dashboard_link(await self._caller(command))
+        link = await self._service.dashboard_link(await self._caller(command))
         text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
         # No unfurl: a preview fetch must not be what opens a one-time link.
         await respond(text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False)
