@@ -109,8 +109,7 @@ class LinkDesk:
         return (
             f"Your link code is `{shown(code)}`. Within {CODE_MINUTES} minutes, a moderator of the "
             f"{platform_name(other)} {place(other)} to link runs `/imagine-link {shown(code)}` there. "
-            f"It works once. Once linked, both share this {place(caller.platform)}'s budgets, quotas, "
-            "usage and ledger."
+            "It works once. Once linked, both share one set of budgets, quotas, usage and ledger."
         )
 
     async def finish(self, caller: Caller, typed: str) -> str | Refused:
@@ -135,8 +134,8 @@ class LinkDesk:
         )
         return (
             f"Linked: this {place(caller.platform)} and {_other_side(result, joiner).describe()} are now one "
-            "organisation. They share budgets, quotas, usage and the ledger, those of "
-            f"{result.home_side.describe()}{_set_aside(result, joiner)}. `/imagine-usage` shows the shared budget."
+            f"organisation. They share budgets, quotas, usage and the ledger: {_whose(result)}"
+            f"{_set_aside(result, joiner)}. `/imagine-usage` shows the shared budget."
         )
 
     async def _may_link(self, caller: Caller) -> Refused | None:
@@ -187,6 +186,13 @@ class LinkDesk:
 def _other_side(result: LinkResult, side: TeamRef) -> TeamRef:
     assert result.joined is not None and result.home_side is not None
     return result.home_side if side == result.joined else result.joined
+
+
+def _whose(result: LinkResult) -> str:
+    assert result.home_side is not None
+    if result.home_side.team == result.org:
+        return f"those of {result.home_side.describe()}"
+    return f"those of the organisation {result.home_side.describe()} belongs to"
 
 
 def _set_aside(result: LinkResult, side: TeamRef) -> str:

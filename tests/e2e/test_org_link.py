@@ -95,6 +95,11 @@ async def test_linked_workspace_and_server_spend_from_one_budget(worlds):
         ),
         timeout=30,
     )
+    # Replies in its thread still edit it: the thread is the organisation's.
+    [thread] = discord.threads.values()
+    await discord.user_message("make it night", user_id=USER, channel_id=thread.id)
+    await discord.wait_for(lambda: len(slack_world.gemini.requests) == 2, timeout=30)
+    assert slack_world.gemini.requests[1].prompt == "make it night"
     await slack_world.settled()
     await slack_world.command("/imagine-usage", "", response_url=slack.response_url())
     await slack.wait_for(
@@ -102,3 +107,33 @@ async def test_linked_workspace_and_server_spend_from_one_budget(worlds):
     )
     shared = next(a for a in slack_world.answers() if re.search(r"team budget \$1\.00/day: spent \$0\.[1-9]", a))
     assert "*Your spend:* $0.00 today" in shared  # U1 spent nothing: the organisation did
+
+
+async def test_a_code_made_on_discord_completes_on_slack_and_discord_hears_it(worlds):
+    slack_world, discord = worlds
+    slack = slack_world.slack
+    await discord.slash("imagine-link", {}, user_id=MOD)
+    await discord.wait_for(lambda: any(CODE.search(t) for t in ephemeral(discord)))
+    made = next(t for t in ephemeral(discord) if CODE.search(t))
+    assert "Slack workspace" in made
+    code = CODE.search(made).group(1)  # type: ignore[union-attr]
+    # The same platform, a non-admin, a wrong code: each told why, and nothing linked.
+    await discord.slash("imagine-link", {"code": code}, user_id=MOD)
+    await discord.wait_for(lambda: any("made on Discord too" in t for t in ephemeral(discord)))
+    await slack_world.command("/imagine-link", code, user="U1", response_url=slack.response_url())
+    await slack.wait_for(lambda: any("Only moderators can link this workspace" in a for a in slack_world.answers()))
+    await slack_world.command("/imagine-link", "WXYZ-2345", user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: any("doesn't work" in a for a in slack_world.answers()))
+    # A Slack admin completes it; the Discord channel where the code was made is told.
+    await slack_world.command("/imagine-link", code.lower(), user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(
+        lambda: any(a.startswith("Linked: this workspace and Discord server") for a in slack_world.answers())
+    )
+    bot = discord.bot_user_id
+    await discord.wait_for(
+        lambda: any(
+            "Linked: this server and Slack workspace T1" in m.content
+            for m in discord.posted(discord.channel_id)
+            if m.author_id == bot and not m.ephemeral
+        )
+    )

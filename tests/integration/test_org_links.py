@@ -154,3 +154,22 @@ async def test_two_hundred_requests_across_slack_and_discord_admit_exactly_ten(s
     assert not isinstance(shown, Refused)
     [team] = [s for s in shown if s.budget.scope.value == "team"]
     assert team.reserved_micros == team.budget.limit_micros == 10 * int(estimate * 1_000_000)
+
+
+async def test_a_dashboard_sign_in_from_a_linked_server_opens_the_organisation(store):
+    from urllib.parse import unquote
+
+    from bot.sign_in import Role, SignIn
+
+    sign_in = SignIn(store, "s" * 32, "http://127.0.0.1", session_seconds=3600)
+    service = ImagineService(store, load_catalog(), sign_in=sign_in)
+    await service.link_teams("T0123", "4455")
+    link = await service.dashboard_link(DISCORD_MOD)
+    assert isinstance(link, str)
+    opened = await sign_in.open_link(unquote(link.rsplit("/", 1)[1]), "127.0.0.1")
+    assert not hasattr(opened, "problem"), opened
+    session, _ = opened  # type: ignore[misc]
+    assert (session.team, session.user, session.role) == ("T0123", "111", Role.MODERATOR)
+    # The web's calls name the organisation's key as it is: usage there is the shared one.
+    usage = await service.usage(session.team, session.user, platform="web")
+    assert not isinstance(usage, Refused) and usage.team == "T0123"
