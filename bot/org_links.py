@@ -116,8 +116,8 @@ class LinkDesk:
         """Complete a link with a code made on the other platform; both sides are told."""
         if (refused := await self._may_link(caller)) is not None:
             return refused
-        joiner = TeamRef(caller.platform, caller.team)
-        result = await self._store.redeem_link_code(code_hash(normalised(typed)), joiner, caller.user)
+        joiner, hashed = TeamRef(caller.platform, caller.team), code_hash(normalised(typed))
+        result = await self._store.redeem_link_code(hashed, joiner, caller.user)
         if result.status is not LinkStatus.LINKED:
             return Refused(RefusalReason.INVALID_REQUEST, self._refusal(result, caller, typed))
         assert result.joined is not None and result.home_side is not None
@@ -125,7 +125,7 @@ class LinkDesk:
         log.info("org %s: %s joined, linked from chat by %s", result.org, result.joined, caller.user)
         maker = result.home_side if result.home_side.platform != caller.platform else result.joined
         await self._store.queue_notice(
-            f"link:{result.org}:{result.joined.platform}:{result.joined.team}",
+            f"link:{hashed}",  # one notice per code: a team linked again later is told again
             maker.platform,
             result.maker_channel,
             f"Linked: this {place(maker.platform)} and {_other_side(result, maker).describe()} are now one "
