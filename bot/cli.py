@@ -427,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(dashboard_link(settings, args))
         if args.command == "doctor":
             return asyncio.run(run_doctor(settings))
+        if args.command == "org":
+            from bot.cli_org import org  # it imports this module's errors
+
+            return asyncio.run(org(settings, args))
         return asyncio.run(run(settings, args.command))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -74,4 +74,20 @@ def parser() -> argparse.ArgumentParser:
     link.add_argument("--team", required=True, help="the team (Slack team / Discord guild id) it signs in to")
     link.add_argument("--user", required=True, help="who signs in (their chat user id)")
     link.add_argument("--moderator", action="store_true", help="sign in as a moderator of the team")
+    org = sub.add_parser("org", help="link Slack workspaces and Discord servers into one budget")
+    org_actions = org.add_subparsers(dest="action", required=True)
+    link_teams = org_actions.add_parser("link", help="link a Slack workspace and a Discord server")
+    link_teams.add_argument("--slack", required=True, metavar="TEAM_ID", help="the Slack team id, e.g. T0123")
+    link_teams.add_argument("--discord", required=True, metavar="GUILD_ID", help="the Discord server (guild) id")
+    link_teams.add_argument(
+        "--home",
+        default="slack",
+        choices=["slack", "discord"],
+        help="when neither is linked yet: whose budgets and history the organisation keeps (default slack)",
+    )
+    unlink = org_actions.add_parser("unlink", help="take a workspace or server out of its organisation")
+    side = unlink.add_mutually_exclusive_group(required=True)
+    side.add_argument("--slack", metavar="TEAM_ID")
+    side.add_argument("--discord", metavar="GUILD_ID")
+    org_actions.add_parser("show", help="every organisation and its members")
     return top

@@ -14,9 +14,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.store.ports import Store, StoreUnavailable
+from bot.teams import NOTICE
 from bot.types import Delivery, Job
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ class Notifier(Protocol):
 
     async def alert(self, text: str) -> None:
         """Post an operator alert to the moderators' channel."""
+
+
+@runtime_checkable
+class Announcer(Protocol):
+    """A chat notifier that also posts plain messages to a channel (outbox kind NOTICE: the
+    maker of a link code hearing it was used)."""
+
+    async def notice(self, channel: str, text: str) -> None: ...
 
 
 class OutboxDispatcher:
@@ -158,6 +167,10 @@ class OutboxDispatcher:
         try:
             if delivery.kind == "alert":
                 await notifier.alert(delivery.payload["text"])
+            elif delivery.kind == NOTICE:
+                if not isinstance(notifier, Announcer):
+                    raise GiveUp(f"{delivery.platform} cannot post notices")
+                await notifier.notice(delivery.payload["channel"], delivery.payload["text"])
             else:
                 if job is None:
                     raise LookupError(f"job {delivery.job_id} is gone")

@@ -35,6 +35,9 @@ from bot.confirmations import HeldQuestions, confirmed
 from bot.gallery import GalleryDesk, GalleryPage, Lineage
 from bot.intake import Intake
 from bot.metrics import Metrics
+from bot.org_calls import OrgCalls
+from bot.org_links import LinkDesk
+from bot.orgs import OrgDirectory
 from bot.outcome_writes import waiting_out_the_store
 from bot.queue_board import QueueBoard, QueueEntry
 from bot.quotes import Quoter
@@ -92,7 +95,7 @@ class _RerunFields(TypedDict):
     platform_admin: bool
 
 
-class ImagineService(TeamCalls):
+class ImagineService(TeamCalls, OrgCalls):
     def __init__(
         self,
         store: Store,
@@ -150,6 +153,8 @@ class ImagineService(TeamCalls):
         self._clock = clock
         self._attachments = AttachmentGate(store, self._policies, self._specs, self._budgets, clock, self._roles)
         self._downloads = downloads or DownloadSlots()
+        self._orgs = OrgDirectory(store, self._policies)
+        self._links = LinkDesk(store, self._policies, self._orgs)
 
     def add_role_directory(self, platform: str, directory: RoleDirectory) -> None:
         """How the core looks up the roles of a platform whose requests do not carry them (Slack)."""
@@ -162,7 +167,12 @@ class ImagineService(TeamCalls):
     ) -> Refused | None:
         """Before downloading `files` for `req` (built without its images): why it must be
         refused (too many images, not an image, too big, a quota or budget used up), or None."""
-        return await self._guarded(self._attachments.check(req, files))
+        return await self._guarded(self._check_attachments(req, files))
+
+    async def _check_attachments(
+        self, req: ImagineRequest | EditRequest, files: Sequence[DeclaredFile]
+    ) -> Refused | None:
+        return await self._attachments.check(await self._orgs.request(req), files)
 
     def most_reference_images(self) -> int:
         """The most images one request may carry today, on the most generous model (a form
@@ -176,23 +186,26 @@ class ImagineService(TeamCalls):
     # -- generating -----------------------------------------------------
 
     async def submit(self, req: ImagineRequest) -> Outcome:
-        return await self._guarded(
-            self._intake.enqueue(
-                req,
-                kind="imagine",
-                prompt=req.prompt,
-                model=req.model,
-                aspect_ratio=req.aspect_ratio,
-                size=req.size,
-                parent_image_id=None,
-                cache_ttl=self._cache_ttl,
-            )
+        return await self._guarded(self._submit(req))
+
+    async def _submit(self, req: ImagineRequest) -> Outcome:
+        req = await self._orgs.request(req)  # a linked team spends from its organisation's budgets
+        return await self._intake.enqueue(
+            req,
+            kind="imagine",
+            prompt=req.prompt,
+            model=req.model,
+            aspect_ratio=req.aspect_ratio,
+            size=req.size,
+            parent_image_id=None,
+            cache_ttl=self._cache_ttl,
         )
 
     async def edit(self, req: EditRequest) -> Outcome:
         """Edit a finished image of the same team; its settings carry over unless overridden."""
 
-        async def edit() -> Outcome:
+        async def edit(req: EditRequest) -> Outcome:
+            req = await self._orgs.request(req)
             parent = await self._store.get_image(req.parent_image_id)
             parent_job = await self._store.get_job(parent.job_id) if parent and parent.job_id else None
             if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
@@ -210,7 +223,7 @@ class ImagineService(TeamCalls):
                 cache_ttl=self._cache_ttl,
             )
 
-        return await self._guarded(edit())
+        return await self._guarded(edit(req))
 
     async def _guarded(self, work: Awaitable[T]) -> T | Refused:
         # Fail closed: if the store can't be reached, nothing is admitted.
@@ -240,7 +253,8 @@ class ImagineService(TeamCalls):
         double click one job. The adapter announces the new job (posts its
         status, then attach_delivery)."""
 
-        async def rerun() -> Outcome:
+        async def rerun(caller: Caller) -> Outcome:
+            caller = await self._orgs.caller(caller, platform)
             job = await self._store.get_job(job_id)
             if job is None or job.team != caller.team:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
@@ -271,10 +285,11 @@ class ImagineService(TeamCalls):
                 )
             return await self.submit(ImagineRequest(prompt=job.spec.prompt, **common))
 
-        return await self._guarded(rerun())
+        return await self._guarded(rerun(caller))
 
     async def may_delete(self, job_id: int, caller: Caller) -> bool:
         """The requester or a moderator may remove a result."""
+        caller = await self._orgs.caller(caller)
         job = await self._store.get_job(job_id)
         return job is not None and acts_for(self._policies, caller, job.team, job.user)
 
@@ -283,7 +298,7 @@ class ImagineService(TeamCalls):
     async def gallery(self, team: str, page: int = 1, *, platform: str = "") -> GalleryPage | Refused:
         """The team's result images, newest first, 24 a page (page 1 the newest; a page past
         the last is the last)."""
-        return await self._gallery.page(team, page, platform)
+        return await self._gallery.page(await self._orgs.key(platform, team), page, platform)
 
     async def lineage(self, team: str, image_id: int) -> Lineage | None:
         """An image of the team with its thread: the root, each edit, the running cost of its
@@ -322,7 +337,10 @@ class ImagineService(TeamCalls):
 
     async def delete_result(self, job_id: int, caller: Caller) -> DeletedImage | Refused:
         """delete_image for a job's result (a chat message's [Delete] button)."""
-        return await self._guarded(self._gallery.delete_result(job_id, caller))
+        return await self._guarded(self._delete_result(job_id, caller))
+
+    async def _delete_result(self, job_id: int, caller: Caller) -> DeletedImage | Refused:
+        return await self._gallery.delete_result(job_id, await self._orgs.caller(caller))
 
     # -- confirmations --------------------------------------------------
 
@@ -346,6 +364,10 @@ class ImagineService(TeamCalls):
         press's request and key, so another press (a double click, [Use Flash]
         right after [Run]) resubmits under that key and gets the same job back
         instead of "expired". It is kept no longer than the key is taken."""
+        resolved = await self._guarded(self._orgs.caller(caller))
+        if isinstance(resolved, Refused):
+            return resolved, None
+        caller = resolved
         taken = await self._guarded(
             self._questions.take(
                 token,
@@ -386,12 +408,15 @@ class ImagineService(TeamCalls):
         return live
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
-        await self._store.remember_thread(platform, team, channel, thread_id, image_id)
+        await self._store.remember_thread(platform, await self._orgs.key(platform, team), channel, thread_id, image_id)
 
     async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None | Refused:
         """The image a message in this thread edits (None: not one of our threads), or Refused
         while the store is down: a reply has no other answer, so it must not vanish."""
-        return await self._guarded(self._store.thread_image(platform, team, channel, thread_id))
+        return await self._guarded(self._thread_image(platform, team, channel, thread_id))
+
+    async def _thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None:
+        return await self._store.thread_image(platform, await self._orgs.key(platform, team), channel, thread_id)
 
     async def image(self, image_id: int) -> StoredImage | None:
         return await self._store.get_image(image_id)
@@ -417,9 +442,15 @@ class ImagineService(TeamCalls):
     async def team_queue(self, caller: Caller) -> list[QueueEntry] | Refused:
         """The caller's team's jobs running and queued, with positions, holds and whether
         the caller may cancel each."""
-        return await self._guarded(self._queue_board.entries(caller))
+        return await self._guarded(self._team_queue(caller))
+
+    async def _team_queue(self, caller: Caller) -> list[QueueEntry] | Refused:
+        return await self._queue_board.entries(await self._orgs.caller(caller))
 
     async def cancel_for(self, job_id: int, caller: Caller) -> Job | Refused:
         """Cancel a queued job for its requester or a team moderator (hold released at once);
         returns the job as it was. Anyone else, or a job that started, is refused."""
-        return await self._guarded(self._queue_board.cancel(job_id, caller))
+        return await self._guarded(self._cancel_for(job_id, caller))
+
+    async def _cancel_for(self, job_id: int, caller: Caller) -> Job | Refused:
+        return await self._queue_board.cancel(job_id, await self._orgs.caller(caller))

@@ -18,6 +18,7 @@ from bot.budget_desk import BudgetDesk, UsageReport
 from bot.ledger_view import LedgerFilter
 from bot.money import usd
 from bot.money.budgets import Budget, BudgetStatus, Scope
+from bot.orgs import OrgDirectory
 from bot.savings import MonthSavings, SavingsDesk
 from bot.sign_in import SignIn
 from bot.specs import RequestChoices, SpecBuilder
@@ -37,6 +38,7 @@ class TeamCalls:
     _budgets: BudgetDesk
     _savings: SavingsDesk
     _sign_in: SignIn | None  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
+    _orgs: OrgDirectory  # a linked team's calls are about its organisation (bot/orgs.py)
 
     def request_choices(self, team: str) -> RequestChoices:
         """The models, aspect ratios, sizes and lanes a form may offer `team` (the web playground)."""
@@ -61,9 +63,15 @@ class TeamCalls:
     def is_moderator(self, caller: Caller) -> bool:
         return is_moderator(self._policies, caller)
 
-    def dashboard_link(self, caller: Caller) -> str | Refused:
+    async def dashboard_link(self, caller: Caller) -> str | Refused:
         """A one-time link signing the caller in to the web dashboard, with the role the
-        budgets commands would give them; a refusal off the allow-list or with the dashboard off."""
+        budgets commands would give them; a refusal off the allow-list or with the dashboard off.
+        A linked team's link signs in to its organisation."""
+        try:
+            caller = await self._orgs.caller(caller)
+        except StoreUnavailable as exc:
+            log.warning("dashboard_link: store unavailable: %s", exc)
+            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
         return dashboard_link(self._policies, self._sign_in, caller)
 
     async def usage(
@@ -71,14 +79,14 @@ class TeamCalls:
     ) -> UsageReport | Refused:
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.usage(team, user, channel)
+        return await self._budgets.usage(await self._orgs.key(platform, team), user, channel)
 
     async def daily_spend(self, team: str, days: int = 30, *, platform: str = "") -> list[dict[str, Any]] | Refused:
         """The team's charges per UTC day and model over the last `days` days: rows of day
         (its midnight, epoch seconds), model and micros."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.daily_spend(team, days)
+        return await self._budgets.daily_spend(await self._orgs.key(platform, team), days)
 
     async def top_spenders(
         self, team: str, limit: int = 5, *, platform: str = ""
@@ -87,15 +95,16 @@ class TeamCalls:
         each a list of (name, micros), most first."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.top_spenders(team, limit)
+        return await self._budgets.top_spenders(await self._orgs.key(platform, team), limit)
 
     async def savings(self, team: str, *, platform: str = "") -> MonthSavings | Refused:
         """This month's cache savings and Flex/Batch savings of the team."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._savings.this_month(team)
+        return await self._savings.this_month(await self._orgs.key(platform, team))
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
+        caller = await self._orgs.caller(caller)
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
             return refused
         return await self._budgets.statuses(caller.team)
@@ -110,6 +119,11 @@ class TeamCalls:
         scope_id: str = "",
         soft_threshold: float | None = None,
     ) -> Budget | Refused:
+        try:
+            caller = await self._orgs.caller(caller)
+        except StoreUnavailable as exc:
+            log.warning("set_budget: store unavailable: %s", exc)
+            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
         if (refused := self._moderators_only(caller, "Only moderators can change budgets.")) is not None:
             return refused
         try:
@@ -138,6 +152,7 @@ class TeamCalls:
 
     async def budget_changes(self, caller: Caller, limit: int = 20) -> list[dict[str, Any]] | Refused:
         """The team's last budget changes (chat, CLI or web), newest first: the audit's rows."""
+        caller = await self._orgs.caller(caller)
         if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
             return refused
         return await self._budgets.changes(caller.team, limit)
@@ -146,6 +161,7 @@ class TeamCalls:
         self, caller: Caller, filters: LedgerFilter, *, limit: int, offset: int = 0
     ) -> list[dict[str, Any]] | Refused:
         """The caller's team's ledger rows matching `filters`, newest first (for moderators)."""
+        caller = await self._orgs.caller(caller)
         if (refused := self._moderators_only(caller, "Only moderators can see the team's ledger.")) is not None:
             return refused
         return await self._budgets.ledger(caller.team, filters, limit=limit, offset=offset)

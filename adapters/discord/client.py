@@ -218,6 +218,13 @@ class DiscordAdapter:
         except (discord.Forbidden, discord.NotFound) as exc:
             raise GiveUp(f"alert channel: {exc.status} {exc.text}") from exc
 
+    async def notice(self, channel: str, text: str) -> None:
+        """A plain message from the core to a channel (bot.notify.Announcer)."""
+        try:
+            await self.client.channel(int(channel)).send(render.clip(text))
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise GiveUp(f"notice to {channel}: {exc.status} {exc.text}") from exc
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)
 

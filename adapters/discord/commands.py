@@ -1,5 +1,5 @@
 """What Discord users do, turned into core requests: /imagine, /imagine-usage,
-/imagine-budget, /imagine-dashboard, the "Edit image" menu, replies and thread messages, and the
+/imagine-budget, /imagine-dashboard, /imagine-link, the "Edit image" menu, replies and thread messages, and the
 buttons. Each handler answers in Discord's terms; the core decides.
 
 /imagine defers at once (Discord wants an answer within 3 s), submits to the
@@ -95,10 +95,24 @@ class Handlers:
         @app_commands.command(name="imagine-dashboard", description="A private sign-in link to the web dashboard")
         @app_commands.guild_only()
         async def dashboard(interaction: discord.Interaction) -> None:
-            link = handlers._service.dashboard_link(handlers.caller(interaction))
+            link = await handlers._service.dashboard_link(handlers.caller(interaction))
             text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
-            # Answered at once (making a link reads nothing), only to its asker, with no preview.
+            # Answered at once (making a link reads at most the team's organisation, usually
+            # cached), only to its asker, with no preview.
             await interaction.response.send_message(text, ephemeral=True, suppress_embeds=True)
+
+        @app_commands.command(name="imagine-link", description="Moderators: share budgets with a Slack workspace")
+        @app_commands.guild_only()
+        @app_commands.describe(code="The code /imagine-link gave on Slack; leave it out to get a code for Slack")
+        async def link(interaction: discord.Interaction, code: app_commands.Range[str, 1, 32] | None = None) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            caller = handlers.caller(interaction)
+            answer = await (
+                handlers._service.finish_link(caller, code)
+                if code
+                else handlers._service.start_link(caller, str(interaction.channel_id))
+            )
+            await interaction.followup.send(answer.detail if isinstance(answer, Refused) else answer, ephemeral=True)
 
         # Budgets belong to a server: in DMs nothing would pay for the image.
         edit_menu = app_commands.guild_only(app_commands.ContextMenu(name="Edit image", callback=handlers.on_edit_menu))
@@ -107,6 +121,7 @@ class Handlers:
         tree.add_command(BudgetCommands(handlers))
         tree.add_command(dashboard)
         tree.add_command(history_command(handlers))
+        tree.add_command(link)
         tree.add_command(edit_menu)
 
     def caller(self, interaction: discord.Interaction) -> Caller:

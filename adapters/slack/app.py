@@ -115,6 +115,10 @@ class SlackAdapter:
                 channel=self._alert_channel, text=f":rotating_light: {render.escape(text)}"
             )
 
+    async def notice(self, channel: str, text: str) -> None:
+        """A plain message from the core to a channel (bot.notify.Announcer)."""
+        await self.client.chat_postMessage(channel=channel, text=render.escape(text))
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)
 

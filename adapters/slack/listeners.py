@@ -1,5 +1,5 @@
 """What Slack sends the bot, turned into core requests: /imagine, /imagine-usage,
-/imagine-budget, /imagine-dashboard, replies in an image's thread, and the buttons. Each listener
+/imagine-budget, /imagine-dashboard, /imagine-link, replies in an image's thread, and the buttons. Each listener
 answers in Slack's terms (a status message, an ephemeral note); the core decides.
 
 Every listener only parses, validates and acks; the rest (submit to the core, the status
@@ -109,6 +109,7 @@ class Listeners:
         app.command("/imagine-usage")(self._acked(self._on_usage))
         app.command("/imagine-budget")(self._acked(self._on_budget))
         app.command("/imagine-dashboard")(self._acked(self._on_dashboard))
+        app.command("/imagine-link")(self._acked(self._on_link))
         app.event("message")(self._ack_message)
         app.event("app_mention")(self._ack_mention)
         app.action(render.ACTION_REROLL)(self._acked_press(self._on_rerun))
@@ -269,7 +270,7 @@ class Listeners:
         size = "4K" if action["action_id"] == render.ACTION_4K else None
         outcome = await self._service.rerun(
             int(action["value"]),
-            Caller(team=_team(body), user=user),
+            Caller(team=_team(body), user=user, platform=PLATFORM),
             platform=PLATFORM,
             channel=channel,
             size=size,
@@ -289,7 +290,9 @@ class Listeners:
 
     async def _on_delete(self, body: dict, action: dict, respond) -> None:
         user = body["user"]["id"]
-        caller = Caller(team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user))
+        caller = Caller(
+            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
+        )
         job_id = int(action["value"])
         if not await self._service.may_delete(job_id, caller):
             await respond(
@@ -318,7 +321,7 @@ class Listeners:
         async with self._one_at_a_time(action["value"]):
             outcome, request = await self._service.confirm(
                 action["value"],
-                Caller(team=_team(body), user=user),
+                Caller(team=_team(body), user=user, platform=PLATFORM),
                 use_flash=action["action_id"] == render.ACTION_USE_FLASH,
                 idempotency_key=_press_key(body, action),
                 idempotency_window=PRESS_WINDOW,
@@ -366,10 +369,18 @@ class Listeners:
         await respond(text=text, response_type="ephemeral")
 
     async def _on_dashboard(self, command: dict, respond) -> None:
-        link = self._service.dashboard_link(await self._caller(command))
+        link = await self._service.dashboard_link(await self._caller(command))
         text = link.detail if isinstance(link, Refused) else render.dashboard_link(link)
         # No unfurl: a preview fetch must not be what opens a one-time link.
         await respond(text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False)
+
+    async def _on_link(self, command: dict, respond) -> None:
+        """/imagine-link: a one-time code; /imagine-link CODE: complete a link made on Discord."""
+        caller, code = await self._caller(command), command.get("text", "").strip()
+        answer = await (
+            self._service.finish_link(caller, code) if code else self._service.start_link(caller, command["channel_id"])
+        )
+        await respond(text=answer.detail if isinstance(answer, Refused) else answer, response_type="ephemeral")
 
     async def _caller(self, command: dict) -> Caller:
         """Who runs a slash command, with Slack's word on whether they are a workspace admin."""

@@ -1,11 +1,12 @@
 """The store: every operation written once (bot/store/queue.py, lookups.py, batches.py, ledger.py,
-outbox.py, chat.py, queue_board.py, gallery.py, retention.py), over a thin connector per database
+outbox.py, chat.py, queue_board.py, gallery.py, retention.py, orgs.py), over a thin connector per database
 (bot/store/sqlite.py, bot/store/postgres.py) and the named SQL in bot/store/sql."""
 
 from __future__ import annotations
 
 from bot.store.batches import BatchOperations
 from bot.store.gallery import GalleryOperations
+from bot.store.orgs import OrgOperations
 from bot.store.queue_board import QueueBoardOperations
 from bot.store.retention import RetentionOperations
 from bot.store.tx import JOBS, OUTBOX, Tx
@@ -16,7 +17,7 @@ async def write_probe(tx: Tx) -> None:
     await tx.run("write_probe")
 
 
-class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations):
+class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations, OrgOperations):
     """A Store (bot/store/ports.py) over whichever connector it is given."""
 
     async def open(self) -> None:

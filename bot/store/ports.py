@@ -16,6 +16,7 @@ from bot.money.admission import Admission, Charge, Denied
 from bot.money.budgets import Budget, BudgetStatus, Scope
 from bot.money.quotas import QuotaLimits
 from bot.store.batch_sizing import BATCH_INLINE_BYTES
+from bot.teams import LinkResult, TeamLink, TeamRef, UnlinkResult
 from bot.types import (
     Batch,
     CheckedImage,
@@ -442,7 +443,31 @@ class Pruning(Protocol):
     async def storage_sizes(self) -> StorageSizes: ...
 
 
-class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Pruning, Protocol):
+class Orgs(Protocol):
+    """Organisations (bot/teams.py): which key a linked team uses, links and one-time link codes."""
+
+    async def team_org(self, platform: str, team: str) -> str | None:
+        """The key of the organisation this team belongs to; None when it is on its own."""
+
+    async def team_links(self, org: str | None = None) -> list[TeamLink]:
+        """The members of `org` (of every organisation when None), home included."""
+
+    async def link_teams(self, home: TeamRef, joiner: TeamRef, by: str) -> LinkResult:
+        """`joiner` into `home`'s organisation (or `home` into `joiner`'s when only that one has one)."""
+
+    async def unlink_team(self, member: TeamRef) -> UnlinkResult:
+        """Take a team out of its organisation; the ledger keeps every row as written."""
+
+    async def save_link_code(self, code_hash: str, maker: TeamRef, user: str, channel: str, ttl: float) -> None: ...
+
+    async def redeem_link_code(self, code_hash: str, joiner: TeamRef, by: str) -> LinkResult:
+        """Link with the code's maker and use the code up, atomically; a refusal changes nothing."""
+
+    async def queue_notice(self, key: str, platform: str, channel: str, text: str) -> bool:
+        """A plain message for a chat channel, through the outbox (kind NOTICE); once per key."""
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Pruning, Orgs, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
 
     async def open(self) -> None: ...

@@ -698,3 +698,37 @@ SELECT '' AS name, 0 AS bytes WHERE 1 = 0
 
 -- name: write_probe
 SELECT 1
+
+
+-- ---- organisations (team_links, link_codes) --------------------------------------------------
+
+-- name: team_org
+SELECT org FROM team_links WHERE platform = :platform AND team = :team
+
+-- name: team_link
+SELECT platform, team, org, linked_by, linked_at FROM team_links WHERE platform = :platform AND team = :team
+
+-- name: org_members
+SELECT platform, team, org, linked_by, linked_at FROM team_links WHERE org = :org ORDER BY linked_at, platform, team
+
+-- name: all_team_links
+SELECT platform, team, org, linked_by, linked_at FROM team_links ORDER BY org, linked_at, platform, team
+
+-- name: insert_team_link
+INSERT INTO team_links (platform, team, org, linked_by, linked_at) VALUES (:platform, :team, :org, :by, :now)
+
+-- name: delete_team_link
+DELETE FROM team_links WHERE platform = :platform AND team = :team
+
+-- name: prune_link_codes
+DELETE FROM link_codes WHERE expires_at <= :now OR (platform = :platform AND team = :team)
+
+-- name: insert_link_code
+INSERT INTO link_codes (code_hash, platform, team, "user", channel, expires_at)
+VALUES (:code_hash, :platform, :team, :user, :channel, :expires_at)
+
+-- name: live_link_code
+SELECT platform, team, "user", channel FROM link_codes WHERE code_hash = :code_hash AND expires_at > :now
+
+-- name: delete_link_code
+DELETE FROM link_codes WHERE code_hash = :code_hash

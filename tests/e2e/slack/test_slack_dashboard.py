@@ -60,4 +60,11 @@ async def test_a_team_off_the_allow_list_gets_the_refusal_and_no_link(world):
 def test_the_app_manifest_declares_every_command_the_bot_listens_to():
     # Slack sends only the commands an app's manifest declares (no YAML parser here: one command per entry).
     declared = re.findall(r"^\s*- command: (\S+)$", MANIFEST.read_text(), re.MULTILINE)
-    assert declared == ["/imagine", "/imagine-usage", "/imagine-budget", "/imagine-dashboard", "/imagine-history"]
+    assert declared == [
+        "/imagine",
+        "/imagine-usage",
+        "/imagine-budget",
+        "/imagine-dashboard",
+        "/imagine-history",
+        "/imagine-link",
+    ]
