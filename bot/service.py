@@ -316,15 +316,24 @@ class ImagineService(TeamCalls, OrgCalls):
         self, job_id: int, caller: Caller, platform: str, threads_of: Callable[[dict[str, Any]], Sequence[ThreadKey]]
     ) -> Undone | Refused:
         """[Undo] on an edit: its thread's latest image is the one it edited again, for nothing."""
-        return await self._guarded(self._threads.undo(job_id, caller, platform, threads_of))
+        async def undo(caller: Caller) -> Undone | Refused:
+            return await self._threads.undo(job_id, await self._orgs.caller(caller, platform), platform, threads_of)
+
+        return await self._guarded(undo(caller))
 
     async def thread_history(self, team: str, platform: str, thread: ThreadKey) -> Lineage | None | Refused:
         """The lineage of the image a chat thread shows (None: not one of our threads)."""
-        return await self._guarded(self._threads.thread_history(team, platform, thread))
+        async def history(team: str) -> Lineage | None | Refused:
+            return await self._threads.thread_history(await self._orgs.key(platform, team), platform, thread)
+
+        return await self._guarded(history(team))
 
     async def recent_images(self, team: str, user: str, platform: str) -> list[GalleryImage] | Refused:
         """The user's last 10 images, newest first."""
-        return await self._guarded(self._threads.recent(team, user, platform))
+        async def recent(team: str) -> list[GalleryImage] | Refused:
+            return await self._threads.recent(await self._orgs.key(platform, team), user, platform)
+
+        return await self._guarded(recent(team))
 
     async def may_delete_image(self, image_id: int, caller: Caller) -> bool:
         """Whether the caller may delete this result image: its requester, or a moderator."""

@@ -76,3 +76,17 @@ async def test_history_of_a_thread_and_of_a_user(store, service):
     assert await service.thread_history("T1", "slack", ("C1", "elsewhere")) is None
     recent = await service.recent_images("T1", "U1", "slack")
     assert not isinstance(recent, Refused) and [i.id for i in recent] == [edit, root]
+
+
+async def test_a_linked_server_reads_and_undoes_its_threads_under_the_organisation(store, service):
+    """A Discord server linked to Slack team T1 keeps its threads and images under T1's key:
+    history and Undo from that server must look there, not under the server's own id."""
+    await service.link_teams("T1", "4455")
+    root, edit, job = await chain(store)
+    await store.remember_thread("discord", "T1", *THREAD, edit)
+    lineage = await service.thread_history("4455", "discord", THREAD)
+    assert lineage is not None and not isinstance(lineage, Refused) and lineage.image.id == edit
+    recent = await service.recent_images("4455", "U1", "discord")
+    assert not isinstance(recent, Refused) and [i.id for i in recent] == [edit, root]
+    undone = await service.undo(job, Caller("4455", "U1", platform="discord"), "discord", in_thread)
+    assert isinstance(undone, Undone) and undone.now_latest.image.id == root
