@@ -14,13 +14,13 @@ import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 
-from bot import confirmations
+from bot import approvals, confirmations
 from bot.access import CLI_PLATFORM, off_allow_list
 from bot.budget_desk import BudgetDesk
 from bot.catalog import Catalog
 from bot.metrics import Metrics
 from bot.money import from_micros, pricing, to_micros
-from bot.money.admission import Admission, Denied
+from bot.money.admission import APPROVAL_ANSWERED, Admission, Denied
 from bot.money.budgets import BudgetStatus
 from bot.money.estimates import fits, newly_past_threshold
 from bot.money.quotas import QuotaLimits
@@ -57,6 +57,7 @@ class Intake:
         quotes: Quoter,
         budgets: BudgetDesk,
         metrics: Metrics,
+        approval_desk: approvals.ApprovalDesk,
         *,
         max_attempts: int,
         on_submit: Callable[[], None],
@@ -68,6 +69,7 @@ class Intake:
         self._quotes = quotes
         self._budgets = budgets
         self._metrics = metrics
+        self._approvals = approval_desk
         self._max_attempts = max_attempts
         self._on_submit = on_submit
 
@@ -111,6 +113,8 @@ class Intake:
                 check_fits_a_batch(spec, inputs, parent_bytes)
             check_channel(policy, req.channel, spec.model_alias, spec.size)
             estimate = self._quotes.estimate(spec, len(inputs))
+            if req.approved_by:  # its ledger rows name the moderator who let it past the budget
+                spec = dataclasses.replace(spec, approved_by=req.approved_by)
         except NotAllowedHere as exc:
             return Refused(RefusalReason.NOT_ALLOWED_HERE, str(exc))
         except pricing.Unpriced as exc:
@@ -147,16 +151,24 @@ class Intake:
             announced=req.announced,
         )
         admission = Admission(
-            to_micros(estimate), self._catalog.version, QuotaLimits.of(policy), default_team_budget=default_budget
+            to_micros(estimate),
+            self._catalog.version,
+            QuotaLimits.of(policy),
+            default_team_budget=default_budget,
+            approval_token=req.approval_token,
+            approved_by=req.approved_by,
         )
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=cache_ttl)
         if isinstance(submitted, Denied):
+            if submitted.limit == APPROVAL_ANSWERED:
+                return Refused(RefusalReason.NOT_FOUND, approvals.ANSWERED)
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused
-            return dataclasses.replace(
+            refused = dataclasses.replace(
                 refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses)
             )
+            return await self._approvals.offer(req, refused, to_micros(estimate))
         return self._accepted(req, model, quote, submitted, statuses)
 
     def _accepted(

@@ -27,6 +27,7 @@ from typing import Any, TypedDict, TypeVar
 from tenacity import stop_after_delay
 
 from bot.access import CLI_PLATFORM, Caller, acts_for
+from bot.approvals import ApprovalDesk, PendingApproval
 from bot.attachments import AttachmentGate, DeclaredFile, DownloadSlots
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
@@ -126,6 +127,7 @@ class ImagineService(TeamCalls):
         self._gallery = GalleryDesk(store, self._policies)
         self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
+        self._approvals = ApprovalDesk(store, self._policies, clock)
         self._intake = Intake(
             store,
             catalog,
@@ -134,6 +136,7 @@ class ImagineService(TeamCalls):
             self._quotes,
             self._budgets,
             self._metrics,
+            self._approvals,
             max_attempts=max_attempts,
             on_submit=self._on_submit,
         )
@@ -323,6 +326,32 @@ class ImagineService(TeamCalls):
             await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
+
+    # -- approvals ([Ask a moderator], bot/approvals.py) -------------------
+
+    async def ask_moderator(self, token: str, caller: Caller) -> PendingApproval | Refused:
+        """The requester's [Ask a moderator] on a budget refusal: what the adapter posts to the
+        alert channel with [Approve] [Deny]. Once: a second press is refused."""
+        return await self._guarded(self._approvals.ask(token, caller))
+
+    async def approve(self, token: str, caller: Caller) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
+        """A moderator's [Approve]: the request runs once as an approved overage (Accepted, for
+        the adapter to announce where it was asked, as for [Run]), with the request it ran.
+        A second press gets the first job back (Accepted, duplicate)."""
+        request = await self._guarded(self._approvals.approved_request(token, caller))
+        if isinstance(request, Refused):
+            return request, None
+        outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
+        return outcome, request
+
+    async def deny(self, token: str, caller: Caller) -> Refused | None:
+        """A moderator's [Deny]: the requester is told (through the outbox); None when denied."""
+        denied = await self._guarded(self._approvals.deny(token, caller))
+        return denied if isinstance(denied, Refused) else None
+
+    async def expire_approvals(self) -> int:
+        """Lapse the requests unanswered for 24 hours (the worker's sweep)."""
+        return await self._approvals.expire()
 
     # -- platform context -----------------------------------------------
 

@@ -90,6 +90,10 @@ class _Request:
     # The adapter posts a status message for the job and then calls
     # attach_delivery; the job waits for that, so a failed post can still cancel it.
     announced: bool = False
+    # A moderator's [Approve] of a budget refusal (bot/approvals.py): the approval claimed
+    # with the job, and who approved it; the job then runs past its budgets.
+    approval_token: str | None = None
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,9 +132,13 @@ class GenerationSpec:
     # Hedging (the team's hedge_after_s): when the primary has not answered after this
     # many seconds, the next route in the chain is asked too and the first image wins.
     hedge_after_s: float | None = None
+    # An approved overage ([Ask a moderator]): the moderator who let it past the budget.
+    approved_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        # approved_by only when set: every other job's stored request stays as it was.
+        overage = {"approved_by": self.approved_by} if self.approved_by else {}
+        return overage | {
             "prompt": self.prompt,
             "model_alias": self.model_alias,
             "model_id": self.model_id,
@@ -319,6 +327,8 @@ class Accepted:
 class Refused:
     reason: RefusalReason
     detail: str
+    # A budget refusal a moderator may approve: the adapter offers [Ask a moderator] with it.
+    ask_token: str | None = None
 
 
 @dataclass(frozen=True)

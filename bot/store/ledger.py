@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.ledger_view import LedgerFilter
 from bot.money.admission import (
+    APPROVAL_ANSWERED,
     QUOTA_COUNTS,
     Admission,
     Charge,
@@ -38,10 +39,18 @@ class LedgerOperations(Operations):
         current = await _quota_counts(tx, job.team, job.user, admission.quotas, now)
         statuses = (
             await self._statuses(tx, job.team, job.channel, job.user, now, admission.default_team_budget)
-            if costs
+            if costs and admission.approved_by is None  # an approved overage passes its budgets
             else []
         )
-        return admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
+        denied = admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
+        if denied is None and admission.approval_token is not None:
+            # Claimed last, in the job's own transaction: approved once, and only with its job.
+            claimed = await tx.run(
+                "approval_approve", token=admission.approval_token, by=admission.approved_by, now=now
+            )
+            if not claimed:
+                return Denied(APPROVAL_ANSWERED, 0, 0)
+        return denied
 
     async def _hold(self, tx: Tx, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
         default = admission.default_team_budget
@@ -136,6 +145,8 @@ class LedgerOperations(Operations):
         default = (
             held_default_budget(row["team"], hold["default_limit_micros"], hold["default_period"]) if hold else None
         )
+        if row["request"].get("approved_by"):  # an approved overage was let past its budgets
+            return True
         return not over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default))
 
     async def _statuses(
@@ -305,4 +316,5 @@ async def _ledger_row(
         price_version=price_version,
         now=now,
         hedge=hedge,
+        approved_by=spec.get("approved_by"),
     )
