@@ -11,17 +11,18 @@ answer (the worker's sweep), tells the requester. A request waiting holds no mon
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.access import CLI_PLATFORM, Caller, is_moderator
 from bot.confirmations import request_from_json, request_json
 from bot.money import usd
-from bot.store.ports import Store
+from bot.store.ports import Store, StoreUnavailable
 from bot.types import EditRequest, ImagineRequest, RefusalReason, Refused
 from policies.config import PolicyBook
 
@@ -53,10 +54,11 @@ class PendingApproval:
     estimate_micros: int
     budget_state: str
 
-    def text(self) -> str:
+    def text(self, quote: Callable[[str], str] = str) -> str:
+        """What the alert channel shows; `quote` makes the prompt (user text) safe for the platform."""
         return (
             f"<@{self.user}> asks for an image over the budget in <#{self.channel}>:\n"
-            f"> {self.prompt[:500]}\n"
+            f"> {quote(self.prompt[:500])}\n"
             f"Model {self.model}, size {self.size}, about {usd(self.estimate_micros)}. "
             f"Budget: {self.budget_state}\n"
             "Approve it to run this one image as an approved overage, or deny it. "
@@ -154,15 +156,35 @@ def _pending(row: dict[str, Any]) -> PendingApproval:
     )
 
 
+# The requester's notices: the adapter puts its own mention of the requester in front.
 def denied_notice(row: dict[str, Any]) -> str:
-    return (
-        f"<@{row['user']}> a moderator (<@{row['answered_by']}>) denied your request over the budget "
-        f"(“{_prompt(row)[:200]}”). Nothing was charged."
-    )
+    return f"a moderator denied your request over the budget (“{_prompt(row)[:200]}”). Nothing was charged."
 
 
 def expired_notice(row: dict[str, Any]) -> str:
     return (
-        f"<@{row['user']}> no moderator answered your request over the budget (“{_prompt(row)[:200]}”) "
-        "within 24 hours, so it lapsed. Nothing was charged."
+        f"no moderator answered your request over the budget (“{_prompt(row)[:200]}”) within 24 hours, "
+        "so it lapsed. Nothing was charged."
     )
+
+
+class ApprovalSweep:
+    """Lapses unanswered requests every `every` seconds, in the worker role (as the pruner
+    prunes); sweeps in several processes may overlap: each request lapses, and is told, once."""
+
+    def __init__(self, expire: Callable[[], Awaitable[int]], every: float) -> None:
+        self._expire = expire  # ImagineService.expire_approvals
+        self._every = every
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._expire()
+            except StoreUnavailable as exc:
+                log.warning("approvals: store unavailable, sweeping again later: %s", exc)
+            except Exception:  # a sweep's bug must not stop the worker's process
+                log.exception("approvals: sweep failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self._every)
+            except TimeoutError:
+                pass

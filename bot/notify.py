@@ -57,6 +57,10 @@ class Notifier(Protocol):
     async def alert(self, text: str) -> None:
         """Post an operator alert to the moderators' channel."""
 
+    async def notice(self, payload: dict) -> None:
+        """Tell one user something that is no job's message (an approval denied or lapsed):
+        payload has channel, user, text and thread_ts (None: in the channel itself)."""
+
 
 class OutboxDispatcher:
     def __init__(
@@ -158,6 +162,8 @@ class OutboxDispatcher:
         try:
             if delivery.kind == "alert":
                 await notifier.alert(delivery.payload["text"])
+            elif delivery.kind == "notice":
+                await notifier.notice(delivery.payload)
             else:
                 if job is None:
                     raise LookupError(f"job {delivery.job_id} is gone")

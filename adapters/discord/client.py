@@ -218,6 +218,19 @@ class DiscordAdapter:
         except (discord.Forbidden, discord.NotFound) as exc:
             raise GiveUp(f"alert channel: {exc.status} {exc.text}") from exc
 
+    async def notice(self, payload: dict) -> None:
+        """A user's notice from the outbox (an approval denied or lapsed), where they asked."""
+        try:
+            await self.client.channel(int(payload["channel"])).send(
+                render.clip(f"<@{payload['user']}> {payload['text']}"),
+                # Only the requester is pinged, whatever the prompt quoted in the text says.
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, roles=False, users=[discord.Object(int(payload["user"]))]
+                ),
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise GiveUp(f"notice channel: {exc.status} {exc.text}") from exc
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)
 

@@ -115,6 +115,14 @@ class SlackAdapter:
                 channel=self._alert_channel, text=f":rotating_light: {render.escape(text)}"
             )
 
+    async def notice(self, payload: dict) -> None:
+        """A user's notice from the outbox (an approval denied or lapsed), where they asked."""
+        await self.client.chat_postMessage(
+            channel=payload["channel"],
+            thread_ts=payload.get("thread_ts"),
+            text=f"<@{payload['user']}> {render.escape(payload['text'])}",
+        )
+
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)
 

@@ -221,6 +221,11 @@ class LedgerOperations(Operations):
         # No user, None or "", means the whole team (as the stores always read it).
         return await tx.value("spent", team=team, user=user or None, since=since)
 
+    @reads
+    async def overage_spent(self, tx: Tx, team: str, *, user: str | None = None, since: float) -> int:
+        """What approved overages were charged since `since` (a part of `spent`)."""
+        return await tx.value("overage_spent", team=team, user=user or None, since=since)
+
     @writes
     async def record_moderation(
         self, tx: Tx, team: str, channel: str, user: str, reason: str, prompt: str | None

@@ -293,6 +293,9 @@ class Ledger(Protocol):
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         """Micro-dollars settled since `since` for a team (or one of its users)."""
 
+    async def overage_spent(self, team: str, *, user: str | None = None, since: float) -> int:
+        """The part of `spent` that moderators approved past the budgets ([Ask a moderator])."""
+
     async def ledger(
         self, *, team: str | None = None, since: float | None = None, entry: str | None = None
     ) -> list[dict[str, Any]]:
