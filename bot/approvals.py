@@ -39,6 +39,10 @@ NOT_YOURS = "Only the person who asked for this image can ask a moderator about 
 GONE = "That request was already sent to the moderators, answered, or it has expired. Nothing was charged."
 MODERATORS_ONLY = "Only a moderator can approve or deny this request. Nothing changed."
 ANSWERED = "This request was already answered, or it has expired. Nothing changed."
+ASKED = (
+    "Sent to the moderators. You'll hear here when one approves it (the image then runs, as an "
+    "approved overage) or denies it; without an answer it lapses in 24 hours. Nothing is held meanwhile."
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,11 @@ class ApprovalDesk:
         self._policies = policies
         self._clock = clock
 
-    async def offer(self, req: ImagineRequest | EditRequest, refused: Refused, estimate_micros: int) -> Refused:
-        """A budget refusal, with [Ask a moderator] when the team's policy allows approvals."""
+    async def offer(
+        self, req: ImagineRequest | EditRequest, refused: Refused, budget_state: str, estimate_micros: int
+    ) -> Refused:
+        """A budget refusal, with [Ask a moderator] when the team's policy allows approvals;
+        `budget_state` is what the moderators are told about the budget."""
         if req.platform == CLI_PLATFORM or req.approved_by or not self._policies.for_team(req.team).approvals:
             return refused
         token = secrets.token_urlsafe(12)
@@ -84,7 +91,7 @@ class ApprovalDesk:
             (req.team, req.platform, req.channel, req.user),
             request_json(kept),
             estimate_micros,
-            refused.detail.removesuffix(" Nothing was charged."),
+            budget_state.removesuffix(" Nothing was charged."),
             ANSWER_WITHIN,
         )
         return dataclasses.replace(refused, detail=refused.detail + OFFER_LINE, ask_token=token)

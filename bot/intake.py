@@ -165,10 +165,12 @@ class Intake:
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused
-            refused = dataclasses.replace(
+            hinted = dataclasses.replace(
                 refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses)
             )
-            return await self._approvals.offer(req, refused, to_micros(estimate))
+            # Kept as it was priced: an approval runs the model and size the moderator saw.
+            priced = dataclasses.replace(req, model=spec.model_alias, size=spec.size, aspect_ratio=spec.aspect_ratio)
+            return await self._approvals.offer(priced, hinted, refused.detail, to_micros(estimate))
         return self._accepted(req, model, quote, submitted, statuses)
 
     def _accepted(

@@ -6,13 +6,15 @@ from typing import Any
 
 from adapters import status
 from adapters.status import money
+from bot.approvals import PendingApproval
 from bot.money import usd
 from bot.money.budgets import BudgetStatus
 from bot.service import UsageReport
-from bot.types import NeedsConfirmation
+from bot.types import NeedsConfirmation, Refused
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
 ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"
+ACTION_ASK, ACTION_APPROVE, ACTION_DENY = "imagine_ask_moderator", "imagine_approve", "imagine_deny"
 
 
 def escape(text: str) -> str:
@@ -81,6 +83,37 @@ def confirmation(outcome: NeedsConfirmation, token: str) -> dict[str, Any]:
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": escape(outcome.detail) + left}},
             {"type": "actions", "elements": buttons},
+        ],
+    }
+
+
+def refusal(refused: Refused) -> dict[str, Any]:
+    """A refusal; a budget refusal a moderator may approve carries [Ask a moderator]."""
+    if refused.ask_token is None:
+        return {"text": refused.detail}
+    return {
+        "text": refused.detail,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(refused.detail)}},
+            {"type": "actions", "elements": [button("Ask a moderator", ACTION_ASK, refused.ask_token)]},
+        ],
+    }
+
+
+def approval_request(pending: PendingApproval) -> dict[str, Any]:
+    """The alert channel's message: who asks for what, and [Approve] [Deny] for moderators."""
+    text = pending.text(escape)
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "actions",
+                "elements": [
+                    button("Approve", ACTION_APPROVE, pending.token, "primary"),
+                    button("Deny", ACTION_DENY, pending.token, "danger"),
+                ],
+            },
         ],
     }
 
