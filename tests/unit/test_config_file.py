@@ -66,7 +66,7 @@ def test_several_problems_are_joined_and_at_most_five_are_shown(tmp_path):
     assert message.startswith("[routes.gemini] max_concurrency: expected at least 1, found -1; "), message
     assert message.count("unknown key") == 4 and message.endswith("[policy] bad_key_3: unknown key; and 3 more")
     # The keys a table may hold are listed once, at its first unknown key.
-    assert message.count("expected one of banned_terms, channels,") == 1, message
+    assert message.count("expected one of approvals, banned_terms, channels,") == 1, message
 
 
 def test_a_file_that_is_not_toml_is_one_line_naming_the_file(tmp_path):
