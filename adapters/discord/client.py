@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from adapters.discord import render
 from adapters.discord.commands import Handlers
-from adapters.discord.components import ConfirmButton, JobButton
+from adapters.discord.components import ApprovalButton, ConfirmButton, JobButton
 from adapters.discord.delivery import PLATFORM, DiscordDelivery
 from bot.notify import GiveUp
 from bot.service import ImagineService
@@ -105,7 +105,7 @@ class ImagineClient(discord.Client):
         self.tree = discord.app_commands.CommandTree(self)
         # Here, not in setup_hook: a login that failed (Discord down) is tried again, and
         # setup_hook with it; the commands must be added once.
-        self.add_dynamic_items(JobButton, ConfirmButton)
+        self.add_dynamic_items(JobButton, ConfirmButton, ApprovalButton)
         self.tree.error(self.handlers.on_tree_error)
         self.handlers.add_commands(self.tree)
 
