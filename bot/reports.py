@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ COLUMNS = [
 OVERAGE = "overage"
 
 
-def shown_entry(row: dict[str, Any]) -> str:
+def shown_entry(row: Mapping[str, Any]) -> str:
     """The ledger row's entry as people read it: an approved overage's charge is `overage`."""
     return OVERAGE if row["entry"] == "settlement" and row.get("approved_by") else row["entry"]
 
