@@ -46,6 +46,8 @@ def config_error(tmp_path: Path, text: str) -> str:
         ("[polcy]\nuser_images_per_day = 5", "polcy: unknown table; expected one of access, defaults,"),
         ("[policy]\nuser_images_per_day = -1", "[policy] user_images_per_day: expected at least 0, found -1"),
         ('[policy]\nover_soft_threshold = "ask"', "expected one of 'downgrade' or 'confirm', found \"ask\""),
+        ('[policy]\napprovals = "maybe"', '[policy] approvals: expected true or false, found "maybe"'),
+        ("[teams.T1]\napprovals = 3", "[teams.T1] approvals: expected true or false, found 3"),
         ('[teams.T1]\nbanned_terms = "gore"', '[teams.T1] banned_terms: expected a list, found "gore"'),
         ('[teams.T1.channels.C1]\nsizes = ["2k"]', "[teams.T1.channels.C1] sizes item 1: expected one of 512, 1K, 2K"),
         ('[access]\nteams = "T1"', '[access] teams: expected a list, found "T1"'),
