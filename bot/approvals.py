@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.access import CLI_PLATFORM, Caller, is_moderator
+from bot.access import Caller, is_moderator
 from bot.confirmations import request_from_json, request_json
 from bot.money import usd
 from bot.store.ports import Store, StoreUnavailable
@@ -27,6 +27,9 @@ from bot.types import EditRequest, ImagineRequest, RefusalReason, Refused
 from policies.config import PolicyBook
 
 log = logging.getLogger(__name__)
+# The platforms whose refusals can carry the button (the alert channel is a chat channel): not the
+# CLI, whose operator needs nobody's approval, nor the web playground.
+ASKS_FROM = frozenset({"slack", "discord"})
 # How long a moderator has to answer (and a requester to ask) before the request lapses.
 ANSWER_WITHIN = 24 * 3600.0
 OFFER_LINE = " A moderator can let this one image through: press Ask a moderator."
@@ -81,7 +84,7 @@ class ApprovalDesk:
     ) -> Refused:
         """A budget refusal, with [Ask a moderator] when the team's policy allows approvals;
         `budget_state` is what the moderators are told about the budget."""
-        if req.platform == CLI_PLATFORM or req.approved_by or not self._policies.for_team(req.team).approvals:
+        if req.platform not in ASKS_FROM or req.approved_by or not self._policies.for_team(req.team).approvals:
             return refused
         token = secrets.token_urlsafe(12)
         # Kept as asked: a fresh idempotency key is given when it is approved.
