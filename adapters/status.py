@@ -67,6 +67,11 @@ def generating(
     return f"Generating with {model} at {size}{on}{again}… this takes 15–60 s"
 
 
+def overage_line(micros: int) -> str:
+    """/imagine-usage's line for what moderators approved past the budgets this month."""
+    return f"Approved overage this month: {usd(micros)}"
+
+
 def default_budget_note(statuses: list[BudgetStatus], team: str, how: str) -> list[str]:
     """A line for a team that has no budget of its own and so spends under the
     default cap; `how` is the platform's way to set one."""

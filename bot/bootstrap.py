@@ -13,6 +13,7 @@ import google.auth.exceptions
 from aiohttp import web
 
 from bot.alerts import CallWatch
+from bot.approvals import ApprovalSweep
 from bot.attachments import DownloadSlots
 from bot.batch import BatchRunner
 from bot.catalog import Catalog, load_catalog, read_config
@@ -185,6 +186,7 @@ class Runtime:
     # IMAGINE_MEMORY_MB, shared by every worker of the process (made with the first one).
     memory: MemoryBudget | None = None
     pruner: Pruner | None = None  # in a process that serves the queue (the worker role)
+    approval_sweep: ApprovalSweep | None = None  # likewise
     # A credential a platform rejected, found after start-up (an adapter logs in in the
     # background): run() stops, and the CLI exits 4 with it.
     rejected: ConfigError | None = None
@@ -225,6 +227,9 @@ class Runtime:
         self.serves_queue = self.serves_queue or only_job_id is None
         if only_job_id is None and self.pruner is None:
             self.pruner = Pruner(self.store, self.retention, self.metrics, self.watch)
+            self.approval_sweep = ApprovalSweep(
+                self.service.expire_approvals, self.settings.imagine_approval_sweep_seconds
+            )
         if batch_api is not None and only_job_id is None and not self.batch_runners:
             self.batch_runners.append(
                 BatchRunner(
@@ -260,6 +265,7 @@ class Runtime:
             *(w.run(stop) for w in self.workers),
             *(b.run(stop) for b in self.batch_runners),
             *([self.pruner.run(stop)] if self.pruner is not None else []),
+            *([self.approval_sweep.run(stop)] if self.approval_sweep is not None else []),
         )
 
     async def cancel_stranded_relaxed(self) -> None:

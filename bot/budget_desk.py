@@ -29,6 +29,8 @@ class UsageReport:
     user_spent_month_micros: int
     team_spent_month_micros: int
     budgets: list[BudgetStatus]
+    # What moderators' approvals let past the team's budgets this month ([Ask a moderator]).
+    team_overage_month_micros: int = 0
 
 
 class BudgetDesk:
@@ -62,6 +64,7 @@ class BudgetDesk:
             user_spent_month_micros=await self._store.spent(team, user=user, since=period_start(Period.MONTH, now)),
             team_spent_month_micros=await self._store.spent(team, since=period_start(Period.MONTH, now)),
             budgets=await self._store.budget_statuses(team, channel, user, self.default_team_budget(team)),
+            team_overage_month_micros=await self._store.overage_spent(team, since=period_start(Period.MONTH, now)),
         )
 
     async def daily_spend(self, team: str, days: int) -> list[dict[str, Any]]:

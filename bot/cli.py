@@ -137,6 +137,9 @@ class FileNotifier:
         if not self.finished.done():
             self.finished.set_result(Finished(delivery, job))
 
+    async def notice(self, payload: dict) -> None:
+        """Nothing to tell: the CLI is never offered [Ask a moderator]."""
+
     async def alert(self, text: str) -> None:
         # Alerts go only to platforms with a moderators' channel (bootstrap), never to the CLI.
         log.warning("alert: %s", text)

@@ -14,13 +14,13 @@ import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 
-from bot import confirmations
+from bot import approvals, confirmations
 from bot.access import CLI_PLATFORM, off_allow_list
 from bot.budget_desk import BudgetDesk
 from bot.catalog import Catalog
 from bot.metrics import Metrics
 from bot.money import from_micros, pricing, to_micros
-from bot.money.admission import Admission, Denied
+from bot.money.admission import APPROVAL_ANSWERED, Admission, Denied
 from bot.money.budgets import BudgetStatus
 from bot.money.estimates import fits, newly_past_threshold
 from bot.money.quotas import QuotaLimits
@@ -59,6 +59,7 @@ class Intake:
         quotes: Quoter,
         budgets: BudgetDesk,
         metrics: Metrics,
+        approval_desk: approvals.ApprovalDesk,
         *,
         max_attempts: int,
         on_submit: Callable[[], None],
@@ -72,6 +73,7 @@ class Intake:
         self._quotes = quotes
         self._budgets = budgets
         self._metrics = metrics
+        self._approvals = approval_desk
         self._max_attempts = max_attempts
         self._on_submit = on_submit
 
@@ -119,6 +121,8 @@ class Intake:
             if limits is not None:
                 check_roles(limits, spec.model_alias, spec.size)
             estimate = self._quotes.estimate(spec, len(inputs))
+            if req.approved_by:  # its ledger rows name the moderator who let it past the budget
+                spec = dataclasses.replace(spec, approved_by=req.approved_by)
         except NotAllowedHere as exc:
             return Refused(RefusalReason.NOT_ALLOWED_HERE, str(exc))
         except pricing.Unpriced as exc:
@@ -161,17 +165,25 @@ class Intake:
             role_quotas(QuotaLimits.of(policy), limits),
             default_team_budget=default_budget,
             extra_budgets=extra,
+            approval_token=req.approval_token,
+            approved_by=req.approved_by,
         )
         submitted = await self._store.submit(job, inputs, admission, cache_ttl=cache_ttl)
         if isinstance(submitted, Denied):
+            if submitted.limit == APPROVAL_ANSWERED:
+                return Refused(RefusalReason.NOT_FOUND, approvals.ANSWERED)
+            # A role's own limit is the user's, not the team's: a moderator is not asked past it.
             if (by_role := role_refusal(limits, submitted, estimate)) is not None:
                 return by_role
             refused = confirmations.refusal(submitted, estimate)
             if submitted.budget is None:
                 return refused
-            return dataclasses.replace(
+            hinted = dataclasses.replace(
                 refused, detail=refused.detail + self._quotes.cheaper_hint(req, spec, len(inputs), statuses)
             )
+            # Kept as it was priced: an approval runs the model and size the moderator saw.
+            priced = dataclasses.replace(req, model=spec.model_alias, size=spec.size, aspect_ratio=spec.aspect_ratio)
+            return await self._approvals.offer(priced, hinted, refused.detail, to_micros(estimate))
         return self._accepted(req, model, quote, submitted, statuses)
 
     def _accepted(

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from bot.store.ports import Store, StoreUnavailable
 from bot.teams import NOTICE
@@ -58,13 +58,9 @@ class Notifier(Protocol):
     async def alert(self, text: str) -> None:
         """Post an operator alert to the moderators' channel."""
 
-
-@runtime_checkable
-class Announcer(Protocol):
-    """A chat notifier that also posts plain messages to a channel (outbox kind NOTICE: the
-    maker of a link code hearing it was used)."""
-
-    async def notice(self, channel: str, text: str) -> None: ...
+    async def notice(self, payload: dict) -> None:
+        """Tell one user something that is no job's message (an approval denied or lapsed):
+        payload has channel, user, text and thread_ts (None: in the channel itself)."""
 
 
 class OutboxDispatcher:
@@ -168,9 +164,7 @@ class OutboxDispatcher:
             if delivery.kind == "alert":
                 await notifier.alert(delivery.payload["text"])
             elif delivery.kind == NOTICE:
-                if not isinstance(notifier, Announcer):
-                    raise GiveUp(f"{delivery.platform} cannot post notices")
-                await notifier.notice(delivery.payload["channel"], delivery.payload["text"])
+                await notifier.notice(delivery.payload)
             else:
                 if job is None:
                     raise LookupError(f"job {delivery.job_id} is gone")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +28,16 @@ COLUMNS = [
     "image_tokens",
     "cost_usd",
     "price_version",
-    "hedge",
-]  # 1: the second call of a hedged attempt, settled beside the first
+    "hedge",  # 1: the second call of a hedged attempt, settled beside the first
+    "approved_by",  # the moderator who approved an overage ([Ask a moderator]); empty otherwise
+]
+# What an approved overage's charge shows as: its own line, apart from the budget's settlements.
+OVERAGE = "overage"
+
+
+def shown_entry(row: Mapping[str, Any]) -> str:
+    """The ledger row's entry as people read it: an approved overage's charge is `overage`."""
+    return OVERAGE if row["entry"] == "settlement" and row.get("approved_by") else row["entry"]
 
 
 def _iso(ts: float) -> str:
@@ -40,6 +49,7 @@ def ledger_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **{k: r.get(k) for k in COLUMNS if k not in ("at", "cost_usd")},
+            "entry": shown_entry(r),
             "at": _iso(r["created_at"]),
             "cost_usd": str(from_micros(r["cost_micros"])),
         }
@@ -70,12 +80,12 @@ def _table(rows: list[dict[str, Any]], since: float) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     # Settlements summed by each of these columns.
     by: dict[str, dict[str, int]] = {column: defaultdict(int) for column in ("team", "model", "lane")}
-    charged = 0
+    charged = overage = 0
     for r in rows:
         cells = (
             _iso(r["created_at"])[:16].replace("T", " "),
             str(r["job_id"]),
-            r["entry"],
+            shown_entry(r),
             r["team"],
             r["user"],
             r["model"],
@@ -89,9 +99,12 @@ def _table(rows: list[dict[str, Any]], since: float) -> str:
             for column, sums in by.items():
                 sums[r[column]] += r["cost_micros"]
             charged += r["cost_micros"]
+            overage += r["cost_micros"] if r.get("approved_by") else 0
     lines.append("")
     for column, sums in by.items():
         lines += [f"Charged by {column}:"]
         lines += [f"  {name:<24} {usd(m):>12}" for name, m in sorted(sums.items())]
     lines += [f"Total charged: {usd(charged)} (exact: ${from_micros(charged)})"]
+    if overage:
+        lines += [f"Of which approved overage: {usd(overage)} (over the budget, approved by a moderator)"]
     return "\n".join(lines) + "\n"

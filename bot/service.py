@@ -28,6 +28,7 @@ from typing import Any, TypedDict, TypeVar
 from tenacity import stop_after_delay
 
 from bot.access import CLI_PLATFORM, Caller, acts_for
+from bot.approvals import ApprovalDesk, PendingApproval
 from bot.attachments import AttachmentGate, DeclaredFile, DownloadSlots
 from bot.budget_desk import BudgetDesk, UsageReport
 from bot.catalog import Catalog
@@ -138,6 +139,7 @@ class ImagineService(TeamCalls, OrgCalls):
         self._savings = SavingsDesk(store, catalog, clock)
         self._on_submit = on_submit or (lambda: None)
         self._roles = RoleDesk(self._policies)
+        self._approvals = ApprovalDesk(store, self._policies, clock)
         self._intake = Intake(
             store,
             catalog,
@@ -146,6 +148,7 @@ class ImagineService(TeamCalls, OrgCalls):
             self._quotes,
             self._budgets,
             self._metrics,
+            self._approvals,
             max_attempts=max_attempts,
             on_submit=self._on_submit,
             roles=self._roles,
@@ -316,6 +319,7 @@ class ImagineService(TeamCalls, OrgCalls):
         self, job_id: int, caller: Caller, platform: str, threads_of: Callable[[dict[str, Any]], Sequence[ThreadKey]]
     ) -> Undone | Refused:
         """[Undo] on an edit: its thread's latest image is the one it edited again, for nothing."""
+
         async def undo(caller: Caller) -> Undone | Refused:
             return await self._threads.undo(job_id, await self._orgs.caller(caller, platform), platform, threads_of)
 
@@ -323,6 +327,7 @@ class ImagineService(TeamCalls, OrgCalls):
 
     async def thread_history(self, team: str, platform: str, thread: ThreadKey) -> Lineage | None | Refused:
         """The lineage of the image a chat thread shows (None: not one of our threads)."""
+
         async def history(team: str) -> Lineage | None | Refused:
             return await self._threads.thread_history(await self._orgs.key(platform, team), platform, thread)
 
@@ -330,6 +335,7 @@ class ImagineService(TeamCalls, OrgCalls):
 
     async def recent_images(self, team: str, user: str, platform: str) -> list[GalleryImage] | Refused:
         """The user's last 10 images, newest first."""
+
         async def recent(team: str) -> list[GalleryImage] | Refused:
             return await self._threads.recent(await self._orgs.key(platform, team), user, platform)
 
@@ -397,6 +403,45 @@ class ImagineService(TeamCalls, OrgCalls):
             await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
+
+    # -- approvals ([Ask a moderator], bot/approvals.py) -------------------
+
+    async def ask_moderator(self, token: str, caller: Caller) -> PendingApproval | Refused:
+        """The requester's [Ask a moderator] on a budget refusal: what the adapter posts to the
+        alert channel with [Approve] [Deny]. Once: a second press is refused."""
+
+        async def ask(caller: Caller) -> PendingApproval | Refused:
+            return await self._approvals.ask(token, await self._orgs.caller(caller))
+
+        return await self._guarded(ask(caller))
+
+    async def approve(self, token: str, caller: Caller) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
+        """A moderator's [Approve]: the request runs once as an approved overage (Accepted, for
+        the adapter to announce where it was asked, as for [Run]), with the request it ran.
+        A second press gets the first job back (Accepted, duplicate)."""
+
+        async def approved(caller: Caller) -> ImagineRequest | EditRequest | Refused:
+            # A moderator of any team of the organisation answers for it (bot/orgs.py).
+            return await self._approvals.approved_request(token, await self._orgs.caller(caller))
+
+        request = await self._guarded(approved(caller))
+        if isinstance(request, Refused):
+            return request, None
+        outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
+        return outcome, request
+
+    async def deny(self, token: str, caller: Caller) -> Refused | None:
+        """A moderator's [Deny]: the requester is told (through the outbox); None when denied."""
+
+        async def deny(caller: Caller) -> dict[str, Any] | Refused:
+            return await self._approvals.deny(token, await self._orgs.caller(caller))
+
+        denied = await self._guarded(deny(caller))
+        return denied if isinstance(denied, Refused) else None
+
+    async def expire_approvals(self) -> int:
+        """Lapse the requests unanswered for 24 hours (the worker's sweep)."""
+        return await self._approvals.expire()
 
     # -- platform context -----------------------------------------------
 

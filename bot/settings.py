@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # Megabytes (MiB) the images in flight may take in one worker process: each job reserves what
     # its model and size can take (the catalog's memory_bytes) before its call, and waits for room.
     imagine_memory_mb: int = Field(default=512, ge=16)
+    # How often the worker role lapses the [Ask a moderator] requests unanswered for 24 hours.
+    imagine_approval_sweep_seconds: float = Field(default=60.0, gt=0)
 
     # The web dashboard (adapters/web). Its links' base, e.g. https://imagine.example.com; unset means
     # http://localhost:PORT (fine for an operator on the same machine).

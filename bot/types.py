@@ -101,6 +101,10 @@ class _Request:
     # bot.roles); and whether it counts them an admin. Per-role limits follow from them.
     roles: tuple[PlatformRole, ...] | None = None
     platform_admin: bool = False
+    # A moderator's [Approve] of a budget refusal (bot/approvals.py): the approval claimed
+    # with the job, and who approved it; the job then runs past its budgets.
+    approval_token: str | None = None
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,9 +146,13 @@ class GenerationSpec:
     # Images the model is sent with the prompt: the attachments, and an edit's own image.
     # Two or more make a blend, which the gallery says ("blend of 3 images").
     input_images: int = 0
+    # An approved overage ([Ask a moderator]): the moderator who let it past the budget.
+    approved_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        # approved_by only when set: every other job's stored request stays as it was.
+        overage = {"approved_by": self.approved_by} if self.approved_by else {}
+        return overage | {
             "prompt": self.prompt,
             "model_alias": self.model_alias,
             "model_id": self.model_id,
@@ -340,6 +348,8 @@ class Accepted:
 class Refused:
     reason: RefusalReason
     detail: str
+    # A budget refusal a moderator may approve: the adapter offers [Ask a moderator] with it.
+    ask_token: str | None = None
 
 
 @dataclass(frozen=True)

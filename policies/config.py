@@ -87,6 +87,8 @@ class TeamPolicy(BaseModel):
     # seconds, also ask the next route in the fallback chain; the first image wins and
     # both calls are paid for (the hold covers both).
     hedge_after_s: float | None = Field(default=None, gt=0, le=600)
+    # A budget refusal offers [Ask a moderator]: a moderator may approve one image over the budget.
+    approvals: bool = True
 
 
 class Access(BaseModel):

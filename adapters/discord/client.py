@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from adapters.discord import render
 from adapters.discord.commands import Handlers
-from adapters.discord.components import ConfirmButton, JobButton
+from adapters.discord.components import ApprovalButton, ConfirmButton, JobButton
 from adapters.discord.delivery import PLATFORM, DiscordDelivery
 from bot.notify import GiveUp
 from bot.service import ImagineService
@@ -105,7 +105,7 @@ class ImagineClient(discord.Client):
         self.tree = discord.app_commands.CommandTree(self)
         # Here, not in setup_hook: a login that failed (Discord down) is tried again, and
         # setup_hook with it; the commands must be added once.
-        self.add_dynamic_items(JobButton, ConfirmButton)
+        self.add_dynamic_items(JobButton, ConfirmButton, ApprovalButton)
         self.tree.error(self.handlers.on_tree_error)
         self.handlers.add_commands(self.tree)
 
@@ -218,12 +218,21 @@ class DiscordAdapter:
         except (discord.Forbidden, discord.NotFound) as exc:
             raise GiveUp(f"alert channel: {exc.status} {exc.text}") from exc
 
-    async def notice(self, channel: str, text: str) -> None:
-        """A plain message from the core to a channel (bot.notify.Announcer)."""
+    async def notice(self, payload: dict) -> None:
+        """A plain message from the outbox (kind notice) to a channel: a link code used, or a
+        user's approval denied or lapsed (then payload names the user, the only one pinged)."""
+        user = payload.get("user")
+        text = f"<@{user}> {payload['text']}" if user else payload["text"]
         try:
-            await self.client.channel(int(channel)).send(render.clip(text))
+            await self.client.channel(int(payload["channel"])).send(
+                render.clip(text),
+                # Only the requester is pinged, whatever the prompt quoted in the text says.
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, roles=False, users=[discord.Object(int(user))] if user else False
+                ),
+            )
         except (discord.Forbidden, discord.NotFound) as exc:
-            raise GiveUp(f"notice to {channel}: {exc.status} {exc.text}") from exc
+            raise GiveUp(f"notice channel: {exc.status} {exc.text}") from exc
 
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)

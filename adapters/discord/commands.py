@@ -21,7 +21,7 @@ from discord import app_commands
 
 from adapters.discord import render
 from adapters.discord.budget_command import BudgetCommands
-from adapters.discord.components import EditModal, confirm_view
+from adapters.discord.components import EditModal, approval_view, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
 from adapters.discord.imagine_command import imagine_command
 from adapters.discord.lineage import history_command, on_undo
@@ -30,6 +30,7 @@ from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.status import NOT_STARTED
 from bot.apology import SORRY, apology
+from bot.approvals import ANSWERED, ASKED, NO_ALERT_CHANNEL
 from bot.attachments import DeclaredFile
 from bot.service import Caller, ImagineService
 from bot.types import Accepted, EditRequest, ImagineRequest, InputImage, InvalidRequest, NeedsConfirmation, Refused
@@ -282,13 +283,73 @@ class Handlers:
         )
         await self._present(interaction, outcome, prompt, edit=isinstance(request, EditRequest))
 
+    async def on_approval_button(self, interaction: discord.Interaction, action: str, token: str) -> None:
+        """[Ask a moderator] (the requester), [Approve] / [Deny] (moderators; anyone else is
+        told privately and nothing changes)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        caller = self.caller(interaction)
+        if action == "ask":
+            await self._ask_moderator(interaction, token, caller)
+            return
+        if action == "deny":
+            async with self._one_at_a_time(token):
+                refused = await self._service.deny(token, caller)
+            if refused is not None:
+                await interaction.followup.send(render.clip(refused.detail), ephemeral=True)
+                return
+            await _quietly(self._answered_in_alert(interaction, f"Denied by <@{caller.user}>."))
+            await interaction.followup.send("Denied: the requester is told.", ephemeral=True)
+            return
+        async with self._one_at_a_time(token):
+            outcome, request = await self._service.approve(token, caller)
+        if request is None or not isinstance(outcome, Accepted) or outcome.duplicate:
+            said = outcome.detail if isinstance(outcome, Refused) else ANSWERED
+            await interaction.followup.send(render.clip(said), ephemeral=True)
+            return
+        prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
+        channel = self.client.channel(int(request.channel))
+        status = functools.partial(
+            channel.send, render.status_message(prompt, request.user, render.queued(outcome), edit=False)
+        )
+        if not await self._announce(outcome, status, channel, None, prompt):
+            await interaction.followup.send(SORRY, ephemeral=True)
+            return
+        await _quietly(self._answered_in_alert(interaction, f"Approved by <@{caller.user}>: {prompt[:200]}"))
+        await interaction.followup.send("Approved: it runs now, as an approved overage.", ephemeral=True)
+
+    async def _ask_moderator(self, interaction: discord.Interaction, token: str, caller: Caller) -> None:
+        if self._alert_channel is None:
+            await interaction.followup.send(NO_ALERT_CHANNEL, ephemeral=True)
+            return
+        pending = await self._service.ask_moderator(token, caller)
+        if isinstance(pending, Refused):
+            await interaction.followup.send(render.clip(pending.detail), ephemeral=True)
+            return
+        await self.client.channel(self._alert_channel).send(
+            render.clip(pending.text()),
+            view=approval_view(token, ("approve", "deny")),
+            allowed_mentions=discord.AllowedMentions.none(),  # the alert names people, pings nobody
+        )
+        await interaction.followup.send(ASKED, ephemeral=True)
+
+    @staticmethod
+    async def _answered_in_alert(interaction: discord.Interaction, text: str) -> None:
+        """The alert channel's request says how it was answered; its buttons go."""
+        if interaction.message is not None:
+            await interaction.message.edit(content=text, view=None, allowed_mentions=discord.AllowedMentions.none())
+
     # -- outcomes ---------------------------------------------------------
 
     async def _present(
         self, interaction: discord.Interaction, outcome: Outcome, prompt: str, *, edit: bool = False
     ) -> None:
         """Turn the deferred reply into a status message, or into a private note."""
-        if isinstance(outcome, Refused):
+        if isinstance(outcome, Refused) and outcome.ask_token is not None:
+            await interaction.delete_original_response()  # a budget refusal, with [Ask a moderator]
+            await interaction.followup.send(
+                render.clip(outcome.detail), view=approval_view(outcome.ask_token, ("ask",)), ephemeral=True
+            )
+        elif isinstance(outcome, Refused):
             await self._refuse(interaction, outcome.detail)
         elif isinstance(outcome, NeedsConfirmation):
             await interaction.delete_original_response()

@@ -68,6 +68,31 @@ class ConfirmButton(
         )
 
 
+class ApprovalButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"imagine:(?P<action>ask|approve|deny):(?P<token>[\w-]+)"
+):
+    """[Ask a moderator] on a budget refusal, and [Approve] [Deny] in the alert channel; the
+    token names the request kept in the database (bot/approvals.py)."""
+
+    LABELS = {
+        "ask": ("Ask a moderator", discord.ButtonStyle.primary),
+        "approve": ("Approve", discord.ButtonStyle.success),
+        "deny": ("Deny", discord.ButtonStyle.danger),
+    }
+
+    def __init__(self, action: str, token: str) -> None:
+        label, style = self.LABELS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"imagine:{action}:{token}"))
+        self.action, self.token = action, token
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(match["action"], match["token"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answered(interaction, lambda handlers: handlers.on_approval_button(interaction, self.action, self.token))
+
+
 class EditModal(discord.ui.Modal, title="Edit image"):
     instruction: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
         label="What should change?", style=discord.TextStyle.paragraph, max_length=2000
@@ -106,6 +131,14 @@ def result_view(job_id: int, *, edit: bool = False) -> discord.ui.View:
     # [Undo] only under an edit: the first image of a thread has nothing before it.
     for action in ("reroll", "4k", "undo", "delete") if edit else RESULT_ACTIONS:
         view.add_item(JobButton(action, job_id))
+    return view
+
+
+def approval_view(token: str, actions: tuple[str, ...]) -> discord.ui.View:
+    """[Ask a moderator] (actions ("ask",)) or [Approve] [Deny] (("approve", "deny"))."""
+    view = discord.ui.View(timeout=None)
+    for action in actions:
+        view.add_item(ApprovalButton(action, token))
     return view
 
 

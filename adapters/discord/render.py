@@ -54,6 +54,8 @@ def usage(report: UsageReport) -> str:
         f"{usd(report.user_spent_month_micros)} this month.",
         f"**Team spend this month:** {usd(report.team_spent_month_micros)}.",
     ]
+    if report.team_overage_month_micros:
+        lines.append(f"**{status.overage_line(report.team_overage_month_micros)}**")
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this server."]
     return clip("\n".join(lines + _default_note(report.budgets)))
 

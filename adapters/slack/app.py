@@ -115,9 +115,14 @@ class SlackAdapter:
                 channel=self._alert_channel, text=f":rotating_light: {render.escape(text)}"
             )
 
-    async def notice(self, channel: str, text: str) -> None:
-        """A plain message from the core to a channel (bot.notify.Announcer)."""
-        await self.client.chat_postMessage(channel=channel, text=render.escape(text))
+    async def notice(self, payload: dict) -> None:
+        """A plain message from the outbox (kind notice) to a channel: a link code used, or a
+        user's approval denied or lapsed (then payload names the user, and maybe a thread)."""
+        user = payload.get("user")
+        text = render.escape(payload["text"])
+        await self.client.chat_postMessage(
+            channel=payload["channel"], thread_ts=payload.get("thread_ts"), text=f"<@{user}> {text}" if user else text
+        )
 
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         await self._delivery.deliver(delivery, job)

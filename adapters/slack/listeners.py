@@ -49,6 +49,7 @@ from adapters.slack.parse import MENTION_USAGE, USAGE, ImagineText, mention_text
 from adapters.slack.roles import SlackUserGroups
 from adapters.status import NOT_STARTED
 from bot.apology import apology
+from bot.approvals import ANSWERED, ASKED, NO_ALERT_CHANNEL
 from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
@@ -118,6 +119,9 @@ class Listeners:
         app.action(render.ACTION_RUN)(self._acked_press(self._on_confirmed))
         app.action(render.ACTION_USE_FLASH)(self._acked_press(self._on_confirmed))
         LineageListeners(self).register(app)  # [Undo], [History], /imagine-history
+        app.action(render.ACTION_ASK)(self._acked_press(self._on_ask_moderator))
+        app.action(render.ACTION_APPROVE)(self._acked_press(self._on_approve))
+        app.action(render.ACTION_DENY)(self._acked_press(self._on_deny))
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
@@ -342,6 +346,50 @@ class Listeners:
             except Exception as exc:  # the job is on its way: no "sorry" for a stale question
                 log.warning("slack: could not remove an answered question: %s", exc)
 
+    async def _on_ask_moderator(self, body: dict, action: dict, respond) -> None:
+        """[Ask a moderator] on a budget refusal: the request goes to the alert channel."""
+        if not self._alert_channel:
+            await respond(text=NO_ALERT_CHANNEL, response_type="ephemeral", replace_original=False)
+            return
+        pending = await self._service.ask_moderator(
+            action["value"], Caller(team=_team(body), user=body["user"]["id"], platform=PLATFORM)
+        )
+        if isinstance(pending, Refused):
+            await respond(text=pending.detail, response_type="ephemeral", replace_original=False)
+            return
+        await self.client.chat_postMessage(channel=self._alert_channel, **render.approval_request(pending))
+        await respond(text=ASKED, response_type="ephemeral", replace_original=True)
+
+    async def _on_approve(self, body: dict, action: dict, respond) -> None:
+        """A moderator's [Approve]: the job runs once as an approved overage, announced where it was
+        asked; anyone else is told privately and nothing changes."""
+        user = body["user"]["id"]
+        caller = Caller(
+            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
+        )
+        async with self._one_at_a_time(action["value"]):
+            outcome, request = await self._service.approve(action["value"], caller)
+        if request is None or not isinstance(outcome, Accepted) or outcome.duplicate:
+            said = outcome.detail if isinstance(outcome, Refused) else ANSWERED
+            await respond(text=said, response_type="ephemeral", replace_original=False)
+            return
+        prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
+        await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"))
+        await respond(text=f"Approved by <@{user}>: {render.escape(prompt[:200])}", replace_original=True)
+
+    async def _on_deny(self, body: dict, action: dict, respond) -> None:
+        """A moderator's [Deny]: the requester is told (the outbox); anyone else, privately, no."""
+        user = body["user"]["id"]
+        caller = Caller(
+            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
+        )
+        async with self._one_at_a_time(action["value"]):
+            refused = await self._service.deny(action["value"], caller)
+        if refused is not None:
+            await respond(text=refused.detail, response_type="ephemeral", replace_original=False)
+            return
+        await respond(text=f"Denied by <@{user}>.", replace_original=True)
+
     async def _on_usage(self, command: dict, respond) -> None:
         report = await self._service.usage(
             command["team_id"], command["user_id"], command["channel_id"], platform=PLATFORM
@@ -401,7 +449,13 @@ class Listeners:
         edit: bool | None = None,
     ) -> None:
         """Show an outcome: a status message for a new job, an ephemeral note otherwise."""
-        if isinstance(outcome, Refused):
+        if isinstance(outcome, Refused) and outcome.ask_token is not None:
+            message = render.refusal(outcome)  # with [Ask a moderator]
+            if respond is not None:
+                await respond(response_type="ephemeral", replace_original=False, **message)
+            else:
+                await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
+        elif isinstance(outcome, Refused):
             await self._tell(outcome.detail, respond, channel, user, thread_ts)
         elif isinstance(outcome, NeedsConfirmation):
             message = render.confirmation(outcome, await self._service.hold_confirmation(outcome))

@@ -6,15 +6,17 @@ from typing import Any
 
 from adapters import status
 from adapters.status import money
+from bot.approvals import PendingApproval
 from bot.money import usd
 from bot.money.budgets import BudgetStatus
 from bot.service import UsageReport
-from bot.types import NeedsConfirmation
+from bot.types import NeedsConfirmation, Refused
 
 ACTION_REROLL, ACTION_4K, ACTION_DELETE = "imagine_reroll", "imagine_4k", "imagine_delete"
 ACTION_RUN, ACTION_USE_FLASH = "imagine_confirm_run", "imagine_confirm_flash"
 # [Undo] under an edit; [History] under every image: Slack has no slash commands in threads.
 ACTION_UNDO, ACTION_HISTORY = "imagine_undo", "imagine_history"
+ACTION_ASK, ACTION_APPROVE, ACTION_DENY = "imagine_ask_moderator", "imagine_approve", "imagine_deny"
 
 
 def escape(text: str) -> str:
@@ -90,11 +92,44 @@ def confirmation(outcome: NeedsConfirmation, token: str) -> dict[str, Any]:
     }
 
 
+def refusal(refused: Refused) -> dict[str, Any]:
+    """A refusal; a budget refusal a moderator may approve carries [Ask a moderator]."""
+    if refused.ask_token is None:
+        return {"text": refused.detail}
+    return {
+        "text": refused.detail,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(refused.detail)}},
+            {"type": "actions", "elements": [button("Ask a moderator", ACTION_ASK, refused.ask_token)]},
+        ],
+    }
+
+
+def approval_request(pending: PendingApproval) -> dict[str, Any]:
+    """The alert channel's message: who asks for what, and [Approve] [Deny] for moderators."""
+    text = pending.text(escape)
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "actions",
+                "elements": [
+                    button("Approve", ACTION_APPROVE, pending.token, "primary"),
+                    button("Deny", ACTION_DENY, pending.token, "danger"),
+                ],
+            },
+        ],
+    }
+
+
 def usage(report: UsageReport) -> str:
     lines = [
         f"*Your spend:* {usd(report.user_spent_today_micros)} today, {usd(report.user_spent_month_micros)} this month.",
         f"*Team spend this month:* {usd(report.team_spent_month_micros)}.",
     ]
+    if report.team_overage_month_micros:
+        lines.append(f"*{status.overage_line(report.team_overage_month_micros)}*")
     lines += [f"• {s.describe()}" for s in report.budgets] or ["No budget limits this team."]
     return "\n".join(lines + _default_note(report.budgets))
 

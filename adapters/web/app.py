@@ -275,6 +275,7 @@ async def overview(request: web.Request) -> web.Response:
         top_users=ranking(top["user"]),
         top_channels=ranking(top["channel"]),
         savings=saved,
+        overage_micros=usage.team_overage_month_micros,
         usd=usd,
     )
 

@@ -23,6 +23,9 @@ class WebDelivery:
     async def deliver(self, delivery: Delivery, job: Job) -> None:
         """Nothing to post: the job page shows the job's state as it changes."""
 
+    async def notice(self, payload: dict) -> None:
+        """Nothing to post: approvals are asked for in chat."""
+
     async def alert(self, text: str) -> None:
         # Alerts go to the chat platforms with a moderators' channel; none is queued for web.
         log.warning("alert: %s", text)

@@ -21,7 +21,7 @@ from adapters.web.pages import PREFIX, SERVICE, caller_of, page, problem, signed
 from bot.ledger_view import PAGE_SIZE, LedgerFilter, ledger_filter
 from bot.money import from_micros, usd
 from bot.money.budgets import Period, Scope
-from bot.reports import render_ledger
+from bot.reports import render_ledger, shown_entry
 from bot.service import ImagineService
 from bot.sign_in import Session
 from bot.types import InvalidRequest, Lane, RefusalReason, Refused
@@ -104,6 +104,8 @@ def _page_number(text: str) -> int:
 def _ledger_line(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **row,
+        # An approved overage's charge is its own line, naming who approved it.
+        "entry": shown_entry(row) + (f" (approved by {row['approved_by']})" if row.get("approved_by") else ""),
         "at": datetime.fromtimestamp(row["created_at"], UTC).strftime("%Y-%m-%d %H:%M"),
         "cost": f"${from_micros(row['cost_micros']):.4f}",
     }

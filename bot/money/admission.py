@@ -26,6 +26,10 @@ class Admission:
     default_team_budget: Budget | None = None
     # Budgets that are no stored row but are checked and held like one: a role's per-user day.
     extra_budgets: tuple[Budget, ...] = ()
+    # An approved overage ([Ask a moderator]): the budgets are not checked for this one job,
+    # and the approval (pending -> approved) is claimed in the transaction that inserts it.
+    approval_token: str | None = None
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class Charge:
     usage: Usage | None
     status: str  # succeeded | blocked | failed
 
+
+# Denied.limit when an approval's job was submitted but the approval was no longer pending
+# (answered already, by another press or another moderator, or expired).
+APPROVAL_ANSWERED = "approval_answered"
 
 # The quotas admission counts, in the order they are checked.
 QUOTA_COUNTS = ("user_concurrent_jobs", "team_queued_jobs", "user_images_per_day")

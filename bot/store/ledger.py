@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.ledger_view import LedgerFilter
 from bot.money.admission import (
+    APPROVAL_ANSWERED,
     QUOTA_COUNTS,
     Admission,
     Charge,
@@ -41,10 +42,18 @@ class LedgerOperations(Operations):
             await self._statuses(
                 tx, job.team, job.channel, job.user, now, admission.default_team_budget, admission.extra_budgets
             )
-            if costs
+            if costs and admission.approved_by is None  # an approved overage passes its budgets
             else []
         )
-        return admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
+        denied = admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
+        if denied is None and admission.approval_token is not None:
+            # Claimed last, in the job's own transaction: approved once, and only with its job.
+            claimed = await tx.run(
+                "approval_approve", token=admission.approval_token, by=admission.approved_by, now=now
+            )
+            if not claimed:
+                return Denied(APPROVAL_ANSWERED, 0, 0)
+        return denied
 
     async def _hold(self, tx: Tx, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
         default = admission.default_team_budget
@@ -139,6 +148,8 @@ class LedgerOperations(Operations):
         default = (
             held_default_budget(row["team"], hold["default_limit_micros"], hold["default_period"]) if hold else None
         )
+        if row["request"].get("approved_by"):  # an approved overage was let past its budgets
+            return True
         return not over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default))
 
     async def _statuses(
@@ -225,6 +236,11 @@ class LedgerOperations(Operations):
     async def spent(self, tx: Tx, team: str, *, user: str | None = None, since: float) -> int:
         # No user, None or "", means the whole team (as the stores always read it).
         return await tx.value("spent", team=team, user=user or None, since=since)
+
+    @reads
+    async def overage_spent(self, tx: Tx, team: str, *, user: str | None = None, since: float) -> int:
+        """What approved overages were charged since `since` (a part of `spent`)."""
+        return await tx.value("overage_spent", team=team, user=user or None, since=since)
 
     @writes
     async def record_moderation(
@@ -321,4 +337,5 @@ async def _ledger_row(
         price_version=price_version,
         now=now,
         hedge=hedge,
+        approved_by=spec.get("approved_by"),
     )

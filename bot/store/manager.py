@@ -4,6 +4,7 @@ outbox.py, chat.py, queue_board.py, gallery.py, retention.py, orgs.py), over a t
 
 from __future__ import annotations
 
+from bot.store.approvals import ApprovalOperations
 from bot.store.batches import BatchOperations
 from bot.store.gallery import GalleryOperations
 from bot.store.orgs import OrgOperations
@@ -17,7 +18,9 @@ async def write_probe(tx: Tx) -> None:
     await tx.run("write_probe")
 
 
-class StoreManager(BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations, OrgOperations):
+class StoreManager(
+    BatchOperations, QueueBoardOperations, GalleryOperations, RetentionOperations, OrgOperations, ApprovalOperations
+):
     """A Store (bot/store/ports.py) over whichever connector it is given."""
 
     async def open(self) -> None:

@@ -8,7 +8,7 @@ Protocols and the same contract tests (tests/integration/store).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bot.ledger_view import LedgerFilter
@@ -300,6 +300,9 @@ class Ledger(Protocol):
     async def spent(self, team: str, *, user: str | None = None, since: float) -> int:
         """Micro-dollars settled since `since` for a team (or one of its users)."""
 
+    async def overage_spent(self, team: str, *, user: str | None = None, since: float) -> int:
+        """The part of `spent` that moderators approved past the budgets ([Ask a moderator])."""
+
     async def ledger(
         self, *, team: str | None = None, since: float | None = None, entry: str | None = None
     ) -> list[dict[str, Any]]:
@@ -467,7 +470,37 @@ class Orgs(Protocol):
         """A plain message for a chat channel, through the outbox (kind NOTICE); once per key."""
 
 
-class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Pruning, Orgs, Protocol):
+class Approvals(Protocol):
+    """Refused requests waiting for a moderator ([Ask a moderator], bot/approvals.py). States go
+    offered -> pending -> approved | denied | expired, each by one conditional UPDATE."""
+
+    async def offer_approval(
+        self,
+        token: str,
+        asked: tuple[str, str, str, str],
+        request: dict[str, Any],
+        estimate_micros: int,
+        budget_state: str,
+        ttl_seconds: float,
+    ) -> None:
+        """Keep a refused request (asked: team, platform, channel, user) as "offered"."""
+
+    async def approval(self, token: str) -> dict[str, Any] | None: ...
+
+    async def ask_approval(self, token: str, user: str, ttl_seconds: float) -> dict[str, Any] | None:
+        """offered -> pending, for its requester only, once; the row, or None."""
+
+    async def deny_approval(
+        self, token: str, by: str, notice: Callable[[dict[str, Any]], str]
+    ) -> dict[str, Any] | None:
+        """pending -> denied, once; the requester's notice is queued in the same transaction."""
+
+    async def expire_approvals(self, notice: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
+        """pending -> expired for every one past its time, each requester told; offers past
+        their time are dropped."""
+
+
+class Store(JobQueue, BatchQueue, Ledger, Outbox, ChatContext, Dashboard, Gallery, Pruning, Orgs, Approvals, Protocol):
     """Every port: what the bootstrap opens and hands to the service, worker and adapters."""
 
     async def open(self) -> None: ...

@@ -380,7 +380,8 @@ async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(wor
     await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
     await discord.wait_for(lambda: any("would go over the team budget of $0.16" in t for t in world.ephemeral_texts()))
     refusal = next(m for ms in discord.messages.values() for m in ms if "would go over" in m.content)
-    assert refusal.ephemeral and not refusal.components  # no [Run], no [Use Flash]
+    # No [Run], no [Use Flash]: only [Ask a moderator] (tests/e2e/test_discord_approvals.py).
+    assert refusal.ephemeral and [b.split(":")[1] for b in _buttons(refusal)] == ["ask"]
     await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
     await discord.wait_for(
         lambda: any(

@@ -46,18 +46,19 @@ async def settle(
     channel: str = "C1",
     *,
     lane: Lane = Lane.STANDARD,
+    approved_by: str | None = None,
 ) -> int:
     """Submit, lease and complete one job charged `cost`: a settlement in the ledger at the
-    store's clock, its image reusable by later requests with the cache key `cache:<prompt>`.
-    Returns the job's id."""
+    store's clock, its image reusable by later requests with the cache key `cache:<prompt>`
+    (`approved_by`: an approved overage, past the budgets). Returns the job's id."""
     job = replace(
         new_job(team, prompt=prompt),
         user=user,
         channel=channel,
-        spec=spec(prompt, model_alias=model, lane=lane),
+        spec=spec(prompt, model_alias=model, lane=lane, approved_by=approved_by),
         cache_key=f"cache:{prompt}",
     )
-    await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None)))
+    await store.submit(job, [], Admission(cost, "test-prices", QuotaLimits(None, None, None), approved_by=approved_by))
     leased = await store.lease("w", 60)
     await store.complete(
         leased.id,

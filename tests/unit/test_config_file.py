@@ -46,6 +46,8 @@ def config_error(tmp_path: Path, text: str) -> str:
         ("[polcy]\nuser_images_per_day = 5", "polcy: unknown table; expected one of access, defaults,"),
         ("[policy]\nuser_images_per_day = -1", "[policy] user_images_per_day: expected at least 0, found -1"),
         ('[policy]\nover_soft_threshold = "ask"', "expected one of 'downgrade' or 'confirm', found \"ask\""),
+        ('[policy]\napprovals = "maybe"', '[policy] approvals: expected true or false, found "maybe"'),
+        ("[teams.T1]\napprovals = 3", "[teams.T1] approvals: expected true or false, found 3"),
         ('[teams.T1]\nbanned_terms = "gore"', '[teams.T1] banned_terms: expected a list, found "gore"'),
         ('[teams.T1.channels.C1]\nsizes = ["2k"]', "[teams.T1.channels.C1] sizes item 1: expected one of 512, 1K, 2K"),
         ('[teams.T1]\nroles = "S1"', '[teams.T1] roles: expected a table, found "S1"'),
@@ -78,7 +80,7 @@ def test_several_problems_are_joined_and_at_most_five_are_shown(tmp_path):
     assert message.startswith("[routes.gemini] max_concurrency: expected at least 1, found -1; "), message
     assert message.count("unknown key") == 4 and message.endswith("[policy] bad_key_3: unknown key; and 3 more")
     # The keys a table may hold are listed once, at its first unknown key.
-    assert message.count("expected one of banned_terms, channels,") == 1, message
+    assert message.count("expected one of approvals, banned_terms, channels,") == 1, message
 
 
 def test_a_file_that_is_not_toml_is_one_line_naming_the_file(tmp_path):

@@ -270,9 +270,9 @@ VALUES (:job_id, :team, :channel, :user, :amount_micros, :price_version, :defaul
 -- late worker, a retried write) is charged once.
 -- name: insert_ledger
 INSERT INTO ledger (job_id, entry, attempt, team, channel, "user", model, size, lane, prompt_tokens,
-    output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge)
+    output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge, approved_by)
 VALUES (:job_id, :entry, :attempt, :team, :channel, :user, :model, :size, :lane, :prompt_tokens,
-    :output_tokens, :image_tokens, :cost_micros, :status, :price_version, :now, :hedge)
+    :output_tokens, :image_tokens, :cost_micros, :status, :price_version, :now, :hedge, :approved_by)
 ON CONFLICT DO NOTHING
 
 -- name: hold_price_version
@@ -732,3 +732,43 @@ SELECT platform, team, "user", channel FROM link_codes WHERE code_hash = :code_h
 
 -- name: delete_link_code
 DELETE FROM link_codes WHERE code_hash = :code_hash
+
+-- ---------------------------------------------------------------------------------------------
+-- Approvals ([Ask a moderator] on a budget refusal, bot/approvals.py). Every state change is one
+-- conditional UPDATE: of two presses at once (in two processes alike) exactly one changes the row.
+
+-- name: insert_approval
+INSERT INTO approvals (token, team, platform, channel, "user", request, estimate_micros, budget_state, state,
+    created_at, expires_at)
+VALUES (:token, :team, :platform, :channel, :user, :request, :estimate_micros, :budget_state, 'offered',
+    :now, :expires_at)
+
+-- name: approval
+SELECT * FROM approvals WHERE token = :token
+
+-- name: approval_ask
+UPDATE approvals SET state = 'pending', asked_at = :now, expires_at = :expires_at
+WHERE token = :token AND "user" = :user AND state = 'offered' AND expires_at > :now RETURNING *
+
+-- The approval is claimed in the transaction that inserts its job (bot/store/ledger.py).
+-- name: approval_approve
+UPDATE approvals SET state = 'approved', answered_by = :by, answered_at = :now
+WHERE token = :token AND state = 'pending' AND expires_at > :now
+
+-- name: approval_deny
+UPDATE approvals SET state = 'denied', answered_by = :by, answered_at = :now
+WHERE token = :token AND state = 'pending' AND expires_at > :now RETURNING *
+
+-- name: approvals_expire
+UPDATE approvals SET state = 'expired', answered_at = :now
+WHERE state = 'pending' AND expires_at <= :now RETURNING *
+
+-- An offer nobody took up is dropped when it expires: it was never asked, so nobody waits for it.
+-- name: approvals_drop_offers
+DELETE FROM approvals WHERE state = 'offered' AND expires_at <= :now
+
+-- What approved overages cost since a time: their settlements (the ledger names the approver).
+-- name: overage_spent
+SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger
+WHERE team = :team AND (CAST(:user AS TEXT) IS NULL OR "user" = :user)
+AND entry = 'settlement' AND approved_by IS NOT NULL AND created_at >= :since

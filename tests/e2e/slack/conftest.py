@@ -30,7 +30,7 @@ async def world(tmp_path: Path, request, more_env):
             slack.add_user(user)
         slack.add_user("UADMIN", is_admin=True)
         env = slack_bot_env(
-            slack, gemini, f"sqlite:///{tmp_path / 'bot.db'}", config, SLACK_ALERT_CHANNEL="CMODS", **more_env
+            slack, gemini, f"sqlite:///{tmp_path / 'bot.db'}", config, **{"SLACK_ALERT_CHANNEL": "CMODS", **more_env}
         )
         # PORT=0: the bot binds a free port itself and names it in its log (no bind-and-release race).
         proc, base = await start_bot("run", env, tmp_path)

@@ -87,7 +87,9 @@ async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(wor
     await slack.wait_for(lambda: len(slack.responses) == 2)
     refused = slack.responses[1]
     assert "would go over the team budget of $0.16" in refused["text"] and "Nothing was charged" in refused["text"]
-    assert "blocks" not in refused and "alert line" not in refused["text"]  # no [Run], no [Use Flash]
+    # No [Run], no [Use Flash]: only [Ask a moderator] (tests/e2e/slack/test_slack_approvals.py).
+    assert [b["action_id"] for b in refused["blocks"][-1]["elements"]] == ["imagine_ask_moderator"]
+    assert "alert line" not in refused["text"]
     await world.command("/imagine", "a small chapel", response_url=slack.response_url())
     await slack.wait_for(lambda: len(slack.responses) == 3)
     question = slack.responses[2]

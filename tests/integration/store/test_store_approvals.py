@@ -1,0 +1,116 @@
+"""The Store contract for approvals ([Ask a moderator]): offered -> pending -> approved | denied |
+expired, each change once (a conditional UPDATE), an approval claimed in its job's own transaction,
+and nothing held while a request waits."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from bot.money.admission import APPROVAL_ANSWERED, Admission, Denied
+from bot.money.quotas import QuotaLimits
+from bot.types import Submitted
+from tests.support.jobs import new_job, spec
+from tests.support.store_contract import team_budget
+
+DAY = 24 * 3600.0
+ASKED = ("T1", "slack", "C1", "U1")
+REQUEST = {"prompt": "a koi pond", "model": "pro", "size": "1K", "delivery": {"channel": "C1"}}
+
+
+def said(row) -> str:
+    return f"{row['state']} for {row['user']}"
+
+
+async def offered(store, token="tok") -> None:
+    await store.offer_approval(token, ASKED, REQUEST, 134_000, "the team budget is used up", DAY)
+
+
+def approved_admission(token: str, by: str = "M1") -> Admission:
+    return Admission(134_000, "test-prices", QuotaLimits(None, None, None), approval_token=token, approved_by=by)
+
+
+def overage_job(token: str):
+    job = new_job(key=f"approval:{token}")
+    return replace(job, spec=replace(spec(), approved_by="M1"))
+
+
+async def test_only_the_requester_asks_and_only_once(store):
+    await offered(store)
+    assert await store.ask_approval("tok", "U2", DAY) is None
+    asked = await store.ask_approval("tok", "U1", DAY)
+    assert asked is not None and asked["state"] == "pending" and asked["request"] == REQUEST
+    assert await store.ask_approval("tok", "U1", DAY) is None
+    assert (await store.approval("tok"))["state"] == "pending"
+
+
+async def test_an_approval_is_claimed_with_its_job_past_the_budget_and_the_ledger_names_the_approver(store):
+    await store.set_budget(replace(team_budget(), limit_micros=1), "M1")  # used up by any image
+    await offered(store)
+    # Not asked yet: an offer cannot be approved.
+    assert await store.submit(overage_job("tok"), [], approved_admission("tok")) == Denied(APPROVAL_ANSWERED, 0, 0)
+    await store.ask_approval("tok", "U1", DAY)
+    submitted = await store.submit(overage_job("tok"), [], approved_admission("tok"))
+    assert isinstance(submitted, Submitted) and not submitted.duplicate
+    row = await store.approval("tok")
+    assert (row["state"], row["answered_by"]) == ("approved", "M1")
+    [reservation] = await store.ledger(team="T1")
+    assert (reservation["entry"], reservation["approved_by"], reservation["cost_micros"]) == (
+        "reservation",
+        "M1",
+        134_000,
+    )
+    # A second press: the key gives the same job back, never a second one.
+    again = await store.submit(overage_job("tok"), [], approved_admission("tok"))
+    assert isinstance(again, Submitted) and again.duplicate and again.job_id == submitted.job_id
+    assert await store.deny_approval("tok", "M2", said) is None
+
+
+async def test_approve_and_deny_at_once_in_two_stores_change_the_approval_once(store_factory):
+    stores = [await store_factory() for _ in range(4)]
+    for n in range(3):
+        await offered(stores[0], f"tok{n}")
+        await stores[0].ask_approval(f"tok{n}", "U1", DAY)
+        answers = await asyncio.gather(
+            stores[0].submit(overage_job(f"tok{n}"), [], approved_admission(f"tok{n}")),
+            stores[1].submit(replace(overage_job(f"tok{n}"), idempotency_key=None), [], approved_admission(f"tok{n}")),
+            stores[2].deny_approval(f"tok{n}", "M2", said),
+            stores[3].deny_approval(f"tok{n}", "M3", said),
+        )
+        jobs = [a for a in answers[:2] if isinstance(a, Submitted)]
+        denials = [a for a in answers[2:] if a is not None]
+        assert len(jobs) + len(denials) == 1, answers
+        state = (await stores[0].approval(f"tok{n}"))["state"]
+        assert state == ("approved" if jobs else "denied")
+    assert len({j["job_id"] for j in await stores[0].ledger(team="T1", entry="reservation")}) == len(
+        [s for s in [await stores[0].approval(f"tok{n}") for n in range(3)] if s["state"] == "approved"]
+    )
+
+
+async def test_a_denial_tells_the_requester_and_holds_nothing(store):
+    await offered(store)
+    await store.ask_approval("tok", "U1", DAY)
+    denied = await store.deny_approval("tok", "M1", said)
+    assert denied is not None and denied["state"] == "denied" and denied["answered_by"] == "M1"
+    assert await store.deny_approval("tok", "M1", said) is None
+    assert await store.submit(overage_job("tok"), [], approved_admission("tok")) == Denied(APPROVAL_ANSWERED, 0, 0)
+    assert await store.ledger(team="T1") == []
+    [(notice, _)] = await store.claim_for_dispatch(["slack"], 10, 60, delivered=[])
+    assert (notice.kind, notice.job_id) == ("notice", None)
+    assert notice.payload == {"channel": "C1", "user": "U1", "thread_ts": None, "text": "denied for U1"}
+
+
+async def test_unanswered_requests_lapse_after_a_day_and_untaken_offers_go(store, clock):
+    await offered(store, "asked")
+    await offered(store, "never-asked")
+    await store.ask_approval("asked", "U1", DAY)
+    clock.advance(DAY - 60)
+    assert await store.expire_approvals(said) == []
+    clock.advance(120)
+    [lapsed] = await store.expire_approvals(said)
+    assert (lapsed["token"], lapsed["state"]) == ("asked", "expired")
+    assert await store.approval("never-asked") is None
+    assert await store.expire_approvals(said) == []
+    assert await store.submit(overage_job("asked"), [], approved_admission("asked")) == Denied(APPROVAL_ANSWERED, 0, 0)
+    [(notice, _)] = await store.claim_for_dispatch(["slack"], 10, 60, delivered=[])
+    assert notice.payload["text"] == "expired for U1"
