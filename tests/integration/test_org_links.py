@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 
 from bot.access import Caller
+from bot.approvals import PendingApproval
 from bot.catalog import load_catalog
 from bot.orgs import OrgDirectory
 from bot.service import ImagineService
@@ -173,3 +174,22 @@ async def test_a_dashboard_sign_in_from_a_linked_server_opens_the_organisation(s
     # The web's calls name the organisation's key as it is: usage there is the shared one.
     usage = await service.usage(session.team, session.user, platform="web")
     assert not isinstance(usage, Refused) and usage.team == "T0123"
+
+
+async def test_a_moderator_on_either_side_answers_an_ask_from_the_other(store):
+    """[Ask a moderator] from the Discord side of an organisation reaches a Slack moderator,
+    whose [Approve] runs the job once past the organisation's budget."""
+    service = ImagineService(store, load_catalog())
+    await service.link_teams("T0123", "4455")
+    assert not isinstance(await service.set_budget(SLACK_MOD, "0.01", "month"), Refused)
+    member = Caller("4455", "999", platform="discord")
+    refused = await service.submit(request(member))
+    assert isinstance(refused, Refused) and refused.ask_token, refused
+    asked = await service.ask_moderator(refused.ask_token, member)
+    assert isinstance(asked, PendingApproval), asked
+    outcome, _ = await service.approve(refused.ask_token, SLACK_MOD)
+    assert isinstance(outcome, Accepted), outcome
+    job, _ = await service.status(outcome.job_id)
+    assert job is not None and (job.team, job.user, job.spec.approved_by) == ("T0123", "999", "U1")
+    again, _ = await service.approve(refused.ask_token, DISCORD_MOD)  # a second moderator, same job
+    assert isinstance(again, Accepted) and again.job_id == outcome.job_id
