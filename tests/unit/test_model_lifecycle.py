@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from adapters.discord import render as discord_render
-from adapters.discord.commands import RATIOS
+from adapters.discord.imagine_command import RATIOS
 from adapters.slack import render as slack_render
 from bot.catalog import lifecycle_warnings, load_catalog
 from bot.types import Accepted
