@@ -181,18 +181,21 @@ class Listeners:
             await self._service.submit(request), parsed.prompt, request.channel, request.user, None, respond=respond
         )
 
-    async def _ack_message(self, event: dict, body: dict) -> None:
+    async def _ack_message(self, event: dict, body: dict, context: dict) -> None:
         """Bolt acks every event itself; here only what needs no database is sorted out: a
         human's reply in some thread goes on, once per event_id (Slack re-sends an event it
         thinks went unanswered)."""
+        if event.get("bot_id") or event.get("subtype") not in (None, "file_share") or not event.get("user"):
+            return
         thread_ts = event.get("thread_ts")
-        if (
-            not thread_ts
-            or thread_ts == event.get("ts")
-            or event.get("bot_id")
-            or event.get("subtype") not in (None, "file_share")
-            or not event.get("user")
-        ):
+        if not thread_ts and _mentions(event, context.get("bot_user_id")):
+            # A channel message with files that mentions the bot is a request, like app_mention.
+            # Slack sometimes sends such a message only as a message event (a file shared with
+            # the mention, slackapi/bolt-python#925); when both come, the message's own ts makes
+            # them one request.
+            await self._ack_mention(event, body, context)
+            return
+        if not thread_ts or thread_ts == event.get("ts"):
             return
         if self._first_sighting(body):
             self._later(lambda: self._on_message(event, body), body)
@@ -227,7 +230,8 @@ class Listeners:
         if not parsed.prompt:
             await self._ephemeral(channel, user, f"Tell me what to draw. {MENTION_USAGE}", None)
             return
-        key = f"slack:event:{body.get('event_id')}" if body.get("event_id") else None
+        # The message's ts, not the event id: its app_mention and message events are one request.
+        key = f"slack:mention:{channel}:{event['ts']}"
         request = ImagineRequest(
             prompt=parsed.prompt,
             delivery={"channel": channel},
@@ -617,3 +621,9 @@ def _declared(file: dict[str, Any]) -> DeclaredFile:
 
 def _team(body: dict) -> str:
     return (body.get("team") or {}).get("id") or body["user"].get("team_id")
+
+
+def _mentions(event: dict, bot_user_id: str | None) -> bool:
+    """Whether a channel message with files mentions the bot (only those are requests: without
+    files a mention comes as app_mention alone)."""
+    return bool(bot_user_id and event.get("files") and f"<@{bot_user_id}>" in event.get("text", ""))

@@ -108,3 +108,41 @@ async def test_a_mention_without_a_prompt_says_how_to_ask(world):
 def test_the_app_manifest_subscribes_to_mentions():
     manifest = MANIFEST.read_text()
     assert "      - app_mention\n" in manifest and "      - app_mentions:read\n" in manifest
+
+
+def as_message(event: dict) -> dict:
+    """The message event Slack sends for the same channel message (subtype file_share)."""
+    return {**event, "type": "message", "subtype": "file_share", "channel_type": "channel"}
+
+
+async def test_a_mention_that_comes_as_app_mention_and_as_a_message_is_one_request(world):
+    slack, gemini = world.slack, world.gemini
+    data, files = photos(slack, 2)
+    said = mention("the two of them at a picnic", files)
+    await world.event(said, "Ev-as-mention")
+    await world.event(as_message(said), "Ev-as-message")  # another event id, the same message
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    await world.settled()
+    assert len(gemini.requests) == 1 and gemini.requests[0].input_images == data
+    assert len(world.statuses()) == 1
+
+
+async def test_a_mention_that_comes_only_as_a_message_event_is_still_a_request(world):
+    # A file shared with a mention can reach an app as a message event alone (bolt-python#925).
+    slack, gemini = world.slack, world.gemini
+    data, files = photos(slack, 2)
+    await world.event(as_message(mention("the two of them on a boat", files)), "Ev-only-message")
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    [request] = gemini.requests
+    assert request.prompt == "the two of them on a boat" and request.input_images == data
+
+
+async def test_a_channel_message_with_files_but_no_mention_is_left_alone(world):
+    slack, gemini = world.slack, world.gemini
+    _, files = photos(slack, 1)
+    said = {**as_message(mention("just a holiday photo", files)), "text": "just a holiday photo"}
+    await world.event(said, "Ev-no-mention")
+    await world.command("/imagine", "a lighthouse", response_url=slack.response_url())  # a marker after it
+    await slack.wait_for(lambda: len(slack.uploads) == 1)
+    await world.settled()
+    assert [r.prompt for r in gemini.requests] == ["a lighthouse"]
