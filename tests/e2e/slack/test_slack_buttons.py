@@ -80,7 +80,8 @@ async def test_a_double_click_on_reroll_or_4k_makes_one_job(world):
     await slack.wait_for(lambda: len(slack.uploads) == 3)
     jobs = read_jobs(world.db)
     assert len(jobs) == 3 and all(j["ledger"].count("reservation") == 1 for j in jobs.values()), jobs
-    assert [r.image_size for r in world.gemini.requests][-1] == "4K" and len(world.gemini.requests) == 3
+    # The reroll and the 4K job may reach the model in either order: two workers' slots.
+    assert sorted(r.image_size for r in world.gemini.requests) == ["2K", "2K", "4K"]
     assert not [t for t in world.answers() if "Sorry" in t or "expired" in t], world.answers()
 
 
