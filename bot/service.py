@@ -393,16 +393,20 @@ class ImagineService(TeamCalls, OrgCalls):
         if isinstance(resolved, Refused):
             return resolved, None
         caller = resolved
-        taken = await self._guarded(
-            self._questions.take(
-                token,
-                caller.team,
-                caller.user,
-                use_flash=use_flash,
-                idempotency_key=idempotency_key,
-                idempotency_window=idempotency_window,
+        # Held under the team's key when asked: its own, if asked before the team was linked.
+        for held_under in caller.keys:
+            taken = await self._guarded(
+                self._questions.take(
+                    token,
+                    held_under,
+                    caller.user,
+                    use_flash=use_flash,
+                    idempotency_key=idempotency_key,
+                    idempotency_window=idempotency_window,
+                )
             )
-        )
+            if not (isinstance(taken, Refused) and taken.reason is RefusalReason.NOT_ALLOWED_HERE):
+                break
         if isinstance(taken, Refused):
             return taken, None
         request, until = taken
@@ -410,7 +414,7 @@ class ImagineService(TeamCalls, OrgCalls):
         request = dataclasses.replace(request, roles=caller.roles, platform_admin=caller.platform_admin)
         if idempotency_key is not None and until > self._clock():
             # Before the submit, so a press right behind this one finds it.
-            await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))
+            await self._guarded(self._questions.keep_answer(token, held_under, caller.user, request, until))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
 

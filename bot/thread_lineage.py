@@ -46,7 +46,11 @@ class ThreadLineage:
     async def posted_line(self, team: str, image_id: int, *, cached: bool = False) -> str | None:
         """The line under a posted image ("edit 3 of this thread · ..."); None when the
         image is gone."""
-        lineage = await self._gallery.lineage(team, image_id)
+        # An edit across a link (of what its team made before joining an organisation) was
+        # admitted as the team's own: its chain's other key counts with the thread.
+        teams = await self._store.chain_teams(image_id)
+        also = next((key for key in teams if key != team), None) if team in teams else None
+        lineage = await self._gallery.lineage(team, image_id, also)
         return lineage.summary(cached=cached) if lineage else None
 
     async def undo(

@@ -35,6 +35,10 @@ class GalleryOperations(Operations):
     async def image_thread(self, tx: Tx, team: str, image_id: int, also: str | None = None) -> list[GalleryImage]:
         return [_gallery_image(r) for r in await tx.all("gallery_thread", id=image_id, team=team, also=also or team)]
 
+    @reads
+    async def chain_teams(self, tx: Tx, image_id: int) -> list[str]:
+        return sorted(r["team"] for r in await tx.all("chain_teams", id=image_id))
+
     @writes
     async def delete_image(self, tx: Tx, team: str, image_id: int) -> DeletedImage | None:
         # The team's lock, as submit takes it: a submit that found this image in the cache

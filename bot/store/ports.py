@@ -423,6 +423,10 @@ class Gallery(Protocol):
         image edited from it, however deep, tombstones included; [] when not the team's
         (nor `also`'s, as for user_images)."""
 
+    async def chain_teams(self, image_id: int) -> list[str]:
+        """The teams of the jobs that made the image and each image up its parents to the root
+        (more than one when a linked team edited what it made before the link), sorted."""
+
     async def delete_image(self, team: str, image_id: int) -> DeletedImage | None:
         """Delete a result image for real, in one transaction: chat threads stop pointing at
         it, the prompt cache stops serving it, its bytes go unless another image holds the

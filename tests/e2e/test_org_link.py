@@ -158,6 +158,7 @@ async def test_a_slack_thread_from_before_the_link_keeps_editing_under_a_discord
     await slack_world.event(reply(parent.ts, "make it night", "1800000000.000200", user="U1"), "Ev-night")
     await slack.wait_for(lambda: len(slack.uploads) == 2 and "Done" in slack_world.statuses()[-1].text, timeout=30)
     assert slack_world.gemini.requests[1].prompt == "make it night"
+    assert "edit 1 of this thread" in (slack.uploads[1].initial_comment or ""), slack.uploads[1].initial_comment
     # [History] under the edit (the organisation's job) and under the original (the workspace's own).
     for status in (slack_world.statuses()[-1], parent):
         history = {e["action_id"]: e["value"] for e in status.blocks[-1]["elements"]}["imagine_history"]

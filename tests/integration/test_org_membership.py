@@ -185,3 +185,40 @@ async def test_a_team_s_money_calls_say_the_store_is_down_when_it_is(tmp_path):
         await service.savings("4455", platform="discord"),
     ]
     assert answers == [Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)] * len(answers)
+
+
+async def test_a_joining_workspaces_roles_are_read_from_the_workspace_itself(store):
+    """A Slack workspace in an organisation whose home is a Discord server: its users' roles
+    are looked up in the workspace, not under the server's id."""
+    from bot.roles import Standing
+
+    asked: list[str] = []
+
+    class Directory:
+        what, platform = "user groups", "Slack"
+
+        async def standing(self, team, user, role_ids):
+            asked.append(team)
+            return Standing((), False)
+
+    policies = PolicyBook(teams={"4455": {"roles": {"S100": {"models": ["flash"]}}}})
+    service = ImagineService(store, load_catalog(), policies=policies)
+    service.add_role_directory("slack", Directory())
+    await service.link_teams("T0123", "4455", home="discord")
+    assert isinstance(await service.submit(imagine(Caller("T0123", "U1", platform="slack"))), Accepted)
+    assert asked == ["T0123"]
+
+
+async def test_a_question_asked_before_the_link_is_answered_after_it(store):
+    from bot.types import NeedsConfirmation
+
+    policies = PolicyBook(defaults={"confirm_above_usd": "0.01"})
+    service = ImagineService(store, load_catalog(), policies=policies)
+    asked = await service.submit(imagine(MEMBER))
+    assert isinstance(asked, NeedsConfirmation), asked
+    token = await service.hold_confirmation(asked)
+    await service.link_teams("T0123", "4455")
+    outcome, _ = await service.confirm(token, MEMBER)
+    assert isinstance(outcome, Accepted), outcome
+    job, _ = await service.status(outcome.job_id)
+    assert job is not None and job.team == "T0123"

@@ -533,6 +533,16 @@ WITH RECURSIVE lineage_up (id, parent_image_id) AS (
 AND images.role = 'output'
 ORDER BY images.id
 
+-- The teams of an image's chain, up its parents to the root: more than one when an edit was
+-- made across a link (a team editing what it made before it joined an organisation).
+-- name: chain_teams
+WITH RECURSIVE lineage_up (id, parent_image_id, job_id) AS (
+    SELECT id, parent_image_id, job_id FROM images WHERE id = :id
+    UNION ALL
+    SELECT i.id, i.parent_image_id, i.job_id FROM images i JOIN lineage_up ON i.id = lineage_up.parent_image_id
+)
+SELECT DISTINCT jobs.team FROM lineage_up JOIN jobs ON jobs.id = lineage_up.job_id
+
 -- The image's row is locked first, as the pruner's pick locks it: of a delete and a pruner
 -- taking the same image, the second waits here and then finds it gone (exactly one takes it).
 -- name: image_to_delete

@@ -175,3 +175,12 @@ async def test_a_second_key_reads_a_linked_team_s_images_from_before_the_link(st
     assert await store.gallery_image("T0123", other, "4455") is None
     assert [i.id for i in await store.user_images("T0123", "U1", 10, "4455")] == [edit, root]
     assert [i.id for i in await store.user_images("4455", "U1", 10)] == [root]
+
+
+async def test_an_images_chain_names_the_teams_that_made_it(store):
+    root = await render(store, "a lighthouse", 134_000, team="4455")
+    edit = await render(store, "at night", 40_000, parent=root, team="T0123", color="navy")
+    again = await render(store, "with snow", 40_000, parent=edit, team="T0123", color="white")
+    assert await store.chain_teams(again) == ["4455", "T0123"]
+    assert await store.chain_teams(root) == ["4455"]
+    assert await store.chain_teams(999) == []
