@@ -80,6 +80,9 @@ async def test_what_a_team_made_before_the_link_stays_its_own(store, clock):
     assert history is not None and not isinstance(history, Refused) and history.image.id == root
     recent = await service.recent_images("4455", "222", "discord")
     assert not isinstance(recent, Refused) and root in [i.id for i in recent]
+    listed = await service.team_queue(MEMBER)
+    assert not isinstance(listed, Refused)
+    assert [e.may_cancel for e in listed if e.job.id == queued.job_id] == [True], listed
     cancelled = await service.cancel_for(queued.job_id, MEMBER)
     assert not isinstance(cancelled, Refused), cancelled
     assert await service.may_delete_image(root, MEMBER)
