@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.sign_in import Role, SignIn
+from bot.teams import Membership
 from bot.types import RefusalReason, Refused
 from policies.config import PolicyBook
 from policies.roles import PlatformRole
@@ -29,7 +30,7 @@ DASHBOARD_NOT_SET_UP = (
 
 
 @dataclass(frozen=True)
-class Caller:
+class Caller(Membership):
     """Who is asking, and what their platform says about them (admin/owner,
     Manage Server...). The core decides what that allows."""
 
@@ -39,6 +40,9 @@ class Caller:
     platform: str = ""
     # The roles the platform says they hold (None: not read here; bot.roles looks them up).
     roles: tuple[PlatformRole, ...] | None = None
+    # The caller's own team (its Slack or Discord id) when `team` is its organisation's key
+    # (bot/orgs.py); None when `team` is the caller's own.
+    member_team: str | None = None
 
 
 def off_allow_list(policies: PolicyBook, team: str, platform: str) -> Refused | None:
@@ -54,15 +58,17 @@ def is_moderator(policies: PolicyBook, caller: Caller) -> bool:
 
 def acts_for(policies: PolicyBook, caller: Caller, team: str, requester: str) -> bool:
     """Whether `caller` may act on a job of `team` asked for by `requester`: the requester
-    or a moderator, of that team only."""
-    return team == caller.team and (requester == caller.user or is_moderator(policies, caller))
+    or a moderator, of that team only (or of what the caller's team made before it was linked)."""
+    return team in caller.keys and (requester == caller.user or is_moderator(policies, caller))
 
 
 def dashboard_link(policies: PolicyBook, sign_in: SignIn | None, caller: Caller) -> str | Refused:
     """A one-time sign-in link to the web dashboard for the caller, as a moderator when the
     team's moderators include them (the same rule as for budgets), else as a member."""
-    if (refused := off_allow_list(policies, caller.team, caller.platform)) is not None:
+    if (refused := off_allow_list(policies, caller.own_team, caller.platform)) is not None:
         return refused
     if sign_in is None:
         return Refused(RefusalReason.NOT_CONFIGURED, DASHBOARD_NOT_SET_UP)
-    return sign_in.link(caller.team, caller.user, Role.MODERATOR if is_moderator(policies, caller) else Role.MEMBER)
+    # Its own team, not its organisation's key: each request resolves it anew (bot/orgs.py), so
+    # a session follows its team into and out of an organisation.
+    return sign_in.link(caller.own_team, caller.user, Role.MODERATOR if is_moderator(policies, caller) else Role.MEMBER)

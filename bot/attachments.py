@@ -70,7 +70,7 @@ class AttachmentGate:
         Passing is no admission: the submit checks everything again, the bytes included.
         A budget used up refuses here though the cache might have answered at $0: which
         cached image would serve is known only from the bytes this check saves downloading."""
-        if (refused := off_allow_list(self._policies, req.team, req.platform)) is not None:
+        if (refused := off_allow_list(self._policies, req.own_team, req.platform)) is not None:
             return refused
         if not files:
             return None

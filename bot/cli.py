@@ -266,8 +266,14 @@ async def budget(settings: Settings, args: argparse.Namespace) -> int:
             )
             if isinstance(result, Refused):
                 raise CliError(result.detail, EXIT_INVALID)
+            # A linked team's budgets are its organisation's (bot/orgs.py): say whose was set.
+            whose = (
+                f"team {args.team}"
+                if result.team == args.team
+                else f"organisation {result.team} ({args.team} is in it)"
+            )
             print(
-                f"set {result.label()} budget of team {args.team}: {usd(result.limit_micros)} per "
+                f"set {result.label()} budget of {whose}: {usd(result.limit_micros)} per "
                 f"{result.period.value} (alert at {result.soft_threshold:.0%})"
             )
             return EXIT_OK
@@ -299,7 +305,10 @@ async def usage(settings: Settings, args: argparse.Namespace) -> int:
         # The charges alone unless asked for all: filtered in the query, so a team's reservations
         # for its queued jobs are not read only to be dropped.
         entry = None if args.all_entries else "settlement"
-        rows = await runtime.store.ledger(team=args.team, since=since, entry=entry)
+        # A linked team's rows: its organisation's (while linked) and its own (before).
+        keys = await runtime.service.team_keys(args.team) if args.team else (None,)
+        rows = [row for key in keys for row in await runtime.store.ledger(team=key, since=since, entry=entry)]
+        rows.sort(key=lambda row: row["id"])
     finally:
         await runtime.close()
     print(render_ledger(rows, args.format, since), end="")

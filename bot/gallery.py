@@ -115,19 +115,20 @@ class GalleryDesk:
         images = await self._store.gallery_images(team, PAGE_SIZE, (number - 1) * PAGE_SIZE)
         return GalleryPage(tuple(images), number, pages, total)
 
-    async def lineage(self, team: str, image_id: int) -> Lineage | None:
-        """The lineage of one of the team's images not deleted; None otherwise."""
-        found = await self._store.gallery_image(team, image_id)
+    async def lineage(self, team: str, image_id: int, also: str | None = None) -> Lineage | None:
+        """The lineage of one of the team's images not deleted; None otherwise. `also`: a
+        linked team's own id, whose images before the link are the team's too (bot/orgs.py)."""
+        found = await self._store.gallery_image(team, image_id, also)
         if found is None or found.deleted:
             return None
-        return lineage_of(await self._store.image_thread(team, image_id), image_id)
+        return lineage_of(await self._store.image_thread(team, image_id, also), image_id)
 
     async def may_delete(self, image_id: int, caller: Caller) -> GalleryImage | Refused:
         """The image, when the caller may delete it: its requester, or a moderator (of a team
         on the allow-list)."""
-        if (refused := off_allow_list(self._policies, caller.team, caller.platform)) is not None:
+        if (refused := off_allow_list(self._policies, caller.own_team, caller.platform)) is not None:
             return refused
-        found = await self._store.gallery_image(caller.team, image_id)
+        found = await self._store.gallery_image(caller.team, image_id, caller.own_team)
         if found is None or found.deleted:
             return Refused(RefusalReason.NOT_FOUND, NOT_FOUND)
         if found.user != caller.user and not is_moderator(self._policies, caller):
@@ -138,13 +139,15 @@ class GalleryDesk:
         allowed = await self.may_delete(image_id, caller)
         if isinstance(allowed, Refused):
             return allowed
-        deleted = await self._store.delete_image(caller.team, image_id)
+        deleted = None
+        for key in caller.keys:  # the image is under one of them
+            deleted = deleted or await self._store.delete_image(key, image_id)
         return deleted or Refused(RefusalReason.NOT_FOUND, NOT_FOUND)  # deleted meanwhile
 
     async def delete_result(self, job_id: int, caller: Caller) -> DeletedImage | Refused:
         """Delete a job's result image (a chat message's [Delete]). A prompt-cache hit's image
         is its first requester's: only they or a moderator may delete it."""
         job = await self._store.get_job(job_id)
-        if job is None or job.team != caller.team or job.result_image_id is None:
+        if job is None or job.team not in caller.keys or job.result_image_id is None:
             return Refused(RefusalReason.NOT_FOUND, NOT_FOUND)
         return await self.delete(job.result_image_id, caller)

@@ -92,7 +92,7 @@ class Intake:
         cache_ttl: float,
     ) -> Outcome:
         """The request queued (Accepted), asked about first (NeedsConfirmation), or Refused."""
-        if (refused := off_allow_list(self._policies, req.team, req.platform)) is not None:
+        if (refused := off_allow_list(self._policies, req.own_team, req.platform)) is not None:
             return refused
         if req.idempotency_key is not None:
             # A repeat (a retried event, a double click) gets its first job back before

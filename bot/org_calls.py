@@ -10,6 +10,7 @@ import logging
 
 from bot.access import Caller
 from bot.org_links import LinkDesk
+from bot.orgs import OrgDirectory
 from bot.store.ports import StoreUnavailable
 from bot.team_calls import STORE_DOWN
 from bot.teams import LinkResult, TeamLink, TeamRef, UnlinkResult
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 
 class OrgCalls:
     _links: LinkDesk  # set by ImagineService.__init__
+    _orgs: OrgDirectory
+
+    async def team_keys(self, team: str) -> tuple[str, ...]:
+        """The keys a team's money and images are under (the CLI's --team, by id alone): its
+        organisation's while linked, then its own (bot/teams.py team_keys)."""
+        return await self._orgs.keys("", team)
 
     async def start_link(self, caller: Caller, channel: str) -> str | Refused:
         """`/imagine-link`: a one-time code for the caller's team (moderators), with what to do with it."""

@@ -21,7 +21,7 @@ from cachetools import TTLCache
 
 from bot.access import Caller, is_moderator
 from bot.store.ports import Store
-from bot.teams import CHAT_PLATFORMS, TeamRef
+from bot.teams import CHAT_PLATFORMS, TeamRef, team_keys
 from bot.types import EditRequest, ImagineRequest
 from policies.config import PolicyBook
 
@@ -45,14 +45,21 @@ class OrgDirectory:
 
     async def key(self, platform: str, team: str) -> str:
         """The key `team` of `platform` is known by in budgets, quotas and the ledger. A web
-        session or the CLI already names a key (its team as resolved when it signed in)."""
-        if platform not in CHAT_PLATFORMS:
-            return team
-        ref = TeamRef(platform, team)
-        found = self._keys.get(ref)
-        if found is None:
-            found = self._keys[ref] = await self._store.team_org(platform, team) or team
-        return found
+        session or the CLI names a team by its id alone, which is enough: the ids of the two
+        chat platforms never look alike (bot/teams.py)."""
+        for each in (platform,) if platform in CHAT_PLATFORMS else CHAT_PLATFORMS:
+            ref = TeamRef(each, team)
+            found = self._keys.get(ref)
+            if found is None:
+                found = self._keys[ref] = await self._store.team_org(each, team) or team
+            if found != team:
+                return found
+        return team
+
+    async def keys(self, platform: str, team: str) -> tuple[str, ...]:
+        """The keys whose jobs, images and threads are `team`'s: its organisation's (first)
+        and its own (what it made before it was linked). See Caller.keys."""
+        return team_keys(await self.key(platform, team), team)
 
     def forget(self, *teams: TeamRef) -> None:
         """After a link or unlink in this process: the change applies here at once."""
@@ -60,13 +67,24 @@ class OrgDirectory:
             self._keys.pop(ref, None)
 
     async def request(self, req: R) -> R:
-        key = await self.key(req.platform, req.team)
-        return req if key == req.team else dataclasses.replace(req, team=key)
+        """The request under its organisation's key, remembering the asker's own team (for the
+        allow-list and the team's own moderators). A request resolved already (a held question,
+        a rerun) is resolved again from that team: the link may have changed meanwhile."""
+        own = req.own_team
+        key = await self.key(req.platform, own)
+        if key == own:
+            return req if req.team == own else dataclasses.replace(req, team=own, member_team=None)
+        asker = Caller(own, req.user, platform_admin=req.platform_admin, platform=req.platform)
+        return dataclasses.replace(req, team=key, member_team=own, platform_admin=is_moderator(self._policies, asker))
 
     async def caller(self, caller: Caller, platform: str = "") -> Caller:
         """The caller as a member of its organisation. Whoever moderates their own team
         (its `[teams."..."] moderators`, or the platform's admins) moderates the organisation."""
-        key = await self.key(caller.platform or platform, caller.team)
-        if key == caller.team:
-            return caller
-        return dataclasses.replace(caller, team=key, platform_admin=is_moderator(self._policies, caller))
+        own = caller.own_team
+        key = await self.key(caller.platform or platform, own)
+        if key == own:
+            return caller if caller.team == own else dataclasses.replace(caller, team=own, member_team=None)
+        own_caller = dataclasses.replace(caller, team=own, member_team=None)
+        return dataclasses.replace(
+            caller, team=key, member_team=own, platform_admin=is_moderator(self._policies, own_caller)
+        )

@@ -34,20 +34,21 @@ class QueueBoard:
 
     async def entries(self, caller: Caller) -> list[QueueEntry] | Refused:
         """The caller's team's jobs running, then queued by position."""
-        if (refused := off_allow_list(self._policies, caller.team, caller.platform)) is not None:
+        if (refused := off_allow_list(self._policies, caller.own_team, caller.platform)) is not None:
             return refused
         return [
             QueueEntry(job, position, job.state is JobState.QUEUED and self._acts_for(caller, job))
-            for job, position in await self._store.team_queue(caller.team, QUEUE_LIMIT)
+            for key in caller.keys  # a linked team's jobs queued before the link are its own too
+            for job, position in await self._store.team_queue(key, QUEUE_LIMIT)
         ]
 
     async def cancel(self, job_id: int, caller: Caller) -> Job | Refused:
         """Cancel a queued job for its requester or a moderator; returns it as it was (with
         the hold now released). Anything else is refused and changes nothing."""
-        if (refused := off_allow_list(self._policies, caller.team, caller.platform)) is not None:
+        if (refused := off_allow_list(self._policies, caller.own_team, caller.platform)) is not None:
             return refused
         job = await self._store.get_job(job_id)
-        if job is None or job.team != caller.team:  # another team's job is as good as none
+        if job is None or job.team not in caller.keys:  # another team's job is as good as none
             return Refused(RefusalReason.NOT_FOUND, f"There is no job #{job_id} in this team's queue.")
         if not self._acts_for(caller, job):
             return Refused(

@@ -83,7 +83,8 @@ class RoleDesk:
         if directory is None:
             return strictest(policy, NOT_READABLE)
         try:
-            standing = await directory.standing(req.team, req.user, tuple(policy.roles))
+            # Asked of the asker's own workspace: a linked one's key may be a Discord server's id.
+            standing = await directory.standing(req.own_team, req.user, tuple(policy.roles))
         except RoleLookupFailed as exc:
             log.warning(
                 "roles of %s in %s could not be read (%s); the strictest role limits apply", req.user, req.team, exc

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypedDict, TypeVar
 
@@ -46,9 +46,9 @@ from bot.roles import RoleDesk, RoleDirectory
 from bot.savings import SavingsDesk
 from bot.sign_in import SignIn
 from bot.specs import SpecBuilder
-from bot.store.ports import ANNOUNCE_WINDOW, Store, StoreUnavailable
+from bot.store.ports import ANNOUNCE_WINDOW, Store
 from bot.team_calls import STORE_DOWN, TeamCalls
-from bot.thread_lineage import ThreadKey, ThreadLineage, Undone
+from bot.thread_lineage import ThreadKey, ThreadLineage, Undone, thread_image
 from bot.types import (
     DeletedImage,
     EditRequest,
@@ -211,7 +211,8 @@ class ImagineService(TeamCalls, OrgCalls):
             req = await self._orgs.request(req)
             parent = await self._store.get_image(req.parent_image_id)
             parent_job = await self._store.get_job(parent.job_id) if parent and parent.job_id else None
-            if parent is None or parent.role != "output" or parent_job is None or parent_job.team != req.team:
+            # The team's own images made before it was linked are its too.
+            if parent is None or parent.role != "output" or parent_job is None or parent_job.team not in req.keys:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image to edit.")
             return await self._intake.enqueue(
                 req,
@@ -227,16 +228,6 @@ class ImagineService(TeamCalls, OrgCalls):
             )
 
         return await self._guarded(edit(req))
-
-    async def _guarded(self, work: Awaitable[T]) -> T | Refused:
-        # Fail closed: if the store can't be reached, nothing is admitted.
-        try:
-            return await work
-        except StoreUnavailable as exc:
-            # An expected, handled condition (the database is down or restarting): one line,
-            # like the worker's and the outbox's, not a traceback per refused request.
-            log.warning("store unavailable; request refused: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
 
     async def rerun(
         self,
@@ -259,14 +250,14 @@ class ImagineService(TeamCalls, OrgCalls):
         async def rerun(caller: Caller) -> Outcome:
             caller = await self._orgs.caller(caller, platform)
             job = await self._store.get_job(job_id)
-            if job is None or job.team != caller.team:
+            if job is None or job.team not in caller.keys:
                 return Refused(RefusalReason.NOT_FOUND, "I can't find that image any more.")
             if await self._store.inputs_pruned(job_id):
                 return Refused(RefusalReason.NOT_FOUND, INPUTS_PRUNED)
             attached = tuple(InputImage(i.data, i.mime) for i in await self._store.job_inputs(job_id))
             # fresh: a reroll wants a new image, not the cached one.
             common = _RerunFields(
-                team=caller.team,
+                team=caller.own_team,  # the submit resolves it, and checks the allow-list names it
                 channel=channel,
                 user=caller.user,
                 platform=platform,
@@ -307,7 +298,8 @@ class ImagineService(TeamCalls, OrgCalls):
         """An image of the team with its thread: the root, each edit, the running cost of its
         chain and the thread's total (Lineage.summary() words it for chat). None when the
         image is not the team's, or was deleted."""
-        return await self._gallery.lineage(team, image_id)
+        keys = await self._orgs.keys("", team)
+        return await self._gallery.lineage(keys[0], image_id, keys[-1])
 
     # -- a chat thread's lineage (bot/thread_lineage.py) ----------------
 
@@ -329,7 +321,22 @@ class ImagineService(TeamCalls, OrgCalls):
         """The lineage of the image a chat thread shows (None: not one of our threads)."""
 
         async def history(team: str) -> Lineage | None | Refused:
-            return await self._threads.thread_history(await self._orgs.key(platform, team), platform, thread)
+            return await self._threads.thread_history(await self._orgs.keys(platform, team), platform, thread)
+
+        return await self._guarded(history(team))
+
+    async def job_thread_history(
+        self, job_id: int, team: str, platform: str, threads_of: Callable[[dict[str, Any]], Sequence[ThreadKey]]
+    ) -> Lineage | None | Refused:
+        """[History] under a posted image: the lineage of what its thread (`threads_of` the
+        job's delivery context) shows. None: not a job of the team's (`team` as the platform
+        names it), or its thread shows no image any more."""
+
+        async def history(team: str) -> Lineage | None | Refused:
+            keys = await self._orgs.keys(platform, team)
+            job = await self._store.get_job(job_id)
+            threads = threads_of(job.delivery) if job is not None and job.team in keys else ()
+            return await self._threads.thread_history(keys, platform, threads[0]) if threads else None
 
         return await self._guarded(history(team))
 
@@ -337,18 +344,21 @@ class ImagineService(TeamCalls, OrgCalls):
         """The user's last 10 images, newest first."""
 
         async def recent(team: str) -> list[GalleryImage] | Refused:
-            return await self._threads.recent(await self._orgs.key(platform, team), user, platform)
+            return await self._threads.recent(await self._orgs.keys(platform, team), user, platform)
 
         return await self._guarded(recent(team))
 
     async def may_delete_image(self, image_id: int, caller: Caller) -> bool:
         """Whether the caller may delete this result image: its requester, or a moderator."""
-        return not isinstance(await self._gallery.may_delete(image_id, caller), Refused)
+        return not isinstance(await self._gallery.may_delete(image_id, await self._orgs.caller(caller)), Refused)
 
     async def delete_image(self, image_id: int, caller: Caller) -> DeletedImage | Refused:
         """Delete a result image for real (its bytes, its chat threads' link to it, its place
         in the prompt cache), for its requester or a moderator; the ledger keeps its rows."""
-        return await self._guarded(self._gallery.delete(image_id, caller))
+        return await self._guarded(self._delete_image(image_id, caller))
+
+    async def _delete_image(self, image_id: int, caller: Caller) -> DeletedImage | Refused:
+        return await self._gallery.delete(image_id, await self._orgs.caller(caller))
 
     async def delete_result(self, job_id: int, caller: Caller) -> DeletedImage | Refused:
         """delete_image for a job's result (a chat message's [Delete] button)."""
@@ -383,16 +393,20 @@ class ImagineService(TeamCalls, OrgCalls):
         if isinstance(resolved, Refused):
             return resolved, None
         caller = resolved
-        taken = await self._guarded(
-            self._questions.take(
-                token,
-                caller.team,
-                caller.user,
-                use_flash=use_flash,
-                idempotency_key=idempotency_key,
-                idempotency_window=idempotency_window,
+        # Held under the team's key when asked: its own, if asked before the team was linked.
+        for held_under in caller.keys:
+            taken = await self._guarded(
+                self._questions.take(
+                    token,
+                    held_under,
+                    caller.user,
+                    use_flash=use_flash,
+                    idempotency_key=idempotency_key,
+                    idempotency_window=idempotency_window,
+                )
             )
-        )
+            if not (isinstance(taken, Refused) and taken.reason is RefusalReason.NOT_ALLOWED_HERE):
+                break
         if isinstance(taken, Refused):
             return taken, None
         request, until = taken
@@ -400,7 +414,7 @@ class ImagineService(TeamCalls, OrgCalls):
         request = dataclasses.replace(request, roles=caller.roles, platform_admin=caller.platform_admin)
         if idempotency_key is not None and until > self._clock():
             # Before the submit, so a press right behind this one finds it.
-            await self._guarded(self._questions.keep_answer(token, caller.team, caller.user, request, until))
+            await self._guarded(self._questions.keep_answer(token, held_under, caller.user, request, until))
         outcome = await (self.edit(request) if isinstance(request, EditRequest) else self.submit(request))
         return outcome, request
 
@@ -462,6 +476,7 @@ class ImagineService(TeamCalls, OrgCalls):
         return live
 
     async def remember_thread(self, platform: str, team: str, channel: str, thread_id: str, image_id: int) -> None:
+        # Under the key of the time (a thread begun before a link stays found: see thread_image).
         await self._store.remember_thread(platform, await self._orgs.key(platform, team), channel, thread_id, image_id)
 
     async def thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None | Refused:
@@ -470,7 +485,7 @@ class ImagineService(TeamCalls, OrgCalls):
         return await self._guarded(self._thread_image(platform, team, channel, thread_id))
 
     async def _thread_image(self, platform: str, team: str, channel: str, thread_id: str) -> int | None:
-        return await self._store.thread_image(platform, await self._orgs.key(platform, team), channel, thread_id)
+        return await thread_image(self._store, platform, await self._orgs.keys(platform, team), (channel, thread_id))
 
     async def image(self, image_id: int) -> StoredImage | None:
         return await self._store.get_image(image_id)
@@ -482,12 +497,18 @@ class ImagineService(TeamCalls, OrgCalls):
         if found is None or found.job_id is None:
             return None
         job = await self._store.get_job(found.job_id)
-        return found if job is not None and job.team == team else None
+        return found if job is not None and job.team in await self._orgs.keys("", team) else None
 
     async def status(self, job_id: int) -> tuple[Job | None, int | None]:
         """The job and, while it is queued, its position (1 = next)."""
         job = await self._store.get_job(job_id)
         return job, (await self._store.position(job_id) if job else None)
+
+    async def team_status(self, team: str, job_id: int) -> tuple[Job, int | None] | None:
+        """status() of a job of `team` (a web session's: its own id, or an organisation's key);
+        None otherwise, as for an unknown id."""
+        job, position = await self.status(job_id)
+        return (job, position) if job is not None and job.team in await self._orgs.keys("", team) else None
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued job; its hold is released at once."""

@@ -10,8 +10,9 @@ built of its operations' mixins): adapters call these as `service.usage(...)` an
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.access import Caller, dashboard_link, is_moderator, off_allow_list
 from bot.budget_desk import BudgetDesk, UsageReport
@@ -27,6 +28,7 @@ from bot.types import InvalidRequest, RefusalReason, Refused
 from policies.config import PolicyBook, TeamPolicy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
 
 
@@ -39,6 +41,16 @@ class TeamCalls:
     _savings: SavingsDesk
     _sign_in: SignIn | None  # None: the web dashboard is off (no IMAGINE_WEB_SECRET)
     _orgs: OrgDirectory  # a linked team's calls are about its organisation (bot/orgs.py)
+
+    async def _guarded(self, work: Awaitable[T]) -> T | Refused:
+        # Fail closed: if the store can't be reached, nothing is admitted.
+        try:
+            return await work
+        except StoreUnavailable as exc:
+            # An expected, handled condition (the database is down or restarting): one line,
+            # like the worker's and the outbox's, not a traceback per refused request.
+            log.warning("store unavailable; request refused: %s", exc)
+            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
 
     def request_choices(self, team: str) -> RequestChoices:
         """The models, aspect ratios, sizes and lanes a form may offer `team` (the web playground)."""
@@ -67,26 +79,22 @@ class TeamCalls:
         """A one-time link signing the caller in to the web dashboard, with the role the
         budgets commands would give them; a refusal off the allow-list or with the dashboard off.
         A linked team's link signs in to its organisation."""
-        try:
-            caller = await self._orgs.caller(caller)
-        except StoreUnavailable as exc:
-            log.warning("dashboard_link: store unavailable: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
-        return dashboard_link(self._policies, self._sign_in, caller)
+        resolved = await self._guarded(self._orgs.caller(caller))
+        return resolved if isinstance(resolved, Refused) else dashboard_link(self._policies, self._sign_in, resolved)
 
     async def usage(
         self, team: str, user: str, channel: str | None = None, *, platform: str = ""
     ) -> UsageReport | Refused:
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.usage(await self._orgs.key(platform, team), user, channel)
+        return await self._guarded(self._keyed(platform, team, lambda key: self._budgets.usage(key, user, channel)))
 
     async def daily_spend(self, team: str, days: int = 30, *, platform: str = "") -> list[dict[str, Any]] | Refused:
         """The team's charges per UTC day and model over the last `days` days: rows of day
         (its midnight, epoch seconds), model and micros."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.daily_spend(await self._orgs.key(platform, team), days)
+        return await self._guarded(self._keyed(platform, team, lambda key: self._budgets.daily_spend(key, days)))
 
     async def top_spenders(
         self, team: str, limit: int = 5, *, platform: str = ""
@@ -95,19 +103,22 @@ class TeamCalls:
         each a list of (name, micros), most first."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._budgets.top_spenders(await self._orgs.key(platform, team), limit)
+        return await self._guarded(self._keyed(platform, team, lambda key: self._budgets.top_spenders(key, limit)))
 
     async def savings(self, team: str, *, platform: str = "") -> MonthSavings | Refused:
         """This month's cache savings and Flex/Batch savings of the team."""
         if (refused := off_allow_list(self._policies, team, platform)) is not None:
             return refused
-        return await self._savings.this_month(await self._orgs.key(platform, team))
+        return await self._guarded(self._keyed(platform, team, lambda key: self._savings.this_month(key)))
 
     async def show_budgets(self, caller: Caller) -> list[BudgetStatus] | Refused:
-        caller = await self._orgs.caller(caller)
-        if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
-            return refused
-        return await self._budgets.statuses(caller.team)
+        async def shown(caller: Caller) -> list[BudgetStatus] | Refused:
+            caller = await self._orgs.caller(caller)
+            if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
+                return refused
+            return await self._budgets.statuses(caller.team)
+
+        return await self._guarded(shown(caller))
 
     async def set_budget(
         self,
@@ -119,11 +130,10 @@ class TeamCalls:
         scope_id: str = "",
         soft_threshold: float | None = None,
     ) -> Budget | Refused:
-        try:
-            caller = await self._orgs.caller(caller)
-        except StoreUnavailable as exc:
-            log.warning("set_budget: store unavailable: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        resolved = await self._guarded(self._orgs.caller(caller))
+        if isinstance(resolved, Refused):
+            return resolved
+        caller = resolved
         if (refused := self._moderators_only(caller, "Only moderators can change budgets.")) is not None:
             return refused
         try:
@@ -152,19 +162,31 @@ class TeamCalls:
 
     async def budget_changes(self, caller: Caller, limit: int = 20) -> list[dict[str, Any]] | Refused:
         """The team's last budget changes (chat, CLI or web), newest first: the audit's rows."""
-        caller = await self._orgs.caller(caller)
-        if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
-            return refused
-        return await self._budgets.changes(caller.team, limit)
+
+        async def changes(caller: Caller) -> list[dict[str, Any]] | Refused:
+            caller = await self._orgs.caller(caller)
+            if (refused := self._moderators_only(caller, "Only moderators can see the team's budgets.")) is not None:
+                return refused
+            return await self._budgets.changes(caller.team, limit)
+
+        return await self._guarded(changes(caller))
 
     async def ledger(
         self, caller: Caller, filters: LedgerFilter, *, limit: int, offset: int = 0
     ) -> list[dict[str, Any]] | Refused:
         """The caller's team's ledger rows matching `filters`, newest first (for moderators)."""
-        caller = await self._orgs.caller(caller)
-        if (refused := self._moderators_only(caller, "Only moderators can see the team's ledger.")) is not None:
-            return refused
-        return await self._budgets.ledger(caller.team, filters, limit=limit, offset=offset)
+
+        async def rows(caller: Caller) -> list[dict[str, Any]] | Refused:
+            caller = await self._orgs.caller(caller)
+            if (refused := self._moderators_only(caller, "Only moderators can see the team's ledger.")) is not None:
+                return refused
+            return await self._budgets.ledger(caller.team, filters, limit=limit, offset=offset)
+
+        return await self._guarded(rows(caller))
+
+    async def _keyed(self, platform: str, team: str, read: Callable[[str], Awaitable[T]]) -> T:
+        """`read` of the key `team` is known by (its organisation's, when linked)."""
+        return await read(await self._orgs.key(platform, team))
 
     def _moderators_only(self, caller: Caller, refusal: str) -> Refused | None:
         """A team's budgets are its moderators' to see and set (a team on the allow-list)."""

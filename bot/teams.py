@@ -20,6 +20,31 @@ CHAT_PLATFORMS = ("slack", "discord")
 NOTICE = "notice"
 
 
+def team_keys(key: str, own: str) -> tuple[str, ...]:
+    """The keys whose jobs, images and threads are a team's: `key`, the one it spends under
+    now (its organisation's), then its `own` id (what it made before it was linked). Images
+    made while linked stay the organisation's after an unlink, as its ledger rows do."""
+    return (key,) if key == own else (key, own)
+
+
+class Membership:
+    """What a Caller and a request know of their team once resolved (bot/orgs.py): `team` the
+    key they spend under, `member_team` their own team's id when that key is an organisation's."""
+
+    team: str
+    member_team: str | None
+
+    @property
+    def own_team(self) -> str:
+        """The team they are in on their platform: the allow-list and its moderators name it."""
+        return self.member_team or self.team
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys whose jobs, images and threads are their team's (see team_keys)."""
+        return team_keys(self.team, self.own_team)
+
+
 @dataclass(frozen=True)
 class TeamRef:
     platform: str  # slack | discord

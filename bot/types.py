@@ -10,6 +10,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from bot.teams import Membership
+
 # Defined with the policies that raise it (policies/ imports nothing from bot/); re-exported for the core.
 from policies.errors import InvalidRequest  # noqa: F401
 from policies.roles import PlatformRole
@@ -66,7 +68,7 @@ class CheckedImage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Request:
+class _Request(Membership):
     """What every request from an adapter carries besides its text."""
 
     team: str
@@ -105,6 +107,9 @@ class _Request:
     # with the job, and who approved it; the job then runs past its budgets.
     approval_token: str | None = None
     approved_by: str | None = None
+    # The asker's own team when `team` is its organisation's key (bot/orgs.py): the
+    # allow-list and the team's own moderators name it. None: `team` is the asker's own.
+    member_team: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,12 +56,8 @@ class LineageListeners:
         )
 
     async def _on_history_button(self, body: dict, action: dict, respond) -> None:
-        job, _ = await self._service.status(int(action["value"]))
-        if job is None or job.team != _team(body) or "thread_ts" not in job.delivery:
-            await _privately(respond, NOT_A_THREAD_ANY_MORE)
-            return
-        [thread] = thread_keys(job.delivery)
-        lineage = await self._service.thread_history(job.team, PLATFORM, thread)
+        # The core decides whose job it is: a linked workspace's is its organisation's.
+        lineage = await self._service.job_thread_history(int(action["value"]), _team(body), PLATFORM, _thread_of)
         if isinstance(lineage, Refused):
             text = lineage.detail
         else:
@@ -79,6 +75,10 @@ class LineageListeners:
 
 async def _privately(respond, text: str) -> None:
     await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def _thread_of(where: dict[str, Any]) -> list[tuple[str, str]]:
+    return thread_keys(where) if "thread_ts" in where else []
 
 
 def _team(body: dict) -> str:

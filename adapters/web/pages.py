@@ -126,8 +126,9 @@ async def own_job(request: web.Request) -> tuple[Session, tuple[Job, int | None]
     """The job named by the path's {job_id}, of the session's team, with its queue position."""
     service = request.app[SERVICE]
 
-    async def team_job(session: Session, job_id: int) -> tuple[Job, int | None] | None:
-        job, position = await service.status(job_id)
-        return (job, position) if job is not None and job.team == session.team else None
-
-    return await owned(request, "job_id", team_job, ("No such job", "It is not one of your team's."))
+    return await owned(
+        request,
+        "job_id",
+        lambda session, job_id: service.team_status(session.team, job_id),
+        ("No such job", "It is not one of your team's."),
+    )

@@ -16,21 +16,28 @@ class GalleryOperations(Operations):
         return [_gallery_image(r) for r in await tx.all("gallery_page", team=team, limit=limit, offset=offset)]
 
     @reads
-    async def user_images(self, tx: Tx, team: str, user: str, limit: int) -> list[GalleryImage]:
-        return [_gallery_image(r) for r in await tx.all("gallery_user_page", team=team, user=user, limit=limit)]
+    async def user_images(
+        self, tx: Tx, team: str, user: str, limit: int, also: str | None = None
+    ) -> list[GalleryImage]:
+        rows = await tx.all("gallery_user_page", team=team, also=also or team, user=user, limit=limit)
+        return [_gallery_image(r) for r in rows]
 
     @reads
     async def gallery_count(self, tx: Tx, team: str) -> int:
         return int(await tx.value("gallery_count", team=team) or 0)
 
     @reads
-    async def gallery_image(self, tx: Tx, team: str, image_id: int) -> GalleryImage | None:
-        row = await tx.one("gallery_image", id=image_id, team=team)
+    async def gallery_image(self, tx: Tx, team: str, image_id: int, also: str | None = None) -> GalleryImage | None:
+        row = await tx.one("gallery_image", id=image_id, team=team, also=also or team)
         return _gallery_image(row) if row else None
 
     @reads
-    async def image_thread(self, tx: Tx, team: str, image_id: int) -> list[GalleryImage]:
-        return [_gallery_image(r) for r in await tx.all("gallery_thread", id=image_id, team=team)]
+    async def image_thread(self, tx: Tx, team: str, image_id: int, also: str | None = None) -> list[GalleryImage]:
+        return [_gallery_image(r) for r in await tx.all("gallery_thread", id=image_id, team=team, also=also or team)]
+
+    @reads
+    async def chain_teams(self, tx: Tx, image_id: int) -> list[str]:
+        return sorted(r["team"] for r in await tx.all("chain_teams", id=image_id))
 
     @writes
     async def delete_image(self, tx: Tx, team: str, image_id: int) -> DeletedImage | None:

@@ -410,15 +410,22 @@ class Gallery(Protocol):
 
     async def gallery_count(self, team: str) -> int: ...
 
-    async def user_images(self, team: str, user: str, limit: int) -> list[GalleryImage]:
-        """The result images `user` asked for (not deleted), newest first, at most `limit`."""
+    async def user_images(self, team: str, user: str, limit: int, also: str | None = None) -> list[GalleryImage]:
+        """The result images `user` asked for (not deleted), newest first, at most `limit`.
+        `also`: a second key whose images count as the team's (a linked team's own, bot/orgs.py)."""
 
-    async def gallery_image(self, team: str, image_id: int) -> GalleryImage | None:
-        """One result image of the team (a tombstone too, with deleted_at set), or None."""
+    async def gallery_image(self, team: str, image_id: int, also: str | None = None) -> GalleryImage | None:
+        """One result image of the team (a tombstone too, with deleted_at set), or None.
+        `also` as for user_images."""
 
-    async def image_thread(self, team: str, image_id: int) -> list[GalleryImage]:
+    async def image_thread(self, team: str, image_id: int, also: str | None = None) -> list[GalleryImage]:
         """The image's thread, oldest first: its root (the image no edit made) and every
-        image edited from it, however deep, tombstones included; [] when not the team's."""
+        image edited from it, however deep, tombstones included; [] when not the team's
+        (nor `also`'s, as for user_images)."""
+
+    async def chain_teams(self, image_id: int) -> list[str]:
+        """The teams of the jobs that made the image and each image up its parents to the root
+        (more than one when a linked team edited what it made before the link), sorted."""
 
     async def delete_image(self, team: str, image_id: int) -> DeletedImage | None:
         """Delete a result image for real, in one transaction: chat threads stop pointing at

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.slack.test_slack_lineage import reply
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import FakeSlack
@@ -137,3 +138,31 @@ async def test_a_code_made_on_discord_completes_on_slack_and_discord_hears_it(wo
             if m.author_id == bot and not m.ephemeral
         )
     )
+
+
+async def test_a_slack_thread_from_before_the_link_keeps_editing_under_a_discord_home(worlds):
+    """The organisation's home is the Discord server (its code, completed on Slack): a Slack
+    thread begun before the link still edits on reply, and [History] lists the whole thread."""
+    slack_world, discord = worlds
+    slack = slack_world.slack
+    await slack_world.command("/imagine", "a lighthouse", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.uploads) == 1 and "Done" in slack_world.statuses()[0].text, timeout=30)
+    parent = slack_world.statuses()[0]
+
+    await discord.slash("imagine-link", {}, user_id=MOD)
+    await discord.wait_for(lambda: any(CODE.search(t) for t in ephemeral(discord)))
+    code = CODE.search(next(t for t in ephemeral(discord) if CODE.search(t))).group(1)  # type: ignore[union-attr]
+    await slack_world.command("/imagine-link", code, user="UADMIN", response_url=slack.response_url())
+    await slack.wait_for(lambda: any(a.startswith("Linked: this workspace") for a in slack_world.answers()))
+
+    await slack_world.event(reply(parent.ts, "make it night", "1800000000.000200", user="U1"), "Ev-night")
+    await slack.wait_for(lambda: len(slack.uploads) == 2 and "Done" in slack_world.statuses()[-1].text, timeout=30)
+    assert slack_world.gemini.requests[1].prompt == "make it night"
+    assert "edit 1 of this thread" in (slack.uploads[1].initial_comment or ""), slack.uploads[1].initial_comment
+    # [History] under the edit (the organisation's job) and under the original (the workspace's own).
+    for status in (slack_world.statuses()[-1], parent):
+        history = {e["action_id"]: e["value"] for e in status.blocks[-1]["elements"]}["imagine_history"]
+        before = len(slack_world.answers())
+        await slack_world.click("imagine_history", history, "U1", status.ts, response_url=slack.response_url())
+        await slack.wait_for(lambda: len(slack_world.answers()) > before)  # noqa: B023
+        assert "This thread: 2 images" in slack_world.answers()[-1], slack_world.answers()[-1]

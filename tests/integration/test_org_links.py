@@ -170,8 +170,9 @@ async def test_a_dashboard_sign_in_from_a_linked_server_opens_the_organisation(s
     opened = await sign_in.open_link(unquote(link.rsplit("/", 1)[1]), "127.0.0.1")
     assert not hasattr(opened, "problem"), opened
     session, _ = opened  # type: ignore[misc]
-    assert (session.team, session.user, session.role) == ("T0123", "111", Role.MODERATOR)
-    # The web's calls name the organisation's key as it is: usage there is the shared one.
+    # The session names the server's own id; each of the web's calls resolves it to the
+    # organisation's key (so a session follows its team into and out of an organisation).
+    assert (session.team, session.user, session.role) == ("4455", "111", Role.MODERATOR)
     usage = await service.usage(session.team, session.user, platform="web")
     assert not isinstance(usage, Refused) and usage.team == "T0123"
 

@@ -506,7 +506,7 @@ FROM images JOIN jobs ON jobs.id = images.job_id
 ORDER BY images.id DESC LIMIT :limit OFFSET :offset
 
 -- name: gallery_user_page
-{gallery_row} WHERE jobs.team = :team AND jobs."user" = :user AND images.role = 'output'
+{gallery_row} WHERE jobs.team IN (:team, :also) AND jobs."user" = :user AND images.role = 'output'
 AND images.deleted_at IS NULL
 ORDER BY images.id DESC LIMIT :limit
 
@@ -515,7 +515,7 @@ SELECT COUNT(*) FROM images JOIN jobs ON jobs.id = images.job_id
 WHERE jobs.team = :team AND images.role = 'output' AND images.deleted_at IS NULL
 
 -- name: gallery_image
-{gallery_row} WHERE images.id = :id AND jobs.team = :team AND images.role = 'output'
+{gallery_row} WHERE images.id = :id AND jobs.team IN (:team, :also) AND images.role = 'output'
 
 -- An image's thread: up its parents to the root, then the root and every edit below it
 -- (a parent is always older than its edits, so the walk ends).
@@ -529,9 +529,19 @@ WITH RECURSIVE lineage_up (id, parent_image_id) AS (
     UNION ALL
     SELECT i.id FROM images i JOIN lineage_down ON i.parent_image_id = lineage_down.id
 )
-{gallery_row} WHERE images.id IN (SELECT id FROM lineage_down) AND jobs.team = :team
+{gallery_row} WHERE images.id IN (SELECT id FROM lineage_down) AND jobs.team IN (:team, :also)
 AND images.role = 'output'
 ORDER BY images.id
+
+-- The teams of an image's chain, up its parents to the root: more than one when an edit was
+-- made across a link (a team editing what it made before it joined an organisation).
+-- name: chain_teams
+WITH RECURSIVE lineage_up (id, parent_image_id, job_id) AS (
+    SELECT id, parent_image_id, job_id FROM images WHERE id = :id
+    UNION ALL
+    SELECT i.id, i.parent_image_id, i.job_id FROM images i JOIN lineage_up ON i.id = lineage_up.parent_image_id
+)
+SELECT DISTINCT jobs.team FROM lineage_up JOIN jobs ON jobs.id = lineage_up.job_id
 
 -- The image's row is locked first, as the pruner's pick locks it: of a delete and a pruner
 -- taking the same image, the second waits here and then finds it gone (exactly one takes it).

@@ -160,3 +160,27 @@ async def test_of_deletes_at_once_from_many_processes_exactly_one_deletes(store_
     done = await asyncio.gather(*(stores[i % 4].delete_image("T1", root) for i in range(8)))
     assert sum(d is not None for d in done) == 1
     assert (await stores[1].gallery_image("T1", root)).deleted
+
+
+async def test_a_second_key_reads_a_linked_team_s_images_from_before_the_link(store):
+    """A thread begun by a team on its own and edited once it was linked (its organisation's
+    key): read under both keys it is whole; under either one alone, only that key's images."""
+    root = await render(store, "a lighthouse", 134_000, team="4455", user="U1")
+    edit = await render(store, "at night", 40_000, parent=root, team="T0123", user="U1", color="navy")
+    other = await render(store, "a barn", 10_000, team="T0999", user="U1", color="green")
+    assert [i.id for i in await store.image_thread("T0123", edit, "4455")] == [root, edit]
+    assert [i.id for i in await store.image_thread("T0123", edit)] == [edit]
+    assert (await store.gallery_image("T0123", root, "4455")).id == root
+    assert await store.gallery_image("T0123", root) is None
+    assert await store.gallery_image("T0123", other, "4455") is None
+    assert [i.id for i in await store.user_images("T0123", "U1", 10, "4455")] == [edit, root]
+    assert [i.id for i in await store.user_images("4455", "U1", 10)] == [root]
+
+
+async def test_an_images_chain_names_the_teams_that_made_it(store):
+    root = await render(store, "a lighthouse", 134_000, team="4455")
+    edit = await render(store, "at night", 40_000, parent=root, team="T0123", color="navy")
+    again = await render(store, "with snow", 40_000, parent=edit, team="T0123", color="white")
+    assert await store.chain_teams(again) == ["4455", "T0123"]
+    assert await store.chain_teams(root) == ["4455"]
+    assert await store.chain_teams(999) == []
