@@ -25,6 +25,7 @@ from bot.money import usd
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import EditRequest, ImagineRequest, RefusalReason, Refused
 from policies.config import PolicyBook
+from policies.roles import PlatformRole
 
 log = logging.getLogger(__name__)
 # The platforms whose refusals can carry the button (the alert channel is a chat channel): not the
@@ -92,7 +93,7 @@ class ApprovalDesk:
         await self._store.offer_approval(
             token,
             (req.team, req.platform, req.channel, req.user),
-            request_json(kept),
+            {**request_json(kept), **_standing_json(req)},
             estimate_micros,
             budget_state.removesuffix(" Nothing was charged."),
             ANSWER_WITHIN,
@@ -118,8 +119,14 @@ class ApprovalDesk:
             return Refused(RefusalReason.NOT_FOUND, ANSWERED)
         if not is_moderator(self._policies, caller):
             return Refused(RefusalReason.NOT_MODERATOR, MODERATORS_ONLY)
+        kept = dict(row["request"])
+        roles, platform_admin = _standing(kept.pop(STANDING, None))
         return dataclasses.replace(
-            request_from_json(row["request"]),
+            request_from_json(kept),
+            # The requester's roles as their platform reported them when refused (None, as a Slack
+            # request's: looked up afresh), never the moderator's, nor "can't be read".
+            roles=roles,
+            platform_admin=platform_admin,
             confirmed=True,
             announced=True,
             # Every press of every moderator is the same job: a second one gets the first back.
@@ -145,6 +152,26 @@ class ApprovalDesk:
         if expired:
             log.info("approvals: %d requests lapsed unanswered", len(expired))
         return len(expired)
+
+
+# The key of the approval's request under which the requester's standing is kept: the roles
+# their platform reported with the refused request (they came from the platform, not from text).
+STANDING = "asker_standing"
+
+
+def _standing_json(req: ImagineRequest | EditRequest) -> dict[str, Any]:
+    roles = None if req.roles is None else [{"id": r.id, "name": r.name} for r in req.roles]
+    return {STANDING: {"roles": roles, "platform_admin": req.platform_admin}}
+
+
+def _standing(kept: dict[str, Any] | None) -> tuple[tuple[PlatformRole, ...] | None, bool]:
+    if not kept:
+        return None, False
+    roles = kept.get("roles")
+    return (
+        None if roles is None else tuple(PlatformRole(str(r["id"]), str(r["name"])) for r in roles),
+        bool(kept.get("platform_admin")),
+    )
 
 
 def _prompt(row: dict[str, Any]) -> str:
