@@ -39,6 +39,15 @@ NO_ALERT_CHANNEL = (
     "or ask the bot's operator to set the alert channel (SLACK_ALERT_CHANNEL / DISCORD_ALERT_CHANNEL). "
     "Nothing was charged."
 )
+ALERT_NOT_POSTED = (
+    "I couldn't post your request in the alert channel (the bot may not be in it, or may not be "
+    "allowed to post there), so no moderator has seen it. Ask one directly, or press Ask a moderator "
+    "again once the bot's operator has fixed the channel. Nothing was charged."
+)
+NO_ALERT_HERE = (
+    " No moderator can be asked from here: there is no alert channel for this server."
+    " Ask a moderator directly, or ask the bot's operator to set one up."
+)
 NOT_YOURS = "Only the person who asked for this image can ask a moderator about it."
 GONE = "That request was already sent to the moderators, answered, or it has expired. Nothing was charged."
 MODERATORS_ONLY = "Only a moderator can approve or deny this request. Nothing changed."
@@ -72,6 +81,15 @@ class PendingApproval:
             "Approve it to run this one image as an approved overage, or deny it. "
             "Without an answer it lapses in 24 hours."
         )
+
+
+def without_offer(refused: Refused) -> Refused:
+    """A budget refusal shown where [Ask a moderator] cannot work (no alert channel for the
+    requester's server): no button, and the words say so instead of offering it."""
+    if refused.ask_token is None:
+        return refused
+    detail = refused.detail.removesuffix(OFFER_LINE)
+    return dataclasses.replace(refused, detail=detail + NO_ALERT_HERE, ask_token=None)
 
 
 class ApprovalDesk:
@@ -111,6 +129,12 @@ class ApprovalDesk:
         if asked is None:
             return Refused(RefusalReason.NOT_FOUND, GONE)
         return _pending(asked)
+
+    async def not_posted(self, token: str) -> str:
+        """The alert for `token` could not be posted: back to offered, so the button works again;
+        what the requester is told."""
+        await self._store.unask_approval(token)
+        return ALERT_NOT_POSTED
 
     async def approved_request(self, token: str, caller: Caller) -> ImagineRequest | EditRequest | Refused:
         """The request an [Approve] submits: past its budgets, claimed with its job (once)."""
