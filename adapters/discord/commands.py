@@ -420,10 +420,13 @@ class Handlers:
             if status is not None:  # not "Queued" for a job that will never run
                 await _quietly(status.edit(content=render.failed(NOT_STARTED)))
             return False
-        if self._alert_channel:
+        guild = getattr(channel, "guild", None)
+        # Only in an alert channel of this server (or its organisation): never another's.
+        alerts = await self._alerts.for_team(self.client, str(guild.id)) if accepted.alerts and guild else None
+        if alerts is not None:
             for alert in accepted.alerts:
                 try:
-                    await self.client.channel(self._alert_channel).send(f"💰 {alert}")
+                    await alerts.send(f"💰 {alert}")
                 except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
                     log.exception("discord: could not post a budget alert")
         return True

@@ -204,3 +204,31 @@ async def test_without_an_alert_channel_for_this_server_the_refusal_has_no_butto
     assert buttons(refusal) == [] and "press Ask a moderator" not in refusal.content
     assert "no alert channel for this server" in refusal.content
     assert discord.posted(OTHER_ALERTS) == []
+
+
+async def in_both_servers(discord: FakeDiscord) -> None:
+    discord.add_channel(ALERTS, name="mods")
+    await other_servers_alert_channel(discord)
+
+
+@pytest.mark.parametrize("prepare", [in_both_servers])
+@pytest.mark.parametrize(
+    ("more_env", "posted_in"), [({"DISCORD_ALERT_CHANNEL": str(a)}, a) for a in (ALERTS, OTHER_ALERTS)]
+)
+async def test_a_budget_alert_goes_only_to_an_alert_channel_of_the_server(roomy, world, posted_in):
+    """A budget passing its alert line is told in the alert channel of the server it is
+    about, never in another server's (whose members must not see this server's money)."""
+    discord = world.discord
+    await discord.slash("imagine-budget set", {"usd": 0.16}, user_id=MOD)
+    await discord.wait_for(lambda: ephemerals(discord, "$0.16 per month"))
+    await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
+    await discord.wait_for(lambda: [m for m in ephemerals(discord, "alert line") if m.components])
+    [question] = [m for m in ephemerals(discord, "alert line") if m.components]
+    await discord.click(buttons(question)[0], question, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images(), timeout=30)
+    if posted_in == ALERTS:
+        await discord.wait_for(lambda: discord.posted(ALERTS))
+        [alert] = discord.posted(ALERTS)
+        assert "passed its 80% alert line" in alert.content
+    else:  # an alert is posted as the job is announced: before its image, which is out now
+        assert discord.posted(OTHER_ALERTS) == [] and discord.posted(ALERTS) == []
