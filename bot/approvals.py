@@ -7,6 +7,12 @@ A moderator's [Approve] submits the request once more, past its budgets, as an a
 (its ledger rows name the approver); the approval is claimed in the same transaction as the job
 (bot/store/ledger.py), so two presses at once approve once. [Deny], or 24 hours without an
 answer (the worker's sweep), tells the requester. A request waiting holds no money.
+
+An approval lets a request past the team's budgets, never past the requester's own role limits:
+the roles their platform reported with the refused request are kept with it (Slack's are looked
+up afresh), and the store still checks role budgets. If the alert cannot be posted the request
+goes back to offered, so the button works again. Answered requests drop their input pictures
+and are pruned with the jobs (bot/retention.py).
 """
 
 from __future__ import annotations
