@@ -7,6 +7,12 @@ A moderator's [Approve] submits the request once more, past its budgets, as an a
 (its ledger rows name the approver); the approval is claimed in the same transaction as the job
 (bot/store/ledger.py), so two presses at once approve once. [Deny], or 24 hours without an
 answer (the worker's sweep), tells the requester. A request waiting holds no money.
+
+An approval lets a request past the team's budgets, never past the requester's own role limits:
+the roles their platform reported with the refused request are kept with it (Slack's are looked
+up afresh), and the store still checks role budgets. If the alert cannot be posted the request
+goes back to offered, so the button works again. Answered requests drop their input pictures
+and are pruned with the jobs (bot/retention.py).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from bot.money import usd
 from bot.store.ports import Store, StoreUnavailable
 from bot.types import EditRequest, ImagineRequest, RefusalReason, Refused
 from policies.config import PolicyBook
+from policies.roles import PlatformRole
 
 log = logging.getLogger(__name__)
 # The platforms whose refusals can carry the button (the alert channel is a chat channel): not the
@@ -37,6 +44,15 @@ NO_ALERT_CHANNEL = (
     "Your team has no alert channel set up, so I can't ask a moderator from here. Ask one directly, "
     "or ask the bot's operator to set the alert channel (SLACK_ALERT_CHANNEL / DISCORD_ALERT_CHANNEL). "
     "Nothing was charged."
+)
+ALERT_NOT_POSTED = (
+    "I couldn't post your request in the alert channel (the bot may not be in it, or may not be "
+    "allowed to post there), so no moderator has seen it. Ask one directly, or press Ask a moderator "
+    "again once the bot's operator has fixed the channel. Nothing was charged."
+)
+NO_ALERT_HERE = (
+    " No moderator can be asked from here: there is no alert channel for this server."
+    " Ask a moderator directly, or ask the bot's operator to set one up."
 )
 NOT_YOURS = "Only the person who asked for this image can ask a moderator about it."
 GONE = "That request was already sent to the moderators, answered, or it has expired. Nothing was charged."
@@ -73,6 +89,15 @@ class PendingApproval:
         )
 
 
+def without_offer(refused: Refused) -> Refused:
+    """A budget refusal shown where [Ask a moderator] cannot work (no alert channel for the
+    requester's server): no button, and the words say so instead of offering it."""
+    if refused.ask_token is None:
+        return refused
+    detail = refused.detail.removesuffix(OFFER_LINE)
+    return dataclasses.replace(refused, detail=detail + NO_ALERT_HERE, ask_token=None)
+
+
 class ApprovalDesk:
     def __init__(self, store: Store, policies: PolicyBook, clock: Callable[[], float]) -> None:
         self._store = store
@@ -92,7 +117,7 @@ class ApprovalDesk:
         await self._store.offer_approval(
             token,
             (req.team, req.platform, req.channel, req.user),
-            request_json(kept),
+            {**request_json(kept), **_standing_json(req)},
             estimate_micros,
             budget_state.removesuffix(" Nothing was charged."),
             ANSWER_WITHIN,
@@ -111,6 +136,12 @@ class ApprovalDesk:
             return Refused(RefusalReason.NOT_FOUND, GONE)
         return _pending(asked)
 
+    async def not_posted(self, token: str) -> str:
+        """The alert for `token` could not be posted: back to offered, so the button works again;
+        what the requester is told."""
+        await self._store.unask_approval(token)
+        return ALERT_NOT_POSTED
+
     async def approved_request(self, token: str, caller: Caller) -> ImagineRequest | EditRequest | Refused:
         """The request an [Approve] submits: past its budgets, claimed with its job (once)."""
         row = await self._store.approval(token)
@@ -118,8 +149,14 @@ class ApprovalDesk:
             return Refused(RefusalReason.NOT_FOUND, ANSWERED)
         if not is_moderator(self._policies, caller):
             return Refused(RefusalReason.NOT_MODERATOR, MODERATORS_ONLY)
+        kept = dict(row["request"])
+        roles, platform_admin = _standing(kept.pop(STANDING, None))
         return dataclasses.replace(
-            request_from_json(row["request"]),
+            request_from_json(kept),
+            # The requester's roles as their platform reported them when refused (None, as a Slack
+            # request's: looked up afresh), never the moderator's, nor "can't be read".
+            roles=roles,
+            platform_admin=platform_admin,
             confirmed=True,
             announced=True,
             # Every press of every moderator is the same job: a second one gets the first back.
@@ -145,6 +182,26 @@ class ApprovalDesk:
         if expired:
             log.info("approvals: %d requests lapsed unanswered", len(expired))
         return len(expired)
+
+
+# The key of the approval's request under which the requester's standing is kept: the roles
+# their platform reported with the refused request (they came from the platform, not from text).
+STANDING = "asker_standing"
+
+
+def _standing_json(req: ImagineRequest | EditRequest) -> dict[str, Any]:
+    roles = None if req.roles is None else [{"id": r.id, "name": r.name} for r in req.roles]
+    return {STANDING: {"roles": roles, "platform_admin": req.platform_admin}}
+
+
+def _standing(kept: dict[str, Any] | None) -> tuple[tuple[PlatformRole, ...] | None, bool]:
+    if not kept:
+        return None, False
+    roles = kept.get("roles")
+    return (
+        None if roles is None else tuple(PlatformRole(str(r["id"]), str(r["name"])) for r in roles),
+        bool(kept.get("platform_admin")),
+    )
 
 
 def _prompt(row: dict[str, Any]) -> str:

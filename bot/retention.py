@@ -56,6 +56,7 @@ class RetentionSettings(BaseModel):
             ("outbox", self.outbox_days),
             ("jobs", self.jobs_days),
             ("batches", self.jobs_days),
+            ("approvals", self.jobs_days),  # answered requests to moderators, as the jobs they ran
             ("confirmations", self.dedupe_days),
             ("sign_in_links", self.dedupe_days),
             ("rate_slots", self.dedupe_days),

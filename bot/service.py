@@ -429,6 +429,21 @@ class ImagineService(TeamCalls, OrgCalls):
 
         return await self._guarded(ask(caller))
 
+    async def same_organisation(self, platform: str, team: str, other: str) -> bool:
+        """Whether two teams of `platform` are one (the same, or linked into one organisation):
+        an alert channel of `other` may then carry asks from `team`. False when the store is down."""
+
+        async def same() -> bool:
+            return team == other or await self._orgs.key(platform, team) == await self._orgs.key(platform, other)
+
+        return await self._guarded(same()) is True
+
+    async def alert_not_posted(self, token: str) -> str:
+        """The adapter could not post an ask to the alert channel: the request goes back to
+        offered (its requester may press again); what the requester is told."""
+        said = await self._guarded(self._approvals.not_posted(token))
+        return said.detail if isinstance(said, Refused) else said
+
     async def approve(self, token: str, caller: Caller) -> tuple[Outcome, ImagineRequest | EditRequest | None]:
         """A moderator's [Approve]: the request runs once as an approved overage (Accepted, for
         the adapter to announce where it was asked, as for [Run]), with the request it ran.

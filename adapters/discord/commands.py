@@ -20,6 +20,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord import render
+from adapters.discord.approvals import AlertChannel
 from adapters.discord.budget_command import BudgetCommands
 from adapters.discord.components import EditModal, approval_view, confirm_view
 from adapters.discord.delivery import PLATFORM, TOKEN_LIFETIME
@@ -48,6 +49,7 @@ class Handlers:
 
     def __init__(self, service: ImagineService, alert_channel: int | None) -> None:
         self._service, self._alert_channel = service, alert_channel
+        self._alerts = AlertChannel(service, alert_channel)
         self._one_at_a_time = OneAtATime()
         self.client: ImagineClient  # set by the client that owns these handlers
 
@@ -201,6 +203,8 @@ class Handlers:
             instruction=message.content,
             announced=True,
             idempotency_key=f"discord:message:{message.id}",
+            # Where it was asked (the thread): an approval of it is posted there, as an edit.
+            delivery={"asked_in": str(message.channel.id)},
             **member_standing(message.author),
         )
         try:
@@ -222,8 +226,12 @@ class Handlers:
             await message.reply(
                 render.confirmation(outcome), view=await self._confirm_view(outcome), mention_author=False
             )
-        else:
-            await message.reply(outcome.detail, mention_author=False)
+        else:  # a refusal; a budget one with [Ask a moderator] where a moderator can be asked
+            text, view = await self._alerts.refusal(self.client, guild, outcome)
+            if view is None:
+                await message.reply(render.clip(text), mention_author=False)
+            else:
+                await message.reply(render.clip(text), view=view, mention_author=False)
 
     def _addresses_the_bot(self, message: discord.Message) -> bool:
         """A reply to the bot's message, or a message in a thread the bot started: what may be an
@@ -307,9 +315,10 @@ class Handlers:
             await interaction.followup.send(render.clip(said), ephemeral=True)
             return
         prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
-        channel = self.client.channel(int(request.channel))
+        channel = await self._asked_in(request)
         status = functools.partial(
-            channel.send, render.status_message(prompt, request.user, render.queued(outcome), edit=False)
+            channel.send,
+            render.status_message(prompt, request.user, render.queued(outcome), edit=isinstance(request, EditRequest)),
         )
         if not await self._announce(outcome, status, channel, None, prompt):
             await interaction.followup.send(SORRY, ephemeral=True)
@@ -318,19 +327,37 @@ class Handlers:
         await interaction.followup.send("Approved: it runs now, as an approved overage.", ephemeral=True)
 
     async def _ask_moderator(self, interaction: discord.Interaction, token: str, caller: Caller) -> None:
-        if self._alert_channel is None:
+        alerts = await self._alerts.for_team(self.client, caller.team)  # never another server's channel
+        if alerts is None:
             await interaction.followup.send(NO_ALERT_CHANNEL, ephemeral=True)
             return
         pending = await self._service.ask_moderator(token, caller)
         if isinstance(pending, Refused):
             await interaction.followup.send(render.clip(pending.detail), ephemeral=True)
             return
-        await self.client.channel(self._alert_channel).send(
-            render.clip(pending.text()),
-            view=approval_view(token, ("approve", "deny")),
-            allowed_mentions=discord.AllowedMentions.none(),  # the alert names people, pings nobody
-        )
+        try:
+            await alerts.send(
+                render.clip(pending.text()),
+                view=approval_view(token, ("approve", "deny")),
+                allowed_mentions=discord.AllowedMentions.none(),  # the alert names people, pings nobody
+            )
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:  # nobody would see it
+            log.warning("discord: could not post an ask to the alert channel %s: %r", self._alert_channel, exc)
+            await interaction.followup.send(await self._service.alert_not_posted(token), ephemeral=True)
+            return
         await interaction.followup.send(ASKED, ephemeral=True)
+
+    async def _asked_in(self, request: ImagineRequest | EditRequest) -> Any:
+        """Where an approved request is posted: where it was asked (an image's thread, for an
+        edit there), else its channel."""
+        channel_id = int(request.delivery.get("asked_in") or request.channel)
+        channel = self.client.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.client.fetch_channel(channel_id)
+            except (discord.HTTPException, aiohttp.ClientError, TimeoutError):
+                return self.client.channel(channel_id)
+        return channel
 
     @staticmethod
     async def _answered_in_alert(interaction: discord.Interaction, text: str) -> None:
@@ -345,10 +372,12 @@ class Handlers:
     ) -> None:
         """Turn the deferred reply into a status message, or into a private note."""
         if isinstance(outcome, Refused) and outcome.ask_token is not None:
+            text, view = await self._alerts.refusal(self.client, str(interaction.guild_id), outcome)
+            if view is None:  # no alert channel for this server: the words say so
+                await self._refuse(interaction, text)
+                return
             await interaction.delete_original_response()  # a budget refusal, with [Ask a moderator]
-            await interaction.followup.send(
-                render.clip(outcome.detail), view=approval_view(outcome.ask_token, ("ask",)), ephemeral=True
-            )
+            await interaction.followup.send(render.clip(text), view=view, ephemeral=True)
         elif isinstance(outcome, Refused):
             await self._refuse(interaction, outcome.detail)
         elif isinstance(outcome, NeedsConfirmation):
@@ -391,10 +420,13 @@ class Handlers:
             if status is not None:  # not "Queued" for a job that will never run
                 await _quietly(status.edit(content=render.failed(NOT_STARTED)))
             return False
-        if self._alert_channel:
+        guild = getattr(channel, "guild", None)
+        # Only in an alert channel of this server (or its organisation): never another's.
+        alerts = await self._alerts.for_team(self.client, str(guild.id)) if accepted.alerts and guild else None
+        if alerts is not None:
             for alert in accepted.alerts:
                 try:
-                    await self.client.channel(self._alert_channel).send(f"💰 {alert}")
+                    await alerts.send(f"💰 {alert}")
                 except discord.HTTPException:  # the job is accepted; a lost alert must not say otherwise
                     log.exception("discord: could not post a budget alert")
         return True
@@ -495,7 +527,12 @@ def _press_key(interaction: discord.Interaction, button: str) -> str:
 
 def _asked_by(interaction: discord.Interaction) -> dict[str, Any]:
     """Who asked, where, and the key that makes a replayed interaction the same request."""
-    where = {"team": str(interaction.guild_id), "channel": _budget_channel(interaction.channel)}
+    where = {
+        "team": str(interaction.guild_id),
+        "channel": _budget_channel(interaction.channel),
+        # Where it was asked (a thread, perhaps): an approval of it is posted there.
+        "delivery": {"asked_in": str(interaction.channel_id)},
+    }
     who = {"user": str(interaction.user.id), "platform": PLATFORM, **_standing(interaction)}
     return {**where, **who, "announced": True, "idempotency_key": f"discord:interaction:{interaction.id}"}
 

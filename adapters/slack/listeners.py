@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 import aiohttp
 from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.after_ack import AfterAck
@@ -338,7 +339,8 @@ class Listeners:
             # In place of the question: its buttons can do nothing more.
             # (Without a request, the outcome is the refusal.)
             refused = cast(Refused, outcome)
-            await respond(text=refused.detail, response_type="ephemeral", replace_original=request is not None)
+            message = render.refusal(refused)  # a budget refusal keeps its [Ask a moderator]
+            await respond(response_type="ephemeral", replace_original=request is not None, **message)
             return
         prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
         await self._present(
@@ -361,7 +363,13 @@ class Listeners:
         if isinstance(pending, Refused):
             await respond(text=pending.detail, response_type="ephemeral", replace_original=False)
             return
-        await self.client.chat_postMessage(channel=self._alert_channel, **render.approval_request(pending))
+        try:
+            await self.client.chat_postMessage(channel=self._alert_channel, **render.approval_request(pending))
+        except SlackApiError as exc:  # not in the channel, archived...: nobody would see it
+            log.warning("slack: could not post an ask to the alert channel %s: %s", self._alert_channel, exc)
+            said = await self._service.alert_not_posted(pending.token)
+            await respond(text=said, response_type="ephemeral", replace_original=False)
+            return
         await respond(text=ASKED, response_type="ephemeral", replace_original=True)
 
     async def _on_approve(self, body: dict, action: dict, respond) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.store.approval_rows import drop_pictures
 from bot.store.outbox import OutboxOperations
 from bot.store.tx import Json, Row, Tx, reads, writes
 from bot.types import NewDelivery
@@ -59,11 +60,17 @@ class ApprovalOperations(OutboxOperations):
         return await tx.one("approval_ask", token=token, user=user, now=now, expires_at=now + ttl_seconds)
 
     @writes
+    async def unask_approval(self, tx: Tx, token: str) -> bool:
+        """Pending back to offered (its alert could not be posted); whether it was pending."""
+        return bool(await tx.run("approval_unask", token=token))
+
+    @writes
     async def deny_approval(self, tx: Tx, token: str, by: str, notice: Wording) -> Row | None:
         now = self._clock()
         row = await tx.one("approval_deny", token=token, by=by, now=now)
         if row is not None:
             await self._notice(tx, row, notice(row), now)
+            await drop_pictures(tx, row)
         return row
 
     @writes
@@ -72,6 +79,7 @@ class ApprovalOperations(OutboxOperations):
         rows = await tx.all("approvals_expire", now=now)
         for row in rows:
             await self._notice(tx, row, notice(row), now)
+            await drop_pictures(tx, row)
         await tx.run("approvals_drop_offers", now=now)
         return rows
 

@@ -25,6 +25,7 @@ from bot.money.admission import (
 )
 from bot.money.budgets import Budget, BudgetStatus, Period, Scope, next_reset, period_start
 from bot.money.quotas import QuotaLimits
+from bot.store.approval_rows import drop_pictures
 from bot.store.tx import Operations, Row, Tx, budget, reads, who, writes
 from bot.types import NewJob
 
@@ -38,21 +39,24 @@ class LedgerOperations(Operations):
         """Why `job` may not be admitted, or None; `costs=False` (a cache hit) checks the quotas alone.
         The caller holds the team's lock: no other admission for the team interleaves."""
         current = await _quota_counts(tx, job.team, job.user, admission.quotas, now)
-        statuses = (
-            await self._statuses(
+        statuses = []
+        if costs and admission.approved_by is None:
+            statuses = await self._statuses(
                 tx, job.team, job.channel, job.user, now, admission.default_team_budget, admission.extra_budgets
             )
-            if costs and admission.approved_by is None  # an approved overage passes its budgets
-            else []
-        )
+        elif costs:
+            # A moderator approves past the team's budgets, never past a person's role limit.
+            roles = [b for b in admission.extra_budgets if b.role is not None]
+            statuses = await self._statuses(tx, job.team, None, None, now, extra=roles, stored=False)
         denied = admission_denial(statuses, admission.estimate_micros, admission.quotas, current, now)
         if denied is None and admission.approval_token is not None:
             # Claimed last, in the job's own transaction: approved once, and only with its job.
-            claimed = await tx.run(
+            claimed = await tx.one(
                 "approval_approve", token=admission.approval_token, by=admission.approved_by, now=now
             )
-            if not claimed:
+            if claimed is None:
                 return Denied(APPROVAL_ANSWERED, 0, 0)
+            await drop_pictures(tx, claimed)
         return denied
 
     async def _hold(self, tx: Tx, job_id: int, job: NewJob, admission: Admission, now: float) -> None:
@@ -138,19 +142,27 @@ class LedgerOperations(Operations):
         if charge is not None and row is not None:
             await self._settle(tx, row, attempt, charge, now)
 
-    async def _billed_retry_fits(self, tx: Tx, row: Row, attempt: int, charge: Charge, now: float) -> bool:
-        """Settle a billed attempt about to be retried; whether the retry, with its hold, still fits
-        every budget. Checked under the team's lock, as admission is, so no submit slips in meanwhile."""
+    async def _billed_retry_fits(self, tx: Tx, row: Row, attempt: int, charge: Charge, now: float) -> str | None:
+        """Settle a billed attempt about to be retried; why the retry, with its hold, no longer fits
+        (None: it fits). Checked under the team's lock, as admission is, so no submit slips in meanwhile."""
         await tx.lock(f"imagine-team:{row['team']}")
         await self._settle(tx, row, attempt, charge, now)
+        if row["request"].get("approved_by"):
+            # An approved overage was let past its budgets for what the moderator saw: the one
+            # estimate it holds. A retry may spend only what is left of it.
+            charged = await tx.value("job_charged", job_id=row["id"])
+            held = await tx.value("hold_amount", job_id=row["id"])
+            if charged + held <= held:  # what is settled, plus the retry's hold, within the approval
+                return None
+            return "a billed attempt used up what the moderator approved, so it was not retried"
         # The default team budget it was admitted under still caps it.
         hold = await tx.one("hold_default_budget", job_id=row["id"])
         default = (
             held_default_budget(row["team"], hold["default_limit_micros"], hold["default_period"]) if hold else None
         )
-        if row["request"].get("approved_by"):  # an approved overage was let past its budgets
-            return True
-        return not over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default))
+        if over_budget(await self._statuses(tx, row["team"], row["channel"], row["user"], now, default)):
+            return "a billed attempt used up the budget, so it was not retried"
+        return None
 
     async def _statuses(
         self,
@@ -161,10 +173,14 @@ class LedgerOperations(Operations):
         now: float,
         default: Budget | None = None,
         extra: Sequence[Budget] = (),
+        *,
+        stored: bool = True,
     ) -> list[BudgetStatus]:
-        rows = await tx.all("applicable_budgets", team=team, channel=channel, user=user)
+        """The status of each budget binding a request: the stored rows and the team default
+        (unless `stored` is False), and `extra`."""
+        rows = await tx.all("applicable_budgets", team=team, channel=channel, user=user) if stored else []
         statuses = []
-        for each in [*with_default_team_budget([budget(r) for r in rows], default), *extra]:
+        for each in [*(with_default_team_budget([budget(r) for r in rows], default) if stored else []), *extra]:
             usage = await tx.one(
                 "budget_usage",
                 team=team,

@@ -497,6 +497,9 @@ class Approvals(Protocol):
     async def ask_approval(self, token: str, user: str, ttl_seconds: float) -> dict[str, Any] | None:
         """offered -> pending, for its requester only, once; the row, or None."""
 
+    async def unask_approval(self, token: str) -> bool:
+        """pending -> offered (its alert could not be posted), once; whether it was pending."""
+
     async def deny_approval(
         self, token: str, by: str, notice: Callable[[dict[str, Any]], str]
     ) -> dict[str, Any] | None:

@@ -293,11 +293,11 @@ class QueueOperations(
         state = after_failure(retryable, attempt - refund, row["max_attempts"], final_state)
         if state is JobState.QUEUED and billed is not None and billed.cost_micros:
             # This call was billed (settled now): the retry must still fit every budget, with its hold.
-            fits = await self._billed_retry_fits(tx, row, attempt, billed, now)
+            unfit = await self._billed_retry_fits(tx, row, attempt, billed, now)
             billed = None
-            if not fits:
+            if unfit is not None:
                 state, kind = JobState.FAILED, "budget_exhausted"
-                text = f"{text} (a billed attempt used up the budget, so it was not retried)"
+                text = f"{text} ({unfit})"
         await tx.run(
             "fail_job",
             state=state.value,

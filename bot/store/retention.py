@@ -80,6 +80,7 @@ PRUNERS: dict[str, Callable[[Tx, float, int, float], Awaitable[int]]] = {
     "rate_slots": _rate_slots,
     "idempotency_keys": _statement("prune_idempotency_keys"),
     "moderation_text": _statement("prune_moderation_text"),
+    "approvals": _statement("prune_approvals"),
 }
 PRUNE_KINDS = tuple(PRUNERS)
 

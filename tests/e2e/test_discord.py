@@ -380,8 +380,10 @@ async def test_over_the_budget_is_refused_and_past_the_alert_line_asks_first(wor
     await discord.slash("imagine", {"prompt": "a cathedral", "size": "4K"}, user_id=USER)
     await discord.wait_for(lambda: any("would go over the team budget of $0.16" in t for t in world.ephemeral_texts()))
     refusal = next(m for ms in discord.messages.values() for m in ms if "would go over" in m.content)
-    # No [Run], no [Use Flash]: only [Ask a moderator] (tests/e2e/test_discord_approvals.py).
-    assert refusal.ephemeral and [b.split(":")[1] for b in _buttons(refusal)] == ["ask"]
+    # No [Run], no [Use Flash]; and no [Ask a moderator] without an alert channel for this server
+    # (tests/e2e/test_discord_approvals.py).
+    assert refusal.ephemeral and _buttons(refusal) == []
+    assert "no alert channel for this server" in refusal.content
     await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
     await discord.wait_for(
         lambda: any(

@@ -122,12 +122,113 @@ async def test_a_request_unanswered_for_a_day_lapses_and_tells_the_requester(tig
     assert read_jobs(world.db) == {} and world.gemini.requests == []
 
 
-@pytest.mark.parametrize("more_env", [{}])
-async def test_without_an_alert_channel_the_requester_is_told_so(tight, world):
+@pytest.fixture
+def roomy(monkeypatch, tmp_path):
+    use_config(monkeypatch, tmp_path, "[policy]\nconfirm_above_usd = 10\n")
+
+
+async def test_an_edit_refused_in_a_thread_can_be_asked_for_and_is_approved_into_that_thread(roomy, world):
+    """A message in an image's thread refused on the budget carries [Ask a moderator]; once
+    approved the edit is posted in that thread, as an edit of its image, not in a new thread."""
+    discord = world.discord
+    await discord.slash("imagine", {"prompt": "a lighthouse", "model": "flash"}, user_id=USER)
+    await discord.wait_for(lambda: len(world.thread_images()) == 1, timeout=30)
+    [thread] = discord.threads
+    await discord.slash("imagine-budget set", {"usd": 0.01, "period": "month"}, user_id=MOD)
+    await discord.wait_for(lambda: ephemerals(discord, "$0.01"))
+    await discord.user_message("make it night", user_id=USER, channel_id=thread)
+    await discord.wait_for(lambda: any("would go over" in m.content for m in discord.posted(thread)))
+    [refusal] = [m for m in discord.posted(thread) if "would go over" in m.content]
+    assert "press Ask a moderator" in refusal.content
+    [ask] = buttons(refusal)
+    assert ask.startswith("imagine:ask:")
+    await discord.click(ask, refusal, user_id=USER)
+    await discord.wait_for(lambda: discord.posted(ALERTS))
+    [request] = discord.posted(ALERTS)
+    token = ask.removeprefix("imagine:ask:")
+    await discord.click(f"imagine:approve:{token}", request, user_id=MOD)
+    await discord.wait_for(lambda: len(world.thread_images()) == 2, timeout=30)
+    assert list(discord.threads) == [thread]  # no new thread: the edit is in the image's own
+    edited = world.thread_images()[1]
+    assert edited.channel_id == thread
+    assert buttons(edited) == [f"imagine:{a}:2" for a in ("reroll", "4k", "undo", "delete")]
+    # The thread now points at the approved edit: the next message edits that one.
+    await discord.slash("imagine-budget set", {"usd": 5, "period": "month"}, user_id=MOD)
+    await discord.wait_for(lambda: ephemerals(discord, "$5.00"))
+    await discord.user_message("add a moon", user_id=USER, channel_id=thread)
+    await discord.wait_for(lambda: len(world.thread_images()) == 3, timeout=30)
+    assert world.gemini.requests[2].input_images == [discord.attachment_bytes(edited.attachments[0])]
+
+
+async def test_when_the_alert_cannot_be_posted_the_requester_is_told_and_may_ask_again(tight, world):
     discord = world.discord
     await discord.slash("imagine", {"prompt": "a lighthouse"}, user_id=USER)
     await discord.wait_for(lambda: ephemerals(discord, "would go over"))
     [refusal] = ephemerals(discord, "would go over")
+    discord.fail_next("POST", rf"/channels/{ALERTS}/messages$", 403, {"code": 50013, "message": "Missing Permissions"})
     await discord.click(buttons(refusal)[0], refusal, user_id=USER)
-    await discord.wait_for(lambda: ephemerals(discord, "no alert channel"))
+    await discord.wait_for(lambda: ephemerals(discord, "couldn't post"))
+    [said] = ephemerals(discord, "couldn't post")
+    assert "alert channel" in said.content and "Nothing was charged" in said.content
     assert query(world.db, "SELECT state FROM approvals") == [("offered",)]
+    await discord.click(buttons(refusal)[0], refusal, user_id=USER)
+    await discord.wait_for(lambda: discord.posted(ALERTS) and ephemerals(discord, "Sent to the moderators"))
+    assert query(world.db, "SELECT state FROM approvals") == [("pending",)]
+
+
+OTHER_SERVER, OTHER_ALERTS = 5000, 888
+
+
+async def other_servers_alert_channel(discord: FakeDiscord) -> None:
+    await discord.add_guild(OTHER_SERVER)
+    discord.add_channel(OTHER_ALERTS, name="mods", guild_id=OTHER_SERVER)
+
+
+async def no_channel(discord: FakeDiscord) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("prepare", "more_env"),
+    [
+        (no_channel, {}),  # no alert channel at all
+        # One of a server this one is not linked to: its moderators are not this server's.
+        (other_servers_alert_channel, {"DISCORD_ALERT_CHANNEL": str(OTHER_ALERTS)}),
+    ],
+)
+async def test_without_an_alert_channel_for_this_server_the_refusal_has_no_button_and_says_so(tight, world):
+    discord = world.discord
+    await discord.slash("imagine", {"prompt": "a lighthouse"}, user_id=USER)
+    await discord.wait_for(lambda: ephemerals(discord, "would go over"))
+    [refusal] = ephemerals(discord, "would go over")
+    assert buttons(refusal) == [] and "press Ask a moderator" not in refusal.content
+    assert "no alert channel for this server" in refusal.content
+    assert discord.posted(OTHER_ALERTS) == []
+
+
+async def in_both_servers(discord: FakeDiscord) -> None:
+    discord.add_channel(ALERTS, name="mods")
+    await other_servers_alert_channel(discord)
+
+
+@pytest.mark.parametrize("prepare", [in_both_servers])
+@pytest.mark.parametrize(
+    ("more_env", "posted_in"), [({"DISCORD_ALERT_CHANNEL": str(a)}, a) for a in (ALERTS, OTHER_ALERTS)]
+)
+async def test_a_budget_alert_goes_only_to_an_alert_channel_of_the_server(roomy, world, posted_in):
+    """A budget passing its alert line is told in the alert channel of the server it is
+    about, never in another server's (whose members must not see this server's money)."""
+    discord = world.discord
+    await discord.slash("imagine-budget set", {"usd": 0.16}, user_id=MOD)
+    await discord.wait_for(lambda: ephemerals(discord, "$0.16 per month"))
+    await discord.slash("imagine", {"prompt": "a small chapel"}, user_id=USER)
+    await discord.wait_for(lambda: [m for m in ephemerals(discord, "alert line") if m.components])
+    [question] = [m for m in ephemerals(discord, "alert line") if m.components]
+    await discord.click(buttons(question)[0], question, user_id=USER)
+    await discord.wait_for(lambda: world.thread_images(), timeout=30)
+    if posted_in == ALERTS:
+        await discord.wait_for(lambda: discord.posted(ALERTS))
+        [alert] = discord.posted(ALERTS)
+        assert "passed its 80% alert line" in alert.content
+    else:  # an alert is posted as the job is announced: before its image, which is out now
+        assert discord.posted(OTHER_ALERTS) == [] and discord.posted(ALERTS) == []

@@ -168,7 +168,7 @@ class ChannelRoutes:
 
     async def _get_guild_channels(self, request, body, gid) -> list:
         self._check_guild(gid)
-        return [self._text_channel_json(c) for c in self.channels]
+        return [self._text_channel_json(c) for c, ch in self.channels.items() if ch["guild"] == self.guild_id]
 
     async def _get_member(self, request, body, gid, user_id) -> dict:
         self._check_guild(gid)

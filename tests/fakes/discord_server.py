@@ -118,7 +118,9 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self.events: list[tuple[str, dict]] = []  # every gateway dispatch (event, data)
         self.gateway_connections: list[dict[str, str]] = []  # the query of each websocket
         self.gateway_received: list[dict] = []  # every frame a client sent (heartbeats too)
-        self.channels: dict[int, dict] = {channel_id: {"name": "general", "position": 0, "topic": None}}
+        self.channels: dict[int, dict] = {
+            channel_id: {"name": "general", "position": 0, "topic": None, "guild": guild_id}
+        }
         # Every guild the bot is in: the main one, and bare extra ones (add_guild) that it may leave.
         self.guilds: dict[int, str] = {guild_id: "Imagine Test"}
         self.left_guilds: list[int] = []  # in the order the bot left them (DELETE /users/@me/guilds/{id})
@@ -184,9 +186,17 @@ class FakeDiscord(GuildState, Gateway, Interactions, RestPlumbing, ChannelRoutes
         self._roles[role_id] = (name, permissions, len(self._roles))
         return role_id
 
-    def add_channel(self, channel_id: int, *, name: str = "other", topic: str | None = None) -> None:
-        """Another text channel; add it before the client connects (GUILD_CREATE carries it)."""
-        self.channels[channel_id] = {"name": name, "position": len(self.channels), "topic": topic}
+    def add_channel(
+        self, channel_id: int, *, name: str = "other", topic: str | None = None, guild_id: int | None = None
+    ) -> None:
+        """Another text channel, of the main guild or of one add_guild() added (`guild_id`); add
+        it before the client connects (its guild's GUILD_CREATE carries it)."""
+        self.channels[channel_id] = {
+            "name": name,
+            "position": len(self.channels),
+            "topic": topic,
+            "guild": guild_id or self.guild_id,
+        }
 
     async def add_guild(self, guild_id: int, *, name: str = "Another server") -> None:
         """A bare guild (no channels, only the bot) the bot is in: added before the client

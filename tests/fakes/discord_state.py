@@ -115,7 +115,7 @@ class GuildState(Messages):
             "default_thread_rate_limit_per_user": 0,
         }
         if guild_id:  # REST answers carry it; channels inside GUILD_CREATE do not
-            out["guild_id"] = str(self.guild_id)
+            out["guild_id"] = str(ch["guild"])
         return out
 
     def _thread_json(self, t: Thread) -> dict:
@@ -216,7 +216,11 @@ class GuildState(Messages):
             "lazy": True,
             "voice_states": [],
             "members": [self._member_json(i) for i in ids],
-            "channels": [self._text_channel_json(c, guild_id=False) for c in self.channels],
+            "channels": [
+                self._text_channel_json(c, guild_id=False)
+                for c, ch in self.channels.items()
+                if ch["guild"] == self.guild_id
+            ],
             "threads": [self._thread_json(t) for t in self.threads.values() if not t.archived],
             "presences": [],
             "stage_instances": [],
@@ -229,7 +233,7 @@ class GuildState(Messages):
         }
 
     def _bare_guild_create_json(self, guild_id: int) -> dict:
-        """An extra guild: only @everyone (its id is the guild's), no channels, the bot alone."""
+        """An extra guild: only @everyone (its id is the guild's), the channels added to it, the bot alone."""
         everyone = {**self._role_json(self.guild_id), "id": str(guild_id)}
         bot = {**self._member_json(self.bot_user_id), "roles": []}
         return {
@@ -247,7 +251,9 @@ class GuildState(Messages):
             "lazy": True,
             "voice_states": [],
             "members": [bot],
-            "channels": [],
+            "channels": [
+                self._text_channel_json(c, guild_id=False) for c, ch in self.channels.items() if ch["guild"] == guild_id
+            ],
             "threads": [],
             "presences": [],
             "stage_instances": [],

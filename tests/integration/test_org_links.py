@@ -194,3 +194,15 @@ async def test_a_moderator_on_either_side_answers_an_ask_from_the_other(store):
     assert job is not None and (job.team, job.user, job.spec.approved_by) == ("T0123", "999", "U1")
     again, _ = await service.approve(refused.ask_token, DISCORD_MOD)  # a second moderator, same job
     assert isinstance(again, Accepted) and again.job_id == outcome.job_id
+
+
+async def test_an_alert_channel_serves_the_servers_of_its_organisation_and_no_other(store):
+    """Discord's alert channel may carry asks from its own server and the servers linked into one
+    organisation with it (adapters/discord/approvals.py), never from an unlinked server."""
+    service = ImagineService(store, load_catalog())
+    await service.link_teams("T0123", "4455")
+    await service.link_teams("T0123", "4466")
+    assert await service.same_organisation("discord", "4455", "4455")
+    assert await service.same_organisation("discord", "4455", "4466")
+    assert not await service.same_organisation("discord", "4455", "7777")
+    assert not await service.same_organisation("discord", "7777", "7788")

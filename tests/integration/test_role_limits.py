@@ -84,3 +84,22 @@ async def test_roles_are_never_taken_from_a_kept_question(store, clock):
     token = await service.hold_confirmation(question)
     outcome, _ = await service.confirm(token, Caller("T1", "U1", platform="discord", roles=(INTERNS,)))
     assert isinstance(outcome, Refused) and "Your role Interns allows flash" in outcome.detail
+
+
+async def test_an_approval_runs_with_the_roles_the_platform_reported_when_it_was_refused(store, clock):
+    """Discord sends roles with the interaction: the requester's, kept with the approval, bind
+    the approved run, never the strictest ones (the moderator's press carries only their own)."""
+    from bot.approvals import PendingApproval
+    from bot.money.budgets import Budget, Period, Scope
+
+    artists = PlatformRole("1002", "Artists")
+    roles = {"1001": {"models": ["flash"]}, "1002": {"models": ["pro", "flash"]}}
+    service = service_for(store, clock, roles, moderators=["U-mod"], approvals=True)
+    await store.set_budget(Budget("T1", Scope.TEAM, "", 1, Period.MONTH), "U-mod")  # used up by any image
+    refused = await service.submit(request(model="pro", roles=(artists,)))
+    assert isinstance(refused, Refused) and refused.reason is RefusalReason.BUDGET_EXHAUSTED and refused.ask_token
+    asked = await service.ask_moderator(refused.ask_token, Caller("T1", "U1", platform="discord", roles=(artists,)))
+    assert isinstance(asked, PendingApproval), asked
+    outcome, ran = await service.approve(refused.ask_token, Caller("T1", "U-mod", platform="discord", roles=()))
+    assert isinstance(outcome, Accepted), outcome
+    assert ran is not None and ran.roles == (artists,)

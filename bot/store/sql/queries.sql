@@ -284,6 +284,9 @@ SELECT default_limit_micros, default_period FROM holds WHERE job_id = :job_id
 -- name: release_hold
 DELETE FROM holds WHERE job_id = :job_id RETURNING amount_micros, price_version
 
+-- name: hold_amount
+SELECT amount_micros FROM holds WHERE job_id = :job_id
+
 -- name: job_charged
 SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger WHERE job_id = :job_id AND entry = 'settlement'
 
@@ -763,7 +766,7 @@ WHERE token = :token AND "user" = :user AND state = 'offered' AND expires_at > :
 -- The approval is claimed in the transaction that inserts its job (bot/store/ledger.py).
 -- name: approval_approve
 UPDATE approvals SET state = 'approved', answered_by = :by, answered_at = :now
-WHERE token = :token AND state = 'pending' AND expires_at > :now
+WHERE token = :token AND state = 'pending' AND expires_at > :now RETURNING token, request
 
 -- name: approval_deny
 UPDATE approvals SET state = 'denied', answered_by = :by, answered_at = :now
@@ -772,6 +775,19 @@ WHERE token = :token AND state = 'pending' AND expires_at > :now RETURNING *
 -- name: approvals_expire
 UPDATE approvals SET state = 'expired', answered_at = :now
 WHERE state = 'pending' AND expires_at <= :now RETURNING *
+
+-- The alert could not be posted: the request goes back to offered, to be asked again.
+-- name: approval_unask
+UPDATE approvals SET state = 'offered', asked_at = NULL WHERE token = :token AND state = 'pending'
+
+-- Once answered, the request's input pictures are not needed again (nothing runs it twice).
+-- name: approval_keep_request
+UPDATE approvals SET request = :request WHERE token = :token
+
+-- Answered requests go with the jobs' retention days (bot/retention.py).
+-- name: prune_approvals
+DELETE FROM approvals WHERE token IN (SELECT token FROM approvals
+    WHERE state IN ('approved', 'denied', 'expired') AND answered_at < :before ORDER BY answered_at LIMIT :limit)
 
 -- An offer nobody took up is dropped when it expires: it was never asked, so nobody waits for it.
 -- name: approvals_drop_offers

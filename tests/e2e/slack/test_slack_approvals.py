@@ -151,3 +151,19 @@ async def test_without_an_alert_channel_the_requester_is_told_so(world):
     await slack.wait_for(lambda: len(slack.responses) > before)
     assert "no alert channel" in slack.responses[before]["text"]
     assert query(world.db, "SELECT state FROM approvals") == [("offered",)]
+
+
+@pytest.mark.parametrize("world", [TIGHT], indirect=True)
+async def test_when_the_alert_cannot_be_posted_the_requester_is_told_and_may_ask_again(world):
+    slack = world.slack
+    token = await refused_with_ask(world)
+    slack.fail_next("chat.postMessage", "not_in_channel")  # the bot was removed from the alert channel
+    before = len(slack.responses)
+    await world.click("imagine_ask_moderator", token, "U1", "1700000000.000900", response_url=slack.response_url())
+    await slack.wait_for(lambda: len(slack.responses) > before)
+    said = slack.responses[before]["text"]
+    assert "couldn't post" in said and "alert channel" in said and "Nothing was charged" in said, said
+    assert query(world.db, "SELECT state FROM approvals") == [("offered",)]
+    # Once the channel is fixed, the same button works.
+    await asked_moderators(world, token)
+    assert query(world.db, "SELECT state FROM approvals") == [("pending",)]

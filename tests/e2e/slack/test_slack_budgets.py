@@ -74,6 +74,9 @@ async def test_run_answers_with_the_refusal_when_the_budget_no_longer_fits(world
     assert [r for r in slack.responses[2:]] == [
         {**slack.responses[2], "response_type": "ephemeral", "replace_original": True}
     ], world.answers()
+    # It says a moderator can let it through: the button to ask one is there.
+    assert "press Ask a moderator" in slack.responses[2]["text"]
+    assert [b["action_id"] for b in slack.responses[2]["blocks"][-1]["elements"]] == ["imagine_ask_moderator"]
     assert read_jobs(world.db) == {} and world.statuses() == []
 
 

@@ -114,3 +114,87 @@ async def test_unanswered_requests_lapse_after_a_day_and_untaken_offers_go(store
     assert await store.submit(overage_job("asked"), [], approved_admission("asked")) == Denied(APPROVAL_ANSWERED, 0, 0)
     [(notice, _)] = await store.claim_for_dispatch(["slack"], 10, 60, delivered=[])
     assert notice.payload["text"] == "expired for U1"
+
+
+def role_day(limit: int):
+    from bot.money.budgets import Budget, Period, Scope
+
+    return Budget(
+        team="T1",
+        scope=Scope.USER,
+        scope_id="U1",
+        limit_micros=limit,
+        period=Period.DAY,
+        soft_threshold=1.0,
+        role="Artists",
+    )
+
+
+async def test_an_approval_passes_the_team_budget_but_never_a_role_limit(store):
+    """A moderator approves past the team's budgets, not past a person's per-role daily dollars."""
+    await store.set_budget(replace(team_budget(), limit_micros=1), "M1")  # used up by any image
+    await offered(store)
+    await store.ask_approval("tok", "U1", DAY)
+    over_role = replace(approved_admission("tok"), extra_budgets=(role_day(100_000),))  # 134,000 > 100,000
+    denied = await store.submit(overage_job("tok"), [], over_role)
+    assert isinstance(denied, Denied) and denied.budget is not None and denied.budget.role == "Artists"
+    assert (await store.approval("tok"))["state"] == "pending"  # not claimed: it may be approved later
+    within_role = replace(approved_admission("tok"), extra_budgets=(role_day(200_000),))
+    assert isinstance(await store.submit(overage_job("tok"), [], within_role), Submitted)
+
+
+async def test_a_billed_retry_of_an_approved_overage_is_not_charged_past_what_was_approved(store):
+    from bot.money.admission import Charge
+    from bot.store.ports import final_delivery_key
+    from bot.types import JobState, NewDelivery
+
+    await offered(store)
+    await store.ask_approval("tok", "U1", DAY)
+    submitted = await store.submit(replace(overage_job("tok"), max_attempts=3), [], approved_admission("tok"))
+    job = await store.lease("w", 60)
+    state = await store.fail(
+        job.id,
+        job.worker_id,
+        job.attempt,
+        error_class="x",
+        detail="x",
+        retryable=True,
+        final_state=JobState.FAILED,
+        retry_at=None,
+        delivery=NewDelivery(final_delivery_key(job.id), "failure", {}),
+        charge=Charge(60_000, None, "failed"),
+    )
+    assert state is JobState.FAILED
+    finished = await store.get_job(submitted.job_id)
+    assert finished.error_class == "budget_exhausted" and "approved" in finished.error_detail
+    assert [(r["entry"], r["cost_micros"]) for r in await store.ledger(team="T1")] == [
+        ("reservation", 134_000),
+        ("settlement", 60_000),
+        ("release", 134_000 - 60_000),
+    ]
+
+
+async def test_a_failed_alert_post_sets_the_request_back_so_it_can_be_asked_again(store):
+    await offered(store)
+    await store.ask_approval("tok", "U1", DAY)
+    assert await store.unask_approval("tok") is True
+    assert (await store.approval("tok"))["state"] == "offered"
+    assert await store.unask_approval("tok") is False  # only a pending request goes back
+    assert await store.ask_approval("tok", "U1", DAY) is not None
+
+
+async def test_an_answered_request_drops_its_pictures_and_is_pruned_after_the_retention_days(store, clock):
+    with_pictures = {**REQUEST, "images": [{"mime": "image/png", "data": "aGVsbG8="}]}
+    for token in ("approved", "denied", "waiting"):
+        await store.offer_approval(token, ASKED, with_pictures, 134_000, "used up", DAY)
+        await store.ask_approval(token, "U1", DAY)
+    await store.submit(overage_job("approved"), [], approved_admission("approved"))
+    await store.deny_approval("denied", "M1", said)
+    for token in ("approved", "denied"):
+        assert (await store.approval(token))["request"]["images"] == []
+    assert (await store.approval("waiting"))["request"]["images"] == with_pictures["images"]
+    clock.advance(3600)
+    assert await store.prune("approvals", clock() - 7200, 100) == 0  # answered an hour ago: kept
+    assert await store.prune("approvals", clock(), 100) == 2
+    assert await store.approval("approved") is None and await store.approval("denied") is None
+    assert (await store.approval("waiting"))["state"] == "pending"  # still waiting: never pruned
