@@ -167,6 +167,15 @@ async def test_input_images_are_kept_with_the_job(store):
     assert (stored.data, stored.width, stored.height, stored.role) == (data, 4, 6, "input")
 
 
+async def test_a_leased_job_says_whether_it_has_input_images_so_the_worker_reads_them_only_then(store):
+    image = CheckedImage(data=png_bytes(4, 6), mime="image/png", width=4, height=6, sha256="ab" * 32)
+    with_one = await store.submit(new_job("A", prompt="edit this"), [image])
+    without = await store.submit(new_job("B", prompt="a fox"), [])
+    leased = {job.id: job for job in await store.lease_many([("w1", True), ("w2", True)], 60)}
+    assert leased[with_one.job_id].has_inputs
+    assert not leased[without.job_id].has_inputs
+
+
 async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_their_requesters(store):
     await store.set_budget(team_budget(), "mod")
     in_batch = await store.submit(relaxed_job("sent"), [], ADMISSION)
