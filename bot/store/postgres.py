@@ -108,9 +108,8 @@ class PostgresConnector:
             name="imagine-store",
             kwargs={"row_factory": dict_row},
             configure=self._use_schema if self._schema else None,
-            # A connection broken by a server restart is replaced before use
-            # instead of failing one request each.
-            check=AsyncConnectionPool.check_connection,
+            # No check on checkout: it costs a round trip per transaction. A connection found
+            # broken in use (a server restart) is dropped and its transaction run again (transact).
         )
         try:
             with _unavailable_on_connection_errors():
@@ -162,20 +161,39 @@ class PostgresConnector:
         """`op` on a pooled connection in one transaction: committed at the end, rolled back on error."""
         if self._pool is None:
             raise StoreUnavailable("store is closed" if self._closed else "store is not open")
-        with _unavailable_on_connection_errors():
-            async with self._pool.connection() as conn:
-                tx = PgTx(conn)
-                result = await op(tx)
-        if tx.channels:
-            self._announcer.post(tx.channels)
-        return result
+        # Every idle connection may have died together (a server restart): one more try than
+        # the pool has connections reaches a new one.
+        for tries_left in range(self._max_size, -1, -1):
+            conn, committing = None, False
+            with _unavailable_on_connection_errors():
+                try:
+                    async with self._pool.connection() as conn:
+                        # A read runs each statement on its own, as READ COMMITTED reads anyway:
+                        # no BEGIN and COMMIT round trips.
+                        if conn.autocommit == write:
+                            await conn.set_autocommit(not write)
+                        tx = PgTx(conn)
+                        result = await op(tx)
+                        committing = True
+                except psycopg.OperationalError:
+                    # Broken before COMMIT was sent: the server rolled it all back, so it is
+                    # safe to run again. A connection lost during COMMIT is not (did it commit?).
+                    if conn is not None and conn.broken and not committing and tries_left:
+                        continue
+                    raise
+            if tx.channels:
+                self._announcer.post(tx.channels)
+            return result
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _notify(self, channels: set[str]) -> None:
         if self._pool is None:
             return
+        # One round trip: every channel due, in one statement outside any transaction.
         async with self._pool.connection() as conn:
-            for channel in sorted(channels):
-                await conn.execute(QUERIES["notify"], {"channel": channel})
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+            await conn.execute(QUERIES["notify"], {"channels": sorted(channels)})
 
     async def wait(self, channel: str, timeout: float) -> None:
         await self._listener.wait(channel, timeout)

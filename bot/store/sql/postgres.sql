@@ -46,7 +46,7 @@ SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))
 
 -- Delivered when the transaction commits, and not at all if it rolls back.
 -- name: notify
-SELECT pg_notify(:channel, '')
+SELECT pg_notify(channel, '') FROM unnest(CAST(:channels AS TEXT[])) AS channel
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS imagine_migrations (
