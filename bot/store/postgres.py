@@ -21,11 +21,12 @@ what differs is here and in bot/store/sql/postgres.sql:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -34,11 +35,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from bot.money.admission import Charge
+from bot.store.ledger import over_hold
 from bot.store.manager import StoreManager
 from bot.store.migrate import POSTGRES, migrate
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
+from bot.types import CheckedImage, NewDelivery
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -186,6 +190,20 @@ class PostgresConnector:
             return result
         raise AssertionError("unreachable: the last try returns or raises")
 
+    async def statement(self, query: str, params: dict[str, Any]) -> Row | None:
+        """One statement as its own transaction (no BEGIN, no COMMIT): one round trip. Not run
+        again on a broken connection: it may have committed."""
+        if self._pool is None:
+            raise StoreUnavailable("store is closed" if self._closed else "store is not open")
+        with _unavailable_on_connection_errors():
+            async with self._pool.connection() as conn:
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                return await PgTx(conn).one(query, **params)
+
+    def announce(self, channels: set[str]) -> None:
+        self._announcer.post(channels)
+
     async def _notify(self, channels: set[str]) -> None:
         if self._pool is None:
             return
@@ -216,11 +234,55 @@ class PostgresStore(StoreManager):
         """`schema` isolates the store in its own schema (created if missing);
         `timeout` is how long a call waits for a connection before the store
         reports itself unavailable."""
-        super().__init__(
-            PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema, timeout=timeout), clock
-        )
+        self._pg = PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema, timeout=timeout)
+        super().__init__(self._pg, clock)
         self.url = url
         self._schema = schema
+
+    async def complete(
+        self,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        image: CheckedImage,
+        result: dict[str, Any],
+        delivery: NewDelivery,
+        charge: Charge | None,
+    ) -> int | None:
+        """QueueOperations.complete in one round trip (the statement complete_job, which
+        does the same writes): the worker's hot path, a dozen round trips otherwise."""
+        usage = charge.usage if charge is not None else None
+        row = await self._pg.statement(
+            "complete_job",
+            {
+                "id": job_id,
+                "worker": worker_id,
+                "attempt": attempt,
+                "now": self._clock(),
+                # Bytes addressed by their own digest, never the caller's (as _insert_image).
+                "sha256": hashlib.sha256(image.data).hexdigest(),
+                "data": image.data,
+                "mime": image.mime,
+                "width": image.width,
+                "height": image.height,
+                "size_bytes": len(image.data),
+                "result": Json(result),
+                "key": delivery.key,
+                "kind": delivery.kind,
+                "payload": Json(delivery.payload),
+                "cost_micros": charge.cost_micros if charge is not None else None,
+                "status": charge.status if charge is not None else None,
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "image_tokens": usage.image_tokens if usage else None,
+            },
+        )
+        assert row is not None  # the statement always answers one row
+        if row["queued"]:
+            self._pg.announce({OUTBOX})
+        if row["held_micros"] is not None and row["charged_micros"] > row["held_micros"]:
+            over_hold(job_id, row["charged_micros"], row["held_micros"])
+        return cast(int | None, row["image_id"])
 
 
 class _Announcer:

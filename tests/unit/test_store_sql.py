@@ -22,7 +22,7 @@ def test_every_fragment_is_filled_in(dialect):
 
 
 def test_both_dialects_have_the_same_statements_but_postgresql_s_lock_and_notify():
-    assert set(queries("postgres")) - set(queries("sqlite")) == {"advisory_lock", "notify"}
+    assert set(queries("postgres")) - set(queries("sqlite")) == {"advisory_lock", "notify", "complete_job"}
 
 
 def test_postgres_placeholders_are_psycopg_ones_and_casts_are_left_alone():
