@@ -239,6 +239,14 @@ class PostgresStore(StoreManager):
         self.url = url
         self._schema = schema
 
+    async def _take(self, tx: Tx, chosen: dict[int, str], until: float, now: float) -> list[Row]:
+        # One round trip where QueueOperations._take makes three.
+        workers = Json({str(job_id): worker for job_id, worker in chosen.items()})
+        rows = await tx.all("lease_take_all", workers=workers, until=until, now=now, ids=list(chosen))
+        if rows and rows[0]["started"]:
+            await tx.notify(OUTBOX)
+        return rows
+
     async def complete(
         self,
         job_id: int,

@@ -156,3 +156,24 @@ WITH taken AS (
 )
 SELECT (SELECT id FROM image) AS image_id, (SELECT amount_micros FROM hold) AS held_micros,
     (SELECT micros FROM charged) AS charged_micros, EXISTS (SELECT 1 FROM delivery) AS queued
+
+-- lease_take, insert_started and advance_served_round in one statement (QueueOperations._take):
+-- the jobs leased, each one's "started" delivery (from the leased row: its new attempt), and the
+-- served round moved on to the last round taken. `started` counts the deliveries queued.
+-- name: lease_take_all
+WITH taken AS (
+    UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = {json_key:workers.id},
+        lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
+    WHERE id {in:ids} RETURNING *, {held_micros},
+        EXISTS (SELECT 1 FROM images i WHERE i.job_id = jobs.id AND i.role = 'input') AS has_inputs
+), started AS (
+    INSERT INTO outbox (key, job_id, platform, kind, payload, available_at, created_at)
+    SELECT 'job:' || id || ':' || 'started' || ':' || attempt, id, platform, 'started',
+        {json_pair:attempt.attempt}, :now, :now
+    FROM taken ORDER BY id
+    ON CONFLICT DO NOTHING RETURNING 1
+), served AS (
+    UPDATE queue_meta SET value = (SELECT MAX(round) FROM taken)
+    WHERE key = 'served_round' AND value < (SELECT MAX(round) FROM taken)
+)
+SELECT taken.*, (SELECT COUNT(*) FROM started) AS started FROM taken
