@@ -44,6 +44,9 @@ from bot.types import (
     Submitted,
 )
 
+# How often (seconds of the store's clock) leases look for lapsed leases and unannounced jobs.
+SWEEP_EVERY = 1.0
+
 
 class QueueOperations(
     LookupOperations, LedgerOperations, OutboxOperations, ChatOperations, DashboardOperations, SavingsOperations
@@ -137,8 +140,13 @@ class QueueOperations(
         self, tx: Tx, takers: list[tuple[str, bool]], lease_seconds: float, *, only_job_id: int | None = None
     ) -> list[Job]:
         now = self._clock()
-        await self._reclaim_expired(tx, now)
-        await self._cancel_unannounced(tx, now)
+        last = getattr(self, "_last_sweep", None)
+        if last is None or not now - SWEEP_EVERY < last <= now:
+            # At most once a second per store: two statements that find nothing on almost every
+            # lease of a busy worker. A lapsed lease or an unannounced job waits a second more.
+            self._last_sweep = now
+            await self._reclaim_expired(tx, now)
+            await self._cancel_unannounced(tx, now)
         chosen = await _choose(tx, takers, now, only_job_id)
         if not chosen:
             return []

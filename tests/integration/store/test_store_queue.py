@@ -37,6 +37,16 @@ async def test_submit_then_lease_returns_the_job_running_with_attempt_one(store)
     assert await store.position(job.id) is None  # no longer queued
 
 
+async def test_leases_look_for_lapsed_leases_once_a_second_so_a_lapsed_job_waits_at_most_a_second_more(store, clock):
+    await store.submit(new_job(), [])
+    first = await store.lease("w1", 0.5)
+    clock.advance(0.6)  # lapsed, but the last look was 0.6 s ago
+    assert await store.lease("w2", 30) is None
+    clock.advance(0.5)
+    second = await store.lease("w2", 30)
+    assert second.id == first.id and second.attempt == 2 and second.worker_id == "w2"
+
+
 async def test_idempotency_key_never_creates_a_second_job(store):
     first = await store.submit(new_job(key="slack:Ev123"), [])
     again = await store.submit(new_job(key="slack:Ev123"), [])
