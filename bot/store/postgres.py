@@ -293,15 +293,23 @@ class PostgresStore(StoreManager):
         return cast(int | None, row["image_id"])
 
 
-class _Announcer:
-    """Sends each store's NOTIFYs after their transactions commit, coalesced: one at a time,
-    and the channels asked for meanwhile all go in the next. A notification is only a hint
-    (waiters poll anyway), so one lost to an error or a crash costs a poll interval, no more."""
+# How long a NOTIFY waits for others to go with it: a wake-up this much later, at most.
+NOTIFY_WINDOW = 0.01
 
-    def __init__(self, send: Callable[[set[str]], Awaitable[None]]):
+
+class _Announcer:
+    """Sends each store's NOTIFYs after their transactions commit, coalesced: what is posted
+    within `window` seconds of the first goes in one NOTIFY (a busy worker commits hundreds of
+    times a second, and each NOTIFY is a round trip and a commit that the server serialises),
+    one at a time, and the channels asked for meanwhile all go in the next. A notification is
+    only a hint (waiters poll anyway), so one lost to an error or a crash costs a poll interval."""
+
+    def __init__(self, send: Callable[[set[str]], Awaitable[None]], *, window: float = NOTIFY_WINDOW):
         self._send = send
+        self._window = window
         self._due: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def post(self, channels: set[str]) -> None:
         self._due |= channels
@@ -309,6 +317,8 @@ class _Announcer:
             self._task = asyncio.create_task(self._drain(), name="imagine-store-notify")
 
     async def _drain(self) -> None:
+        with suppress(TimeoutError):  # the window, cut short by close()
+            await asyncio.wait_for(self._closing.wait(), self._window)
         while self._due:
             channels, self._due = self._due, set()
             try:
@@ -318,6 +328,7 @@ class _Announcer:
 
     async def close(self) -> None:
         """Send what is due (briefly), so a store closed right after a submit still wakes others."""
+        self._closing.set()
         if self._task is not None:
             with suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._task), 5)
