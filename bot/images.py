@@ -14,7 +14,6 @@ import zlib
 
 from PIL import Image, UnidentifiedImageError
 
-from bot.png_chunks import plain_png_size
 from bot.types import CheckedImage, InvalidRequest
 
 # What the Gemini image models accept as input.
@@ -36,12 +35,6 @@ def check(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES) -> CheckedImage:
         raise InvalidRequest(
             f"The attached image is {len(data) / 1_048_576:.1f} MB; the limit is {max_bytes / 1_048_576:.0f} MB."
         )
-    plain = plain_png_size(data)  # a model's PNG, whole: what verify() below would establish
-    if plain is not None:
-        width, height = plain
-        if width * height > MAX_PIXELS:
-            raise InvalidRequest(f"The attached image is too large ({width}x{height} pixels).")
-        return CheckedImage(data, "image/png", width, height, hashlib.sha256(data).hexdigest())
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, (width, height) = img.format, img.size
