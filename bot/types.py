@@ -275,6 +275,9 @@ class Job:
     held_micros: int = 0
     # Identical requests share it (None for a reroll, which wants a new image).
     cache_key: str | None = None
+    # Whether the job has images of its own (attachments) to read before its call. A lease
+    # says; True wherever unknown, so they are read.
+    has_inputs: bool = True
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,8 @@ class Worker:
 
     async def inputs(self, job: Job) -> list[InputImage]:
         """The image being edited (if any) first, then the user's attachments."""
-        stored = await self._store.job_inputs(job.id)
+        # A job without attachments skips the read: a transaction fewer per job.
+        stored = await self._store.job_inputs(job.id) if job.has_inputs else []
         if job.spec.parent_image_id is not None:
             parent = await self._store.get_image(job.spec.parent_image_id)
             if parent is None:

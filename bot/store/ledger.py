@@ -119,9 +119,7 @@ class LedgerOperations(Operations):
             return
         charged = await tx.value("job_charged", job_id=row["id"])
         if charged > hold["amount_micros"]:
-            log.warning(
-                "job %d cost %d micro-USD, more than the %d held for it", row["id"], charged, hold["amount_micros"]
-            )
+            over_hold(row["id"], charged, hold["amount_micros"])
         await _ledger_row(
             tx,
             row["id"],
@@ -317,6 +315,10 @@ async def _audit(
         new_soft_threshold=new.soft_threshold if new else None,
         now=now,
     )
+
+
+def over_hold(job_id: int, charged: int, held: int) -> None:
+    log.warning("job %d cost %d micro-USD, more than the %d held for it", job_id, charged, held)
 
 
 async def _ledger_row(

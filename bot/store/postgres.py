@@ -21,11 +21,12 @@ what differs is here and in bot/store/sql/postgres.sql:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -34,11 +35,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from bot.money.admission import Charge
+from bot.store.ledger import over_hold
 from bot.store.manager import StoreManager
 from bot.store.migrate import POSTGRES, migrate
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
+from bot.types import CheckedImage, NewDelivery
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -108,9 +112,8 @@ class PostgresConnector:
             name="imagine-store",
             kwargs={"row_factory": dict_row},
             configure=self._use_schema if self._schema else None,
-            # A connection broken by a server restart is replaced before use
-            # instead of failing one request each.
-            check=AsyncConnectionPool.check_connection,
+            # No check on checkout: it costs a round trip per transaction. A connection found
+            # broken in use (a server restart) is dropped and its transaction run again (transact).
         )
         try:
             with _unavailable_on_connection_errors():
@@ -162,20 +165,53 @@ class PostgresConnector:
         """`op` on a pooled connection in one transaction: committed at the end, rolled back on error."""
         if self._pool is None:
             raise StoreUnavailable("store is closed" if self._closed else "store is not open")
+        # Every idle connection may have died together (a server restart): one more try than
+        # the pool has connections reaches a new one.
+        for tries_left in range(self._max_size, -1, -1):
+            conn, committing = None, False
+            with _unavailable_on_connection_errors():
+                try:
+                    async with self._pool.connection() as conn:
+                        # A read runs each statement on its own, as READ COMMITTED reads anyway:
+                        # no BEGIN and COMMIT round trips.
+                        if conn.autocommit == write:
+                            await conn.set_autocommit(not write)
+                        tx = PgTx(conn)
+                        result = await op(tx)
+                        committing = True
+                except psycopg.OperationalError:
+                    # Broken before COMMIT was sent: the server rolled it all back, so it is
+                    # safe to run again. A connection lost during COMMIT is not (did it commit?).
+                    if conn is not None and conn.broken and not committing and tries_left:
+                        continue
+                    raise
+            if tx.channels:
+                self._announcer.post(tx.channels)
+            return result
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def statement(self, query: str, params: dict[str, Any]) -> Row | None:
+        """One statement as its own transaction (no BEGIN, no COMMIT): one round trip. Not run
+        again on a broken connection: it may have committed."""
+        if self._pool is None:
+            raise StoreUnavailable("store is closed" if self._closed else "store is not open")
         with _unavailable_on_connection_errors():
             async with self._pool.connection() as conn:
-                tx = PgTx(conn)
-                result = await op(tx)
-        if tx.channels:
-            self._announcer.post(tx.channels)
-        return result
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                return await PgTx(conn).one(query, **params)
+
+    def announce(self, channels: set[str]) -> None:
+        self._announcer.post(channels)
 
     async def _notify(self, channels: set[str]) -> None:
         if self._pool is None:
             return
+        # One round trip: every channel due, in one statement outside any transaction.
         async with self._pool.connection() as conn:
-            for channel in sorted(channels):
-                await conn.execute(QUERIES["notify"], {"channel": channel})
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+            await conn.execute(QUERIES["notify"], {"channels": sorted(channels)})
 
     async def wait(self, channel: str, timeout: float) -> None:
         await self._listener.wait(channel, timeout)
@@ -198,22 +234,82 @@ class PostgresStore(StoreManager):
         """`schema` isolates the store in its own schema (created if missing);
         `timeout` is how long a call waits for a connection before the store
         reports itself unavailable."""
-        super().__init__(
-            PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema, timeout=timeout), clock
-        )
+        self._pg = PostgresConnector(url, min_size=min_size, max_size=max_size, schema=schema, timeout=timeout)
+        super().__init__(self._pg, clock)
         self.url = url
         self._schema = schema
 
+    async def _take(self, tx: Tx, chosen: dict[int, str], until: float, now: float) -> list[Row]:
+        # One round trip where QueueOperations._take makes three.
+        workers = Json({str(job_id): worker for job_id, worker in chosen.items()})
+        rows = await tx.all("lease_take_all", workers=workers, until=until, now=now, ids=list(chosen))
+        if rows and rows[0]["started"]:
+            await tx.notify(OUTBOX)
+        return rows
+
+    async def complete(
+        self,
+        job_id: int,
+        worker_id: str,
+        attempt: int,
+        image: CheckedImage,
+        result: dict[str, Any],
+        delivery: NewDelivery,
+        charge: Charge | None,
+    ) -> int | None:
+        """QueueOperations.complete in one round trip (the statement complete_job, which
+        does the same writes): the worker's hot path, a dozen round trips otherwise."""
+        usage = charge.usage if charge is not None else None
+        row = await self._pg.statement(
+            "complete_job",
+            {
+                "id": job_id,
+                "worker": worker_id,
+                "attempt": attempt,
+                "now": self._clock(),
+                # Bytes addressed by their own digest, never the caller's (as _insert_image).
+                "sha256": hashlib.sha256(image.data).hexdigest(),
+                "data": image.data,
+                "mime": image.mime,
+                "width": image.width,
+                "height": image.height,
+                "size_bytes": len(image.data),
+                "result": Json(result),
+                "key": delivery.key,
+                "kind": delivery.kind,
+                "payload": Json(delivery.payload),
+                "cost_micros": charge.cost_micros if charge is not None else None,
+                "status": charge.status if charge is not None else None,
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "image_tokens": usage.image_tokens if usage else None,
+            },
+        )
+        assert row is not None  # the statement always answers one row
+        if row["queued"]:
+            self._pg.announce({OUTBOX})
+        if row["held_micros"] is not None and row["charged_micros"] > row["held_micros"]:
+            over_hold(job_id, row["charged_micros"], row["held_micros"])
+        return cast(int | None, row["image_id"])
+
+
+# How long a NOTIFY waits for others to go with it: a wake-up this much later, at most.
+NOTIFY_WINDOW = 0.01
+
 
 class _Announcer:
-    """Sends each store's NOTIFYs after their transactions commit, coalesced: one at a time,
-    and the channels asked for meanwhile all go in the next. A notification is only a hint
-    (waiters poll anyway), so one lost to an error or a crash costs a poll interval, no more."""
+    """Sends each store's NOTIFYs after their transactions commit, coalesced: what is posted
+    within `window` seconds of the first goes in one NOTIFY (a busy worker commits hundreds of
+    times a second, and each NOTIFY is a round trip and a commit that the server serialises),
+    one at a time, and the channels asked for meanwhile all go in the next. A notification is
+    only a hint (waiters poll anyway), so one lost to an error or a crash costs a poll interval."""
 
-    def __init__(self, send: Callable[[set[str]], Awaitable[None]]):
+    def __init__(self, send: Callable[[set[str]], Awaitable[None]], *, window: float = NOTIFY_WINDOW):
         self._send = send
+        self._window = window
         self._due: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def post(self, channels: set[str]) -> None:
         self._due |= channels
@@ -221,6 +317,8 @@ class _Announcer:
             self._task = asyncio.create_task(self._drain(), name="imagine-store-notify")
 
     async def _drain(self) -> None:
+        with suppress(TimeoutError):  # the window, cut short by close()
+            await asyncio.wait_for(self._closing.wait(), self._window)
         while self._due:
             channels, self._due = self._due, set()
             try:
@@ -230,6 +328,7 @@ class _Announcer:
 
     async def close(self) -> None:
         """Send what is due (briefly), so a store closed right after a submit still wakes others."""
+        self._closing.set()
         if self._task is not None:
             with suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._task), 5)

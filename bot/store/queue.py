@@ -44,6 +44,9 @@ from bot.types import (
     Submitted,
 )
 
+# How often (seconds of the store's clock) leases look for lapsed leases and unannounced jobs.
+SWEEP_EVERY = 1.0
+
 
 class QueueOperations(
     LookupOperations, LedgerOperations, OutboxOperations, ChatOperations, DashboardOperations, SavingsOperations
@@ -137,26 +140,32 @@ class QueueOperations(
         self, tx: Tx, takers: list[tuple[str, bool]], lease_seconds: float, *, only_job_id: int | None = None
     ) -> list[Job]:
         now = self._clock()
-        await self._reclaim_expired(tx, now)
-        await self._cancel_unannounced(tx, now)
+        last = getattr(self, "_last_sweep", None)
+        if last is None or not now - SWEEP_EVERY < last <= now:
+            # At most once a second per store: two statements that find nothing on almost every
+            # lease of a busy worker. A lapsed lease or an unannounced job waits a second more.
+            self._last_sweep = now
+            await self._reclaim_expired(tx, now)
+            await self._cancel_unannounced(tx, now)
         chosen = await _choose(tx, takers, now, only_job_id)
         if not chosen:
             return []
-        rows = await tx.all(
-            "lease_take",
-            workers=Json({str(job_id): worker for job_id, worker in chosen.items()}),
-            until=now + lease_seconds,
-            now=now,
-            ids=list(chosen),
-        )
+        rows = await self._take(tx, chosen, now + lease_seconds, now)
         order = {job_id: n for n, job_id in enumerate(chosen)}
         rows.sort(key=lambda r: order[r["id"]])
+        return [job(r) for r in rows]
+
+    async def _take(self, tx: Tx, chosen: dict[int, str], until: float, now: float) -> list[Row]:
+        """Lease the chosen jobs (job id -> worker) with their "started" deliveries, and move the
+        served round on; their rows, in any order. (PostgreSQL does it in one statement.)"""
+        workers = Json({str(job_id): worker for job_id, worker in chosen.items()})
+        rows = await tx.all("lease_take", workers=workers, until=until, now=now, ids=list(chosen))
         # Tells the adapters to show "generating" (one per attempt), for every job taken, in one statement.
         if await tx.run("insert_started", now=now, ids=list(chosen)):
             await tx.notify(OUTBOX)
         # Last, so the one row every lease may update is held for as short a time as possible.
         await tx.run("advance_served_round", round=max(r["round"] for r in rows))
-        return [job(r) for r in rows]
+        return rows
 
     async def _reclaim_expired(self, tx: Tx, now: float) -> None:
         # A worker that died (or hung) past its lease gives the job back. The

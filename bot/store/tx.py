@@ -109,7 +109,12 @@ reads = _operation(write=False)
 def job(row: Row) -> Job:
     """A jobs row (with held_micros) as a Job: its columns are the Job's fields, but for the spec."""
     columns = {name: row[name] for name in _JOB_COLUMNS}
-    return Job(**columns, spec=GenerationSpec.from_json(row["request"]), state=JobState(row["state"]))
+    return Job(
+        **columns,
+        spec=GenerationSpec.from_json(row["request"]),
+        state=JobState(row["state"]),
+        has_inputs=bool(row.get("has_inputs", True)),  # only a lease reads it
+    )
 
 
 def budget(row: Row) -> Budget:
@@ -132,5 +137,5 @@ def who(row: Row) -> tuple[str, str, str]:
     return row["team"], row["channel"], row["user"]
 
 
-_JOB_COLUMNS = tuple(f.name for f in fields(Job) if f.name not in ("spec", "state"))
+_JOB_COLUMNS = tuple(f.name for f in fields(Job) if f.name not in ("spec", "state", "has_inputs"))
 _IMAGE_COLUMNS = tuple(f.name for f in fields(StoredImage) if f.name != "data")

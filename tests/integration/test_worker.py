@@ -224,6 +224,25 @@ async def test_input_attachment_reaches_the_model(sqlite_store, fake):
     assert fake.requests[0].input_images == [data]
 
 
+async def test_a_job_without_attachments_never_reads_its_inputs(sqlite_store, fake, monkeypatch):
+    from tests.support.images import png_bytes
+
+    read = []
+    job_inputs = sqlite_store.job_inputs
+
+    async def counted(job_id):
+        read.append(job_id)
+        return await job_inputs(job_id)
+
+    monkeypatch.setattr(sqlite_store, "job_inputs", counted)
+    async with Pipeline(sqlite_store, fake) as p:
+        plain = await p.imagine("a fox")
+        await p.notifier.wait_final(plain.job_id)
+        attached = await p.imagine("this fox", images=(InputImage(png_bytes(10, 20, "blue"), "image/png"),))
+        await p.notifier.wait_final(attached.job_id)
+    assert plain.job_id not in read and attached.job_id in read
+
+
 async def test_every_call_is_logged_as_one_line_and_a_failure_keeps_a_repro_record(sqlite_store, fake, caplog):
     import json as _json
     import logging

@@ -21,8 +21,10 @@ def test_every_fragment_is_filled_in(dialect):
         assert "$1" not in text and "$2" not in text, name
 
 
-def test_both_dialects_have_the_same_statements_but_postgresql_s_lock_and_notify():
-    assert set(queries("postgres")) - set(queries("sqlite")) == {"advisory_lock", "notify"}
+def test_both_dialects_have_the_same_statements_but_postgresql_s_lock_notify_and_one_statement_lease_and_completion():
+    # complete_job and lease_take_all do in one round trip what several shared statements do.
+    only_postgres = {"advisory_lock", "notify", "complete_job", "lease_take_all"}
+    assert set(queries("postgres")) - set(queries("sqlite")) == only_postgres
 
 
 def test_postgres_placeholders_are_psycopg_ones_and_casts_are_left_alone():

@@ -30,6 +30,11 @@ def _sections(text: str) -> tuple[dict[str, str], dict[str, str]]:
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         body = text[mark.end() : following.start() if following else len(text)]
         lines = [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("--")]
+        if mark.group(1) == "name":
+            # A statement's lines without their indentation (no literal spans lines): psycopg caches
+            # its parse of statements up to 4 KB only, and complete_job is near that. A fragment's
+            # leading space may be what separates it from the text before it.
+            lines = [line.strip() for line in lines]
         found[mark.group(1)][mark.group(2)] = "\n".join(lines)
     return found["name"], found["fragment"]
 

@@ -111,7 +111,8 @@ ORDER BY lane = 'priority' DESC, round, id LIMIT :limit {skip_locked}
 -- name: lease_take
 UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = {json_key:workers.id},
     lease_until = :until, started_at = COALESCE(started_at, :now), updated_at = :now
-WHERE id {in:ids} RETURNING *, {held_micros}
+WHERE id {in:ids} RETURNING *, {held_micros},
+    EXISTS (SELECT 1 FROM images i WHERE i.job_id = jobs.id AND i.role = 'input') AS has_inputs
 
 -- The "started" delivery of each job just leased, one per attempt (its key says which;
 -- no colon before a word in a literal, where it would read as a parameter).

@@ -105,6 +105,35 @@ async def test_success_settles_usage_and_releases_the_rest(store):
     assert await store.spent("T1", user="someone else", since=0) == 0
 
 
+async def test_a_completion_sent_again_after_its_answer_was_lost_charges_and_delivers_once(store):
+    await store.set_budget(team_budget(1_000_000), "mod")
+    submitted = await store.submit(new_job(), [], admission())
+    job = await store.lease("w", 60)
+    image_id = await finish(store, job, 134_402)
+    assert image_id is not None
+    assert await finish(store, job, 134_402) is None  # the worker's retry finds the job finished
+    assert await entries(store, submitted.job_id) == [
+        ("reservation", EST, "held"),
+        ("settlement", 134_402, "succeeded"),
+        ("release", EST - 134_402, "released"),
+    ]
+    results = [d for d in await store.claim_deliveries(["cli"], 10, 60) if d.kind == "result"]
+    assert [(d.job_id, d.payload["image_id"]) for d in results] == [(submitted.job_id, image_id)]
+    assert (await store.get_job(submitted.job_id)).result_image_id == image_id
+
+
+async def test_a_call_that_cost_more_than_its_hold_is_settled_in_full_releases_nothing_and_warns(store, caplog):
+    submitted = await store.submit(new_job(), [], admission())
+    job = await store.lease("w", 60)
+    await finish(store, job, EST + 5)
+    assert await entries(store, submitted.job_id) == [
+        ("reservation", EST, "held"),
+        ("settlement", EST + 5, "succeeded"),
+        ("release", 0, "released"),
+    ]
+    assert f"job {job.id} cost {EST + 5} micro-USD, more than the {EST} held for it" in caplog.text
+
+
 async def test_the_ledger_lists_one_kind_of_entry_of_one_team_since_a_time(store, clock):
     """What `usage` reads: a team's settlements since a time, not its reservations or other teams'."""
     await store.set_budget(team_budget(1_000_000), "mod")

@@ -37,6 +37,16 @@ async def test_submit_then_lease_returns_the_job_running_with_attempt_one(store)
     assert await store.position(job.id) is None  # no longer queued
 
 
+async def test_leases_look_for_lapsed_leases_once_a_second_so_a_lapsed_job_waits_at_most_a_second_more(store, clock):
+    await store.submit(new_job(), [])
+    first = await store.lease("w1", 0.5)
+    clock.advance(0.6)  # lapsed, but the last look was 0.6 s ago
+    assert await store.lease("w2", 30) is None
+    clock.advance(0.5)
+    second = await store.lease("w2", 30)
+    assert second.id == first.id and second.attempt == 2 and second.worker_id == "w2"
+
+
 async def test_idempotency_key_never_creates_a_second_job(store):
     first = await store.submit(new_job(key="slack:Ev123"), [])
     again = await store.submit(new_job(key="slack:Ev123"), [])
@@ -165,6 +175,15 @@ async def test_input_images_are_kept_with_the_job(store):
     submitted = await store.submit(new_job(), [image])
     [stored] = await store.job_inputs(submitted.job_id)
     assert (stored.data, stored.width, stored.height, stored.role) == (data, 4, 6, "input")
+
+
+async def test_a_leased_job_says_whether_it_has_input_images_so_the_worker_reads_them_only_then(store):
+    image = CheckedImage(data=png_bytes(4, 6), mime="image/png", width=4, height=6, sha256="ab" * 32)
+    with_one = await store.submit(new_job("A", prompt="edit this"), [image])
+    without = await store.submit(new_job("B", prompt="a fox"), [])
+    leased = {job.id: job for job in await store.lease_many([("w1", True), ("w2", True)], 60)}
+    assert leased[with_one.job_id].has_inputs
+    assert not leased[without.job_id].has_inputs
 
 
 async def test_cancel_relaxed_cancels_queued_relaxed_jobs_releases_and_tells_their_requesters(store):
