@@ -115,12 +115,13 @@ WITH taken AS (
     DELETE FROM holds WHERE job_id = (SELECT id FROM taken) RETURNING amount_micros, price_version
 ), settled AS (
     INSERT INTO ledger (job_id, entry, attempt, team, channel, "user", model, size, lane, prompt_tokens,
-        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge)
+        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge, approved_by)
     SELECT taken.id, 'settlement', taken.attempt, taken.team, taken.channel, taken."user",
         taken.request->>'model_alias', taken.request->>'size', taken.request->>'lane',
         CAST(:prompt_tokens AS BIGINT), CAST(:output_tokens AS BIGINT), CAST(:image_tokens AS BIGINT),
         CAST(:cost_micros AS BIGINT), CAST(:status AS TEXT),
-        COALESCE((SELECT price_version FROM hold), 'unmetered'), CAST(:now AS DOUBLE PRECISION), 0
+        COALESCE((SELECT price_version FROM hold), 'unmetered'), CAST(:now AS DOUBLE PRECISION), 0,
+        taken.request->>'approved_by'
     FROM taken WHERE CAST(:cost_micros AS BIGINT) IS NOT NULL
     ON CONFLICT DO NOTHING RETURNING cost_micros
 ), charged AS (
@@ -128,11 +129,11 @@ WITH taken AS (
         + COALESCE((SELECT SUM(cost_micros) FROM settled), 0) AS micros
 ), released AS (
     INSERT INTO ledger (job_id, entry, attempt, team, channel, "user", model, size, lane, prompt_tokens,
-        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge)
+        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge, approved_by)
     SELECT taken.id, 'release', 0, taken.team, taken.channel, taken."user",
         taken.request->>'model_alias', taken.request->>'size', taken.request->>'lane', NULL, NULL, NULL,
         GREATEST(0, hold.amount_micros - charged.micros), 'released', hold.price_version,
-        CAST(:now AS DOUBLE PRECISION), 0
+        CAST(:now AS DOUBLE PRECISION), 0, taken.request->>'approved_by'
     FROM taken, hold, charged
     ON CONFLICT DO NOTHING
 ), delivery AS (
@@ -144,13 +145,13 @@ WITH taken AS (
     ON CONFLICT DO NOTHING RETURNING id
 ), lost AS (
     INSERT INTO ledger (job_id, entry, attempt, team, channel, "user", model, size, lane, prompt_tokens,
-        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge)
+        output_tokens, image_tokens, cost_micros, status, price_version, created_at, hedge, approved_by)
     SELECT jobs.id, 'settlement', CAST(:attempt AS INTEGER), jobs.team, jobs.channel, jobs."user",
         jobs.request->>'model_alias', jobs.request->>'size', jobs.request->>'lane',
         CAST(:prompt_tokens AS BIGINT), CAST(:output_tokens AS BIGINT), CAST(:image_tokens AS BIGINT),
         CAST(:cost_micros AS BIGINT), CAST(:status AS TEXT),
         COALESCE((SELECT price_version FROM holds WHERE job_id = jobs.id), 'unmetered'),
-        CAST(:now AS DOUBLE PRECISION), 0
+        CAST(:now AS DOUBLE PRECISION), 0, jobs.request->>'approved_by'
     FROM jobs WHERE jobs.id = :id AND CAST(:cost_micros AS BIGINT) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM taken)
     ON CONFLICT DO NOTHING
 )

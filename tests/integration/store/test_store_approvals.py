@@ -11,7 +11,7 @@ from bot.money.admission import APPROVAL_ANSWERED, Admission, Denied
 from bot.money.quotas import QuotaLimits
 from bot.types import Submitted
 from tests.support.jobs import new_job, spec
-from tests.support.store_contract import team_budget
+from tests.support.store_contract import settle, team_budget
 
 DAY = 24 * 3600.0
 ASKED = ("T1", "slack", "C1", "U1")
@@ -198,3 +198,13 @@ async def test_an_answered_request_drops_its_pictures_and_is_pruned_after_the_re
     assert await store.prune("approvals", clock(), 100) == 2
     assert await store.approval("approved") is None and await store.approval("denied") is None
     assert (await store.approval("waiting"))["state"] == "pending"  # still waiting: never pruned
+
+
+async def test_every_ledger_row_of_an_approved_job_names_the_approver_and_counts_as_overage(store):
+    """The settlement and the release too, on every store (PostgreSQL completes a job in one
+    statement of its own): usage's overage line reads the approver off the settlement."""
+    job = await settle(store, "T1", "pro", 100_000, "over", approved_by="M1")
+    rows = await store.ledger(team="T1")
+    assert {r["entry"] for r in rows} == {"reservation", "settlement", "release"}
+    assert all(r["job_id"] == job and r["approved_by"] == "M1" for r in rows), rows
+    assert await store.overage_spent("T1", since=0) == 100_000
