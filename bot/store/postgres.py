@@ -42,7 +42,7 @@ from bot.store.migrate import POSTGRES, migrate
 from bot.store.ports import StoreMisconfigured, StoreUnavailable
 from bot.store.sql import queries
 from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
-from bot.types import CheckedImage, NewDelivery
+from bot.types import CheckedImage, JobState, NewDelivery
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -190,16 +190,27 @@ class PostgresConnector:
             return result
         raise AssertionError("unreachable: the last try returns or raises")
 
-    async def statement(self, query: str, params: dict[str, Any]) -> Row | None:
-        """One statement as its own transaction (no BEGIN, no COMMIT): one round trip. Not run
-        again on a broken connection: it may have committed."""
+    async def statement(self, query: str, params: dict[str, Any]) -> tuple[Row | None, bool]:
+        """One statement as its own transaction (no BEGIN, no COMMIT): one round trip; and
+        whether it was sent again. A broken connection may have committed it before it broke,
+        so only a statement that is safe to run twice may come here (complete_job is: a second
+        run charges and delivers nothing more). Like transact, it tries one more connection
+        than the pool holds: after a server restart every idle one is dead, none is checked."""
         if self._pool is None:
             raise StoreUnavailable("store is closed" if self._closed else "store is not open")
-        with _unavailable_on_connection_errors():
-            async with self._pool.connection() as conn:
-                if not conn.autocommit:
-                    await conn.set_autocommit(True)
-                return await PgTx(conn).one(query, **params)
+        for tries_left in range(self._max_size, -1, -1):
+            conn = None
+            with _unavailable_on_connection_errors():
+                try:
+                    async with self._pool.connection() as conn:
+                        if not conn.autocommit:
+                            await conn.set_autocommit(True)
+                        return await PgTx(conn).one(query, **params), tries_left < self._max_size
+                except psycopg.OperationalError:
+                    if conn is not None and conn.broken and tries_left:
+                        continue
+                    raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def announce(self, channels: set[str]) -> None:
         self._announcer.post(channels)
@@ -260,7 +271,7 @@ class PostgresStore(StoreManager):
         """QueueOperations.complete in one round trip (the statement complete_job, which
         does the same writes): the worker's hot path, a dozen round trips otherwise."""
         usage = charge.usage if charge is not None else None
-        row = await self._pg.statement(
+        row, sent_again = await self._pg.statement(
             "complete_job",
             {
                 "id": job_id,
@@ -286,6 +297,21 @@ class PostgresStore(StoreManager):
             },
         )
         assert row is not None  # the statement always answers one row
+        if row["image_id"] is None and sent_again:
+            # Sent again after a connection broke: the first may have committed, the job is then
+            # ours and succeeded already, not a lease lost (its delivery is queued: wake the outbox).
+            done = await self.get_job(job_id)
+            if (
+                done is not None
+                and done.state is JobState.SUCCEEDED
+                and (done.worker_id, done.attempt)
+                == (
+                    worker_id,
+                    attempt,
+                )
+            ):
+                self._pg.announce({OUTBOX})
+                return done.result_image_id
         if row["queued"]:
             self._pg.announce({OUTBOX})
         if row["held_micros"] is not None and row["charged_micros"] > row["held_micros"]:

@@ -20,14 +20,17 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from bot.money.admission import Admission, Charge
+from bot.money.quotas import QuotaLimits
 from bot.store.migrate import MIGRATIONS, migrate
-from bot.store.ports import StoreUnavailable
+from bot.store.ports import StoreUnavailable, final_delivery_key
 from bot.store.postgres import PostgresStore
-from bot.types import JobState, Lane, Submitted
+from bot.types import JobState, Lane, NewDelivery, Submitted, Usage
 from tests.support.images import png_bytes
 from tests.support.jobs import new_job, spec
 from tests.support.ports import refusing_port
 from tests.support.postgres import drop_schema, unique_schema
+from tests.support.store_contract import output_image
 
 # Long enough that a wait ending early can only be a wake-up.
 LONG_WAIT = 10.0
@@ -301,3 +304,58 @@ def sha(data: bytes) -> str:
 
 async def _value(conn, query: str, params=None):
     return (await (await conn.execute(query, params)).fetchone())[0]
+
+
+async def test_a_completion_survives_a_pool_whose_idle_connections_all_died(open_pg, postgres_url):
+    """A server restart kills every idle pooled connection; the pool checks none on checkout.
+    The one-statement completion must reach a live connection, as a transaction does, and be
+    settled once: a paid call left out of the ledger would run, and be paid for, again."""
+    app = f"imagine-test-{uuid.uuid4().hex[:12]}"
+    store = await open_pg(make_conninfo(postgres_url, application_name=app), max_size=6)
+    job = await _held_and_leased(store)
+
+    async def held_open(tx):
+        await tx.script("SELECT pg_sleep(0.2)")
+
+    await asyncio.gather(*(store._pg.transact(held_open, write=False) for _ in range(6)))  # six idle now
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        cur = await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND query NOT ILIKE 'LISTEN%%'",
+            (app,),
+        )
+        assert len(await cur.fetchall()) >= 6
+    image_id = await _complete(store, job)
+    assert image_id is not None
+    entries = [r["entry"] for r in await store.ledger(team=None)]
+    assert sorted(entries) == ["release", "reservation", "settlement"]
+
+
+async def test_a_completion_whose_first_answer_was_lost_is_still_its_workers(open_pg, monkeypatch):
+    """The connection broke after the server committed the completion: the statement is sent
+    again, finds the job succeeded already, and the worker hears its image, not "lease lost"."""
+    store = await open_pg()
+    job = await _held_and_leased(store)
+    real = store._pg.statement
+
+    async def answer_lost_then_sent_again(query, params):
+        await real(query, params)  # committed; its answer never came back
+        row, _ = await real(query, params)
+        return row, True
+
+    monkeypatch.setattr(store._pg, "statement", answer_lost_then_sent_again)
+    image_id = await _complete(store, job)
+    done = await store.get_job(job.id)
+    assert image_id is not None and image_id == done.result_image_id
+    assert sorted(r["entry"] for r in await store.ledger(team=None)) == ["release", "reservation", "settlement"]
+
+
+async def _held_and_leased(store: PostgresStore):
+    await store.submit(new_job(), [], Admission(134_000, "p", QuotaLimits(None, None, None)))
+    return await store.lease("w", 60)
+
+
+async def _complete(store: PostgresStore, job) -> int | None:
+    delivery = NewDelivery(final_delivery_key(job.id), "result", {})
+    charge = Charge(100_000, Usage(prompt_tokens=1, image_tokens=1), "succeeded")
+    return await store.complete(job.id, job.worker_id, job.attempt, output_image(), {}, delivery, charge)
