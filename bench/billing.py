@@ -13,7 +13,7 @@ The bill is computed apart from the bot, from what the fake sent (its usageMetad
 and Google's pricing page (ai.google.dev/gemini-api/docs/pricing, Paid Tier, read
 2026-11-30), written out below rather than read from bot/catalog.toml:
   image tokens x image rate + (candidatesTokenCount - itemised IMAGE + thoughtsTokenCount)
-  x text-and-thinking rate + promptTokenCount x input rate, halved in the Batch lane.
+  x text-and-thinking rate + promptTokenCount x input rate, halved in the Batch and Flex lanes.
 The ledger keeps whole micro-dollars, each call rounded half-up once, so the formula is
 rounded the same way per call; the unrounded total is recorded beside it.
 
@@ -57,7 +57,8 @@ GOOGLE_RATES = {
     "gemini-3.1-flash-image": (Decimal("60"), Decimal("0.50"), Decimal("3")),
     "gemini-2.5-flash-image": (Decimal("30"), Decimal("0.30"), Decimal("2.50")),
 }
-BATCH = Decimal("0.5")  # "Batch API (50% cost reduction)"
+# "Batch API (50% cost reduction)"; the Flex tier is 50% off as well.
+HALF = Decimal("0.5")
 SHAPES = (
     ("pro", "1K"),
     ("pro", "2K"),
@@ -100,12 +101,14 @@ class BillingGemini(FakeGemini):
     def __init__(self, seed: int, **kw) -> None:
         super().__init__(**kw)
         self.seed = seed
-        self.calls: list[tuple[str, bool, dict]] = []  # (model, batch lane, usageMetadata sent)
+        self.calls: list[tuple[str, bool, dict]] = []  # (model, half price: Batch or Flex, usageMetadata)
 
     def _usage(self, reply, rec, images, text) -> dict:
         reply = type(reply)(**{**reply.__dict__, "usage": self._draw(rec.model, rec.prompt)})
         usage = super()._usage(reply, rec, images, text)
-        self.calls.append((rec.model, rec.path.endswith(":batchGenerateContent"), usage))
+        # Half price: a Batch job's request, or a call served on the Flex tier (the Flex lane).
+        flex = (rec.service_tier or "").lower().removeprefix("service_tier_") == "flex"
+        self.calls.append((rec.model, rec.path.endswith(":batchGenerateContent") or flex, usage))
         return usage
 
     def _draw(self, model: str, prompt: str) -> Tokens:
@@ -119,13 +122,13 @@ class BillingGemini(FakeGemini):
         return Tokens(text=rng.randint(20, 260), thoughts=rng.randint(0, 220))
 
 
-def googles_bill(model: str, batch: bool, usage: dict) -> Decimal:
+def googles_bill(model: str, half_price: bool, usage: dict) -> Decimal:
     """One call's cost from the usageMetadata alone, unrounded."""
     image_rate, input_rate, text_rate = GOOGLE_RATES[model]
     image = sum(d["tokenCount"] for d in usage.get("candidatesTokensDetails", []) if d["modality"] == "IMAGE")
     text = usage.get("candidatesTokenCount", 0) - image + usage.get("thoughtsTokenCount", 0)
     cost = (image * image_rate + text * text_rate + usage["promptTokenCount"] * input_rate) / 1_000_000
-    return cost * BATCH if batch else cost
+    return cost * HALF if half_price else cost
 
 
 def requests(n: int, rng: random.Random, batch: bool) -> list[ImagineRequest]:
@@ -143,7 +146,9 @@ def requests(n: int, rng: random.Random, batch: bool) -> list[ImagineRequest]:
                 prompt=f"{prompt} #{i}",
                 model=model,
                 size=size,
-                relax=batch and i % 5 == 4,
+                # Every tenth in the Batch lane, every tenth in the Flex lane (relax).
+                lane="batch" if batch and i % 10 == 4 else None,
+                relax=i % 10 == 9,
                 images=(InputImage(png, "image/png"),) if i % 7 == 3 else (),
             )
         )
@@ -232,7 +237,8 @@ def rows(results: dict) -> list[tuple]:
     return [
         (
             "ledger vs provider bill",
-            f"{bill['settlements']} calls (pro, flash, legacy; all sizes; Batch lane too): "
+            f"{bill['settlements']} calls (pro, flash, and legacy asks that Flash serves since 2.5 Flash Image's "
+            "shutdown; all sizes; Standard, Flex and Batch lanes): "
             f"ledger ${bill['ledger_usd']}, "
             f"Google's formula ${bill['formula_usd']}, difference ${bill['difference_usd']}",
             "$0.000000",

@@ -179,7 +179,7 @@ def _ms(seconds: list[float]) -> float:
 
 
 def _plan_params(filled: dict[str, Any], now: float) -> dict[str, Any]:
-    return {"flex": True, "now": now, "only": None, "team": "T1", "lane": "standard", "id": filled["last"]}
+    return {"flex": True, "now": now, "only": None, "team": "T1", "lane": "standard", "id": filled["last"], "limit": 8}
 
 
 def _ledger_params(filled: dict[str, Any]) -> dict[str, Any]:

@@ -108,11 +108,15 @@ class Worker:
             on_delivery=self._on_delivery,
         )
         self._wakeup = asyncio.Event()
+        # Counts wake-ups, so a slot can tell one came while its lease call was in flight: the
+        # lease may have run before that job was there, and idling then would wait a whole poll.
+        self._wakeups = 0
         # Slots free at the same moment lease together, in one transaction.
         self._leases = LeaseBatches(store, lease_seconds, only_job_id)
 
     def wake(self) -> None:
         """Called on submit in this process, so a new job starts without waiting for a poll."""
+        self._wakeups += 1
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -131,6 +135,7 @@ class Worker:
             # Reserve a Flex slot before asking, so concurrent slots can never take more than the cap.
             flex = self._flex_running < self._flex_slots
             self._flex_running += flex
+            wakeups_before = self._wakeups
             try:
                 job = await self._leases.take(slot_id, flex)
             except StoreUnavailable as exc:
@@ -140,7 +145,8 @@ class Worker:
                 self._flex_running -= 1
                 flex = False
             if job is None:
-                await self._idle(stop)
+                if self._wakeups == wakeups_before:  # else a job came meanwhile: lease again now
+                    await self._idle(stop)
                 continue
             try:
                 await self._run_leased(job, slot_id)

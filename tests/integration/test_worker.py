@@ -3,6 +3,7 @@ real google-genai client -> loopback fake Gemini -> store -> outbox -> notifier.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 from decimal import Decimal
@@ -372,3 +373,27 @@ async def test_an_edit_of_an_image_made_by_a_retired_model_is_made_with_its_repl
         await p.notifier.wait_final(edit.job_id)
     assert (await sqlite_store.get_job(edit.job_id)).state is JobState.SUCCEEDED
     assert (fake.requests[-1].model, fake.requests[-1].image_size) == ("gemini-3.1-flash-image", "1K")
+
+
+async def test_a_job_submitted_while_a_slot_is_leasing_starts_without_waiting_for_the_poll(sqlite_store, fake):
+    """The wake-up of a submit that lands while the slot's lease call is in flight (the lease
+    found nothing, the job came just after) must not be lost when the slot then goes idle: it
+    would wait a whole poll interval (a second by default; here a minute, so a lost wake-up
+    cannot pass for a slow machine)."""
+    submitted: list[Accepted] = []
+    landed = asyncio.Event()
+    real_lease_many = sqlite_store.lease_many
+
+    async with Pipeline(sqlite_store, fake, concurrency=1, poll_interval=60) as p:
+
+        async def lease_then_a_submit_lands(*args, **kwargs):
+            jobs = await real_lease_many(*args, **kwargs)
+            if not submitted:  # the first lease: empty, and a job arrives before the slot idles
+                submitted.append(await p.imagine())
+                landed.set()
+            return jobs
+
+        # Set before the worker's slot first runs (no await since the pipeline started).
+        sqlite_store.lease_many = lease_then_a_submit_lands
+        await asyncio.wait_for(landed.wait(), 20)
+        await asyncio.wait_for(p.notifier.wait_final(submitted[0].job_id), 20)

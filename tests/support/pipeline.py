@@ -60,6 +60,7 @@ class Pipeline:
         cache_ttl=0,
         more_routes=(),
         memory=None,
+        poll_interval=0.05,
     ):
         self.store = store
         self.catalog = load_catalog()
@@ -74,7 +75,7 @@ class Pipeline:
             self.catalog,
             concurrency=concurrency,
             lease_seconds=30,
-            poll_interval=0.05,
+            poll_interval=poll_interval,
             retry_base=0.01,
             retry_cap=0.05,
             on_delivery=self.dispatcher.wake,
