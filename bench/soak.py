@@ -126,8 +126,9 @@ async def run(args: argparse.Namespace) -> dict:
 
 async def _soak(args: argparse.Namespace, cluster: Cluster, workdir: Path) -> dict:
     config = workdir / "imagine.toml"
-    # The default team budget ($20 a month) would refuse renders after ~2 minutes of this load.
-    config.write_text(UNLIMITED_POLICY + "default_team_budget_usd = 1000000\n")
+    # No limits: the default team budget ($20 a month) would refuse renders after ~2 minutes of
+    # this load (UNLIMITED_POLICY raises it; a second key in the same table is a TOML error).
+    config.write_text(UNLIMITED_POLICY)
     gemini = BenchGemini(image_scale=0.125, latency=args.gemini_latency)
     slack = SoakSlack()
     async with gemini, slack:
