@@ -210,8 +210,12 @@ async def postgres_plans(url: str, schema: str, filled: dict[str, Any], now: flo
     return found
 
 
-# A step that reads a whole big table: SQLite's "SCAN t", PostgreSQL's "Seq Scan on t".
-SCAN = re.compile(r"(?:^|; )SCAN (jobs|holds|ledger|[jolh])\b|Seq Scan on (jobs|holds|ledger)\b")
+# A step that reads a whole big table: SQLite's "SCAN t", PostgreSQL's "Seq Scan on t". SQLite's
+# "SCAN t USING INDEX i" walks an index in its order (lease_pick over the partial jobs_runnable,
+# stopping at its LIMIT): not a table scan.
+SCAN = re.compile(
+    r"(?:^|; )SCAN (jobs|holds|ledger|[jolh])\b(?! USING (?:COVERING )?INDEX)|Seq Scan on (jobs|holds|ledger)\b"
+)
 # A sort (SQLite's temp b-tree, PostgreSQL's Sort) of every row found, to return the first: what
 # lease_pick must read from an index in order instead. (Usage sorts the rows it returns: fine.)
 SORT = re.compile(r"TEMP B-TREE|Sort\b")
