@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.slack import render
 from adapters.slack.delivery import PLATFORM, thread_keys
+from adapters.slack.parse import team_of
 from bot import lineage_text
-from bot.service import Caller
 from bot.types import Refused
 
 if TYPE_CHECKING:
@@ -37,10 +37,7 @@ class LineageListeners:
         app.action(render.ACTION_HISTORY)(listeners._acked_press(self._on_history_button))
 
     async def _on_undo(self, body: dict, action: dict, respond) -> None:
-        team, user = _team(body), body["user"]["id"]
-        caller = Caller(
-            team=team, user=user, platform_admin=await self._listeners._is_admin(team, user), platform=PLATFORM
-        )
+        caller = await self._listeners.presser(body)
         job_id = int(action["value"])
         undone = await self._service.undo(job_id, caller, PLATFORM, thread_keys)
         if isinstance(undone, Refused):
@@ -52,12 +49,12 @@ class LineageListeners:
         await self._listeners.client.chat_postMessage(
             channel=where.get("channel") or body["channel"]["id"],
             thread_ts=where.get("thread_ts"),
-            text=f":leftwards_arrow_with_hook: <@{user}> {said}",
+            text=f":leftwards_arrow_with_hook: <@{caller.user}> {said}",
         )
 
     async def _on_history_button(self, body: dict, action: dict, respond) -> None:
         # The core decides whose job it is: a linked workspace's is its organisation's.
-        lineage = await self._service.job_thread_history(int(action["value"]), _team(body), PLATFORM, _thread_of)
+        lineage = await self._service.job_thread_history(int(action["value"]), team_of(body), PLATFORM, _thread_of)
         if isinstance(lineage, Refused):
             text = lineage.detail
         else:
@@ -79,7 +76,3 @@ async def _privately(respond, text: str) -> None:
 
 def _thread_of(where: dict[str, Any]) -> list[tuple[str, str]]:
     return thread_keys(where) if "thread_ts" in where else []
-
-
-def _team(body: dict) -> str:
-    return (body.get("team") or {}).get("id") or body["user"].get("team_id")

@@ -38,19 +38,18 @@ from urllib.parse import urlparse
 import aiohttp
 from cachetools import TTLCache
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.after_ack import AfterAck
 from adapters.downloads import fetch_capped
 from adapters.presses import ALREADY_ON_IT, PRESS_WINDOW, OneAtATime, press_key
 from adapters.slack import render
+from adapters.slack.approvals import ApprovalListeners
 from adapters.slack.lineage import LineageListeners
-from adapters.slack.parse import MENTION_USAGE, USAGE, ImagineText, mention_text, parse_imagine
+from adapters.slack.parse import MENTION_USAGE, USAGE, ImagineText, mention_text, parse_imagine, team_of
 from adapters.slack.roles import SlackUserGroups
 from adapters.status import NOT_STARTED
 from bot.apology import apology
-from bot.approvals import ANSWERED, ASKED, NO_ALERT_CHANNEL
 from bot.attachments import DeclaredFile
 from bot.money.budgets import Period
 from bot.service import Caller, ImagineService
@@ -120,9 +119,7 @@ class Listeners:
         app.action(render.ACTION_RUN)(self._acked_press(self._on_confirmed))
         app.action(render.ACTION_USE_FLASH)(self._acked_press(self._on_confirmed))
         LineageListeners(self).register(app)  # [Undo], [History], /imagine-history
-        app.action(render.ACTION_ASK)(self._acked_press(self._on_ask_moderator))
-        app.action(render.ACTION_APPROVE)(self._acked_press(self._on_approve))
-        app.action(render.ACTION_DENY)(self._acked_press(self._on_deny))
+        ApprovalListeners(self).register(app)  # [Ask a moderator], [Approve], [Deny]
         app.error(self._on_error)
 
     async def _on_error(self, error: Exception, body: dict, respond=None) -> None:
@@ -279,7 +276,7 @@ class Listeners:
         size = "4K" if action["action_id"] == render.ACTION_4K else None
         outcome = await self._service.rerun(
             int(action["value"]),
-            Caller(team=_team(body), user=user, platform=PLATFORM),
+            Caller(team=team_of(body), user=user, platform=PLATFORM),
             platform=PLATFORM,
             channel=channel,
             size=size,
@@ -298,10 +295,8 @@ class Listeners:
         )
 
     async def _on_delete(self, body: dict, action: dict, respond) -> None:
-        user = body["user"]["id"]
-        caller = Caller(
-            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
-        )
+        caller = await self.presser(body)
+        user = caller.user
         job_id = int(action["value"])
         if not await self._service.may_delete(job_id, caller):
             await respond(
@@ -330,7 +325,7 @@ class Listeners:
         async with self._one_at_a_time(action["value"]):
             outcome, request = await self._service.confirm(
                 action["value"],
-                Caller(team=_team(body), user=user, platform=PLATFORM),
+                Caller(team=team_of(body), user=user, platform=PLATFORM),
                 use_flash=action["action_id"] == render.ACTION_USE_FLASH,
                 idempotency_key=_press_key(body, action),
                 idempotency_window=PRESS_WINDOW,
@@ -351,56 +346,6 @@ class Listeners:
                 await respond(delete_original=True)
             except Exception as exc:  # the job is on its way: no "sorry" for a stale question
                 log.warning("slack: could not remove an answered question: %s", exc)
-
-    async def _on_ask_moderator(self, body: dict, action: dict, respond) -> None:
-        """[Ask a moderator] on a budget refusal: the request goes to the alert channel."""
-        if not self._alert_channel:
-            await respond(text=NO_ALERT_CHANNEL, response_type="ephemeral", replace_original=False)
-            return
-        pending = await self._service.ask_moderator(
-            action["value"], Caller(team=_team(body), user=body["user"]["id"], platform=PLATFORM)
-        )
-        if isinstance(pending, Refused):
-            await respond(text=pending.detail, response_type="ephemeral", replace_original=False)
-            return
-        try:
-            await self.client.chat_postMessage(channel=self._alert_channel, **render.approval_request(pending))
-        except SlackApiError as exc:  # not in the channel, archived...: nobody would see it
-            log.warning("slack: could not post an ask to the alert channel %s: %s", self._alert_channel, exc)
-            said = await self._service.alert_not_posted(pending.token)
-            await respond(text=said, response_type="ephemeral", replace_original=False)
-            return
-        await respond(text=ASKED, response_type="ephemeral", replace_original=True)
-
-    async def _on_approve(self, body: dict, action: dict, respond) -> None:
-        """A moderator's [Approve]: the job runs once as an approved overage, announced where it was
-        asked; anyone else is told privately and nothing changes."""
-        user = body["user"]["id"]
-        caller = Caller(
-            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
-        )
-        async with self._one_at_a_time(action["value"]):
-            outcome, request = await self._service.approve(action["value"], caller)
-        if request is None or not isinstance(outcome, Accepted) or outcome.duplicate:
-            said = outcome.detail if isinstance(outcome, Refused) else ANSWERED
-            await respond(text=said, response_type="ephemeral", replace_original=False)
-            return
-        prompt = request.instruction if isinstance(request, EditRequest) else request.prompt
-        await self._present(outcome, prompt, request.channel, request.user, request.delivery.get("thread_ts"))
-        await respond(text=f"Approved by <@{user}>: {render.escape(prompt[:200])}", replace_original=True)
-
-    async def _on_deny(self, body: dict, action: dict, respond) -> None:
-        """A moderator's [Deny]: the requester is told (the outbox); anyone else, privately, no."""
-        user = body["user"]["id"]
-        caller = Caller(
-            team=_team(body), user=user, platform_admin=await self._is_admin(_team(body), user), platform=PLATFORM
-        )
-        async with self._one_at_a_time(action["value"]):
-            refused = await self._service.deny(action["value"], caller)
-        if refused is not None:
-            await respond(text=refused.detail, response_type="ephemeral", replace_original=False)
-            return
-        await respond(text=f"Denied by <@{user}>.", replace_original=True)
 
     async def _on_usage(self, command: dict, respond) -> None:
         report = await self._service.usage(
@@ -445,6 +390,12 @@ class Listeners:
     async def _caller(self, command: dict) -> Caller:
         """Who runs a slash command, with Slack's word on whether they are a workspace admin."""
         team, user = command["team_id"], command["user_id"]
+        return Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
+
+    async def presser(self, body: dict) -> Caller:
+        """Who pressed a button, with Slack's word on whether they are a workspace admin (the
+        core decides what a moderator may do)."""
+        team, user = team_of(body), body["user"]["id"]
         return Caller(team=team, user=user, platform_admin=await self._is_admin(team, user), platform=PLATFORM)
 
     # -- outcomes ---------------------------------------------------------
@@ -625,10 +576,6 @@ def _asked(team: str, channel: str, user: str, key: str | None) -> dict[str, Any
 
 def _declared(file: dict[str, Any]) -> DeclaredFile:
     return DeclaredFile(name=file.get("name") or "That file", size=file.get("size"), mime=file.get("mimetype"))
-
-
-def _team(body: dict) -> str:
-    return (body.get("team") or {}).get("id") or body["user"].get("team_id")
 
 
 def _mentions(event: dict, bot_user_id: str | None) -> bool:

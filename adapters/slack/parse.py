@@ -81,3 +81,9 @@ def mention_text(text: str, bot_user_id: str | None) -> str:
             m for m in _MENTION.sub(lambda m: " " if m.group(1) == bot_user_id else m.group(0), text).split()
         )
     return _MENTION.sub("", text.lstrip(), count=1).strip() if _MENTION.match(text.lstrip()) else text.strip()
+
+
+def team_of(body: dict) -> str:
+    """The workspace an interaction or event came from (a button's body names it in `team`, or
+    only in its user's `team_id`)."""
+    return (body.get("team") or {}).get("id") or body["user"].get("team_id")
