@@ -6,17 +6,12 @@ itself, whatever organisation it may belong to already."""
 
 from __future__ import annotations
 
-import logging
-
 from bot.access import Caller
 from bot.org_links import LinkDesk
 from bot.orgs import OrgDirectory
-from bot.store.ports import StoreUnavailable
-from bot.team_calls import STORE_DOWN
+from bot.team_calls import guarded
 from bot.teams import LinkResult, TeamLink, TeamRef, UnlinkResult
-from bot.types import RefusalReason, Refused
-
-log = logging.getLogger(__name__)
+from bot.types import Refused
 
 
 class OrgCalls:
@@ -30,19 +25,11 @@ class OrgCalls:
 
     async def start_link(self, caller: Caller, channel: str) -> str | Refused:
         """`/imagine-link`: a one-time code for the caller's team (moderators), with what to do with it."""
-        try:
-            return await self._links.start(caller, channel)
-        except StoreUnavailable as exc:
-            log.warning("start_link: store unavailable: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        return await guarded(self._links.start(caller, channel))
 
     async def finish_link(self, caller: Caller, code: str) -> str | Refused:
         """`/imagine-link CODE`: link the caller's team with the code's (moderators, the other platform)."""
-        try:
-            return await self._links.finish(caller, code)
-        except StoreUnavailable as exc:
-            log.warning("finish_link: store unavailable: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        return await guarded(self._links.finish(caller, code))
 
     async def link_teams(self, slack: str, discord: str, *, home: str = "slack") -> LinkResult:
         """The operator's link (python -m bot org link): no code."""

@@ -32,6 +32,18 @@ T = TypeVar("T")
 STORE_DOWN = "I can't reach my database right now, so nothing was queued. Please try again in a minute."
 
 
+async def guarded(work: Awaitable[T]) -> T | Refused:
+    """`work`, or the store-down refusal when the database cannot be reached. Fail closed: if the
+    store can't be reached, nothing is admitted."""
+    try:
+        return await work
+    except StoreUnavailable as exc:
+        # An expected, handled condition (the database is down or restarting): one line,
+        # like the worker's and the outbox's, not a traceback per refused request.
+        log.warning("store unavailable; request refused: %s", exc)
+        return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+
+
 class TeamCalls:
     """The calls; ImagineService sets the attributes below in its __init__."""
 
@@ -43,14 +55,7 @@ class TeamCalls:
     _orgs: OrgDirectory  # a linked team's calls are about its organisation (bot/orgs.py)
 
     async def _guarded(self, work: Awaitable[T]) -> T | Refused:
-        # Fail closed: if the store can't be reached, nothing is admitted.
-        try:
-            return await work
-        except StoreUnavailable as exc:
-            # An expected, handled condition (the database is down or restarting): one line,
-            # like the worker's and the outbox's, not a traceback per refused request.
-            log.warning("store unavailable; request refused: %s", exc)
-            return Refused(RefusalReason.UNAVAILABLE, STORE_DOWN)
+        return await guarded(work)
 
     def request_choices(self, team: str) -> RequestChoices:
         """The models, aspect ratios, sizes and lanes a form may offer `team` (the web playground)."""
