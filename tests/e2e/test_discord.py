@@ -7,7 +7,6 @@ import asyncio
 import io
 import os
 import sqlite3
-import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from bot.settings import Settings
 from bot.store.sqlite import SQLiteStore
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
-from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly, stored_results
+from tests.support.bot_process import bot_env, read_jobs, start_bot, stop_cleanly, stored_results, until_discord_ready
 from tests.support.images import png_bytes
 
 USER, MOD = 111, 222
@@ -94,14 +93,7 @@ async def world(tmp_path: Path, prepare, more_env):
         )
         proc, base = await start_bot("run", env, tmp_path)  # PORT=0: the bot picks its own port
         try:
-            deadline = time.monotonic() + 30
-            # `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the
-            # bot's websocket. Whatever a test does next (a slash command, a message) comes after them
-            # on that same ordered connection, so the client has its guild cached before it sees it.
-            while not (discord.identified.is_set() and any(c["name"] == "imagine" for c in discord.commands)):
-                assert proc.returncode is None, (await proc.stderr.read()).decode()
-                assert time.monotonic() < deadline, "the bot never connected and synced its commands"
-                await asyncio.sleep(0.1)
+            await until_discord_ready(proc, discord, "imagine")
             yield World(gemini, discord, proc, tmp_path / "bot.db", base)
         finally:
             await stop_cleanly(proc)

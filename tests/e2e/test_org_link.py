@@ -5,9 +5,7 @@ the other's usage."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from tests.e2e.slack.test_slack_lineage import reply
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.slack_server import FakeSlack
-from tests.support.bot_process import start_bot, stop_cleanly
+from tests.support.bot_process import start_bot, stop_cleanly, until_discord_ready
 from tests.support.slack_world import World, slack_bot_env
 
 USER, MOD = 111, 222
@@ -42,11 +40,7 @@ async def worlds(tmp_path: Path):
         )
         proc, base = await start_bot("run", env, tmp_path)
         try:
-            deadline = time.monotonic() + 30
-            while not (discord.identified.is_set() and any(c["name"] == "imagine-link" for c in discord.commands)):
-                assert proc.returncode is None, (await proc.stderr.read()).decode()
-                assert time.monotonic() < deadline, "the bot never connected and synced its commands"
-                await asyncio.sleep(0.1)
+            await until_discord_ready(proc, discord, "imagine-link")
             yield World(gemini, slack, base, proc, tmp_path / "bot.db"), discord
         finally:
             await stop_cleanly(proc)

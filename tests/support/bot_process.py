@@ -91,6 +91,19 @@ async def wait_healthy(proc: asyncio.subprocess.Process, base: str, timeout: flo
     raise AssertionError("bot did not become healthy")
 
 
+async def until_discord_ready(proc: asyncio.subprocess.Process, discord, command: str, timeout: float = 30) -> None:
+    """Until the bot has identified on the fake Discord's gateway and synced `command`.
+
+    `identified` is the fake's ready event: READY and every GUILD_CREATE have gone out on the
+    bot's websocket. Whatever a test does next (a slash command, a message) comes after them on
+    that same ordered connection, so the client has its guild cached before it sees it."""
+    deadline = time.monotonic() + timeout
+    while not (discord.identified.is_set() and any(c["name"] == command for c in discord.commands)):
+        assert proc.returncode is None, (await proc.stderr.read()).decode()
+        assert time.monotonic() < deadline, "the bot never connected and synced its commands"
+        await asyncio.sleep(0.1)
+
+
 async def start_worker(env: dict[str, str], cwd: Path | str) -> asyncio.subprocess.Process:
     """`python -m bot worker` (no HTTP side): the process, its log on stderr."""
     return await asyncio.create_subprocess_exec(
