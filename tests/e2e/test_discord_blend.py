@@ -4,26 +4,18 @@ attachments, and the model's own limit refuses more before anything is fetched."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.e2e import test_discord
+from tests.e2e import test_discord, test_discord_downloads
 from tests.e2e.test_discord import USER, World
 from tests.support.images import png_bytes
 
-# The Discord world of test_discord.py, with this module's more_env.
+# The Discord world of test_discord.py, with test_discord_downloads' more_env: IMAGINE_CONFIG
+# holding the test's parameter (here a catalog override).
 world, prepare = test_discord.world, test_discord.prepare
+more_env = test_discord_downloads.more_env
 
 THREE_FOR_PRO = "[models.pro]\nmax_reference_images = 3\n"
-
-
-@pytest.fixture
-def more_env(request, tmp_path: Path) -> dict[str, str]:
-    """IMAGINE_CONFIG with the test's catalog override (its parameter)."""
-    config = tmp_path / "imagine.toml"
-    config.write_text(getattr(request, "param", ""))
-    return {"IMAGINE_CONFIG": str(config)}
 
 
 def _imagine_options(world: World) -> list[dict]:
