@@ -45,6 +45,7 @@ from bot.store.tx import JOBS, OUTBOX, Json, Row, Tx
 from bot.types import CheckedImage, JobState, NewDelivery
 
 T = TypeVar("T")
+U = TypeVar("U")
 log = logging.getLogger(__name__)
 Conn = AsyncConnection[dict[str, Any]]
 QUERIES = queries("postgres")
@@ -163,39 +164,47 @@ class PostgresConnector:
 
     async def transact(self, op: Callable[[Tx], Awaitable[T]], *, write: bool) -> T:
         """`op` on a pooled connection in one transaction: committed at the end, rolled back on error."""
-        if self._pool is None:
-            raise StoreUnavailable("store is closed" if self._closed else "store is not open")
-        # Every idle connection may have died together (a server restart): one more try than
-        # the pool has connections reaches a new one.
-        for tries_left in range(self._max_size, -1, -1):
-            conn, committing = None, False
-            with _unavailable_on_connection_errors():
-                try:
-                    async with self._pool.connection() as conn:
-                        # A read runs each statement on its own, as READ COMMITTED reads anyway:
-                        # no BEGIN and COMMIT round trips.
-                        if conn.autocommit == write:
-                            await conn.set_autocommit(not write)
-                        tx = PgTx(conn)
-                        result = await op(tx)
-                        committing = True
-                except psycopg.OperationalError:
-                    # Broken before COMMIT was sent: the server rolled it all back, so it is
-                    # safe to run again. A connection lost during COMMIT is not (did it commit?).
-                    if conn is not None and conn.broken and not committing and tries_left:
-                        continue
-                    raise
-            if tx.channels:
-                self._announcer.post(tx.channels)
-            return result
-        raise AssertionError("unreachable: the last try returns or raises")
+        committing = False
+
+        async def run(conn: Conn) -> tuple[T, PgTx]:
+            nonlocal committing
+            committing = False
+            # A read runs each statement on its own, as READ COMMITTED reads anyway: no BEGIN
+            # and COMMIT round trips.
+            if conn.autocommit == write:
+                await conn.set_autocommit(not write)
+            tx = PgTx(conn)
+            result = await op(tx)
+            committing = True  # the pool commits as the connection goes back
+            return result, tx
+
+        # Broken before COMMIT was sent: the server rolled it all back, so it is safe to run
+        # again. A connection lost during COMMIT is not (did it commit?).
+        (result, tx), _ = await self._on_a_live_connection(run, resendable=lambda: not committing)
+        if tx.channels:
+            self._announcer.post(tx.channels)
+        return result
 
     async def statement(self, query: str, params: dict[str, Any]) -> tuple[Row | None, bool]:
         """One statement as its own transaction (no BEGIN, no COMMIT): one round trip; and
         whether it was sent again. A broken connection may have committed it before it broke,
         so only a statement that is safe to run twice may come here (complete_job is: a second
-        run charges and delivers nothing more). Like transact, it tries one more connection
-        than the pool holds: after a server restart every idle one is dead, none is checked."""
+        run charges and delivers nothing more)."""
+
+        async def run(conn: Conn) -> Row | None:
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+            return await PgTx(conn).one(query, **params)
+
+        return await self._on_a_live_connection(run, resendable=lambda: True)
+
+    async def _on_a_live_connection(
+        self, run: Callable[[Conn], Awaitable[U]], *, resendable: Callable[[], bool]
+    ) -> tuple[U, bool]:
+        """`run` on a pooled connection, and whether it was sent again: on another connection
+        when this one turned out broken and `resendable()` says that is safe. Every idle
+        connection may have died together (a server restart, and none is checked on checkout):
+        one more try than the pool has connections reaches a new one."""
         if self._pool is None:
             raise StoreUnavailable("store is closed" if self._closed else "store is not open")
         for tries_left in range(self._max_size, -1, -1):
@@ -203,11 +212,10 @@ class PostgresConnector:
             with _unavailable_on_connection_errors():
                 try:
                     async with self._pool.connection() as conn:
-                        if not conn.autocommit:
-                            await conn.set_autocommit(True)
-                        return await PgTx(conn).one(query, **params), tries_left < self._max_size
+                        result = await run(conn)
+                    return result, tries_left < self._max_size
                 except psycopg.OperationalError:
-                    if conn is not None and conn.broken and tries_left:
+                    if conn is not None and conn.broken and resendable() and tries_left:
                         continue
                     raise
         raise AssertionError("unreachable: the last try returns or raises")
