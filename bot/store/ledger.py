@@ -147,10 +147,9 @@ class LedgerOperations(Operations):
         await self._settle(tx, row, attempt, charge, now)
         if row["request"].get("approved_by"):
             # An approved overage was let past its budgets for what the moderator saw: the one
-            # estimate it holds. A retry may spend only what is left of it.
-            charged = await tx.value("job_charged", job_id=row["id"])
-            held = await tx.value("hold_amount", job_id=row["id"])
-            if charged + held <= held:  # what is settled, plus the retry's hold, within the approval
+            # estimate it holds. A retry holds that estimate again, so it fits only while nothing
+            # is settled yet (this attempt's charge included).
+            if await tx.value("job_charged", job_id=row["id"]) == 0:
                 return None
             return "a billed attempt used up what the moderator approved, so it was not retried"
         # The default team budget it was admitted under still caps it.

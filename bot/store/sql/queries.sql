@@ -285,9 +285,6 @@ SELECT default_limit_micros, default_period FROM holds WHERE job_id = :job_id
 -- name: release_hold
 DELETE FROM holds WHERE job_id = :job_id RETURNING amount_micros, price_version
 
--- name: hold_amount
-SELECT amount_micros FROM holds WHERE job_id = :job_id
-
 -- name: job_charged
 SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM ledger WHERE job_id = :job_id AND entry = 'settlement'
 
